@@ -1,0 +1,29 @@
+"""One compat ``jit`` for every kernel in ``measures`` (the arch library's pattern).
+
+Kernels are written as plain Python over arrays and scalars, then compiled with ``jit``. Setting
+the environment variable ``ADVANCED_RISK_DISABLE_NUMBA=1`` turns compilation off, so the same
+kernels run as plain Python for debugging, coverage and the parity tests. Compiled kernels are
+cached on disk (``cache=True``) so only the very first import pays the compile time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from numba import njit
+
+__all__ = ["NUMBA_DISABLED", "jit"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+NUMBA_DISABLED: bool = os.environ.get("ADVANCED_RISK_DISABLE_NUMBA", "0") not in ("", "0")
+
+
+def jit(func: F) -> F:
+    """Compile ``func`` with ``numba.njit(cache=True)`` unless numba is disabled."""
+    if NUMBA_DISABLED:
+        return func
+    compiled: F = njit(cache=True)(func)
+    return compiled

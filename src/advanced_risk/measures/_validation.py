@@ -1,0 +1,141 @@
+"""The few input checks every public measure uses, so error texts read the same everywhere.
+
+Each check returns a clean ``float64`` C-contiguous array (or the checked scalar) or raises
+:class:`~advanced_risk.errors.InvalidInputError` naming the field, the bad value and what is
+allowed. Kernels behind the public functions trust what these return. Nothing is coerced silently:
+NaN and inf are rejected, not dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from advanced_risk.errors import InvalidInputError
+
+__all__ = [
+    "as_array",
+    "as_matrix",
+    "as_positive",
+    "as_returns",
+    "as_weights",
+    "check_alpha",
+    "check_finite_scalar",
+    "check_positive_int",
+    "check_range",
+    "check_same_length",
+]
+
+FloatArray = NDArray[np.float64]
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def as_array(values: ArrayLike, name: str, *, ndim: int | tuple[int, ...], min_len: int = 1) -> FloatArray:
+    """Return ``values`` as a finite float64 array of the given rank(s) with at least ``min_len`` rows.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``values`` is not numeric, has the wrong rank, too few rows, or holds NaN/inf.
+    """
+    try:
+        arr = np.ascontiguousarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name} must be numeric, got {_describe(values)}") from exc
+    ranks = (ndim,) if isinstance(ndim, int) else ndim
+    if arr.ndim not in ranks:
+        allowed = " or ".join(f"{r}-D" for r in ranks)
+        raise InvalidInputError(f"{name} must be {allowed}, got {arr.ndim}-D with shape {arr.shape}")
+    if arr.shape[0] < min_len:
+        raise InvalidInputError(f"{name} needs at least {min_len} rows, got {arr.shape[0]}")
+    if arr.ndim == 2 and arr.shape[1] < 1:
+        raise InvalidInputError(f"{name} needs at least 1 column, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        where = int(bad[0]) if arr.ndim == 1 else tuple(int(i) for i in bad)
+        raise InvalidInputError(f"{name} must be finite, got {arr[tuple(bad)]} at index {where}")
+    return arr
+
+
+def as_returns(returns: ArrayLike, name: str = "returns", *, min_len: int = 2) -> FloatArray:
+    """A 1-D finite series of simple returns with at least ``min_len`` values."""
+    return as_array(returns, name, ndim=1, min_len=min_len)
+
+
+def as_matrix(values: ArrayLike, name: str = "returns", *, min_rows: int = 2) -> FloatArray:
+    """A 2-D finite (T, n) matrix with at least ``min_rows`` rows (one column per asset)."""
+    return as_array(values, name, ndim=2, min_len=min_rows)
+
+
+def as_positive(values: ArrayLike, name: str, *, ndim: int | tuple[int, ...] = 1, min_len: int = 1) -> FloatArray:
+    """A finite array whose entries are all strictly positive (prices, volatilities)."""
+    arr = as_array(values, name, ndim=ndim, min_len=min_len)
+    if (arr <= 0).any():
+        bad = np.argwhere(arr <= 0)[0]
+        where = int(bad[0]) if arr.ndim == 1 else tuple(int(i) for i in bad)
+        raise InvalidInputError(f"{name} must be > 0, got {arr[tuple(bad)]} at index {where}")
+    return arr
+
+
+def as_weights(weights: ArrayLike, n_assets: int, name: str = "weights") -> FloatArray:
+    """A finite 1-D weight vector with one entry per asset (no sum constraint: cash may be implied)."""
+    w = as_array(weights, name, ndim=1)
+    if w.shape[0] != n_assets:
+        raise InvalidInputError(f"{name} must have one entry per asset ({n_assets}), got {w.shape[0]}")
+    return w
+
+
+def check_finite_scalar(value: Any, name: str) -> float:
+    """A real, finite scalar (bools are refused: ``True`` is not a number here)."""
+    if isinstance(value, bool) or not isinstance(value, Real | np.floating | np.integer):
+        raise InvalidInputError(f"{name} must be a real number, got {_describe(value)}")
+    out = float(value)
+    if not math.isfinite(out):
+        raise InvalidInputError(f"{name} must be finite, got {out}")
+    return out
+
+
+def check_alpha(alpha: Any, name: str = "alpha") -> float:
+    """A confidence level strictly inside (0, 1), e.g. 0.95 or 0.99."""
+    a = check_finite_scalar(alpha, name)
+    if not 0.0 < a < 1.0:
+        raise InvalidInputError(f"{name} must be in (0, 1), got {a}")
+    return a
+
+
+def check_range(
+    value: Any, name: str, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
+) -> float:
+    """A finite scalar in the interval [lo, hi] (each end open when asked)."""
+    v = check_finite_scalar(value, name)
+    below = v <= lo if lo_open else v < lo
+    above = v >= hi if hi_open else v > hi
+    if below or above:
+        left, right = ("(" if lo_open else "["), (")" if hi_open else "]")
+        raise InvalidInputError(f"{name} must be in {left}{lo}, {hi}{right}, got {v}")
+    return v
+
+
+def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
+    """An integer >= ``minimum`` (bools and floats are refused)."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise InvalidInputError(f"{name} must be an integer, got {_describe(value)}")
+    if int(value) < minimum:
+        raise InvalidInputError(f"{name} must be >= {minimum}, got {int(value)}")
+    return int(value)
+
+
+def check_same_length(name_a: str, a: FloatArray, name_b: str, b: FloatArray) -> None:
+    """Two arrays that must share their first dimension (e.g. high and low)."""
+    if a.shape[0] != b.shape[0]:
+        raise InvalidInputError(
+            f"{name_a} and {name_b} must have the same length, got {a.shape[0]} and {b.shape[0]}"
+        )
