@@ -1,0 +1,180 @@
+"""Load and validate price and OHLCV tables; the bundled real data sets.
+
+Two real daily data sets ship inside the package (see ``datasets/SOURCES.md`` for sources and
+licences): adjusted closes of 20 large S&P 500 stocks (1990-2022) and the S&P 500 index OHLCV
+(1999-2018). The loaders verify each file's SHA-256 before parsing it.
+
+``validate_prices`` and ``validate_ohlcv`` accept a DataFrame or a CSV path and either return a
+clean, date-indexed float DataFrame or raise :class:`~advanced_risk.errors.InvalidInputError`
+naming the row (date) and column at fault. Nothing is silently fixed: bad rows are refused, never
+dropped or filled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from importlib import resources
+from os import PathLike
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from advanced_risk.errors import DataIntegrityError, InvalidInputError
+
+__all__ = [
+    "DATASETS",
+    "load_sp500_index",
+    "load_sp500_stocks",
+    "sha256_of",
+    "validate_ohlcv",
+    "validate_prices",
+]
+
+DATASETS: Final[dict[str, str]] = {
+    "sp500_stocks_daily.csv.gz": "ee21cac28befb1d0a739a9ceb22184f995394726aa0cfde9a21941d1ac04ac0d",
+    "sp500_index_ohlcv.csv.gz": "1e028cbb9c400cc018c816ccc439b33c919387e726c3ed5ca2c05c82746059de",
+}
+"""Bundled file name -> SHA-256 of its bytes."""
+
+OHLC_COLUMNS: Final = ("Open", "High", "Low", "Close")
+
+TableSource = pd.DataFrame | str | PathLike[str]
+
+
+def sha256_of(data: bytes) -> str:
+    """Hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read_bundled(name: str) -> bytes:
+    data = (resources.files("advanced_risk") / "datasets" / name).read_bytes()
+    digest = sha256_of(data)
+    if digest != DATASETS[name]:
+        raise DataIntegrityError(f"bundled data set {name} has SHA-256 {digest}, expected {DATASETS[name]}")
+    return data
+
+
+def load_sp500_stocks() -> pd.DataFrame:
+    """Adjusted daily closes of 20 S&P 500 stocks, 1990-01-02 to 2022-12-28 (8,313 rows).
+
+    Returns a DataFrame indexed by ``Date`` with one float column per ticker, validated by
+    :func:`validate_prices`.
+    """
+    raw = pd.read_csv(io.BytesIO(_read_bundled("sp500_stocks_daily.csv.gz")), compression="gzip")
+    return validate_prices(raw)
+
+
+def load_sp500_index() -> pd.DataFrame:
+    """S&P 500 index daily OHLCV with ``Adj Close``, 1999-01-04 to 2018-12-31 (5,031 rows).
+
+    Returns a DataFrame indexed by ``Date`` with columns Open, High, Low, Close, Adj Close, Volume,
+    validated by :func:`validate_ohlcv`.
+    """
+    raw = pd.read_csv(io.BytesIO(_read_bundled("sp500_index_ohlcv.csv.gz")), compression="gzip")
+    return validate_ohlcv(raw)
+
+
+def _as_frame(source: TableSource, what: str) -> pd.DataFrame:
+    if isinstance(source, pd.DataFrame):
+        return source.copy()
+    try:
+        return pd.read_csv(source)
+    except FileNotFoundError as exc:
+        raise InvalidInputError(f"{what} file not found: {source}") from exc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise InvalidInputError(f"{what} file {source} cannot be parsed as CSV: {exc}") from exc
+
+
+def _with_date_index(df: pd.DataFrame, what: str) -> pd.DataFrame:
+    if "Date" in df.columns:
+        try:
+            dates = pd.to_datetime(df["Date"], format="mixed")
+        except (ValueError, TypeError) as exc:
+            raise InvalidInputError(f"{what}: column 'Date' holds a value that is not a date ({exc})") from exc
+        df = df.drop(columns="Date").set_index(pd.DatetimeIndex(dates, name="Date"))
+    elif not isinstance(df.index, pd.DatetimeIndex):
+        raise InvalidInputError(f"{what} needs a 'Date' column or a DatetimeIndex")
+    if len(df) < 2:
+        raise InvalidInputError(f"{what} needs at least 2 rows, got {len(df)}")
+    duplicated = df.index.duplicated()
+    if duplicated.any():
+        raise InvalidInputError(f"{what}: duplicate date {df.index[duplicated][0].date()} in column 'Date'")
+    backwards = np.flatnonzero(np.diff(df.index.asi8) < 0)
+    if backwards.size:
+        i = int(backwards[0]) + 1
+        raise InvalidInputError(
+            f"{what}: dates must increase, row {i} ({df.index[i].date()}) comes after {df.index[i - 1].date()}"
+        )
+    return df
+
+
+def _numeric(df: pd.DataFrame, what: str) -> pd.DataFrame:
+    for col in df.columns:
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = values.isna() & df[col].notna()
+        if bad.any():
+            row = df.index[bad.to_numpy()][0]
+            raise InvalidInputError(f"{what}: non-numeric value {df.at[row, col]!r} in column {col!r} at {row.date()}")
+        df[col] = values.astype(np.float64)
+    return df
+
+
+def _first_bad(df: pd.DataFrame, mask: np.ndarray, what: str, problem: str) -> None:
+    if mask.any():
+        r, c = np.argwhere(mask)[0]
+        col = df.columns[c]
+        raise InvalidInputError(
+            f"{what}: {problem} in column {col!r} at row {r} ({df.index[r].date()}), got {df.iat[r, c]}"
+        )
+
+
+def validate_prices(source: TableSource, *, what: str = "prices") -> pd.DataFrame:
+    """Validate a wide price table (Date + one column per asset).
+
+    Accepts a DataFrame (with a ``Date`` column or a DatetimeIndex) or a CSV path. Refuses
+    duplicate or decreasing dates, non-numeric cells, NaN/inf and non-positive prices, naming the
+    row and column.
+    """
+    df = _numeric(_with_date_index(_as_frame(source, what), what), what)
+    if df.shape[1] == 0:
+        raise InvalidInputError(f"{what} needs at least one price column")
+    values = df.to_numpy()
+    _first_bad(df, ~np.isfinite(values), what, "NaN or inf")
+    _first_bad(df, values <= 0, what, "non-positive price")
+    return df
+
+
+def validate_ohlcv(source: TableSource, *, what: str = "ohlcv") -> pd.DataFrame:
+    """Validate an OHLCV table: Date, Open, High, Low, Close, optional Adj Close and Volume.
+
+    Refuses missing columns, duplicate or decreasing dates, NaN/inf, non-positive prices,
+    ``High < max(Open, Close)``, ``Low > min(Open, Close)`` and negative volume, naming the row and
+    column at fault.
+    """
+    df = _numeric(_with_date_index(_as_frame(source, what), what), what)
+    missing = [c for c in OHLC_COLUMNS if c not in df.columns]
+    if missing:
+        raise InvalidInputError(f"{what}: missing column(s) {missing}; found {list(df.columns)}")
+    _first_bad(df, ~np.isfinite(df.to_numpy()), what, "NaN or inf")
+    prices = [c for c in (*OHLC_COLUMNS, "Adj Close") if c in df.columns]
+    _first_bad(df[prices], df[prices].to_numpy() <= 0, what, "non-positive price")
+    o, h, low, c = (df[k].to_numpy() for k in OHLC_COLUMNS)
+    high_bad = h < np.maximum(o, c)
+    if high_bad.any():
+        r = int(np.flatnonzero(high_bad)[0])
+        raise InvalidInputError(
+            f"{what}: High below max(Open, Close) in column 'High' at row {r} ({df.index[r].date()}), "
+            f"got High={h[r]}, Open={o[r]}, Close={c[r]}"
+        )
+    low_bad = low > np.minimum(o, c)
+    if low_bad.any():
+        r = int(np.flatnonzero(low_bad)[0])
+        raise InvalidInputError(
+            f"{what}: Low above min(Open, Close) in column 'Low' at row {r} ({df.index[r].date()}), "
+            f"got Low={low[r]}, Open={o[r]}, Close={c[r]}"
+        )
+    if "Volume" in df.columns:
+        _first_bad(df[["Volume"]], df[["Volume"]].to_numpy() < 0, what, "negative volume")
+    return df

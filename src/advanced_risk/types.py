@@ -1,0 +1,219 @@
+"""Value objects at the API edge: what the bot passes in and what it gets back.
+
+``MarketState`` and ``Portfolio`` are validated once, on construction (``InvalidInputError`` naming
+the field and value); inside the library they are trusted. Both also build from the plain dicts of
+the original design::
+
+    MarketState.from_mapping({"volatility": 0.3, "trend": 0.05})
+    Portfolio.from_mapping({"btc": 0.5, "eth": 0.3, "current_drawdown": 0.02})
+
+``RiskDecision`` is frozen and also reads like a mapping (``decision["leverage"]``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from advanced_risk.errors import InvalidInputError
+from advanced_risk.measures._validation import check_finite_scalar, check_range
+
+__all__ = [
+    "CorrelationState",
+    "HedgeInstruction",
+    "MarketState",
+    "Portfolio",
+    "RiskDecision",
+    "RiskLevel",
+    "TradingState",
+]
+
+
+class TradingState(StrEnum):
+    """Whether new risk may be taken (nautilus_trader's trading states)."""
+
+    ACTIVE = "active"
+    REDUCING = "reducing"
+    HALTED = "halted"
+
+
+class RiskLevel(StrEnum):
+    """Coarse summary of the decision's risk for dashboards and alerts."""
+
+    LOW = "low"
+    ELEVATED = "elevated"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+def _frozen_floats(values: Mapping[str, Any] | None, name: str, *, lo: float = -math.inf) -> Mapping[str, float]:
+    """Validate an asset -> number mapping and return a read-only copy."""
+    if values is None:
+        return MappingProxyType({})
+    if not isinstance(values, Mapping):
+        raise InvalidInputError(f"{name} must be a mapping of asset -> number, got {type(values).__name__}")
+    out: dict[str, float] = {}
+    for asset, value in values.items():
+        if not isinstance(asset, str) or not asset:
+            raise InvalidInputError(f"{name} keys must be non-empty asset names, got {asset!r}")
+        v = check_finite_scalar(value, f"{name}[{asset!r}]")
+        if v <= lo:
+            raise InvalidInputError(f"{name}[{asset!r}] must be > {lo}, got {v}")
+        out[asset] = v
+    return MappingProxyType(out)
+
+
+def _optional(value: Any, name: str, lo: float, hi: float) -> float | None:
+    return None if value is None else check_range(value, name, lo, hi)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarketState:
+    """What the market looks like this bar.
+
+    Attributes
+    ----------
+    returns : asset -> simple return of this bar (> -1). Feeds the VaR/correlation tracker.
+    prices : asset -> last price (> 0). Needed for stop levels and position sizes in units.
+    high, low : asset -> bar high / low (> 0). With ``prices`` as the close they give ATR.
+    volatility : summary annualised volatility (>= 0), e.g. 0.3; drives volatility-target leverage
+        when per-asset returns are not given.
+    trend : summary trend signal (finite, e.g. 0.05 for +5 %).
+    """
+
+    returns: Mapping[str, float] = field(default_factory=dict)
+    prices: Mapping[str, float] = field(default_factory=dict)
+    high: Mapping[str, float] = field(default_factory=dict)
+    low: Mapping[str, float] = field(default_factory=dict)
+    volatility: float | None = None
+    trend: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "returns", _frozen_floats(self.returns, "market_state.returns", lo=-1.0))
+        for name in ("prices", "high", "low"):
+            object.__setattr__(self, name, _frozen_floats(getattr(self, name), f"market_state.{name}", lo=0.0))
+        object.__setattr__(self, "volatility", _optional(self.volatility, "market_state.volatility", 0.0, 100.0))
+        if self.trend is not None:
+            object.__setattr__(self, "trend", check_finite_scalar(self.trend, "market_state.trend"))
+        for asset, hi in self.high.items():
+            lo = self.low.get(asset)
+            if lo is not None and hi < lo:
+                raise InvalidInputError(f"market_state.high[{asset!r}]={hi} is below market_state.low={lo}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> MarketState:
+        """Build from a plain dict; unknown keys raise ``InvalidInputError`` (typos are not ignored)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InvalidInputError(f"market_state has unknown field(s) {unknown}; known: {sorted(known)}")
+        return cls(**dict(values))
+
+
+_PORTFOLIO_FIELDS = ("current_drawdown", "equity", "peak_equity")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Portfolio:
+    """What the bot holds now.
+
+    Attributes
+    ----------
+    weights : asset -> fraction of equity (finite; negative for shorts). Cash is ``1 - sum``.
+    current_drawdown : drawdown from peak equity as a fraction in [0, 1].
+    equity : account equity in currency (> 0), needed for position sizes in currency and units.
+    peak_equity : highest equity seen (>= equity) if the bot tracks it; else the state store does.
+    """
+
+    weights: Mapping[str, float] = field(default_factory=dict)
+    current_drawdown: float = 0.0
+    equity: float | None = None
+    peak_equity: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weights", _frozen_floats(self.weights, "portfolio.weights"))
+        object.__setattr__(
+            self, "current_drawdown", check_range(self.current_drawdown, "portfolio['current_drawdown']", 0.0, 1.0)
+        )
+        object.__setattr__(self, "equity", _optional(self.equity, "portfolio.equity", 0.0, math.inf))
+        object.__setattr__(self, "peak_equity", _optional(self.peak_equity, "portfolio.peak_equity", 0.0, math.inf))
+        if self.equity is not None and self.equity <= 0:
+            raise InvalidInputError(f"portfolio.equity must be > 0, got {self.equity}")
+        if self.equity is not None and self.peak_equity is not None and self.peak_equity < self.equity:
+            raise InvalidInputError(
+                f"portfolio.peak_equity ({self.peak_equity}) must be >= portfolio.equity ({self.equity})"
+            )
+
+    @property
+    def cash_weight(self) -> float:
+        """The weight not invested in any asset: ``1 - sum(weights)``."""
+        return 1.0 - math.fsum(self.weights.values())
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Portfolio:
+        """Build from the seed's flat dict: reserved keys are fields, every other key is an asset weight."""
+        scalars = {k: values[k] for k in _PORTFOLIO_FIELDS if k in values}
+        nested = values.get("weights")
+        if nested is not None:
+            extra = sorted(set(values) - {*_PORTFOLIO_FIELDS, "weights"})
+            if extra:
+                raise InvalidInputError(f"portfolio has both 'weights' and flat asset keys {extra}; use one")
+            return cls(weights=nested, **scalars)
+        weights = {k: v for k, v in values.items() if k not in _PORTFOLIO_FIELDS}
+        return cls(weights=weights, **scalars)
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeInstruction:
+    """Whether to hedge, how much of the exposure (0..1), and why."""
+
+    active: bool
+    ratio: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CorrelationState:
+    """Average pairwise correlation of the assets and whether a correlation shock is on."""
+
+    average: float
+    shock: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskDecision(Mapping[str, Any]):
+    """The answer of ``manage_risk``: frozen, and readable as a mapping (``decision["leverage"]``)."""
+
+    rebalance_weights: Mapping[str, float]
+    leverage: float
+    hedge: HedgeInstruction
+    position_sizes: Mapping[str, float]
+    stop_levels: Mapping[str, float]
+    var: float
+    cvar: float
+    correlation: CorrelationState
+    risk_level: RiskLevel
+    trading_state: TradingState
+    uncertainty: float | None = None
+    alerts: tuple[str, ...] = ()
+    degraded: bool = False
+    latency_ms: float = 0.0
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._keys():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys())
+
+    def __len__(self) -> int:
+        return len(self._keys())
+
+    @classmethod
+    def _keys(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))

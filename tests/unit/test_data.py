@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from advanced_risk import data
+from advanced_risk.errors import DataIntegrityError, InvalidInputError
+
+
+def test_bundled_stocks_load_with_expected_shape_and_dates(sp500_stocks: pd.DataFrame) -> None:
+    assert sp500_stocks.shape == (8313, 20)
+    assert sp500_stocks.index[0] == pd.Timestamp("1990-01-02")
+    assert sp500_stocks.index[-1] == pd.Timestamp("2022-12-28")
+    assert list(sp500_stocks.columns[:3]) == ["AAPL", "AMD", "BAC"]
+
+
+def test_bundled_index_loads_with_ohlcv_columns(sp500_index: pd.DataFrame) -> None:
+    assert sp500_index.shape == (5031, 6)
+    assert list(sp500_index.columns) == ["Open", "High", "Low", "Close", "Adj Close", "Volume"]
+    assert sp500_index.index[0] == pd.Timestamp("1999-01-04")
+    assert sp500_index.index[-1] == pd.Timestamp("2018-12-31")
+
+
+def test_bundled_files_match_recorded_sha256() -> None:
+    from importlib import resources
+
+    for name, digest in data.DATASETS.items():
+        raw = (resources.files("advanced_risk") / "datasets" / name).read_bytes()
+        assert data.sha256_of(raw) == digest
+
+
+def test_tampered_bundled_file_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(data.DATASETS, "sp500_index_ohlcv.csv.gz", "0" * 64)
+    with pytest.raises(DataIntegrityError, match="SHA-256"):
+        data.load_sp500_index()
+
+
+def _ohlcv() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "Date": ["2020-01-01", "2020-01-02", "2020-01-03"],
+            "Open": [10.0, 11.0, 12.0],
+            "High": [11.0, 12.0, 13.0],
+            "Low": [9.0, 10.0, 11.0],
+            "Close": [10.5, 11.5, 12.5],
+            "Volume": [100.0, 200.0, 300.0],
+        }
+    )
+
+
+def _break(column: str, row: int, value: object) -> pd.DataFrame:
+    df = _ohlcv()
+    df[column] = df[column].astype(object)
+    df.loc[row, column] = value
+    return df
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        pytest.param(_break("Date", 2, "2020-01-02"), "duplicate date 2020-01-02", id="duplicate-date"),
+        pytest.param(_break("Date", 2, "2019-12-31"), "dates must increase, row 2", id="decreasing-date"),
+        pytest.param(_break("Close", 1, np.nan), "NaN or inf in column 'Close' at row 1", id="nan"),
+        pytest.param(_break("High", 0, np.inf), "NaN or inf in column 'High' at row 0", id="inf"),
+        pytest.param(_break("Open", 1, -1.0), "non-positive price in column 'Open' at row 1", id="negative-price"),
+        pytest.param(_break("High", 1, 11.2), "High below max\\(Open, Close\\) in column 'High' at row 1", id="high"),
+        pytest.param(_break("Low", 2, 12.2), "Low above min\\(Open, Close\\) in column 'Low' at row 2", id="low"),
+        pytest.param(_break("Volume", 0, -5.0), "negative volume in column 'Volume' at row 0", id="volume"),
+        pytest.param(_break("Close", 0, "abc"), "non-numeric value 'abc' in column 'Close'", id="non-numeric"),
+        pytest.param(_ohlcv().drop(columns="Low"), "missing column\\(s\\) \\['Low'\\]", id="missing-column"),
+        pytest.param(_ohlcv().iloc[:1], "at least 2 rows", id="too-short"),
+    ],
+)
+def test_validate_ohlcv_rejects_bad_rows_naming_row_and_column(frame: pd.DataFrame, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        data.validate_ohlcv(frame)
+
+
+def test_validate_ohlcv_accepts_clean_frame_and_indexes_by_date() -> None:
+    out = data.validate_ohlcv(_ohlcv())
+    assert isinstance(out.index, pd.DatetimeIndex)
+    assert out["Close"].dtype == np.float64
+
+
+def test_validate_prices_reads_csv_path(tmp_path: Path) -> None:
+    path = tmp_path / "prices.csv"
+    path.write_text("Date,A,B\n2020-01-01,1.0,2.0\n2020-01-02,1.1,2.1\n")
+    assert data.validate_prices(path).shape == (2, 2)
+
+
+def test_validate_prices_rejects_zero_price_naming_column(tmp_path: Path) -> None:
+    path = tmp_path / "prices.csv"
+    path.write_text("Date,A,B\n2020-01-01,1.0,2.0\n2020-01-02,1.1,0.0\n")
+    with pytest.raises(InvalidInputError, match="non-positive price in column 'B' at row 1"):
+        data.validate_prices(path)
+
+
+def test_missing_csv_is_invalid_input(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="file not found"):
+        data.validate_prices(tmp_path / "nope.csv")
+
+
+def test_binary_garbage_csv_is_invalid_input(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.csv"
+    path.write_bytes(gzip.compress(b"\x00\xff" * 100))
+    with pytest.raises(InvalidInputError):
+        data.validate_prices(path)
