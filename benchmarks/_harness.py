@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 
-def median_seconds(fn: Callable[[], Any], *, repeats: int = 7, warmup: int = 1, min_time: float = 0.05) -> float:
+def median_seconds(
+    fn: Callable[[], Any], *, repeats: int = 7, warmup: int = 1, min_time: float = 0.05
+) -> float:
     """Median wall time of one call of ``fn``; each repeat loops until ``min_time`` has passed."""
     for _ in range(warmup):
         fn()

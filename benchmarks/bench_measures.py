@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import Row, print_table  # noqa: E402
+from _harness import Row, print_table
 
 SECTIONS = ("covariance", "var", "indicators")
 

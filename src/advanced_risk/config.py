@@ -80,7 +80,8 @@ class TrackerConfig(_ConfigMixin):
         _collect(
             [
                 lambda: _require(
-                    isinstance(self.window, int) and self.window >= 20, f"window must be >= 20, got {self.window}"
+                    isinstance(self.window, int) and self.window >= 20,
+                    f"window must be >= 20, got {self.window}",
                 ),
                 lambda: _require(0 < self.alpha < 1, f"alpha must be in (0, 1), got {self.alpha}"),
                 lambda: VaRMethod(self.method),
@@ -88,7 +89,8 @@ class TrackerConfig(_ConfigMixin):
                     0 < self.ewma_lambda < 1, f"ewma_lambda must be in (0, 1), got {self.ewma_lambda}"
                 ),
                 lambda: _require(
-                    0 < self.baseline_lambda < 1, f"baseline_lambda must be in (0, 1), got {self.baseline_lambda}"
+                    0 < self.baseline_lambda < 1,
+                    f"baseline_lambda must be in (0, 1), got {self.baseline_lambda}",
                 ),
                 lambda: _require(
                     0 < self.clear_margin < self.shock_margin < 2,

@@ -92,7 +92,9 @@ def _with_date_index(df: pd.DataFrame, what: str) -> pd.DataFrame:
         try:
             dates = pd.to_datetime(df["Date"], format="mixed")
         except (ValueError, TypeError) as exc:
-            raise InvalidInputError(f"{what}: column 'Date' holds a value that is not a date ({exc})") from exc
+            raise InvalidInputError(
+                f"{what}: column 'Date' holds a value that is not a date ({exc})"
+            ) from exc
         df = df.drop(columns="Date").set_index(pd.DatetimeIndex(dates, name="Date"))
     elif not isinstance(df.index, pd.DatetimeIndex):
         raise InvalidInputError(f"{what} needs a 'Date' column or a DatetimeIndex")
@@ -101,11 +103,12 @@ def _with_date_index(df: pd.DataFrame, what: str) -> pd.DataFrame:
     duplicated = df.index.duplicated()
     if duplicated.any():
         raise InvalidInputError(f"{what}: duplicate date {df.index[duplicated][0].date()} in column 'Date'")
-    backwards = np.flatnonzero(np.diff(df.index.asi8) < 0)
+    backwards = np.flatnonzero(np.diff(df.index.to_numpy().astype(np.int64)) < 0)
     if backwards.size:
         i = int(backwards[0]) + 1
         raise InvalidInputError(
-            f"{what}: dates must increase, row {i} ({df.index[i].date()}) comes after {df.index[i - 1].date()}"
+            f"{what}: dates must increase, row {i} ({df.index[i].date()}) "
+            f"comes after {df.index[i - 1].date()}"
         )
     return df
 
@@ -116,7 +119,9 @@ def _numeric(df: pd.DataFrame, what: str) -> pd.DataFrame:
         bad = values.isna() & df[col].notna()
         if bad.any():
             row = df.index[bad.to_numpy()][0]
-            raise InvalidInputError(f"{what}: non-numeric value {df.at[row, col]!r} in column {col!r} at {row.date()}")
+            raise InvalidInputError(
+                f"{what}: non-numeric value {df.at[row, col]!r} in column {col!r} at {row.date()}"
+            )
         df[col] = values.astype(np.float64)
     return df
 
@@ -126,7 +131,7 @@ def _first_bad(df: pd.DataFrame, mask: np.ndarray, what: str, problem: str) -> N
         r, c = np.argwhere(mask)[0]
         col = df.columns[c]
         raise InvalidInputError(
-            f"{what}: {problem} in column {col!r} at row {r} ({df.index[r].date()}), got {df.iat[r, c]}"
+            f"{what}: {problem} in column {col!r} at row {r} ({df.index[r].date()}), got {float(df.iat[r, c])}"
         )
 
 

@@ -50,7 +50,9 @@ class RiskLevel(StrEnum):
     CRITICAL = "critical"
 
 
-def _frozen_floats(values: Mapping[str, Any] | None, name: str, *, lo: float = -math.inf) -> Mapping[str, float]:
+def _frozen_floats(
+    values: Mapping[str, Any] | None, name: str, *, lo: float = -math.inf
+) -> Mapping[str, float]:
     """Validate an asset -> number mapping and return a read-only copy."""
     if values is None:
         return MappingProxyType({})
@@ -95,8 +97,12 @@ class MarketState:
     def __post_init__(self) -> None:
         object.__setattr__(self, "returns", _frozen_floats(self.returns, "market_state.returns", lo=-1.0))
         for name in ("prices", "high", "low"):
-            object.__setattr__(self, name, _frozen_floats(getattr(self, name), f"market_state.{name}", lo=0.0))
-        object.__setattr__(self, "volatility", _optional(self.volatility, "market_state.volatility", 0.0, 100.0))
+            object.__setattr__(
+                self, name, _frozen_floats(getattr(self, name), f"market_state.{name}", lo=0.0)
+            )
+        object.__setattr__(
+            self, "volatility", _optional(self.volatility, "market_state.volatility", 0.0, 100.0)
+        )
         if self.trend is not None:
             object.__setattr__(self, "trend", check_finite_scalar(self.trend, "market_state.trend"))
         for asset, hi in self.high.items():
@@ -137,10 +143,14 @@ class Portfolio:
     def __post_init__(self) -> None:
         object.__setattr__(self, "weights", _frozen_floats(self.weights, "portfolio.weights"))
         object.__setattr__(
-            self, "current_drawdown", check_range(self.current_drawdown, "portfolio['current_drawdown']", 0.0, 1.0)
+            self,
+            "current_drawdown",
+            check_range(self.current_drawdown, "portfolio['current_drawdown']", 0.0, 1.0),
         )
         object.__setattr__(self, "equity", _optional(self.equity, "portfolio.equity", 0.0, math.inf))
-        object.__setattr__(self, "peak_equity", _optional(self.peak_equity, "portfolio.peak_equity", 0.0, math.inf))
+        object.__setattr__(
+            self, "peak_equity", _optional(self.peak_equity, "portfolio.peak_equity", 0.0, math.inf)
+        )
         if self.equity is not None and self.equity <= 0:
             raise InvalidInputError(f"portfolio.equity must be > 0, got {self.equity}")
         if self.equity is not None and self.peak_equity is not None and self.peak_equity < self.equity:

@@ -63,12 +63,18 @@ def test_seed_dicts_build_market_state_and_portfolio() -> None:
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        pytest.param(lambda: Portfolio.from_mapping({"current_drawdown": 1.5}), r"current_drawdown", id="dd>1"),
-        pytest.param(lambda: Portfolio.from_mapping({"btc": float("nan")}), r"weights\['btc'\]", id="nan-weight"),
+        pytest.param(
+            lambda: Portfolio.from_mapping({"current_drawdown": 1.5}), r"current_drawdown", id="dd>1"
+        ),
+        pytest.param(
+            lambda: Portfolio.from_mapping({"btc": float("nan")}), r"weights\['btc'\]", id="nan-weight"
+        ),
         pytest.param(lambda: Portfolio(equity=-5.0), r"portfolio.equity", id="negative-equity"),
         pytest.param(lambda: MarketState(volatility=-0.1), r"market_state.volatility", id="negative-vol"),
         pytest.param(lambda: MarketState(prices={"A": 0.0}), r"market_state.prices\['A'\]", id="zero-price"),
-        pytest.param(lambda: MarketState(returns={"A": -1.5}), r"market_state.returns\['A'\]", id="return<-1"),
+        pytest.param(
+            lambda: MarketState(returns={"A": -1.5}), r"market_state.returns\['A'\]", id="return<-1"
+        ),
         pytest.param(lambda: MarketState.from_mapping({"volatilty": 0.2}), r"unknown field", id="typo"),
         pytest.param(lambda: MarketState(trend=True), r"market_state.trend", id="bool-trend"),
         pytest.param(lambda: MarketState(high={"A": 1.0}, low={"A": 2.0}), r"below", id="high<low"),

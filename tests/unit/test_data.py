@@ -66,11 +66,19 @@ def _break(column: str, row: int, value: object) -> pd.DataFrame:
         pytest.param(_break("Date", 2, "2019-12-31"), "dates must increase, row 2", id="decreasing-date"),
         pytest.param(_break("Close", 1, np.nan), "NaN or inf in column 'Close' at row 1", id="nan"),
         pytest.param(_break("High", 0, np.inf), "NaN or inf in column 'High' at row 0", id="inf"),
-        pytest.param(_break("Open", 1, -1.0), "non-positive price in column 'Open' at row 1", id="negative-price"),
-        pytest.param(_break("High", 1, 11.2), "High below max\\(Open, Close\\) in column 'High' at row 1", id="high"),
-        pytest.param(_break("Low", 2, 12.2), "Low above min\\(Open, Close\\) in column 'Low' at row 2", id="low"),
+        pytest.param(
+            _break("Open", 1, -1.0), "non-positive price in column 'Open' at row 1", id="negative-price"
+        ),
+        pytest.param(
+            _break("High", 1, 11.2), "High below max\\(Open, Close\\) in column 'High' at row 1", id="high"
+        ),
+        pytest.param(
+            _break("Low", 2, 12.2), "Low above min\\(Open, Close\\) in column 'Low' at row 2", id="low"
+        ),
         pytest.param(_break("Volume", 0, -5.0), "negative volume in column 'Volume' at row 0", id="volume"),
-        pytest.param(_break("Close", 0, "abc"), "non-numeric value 'abc' in column 'Close'", id="non-numeric"),
+        pytest.param(
+            _break("Close", 0, "abc"), "non-numeric value 'abc' in column 'Close'", id="non-numeric"
+        ),
         pytest.param(_ohlcv().drop(columns="Low"), "missing column\\(s\\) \\['Low'\\]", id="missing-column"),
         pytest.param(_ohlcv().iloc[:1], "at least 2 rows", id="too-short"),
     ],

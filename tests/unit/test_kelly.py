@@ -51,7 +51,9 @@ def test_multi_asset_kelly_rejects_shape_mismatch() -> None:
         pytest.param(0.4, 1.0, 1.0, 0.4, id="full-kelly"),
     ],
 )
-def test_fractional_kelly_scales_clips_and_caps(full: float, fraction: float, cap: float, expected: float) -> None:
+def test_fractional_kelly_scales_clips_and_caps(
+    full: float, fraction: float, cap: float, expected: float
+) -> None:
     assert fractional_kelly(full, fraction, cap) == pytest.approx(expected, abs=1e-15)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from numba import njit
 
@@ -25,5 +25,4 @@ def jit(func: F) -> F:
     """Compile ``func`` with ``numba.njit(cache=True)`` unless numba is disabled."""
     if NUMBA_DISABLED:
         return func
-    compiled: F = njit(cache=True)(func)
-    return compiled
+    return cast(F, njit(cache=True)(func))

@@ -75,7 +75,9 @@ def as_matrix(values: ArrayLike, name: str = "returns", *, min_rows: int = 2) ->
     return as_array(values, name, ndim=2, min_len=min_rows)
 
 
-def as_positive(values: ArrayLike, name: str, *, ndim: int | tuple[int, ...] = 1, min_len: int = 1) -> FloatArray:
+def as_positive(
+    values: ArrayLike, name: str, *, ndim: int | tuple[int, ...] = 1, min_len: int = 1
+) -> FloatArray:
     """A finite array whose entries are all strictly positive (prices, volatilities)."""
     arr = as_array(values, name, ndim=ndim, min_len=min_len)
     if (arr <= 0).any():

@@ -73,7 +73,9 @@ def kelly_multi_asset(mu: ArrayLike, cov: ArrayLike) -> FloatArray:
     m = as_array(mu, "mu", ndim=1)
     c = as_array(cov, "cov", ndim=2)
     if c.shape != (m.shape[0], m.shape[0]):
-        raise InvalidInputError(f"cov must have shape ({m.shape[0]}, {m.shape[0]}) to match mu, got {c.shape}")
+        raise InvalidInputError(
+            f"cov must have shape ({m.shape[0]}, {m.shape[0]}) to match mu, got {c.shape}"
+        )
     if not np.allclose(c, c.T, rtol=1e-10, atol=1e-14):
         raise InvalidInputError("cov must be symmetric")
     try:

@@ -1,5 +1,8 @@
 """Volatility kernels: true range, Wilder ATR, realised volatility and the variance filters.
 
+Bar measures (true range, ATR) follow TA-Lib's conventions exactly: same length as the input, with
+a NaN prefix as long as TA-Lib's lookback. Rolling measures put NaN where the window is not full.
+
 The variance filters (EWMA and GJR-GARCH(1,1) recursions) return one-step-ahead forecasts:
 ``out[t]`` is the variance forecast for bar ``t`` made with returns up to ``t - 1``, and
 ``out[T]`` is the forecast for the next, not yet seen bar. Filtered historical simulation
@@ -12,9 +15,25 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from advanced_risk.measures._jit import jit
-from advanced_risk.measures._validation import FloatArray, as_returns, check_finite_scalar, check_range
+from advanced_risk.errors import InvalidInputError
+from advanced_risk.measures._validation import (
+    FloatArray,
+    as_positive,
+    as_returns,
+    check_finite_scalar,
+    check_positive_int,
+    check_range,
+    check_same_length,
+)
 
-__all__ = ["ewma_variance", "gjr_garch_variance"]
+__all__ = [
+    "ewma_variance",
+    "ewma_volatility",
+    "gjr_garch_variance",
+    "realised_volatility",
+    "true_range",
+    "wilder_atr",
+]
 
 
 def _ewma_variance_python(returns: FloatArray, lam: float, init: float) -> FloatArray:
@@ -105,3 +124,256 @@ def gjr_garch_variance(
     b = check_range(beta, "beta", 0.0, 1.0, hi_open=True)
     s0 = float(np.mean((r - m) ** 2)) if init is None else check_range(init, "init", 0.0, np.inf, hi_open=True)
     return _gjr_garch_variance(r, m, w, a, g, b, s0)
+
+
+# --- OHLC validation (shared with indicators.stochastic) -----------------------------------------
+
+
+def _first_bad_bar_python(high: FloatArray, low: FloatArray, close: FloatArray) -> int:
+    for i in range(high.shape[0]):
+        h = high[i]
+        lo = low[i]
+        c = close[i]
+        # NaN fails every comparison, so one chain rejects NaN, inf, non-positive and high < low.
+        if not (lo > 0.0 and h >= lo and h < np.inf and c > 0.0 and c < np.inf):
+            return i
+    return -1
+
+
+_first_bad_bar = jit(_first_bad_bar_python)
+
+
+def _as_price(values: ArrayLike, name: str) -> FloatArray:
+    try:
+        arr: FloatArray | None = np.ascontiguousarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or arr.ndim != 1:
+        return as_positive(values, name)  # raises, naming the field
+    return arr
+
+
+def as_ohlc(
+    high: ArrayLike, low: ArrayLike, close: ArrayLike, *, min_len: int = 2
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Check one bar series: 1-D, same lengths, finite, positive prices, ``high >= low`` everywhere.
+
+    The fast path is one compiled pass over the three arrays; only a failing series pays for the
+    per-field checks that build the error message.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the field, the bad value and its index, e.g. ``"high must be >= low, got high=9.0 <
+        low=10.0 at index 3"``.
+    """
+    h, lo, c = _as_price(high, "high"), _as_price(low, "low"), _as_price(close, "close")
+    check_same_length("high", h, "low", lo)
+    check_same_length("high", h, "close", c)
+    if h.shape[0] < min_len:
+        raise InvalidInputError(f"high, low and close need at least {min_len} bars, got {h.shape[0]}")
+    if _first_bad_bar(h, lo, c) >= 0:
+        for name, arr in (("high", h), ("low", lo), ("close", c)):
+            as_positive(arr, name)
+        i = int(np.argmax(h < lo))
+        raise InvalidInputError(f"high must be >= low, got high={h[i]} < low={lo[i]} at index {i}")
+    return h, lo, c
+
+
+# --- true range and Wilder ATR -------------------------------------------------------------------
+
+
+def _true_range_python(high: FloatArray, low: FloatArray, close: FloatArray) -> FloatArray:
+    n = high.shape[0]
+    out = np.empty(n)
+    out[0] = np.nan
+    for t in range(1, n):
+        prev = close[t - 1]
+        tr = high[t] - low[t]
+        up = abs(prev - high[t])
+        down = abs(prev - low[t])
+        if up > tr:
+            tr = up
+        if down > tr:
+            tr = down
+        out[t] = tr
+    return out
+
+
+_true_range = jit(_true_range_python)
+
+
+def _wilder_atr_python(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> FloatArray:
+    tr = _true_range(high, low, close)
+    out = np.full(tr.shape[0], np.nan)
+    total = 0.0
+    for t in range(1, n + 1):
+        total += tr[t]
+    atr = total / n
+    out[n] = atr
+    for t in range(n + 1, tr.shape[0]):
+        atr *= n - 1
+        atr += tr[t]
+        atr /= n
+        out[t] = atr
+    return out
+
+
+_wilder_atr = jit(_wilder_atr_python)
+
+
+def true_range(high: ArrayLike, low: ArrayLike, close: ArrayLike) -> FloatArray:
+    """True range of each bar.
+
+    ``TR[t] = max(H[t] - L[t], |H[t] - C[t-1]|, |L[t] - C[t-1]|)`` for ``t >= 1``; ``TR[0]`` is NaN
+    (no previous close), as in TA-Lib's ``TRANGE``.
+
+    Parameters
+    ----------
+    high, low, close : 1-D price arrays of the same length (at least 2), finite, > 0, ``high >= low``.
+
+    Returns
+    -------
+    Array of the same length as the input; ``out[0]`` is NaN.
+
+    Examples
+    --------
+    >>> true_range([10.0, 11.0, 12.0], [9.0, 10.0, 9.5], [9.5, 10.5, 11.0]).tolist()
+    [nan, 1.5, 2.5]
+    """
+    h, lo, c = as_ohlc(high, low, close, min_len=2)
+    return _true_range(h, lo, c)
+
+
+def wilder_atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14) -> FloatArray:
+    """Wilder's average true range (TA-Lib's ``ATR``).
+
+    ``ATR[n] = mean(TR[1..n])``, then ``ATR[t] = (ATR[t-1] * (n - 1) + TR[t]) / n`` for ``t > n``.
+
+    Parameters
+    ----------
+    high, low, close : 1-D price arrays of the same length (at least ``n + 1``), finite, > 0,
+        ``high >= low``.
+    n : smoothing period, >= 1 (``n = 1`` gives the true range).
+
+    Returns
+    -------
+    Array of the same length as the input; ``out[:n]`` is NaN (TA-Lib's lookback of ``n``).
+
+    Examples
+    --------
+    >>> wilder_atr([10.0, 11.0, 12.0, 12.0], [9.0, 10.0, 9.5, 11.0], [9.5, 10.5, 11.0, 11.5], n=2).tolist()
+    [nan, nan, 2.0, 1.5]
+    """
+    period = check_positive_int(n, "n")
+    h, lo, c = as_ohlc(high, low, close, min_len=period + 1)
+    return _wilder_atr(h, lo, c, period)
+
+
+# --- realised and EWMA volatility ----------------------------------------------------------------
+
+
+def _rolling_mean_std_python(x: FloatArray, window: int, ddof: int) -> tuple[FloatArray, FloatArray]:
+    """Rolling mean (running sum, TA-Lib's SMA order of operations) and std with ``ddof``.
+
+    The sum of squared deviations ``m2`` is slid in O(1) per bar with
+    ``m2 += (x_in - x_out) * (x_in - mean_new + x_out - mean_old)``, which stays accurate where the
+    textbook ``sum(x^2)/n - mean^2`` loses digits on prices far from zero.
+    """
+    size = x.shape[0]
+    mean = np.full(size, np.nan)
+    std = np.full(size, np.nan)
+    total = 0.0
+    for t in range(window - 1):
+        total += x[t]
+    total += x[window - 1]
+    mu = total / window
+    total -= x[0]
+    m2 = 0.0
+    for t in range(window):
+        d = x[t] - mu
+        m2 += d * d
+    mean[window - 1] = mu
+    std[window - 1] = np.sqrt(m2 / (window - ddof))
+    for t in range(window, size):
+        x_in = x[t]
+        x_out = x[t - window]
+        total += x_in
+        mu_new = total / window
+        total -= x[t - window + 1]
+        m2 += (x_in - x_out) * (x_in - mu_new + x_out - mu)
+        if m2 < 0.0:
+            m2 = 0.0
+        mu = mu_new
+        mean[t] = mu
+        std[t] = np.sqrt(m2 / (window - ddof))
+    return mean, std
+
+
+_rolling_mean_std = jit(_rolling_mean_std_python)
+
+
+def _annualise(periods_per_year: int | None) -> float:
+    if periods_per_year is None:
+        return 1.0
+    return float(np.sqrt(check_positive_int(periods_per_year, "periods_per_year")))
+
+
+def realised_volatility(
+    returns: ArrayLike, window: int, *, periods_per_year: int | None = None
+) -> FloatArray:
+    """Rolling realised volatility: the sample standard deviation of the last ``window`` returns.
+
+    ``vol[t] = sqrt(sum_{i=t-w+1..t} (r[i] - mean)^2 / (w - 1)) * sqrt(periods_per_year)``.
+
+    Parameters
+    ----------
+    returns : 1-D array of simple returns, finite, at least ``window`` values.
+    window : number of returns per estimate, >= 2.
+    periods_per_year : if given (252 for daily bars), annualise by ``sqrt(periods_per_year)``;
+        by default the volatility is per period, in the units of ``returns``.
+
+    Returns
+    -------
+    Array of the same length as ``returns``; ``out[:window - 1]`` is NaN, ``out[t]`` uses
+    ``returns[t - window + 1 .. t]`` (matches ``pandas.Series.rolling(window).std()``).
+
+    Examples
+    --------
+    >>> realised_volatility([0.01, -0.01, 0.03], window=2).round(6).tolist()
+    [nan, 0.014142, 0.028284]
+    """
+    w = check_positive_int(window, "window", minimum=2)
+    r = as_returns(returns, min_len=w)
+    scale = _annualise(periods_per_year)
+    std = _rolling_mean_std(r, w, 1)[1]
+    return std * scale if scale != 1.0 else std
+
+
+def ewma_volatility(
+    returns: ArrayLike, lam: float = 0.94, *, init: float | None = None, periods_per_year: int | None = None
+) -> FloatArray:
+    """RiskMetrics EWMA volatility forecasts: the square root of :func:`ewma_variance`.
+
+    ``vol[t] = sqrt(s2[t])`` with ``s2[t + 1] = lam * s2[t] + (1 - lam) * r[t]**2``, optionally
+    times ``sqrt(periods_per_year)``.
+
+    Parameters
+    ----------
+    returns : 1-D array of simple returns, finite, at least 2 values.
+    lam : decay in (0, 1); RiskMetrics uses 0.94 for daily data.
+    init : starting variance (per period); defaults to the mean of squared returns.
+    periods_per_year : if given, annualise by ``sqrt(periods_per_year)``; by default per period.
+
+    Returns
+    -------
+    Array of length ``len(returns) + 1``: ``out[t]`` forecasts bar ``t``; ``out[-1]`` the next bar.
+
+    Examples
+    --------
+    >>> ewma_volatility([0.01, -0.02], lam=0.5, init=1e-4).round(6).tolist()
+    [0.01, 0.01, 0.015811]
+    """
+    scale = _annualise(periods_per_year)
+    vol: FloatArray = np.sqrt(ewma_variance(returns, lam, init))
+    return vol * scale if scale != 1.0 else vol
