@@ -71,12 +71,16 @@ class TrackerConfig(_ConfigMixin):
     """The correlation-shock flag rises when fast average correlation exceeds the baseline by this."""
     clear_margin: float = 0.075
     """... and clears when the excess falls back below this (hysteresis: clear_margin < shock_margin)."""
+    correlation_warmup: int = 60
+    """Bars before the correlation baseline starts and the shock flag is evaluated (early EWMA is noise)."""
     fhs_window: int = 1000
     """Residual window of filtered historical simulation (longer than ``window``: tails need data)."""
     garch_refit_every: int = 250
     """Bars between GJR-GARCH refits (the fit uses ``arch`` and costs ~0.1-1 s)."""
 
     def __post_init__(self) -> None:
+        if self.method in tuple(VaRMethod):  # a plain string such as "historical" becomes the enum
+            object.__setattr__(self, "method", VaRMethod(self.method))
         _collect(
             [
                 lambda: _require(
@@ -84,7 +88,10 @@ class TrackerConfig(_ConfigMixin):
                     f"window must be >= 20, got {self.window}",
                 ),
                 lambda: _require(0 < self.alpha < 1, f"alpha must be in (0, 1), got {self.alpha}"),
-                lambda: VaRMethod(self.method),
+                lambda: _require(
+                    self.method in tuple(VaRMethod),
+                    f"method must be one of {[m.value for m in VaRMethod]}, got {self.method!r}",
+                ),
                 lambda: _require(
                     0 < self.ewma_lambda < 1, f"ewma_lambda must be in (0, 1), got {self.ewma_lambda}"
                 ),
@@ -96,6 +103,10 @@ class TrackerConfig(_ConfigMixin):
                     0 < self.clear_margin < self.shock_margin < 2,
                     "0 < clear_margin < shock_margin < 2 required, got "
                     f"{self.clear_margin} and {self.shock_margin}",
+                ),
+                lambda: _require(
+                    isinstance(self.correlation_warmup, int) and self.correlation_warmup >= 2,
+                    f"correlation_warmup must be >= 2, got {self.correlation_warmup}",
                 ),
                 lambda: _require(
                     isinstance(self.fhs_window, int) and self.fhs_window >= 100,

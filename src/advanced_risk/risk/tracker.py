@@ -1,0 +1,302 @@
+"""RiskTracker: streaming portfolio VaR/CVaR, EWMA correlation and correlation-shock detection.
+
+The tracker is fed one return vector per bar and answers per bar, without recomputing history:
+
+- a ring buffer of the last ``max(window, fhs_window)`` rows feeds the VaR/CVaR kernels of
+  ``measures.var`` (historical, Gaussian, Cornish-Fisher on the last ``window`` rows; filtered
+  historical simulation on up to ``fhs_window`` rows, with an EWMA or a GJR-GARCH variance
+  filter; the GARCH fit imports ``arch`` lazily, on the first ``fhs_garch`` query);
+- a RiskMetrics EWMA covariance state (``measures.covariance``) gives the fast correlation matrix
+  and its average pairwise correlation in O(n^2) per bar;
+- a slow EWMA of that average is the baseline; the ``correlation_shock`` flag rises when the fast
+  average exceeds the baseline by ``shock_margin`` and clears by itself once the excess falls below
+  ``clear_margin`` (hysteresis, so it does not flap at the boundary).
+
+The ring buffer stores every row twice (at ``i`` and ``i + capacity``), so the last ``m`` rows are
+always one contiguous, chronologically ordered slice: no copy, no wrap-around logic per query.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from advanced_risk.config import TrackerConfig
+from advanced_risk.errors import InvalidInputError
+from advanced_risk.measures._validation import FloatArray, as_weights, check_alpha, check_positive_int
+from advanced_risk.measures.covariance import _covariance_to_correlation, _ewma_step
+from advanced_risk.measures.var import VaRMethod, _as_method, _fhs, _pair_of, _sorted_tail
+from advanced_risk.measures.volatility import _ewma_variance
+
+if TYPE_CHECKING:
+    from advanced_risk.risk.garch import GarchParams
+
+__all__ = ["RiskSnapshot", "RiskTracker", "next_shock_state"]
+
+_DEFAULT_CONFIG = TrackerConfig()  # frozen, so one shared default instance is safe
+_GARCH_MIN_OBS = 100  # fit_gjr_garch's minimum: fewer bars cannot pin down four parameters
+
+
+@dataclass(frozen=True, slots=True)
+class RiskSnapshot:
+    """What the tracker knows about one portfolio after the latest bar."""
+
+    var: float
+    """Value at Risk, a positive loss fraction."""
+    cvar: float
+    """Conditional VaR (expected shortfall), a positive loss fraction, >= var for coherent methods."""
+    method: VaRMethod
+    """The estimator that produced var and cvar."""
+    alpha: float
+    """Confidence level of var and cvar."""
+    average_correlation: float
+    """Average pairwise EWMA correlation (NaN while undefined)."""
+    correlation_shock: bool
+    """Whether the correlation-shock flag is up."""
+    n_observations: int
+    """Bars seen so far."""
+
+
+def next_shock_state(shock: bool, excess: float, shock_margin: float, clear_margin: float) -> bool:
+    """The hysteresis rule of the correlation-shock flag.
+
+    Rises when ``excess > shock_margin``; once up, stays up until ``excess < clear_margin``. Between
+    the two margins the flag keeps its state, so noise around either margin cannot make it flap.
+
+    Examples
+    --------
+    >>> next_shock_state(False, 0.10, 0.15, 0.075), next_shock_state(True, 0.10, 0.15, 0.075)
+    (False, True)
+    """
+    return excess >= clear_margin if shock else excess > shock_margin
+
+
+class RiskTracker:
+    """Streaming risk of an ``n_assets`` universe: VaR/CVaR, EWMA correlation, correlation shocks.
+
+    Parameters
+    ----------
+    n_assets : number of assets (length of every return vector and weight vector), >= 2.
+    config : window lengths, default method and level, decays and shock margins.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> tracker = RiskTracker(3, TrackerConfig(window=50, method=VaRMethod.HISTORICAL))
+    >>> for row in rng.normal(0.0, 0.01, size=(60, 3)):
+    ...     tracker.update(row)
+    >>> tracker.ready, tracker.n_observations
+    (True, 60)
+    >>> 0.0 < tracker.var([0.5, 0.3, 0.2]) < tracker.cvar([0.5, 0.3, 0.2])
+    True
+    """
+
+    def __init__(self, n_assets: int, config: TrackerConfig = _DEFAULT_CONFIG) -> None:
+        if not isinstance(config, TrackerConfig):
+            raise InvalidInputError(f"config must be a TrackerConfig, got {type(config).__name__}")
+        self._n = check_positive_int(n_assets, "n_assets", minimum=2)
+        self._config = config
+        self._method = VaRMethod(config.method)
+        self._capacity = max(config.window, config.fhs_window)
+        self._buffer = np.zeros((2 * self._capacity, self._n))
+        self._pos = 0  # next slot to write, in [0, capacity)
+        self._n_obs = 0
+        self._ewma_state = np.zeros((self._n, self._n))  # unnormalised S_t; the normaliser below
+        self._ewma_weight = 0.0  # c_t = 1 - lam^t
+        self._fast_correlation = math.nan
+        self._baseline = math.nan
+        self._shock = False
+        self._garch: GarchParams | None = None  # fitted lazily, on the first fhs_garch query
+        self._garch_fit_bar: int | None = None
+
+    # ----------------------------------------------------------------------------------- feeding
+    def update(self, returns_row: ArrayLike) -> None:
+        """Add one bar: a vector of simple returns, one per asset, finite. O(n^2)."""
+        try:
+            row = np.asarray(returns_row, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"returns_row must be numeric, got {returns_row!r:.60}") from exc
+        if row.shape != (self._n,):
+            raise InvalidInputError(f"returns_row must have shape ({self._n},), got {row.shape}")
+        if not math.isfinite(float(row @ row)) and not np.isfinite(row).all():  # dot: the fast check
+            bad = int(np.flatnonzero(~np.isfinite(row))[0])
+            raise InvalidInputError(f"returns_row must be finite, got {row[bad]} at index {bad}")
+        cfg = self._config
+        self._buffer[self._pos] = row
+        self._buffer[self._pos + self._capacity] = row
+        self._pos = (self._pos + 1) % self._capacity
+        self._n_obs += 1
+        lam = cfg.ewma_lambda
+        self._fast_correlation = float(_ewma_step(self._ewma_state, row, lam))
+        self._ewma_weight = lam * self._ewma_weight + (1.0 - lam)
+        self._update_shock(self._fast_correlation)
+
+    def _update_shock(self, fast: float) -> None:
+        cfg = self._config
+        if self._n_obs < cfg.correlation_warmup or math.isnan(fast):
+            return
+        if math.isnan(self._baseline):
+            self._baseline = fast  # the baseline starts where the warm-up ends
+            return
+        self._shock = next_shock_state(self._shock, fast - self._baseline, cfg.shock_margin, cfg.clear_margin)
+        self._baseline = cfg.baseline_lambda * self._baseline + (1.0 - cfg.baseline_lambda) * fast
+
+    # ---------------------------------------------------------------------------------- state
+    @property
+    def n_assets(self) -> int:
+        """Number of assets tracked."""
+        return self._n
+
+    @property
+    def config(self) -> TrackerConfig:
+        """The tracker's settings."""
+        return self._config
+
+    @property
+    def n_observations(self) -> int:
+        """Bars fed so far."""
+        return self._n_obs
+
+    @property
+    def ready(self) -> bool:
+        """Whether VaR/CVaR can be answered: at least ``config.window`` bars seen."""
+        return self._n_obs >= self._config.window
+
+    @property
+    def correlation_shock(self) -> bool:
+        """Fast average correlation above its slow baseline (with hysteresis); False during warm-up."""
+        return self._shock
+
+    @property
+    def correlation_baseline(self) -> float:
+        """Slow EWMA of the average pairwise correlation (NaN during warm-up)."""
+        return self._baseline
+
+    @property
+    def garch_params(self) -> GarchParams | None:
+        """GJR-GARCH parameters of the last fhs_garch fit (None before the first fhs_garch query)."""
+        return self._garch
+
+    def average_correlation(self) -> float:
+        """Average pairwise EWMA correlation; undefined pairs skipped; NaN before any is defined."""
+        return self._fast_correlation
+
+    def correlation(self) -> FloatArray:
+        """EWMA correlation matrix (n, n); zero-variance assets have NaN rows and columns."""
+        return _covariance_to_correlation(self._ewma_state)
+
+    def covariance(self) -> FloatArray:
+        """EWMA covariance matrix (n, n) (RiskMetrics, zero mean; zeros before the first bar)."""
+        if self._n_obs == 0:
+            return np.zeros((self._n, self._n))
+        return self._ewma_state / self._ewma_weight
+
+    def recent_returns(self, n_rows: int | None = None) -> FloatArray:
+        """The last ``n_rows`` bars (default ``window``, capped at what was seen), oldest first; a view."""
+        m = min(self._config.window if n_rows is None else n_rows, self._n_obs, self._capacity)
+        end = self._pos + self._capacity
+        return self._buffer[end - m : end]
+
+    # ---------------------------------------------------------------------------------- queries
+    def var(
+        self, weights: ArrayLike, method: VaRMethod | str | None = None, alpha: float | None = None
+    ) -> float:
+        """Portfolio VaR of the next bar, a positive loss fraction.
+
+        Parameters
+        ----------
+        weights : one weight per asset (cash, if any, is implied and returns 0).
+        method : historical, gaussian, cornish_fisher (last ``window`` bars), fhs_ewma or fhs_garch
+            (last ``min(n_observations, fhs_window)`` bars); default ``config.method``. fhs_ewma
+            filters with ``config.ewma_lambda``; fhs_garch with GJR-GARCH(1,1) parameters fitted
+            (``risk.garch``, Student-t) on the queried portfolio's returns at the first query and
+            again once ``config.garch_refit_every`` bars have passed; queries in between, for any
+            weights, reuse those parameters (filtered historical simulation is unchanged by a
+            constant rescaling of the variance path, so mainly the dynamics carry over).
+        alpha : confidence level in (0, 1); default ``config.alpha``.
+        """
+        return self._pair(weights, method, alpha)[0]
+
+    def cvar(
+        self, weights: ArrayLike, method: VaRMethod | str | None = None, alpha: float | None = None
+    ) -> float:
+        """Portfolio CVaR of the next bar, a positive loss fraction; arguments as :meth:`var`."""
+        return self._pair(weights, method, alpha)[1]
+
+    def snapshot(
+        self, weights: ArrayLike, method: VaRMethod | str | None = None, alpha: float | None = None
+    ) -> RiskSnapshot:
+        """VaR, CVaR, average correlation and the shock flag in one frozen record."""
+        var, cvar, m, a = self._pair(weights, method, alpha)
+        return RiskSnapshot(
+            var=var,
+            cvar=cvar,
+            method=m,
+            alpha=a,
+            average_correlation=self._fast_correlation,
+            correlation_shock=self._shock,
+            n_observations=self._n_obs,
+        )
+
+    def _pair(
+        self, weights: ArrayLike, method: VaRMethod | str | None, alpha: float | None
+    ) -> tuple[float, float, VaRMethod, float]:
+        cfg = self._config
+        m = self._method if method is None else _as_method(method)
+        a = cfg.alpha if alpha is None else check_alpha(alpha)
+        w = self._as_weights(weights)
+        if self._n_obs < cfg.window:
+            raise InvalidInputError(
+                f"RiskTracker needs {cfg.window} bars before VaR/CVaR, has {self._n_obs} (check .ready first)"
+            )
+        end = self._pos + self._capacity  # the newest row sits at end - 1
+        if m is VaRMethod.FHS_EWMA or m is VaRMethod.FHS_GARCH:
+            p = self._buffer[end - min(self._n_obs, cfg.fhs_window) : end] @ w
+            var, cvar = self._fhs_pair(p, m, a)
+        elif m is VaRMethod.HISTORICAL:
+            # = _historical(p, a); numpy's SIMD sort is ~6x faster than numba's on 250 fresh values
+            s = np.sort(self._buffer[end - cfg.window : end] @ w)
+            var, cvar = _sorted_tail(s, s.shape[0], 1.0 - a)
+        else:
+            var, cvar = _pair_of(self._buffer[end - cfg.window : end] @ w, a, m)
+        return float(var), float(cvar), m, a
+
+    def _as_weights(self, weights: ArrayLike) -> FloatArray:
+        """``as_weights`` with a fast path for the common case (a finite float vector of the right size)."""
+        if (
+            isinstance(weights, np.ndarray)
+            and weights.dtype == np.float64
+            and weights.shape == (self._n,)
+            and math.isfinite(float(weights @ weights))
+        ):
+            return weights
+        return as_weights(weights, self._n)
+
+    def _fhs_pair(self, p: FloatArray, method: VaRMethod, alpha: float) -> tuple[float, float]:
+        mean_square = float(np.mean(p * p))
+        if mean_square == 0.0:  # all-zero portfolio returns (e.g. all cash): nothing to lose
+            return 0.0, 0.0
+        if method is VaRMethod.FHS_EWMA:
+            return _fhs(p, _ewma_variance(p, self._config.ewma_lambda, mean_square), 0.0, alpha)
+        params = self._garch_params_for(p)
+        return _fhs(p, params.variance(p), params.mu, alpha)
+
+    def _garch_params_for(self, p: FloatArray) -> GarchParams:
+        """GJR-GARCH parameters, refitted on ``p`` when ``garch_refit_every`` bars have passed."""
+        due = (
+            self._garch_fit_bar is None or self._n_obs - self._garch_fit_bar >= self._config.garch_refit_every
+        )
+        if due or self._garch is None:
+            if p.shape[0] < _GARCH_MIN_OBS:
+                raise InvalidInputError(
+                    f"method fhs_garch needs {_GARCH_MIN_OBS} bars for its fit, has {p.shape[0]}"
+                )
+            from advanced_risk.risk.garch import fit_gjr_garch  # lazy: the fit imports arch (~1 s)
+
+            self._garch = fit_gjr_garch(p)
+            self._garch_fit_bar = self._n_obs
+        return self._garch
