@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from advanced_risk.measures._jit import jit
 from advanced_risk.errors import InvalidInputError
+from advanced_risk.measures._jit import jit
 from advanced_risk.measures._validation import (
     FloatArray,
     as_positive,
@@ -122,25 +122,28 @@ def gjr_garch_variance(
     a = check_range(alpha, "alpha", 0.0, np.inf, hi_open=True)
     g = check_range(gamma, "gamma", 0.0, np.inf, hi_open=True)
     b = check_range(beta, "beta", 0.0, 1.0, hi_open=True)
-    s0 = float(np.mean((r - m) ** 2)) if init is None else check_range(init, "init", 0.0, np.inf, hi_open=True)
+    s0 = (
+        float(np.mean((r - m) ** 2)) if init is None else check_range(init, "init", 0.0, np.inf, hi_open=True)
+    )
     return _gjr_garch_variance(r, m, w, a, g, b, s0)
 
 
 # --- OHLC validation (shared with indicators.stochastic) -----------------------------------------
 
 
-def _first_bad_bar_python(high: FloatArray, low: FloatArray, close: FloatArray) -> int:
+def _count_bad_bars_python(high: FloatArray, low: FloatArray, close: FloatArray) -> int:
+    # NaN fails every comparison, so this one test rejects NaN, inf, non-positive and high < low.
+    # Counting (no early exit) lets the loop vectorise: valid input, the common case, pays ~1 ns/bar.
+    bad = 0
     for i in range(high.shape[0]):
         h = high[i]
         lo = low[i]
         c = close[i]
-        # NaN fails every comparison, so one chain rejects NaN, inf, non-positive and high < low.
-        if not (lo > 0.0 and h >= lo and h < np.inf and c > 0.0 and c < np.inf):
-            return i
-    return -1
+        bad += not ((lo > 0.0) & (h >= lo) & (h < np.inf) & (c > 0.0) & (c < np.inf))
+    return bad
 
 
-_first_bad_bar = jit(_first_bad_bar_python)
+_count_bad_bars = jit(_count_bad_bars_python)
 
 
 def _as_price(values: ArrayLike, name: str) -> FloatArray:
@@ -172,7 +175,7 @@ def as_ohlc(
     check_same_length("high", h, "close", c)
     if h.shape[0] < min_len:
         raise InvalidInputError(f"high, low and close need at least {min_len} bars, got {h.shape[0]}")
-    if _first_bad_bar(h, lo, c) >= 0:
+    if _count_bad_bars(h, lo, c):
         for name, arr in (("high", h), ("low", lo), ("close", c)):
             as_positive(arr, name)
         i = int(np.argmax(h < lo))
@@ -180,23 +183,35 @@ def as_ohlc(
     return h, lo, c
 
 
+def check_period(value: object, name: str, minimum: int = 1) -> int:
+    """:func:`check_positive_int` with a fast path for a plain ``int`` (called on every indicator call)."""
+    if type(value) is int and value >= minimum:
+        return value
+    return check_positive_int(value, name, minimum=minimum)
+
+
 # --- true range and Wilder ATR -------------------------------------------------------------------
 
 
+def _bar_range_python(high: float, low: float, prev_close: float) -> float:
+    tr = high - low
+    up = abs(prev_close - high)
+    down = abs(prev_close - low)
+    if up > tr:
+        tr = up
+    if down > tr:
+        tr = down
+    return tr
+
+
+_bar_range = jit(_bar_range_python)
+
+
 def _true_range_python(high: FloatArray, low: FloatArray, close: FloatArray) -> FloatArray:
-    n = high.shape[0]
-    out = np.empty(n)
+    out = np.empty(high.shape[0])
     out[0] = np.nan
-    for t in range(1, n):
-        prev = close[t - 1]
-        tr = high[t] - low[t]
-        up = abs(prev - high[t])
-        down = abs(prev - low[t])
-        if up > tr:
-            tr = up
-        if down > tr:
-            tr = down
-        out[t] = tr
+    for t in range(1, high.shape[0]):
+        out[t] = _bar_range(high[t], low[t], close[t - 1])
     return out
 
 
@@ -204,17 +219,19 @@ _true_range = jit(_true_range_python)
 
 
 def _wilder_atr_python(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> FloatArray:
-    tr = _true_range(high, low, close)
-    out = np.full(tr.shape[0], np.nan)
+    out = np.empty(high.shape[0])
+    out[:n] = np.nan
     total = 0.0
     for t in range(1, n + 1):
-        total += tr[t]
+        total += _bar_range(high[t], low[t], close[t - 1])
     atr = total / n
     out[n] = atr
-    for t in range(n + 1, tr.shape[0]):
-        atr *= n - 1
-        atr += tr[t]
-        atr /= n
+    # (atr * (n - 1) + tr) / n with the constants hoisted: the recursion's critical path is then a
+    # multiply and an add, not a division (TA-Lib >= 0.6 does the same).
+    keep = (n - 1) / n
+    weight = 1.0 / n
+    for t in range(n + 1, high.shape[0]):
+        atr = atr * keep + _bar_range(high[t], low[t], close[t - 1]) * weight
         out[t] = atr
     return out
 
@@ -265,48 +282,60 @@ def wilder_atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14) -
     >>> wilder_atr([10.0, 11.0, 12.0, 12.0], [9.0, 10.0, 9.5, 11.0], [9.5, 10.5, 11.0, 11.5], n=2).tolist()
     [nan, nan, 2.0, 1.5]
     """
-    period = check_positive_int(n, "n")
-    h, lo, c = as_ohlc(high, low, close, min_len=period + 1)
-    return _wilder_atr(h, lo, c, period)
+    p = check_period(n, "n")
+    h, lo, c = as_ohlc(high, low, close, min_len=p + 1)
+    return _wilder_atr(h, lo, c, p)
 
 
 # --- realised and EWMA volatility ----------------------------------------------------------------
 
 
 def _rolling_mean_std_python(x: FloatArray, window: int, ddof: int) -> tuple[FloatArray, FloatArray]:
-    """Rolling mean (running sum, TA-Lib's SMA order of operations) and std with ``ddof``.
+    """Rolling mean (running sum) and standard deviation with ``ddof``, O(1) per bar.
 
-    The sum of squared deviations ``m2`` is slid in O(1) per bar with
-    ``m2 += (x_in - x_out) * (x_in - mean_new + x_out - mean_old)``, which stays accurate where the
-    textbook ``sum(x^2)/n - mean^2`` loses digits on prices far from zero.
+    The window sum and the sum of squared deviations ``ss`` slide with
+    ``ss += (x_in - x_out) * (x_in - mean_new + x_out - mean_old)`` and are recomputed exactly
+    (two-pass over the window) every ``4 * window`` bars, so rounding cannot drift along a long
+    series; the textbook ``sum(x^2)/n - mean^2`` would lose digits on prices far from zero.
     """
     size = x.shape[0]
-    mean = np.full(size, np.nan)
-    std = np.full(size, np.nan)
-    total = 0.0
-    for t in range(window - 1):
-        total += x[t]
-    total += x[window - 1]
-    mu = total / window
-    total -= x[0]
-    m2 = 0.0
-    for t in range(window):
-        d = x[t] - mu
-        m2 += d * d
-    mean[window - 1] = mu
-    std[window - 1] = np.sqrt(m2 / (window - ddof))
-    for t in range(window, size):
-        x_in = x[t]
-        x_out = x[t - window]
-        total += x_in
-        mu_new = total / window
-        total -= x[t - window + 1]
-        m2 += (x_in - x_out) * (x_in - mu_new + x_out - mu)
-        if m2 < 0.0:
-            m2 = 0.0
-        mu = mu_new
-        mean[t] = mu
-        std[t] = np.sqrt(m2 / (window - ddof))
+    mean = np.empty(size)
+    std = np.empty(size)  # holds ss until the last pass turns it into the std in place
+    mean[: window - 1] = np.nan
+    std[: window - 1] = np.nan
+    inv_w = 1.0 / window
+    start = window - 1
+    while True:
+        total = 0.0  # exact two-pass sum and squared deviations at bar `start`
+        for i in range(start - window + 1, start + 1):
+            total += x[i]
+        mu = total * inv_w
+        ss = 0.0
+        for i in range(start - window + 1, start + 1):
+            d = x[i] - mu
+            ss += d * d
+        mean[start] = mu
+        std[start] = ss
+        stop = min(start + 1 + 4 * window, size)
+        # Offset views instead of x[t - window]: no negative-index wraparound checks when compiled.
+        x_in = x[start + 1 : stop]
+        x_out = x[start + 1 - window : stop - window]
+        mean_dst = mean[start + 1 : stop]
+        std_dst = std[start + 1 : stop]
+        for i in range(x_in.shape[0]):
+            dx = x_in[i] - x_out[i]
+            total += dx
+            mu_new = total * inv_w
+            ss += dx * (x_in[i] - mu_new + x_out[i] - mu)
+            mu = mu_new
+            mean_dst[i] = mu
+            std_dst[i] = ss
+        if stop == size:
+            break
+        start = stop - 1  # re-anchor: recompute ss exactly at the last bar of this block
+    scale = 1.0 / (window - ddof)
+    for t in range(window - 1, size):
+        std[t] = np.sqrt(max(std[t], 0.0) * scale)  # a separate pass, so the square roots vectorise
     return mean, std
 
 
@@ -343,7 +372,7 @@ def realised_volatility(
     >>> realised_volatility([0.01, -0.01, 0.03], window=2).round(6).tolist()
     [nan, 0.014142, 0.028284]
     """
-    w = check_positive_int(window, "window", minimum=2)
+    w = check_period(window, "window", minimum=2)
     r = as_returns(returns, min_len=w)
     scale = _annualise(periods_per_year)
     std = _rolling_mean_std(r, w, 1)[1]
