@@ -73,7 +73,7 @@ class TrackerConfig(_ConfigMixin):
     """... and clears when the excess falls back below this (hysteresis: clear_margin < shock_margin)."""
     correlation_warmup: int = 60
     """Bars before the correlation baseline starts and the shock flag is evaluated (early EWMA is noise)."""
-    fhs_window: int = 1000
+    fhs_window: int = 500
     """Residual window of filtered historical simulation (longer than ``window``: tails need data)."""
     garch_refit_every: int = 250
     """Bars between GJR-GARCH refits (the fit uses ``arch`` and costs ~0.1-1 s)."""

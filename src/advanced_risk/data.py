@@ -131,7 +131,8 @@ def _first_bad(df: pd.DataFrame, mask: np.ndarray, what: str, problem: str) -> N
         r, c = np.argwhere(mask)[0]
         col = df.columns[c]
         raise InvalidInputError(
-            f"{what}: {problem} in column {col!r} at row {r} ({df.index[r].date()}), got {df.to_numpy()[r, c]}"
+            f"{what}: {problem} in column {col!r} at row {r} ({df.index[r].date()}), "
+            f"got {df.to_numpy()[r, c]}"
         )
 
 

@@ -153,7 +153,6 @@ def test_indicator_kernels_equal_their_plain_python_versions() -> None:
         (ind._rsi_python(close, 14), ind._rsi(close, 14)),
         (ind._macd_python(close, 12, 26, 9), ind._macd(close, 12, 26, 9)),
         (ind._bollinger_python(close, 20, 2.0), ind._bollinger(close, 20, 2.0)),
-        (ind._momentum_python(close, 10), ind._momentum(close, 10)),
         (ind._stochastic_python(high, low, close, 5, 3, 3), ind._stochastic(high, low, close, 5, 3, 3)),
         (ind._stochastic_python(high, low, close, 14, 1, 4), ind._stochastic(high, low, close, 14, 1, 4)),
     ]

@@ -219,24 +219,36 @@ _true_range = jit(_true_range_python)
 
 
 def _wilder_atr_python(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> FloatArray:
-    out = np.empty(high.shape[0])
-    out[:n] = np.nan
+    size = high.shape[0]
+    out = np.empty(size)
+    for t in range(1, size):  # pass 1: true range (independent bars, vectorises)
+        out[t] = _bar_range(high[t], low[t], close[t - 1])
     total = 0.0
     for t in range(1, n + 1):
-        total += _bar_range(high[t], low[t], close[t - 1])
+        total += out[t]
     atr = total / n
+    out[:n] = np.nan
     out[n] = atr
-    # (atr * (n - 1) + tr) / n with the constants hoisted: the recursion's critical path is then a
-    # multiply and an add, not a division (TA-Lib >= 0.6 does the same).
+    # Pass 2: ATR[t] = ATR[t-1] * keep + TR[t] * weight, keep = (n-1)/n, weight = 1/n. The recursion
+    # is latency-bound, so it advances two bars per step: ATR[t+1] = ATR[t-1] * keep^2 +
+    # (w TR[t] keep + w TR[t+1]), which halves the dependency chain (same formula, rounding ~1e-16).
     keep = (n - 1) / n
+    keep2 = keep * keep
     weight = 1.0 / n
-    for t in range(n + 1, high.shape[0]):
-        atr = atr * keep + _bar_range(high[t], low[t], close[t - 1]) * weight
-        out[t] = atr
+    t = n + 1
+    while t + 1 < size:
+        a = out[t] * weight
+        b = out[t + 1] * weight
+        out[t] = atr * keep + a
+        atr = atr * keep2 + (a * keep + b)
+        out[t + 1] = atr
+        t += 2
+    if t < size:
+        out[t] = atr * keep + out[t] * weight
     return out
 
 
-_wilder_atr = jit(_wilder_atr_python)
+_wilder_atr = jit(_wilder_atr_python, contract=True)
 
 
 def true_range(high: ArrayLike, low: ArrayLike, close: ArrayLike) -> FloatArray:
