@@ -7,6 +7,7 @@ first used (``advanced_risk.PPOAgent`` etc.), so a bot that uses only the risk l
 from __future__ import annotations
 
 from advanced_risk import measures
+from advanced_risk.config import RiskConfig, TrackerConfig
 from advanced_risk.errors import (
     AdvancedRiskError,
     ConfigError,
@@ -15,16 +16,37 @@ from advanced_risk.errors import (
     ModelLoadError,
     StateStoreError,
 )
+from advanced_risk.risk.tracker import RiskSnapshot, RiskTracker
+from advanced_risk.types import (
+    CorrelationState,
+    HedgeInstruction,
+    MarketState,
+    Portfolio,
+    RiskDecision,
+    RiskLevel,
+    TradingState,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AdvancedRiskError",
     "ConfigError",
+    "CorrelationState",
     "DataIntegrityError",
+    "HedgeInstruction",
     "InvalidInputError",
+    "MarketState",
     "ModelLoadError",
+    "Portfolio",
+    "RiskConfig",
+    "RiskDecision",
+    "RiskLevel",
+    "RiskSnapshot",
+    "RiskTracker",
     "StateStoreError",
+    "TrackerConfig",
+    "TradingState",
     "__version__",
     "measures",
 ]
