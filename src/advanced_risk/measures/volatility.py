@@ -157,7 +157,7 @@ def _as_price(values: ArrayLike, name: str) -> FloatArray:
 
 
 def as_ohlc(
-    high: ArrayLike, low: ArrayLike, close: ArrayLike, *, min_len: int = 2
+    high: ArrayLike, low: ArrayLike, close: ArrayLike, *, min_len: int = 2, check_values: bool = True
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Check one bar series: 1-D, same lengths, finite, positive prices, ``high >= low`` everywhere.
 
@@ -175,12 +175,21 @@ def as_ohlc(
     check_same_length("high", h, "close", c)
     if h.shape[0] < min_len:
         raise InvalidInputError(f"high, low and close need at least {min_len} bars, got {h.shape[0]}")
-    if _count_bad_bars(h, lo, c):
-        for name, arr in (("high", h), ("low", lo), ("close", c)):
-            as_positive(arr, name)
-        i = int(np.argmax(h < lo))
-        raise InvalidInputError(f"high must be >= low, got high={h[i]} < low={lo[i]} at index {i}")
+    if check_values and _count_bad_bars(h, lo, c):
+        raise_bad_ohlc(h, lo, c)
     return h, lo, c
+
+
+def raise_bad_ohlc(high: FloatArray, low: FloatArray, close: FloatArray) -> None:
+    """The slow path of :func:`as_ohlc`: raise the error naming the first bad field and index.
+
+    Kernels that count bad bars inside their own pass (``check_values=False``) call this when
+    their count is non-zero.
+    """
+    for name, arr in (("high", high), ("low", low), ("close", close)):
+        as_positive(arr, name)
+    i = int(np.argmax(high < low))
+    raise InvalidInputError(f"high must be >= low, got high={high[i]} < low={low[i]} at index {i}")
 
 
 def check_period(value: object, name: str, minimum: int = 1) -> int:
@@ -218,11 +227,22 @@ def _true_range_python(high: FloatArray, low: FloatArray, close: FloatArray) -> 
 _true_range = jit(_true_range_python)
 
 
-def _wilder_atr_python(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> FloatArray:
+def _wilder_atr_python(
+    high: FloatArray, low: FloatArray, close: FloatArray, n: int
+) -> tuple[FloatArray, int]:
     size = high.shape[0]
     out = np.empty(size)
-    for t in range(1, size):  # pass 1: true range (independent bars, vectorises)
-        out[t] = _bar_range(high[t], low[t], close[t - 1])
+    # Pass 1: true range and the validation count of as_ohlc in the same vectorised loop (at 5k
+    # bars a separate checking pass and kernel call cost as much as the ATR itself).
+    bad = not (
+        (low[0] > 0.0) & (high[0] >= low[0]) & (high[0] < np.inf) & (close[0] > 0.0) & (close[0] < np.inf)
+    )
+    for t in range(1, size):
+        h = high[t]
+        lo = low[t]
+        c = close[t]
+        bad += not ((lo > 0.0) & (h >= lo) & (h < np.inf) & (c > 0.0) & (c < np.inf))
+        out[t] = _bar_range(h, lo, close[t - 1])
     total = 0.0
     for t in range(1, n + 1):
         total += out[t]
@@ -245,7 +265,7 @@ def _wilder_atr_python(high: FloatArray, low: FloatArray, close: FloatArray, n: 
         t += 2
     if t < size:
         out[t] = atr * keep + out[t] * weight
-    return out
+    return out, bad
 
 
 _wilder_atr = jit(_wilder_atr_python, contract=True)
@@ -295,8 +315,11 @@ def wilder_atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14) -
     [nan, nan, 2.0, 1.5]
     """
     p = check_period(n, "n")
-    h, lo, c = as_ohlc(high, low, close, min_len=p + 1)
-    return _wilder_atr(h, lo, c, p)
+    h, lo, c = as_ohlc(high, low, close, min_len=p + 1, check_values=False)
+    out, bad = _wilder_atr(h, lo, c, p)
+    if bad:
+        raise_bad_ohlc(h, lo, c)
+    return out
 
 
 # --- realised and EWMA volatility ----------------------------------------------------------------
