@@ -234,7 +234,8 @@ def _wilder_atr_python(
     out = np.empty(size)
     # Pass 1: true range and the validation count of as_ohlc in the same vectorised loop (at 5k
     # bars a separate checking pass and kernel call cost as much as the ATR itself).
-    bad = not (
+    bad = 0
+    bad += not (
         (low[0] > 0.0) & (high[0] >= low[0]) & (high[0] < np.inf) & (close[0] > 0.0) & (close[0] < np.inf)
     )
     for t in range(1, size):
