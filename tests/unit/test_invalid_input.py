@@ -68,6 +68,7 @@ ARRAY_CASES: dict[str, tuple[Call, np.ndarray]] = {
     "momentum": (lambda x: m.momentum(x), PRICES),
     "stochastic": (lambda x: m.stochastic(HIGH, LOW, x), PRICES),
     "kelly_multi_asset": (lambda x: m.kelly_multi_asset(x, COV), np.array([0.01, 0.02, 0.0])),
+    "min_variance_weights": (lambda x: m.min_variance_weights(x), COV),
     "simple_returns": (lambda x: m.simple_returns(x), PRICES),
     "log_returns": (lambda x: m.log_returns(x), PRICES),
     "drawdown_series": (lambda x: m.drawdown_series(x), R1),
@@ -84,7 +85,7 @@ ARRAY_CASES: dict[str, tuple[Call, np.ndarray]] = {
 NAN_IS_UNDEFINED_PAIR = {"average_pairwise_correlation"}
 
 # measures whose inputs are scalars only; their bad values are tested in their own unit tests
-SCALAR_ONLY = {"kelly_discrete", "kelly_continuous", "fractional_kelly"}
+SCALAR_ONLY = {"kelly_discrete", "kelly_continuous", "fractional_kelly", "equal_weights"}
 
 ALPHA_CASES: dict[str, Callable[[float], object]] = {
     "historical_var": lambda a: m.historical_var(R1, a),

@@ -11,6 +11,8 @@ that trusts them. This package never imports torch, pandas or the logger.
 
 from __future__ import annotations
 
+from advanced_risk.measures.allocation import *  # noqa: F403
+from advanced_risk.measures.allocation import __all__ as _allocation_all
 from advanced_risk.measures.backtest import *  # noqa: F403
 from advanced_risk.measures.backtest import __all__ as _backtest_all
 from advanced_risk.measures.covariance import *  # noqa: F403
@@ -27,6 +29,7 @@ from advanced_risk.measures.volatility import *  # noqa: F403
 from advanced_risk.measures.volatility import __all__ as _volatility_all
 
 __all__ = [
+    *_allocation_all,
     *_backtest_all,
     *_covariance_all,
     *_indicators_all,
