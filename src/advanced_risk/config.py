@@ -14,9 +14,21 @@ from enum import StrEnum
 from typing import Any, Self
 
 from advanced_risk.errors import ConfigError, InvalidInputError
+from advanced_risk.measures._validation import check_positive_int, check_range
 from advanced_risk.measures.var import VaRMethod
 
-__all__ = ["EnvConfig", "MarketKind", "PPOConfig", "RewardKind", "RiskConfig", "TrackerConfig"]
+__all__ = [
+    "EnvConfig",
+    "HedgeConfig",
+    "KellyConfig",
+    "LeverageConfig",
+    "MarketKind",
+    "PPOConfig",
+    "RewardKind",
+    "RiskConfig",
+    "SizingConfig",
+    "TrackerConfig",
+]
 
 
 def _collect(checks: list[Callable[[], object]], owner: str) -> None:
@@ -122,6 +134,129 @@ class TrackerConfig(_ConfigMixin):
         )
 
 
+def _in_range(
+    value: object, name: str, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
+) -> None:
+    """``check_range`` for configs: a finite real in the interval, else ``InvalidInputError`` naming it."""
+    check_range(value, name, lo, hi, lo_open=lo_open, hi_open=hi_open)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SizingConfig(_ConfigMixin):
+    """Settings of :class:`~advanced_risk.risk.sizing.PositionSizer` (ATR risk budget, stops, caps)."""
+
+    risk_per_trade: float = 0.02
+    """Fraction of equity lost if a position is stopped out (0.02 = the classic 2 % rule)."""
+    atr_multiplier: float = 2.0
+    """Stop distance in ATRs when no explicit ``stop_points`` is given."""
+    atr_period: int = 14
+    """Wilder ATR period used by ``PositionSizer.latest_atr``."""
+    max_position_fraction: float = 1.0
+    """Cap on one position's notional as a fraction of equity, before leverage."""
+
+    def __post_init__(self) -> None:
+        _collect(
+            [
+                lambda: _in_range(self.risk_per_trade, "risk_per_trade", 0.0, 1.0, lo_open=True),
+                lambda: _in_range(self.atr_multiplier, "atr_multiplier", 0.0, 1e6, lo_open=True),
+                lambda: check_positive_int(self.atr_period, "atr_period"),
+                lambda: _in_range(
+                    self.max_position_fraction, "max_position_fraction", 0.0, 1e6, lo_open=True
+                ),
+            ],
+            "SizingConfig",
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KellyConfig(_ConfigMixin):
+    """Settings of :class:`~advanced_risk.risk.sizing.KellySizer`."""
+
+    fraction: float = 0.5
+    """Share of the full Kelly fraction that is used (0.5 = half-Kelly)."""
+    cap: float = 0.25
+    """Largest fraction of equity Kelly may allocate to one bet."""
+
+    def __post_init__(self) -> None:
+        _collect(
+            [
+                lambda: _in_range(self.fraction, "fraction", 0.0, 1.0, lo_open=True),
+                lambda: _in_range(self.cap, "cap", 0.0, 1e6),
+            ],
+            "KellyConfig",
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HedgeConfig(_ConfigMixin):
+    """Settings of :class:`~advanced_risk.risk.hedging.HedgingStrategy` (full hedge at halt_drawdown)."""
+
+    max_drawdown_threshold: float = 0.05
+    """Drawdown above which the hedge turns on; its ratio grows linearly to 1 at halt_drawdown."""
+    release_margin: float = 0.01
+    """Hysteresis: an active hedge turns off only at or below ``max_drawdown_threshold - release_margin``."""
+
+    def __post_init__(self) -> None:
+        _collect(
+            [
+                lambda: _in_range(
+                    self.max_drawdown_threshold, "max_drawdown_threshold", 0.0, 1.0, hi_open=True
+                ),
+                lambda: _in_range(self.release_margin, "release_margin", 0.0, 1.0),
+                lambda: _require(
+                    not isinstance(self.release_margin, int | float)
+                    or not isinstance(self.max_drawdown_threshold, int | float)
+                    or self.release_margin <= self.max_drawdown_threshold,
+                    f"release_margin ({self.release_margin}) must be <= max_drawdown_threshold "
+                    f"({self.max_drawdown_threshold})",
+                ),
+            ],
+            "HedgeConfig",
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeverageConfig(_ConfigMixin):
+    """Settings of volatility-target leverage (:mod:`advanced_risk.risk.leverage`)."""
+
+    target_volatility: float = 0.15
+    """Volatility the book aims at, in the units of the realised volatility given (e.g. annualised)."""
+    min_leverage: float = 0.0
+    """Floor of the leverage (also after a correlation-shock cut)."""
+    max_leverage: float = 2.0
+    """Cap of the leverage; also the answer at zero realised volatility."""
+    shock_factor: float = 0.5
+    """Leverage is multiplied by this while a correlation shock is on."""
+
+    def __post_init__(self) -> None:
+        _collect(
+            [
+                lambda: _in_range(self.target_volatility, "target_volatility", 0.0, 100.0, lo_open=True),
+                lambda: _in_range(self.min_leverage, "min_leverage", 0.0, 1e3),
+                lambda: _in_range(self.max_leverage, "max_leverage", 0.0, 1e3, lo_open=True),
+                lambda: _require(
+                    not (
+                        isinstance(self.min_leverage, int | float)
+                        and isinstance(self.max_leverage, int | float)
+                    )
+                    or self.min_leverage <= self.max_leverage,
+                    f"min_leverage ({self.min_leverage}) must be <= max_leverage ({self.max_leverage})",
+                ),
+                lambda: _in_range(self.shock_factor, "shock_factor", 0.0, 1.0),
+            ],
+            "LeverageConfig",
+        )
+
+
+_RISK_SUBCONFIGS: dict[str, type[_ConfigMixin]] = {
+    "tracker": TrackerConfig,
+    "sizing": SizingConfig,
+    "kelly": KellyConfig,
+    "hedge": HedgeConfig,
+    "leverage": LeverageConfig,
+}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RiskConfig(_ConfigMixin):
     """Top-level settings of the risk engine (the manager grows this in later releases)."""
@@ -136,10 +271,54 @@ class RiskConfig(_ConfigMixin):
     """Per-call deadline of ``manage_risk``; past it the decision is conservative and degraded."""
     tracker: TrackerConfig = dataclasses.field(default_factory=TrackerConfig)
     """Settings of the streaming risk tracker."""
+    halt_confirmations: int = 3
+    """Consecutive checks a halt rule must fire before trading moves to HALTED (kill switch: at once)."""
+    var_breach_streak: int = 3
+    """Consecutive VaR breaches that move trading to REDUCING."""
+    loss_streak: int = 10
+    """Consecutive losing bars that make a halt rule fire."""
+    var_limit: float | None = 0.05
+    """VaR (loss fraction at ``alpha``) at which the risk level becomes HIGH; None: VaR does not grade it."""
+    sizing: SizingConfig = dataclasses.field(default_factory=SizingConfig)
+    """Settings of the ATR position sizer."""
+    kelly: KellyConfig = dataclasses.field(default_factory=KellyConfig)
+    """Settings of the Kelly sizer."""
+    hedge: HedgeConfig = dataclasses.field(default_factory=HedgeConfig)
+    """Settings of the drawdown hedge (fully on at ``halt_drawdown``)."""
+    leverage: LeverageConfig = dataclasses.field(default_factory=LeverageConfig)
+    """Settings of volatility-target leverage."""
 
     def __post_init__(self) -> None:
+        for name, kind in _RISK_SUBCONFIGS.items():  # a TOML table becomes its config object
+            value = getattr(self, name)
+            if isinstance(value, Mapping):
+                object.__setattr__(self, name, kind.from_dict(value))
         _collect(
             [
+                *[
+                    (
+                        lambda n=n, k=k: _require(
+                            isinstance(getattr(self, n), k),
+                            f"{n} must be a {k.__name__}, got {type(getattr(self, n)).__name__}",
+                        )
+                    )
+                    for n, k in _RISK_SUBCONFIGS.items()
+                ],
+                lambda: check_positive_int(self.halt_confirmations, "halt_confirmations"),
+                lambda: check_positive_int(self.var_breach_streak, "var_breach_streak"),
+                lambda: check_positive_int(self.loss_streak, "loss_streak"),
+                lambda: (
+                    None
+                    if self.var_limit is None
+                    else _in_range(self.var_limit, "var_limit", 0.0, 1.0, lo_open=True)
+                ),
+                lambda: _require(
+                    not isinstance(self.hedge, HedgeConfig)
+                    or not isinstance(self.halt_drawdown, int | float)
+                    or self.hedge.max_drawdown_threshold < self.halt_drawdown,
+                    "hedge.max_drawdown_threshold must be < halt_drawdown, got "
+                    f"{getattr(self.hedge, 'max_drawdown_threshold', None)} and {self.halt_drawdown}",
+                ),
                 lambda: _require(0 < self.alpha < 1, f"alpha must be in (0, 1), got {self.alpha}"),
                 lambda: _require(
                     0 < self.reduce_drawdown < self.halt_drawdown < 1,
@@ -309,6 +488,10 @@ class PPOConfig(_ConfigMixin):
     """Linear learning-rate decay over the run."""
     norm_obs: bool = True
     """Running mean/std observation normalisation (saved with the model)."""
+    obs_clip: float = 10.0
+    """Normalised observations are clipped to [-obs_clip, obs_clip]."""
+    norm_adv: bool = True
+    """Normalise advantages to zero mean, unit std within each minibatch."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Hidden layer widths of actor and critic."""
     init_log_std: float = -0.5
@@ -316,7 +499,7 @@ class PPOConfig(_ConfigMixin):
     dropout: float = 0.1
     """Dropout probability in the actor (used for MC-dropout uncertainty at inference)."""
     grad_accum_steps: int = 1
-    """Minibatches whose gradients are accumulated before one optimizer step."""
+    """Micro-batches per minibatch; their gradients add up to one optimizer step (less memory, same step)."""
     device: str = "auto"
     """"auto" (CUDA if available), "cpu" or "cuda"."""
     amp: bool = False
@@ -371,6 +554,7 @@ class PPOConfig(_ConfigMixin):
                     isinstance(self.grad_accum_steps, int) and self.grad_accum_steps >= 1,
                     f"grad_accum_steps must be an integer >= 1, got {self.grad_accum_steps!r}",
                 ),
+                lambda: _require(self.obs_clip > 0, f"obs_clip must be > 0, got {self.obs_clip}"),
                 lambda: _require(
                     self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:"),
                     f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}",

@@ -1,0 +1,193 @@
+"""Model files: atomic writes, verified SHA-256, weights-only loading, clear ModelLoadErrors."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from advanced_risk import __version__
+from advanced_risk._io import atomic_write_bytes, sha256_file, sha256_hex
+from advanced_risk.config import PPOConfig
+from advanced_risk.errors import ModelLoadError
+from advanced_risk.rl.model_file import MAGIC, read_model_header, write_model_file
+from advanced_risk.rl.ppo import PPOAgent
+
+OBS, ACT = 7, 4
+
+
+@pytest.fixture
+def agent() -> PPOAgent:
+    """An agent with non-trivial weights and observation statistics (as after training)."""
+    agent = PPOAgent(OBS, ACT, PPOConfig(device="cpu", seed=3, hidden_sizes=(16, 16)))
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in agent.network.parameters():
+            p.add_(0.5 * torch.randn(p.shape, generator=gen))
+    agent.obs_rms.update(np.random.default_rng(0).normal(2.0, 3.0, (500, OBS)))
+    return agent
+
+
+@pytest.fixture
+def saved(agent: PPOAgent, tmp_path: Path) -> Path:
+    path = tmp_path / "policy.pt"
+    agent.save(path, metadata={"note": "test", "sharpe": 1.25})
+    return path
+
+
+def probe() -> np.ndarray:
+    return np.random.default_rng(7).normal(2.0, 3.0, (50, OBS)).astype(np.float32)
+
+
+def test_save_load_round_trip_gives_identical_actions(agent: PPOAgent, saved: Path) -> None:
+    loaded = PPOAgent.load(saved, expected_obs_dim=OBS, expected_action_dim=ACT)
+    np.testing.assert_array_equal(loaded.select_action(probe()), agent.select_action(probe()))
+    np.testing.assert_array_equal(loaded.select_action(probe()[0]), agent.select_action(probe()[0]))
+    for a, b in zip(agent.network.parameters(), loaded.network.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert loaded.config == agent.config
+
+
+def test_header_records_dims_config_versions_and_metadata(agent: PPOAgent, saved: Path) -> None:
+    header = read_model_header(saved)
+    meta = header["metadata"]
+    assert (meta["obs_dim"], meta["action_dim"]) == (OBS, ACT)
+    assert PPOConfig.from_dict(meta["config"]) == agent.config
+    assert meta["user"] == {"note": "test", "sharpe": 1.25}
+    assert header["advanced_risk_version"] == __version__
+    assert header["format_version"] == 1
+    assert header["kind"] == "ppo_agent"
+    assert header["created_at"].endswith("+00:00")
+
+
+def test_save_returns_the_sha256_stored_in_the_file(agent: PPOAgent, tmp_path: Path) -> None:
+    path = tmp_path / "p.pt"
+    digest = agent.save(path)
+    data = path.read_bytes()
+    assert data[:8] == MAGIC
+    assert data[8:72].decode() == digest == sha256_hex(data[72:])
+
+
+def test_missing_file_raises_model_load_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="not found"):
+        PPOAgent.load(tmp_path / "nope.pt")
+
+
+@pytest.mark.parametrize("where", ["payload", "header", "digest"])
+def test_flipped_byte_is_refused_before_unpickling(
+    saved: Path, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = bytearray(saved.read_bytes())
+    (header_len,) = struct.unpack("<Q", data[72:80])
+    offset = {"payload": len(data) - 200, "header": 80 + header_len // 2, "digest": 20}[where]
+    data[offset] ^= 0x01
+    saved.write_bytes(bytes(data))
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("torch.load must not run on an unverified payload")
+
+    monkeypatch.setattr(torch, "load", refuse)
+    with pytest.raises(ModelLoadError, match="corrupt: SHA-256 mismatch"):
+        PPOAgent.load(saved)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.999], ids=["half", "last_bytes_missing"])
+def test_truncated_file_raises_model_load_error(saved: Path, keep: float) -> None:
+    data = saved.read_bytes()
+    saved.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(ModelLoadError, match="truncated"):
+        PPOAgent.load(saved)
+
+
+def test_file_cut_inside_the_header_is_truncated(saved: Path) -> None:
+    saved.write_bytes(saved.read_bytes()[:60])
+    with pytest.raises(ModelLoadError, match="truncated"):
+        PPOAgent.load(saved)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a model file at all", b"\x80\x04K\x01."], ids=str)
+def test_foreign_file_raises_model_load_error(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "foreign.pt"
+    path.write_bytes(content)
+    with pytest.raises(ModelLoadError, match="bad magic"):
+        PPOAgent.load(path)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"expected_obs_dim": OBS + 1}, "obs_dim=7, expected 8"),
+        ({"expected_action_dim": 3}, "action_dim=4, expected 3"),
+    ],
+    ids=["obs_dim", "action_dim"],
+)
+def test_wrong_dims_raise_model_load_error(saved: Path, kwargs: dict[str, int], message: str) -> None:
+    with pytest.raises(ModelLoadError, match=message):
+        PPOAgent.load(saved, "cpu", **kwargs)
+
+
+def test_file_of_another_kind_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ckpt.pt"
+    write_model_file(path, {"x": torch.zeros(1)}, {"obs_dim": OBS, "action_dim": ACT}, kind="ppo_checkpoint")
+    with pytest.raises(ModelLoadError, match="expected a 'ppo_agent'"):
+        PPOAgent.load(path)
+
+
+def test_verified_file_with_mismatched_weights_is_refused(agent: PPOAgent, tmp_path: Path) -> None:
+    path = tmp_path / "bad.pt"
+    header = {"obs_dim": OBS, "action_dim": ACT, "config": agent.config.to_dict(), "global_step": 0,
+              "num_updates": 0, "user": {}}  # fmt: skip
+    write_model_file(path, {"network": {"bogus": torch.zeros(2)}, "obs_rms": {}}, header, kind="ppo_agent")
+    with pytest.raises(ModelLoadError, match="does not match"):
+        PPOAgent.load(path)
+
+
+def test_future_format_version_is_refused(saved: Path) -> None:
+    data = saved.read_bytes()
+    (header_len,) = struct.unpack("<Q", data[72:80])
+    header = json.loads(data[80 : 80 + header_len])
+    header["format_version"] = 99
+    new_header = json.dumps(header).encode()
+    tail = struct.pack("<Q", len(new_header)) + new_header + data[80 + header_len :]
+    saved.write_bytes(MAGIC + sha256_hex(tail).encode() + tail)
+    with pytest.raises(ModelLoadError, match="format_version 99"):
+        PPOAgent.load(saved)
+
+
+def test_atomic_write_replaces_content_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    atomic_write_bytes(path, b"old")
+    os.chmod(path, 0o600)
+    atomic_write_bytes(path, b"new content")
+    assert path.read_bytes() == b"new content"
+    assert sha256_file(path) == sha256_hex(b"new content")
+    assert os.stat(path).st_mode & 0o777 == 0o600  # a replaced file keeps its permissions
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+
+
+def test_failed_atomic_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "f.bin"
+    atomic_write_bytes(path, b"old")
+
+    def crash(src: str, dst: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_bytes(path, b"new")
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+
+
+def test_saving_over_an_existing_model_is_atomic_and_loadable(agent: PPOAgent, saved: Path) -> None:
+    with torch.no_grad():
+        agent.network.actor_logstd.fill_(-1.0)
+    agent.save(saved)
+    loaded = PPOAgent.load(saved)
+    assert torch.equal(loaded.network.actor_logstd, agent.network.actor_logstd)
+    np.testing.assert_array_equal(loaded.select_action(probe()), agent.select_action(probe()))

@@ -1,0 +1,299 @@
+"""PPOAgent on a tiny contextual-bandit vector env: learning, update mechanics, resume, latency."""
+
+from __future__ import annotations
+
+import copy
+import io
+import time
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from advanced_risk.config import PPOConfig
+from advanced_risk.errors import InvalidInputError
+from advanced_risk.rl.normalize import RunningMeanStd
+from advanced_risk.rl.ppo import PPOAgent
+
+ACTION_BOUND = 3.0
+
+
+class TargetVecEnv:
+    """Contextual bandit with the VectorTradingEnv interface (same-step autoreset).
+
+    Observation: a target ``c ~ U[-1, 1]^dim``; reward ``-mean((a - c)^2)``; a fresh target each step.
+    Episodes are truncated after ``episode_length`` steps, or terminated earlier with probability
+    ``p_terminate`` per step. The optimal deterministic action is the observation itself.
+    """
+
+    def __init__(self, num_envs: int = 8, dim: int = 3, episode_length: int = 8, p_terminate: float = 0.0):
+        self.num_envs, self.observation_dim, self.action_dim = num_envs, dim, dim
+        self.single_observation_space = spaces.Box(-1.0, 1.0, (dim,), np.float32)
+        self.single_action_space = spaces.Box(-ACTION_BOUND, ACTION_BOUND, (dim,), np.float32)
+        self.episode_length, self.p_terminate = episode_length, p_terminate
+        self.rng = np.random.default_rng(0)
+        self.max_abs_action_seen = 0.0
+
+    def _targets(self, n: int) -> np.ndarray:
+        return self.rng.uniform(-1, 1, (n, self.observation_dim)).astype(np.float32)
+
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        self.rng = np.random.default_rng(seed)
+        self.obs = self._targets(self.num_envs)
+        self.t = np.zeros(self.num_envs, dtype=np.int64)
+        self.ret = np.zeros(self.num_envs)
+        return self.obs.copy(), {}
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        self.max_abs_action_seen = max(self.max_abs_action_seen, float(np.abs(actions).max()))
+        reward = -np.mean((actions - self.obs) ** 2, axis=1).astype(np.float64)
+        self.t += 1
+        self.ret += reward
+        terminated = self.rng.random(self.num_envs) < self.p_terminate
+        truncated = (self.t >= self.episode_length) & ~terminated
+        done = terminated | truncated
+        nxt = self._targets(self.num_envs)
+        info: dict[str, Any] = {
+            "final_obs": np.where(done[:, None], nxt, np.nan).astype(np.float32),
+            "episode_return": np.where(done, self.ret, np.nan),
+            "episode_length": np.where(done, self.t, 0),
+        }
+        nxt[done] = self._targets(int(done.sum()))  # autoreset: finished envs start a new episode
+        self.ret[done], self.t[done], self.obs = 0.0, 0, nxt
+        return nxt.copy(), reward, terminated, truncated, info
+
+
+def fast_config(**overrides: Any) -> PPOConfig:
+    base = PPOConfig(
+        num_envs=8, num_steps=32, num_minibatches=4, update_epochs=4, learning_rate=3e-3,
+        total_timesteps=256 * 4, target_kl=None, device="cpu", seed=0, hidden_sizes=(32, 32),
+    )  # fmt: skip
+    return replace(base, **overrides)
+
+
+def weights(agent: PPOAgent) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in agent.network.parameters()]
+
+
+def test_ppo_learns_the_contextual_bandit_within_seconds() -> None:
+    cfg = fast_config(total_timesteps=256 * 30)
+    agent, env = PPOAgent(3, 3, cfg), TargetVecEnv(p_terminate=0.05)
+    probe = np.random.default_rng(9).uniform(-1, 1, (500, 3)).astype(np.float32)
+    mse_before = float(np.mean((agent.select_action(probe) - probe) ** 2))
+    start = time.perf_counter()
+    history = agent.train(env)
+    seconds = time.perf_counter() - start
+    mse_after = float(np.mean((agent.select_action(probe) - probe) ** 2))
+    sps = cfg.total_timesteps / seconds
+    print(f"\nfake env: {sps:,.0f} env-steps/s; deterministic mse {mse_before:.3f} -> {mse_after:.3f}")
+    assert len(history) == 30
+    assert mse_before > 0.3  # the initial mean action is ~0
+    assert mse_after < 0.05
+    first, last = history[0]["episode_return_mean"], history[-1]["episode_return_mean"]
+    assert last > first + 2.0  # per-episode return over ~8 steps
+    assert history[-1]["entropy"] < history[0]["entropy"]  # the policy became more certain
+
+
+def test_update_statistics_are_sane() -> None:
+    cfg = fast_config()
+    agent = PPOAgent(3, 3, cfg)
+    stats = agent.train(TargetVecEnv(p_terminate=0.1), total_timesteps=256)[0]
+    expected_keys = {"policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "explained_variance",
+                     "lr", "epochs_run", "optimizer_steps", "early_stop", "episodes", "episode_return_mean",
+                     "episode_length_mean", "update", "global_step", "sps"}  # fmt: skip
+    assert expected_keys <= stats.keys()
+    assert all(np.isfinite(v) for k, v in stats.items())
+    assert 0.0 <= stats["clipfrac"] <= 1.0
+    assert stats["approx_kl"] >= 0.0
+    assert stats["value_loss"] > 0.0
+    assert stats["lr"] == cfg.learning_rate
+    assert (stats["epochs_run"], stats["optimizer_steps"], stats["early_stop"]) == (4, 16, 0)
+    assert stats["global_step"] == 256 == agent.global_step
+    assert stats["episodes"] > 0
+    # one minibatch, one epoch: the statistics describe the initial policy exactly
+    single = PPOAgent(3, 3, fast_config(update_epochs=1, num_minibatches=1)).train(TargetVecEnv(), 256)[0]
+    # entropy of a 3-d diagonal Gaussian with log_std = -0.5: 3 * (0.5 + 0.5 * log(2 pi) - 0.5)
+    assert single["entropy"] == pytest.approx(3 * 0.5 * np.log(2 * np.pi), rel=1e-6)
+    assert single["approx_kl"] == pytest.approx(0.0, abs=1e-6)  # the ratio is 1 before the first step
+    assert single["clipfrac"] == 0.0
+
+
+def test_target_kl_early_stop_triggers_when_target_kl_is_tiny() -> None:
+    agent = PPOAgent(3, 3, fast_config(target_kl=1e-12, update_epochs=10))
+    stats = agent.train(TargetVecEnv(), total_timesteps=256)[0]
+    assert stats["early_stop"] == 1.0
+    assert stats["epochs_run"] < 10
+    assert stats["optimizer_steps"] < 10 * 4
+
+
+def test_learning_rate_anneals_linearly_to_zero() -> None:
+    cfg = fast_config(update_epochs=1)
+    agent = PPOAgent(3, 3, cfg)
+    history = agent.train(TargetVecEnv(), total_timesteps=256 * 5)
+    lrs = [h["lr"] for h in history]
+    np.testing.assert_allclose(lrs, [cfg.learning_rate * (1 - k / 5) for k in range(5)])
+    assert agent.current_learning_rate() == 0.0  # the next update would not move the weights
+    constant = PPOAgent(3, 3, replace(cfg, anneal_lr=False)).train(TargetVecEnv(), total_timesteps=256 * 2)
+    assert [h["lr"] for h in constant] == [cfg.learning_rate] * 2
+
+
+def test_grad_accumulation_gives_the_same_gradient_as_one_big_batch() -> None:
+    grads = []
+    for k in (1, 4):
+        agent = PPOAgent(3, 3, fast_config(grad_accum_steps=k))
+        agent.collect_rollout(TargetVecEnv(p_terminate=0.1))
+        agent.optimizer.step = lambda *a, **kw: None  # type: ignore[method-assign]  # keep weights fixed
+        batch = agent.buffer.get(agent.device)
+        minibatch = batch[torch.arange(len(batch)) % 3 == 0]  # 86 transitions: uneven 4-way split
+        with torch.no_grad():  # move off the collecting policy so ratios and clipping are non-trivial
+            agent.network.actor_logstd.add_(0.3)
+        agent._accumulate_gradients(minibatch)
+        grads.append([p.grad.clone() for p in agent.network.parameters() if p.grad is not None])
+    assert len(grads[0]) == len(grads[1]) > 0
+    for g1, g4 in zip(*grads, strict=True):
+        torch.testing.assert_close(g4, g1, rtol=1e-5, atol=1e-6)
+
+
+def test_amp_is_a_no_op_on_cpu() -> None:
+    plain, amp = PPOAgent(3, 3, fast_config()), PPOAgent(3, 3, fast_config(amp=True))
+    assert not amp.use_amp
+    assert not amp.scaler.is_enabled()
+    plain.train(TargetVecEnv(), total_timesteps=512)
+    amp.train(TargetVecEnv(), total_timesteps=512)
+    for a, b in zip(weights(plain), weights(amp), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_amp_and_grad_accumulation_train_on_cuda() -> None:
+    agent = PPOAgent(3, 3, fast_config(device="cuda", amp=True, grad_accum_steps=2))
+    assert agent.use_amp
+    assert agent.scaler.is_enabled()
+    history = agent.train(TargetVecEnv(), total_timesteps=256 * 3)
+    assert all(np.isfinite(h["policy_loss"]) and h["optimizer_steps"] > 0 for h in history)
+    assert agent.network.actor_logstd.device.type == "cuda"
+    assert agent.select_action(np.zeros(3, dtype=np.float32)).shape == (3,)
+
+
+def test_rollout_clips_actions_for_the_env_but_stores_unclipped_ones() -> None:
+    agent = PPOAgent(3, 3, fast_config(init_log_std=1.5))  # std 4.5: samples often exceed the bound
+    env = TargetVecEnv()
+    agent.collect_rollout(env)
+    assert env.max_abs_action_seen <= ACTION_BOUND
+    assert float(np.abs(agent.buffer.actions).max()) > ACTION_BOUND
+
+
+def test_rollout_bootstraps_truncated_steps_from_final_obs_only() -> None:
+    agent = PPOAgent(3, 3, fast_config())
+    agent.collect_rollout(TargetVecEnv(episode_length=4, p_terminate=0.2))
+    buf = agent.buffer
+    assert buf.truncated.any()
+    assert buf.terminated.any()
+    assert np.all(buf.final_values[~buf.truncated] == 0.0)
+    assert np.all(buf.final_values[buf.truncated] != 0.0)
+
+
+def test_training_resumes_exactly_from_state_dict() -> None:
+    cfg = fast_config(target_kl=0.05, total_timesteps=256 * 4)
+    straight = PPOAgent(3, 3, cfg)
+    straight.train(TargetVecEnv(p_terminate=0.1))
+
+    first = PPOAgent(3, 3, cfg)
+    env = TargetVecEnv(p_terminate=0.1)
+    first.train(env, callback=lambda update, _stats: update == 2)  # stop after 2 of 4 updates
+    buffer = io.BytesIO()
+    torch.save(first.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)  # checkpoints need no pickle trust
+    env_copy = copy.deepcopy(env)  # the env's own checkpoint, in a real run
+
+    resumed = PPOAgent(3, 3, cfg)
+    resumed.load_state_dict(state)
+    history = resumed.train(env_copy, reset_num_timesteps=False)
+    assert [h["update"] for h in history] == [3.0, 4.0]
+    assert resumed.global_step == straight.global_step
+    for a, b in zip(weights(straight), weights(resumed), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_callback_can_stop_training() -> None:
+    seen: list[int] = []
+
+    def stop_after_two(update: int, stats: dict[str, float]) -> bool:
+        seen.append(update)
+        return update >= 2
+
+    history = PPOAgent(3, 3, fast_config()).train(TargetVecEnv(), 256 * 5, callback=stop_after_two)
+    assert seen == [1, 2]
+    assert len(history) == 2
+
+
+def test_collect_rollout_rejects_an_env_of_the_wrong_shape() -> None:
+    with pytest.raises(InvalidInputError, match="num_envs"):
+        PPOAgent(3, 3, fast_config()).collect_rollout(TargetVecEnv(num_envs=4))
+
+
+def test_running_mean_std_matches_numpy_over_all_batches() -> None:
+    data = np.random.default_rng(0).normal(5.0, 3.0, (1000, 4))
+    rms = RunningMeanStd((4,), epsilon=0.0)
+    for chunk in np.array_split(data, 7):
+        rms.update(chunk)
+    np.testing.assert_allclose(rms.mean, data.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(rms.var, data.var(0), rtol=1e-10)
+    assert rms.count == 1000
+
+
+def test_select_action_shapes_determinism_and_validation() -> None:
+    agent = PPOAgent(3, 3, fast_config())
+    obs = np.array([0.1, -0.2, 0.3], dtype=np.float32)
+    assert agent.select_action(obs).shape == (3,)
+    assert agent.select_action(np.stack([obs, obs])).shape == (2, 3)
+    np.testing.assert_array_equal(agent.select_action(obs), agent.select_action(obs))
+    assert not np.array_equal(agent.select_action(obs, deterministic=False), agent.select_action(obs))
+    action, std = agent.select_action_with_uncertainty(obs, n_samples=10)
+    np.testing.assert_array_equal(action, agent.select_action(obs))  # uncertainty never moves the decision
+    assert std.shape == (3,)
+    assert bool((std >= 0).all())
+    for bad in (np.zeros(4), np.zeros((2, 2, 3)), np.array([np.nan, 0.0, 0.0])):
+        with pytest.raises(InvalidInputError, match="obs"):
+            agent.select_action(bad)
+
+
+def test_select_action_sees_new_weights_after_training() -> None:
+    agent = PPOAgent(3, 3, fast_config())
+    obs = np.array([0.5, -0.5, 0.9], dtype=np.float32)
+    before = agent.select_action(obs)
+    agent.train(TargetVecEnv(), total_timesteps=512)
+    with torch.no_grad():
+        expected = agent.network(torch.from_numpy(agent.obs_rms.normalize(obs, 10.0))).numpy()
+    after = agent.select_action(obs)
+    assert not np.allclose(before, after)
+    np.testing.assert_allclose(after, expected, rtol=1e-5, atol=1e-6)
+
+
+def _median_us(fn: Any, repeats: int = 2000) -> float:
+    for _ in range(200):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t)
+    return float(np.median(samples) * 1e6)
+
+
+def test_select_action_latency_is_printed_and_loosely_bounded() -> None:
+    obs_dim, action_dim = 230, 11  # about the portfolio env's size: 10 assets, window 20
+    agent = PPOAgent(obs_dim, action_dim, PPOConfig(device="cpu"))
+    agent.obs_rms.update(np.random.default_rng(0).standard_normal((100, obs_dim)))
+    obs = np.random.default_rng(1).standard_normal(obs_dim).astype(np.float32)
+    plain = _median_us(lambda: agent.select_action(obs))
+    mc = _median_us(lambda: agent.select_action_with_uncertainty(obs, n_samples=10))
+    print(f"\nselect_action: {plain:.1f} us; with 10 MC-dropout samples: {mc:.1f} us (median)")
+    assert plain < 5_000
+    assert mc < 5_000
