@@ -287,6 +287,24 @@ class RiskConfig(_ConfigMixin):
     """Settings of the drawdown hedge (fully on at ``halt_drawdown``)."""
     leverage: LeverageConfig = dataclasses.field(default_factory=LeverageConfig)
     """Settings of volatility-target leverage."""
+    state_path: str | None = None
+    """SQLite file for peak equity, trading state, kill switch and decision journal (None: in memory)."""
+    journal_sync: bool = True
+    """Wait (within the deadline) until each decision's journal row is durable before returning it."""
+    rate_limit_per_s: float | None = 10_000.0
+    """Most ``manage_risk`` calls per second (asyncio-throttle); None: no throttle."""
+    mc_samples: int = 10
+    """MC-dropout samples of the policy per decision (its uncertainty)."""
+    uncertainty_threshold: float = 0.1
+    """Policy uncertainty (mean std of the pre-softmax action) above which leverage is cut."""
+    uncertainty_leverage_factor: float = 0.5
+    """Leverage multiplier while the policy's uncertainty is above the threshold."""
+    degraded_leverage_factor: float = 0.5
+    """A degraded decision's leverage: this times min(previous leverage, 1)."""
+    degraded_hedge_ratio: float = 0.5
+    """A degraded decision hedges at least this share of the exposure."""
+    periods_per_year: int = 252
+    """Bars per year, to annualise the tracker's volatility for volatility-target leverage."""
 
     def __post_init__(self) -> None:
         for name, kind in _RISK_SUBCONFIGS.items():  # a TOML table becomes its config object
@@ -326,6 +344,23 @@ class RiskConfig(_ConfigMixin):
                     f"{self.reduce_drawdown} and {self.halt_drawdown}",
                 ),
                 lambda: _require(self.deadline_ms > 0, f"deadline_ms must be > 0, got {self.deadline_ms}"),
+                lambda: _require(
+                    self.state_path is None or isinstance(self.state_path, str),
+                    f"state_path must be a path string or None, got {self.state_path!r}",
+                ),
+                lambda: (
+                    None
+                    if self.rate_limit_per_s is None
+                    else _in_range(self.rate_limit_per_s, "rate_limit_per_s", 0.0, 1e9, lo_open=True)
+                ),
+                lambda: check_positive_int(self.mc_samples, "mc_samples"),
+                lambda: check_positive_int(self.periods_per_year, "periods_per_year"),
+                lambda: _in_range(
+                    self.uncertainty_threshold, "uncertainty_threshold", 0.0, 1e6, lo_open=True
+                ),
+                lambda: _in_range(self.uncertainty_leverage_factor, "uncertainty_leverage_factor", 0.0, 1.0),
+                lambda: _in_range(self.degraded_leverage_factor, "degraded_leverage_factor", 0.0, 1.0),
+                lambda: _in_range(self.degraded_hedge_ratio, "degraded_hedge_ratio", 0.0, 1.0),
                 lambda: _require(
                     isinstance(self.tracker, TrackerConfig),
                     f"tracker must be a TrackerConfig, got {type(self.tracker).__name__}",

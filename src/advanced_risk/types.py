@@ -196,7 +196,27 @@ class CorrelationState:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RiskDecision(Mapping[str, Any]):
-    """The answer of ``manage_risk``: frozen, and readable as a mapping (``decision["leverage"]``)."""
+    """The answer of ``manage_risk``: frozen, and readable as a mapping (``decision["leverage"]``).
+
+    Attributes
+    ----------
+    rebalance_weights : asset -> target weight, plus ``"cash"``; >= 0 and summing to 1.
+    leverage : gross exposure multiplier to apply to the weights (0 when halted).
+    hedge : whether to hedge, the share of exposure to hedge (0..1) and why.
+    position_sizes : asset -> largest new position in units (risk budget at the ATR stop; needs
+        ``portfolio.equity`` and per-asset prices; 0 while REDUCING or HALTED).
+    stop_levels : asset -> protective (trailing) stop price for a long position.
+    var, cvar : one-bar VaR / CVaR of the decided book (weights x leverage) at ``config.alpha``,
+        positive loss fractions; NaN while there is not enough history for any estimate.
+    correlation : average pairwise EWMA correlation and the correlation-shock flag.
+    risk_level, trading_state : the grading and the ACTIVE / REDUCING / HALTED state.
+    uncertainty : the policy's MC-dropout uncertainty (None without a policy).
+    alerts : short reasons worth a human's attention (state changes, faults, shocks).
+    degraded : True when a component failed or missed the deadline and this is the conservative
+        fallback (no new risk: previous or cash weights, leverage cut, hedge on).
+    latency_ms : time spent deciding, in milliseconds.
+    decision_id : the key of this decision in the journal.
+    """
 
     rebalance_weights: Mapping[str, float]
     leverage: float
@@ -212,6 +232,7 @@ class RiskDecision(Mapping[str, Any]):
     alerts: tuple[str, ...] = ()
     degraded: bool = False
     latency_ms: float = 0.0
+    decision_id: str = ""
 
     def __getitem__(self, key: str) -> Any:
         if key not in self._keys():

@@ -95,7 +95,9 @@ class RiskTracker:
     True
     """
 
-    def __init__(self, n_assets: int, config: TrackerConfig = _DEFAULT_CONFIG) -> None:
+    def __init__(
+        self, n_assets: int, config: TrackerConfig = _DEFAULT_CONFIG, *, auto_refit: bool = True
+    ) -> None:
         if not isinstance(config, TrackerConfig):
             raise InvalidInputError(f"config must be a TrackerConfig, got {type(config).__name__}")
         self._n = check_positive_int(n_assets, "n_assets", minimum=2)
@@ -112,6 +114,7 @@ class RiskTracker:
         self._shock = False
         self._garch: GarchParams | None = None  # fitted lazily, on the first fhs_garch query
         self._garch_fit_bar: int | None = None
+        self._auto_refit = bool(auto_refit)  # False: fits are installed from outside (off the hot path)
 
     # ----------------------------------------------------------------------------------- feeding
     def update(self, returns_row: ArrayLike) -> None:
@@ -180,6 +183,33 @@ class RiskTracker:
     def garch_params(self) -> GarchParams | None:
         """GJR-GARCH parameters of the last fhs_garch fit (None before the first fhs_garch query)."""
         return self._garch
+
+    @property
+    def garch_refit_due(self) -> bool:
+        """Whether an fhs_garch query would (re)fit now: no fit yet, or ``garch_refit_every`` bars passed."""
+        if self._n_obs < _GARCH_MIN_OBS:
+            return False
+        return (
+            self._garch_fit_bar is None or self._n_obs - self._garch_fit_bar >= self._config.garch_refit_every
+        )
+
+    def fhs_returns(self, weights: ArrayLike) -> FloatArray:
+        """Portfolio returns over the FHS residual window (a copy): the data an fhs_garch fit uses."""
+        w = self._as_weights(weights)
+        end = self._pos + self._capacity
+        out: FloatArray = self._buffer[end - min(self._n_obs, self._config.fhs_window) : end] @ w
+        return out
+
+    def install_garch(self, params: GarchParams, fit_bar: int | None = None) -> None:
+        """Use GJR-GARCH parameters fitted elsewhere (e.g. on a worker thread) from now on.
+
+        With ``auto_refit=False`` this is how a latency-critical owner (the manager) keeps the ~25 ms
+        fit and the one-off ~1 s ``arch`` import off its hot path: it fits ``fhs_returns`` in the
+        background when :attr:`garch_refit_due` and installs the result; queries in between use the
+        previous parameters.
+        """
+        self._garch = params
+        self._garch_fit_bar = self._n_obs if fit_bar is None else int(fit_bar)
 
     def average_correlation(self) -> float:
         """Average pairwise EWMA correlation; undefined pairs skipped; NaN before any is defined."""
@@ -290,7 +320,13 @@ class RiskTracker:
         due = (
             self._garch_fit_bar is None or self._n_obs - self._garch_fit_bar >= self._config.garch_refit_every
         )
+        if self._garch is not None and not self._auto_refit:
+            return self._garch
         if due or self._garch is None:
+            if not self._auto_refit:
+                raise InvalidInputError(
+                    "fhs_garch has no installed fit yet (auto_refit=False: see install_garch)"
+                )
             if p.shape[0] < _GARCH_MIN_OBS:
                 raise InvalidInputError(
                     f"method fhs_garch needs {_GARCH_MIN_OBS} bars for its fit, has {p.shape[0]}"

@@ -1,0 +1,397 @@
+"""The decision core shared by ``manage_risk`` and ``manage_risk_sync``: one bar in, one decision out.
+
+Per bar, in order (each step is a component; a component that raises makes the decision
+*degraded*, never an exception for the caller):
+
+- ``parse``: validate the inputs and map them onto the asset universe. Bad input raises
+  :class:`~advanced_risk.errors.InvalidInputError` here, before any state has changed.
+- ``observe``: feed the :class:`RiskTracker`, the streaming ATR, peak equity and the VaR-breach and
+  loss streaks.
+- the allocator (PPO policy) proposes target weights with an uncertainty; the async manager runs
+  it off the event loop within the deadline, the sync twin inline.
+- ``decide``: trading state, VaR/CVaR, leverage, hedge, weights, position sizes, stops, risk level.
+
+The engine is not thread-safe: the manager serialises calls.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any, Protocol
+
+import numpy as np
+
+from advanced_risk._logging import get_logger
+from advanced_risk.config import RiskConfig
+from advanced_risk.engine_inputs import Bar, parse_inputs
+from advanced_risk.measures._validation import FloatArray
+from advanced_risk.measures.var import VaRMethod
+from advanced_risk.risk.garch import GarchParams
+from advanced_risk.risk.hedging import HedgingStrategy
+from advanced_risk.risk.leverage import VolatilityTargetLeverage
+from advanced_risk.risk.rules import RiskObservation, Streak, TradingStateMachine, classify_risk_level
+from advanced_risk.risk.sizing import PositionSizer
+from advanced_risk.risk.tracker import RiskTracker
+from advanced_risk.state import PersistedState
+from advanced_risk.types import (
+    CorrelationState,
+    HedgeInstruction,
+    MarketState,
+    Portfolio,
+    RiskDecision,
+    RiskLevel,
+    TradingState,
+)
+
+__all__ = ["Allocation", "Allocator", "DecisionEngine", "Observed"]
+
+log = get_logger(__name__)
+
+Background = Callable[[Callable[[], GarchParams]], "Future[GarchParams]"]
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """What the allocator proposes: weights over the assets then cash, and its uncertainty."""
+
+    weights: FloatArray
+    uncertainty: float | None
+
+
+class Allocator(Protocol):
+    """A policy the engine can ask for target weights (``RLPortfolioManager`` via ``PolicyAllocator``)."""
+
+    @property
+    def asset_count(self) -> int: ...
+
+    @property
+    def history_length(self) -> int: ...
+
+    def allocate(self, returns: FloatArray, weights: FloatArray, drawdown: float) -> Allocation: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What ``observe`` derived from a bar (read by ``decide``)."""
+
+    bar: Bar
+    drawdown: float
+    returns: FloatArray | None
+    faults: tuple[str, ...]
+
+
+class _StreamingATR:
+    """Wilder ATR per asset, updated one bar at a time (TA-Lib's convention, like ``wilder_atr``)."""
+
+    def __init__(self, n_assets: int, period: int) -> None:
+        self.period = period
+        self.count = 0
+        self.total = np.zeros(n_assets)
+        self.value = np.full(n_assets, np.nan)
+        self.prev_close: FloatArray | None = None
+
+    def update(self, high: FloatArray, low: FloatArray, close: FloatArray) -> None:
+        if self.prev_close is not None:
+            pc = self.prev_close
+            tr = np.maximum(high - low, np.maximum(np.abs(high - pc), np.abs(low - pc)))
+            self.count += 1
+            n = self.period
+            if self.count < n:
+                self.total += tr
+            elif self.count == n:
+                self.value = (self.total + tr) / n
+            else:
+                self.value = (self.value * (n - 1) + tr) / n
+        self.prev_close = close.copy()
+
+
+class DecisionEngine:
+    """Turns one validated bar into a :class:`RiskDecision` (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: RiskConfig,
+        *,
+        restored: PersistedState | None = None,
+        allocator: Allocator | None = None,
+        background: Background | None = None,
+    ) -> None:
+        self.config = config
+        self.allocator = allocator
+        self._background = background
+        state = restored or PersistedState(None, TradingState.ACTIVE, "", False, 0.0)
+        self.peak_equity: float | None = state.peak_equity
+        self.machine = TradingStateMachine(
+            config, state=state.trading_state, reason=state.reason, kill_switch=state.kill_switch
+        )
+        self.hedger = HedgingStrategy.from_config(config)
+        self.leverage_model = VolatilityTargetLeverage(config.leverage)
+        self.sizer = PositionSizer.from_config(config.sizing)
+        self.assets: tuple[str, ...] | None = None
+        self.tracker: RiskTracker | None = None
+        self._atr: _StreamingATR | None = None
+        self._last_close: FloatArray | None = None
+        self._var_streak, self._loss_streak = Streak(), Streak()
+        self._last_var: float | None = None
+        self._stops: dict[str, float] = {}
+        self._garch_job: Future[GarchParams] | None = None
+        self.last: RiskDecision | None = None
+
+    # -- parse: validation only, no state change ----------------------------------------------------
+    def parse(
+        self, market_state: MarketState | Mapping[str, Any], portfolio: Portfolio | Mapping[str, Any]
+    ) -> Bar:
+        """Validate and align the inputs (raises ``InvalidInputError``; changes nothing)."""
+        expected = self.allocator.asset_count if self.allocator is not None else None
+        return parse_inputs(market_state, portfolio, self.assets, expected, self._last_close is not None)
+
+    # -- observe: the state updates of one bar -------------------------------------------------------
+    def observe(self, bar: Bar) -> Observed:
+        """Feed the bar to the stateful components; their faults are collected, not raised."""
+        if self.assets is None and bar.assets:
+            self.assets = bar.assets
+        faults: list[str] = []
+        returns = bar.returns
+        if returns is None and bar.prices is not None and self._last_close is not None:
+            returns = bar.prices / self._last_close - 1.0
+        if bar.prices is not None:
+            self._last_close = bar.prices
+        if returns is not None:
+            held = bar.held
+            port = float(held @ returns)
+            self._var_streak.update(self._last_var is not None and port < -self._last_var)
+            self._loss_streak.update(port < 0.0)
+            try:
+                self._tracker_for(len(bar.assets)).update(returns)
+            except Exception as exc:  # a component fault: degrade, never raise
+                faults.append(_fault("tracker", exc))
+        if bar.prices is not None:
+            try:
+                self._update_atr(bar)
+            except Exception as exc:
+                faults.append(_fault("atr", exc))
+        equity = bar.portfolio.equity
+        if equity is not None:
+            self.peak_equity = max(self.peak_equity or equity, equity, bar.portfolio.peak_equity or 0.0)
+        drawdown = bar.portfolio.current_drawdown
+        if equity is not None and self.peak_equity:
+            drawdown = max(drawdown, 1.0 - equity / self.peak_equity)
+        return Observed(bar, min(max(drawdown, 0.0), 1.0), returns, tuple(faults))
+
+    def policy_request(self, observed: Observed) -> tuple[FloatArray, FloatArray, float] | None:
+        """The allocator's inputs (history, current weights with cash, drawdown), or None if not ready."""
+        if self.allocator is None or self.tracker is None:
+            return None
+        if self.tracker.n_observations < self.allocator.history_length:
+            return None
+        history = self.tracker.recent_returns(self.allocator.history_length).copy()
+        return history, _with_cash(observed.bar.held), observed.drawdown
+
+    # -- decide ---------------------------------------------------------------------------------------
+    def decide(
+        self, observed: Observed, allocation: Allocation | None, faults: tuple[str, ...] = ()
+    ) -> RiskDecision:
+        """The decision for an observed bar; ``faults`` (from the caller) make it degraded."""
+        faults = observed.faults + faults
+        if faults:
+            return self.conservative(observed, faults)
+        cfg, bar = self.config, observed.bar
+        shock = self.tracker.correlation_shock if self.tracker is not None else False
+        update = self.machine.evaluate(
+            RiskObservation(
+                drawdown=observed.drawdown,
+                correlation_shock=shock,
+                var_breach_streak=self._var_streak.count,
+                loss_streak=self._loss_streak.count,
+            )
+        )
+        state = update.state
+        alerts = []
+        if update.changed:
+            alerts.append(f"trading state {update.previous.value} -> {state.value}: {self.machine.reason}")
+        held = bar.held
+        target = held.copy() if allocation is None else allocation.weights[:-1].copy()
+        if state is TradingState.REDUCING:
+            target = np.minimum(target, np.maximum(held, 0.0))  # no new risk: never above what is held
+        elif state is TradingState.HALTED:
+            target = np.zeros_like(held)
+        target = _long_only_budget(target)
+        leverage = self._leverage(bar, target, shock)
+        uncertainty = None if allocation is None else allocation.uncertainty
+        if uncertainty is not None and uncertainty > cfg.uncertainty_threshold:
+            leverage *= cfg.uncertainty_leverage_factor
+            alerts.append(
+                f"policy uncertainty {uncertainty:.3g} > {cfg.uncertainty_threshold:g}: leverage cut"
+            )
+        if state is TradingState.HALTED:
+            leverage = 0.0
+        elif state is TradingState.REDUCING:
+            leverage = min(leverage, 1.0)
+        hedge = self.hedger.execute_hedge(observed.drawdown, halted=state is TradingState.HALTED)
+        var, cvar = self._var_cvar(bar, target * leverage)
+        self._last_var = var if math.isfinite(var) else None
+        if shock:
+            alerts.append("correlation shock")
+        average = self.tracker.average_correlation() if self.tracker is not None else math.nan
+        sizes, stops = self._sizes_and_stops(bar, leverage, state)
+        decision = RiskDecision(
+            rebalance_weights=_weights_map(bar.assets, target),
+            leverage=float(leverage),
+            hedge=hedge,
+            position_sizes=sizes,
+            stop_levels=stops,
+            var=var,
+            cvar=cvar,
+            correlation=CorrelationState(average=float(average), shock=bool(shock)),
+            risk_level=classify_risk_level(
+                observed.drawdown, cfg, var=var, correlation_shock=shock, trading_state=state
+            ),
+            trading_state=state,
+            uncertainty=uncertainty,
+            alerts=tuple(alerts),
+        )
+        self.last = decision
+        return decision
+
+    def conservative(self, observed: Observed | None, reasons: tuple[str, ...]) -> RiskDecision:
+        """The fail-safe decision: no new risk (previous or cash weights), leverage cut, hedge on."""
+        cfg, last = self.config, self.last
+        assets = observed.bar.assets if observed is not None else (self.assets or ())
+        held = observed.bar.held if observed is not None else np.zeros(len(assets))
+        if last is not None and tuple(k for k in last.rebalance_weights if k != "cash") == assets:
+            previous = np.array([last.rebalance_weights[a] for a in assets])
+            target = np.minimum(previous, np.maximum(held, 0.0))
+        else:
+            target = np.maximum(held, 0.0)
+        target = _long_only_budget(target)
+        if self.machine.state is TradingState.HALTED:
+            target = np.zeros_like(target)
+        previous_leverage = last.leverage if last is not None else 1.0
+        ratio = max(cfg.degraded_hedge_ratio, last.hedge.ratio if last is not None else 0.0)
+        reason = "degraded: " + "; ".join(reasons)
+        log.warning("decision_degraded", reasons=list(reasons))
+        return RiskDecision(
+            rebalance_weights=_weights_map(assets, target),
+            leverage=cfg.degraded_leverage_factor * min(previous_leverage, 1.0),
+            hedge=HedgeInstruction(active=True, ratio=ratio, reason=reason),
+            position_sizes=dict.fromkeys(assets, 0.0),
+            stop_levels=dict(self._stops),
+            var=last.var if last is not None else math.nan,
+            cvar=last.cvar if last is not None else math.nan,
+            correlation=last.correlation if last is not None else CorrelationState(math.nan, False),
+            risk_level=RiskLevel.CRITICAL if self.machine.state is TradingState.HALTED else RiskLevel.HIGH,
+            trading_state=self.machine.state,
+            uncertainty=None,
+            alerts=(reason,),
+            degraded=True,
+        )
+
+    # -- components -----------------------------------------------------------------------------------
+    def _tracker_for(self, n_assets: int) -> RiskTracker:
+        if self.tracker is None:
+            self.tracker = RiskTracker(n_assets, self.config.tracker, auto_refit=False)
+        return self.tracker
+
+    def _update_atr(self, bar: Bar) -> None:
+        assert bar.prices is not None  # the caller checked
+        if self._atr is None:
+            self._atr = _StreamingATR(len(bar.assets), self.config.sizing.atr_period)
+        high = bar.high if bar.high is not None else bar.prices
+        low = bar.low if bar.low is not None else bar.prices
+        self._atr.update(high, low, bar.prices)
+
+    def _annual_vol(self, bar: Bar, weights: FloatArray) -> float | None:
+        tracker = self.tracker
+        if tracker is not None and tracker.n_observations >= 2:
+            return math.sqrt(
+                max(float(weights @ tracker.covariance() @ weights), 0.0) * self.config.periods_per_year
+            )
+        return bar.market.volatility
+
+    def _leverage(self, bar: Bar, target: FloatArray, shock: bool) -> float:
+        vol = self._annual_vol(bar, target)
+        if vol is None:
+            return min(1.0, self.config.leverage.max_leverage)
+        return self.leverage_model.leverage(vol, correlation_shock=shock)
+
+    def _var_cvar(self, bar: Bar, book: FloatArray) -> tuple[float, float]:
+        """VaR/CVaR of the decided book: the tracker once ready, else Gaussian from the summary vol."""
+        tracker, cfg = self.tracker, self.config
+        if tracker is not None and tracker.ready:
+            method = self._var_method(tracker)
+            return tracker.var(book, method, cfg.alpha), tracker.cvar(book, method, cfg.alpha)
+        vol = bar.market.volatility
+        if vol is None:
+            return math.nan, math.nan
+        z = NormalDist().inv_cdf(cfg.alpha)
+        sigma = vol / math.sqrt(cfg.periods_per_year) * float(np.abs(book).sum())
+        return z * sigma, sigma * NormalDist().pdf(z) / (1.0 - cfg.alpha)
+
+    def _var_method(self, tracker: RiskTracker) -> VaRMethod:
+        """The configured method; fhs_garch refits off the hot path (ewma until the first fit lands)."""
+        method = VaRMethod(self.config.tracker.method)
+        if method is not VaRMethod.FHS_GARCH:
+            return method
+        job = self._garch_job
+        if job is not None and job.done():
+            self._garch_job = None
+            try:
+                tracker.install_garch(job.result())
+            except Exception as exc:
+                log.warning("garch_refit_failed", error=str(exc))
+        if self._garch_job is None and tracker.garch_refit_due and self._background is not None:
+            returns = tracker.fhs_returns(np.full(tracker.n_assets, 1.0 / tracker.n_assets))
+            self._garch_job = self._background(lambda: _fit_garch(returns))
+        return method if tracker.garch_params is not None else VaRMethod.FHS_EWMA
+
+    def _sizes_and_stops(
+        self, bar: Bar, leverage: float, state: TradingState
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        atr = self._atr
+        if bar.prices is None or atr is None or atr.count < atr.period:
+            return {}, dict(self._stops)
+        stops = {}
+        for i, asset in enumerate(bar.assets):
+            candidate = max(bar.prices[i] - self.config.sizing.atr_multiplier * atr.value[i], 0.0)
+            previous = self._stops.get(asset)
+            trailing = bar.held[i] > 0.0 and previous is not None
+            stops[asset] = max(previous, candidate) if trailing and previous is not None else candidate
+        self._stops = stops
+        equity = bar.portfolio.equity
+        if equity is None or state is not TradingState.ACTIVE:
+            return dict.fromkeys(bar.assets, 0.0), stops
+        units, _ = self.sizer.plan_many(equity, np.maximum(atr.value, 1e-12), bar.prices, leverage=leverage)
+        return dict(zip(bar.assets, units.tolist(), strict=True)), stops
+
+
+def _fit_garch(returns: FloatArray) -> GarchParams:
+    from advanced_risk.risk.garch import fit_gjr_garch  # lazy: arch costs ~1 s to import
+
+    return fit_gjr_garch(returns)
+
+
+def _fault(component: str, exc: BaseException) -> str:
+    log.error("component_failed", component=component, error=repr(exc))
+    return f"{component} failed: {type(exc).__name__}: {exc}"
+
+
+def _with_cash(held: FloatArray) -> FloatArray:
+    """Held weights as the policy sees them: long-only, at most fully invested, plus cash."""
+    assets = _long_only_budget(np.maximum(held, 0.0))
+    return np.append(assets, 1.0 - assets.sum())
+
+
+def _long_only_budget(weights: FloatArray) -> FloatArray:
+    w = np.maximum(weights, 0.0)
+    total = float(w.sum())
+    return w / total if total > 1.0 else w
+
+
+def _weights_map(assets: tuple[str, ...], weights: FloatArray) -> dict[str, float]:
+    out = dict(zip(assets, weights.tolist(), strict=True))
+    out["cash"] = max(1.0 - math.fsum(out.values()), 0.0)
+    return out

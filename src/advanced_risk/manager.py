@@ -1,0 +1,338 @@
+"""AdvancedRiskManager: the async facade a trading bot embeds (and its synchronous twin).
+
+::
+
+    async with AdvancedRiskManager(RiskConfig(state_path="risk.db"), policy="models/policy.armodel") as risk:
+        while trading:
+            decision = await risk.manage_risk(market_state, portfolio)
+
+The manager orchestrates; the work is done by the :class:`~advanced_risk.engine.DecisionEngine`
+(shared by both entry points), the policy and the :class:`~advanced_risk.journal.JournalWriter`:
+
+- validation at the edge: bad input raises ``InvalidInputError`` (the caller's own fault) and
+  changes no state;
+- off the event loop: policy inference (one worker thread), SQLite (the journal thread), GARCH
+  refits (a background thread); the loop itself only runs the ~10-50 us decision arithmetic;
+- a deadline per call (``RiskConfig.deadline_ms``): a component that raises or is late yields the
+  conservative decision (``degraded=True``, alert, ``decision_degraded`` event), never an exception;
+- calls are throttled (asyncio-throttle, ``rate_limit_per_s``) and serialised (bars are sequential);
+- safety state (trading state, kill switch) is written before the decision that changed it
+  returns; with ``journal_sync`` each decision's journal row is durable before it returns.
+
+Without ``async with`` the manager opens lazily on the first call (the seed's usage).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
+from os import PathLike
+from types import TracebackType
+from typing import Any, Self
+
+import numpy as np
+from asyncio_throttle.throttler import Throttler
+
+from advanced_risk._logging import get_logger
+from advanced_risk.config import RiskConfig
+from advanced_risk.engine import Allocation, Allocator, DecisionEngine, Observed
+from advanced_risk.errors import InvalidInputError
+from advanced_risk.journal import JournalWriter
+from advanced_risk.policy import load_allocator
+from advanced_risk.state import StateStore
+from advanced_risk.types import MarketState, Portfolio, RiskDecision
+
+__all__ = ["AdvancedRiskManager"]
+
+log = get_logger(__name__)
+
+MarketInput = MarketState | Mapping[str, Any]
+PortfolioInput = Portfolio | Mapping[str, Any]
+PolicyInput = Allocator | str | PathLike[str] | Any | None
+
+
+class AdvancedRiskManager:
+    """The risk engine a bot embeds: one decision per bar, fast, fail-safe, persistent.
+
+    Parameters
+    ----------
+    config : settings (defaults: ``RiskConfig()``, state in memory).
+    policy : None (keep the held weights; risk rules only), a model file path (an
+        ``RLPortfolioManager`` saved by ``train_ppo_agent.py``), an ``RLPortfolioManager``, or any
+        object with the :class:`~advanced_risk.engine.Allocator` interface.
+
+    Raises
+    ------
+    ModelLoadError
+        If ``policy`` names a missing, corrupt or mismatched model file.
+    """
+
+    def __init__(self, config: RiskConfig | None = None, policy: PolicyInput = None) -> None:
+        if config is not None and not isinstance(config, RiskConfig):
+            raise InvalidInputError(f"config must be a RiskConfig, got {type(config).__name__}")
+        self.config = config or RiskConfig()
+        self._allocator: Allocator | None = load_allocator(policy, self.config.mc_samples)
+        self._engine: DecisionEngine | None = None
+        self._journal: JournalWriter | None = None
+        self._policy_pool = ThreadPoolExecutor(1, thread_name_prefix="advanced-risk-policy")
+        self._background_pool = ThreadPoolExecutor(1, thread_name_prefix="advanced-risk-background")
+        self._lock = asyncio.Lock()
+        self._sync_lock = threading.Lock()
+        rate = self.config.rate_limit_per_s
+        self._throttler = None if rate is None else Throttler(rate_limit=max(int(rate), 1), period=1.0)
+        self._ids = itertools.count(1)
+        self._run = uuid.uuid4().hex[:12]
+        self._latencies: deque[float] = deque(maxlen=100_000)
+        self._calls = self._degraded = self._late = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Open the state store and restore the safety state (idempotent)."""
+        if self._engine is None:
+            await asyncio.to_thread(self._open_sync)
+
+    def _open_sync(self) -> None:
+        if self._engine is not None:
+            return
+        path = self.config.state_path
+        store = StateStore(path)
+        if path is None:
+            log.info("state_in_memory", reason="RiskConfig.state_path is None; nothing survives a restart")
+        restored = store.load()
+        self._journal = JournalWriter(store)
+        self._engine = DecisionEngine(
+            self.config, restored=restored, allocator=self._allocator, background=self._background_pool.submit
+        )
+        log.info(
+            "risk_manager_opened",
+            trading_state=restored.trading_state.value,
+            peak_equity=restored.peak_equity,
+            policy=type(self._allocator).__name__ if self._allocator else None,
+        )
+
+    async def close(self) -> None:
+        """Flush the journal, close the store and stop the worker threads."""
+        await asyncio.to_thread(self.close_sync)
+
+    def close_sync(self) -> None:
+        """:meth:`close` for synchronous callers."""
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        self._engine = None
+        self._policy_pool.shutdown(wait=False, cancel_futures=True)
+        self._background_pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- the decision --------------------------------------------------------------------------------
+    async def manage_risk(self, market_state: MarketInput, portfolio: PortfolioInput) -> RiskDecision:
+        """Decide one bar (see the module docstring); raises only ``InvalidInputError`` for bad input."""
+        if self._engine is None:
+            await self.open()
+        if self._throttler is not None:
+            async with self._throttler:
+                return await self._manage_locked(market_state, portfolio)
+        return await self._manage_locked(market_state, portfolio)
+
+    async def _manage_locked(self, market_state: MarketInput, portfolio: PortfolioInput) -> RiskDecision:
+        async with self._lock:
+            start = time.perf_counter()
+            deadline = start + self.config.deadline_ms / 1000.0
+            engine = self._require_engine()
+            bar = engine.parse(market_state, portfolio)  # InvalidInputError: the caller's fault
+            observed = engine.observe(bar)
+            allocation, faults = await self._allocate_async(engine, observed, deadline)
+            decision, done = self._finish(engine, observed, allocation, faults)
+        if done is not None:
+            decision = await self._await_durable(decision, done, deadline)
+        return self._record(decision, start, deadline)
+
+    def manage_risk_sync(self, market_state: MarketInput, portfolio: PortfolioInput) -> RiskDecision:
+        """The synchronous twin of :meth:`manage_risk`: same core, same decision, no event loop.
+
+        For strategy callbacks that are synchronous (backtests, nautilus ``on_bar``, freqtrade).
+        The policy runs inline; the deadline and journal semantics are the same.
+        """
+        with self._sync_lock:
+            if self._engine is None:
+                self._open_sync()
+            start = time.perf_counter()
+            deadline = start + self.config.deadline_ms / 1000.0
+            engine = self._require_engine()
+            bar = engine.parse(market_state, portfolio)
+            observed = engine.observe(bar)
+            allocation, faults = self._allocate_inline(engine, observed)
+            decision, done = self._finish(engine, observed, allocation, faults)
+            if done is not None:
+                try:
+                    done.result(timeout=max(deadline - time.perf_counter(), 0.0))
+                except FutureTimeout:
+                    decision = self._journal_late(engine, observed)
+            return self._record(decision, start, deadline)
+
+    def _require_engine(self) -> DecisionEngine:
+        if self._engine is None:
+            raise RuntimeError("AdvancedRiskManager is closed")
+        return self._engine
+
+    async def _allocate_async(
+        self, engine: DecisionEngine, observed: Observed, deadline: float
+    ) -> tuple[Allocation | None, tuple[str, ...]]:
+        request = engine.policy_request(observed)
+        if request is None or self._allocator is None:
+            return None, ()
+        allocator = self._allocator
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._policy_pool, allocator.allocate, *request)
+        try:
+            return await asyncio.wait_for(future, max(deadline - time.perf_counter(), 0.0)), ()
+        except TimeoutError:
+            return None, ("policy missed the deadline",)
+        except Exception as exc:
+            log.error("component_failed", component="policy", error=repr(exc))
+            return None, (f"policy failed: {type(exc).__name__}: {exc}",)
+
+    def _allocate_inline(
+        self, engine: DecisionEngine, observed: Observed
+    ) -> tuple[Allocation | None, tuple[str, ...]]:
+        request = engine.policy_request(observed)
+        if request is None or self._allocator is None:
+            return None, ()
+        try:
+            return self._allocator.allocate(*request), ()
+        except Exception as exc:
+            log.error("component_failed", component="policy", error=repr(exc))
+            return None, (f"policy failed: {type(exc).__name__}: {exc}",)
+
+    def _finish(
+        self,
+        engine: DecisionEngine,
+        observed: Observed,
+        allocation: Allocation | None,
+        faults: tuple[str, ...],
+    ) -> tuple[RiskDecision, Future[None] | None]:
+        """Decide, then hand the decision (and any safety-state change) to the journal thread."""
+        journal = self._journal
+        before = (engine.machine.state, engine.machine.kill_switch)
+        if journal is not None and not journal.healthy:
+            faults = (*faults, f"state store unavailable: {journal.last_error}")
+        try:
+            decision = engine.decide(observed, allocation, faults)
+        except Exception as exc:  # a fault in the decision arithmetic itself
+            log.error("component_failed", component="engine", error=repr(exc))
+            decision = engine.conservative(observed, (f"engine failed: {type(exc).__name__}: {exc}",))
+        decision = replace(decision, decision_id=f"{self._run}-{next(self._ids)}")
+        if journal is None:
+            return decision, None
+        if (engine.machine.state, engine.machine.kill_switch) != before:
+            _submit_safety_state(journal, engine)  # queued ahead of the decision row: written first
+        done = journal.submit(decision.decision_id, decision, engine.peak_equity)
+        return decision, (done if self.config.journal_sync else None)
+
+    async def _await_durable(
+        self, decision: RiskDecision, done: Future[None], deadline: float
+    ) -> RiskDecision:
+        try:
+            await asyncio.wait_for(
+                asyncio.shield(asyncio.wrap_future(done)), max(deadline - time.perf_counter(), 0.0)
+            )
+        except TimeoutError:
+            engine = self._require_engine()
+            return self._journal_late(engine, None)
+        return decision
+
+    def _journal_late(self, engine: DecisionEngine, observed: Observed | None) -> RiskDecision:
+        journal = self._journal
+        why = "journal not durable within the deadline"
+        if journal is not None and journal.last_error:
+            why += f" (state store: {journal.last_error})"
+        return replace(engine.conservative(observed, (why,)), decision_id=f"{self._run}-{next(self._ids)}")
+
+    def _record(self, decision: RiskDecision, start: float, deadline: float) -> RiskDecision:
+        now = time.perf_counter()
+        latency_ms = (now - start) * 1000.0
+        self._calls += 1
+        self._degraded += decision.degraded
+        self._late += now > deadline
+        self._latencies.append(latency_ms)
+        return replace(decision, latency_ms=latency_ms)
+
+    # -- operator controls -------------------------------------------------------------------------
+    async def resume(self, reason: str) -> bool:
+        """Leave HALTED explicitly (no restart needed); persisted before returning. True if it changed."""
+        await self.open()
+        async with self._lock:
+            engine = self._require_engine()
+            changed = engine.machine.resume(reason)
+            if changed:
+                await self._persist_state(engine)
+            return changed
+
+    async def engage_kill_switch(self, reason: str) -> bool:
+        """Halt at once (no confirmations); persisted before returning. True if it changed."""
+        await self.open()
+        async with self._lock:
+            engine = self._require_engine()
+            changed = engine.machine.engage_kill_switch(reason)
+            await self._persist_state(engine)
+            return changed
+
+    async def _persist_state(self, engine: DecisionEngine) -> None:
+        journal = self._journal
+        if journal is None:
+            return
+        await asyncio.wrap_future(_submit_safety_state(journal, engine))
+
+    async def flush(self) -> None:
+        """Wait until every decision returned so far is durable in the journal."""
+        if self._journal is not None:
+            await asyncio.wrap_future(self._journal.flush())
+
+    @property
+    def trading_state(self) -> str:
+        """The current trading state's value ('active', 'reducing', 'halted')."""
+        return self._engine.machine.state.value if self._engine is not None else "closed"
+
+    def metrics(self) -> dict[str, float | int | bool]:
+        """Latency p50/p99/max (ms), deadline violations, degraded decisions, calls, journal health."""
+        lat = np.fromiter(self._latencies, dtype=np.float64)
+        journal = self._journal
+        return {
+            "calls": self._calls,
+            "degraded": self._degraded,
+            "deadline_violations": self._late,
+            "latency_p50_ms": float(np.percentile(lat, 50)) if lat.size else float("nan"),
+            "latency_p99_ms": float(np.percentile(lat, 99)) if lat.size else float("nan"),
+            "latency_max_ms": float(lat.max()) if lat.size else float("nan"),
+            "journal_healthy": journal.healthy if journal is not None else False,
+            "journal_committed": journal.committed if journal is not None else 0,
+            "journal_pending": journal.pending if journal is not None else 0,
+        }
+
+
+def _submit_safety_state(journal: JournalWriter, engine: DecisionEngine) -> Future[None]:
+    """Queue the trading state, its reason and the kill switch for the journal thread to persist."""
+    machine = engine.machine
+    state, reason, kill = machine.state, machine.reason, machine.kill_switch
+
+    def save(store: StateStore) -> None:
+        store.set_trading_state(state, reason)
+        store.set_kill_switch(kill)
+
+    return journal.call(save)

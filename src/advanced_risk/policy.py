@@ -1,0 +1,85 @@
+"""The policy behind ``manage_risk``: a trained ``RLPortfolioManager`` seen as an ``Allocator``.
+
+The manager accepts a model path, an ``RLPortfolioManager`` or any object with the
+:class:`~advanced_risk.engine.Allocator` interface. torch is imported only here, and only when a
+policy is actually configured, so a bot that uses the risk layer alone never loads it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from advanced_risk.engine import Allocation, Allocator
+from advanced_risk.errors import InvalidInputError, ModelLoadError
+from advanced_risk.measures._validation import FloatArray
+
+if TYPE_CHECKING:
+    from advanced_risk.rl.portfolio import RLPortfolioManager
+
+__all__ = ["PolicyAllocator", "load_allocator"]
+
+
+class PolicyAllocator:
+    """Adapts an ``RLPortfolioManager`` to the engine: deterministic weights plus MC-dropout uncertainty.
+
+    The uncertainty is the mean, over the action's entries, of the standard deviation of the
+    pre-softmax action across ``n_samples`` dropout masks (0 for a policy without dropout).
+    """
+
+    def __init__(self, manager: RLPortfolioManager, n_samples: int = 10) -> None:
+        from advanced_risk.rl._accounting import history_length
+
+        self.manager = manager
+        self.n_samples = n_samples
+        self._history = history_length(manager.env_config)
+
+    @property
+    def asset_count(self) -> int:
+        """Assets the policy was trained on."""
+        return self.manager.asset_count
+
+    @property
+    def history_length(self) -> int:
+        """Bars of returns the policy's observation needs."""
+        return self._history
+
+    def allocate(self, returns: FloatArray, weights: FloatArray, drawdown: float) -> Allocation:
+        """Target weights (assets then cash) for this history, with the policy's uncertainty."""
+        target, std = self.manager.rebalance(
+            returns, weights, min(drawdown, 0.999999), with_uncertainty=True, n_samples=self.n_samples
+        )
+        return Allocation(weights=target, uncertainty=float(np.mean(std)))
+
+
+def load_allocator(policy: Any, n_samples: int = 10) -> Allocator | None:
+    """None, a model path, an ``RLPortfolioManager`` or an ``Allocator`` -> an ``Allocator`` (or None).
+
+    Raises
+    ------
+    ModelLoadError
+        A path that is missing, corrupt or not a portfolio policy.
+    InvalidInputError
+        An object that is none of the accepted kinds.
+    """
+    if policy is None:
+        return None
+    if isinstance(policy, str | os.PathLike):
+        from advanced_risk.rl.portfolio import RLPortfolioManager
+
+        path = Path(policy)
+        if not path.is_file():
+            raise ModelLoadError(f"policy file not found: {path}")
+        return PolicyAllocator(RLPortfolioManager.load(path), n_samples)
+    if all(hasattr(policy, name) for name in ("asset_count", "history_length", "allocate")):
+        allocator: Allocator = policy
+        return allocator
+    if hasattr(policy, "rebalance") and hasattr(policy, "env_config"):
+        return PolicyAllocator(policy, n_samples)
+    raise InvalidInputError(
+        "policy must be None, a model path, an RLPortfolioManager or an Allocator, "
+        f"got {type(policy).__name__}"
+    )
