@@ -299,6 +299,8 @@ class RiskConfig(_ConfigMixin):
     """Policy uncertainty (mean std of the pre-softmax action) above which leverage is cut."""
     uncertainty_leverage_factor: float = 0.5
     """Leverage multiplier while the policy's uncertainty is above the threshold."""
+    reduce_exposure: float = 0.5
+    """While REDUCING, the allocation's asset weights are scaled by this (the rest goes to cash)."""
     degraded_leverage_factor: float = 0.5
     """A degraded decision's leverage: this times min(previous leverage, 1)."""
     degraded_hedge_ratio: float = 0.5
@@ -359,6 +361,7 @@ class RiskConfig(_ConfigMixin):
                     self.uncertainty_threshold, "uncertainty_threshold", 0.0, 1e6, lo_open=True
                 ),
                 lambda: _in_range(self.uncertainty_leverage_factor, "uncertainty_leverage_factor", 0.0, 1.0),
+                lambda: _in_range(self.reduce_exposure, "reduce_exposure", 0.0, 1.0),
                 lambda: _in_range(self.degraded_leverage_factor, "degraded_leverage_factor", 0.0, 1.0),
                 lambda: _in_range(self.degraded_hedge_ratio, "degraded_hedge_ratio", 0.0, 1.0),
                 lambda: _require(

@@ -216,7 +216,9 @@ class DecisionEngine:
         held = bar.held
         target = held.copy() if allocation is None else allocation.weights[:-1].copy()
         if state is TradingState.REDUCING:
-            target = np.minimum(target, np.maximum(held, 0.0))  # no new risk: never above what is held
+            # Scale the exposure down rather than freeze it: a book frozen in cash could never
+            # recover the drawdown that put it in REDUCING (it would stay there forever).
+            target = target * cfg.reduce_exposure
         elif state is TradingState.HALTED:
             target = np.zeros_like(held)
         target = _long_only_budget(target)

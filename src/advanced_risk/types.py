@@ -204,7 +204,7 @@ class RiskDecision(Mapping[str, Any]):
     leverage : gross exposure multiplier to apply to the weights (0 when halted).
     hedge : whether to hedge, the share of exposure to hedge (0..1) and why.
     position_sizes : asset -> largest new position in units (risk budget at the ATR stop; needs
-        ``portfolio.equity`` and per-asset prices; 0 while REDUCING or HALTED).
+        ``portfolio.equity`` and per-asset prices; 0 while REDUCING or HALTED: no new positions).
     stop_levels : asset -> protective (trailing) stop price for a long position.
     var, cvar : one-bar VaR / CVaR of the decided book (weights x leverage) at ``config.alpha``,
         positive loss fractions; NaN while there is not enough history for any estimate.

@@ -3,7 +3,8 @@
 States (:class:`~advanced_risk.types.TradingState`):
 
 - ACTIVE: normal trading.
-- REDUCING: no new risk; entered when any *reduce rule* fires (drawdown at or past
+- REDUCING: exposure cut (the manager scales the allocation by ``reduce_exposure`` and caps
+  leverage at 1); entered when any *reduce rule* fires (drawdown at or past
   ``reduce_drawdown``, a correlation shock, ``var_breach_streak`` VaR breaches in a row) or while a
   halt is pending confirmation. It is left automatically: the first check on which no reduce rule
   and no halt rule fires returns to ACTIVE.
