@@ -32,6 +32,7 @@ demo: venv
 
 bench: venv
 	$(BIN)/python benchmarks/bench_measures.py
+	$(BIN)/python benchmarks/bench_ppo.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

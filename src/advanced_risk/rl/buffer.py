@@ -87,7 +87,7 @@ def compute_gae(
 
 @dataclass(frozen=True, slots=True)
 class RolloutBatch:
-    """A flat batch of transitions on the training device (index it with an index array)."""
+    """A flat batch of transitions on the training device (index it with an index array or a slice)."""
 
     obs: torch.Tensor
     """Normalised observations, ``(B, obs_dim)`` float32."""
@@ -105,7 +105,7 @@ class RolloutBatch:
     def __len__(self) -> int:
         return int(self.obs.shape[0])
 
-    def __getitem__(self, index: torch.Tensor) -> RolloutBatch:
+    def __getitem__(self, index: torch.Tensor | slice) -> RolloutBatch:
         return RolloutBatch(
             self.obs[index],
             self.actions[index],

@@ -27,6 +27,7 @@ Inference (:meth:`select_action`) runs on a NumPy snapshot of the actor
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Callable
@@ -106,7 +107,10 @@ class PPOAgent:
         self.network = ActorCriticNetwork(
             state_dim, action_dim, cfg.hidden_sizes, cfg.init_log_std, cfg.dropout, generator=init_gen
         ).to(self.device)
-        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=cfg.learning_rate, eps=1e-5)
+        # fused: one kernel per step instead of ~10 small ops per parameter (CPU and CUDA, float32)
+        self.optimizer = torch.optim.Adam(
+            self.network.parameters(), lr=cfg.learning_rate, eps=1e-5, fused=True
+        )
         self.use_amp = cfg.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.use_amp)
         self.obs_rms = RunningMeanStd((self.obs_dim,))
@@ -245,10 +249,12 @@ class PPOAgent:
         if cfg.norm_adv:  # per minibatch, over the whole minibatch (not per slice)
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         totals = torch.zeros(len(LOSS_STATS), device=self.device)
-        for idx in torch.arange(n, device=self.device).tensor_split(min(cfg.grad_accum_steps, n)):
-            share = len(idx) / n
+        k = min(cfg.grad_accum_steps, n)
+        bounds = np.cumsum([0, *[n // k + (i < n % k) for i in range(k)]])  # torch.tensor_split's sizes
+        for lo, hi in itertools.pairwise(bounds.tolist()):  # slices are views: no copies per micro-batch
+            share = (hi - lo) / n
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
-                loss, stats = ppo_loss(self.network, mb[idx], advantages[idx], cfg)
+                loss, stats = ppo_loss(self.network, mb[lo:hi], advantages[lo:hi], cfg)
             torch.autograd.backward(self.scaler.scale(loss * share))
             totals += share * torch.stack(stats)
         return dict(zip(LOSS_STATS, totals.tolist(), strict=True))
@@ -278,9 +284,9 @@ class PPOAgent:
         early_stop = False
         for _epoch in range(cfg.update_epochs):
             epochs_run += 1
-            order = torch.as_tensor(self.rng.permutation(len(batch)), device=self.device)
-            for start in range(0, len(batch), cfg.minibatch_size):
-                stats = self._accumulate_gradients(batch[order[start : start + cfg.minibatch_size]])
+            shuffled = batch[torch.as_tensor(self.rng.permutation(len(batch)), device=self.device)]
+            for start in range(0, len(batch), cfg.minibatch_size):  # contiguous views of one gather
+                stats = self._accumulate_gradients(shuffled[start : start + cfg.minibatch_size])
                 minibatches += 1
                 for key, value in stats.items():
                     sums[key] = sums.get(key, 0.0) + value
@@ -288,7 +294,7 @@ class PPOAgent:
                     early_stop = True  # stop before this step moves the policy further away
                     break
                 self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+                nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm, foreach=True)
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 steps += 1
