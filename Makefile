@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv demo test test-all lint bench clean
+.PHONY: venv demo report test test-all lint bench clean
 
 venv: $(STAMP)
 
@@ -28,11 +28,15 @@ test-all: lint
 	$(BIN)/python -m pytest -q -m ""
 
 demo: venv
-	$(BIN)/python examples/risk_report.py
+	$(BIN)/python examples/trading_loop.py
+
+report: venv
+	$(BIN)/python -m advanced_risk report
 
 bench: venv
 	$(BIN)/python benchmarks/bench_measures.py
 	$(BIN)/python benchmarks/bench_ppo.py
+	$(BIN)/python benchmarks/bench_manager.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -421,6 +421,8 @@ class EnvConfig(_ConfigMixin):
     """An episode terminates when value falls below this fraction of ``initial_balance``."""
     no_trade_band: float = 0.0
     """Skip rebalancing while the L1 distance between target and held weights is below this."""
+    rebalance_rate: float = 1.0
+    """Partial rebalancing: trade this fraction of the way from held to target weights (1: all the way)."""
     market: MarketKind = MarketKind.GBM
     """Return generator."""
     train_end: str = "2012-12-31"
@@ -477,6 +479,10 @@ class EnvConfig(_ConfigMixin):
                 ),
                 lambda: _require(
                     0 <= self.no_trade_band < 2, f"no_trade_band must be in [0, 2), got {self.no_trade_band}"
+                ),
+                lambda: _require(
+                    0 < self.rebalance_rate <= 1,
+                    f"rebalance_rate must be in (0, 1], got {self.rebalance_rate}",
                 ),
                 lambda: _require(
                     self.split in ("train", "test"), f"split must be 'train' or 'test', got {self.split!r}"

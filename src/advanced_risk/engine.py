@@ -16,6 +16,7 @@ The engine is not thread-safe: the manager serialises calls.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -27,14 +28,14 @@ import numpy as np
 
 from advanced_risk._logging import get_logger
 from advanced_risk.config import RiskConfig
-from advanced_risk.engine_inputs import Bar, parse_inputs
+from advanced_risk.engine_inputs import MAX_BAR_RETURN, Bar, parse_inputs
+from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures._validation import FloatArray
 from advanced_risk.measures.var import VaRMethod
 from advanced_risk.risk.garch import GarchParams
 from advanced_risk.risk.hedging import HedgingStrategy
 from advanced_risk.risk.leverage import VolatilityTargetLeverage
 from advanced_risk.risk.rules import RiskObservation, Streak, TradingStateMachine, classify_risk_level
-from advanced_risk.risk.sizing import PositionSizer
 from advanced_risk.risk.tracker import RiskTracker
 from advanced_risk.state import PersistedState
 from advanced_risk.types import (
@@ -47,7 +48,7 @@ from advanced_risk.types import (
     TradingState,
 )
 
-__all__ = ["Allocation", "Allocator", "DecisionEngine", "Observed"]
+__all__ = ["Allocation", "Allocator", "DecisionEngine", "Observed", "warm_up"]
 
 log = get_logger(__name__)
 
@@ -130,7 +131,6 @@ class DecisionEngine:
         )
         self.hedger = HedgingStrategy.from_config(config)
         self.leverage_model = VolatilityTargetLeverage(config.leverage)
-        self.sizer = PositionSizer.from_config(config.sizing)
         self.assets: tuple[str, ...] | None = None
         self.tracker: RiskTracker | None = None
         self._atr: _StreamingATR | None = None
@@ -147,7 +147,17 @@ class DecisionEngine:
     ) -> Bar:
         """Validate and align the inputs (raises ``InvalidInputError``; changes nothing)."""
         expected = self.allocator.asset_count if self.allocator is not None else None
-        return parse_inputs(market_state, portfolio, self.assets, expected, self._last_close is not None)
+        bar = parse_inputs(market_state, portfolio, self.assets, expected, self._last_close is not None)
+        if bar.returns is None and bar.prices is not None and self._last_close is not None:
+            derived = bar.prices / self._last_close - 1.0  # what observe will feed the tracker
+            worst = int(np.argmax(derived))
+            if derived[worst] > MAX_BAR_RETURN:
+                raise InvalidInputError(
+                    f"market_state.prices[{bar.assets[worst]!r}]={bar.prices[worst]} is a move of "
+                    f"{derived[worst]:.3g} from the last close {self._last_close[worst]}: above "
+                    f"{MAX_BAR_RETURN:g} in one bar, a data error"
+                )
+        return bar
 
     # -- observe: the state updates of one bar -------------------------------------------------------
     def observe(self, bar: Bar) -> Observed:
@@ -235,6 +245,13 @@ class DecisionEngine:
             leverage = min(leverage, 1.0)
         hedge = self.hedger.execute_hedge(observed.drawdown, halted=state is TradingState.HALTED)
         var, cvar = self._var_cvar(bar, target * leverage)
+        if (
+            self.tracker is not None
+            and self.tracker.ready
+            and not (math.isfinite(var) and math.isfinite(cvar))
+        ):
+            # never a silent NaN: a ready tracker that cannot price the book is a component fault
+            return self.conservative(observed, (f"tracker gave a non-finite VaR/CVaR ({var}, {cvar})",))
         self._last_var = var if math.isfinite(var) else None
         if shock:
             alerts.append("correlation shock")
@@ -324,8 +341,8 @@ class DecisionEngine:
         """VaR/CVaR of the decided book: the tracker once ready, else Gaussian from the summary vol."""
         tracker, cfg = self.tracker, self.config
         if tracker is not None and tracker.ready:
-            method = self._var_method(tracker)
-            return tracker.var(book, method, cfg.alpha), tracker.cvar(book, method, cfg.alpha)
+            snap = tracker.snapshot(book, self._var_method(tracker), cfg.alpha)
+            return snap.var, snap.cvar
         vol = bar.market.volatility
         if vol is None:
             return math.nan, math.nan
@@ -356,18 +373,55 @@ class DecisionEngine:
         atr = self._atr
         if bar.prices is None or atr is None or atr.count < atr.period:
             return {}, dict(self._stops)
-        stops = {}
-        for i, asset in enumerate(bar.assets):
-            candidate = max(bar.prices[i] - self.config.sizing.atr_multiplier * atr.value[i], 0.0)
-            previous = self._stops.get(asset)
-            trailing = bar.held[i] > 0.0 and previous is not None
-            stops[asset] = max(previous, candidate) if trailing and previous is not None else candidate
+        distance = self.config.sizing.atr_multiplier * atr.value
+        candidate = np.maximum(bar.prices - distance, 0.0)
+        previous = np.array([self._stops.get(a, np.nan) for a in bar.assets])
+        # A held long's stop only ever tightens, until the price trades through it: that stop was
+        # hit, and a stop above the market is no protective order, so it restarts below the price.
+        trailing = (bar.held > 0.0) & ~np.isnan(previous) & (bar.prices > previous)
+        stop = np.where(trailing, np.fmax(previous, candidate), candidate)
+        stops = dict(zip(bar.assets, stop.tolist(), strict=True))
         self._stops = stops
         equity = bar.portfolio.equity
         if equity is None or state is not TradingState.ACTIVE:
             return dict.fromkeys(bar.assets, 0.0), stops
-        units, _ = self.sizer.plan_many(equity, np.maximum(atr.value, 1e-12), bar.prices, leverage=leverage)
-        return dict(zip(bar.assets, units.tolist(), strict=True)), stops
+        sizing = self.config.sizing
+        by_risk = equity * sizing.risk_per_trade / np.maximum(distance, 1e-12)
+        by_cap = equity * sizing.max_position_fraction * leverage / bar.prices
+        return dict(zip(bar.assets, np.minimum(by_risk, by_cap).tolist(), strict=True)), stops
+
+
+def warm_up(config: RiskConfig) -> None:
+    """Run a scratch engine through synthetic bars so the first real bar pays no one-off cost.
+
+    The first call of each numba kernel loads it from numba's disk cache and initialises numba's
+    target (~0.5-1 s), and ``fhs_garch`` imports ``arch`` (~1 s) for its first fit. Paid inside the
+    first ``manage_risk`` call, that blows its deadline; the manager calls this from ``open`` (off
+    the event loop) instead. The scratch engine shares nothing with the real one.
+    """
+    tracker_cfg = dataclasses.replace(config.tracker, window=20, correlation_warmup=2, fhs_window=100)
+    scratch = DecisionEngine(dataclasses.replace(config, tracker=tracker_cfg))
+    rng = np.random.default_rng(0)
+    assets, prices = ("a", "b"), np.array([100.0, 50.0])
+    allocation = Allocation(np.array([0.4, 0.4, 0.2]), 0.0)
+    garch = VaRMethod(config.tracker.method) is VaRMethod.FHS_GARCH
+    if garch:
+        _fit_garch(rng.normal(0.0, 0.01, 120))  # imports arch once, off the hot path
+    for i in range(tracker_cfg.window + config.sizing.atr_period + 2):
+        returns = rng.normal(0.0, 0.01, 2)
+        prices = prices * (1.0 + returns)
+        market = MarketState(
+            returns=dict(zip(assets, returns.tolist(), strict=True)),
+            prices=dict(zip(assets, prices.tolist(), strict=True)),
+            high=dict(zip(assets, (prices * 1.01).tolist(), strict=True)),
+            low=dict(zip(assets, (prices * 0.99).tolist(), strict=True)),
+            volatility=0.2,
+        )
+        book = Portfolio(weights={"a": 0.4, "b": 0.4}, equity=100_000.0)
+        observed = scratch.observe(scratch.parse(market, book))
+        if garch and i == tracker_cfg.window and scratch.tracker is not None:
+            scratch.tracker.install_garch(GarchParams(0.0, 1e-6, 0.05, 0.05, 0.9))
+        scratch.decide(observed, allocation)
 
 
 def _fit_garch(returns: FloatArray) -> GarchParams:

@@ -12,6 +12,7 @@ field             enables
 ================  ===================================================================
 ``returns``       the RiskTracker (VaR/CVaR, EWMA correlation, shock flag), the policy's
                   history, VaR-breach and loss streaks, volatility-target leverage
+                  (each in (-1, ``MAX_BAR_RETURN`` = 10])
 ``prices``        stop levels and position sizes in units; returns when ``returns`` is
                   absent (from consecutive prices); ATR from close-to-close moves
 ``high``/``low``  a true ATR (with ``prices`` as the close) for stops and sizes
@@ -35,9 +36,13 @@ from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures._validation import FloatArray
 from advanced_risk.types import MarketState, Portfolio
 
-__all__ = ["CASH", "Bar", "parse_inputs"]
+__all__ = ["CASH", "MAX_BAR_RETURN", "Bar", "parse_inputs"]
 
 CASH = "cash"
+MAX_BAR_RETURN = 10.0
+"""The largest simple return one bar may carry (+1000 %): beyond it the tick is a data error. One
+absurd return (a price in cents read as dollars, 1e10 from a bad feed) would otherwise sit in the
+tracker's EWMA covariance and FHS window for hundreds of bars, or overflow it for good."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,13 +129,20 @@ def parse_inputs(
         raise InvalidInputError(
             f"the policy was trained on {expected_assets} assets, market_state names {len(universe)}"
         )
-    if market.high and market.low and market.prices:
+    if (market.high or market.low) and market.prices:  # either bound alone is checked too
         for a in universe:
-            if not market.low[a] <= market.prices[a] <= market.high[a]:
+            lo, hi = market.low.get(a, -np.inf), market.high.get(a, np.inf)
+            if not lo <= market.prices[a] <= hi:
                 raise InvalidInputError(
                     f"market_state.prices[{a!r}]={market.prices[a]} is outside "
-                    f"[low={market.low[a]}, high={market.high[a]}]"
+                    f"[low={market.low.get(a)}, high={market.high.get(a)}]"
                 )
+    for a, r in market.returns.items():
+        if r > MAX_BAR_RETURN:
+            raise InvalidInputError(
+                f"market_state.returns[{a!r}]={r} is above {MAX_BAR_RETURN:g} (+{MAX_BAR_RETURN:.0%}) "
+                "in one bar: a data error"
+            )
     if not per_asset and market.volatility is None and market.trend is None and not has_history:
         raise InvalidInputError("market_state needs returns, prices, volatility or trend")
     held = np.array([book.weights.get(a, 0.0) for a in universe], dtype=np.float64)

@@ -43,10 +43,10 @@ from asyncio_throttle.throttler import Throttler
 
 from advanced_risk._logging import get_logger
 from advanced_risk.config import RiskConfig
-from advanced_risk.engine import Allocation, Allocator, DecisionEngine, Observed
+from advanced_risk.engine import Allocation, Allocator, DecisionEngine, Observed, warm_up
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.journal import JournalWriter
-from advanced_risk.policy import load_allocator
+from advanced_risk.policy import PolicyAllocator, load_allocator
 from advanced_risk.state import StateStore
 from advanced_risk.types import MarketState, Portfolio, RiskDecision
 
@@ -84,6 +84,7 @@ class AdvancedRiskManager:
         self._journal: JournalWriter | None = None
         self._policy_pool = ThreadPoolExecutor(1, thread_name_prefix="advanced-risk-policy")
         self._background_pool = ThreadPoolExecutor(1, thread_name_prefix="advanced-risk-background")
+        self._pools_closed = False
         self._lock = asyncio.Lock()
         self._sync_lock = threading.Lock()
         rate = self.config.rate_limit_per_s
@@ -116,6 +117,11 @@ class AdvancedRiskManager:
         if path is None:
             log.info("state_in_memory", reason="RiskConfig.state_path is None; nothing survives a restart")
         restored = store.load()
+        if self._pools_closed:  # reopened after close(): a shut-down executor takes no new work
+            self._policy_pool = ThreadPoolExecutor(1, thread_name_prefix="advanced-risk-policy")
+            self._background_pool = ThreadPoolExecutor(1, thread_name_prefix="advanced-risk-background")
+            self._pools_closed = False
+        _warm_up(self.config, self._allocator)
         self._journal = JournalWriter(store)
         self._engine = DecisionEngine(
             self.config, restored=restored, allocator=self._allocator, background=self._background_pool.submit
@@ -139,6 +145,7 @@ class AdvancedRiskManager:
         self._engine = None
         self._policy_pool.shutdown(wait=False, cancel_futures=True)
         self._background_pool.shutdown(wait=False, cancel_futures=True)
+        self._pools_closed = True
 
     # -- the decision --------------------------------------------------------------------------------
     async def manage_risk(self, market_state: MarketInput, portfolio: PortfolioInput) -> RiskDecision:
@@ -160,7 +167,7 @@ class AdvancedRiskManager:
             allocation, faults = await self._allocate_async(engine, observed, deadline)
             decision, done = self._finish(engine, observed, allocation, faults)
         if done is not None:
-            decision = await self._await_durable(decision, done, deadline)
+            decision = await self._await_durable(decision, observed, done, deadline)
         return self._record(decision, start, deadline)
 
     def manage_risk_sync(self, market_state: MarketInput, portfolio: PortfolioInput) -> RiskDecision:
@@ -183,7 +190,7 @@ class AdvancedRiskManager:
                 try:
                     done.result(timeout=max(deadline - time.perf_counter(), 0.0))
                 except FutureTimeout:
-                    decision = self._journal_late(engine, observed)
+                    decision = self._journal_late(engine, decision, observed)
             return self._record(decision, start, deadline)
 
     def _require_engine(self) -> DecisionEngine:
@@ -230,7 +237,8 @@ class AdvancedRiskManager:
         """Decide, then hand the decision (and any safety-state change) to the journal thread."""
         journal = self._journal
         before = (engine.machine.state, engine.machine.kill_switch)
-        if journal is not None and not journal.healthy:
+        store_down = journal is not None and not journal.healthy
+        if store_down and journal is not None:
             faults = (*faults, f"state store unavailable: {journal.last_error}")
         try:
             decision = engine.decide(observed, allocation, faults)
@@ -243,26 +251,39 @@ class AdvancedRiskManager:
         if (engine.machine.state, engine.machine.kill_switch) != before:
             _submit_safety_state(journal, engine)  # queued ahead of the decision row: written first
         done = journal.submit(decision.decision_id, decision, engine.peak_equity)
-        return decision, (done if self.config.journal_sync else None)
+        # memory: nothing to wait for; a store already failing: the decision is degraded anyway and
+        # waiting for its row would only burn the rest of the deadline (the row stays queued for retry)
+        durable = self.config.journal_sync and self.config.state_path is not None and not store_down
+        return decision, (done if durable else None)
 
     async def _await_durable(
-        self, decision: RiskDecision, done: Future[None], deadline: float
+        self, decision: RiskDecision, observed: Observed, done: Future[None], deadline: float
     ) -> RiskDecision:
         try:
             await asyncio.wait_for(
                 asyncio.shield(asyncio.wrap_future(done)), max(deadline - time.perf_counter(), 0.0)
             )
         except TimeoutError:
-            engine = self._require_engine()
-            return self._journal_late(engine, None)
+            return self._journal_late(self._require_engine(), decision, observed)
         return decision
 
-    def _journal_late(self, engine: DecisionEngine, observed: Observed | None) -> RiskDecision:
+    def _journal_late(
+        self, engine: DecisionEngine, decision: RiskDecision, observed: Observed
+    ) -> RiskDecision:
+        """The conservative decision for a row not durable in time.
+
+        It keeps the queued row's ``decision_id`` (the row lands once the store allows: one call, one
+        row, and every returned id can be looked up later) and, if the decision was already degraded
+        (e.g. a late policy used up the deadline), its reasons: the first fault is the one to report.
+        """
         journal = self._journal
         why = "journal not durable within the deadline"
         if journal is not None and journal.last_error:
             why += f" (state store: {journal.last_error})"
-        return replace(engine.conservative(observed, (why,)), decision_id=f"{self._run}-{next(self._ids)}")
+        if decision.degraded:
+            return replace(decision, alerts=(*decision.alerts, why))
+        fallback = engine.conservative(observed, (why,))
+        return replace(fallback, decision_id=decision.decision_id)
 
     def _record(self, decision: RiskDecision, start: float, deadline: float) -> RiskDecision:
         now = time.perf_counter()
@@ -324,6 +345,20 @@ class AdvancedRiskManager:
             "journal_committed": journal.committed if journal is not None else 0,
             "journal_pending": journal.pending if journal is not None else 0,
         }
+
+
+def _warm_up(config: RiskConfig, allocator: Allocator | None) -> None:
+    """Pay the one-off costs (numba cache loads, the ``arch`` import, torch's first inference) now.
+
+    Called from ``open`` (a worker thread), so the first bar meets its deadline. A failure here is
+    not fatal: the first bars are then merely slow (and degraded if late).
+    """
+    try:
+        warm_up(config)
+        if isinstance(allocator, PolicyAllocator):
+            allocator.warm_up()
+    except Exception as exc:
+        log.warning("warm_up_failed", error=repr(exc))
 
 
 def _submit_safety_state(journal: JournalWriter, engine: DecisionEngine) -> Future[None]:

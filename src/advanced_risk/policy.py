@@ -54,6 +54,12 @@ class PolicyAllocator:
         )
         return Allocation(weights=target, uncertainty=float(np.mean(std)))
 
+    def warm_up(self) -> None:
+        """One throwaway inference (torch's first call is slow); the manager calls it from ``open``."""
+        n = self.asset_count
+        weights = np.append(np.zeros(n), 1.0)
+        self.allocate(np.zeros((self.history_length, n)), weights, 0.0)
+
 
 def load_allocator(policy: Any, n_samples: int = 10) -> Allocator | None:
     """None, a model path, an ``RLPortfolioManager`` or an ``Allocator`` -> an ``Allocator`` (or None).

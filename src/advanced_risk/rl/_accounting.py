@@ -178,6 +178,7 @@ def _step_python(
     port_returns: FloatArray,
     history: int,
     band: float,
+    rate: float,
     tc: float,
     log_reward: bool,
     vol_penalty: float,
@@ -209,9 +210,13 @@ def _step_python(
         # Rebalance (unless inside the no-trade band): pay tc on the traded asset value.
         if distance < band:
             traded = 0.0
-        else:
+        elif rate == 1.0:
             for j in range(m):
                 held[j] = tgt[j]
+        else:  # partial rebalancing: move the fraction ``rate`` of the way to the target
+            for j in range(m):
+                held[j] += rate * (tgt[j] - held[j])
+            traded *= rate
         c = tc * traded
         v0 = value[e]
         r = paths[e, history + t[e]]
@@ -307,6 +312,7 @@ class Book:
             self.port_returns,
             self.history,
             c.no_trade_band,
+            c.rebalance_rate,
             c.transaction_cost,
             c.reward is RewardKind.LOG_RETURN,
             c.vol_penalty,

@@ -5,7 +5,9 @@ over the ``n`` assets plus cash, through an unconstrained action ``a`` of length
 ``softmax(clip(a, -10, 10))`` (:func:`action_to_weights`) or directly with ``step_weights``:
 
 1. Rebalance from the held (drifted) weights ``h`` to the target ``g``, unless
-   ``sum |g - h|`` (assets and cash) is below ``no_trade_band``. Turnover is the traded asset
+   ``sum |g - h|`` (assets and cash) is below ``no_trade_band``. With ``rebalance_rate`` ``k < 1``
+   (partial rebalancing) the book moves only to ``h + k (g - h)``; the weights then used below
+   are those, and ``u`` is scaled by ``k``. Turnover is the traded asset
    value as a fraction of the portfolio, ``u = sum_assets |g_i - h_i|``; the cost fraction is
    ``c = transaction_cost * u``, and the cost is ``c * V_t`` in currency.
 2. Earn the day's simple returns ``r``: ``growth = g_cash + sum_i g_i (1 + r_i)``,

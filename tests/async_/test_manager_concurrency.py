@@ -1,0 +1,72 @@
+"""Many concurrent callers on one manager (issue 5): one journal row per call, unique ids, one peak."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import pytest
+
+from advanced_risk.manager import AdvancedRiskManager
+from advanced_risk.state import StateStore
+from advanced_risk.types import RiskDecision
+
+from .conftest import ASSETS, fast_config
+
+TASKS, CALLS = 100, 100
+
+
+@pytest.mark.asyncio
+async def test_100_tasks_x_100_calls_give_10000_journal_rows_unique_ids_and_the_max_equity_as_peak(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "risk.db")
+    config = fast_config(state_path=path, rate_limit_per_s=1e6, deadline_ms=1_000.0)
+    fed: list[float] = []
+
+    async def trader(risk: AdvancedRiskManager, seed: int) -> list[RiskDecision]:
+        rng = random.Random(seed)
+        out = []
+        for _ in range(CALLS):
+            equity = rng.uniform(50_000.0, 150_000.0)
+            fed.append(equity)
+            market = {"returns": {a: rng.gauss(0.0, 0.01) for a in ASSETS}}
+            book = {"weights": dict.fromkeys(ASSETS, 0.1), "equity": equity, "current_drawdown": 0.0}
+            out.append(await risk.manage_risk(market, book))
+        return out
+
+    async with AdvancedRiskManager(config) as risk:
+        results = await asyncio.gather(*(trader(risk, seed) for seed in range(TASKS)))
+        metrics = risk.metrics()
+        assert risk._engine is not None
+        engine_peak = risk._engine.peak_equity
+    decisions = [d for per_task in results for d in per_task]
+    ids = [d.decision_id for d in decisions]
+    assert len(ids) == TASKS * CALLS == len(set(ids))
+    assert metrics["calls"] == TASKS * CALLS
+    assert engine_peak == max(fed)
+    with StateStore(path) as store:
+        assert store.count() == TASKS * CALLS
+        assert store.load().peak_equity == max(fed)
+        stored = {entry.decision_id for entry in store.journal(limit=TASKS * CALLS)}
+        assert store.integrity_check() == "ok"
+    assert stored == set(ids)
+
+
+@pytest.mark.asyncio
+async def test_concurrent_callers_are_serialised_bar_by_bar(tmp_path: Path) -> None:
+    """The tracker sees each call's bar exactly once, whatever the interleaving."""
+    config = fast_config(state_path=str(tmp_path / "risk.db"), journal_sync=True)
+    async with AdvancedRiskManager(config) as risk:
+
+        async def one(i: int) -> RiskDecision:
+            market = {"returns": dict.fromkeys(ASSETS, 0.001 * (i % 5 - 2))}
+            return await risk.manage_risk(market, {"weights": dict.fromkeys(ASSETS, 0.2)})
+
+        await asyncio.gather(*(one(i) for i in range(300)))
+        assert risk._engine is not None
+        assert risk._engine.tracker is not None
+        assert risk._engine.tracker.n_observations == 300
+        await risk.flush()
+        assert risk.metrics()["journal_committed"] == 300
