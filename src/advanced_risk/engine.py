@@ -52,7 +52,8 @@ __all__ = ["Allocation", "Allocator", "DecisionEngine", "Observed", "warm_up"]
 
 log = get_logger(__name__)
 
-Background = Callable[[Callable[[], GarchParams]], "Future[GarchParams]"]
+Background = Callable[[Callable[[FloatArray], GarchParams], FloatArray], "Future[GarchParams]"]
+"""``submit(fn, returns)`` of an executor that runs GJR-GARCH refits off the decision path."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,7 +365,7 @@ class DecisionEngine:
                 log.warning("garch_refit_failed", error=str(exc))
         if self._garch_job is None and tracker.garch_refit_due and self._background is not None:
             returns = tracker.fhs_returns(np.full(tracker.n_assets, 1.0 / tracker.n_assets))
-            self._garch_job = self._background(lambda: _fit_garch(returns))
+            self._garch_job = self._background(_fit_garch, returns)
         return method if tracker.garch_params is not None else VaRMethod.FHS_EWMA
 
     def _sizes_and_stops(

@@ -12,7 +12,7 @@ The manager orchestrates; the work is done by the :class:`~advanced_risk.engine.
 - validation at the edge: bad input raises ``InvalidInputError`` (the caller's own fault) and
   changes no state;
 - off the event loop: policy inference (one worker thread), SQLite (the journal thread), GARCH
-  refits (a background thread); the loop itself only runs the ~10-50 us decision arithmetic;
+  refits (a background thread); the loop itself only runs the decision arithmetic;
 - a deadline per call (``RiskConfig.deadline_ms``): a component that raises or is late yields the
   conservative decision (``degraded=True``, alert, ``decision_degraded`` event), never an exception;
 - calls are throttled (asyncio-throttle, ``rate_limit_per_s``) and serialised (bars are sequential);
@@ -83,7 +83,7 @@ class AdvancedRiskManager:
         self._engine: DecisionEngine | None = None
         self._journal: JournalWriter | None = None
         self._policy_pool = ThreadPoolExecutor(1, thread_name_prefix="advanced-risk-policy")
-        self._background_pool = ThreadPoolExecutor(1, thread_name_prefix="advanced-risk-background")
+        self._background_pool = _garch_pool()
         self._pools_closed = False
         self._lock = asyncio.Lock()
         self._sync_lock = threading.Lock()
@@ -119,7 +119,7 @@ class AdvancedRiskManager:
         restored = store.load()
         if self._pools_closed:  # reopened after close(): a shut-down executor takes no new work
             self._policy_pool = ThreadPoolExecutor(1, thread_name_prefix="advanced-risk-policy")
-            self._background_pool = ThreadPoolExecutor(1, thread_name_prefix="advanced-risk-background")
+            self._background_pool = _garch_pool()
             self._pools_closed = False
         _warm_up(self.config, self._allocator)
         self._journal = JournalWriter(store)
@@ -371,3 +371,14 @@ def _submit_safety_state(journal: JournalWriter, engine: DecisionEngine) -> Futu
         store.set_kill_switch(kill)
 
     return journal.call(save)
+
+
+def _garch_pool() -> ThreadPoolExecutor:
+    """One worker thread for GJR-GARCH refits.
+
+    A thread, not a process: a spawned process would re-import the bot's main module (breaking
+    scripts without a ``__main__`` guard) and forking a process that runs threads is unsafe. The
+    fit (~25-50 ms of scipy optimisation every ``garch_refit_every`` bars) holds the GIL part of that
+    time, which can delay a decision made meanwhile by up to the interpreter's switch interval.
+    """
+    return ThreadPoolExecutor(1, thread_name_prefix="advanced-risk-garch")
