@@ -32,6 +32,7 @@ from advanced_risk.rl.env import VectorTradingEnv
 from advanced_risk.rl.evaluation import Metric, PolicyStrategy, baselines, evaluate_path, format_report
 from advanced_risk.rl.market import HistoricalReplay
 from advanced_risk.rl.model_file import read_model_header
+from advanced_risk.rl.portfolio import RLPortfolioManager
 from advanced_risk.rl.ppo import PPOAgent
 
 CASH_PRIOR = 4.0
@@ -104,7 +105,7 @@ def main() -> None:
     parser.add_argument("--init-log-std", type=float, default=-1.0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--load", help="evaluate this saved policy instead of training one")
-    parser.add_argument("--save", help="write the trained policy here (PPOAgent.save)")
+    parser.add_argument("--save", help="write the trained policy here (RLPortfolioManager.save)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -135,7 +136,12 @@ def main() -> None:
             "oos_sharpe": report.values["ppo"][Metric.SHARPE],
             "oos_sharpe_equal_weight": report.values["equal_weight"][Metric.SHARPE],
         }
-        digest = agent.save(args.save, metadata)
+        manager = RLPortfolioManager(
+            env_config=env_config(args.window, args.band, args.rate, reward=args.reward),
+            ppo_config=agent.config,
+            agent=agent,
+        )
+        digest = manager.save(args.save, metadata)  # loadable by AdvancedRiskManager(policy=path)
         print(f"saved {args.save} sha256={digest}")
     held = report.runs["ppo"].mean_weights[0]
     print(

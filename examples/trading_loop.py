@@ -9,7 +9,8 @@ like a bot would:
 - the bot trades to ``weights x leverage`` on the assets (cash may go negative: borrowing at 0 %),
   shortens its exposure by the hedge ratio (a hedge modelled as a short of the same book), and pays
   10 bp on traded value;
-- the same bars are also run with equal weight rebalanced daily (10 bp) for comparison.
+- the same bars are also run with the policy alone (its weights, no risk layer) and with equal
+  weight rebalanced daily (10 bp), so the risk layer's effect can be read off.
 
 Run:  python examples/trading_loop.py [--start 2013-01-01] [--model models/ppo_sp500_2012.armodel]
 """
@@ -27,6 +28,8 @@ import numpy as np
 
 from advanced_risk import AdvancedRiskManager, MarketState, Portfolio, RiskConfig, measures
 from advanced_risk.data import load_sp500_stocks
+from advanced_risk.rl import history_length
+from advanced_risk.rl.portfolio import RLPortfolioManager
 
 COST = 0.001  # 10 bp of traded value
 WARMUP_BARS = 300  # bars fed before the start date so the tracker and the policy have history
@@ -39,6 +42,34 @@ def summary_row(name: str, returns: np.ndarray, turnover: float) -> str:
         f"{name:<26} {measures.annualised_return(returns):>8.2%} {measures.sharpe_ratio(returns):>7.2f} "
         f"{measures.max_drawdown(returns):>8.2%} {turnover:>9.3f}"
     )
+
+
+class PolicyAlone:
+    """The same policy traded without the risk layer (weights only, no leverage, no hedge)."""
+
+    def __init__(self, policy: RLPortfolioManager, n: int) -> None:
+        self.policy = policy
+        self.history = history_length(policy.env_config)
+        self.weights = np.append(np.zeros(n), 1.0)  # assets then cash; starts in cash
+        self.equity = self.peak = 1.0
+        self.returns: list[float] = []
+        self.turnovers: list[float] = []
+
+    @property
+    def turnover(self) -> float:
+        return float(np.mean(self.turnovers))
+
+    def step(self, history: np.ndarray, r: np.ndarray) -> None:
+        gross = float(self.weights[:-1] @ r)
+        self.weights = np.append(self.weights[:-1] * (1.0 + r), self.weights[-1]) / (1.0 + gross)
+        self.equity *= 1.0 + gross
+        self.peak = max(self.peak, self.equity)
+        target = self.policy.rebalance(history[-self.history :], self.weights, 1.0 - self.equity / self.peak)
+        traded = float(np.abs(target[:-1] - self.weights[:-1]).sum())
+        self.returns.append(gross - COST * traded)
+        self.turnovers.append(traded)
+        self.equity *= 1.0 - COST * traded
+        self.weights = target
 
 
 async def run(start: str, model: Path) -> None:
@@ -54,6 +85,7 @@ async def run(start: str, model: Path) -> None:
     config = RiskConfig(deadline_ms=20.0)
     equity, peak = 1.0, 1.0
     held = np.zeros(n)  # the bot starts in cash
+    policy_alone = PolicyAlone(RLPortfolioManager.load(model), n)
     book_returns: list[float] = []
     ew_returns: list[float] = []
     turnovers: list[float] = []
@@ -73,6 +105,7 @@ async def run(start: str, model: Path) -> None:
                 drifted = (1.0 + r) / (1.0 + r.mean()) / n  # equal weight after the bar's moves
                 ew_turnover = float(np.abs(drifted - 1.0 / n).sum())
                 ew_returns.append(float(r.mean()) - COST * ew_turnover)
+                policy_alone.step(rets[: t + 1], r)
                 ew_turnovers.append(ew_turnover)
                 if math.isfinite(last_var):
                     forecasts += 1
@@ -86,8 +119,7 @@ async def run(start: str, model: Path) -> None:
             )
             book = Portfolio(
                 weights=dict(zip(tickers, held, strict=True)),
-                equity=equity,
-                current_drawdown=1.0 - equity / peak,
+                equity=equity,  # the manager measures the drawdown (RiskConfig.drawdown_window)
             )
             decision = await risk.manage_risk(market, book)
             # 3. apply it: weights x leverage, hedge shortens the exposure, pay costs
@@ -116,6 +148,7 @@ async def run(start: str, model: Path) -> None:
     print(f"policy: {model.name} (trained on data up to 2012-12-31), 10 bp costs, alpha {config.alpha}\n")
     print(f"{'strategy':<26} {'CAGR':>8} {'Sharpe':>7} {'max DD':>8} {'turnover':>9}")
     print(summary_row("manage_risk (PPO + risk)", ours, float(np.mean(turnovers))))
+    print(summary_row("PPO alone (no risk layer)", np.array(policy_alone.returns), policy_alone.turnover))
     print(summary_row("equal weight, daily", ew, float(np.mean(ew_turnovers))))
     expected = forecasts * (1.0 - config.alpha)
     print(f"\nVaR {config.alpha:.0%} breaches: {breaches} of {forecasts} bars (expected {expected:.1f})")

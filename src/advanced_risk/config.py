@@ -295,10 +295,15 @@ class RiskConfig(_ConfigMixin):
     """Most ``manage_risk`` calls per second (asyncio-throttle); None: no throttle."""
     mc_samples: int = 10
     """MC-dropout samples of the policy per decision (its uncertainty)."""
-    uncertainty_threshold: float = 0.1
-    """Policy uncertainty (mean std of the pre-softmax action) above which leverage is cut."""
+    uncertainty_threshold: float | None = None
+    """Policy uncertainty (mean MC-dropout std of the pre-softmax action) above which leverage is cut;
+    None: the policy's own calibrated threshold (saved with it), else 0.1."""
     uncertainty_leverage_factor: float = 0.5
     """Leverage multiplier while the policy's uncertainty is above the threshold."""
+    drawdown_window: int | None = 252
+    """Bars of equity history the rules' drawdown is measured over (rolling high-water mark); None:
+    from the all-time peak. A rolling peak lets a book that de-risked recover out of REDUCING/hedging;
+    measured from the all-time peak, a book cut to little exposure can stay there for years."""
     reduce_exposure: float = 0.5
     """While REDUCING, the allocation's asset weights are scaled by this (the rest goes to cash)."""
     degraded_leverage_factor: float = 0.5
@@ -357,11 +362,20 @@ class RiskConfig(_ConfigMixin):
                 ),
                 lambda: check_positive_int(self.mc_samples, "mc_samples"),
                 lambda: check_positive_int(self.periods_per_year, "periods_per_year"),
-                lambda: _in_range(
-                    self.uncertainty_threshold, "uncertainty_threshold", 0.0, 1e6, lo_open=True
+                lambda: (
+                    None
+                    if self.uncertainty_threshold is None
+                    else _in_range(
+                        self.uncertainty_threshold, "uncertainty_threshold", 0.0, 1e6, lo_open=True
+                    )
                 ),
                 lambda: _in_range(self.uncertainty_leverage_factor, "uncertainty_leverage_factor", 0.0, 1.0),
                 lambda: _in_range(self.reduce_exposure, "reduce_exposure", 0.0, 1.0),
+                lambda: (
+                    None
+                    if self.drawdown_window is None
+                    else check_positive_int(self.drawdown_window, "drawdown_window")
+                ),
                 lambda: _in_range(self.degraded_leverage_factor, "degraded_leverage_factor", 0.0, 1.0),
                 lambda: _in_range(self.degraded_hedge_ratio, "degraded_hedge_ratio", 0.0, 1.0),
                 lambda: _require(

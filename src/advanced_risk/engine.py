@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -51,6 +52,9 @@ from advanced_risk.types import (
 __all__ = ["Allocation", "Allocator", "DecisionEngine", "Observed", "warm_up"]
 
 log = get_logger(__name__)
+
+DEFAULT_UNCERTAINTY_THRESHOLD = 0.1
+"""Used when neither the config nor the policy file sets an uncertainty threshold."""
 
 Background = Callable[[Callable[[FloatArray], GarchParams], FloatArray], "Future[GarchParams]"]
 """``submit(fn, returns)`` of an executor that runs GJR-GARCH refits off the decision path."""
@@ -127,6 +131,11 @@ class DecisionEngine:
         self._background = background
         state = restored or PersistedState(None, TradingState.ACTIVE, "", False, 0.0)
         self.peak_equity: float | None = state.peak_equity
+        # Equity of the last drawdown_window bars, seeded with the restored peak so that a restart
+        # measures from it until the window has rolled past it.
+        self._equity_window: deque[float] = deque(maxlen=config.drawdown_window or 1)
+        if state.peak_equity is not None:
+            self._equity_window.append(state.peak_equity)
         self.machine = TradingStateMachine(
             config, state=state.trading_state, reason=state.reason, kill_switch=state.kill_switch
         )
@@ -188,10 +197,25 @@ class DecisionEngine:
         equity = bar.portfolio.equity
         if equity is not None:
             self.peak_equity = max(self.peak_equity or equity, equity, bar.portfolio.peak_equity or 0.0)
+            self._equity_window.append(equity)
         drawdown = bar.portfolio.current_drawdown
         if equity is not None and self.peak_equity:
-            drawdown = max(drawdown, 1.0 - equity / self.peak_equity)
+            drawdown = max(drawdown, 1.0 - equity / self._reference_peak())
         return Observed(bar, min(max(drawdown, 0.0), 1.0), returns, tuple(faults))
+
+    def _uncertainty_threshold(self) -> float:
+        """The config's threshold, else the policy's calibrated one, else 0.1."""
+        if self.config.uncertainty_threshold is not None:
+            return self.config.uncertainty_threshold
+        calibrated = getattr(self.allocator, "uncertainty_threshold", None)
+        return float(calibrated) if calibrated is not None else DEFAULT_UNCERTAINTY_THRESHOLD
+
+    def _reference_peak(self) -> float:
+        """The peak the rules measure drawdown from: all-time, or the last ``drawdown_window`` bars."""
+        assert self.peak_equity is not None  # the caller checked
+        if self.config.drawdown_window is None:
+            return self.peak_equity
+        return max(self._equity_window)
 
     def policy_request(self, observed: Observed) -> tuple[FloatArray, FloatArray, float] | None:
         """The allocator's inputs (history, current weights with cash, drawdown), or None if not ready."""
@@ -235,11 +259,10 @@ class DecisionEngine:
         target = _long_only_budget(target)
         leverage = self._leverage(bar, target, shock)
         uncertainty = None if allocation is None else allocation.uncertainty
-        if uncertainty is not None and uncertainty > cfg.uncertainty_threshold:
+        threshold = self._uncertainty_threshold()
+        if uncertainty is not None and uncertainty > threshold:
             leverage *= cfg.uncertainty_leverage_factor
-            alerts.append(
-                f"policy uncertainty {uncertainty:.3g} > {cfg.uncertainty_threshold:g}: leverage cut"
-            )
+            alerts.append(f"policy uncertainty {uncertainty:.3g} > {threshold:g}: leverage cut")
         if state is TradingState.HALTED:
             leverage = 0.0
         elif state is TradingState.REDUCING:

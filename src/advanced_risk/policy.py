@@ -43,6 +43,11 @@ class PolicyAllocator:
         return self.manager.asset_count
 
     @property
+    def uncertainty_threshold(self) -> float | None:
+        """The policy's own calibrated threshold (``RLPortfolioManager.calibrate_uncertainty``), if any."""
+        return self.manager.uncertainty_threshold
+
+    @property
     def history_length(self) -> int:
         """Bars of returns the policy's observation needs."""
         return self._history

@@ -116,6 +116,7 @@ class RLPortfolioManager:
         self.kelly = KellySizer(config=KellyConfig(fraction=kelly_fraction, cap=kelly_cap))
         self.market = market
         self.obs_dim = observation_dim(self.env_config)
+        self.uncertainty_threshold: float | None = None  # set by calibrate_uncertainty, saved with the model
         self.action_dim = self.env_config.asset_count + 1
         if agent is None:
             agent = PPOAgent(self.obs_dim, self.action_dim, self.ppo_config)
@@ -341,11 +342,17 @@ class RLPortfolioManager:
             "target_volatility": self.target_volatility,
             "kelly_fraction": kelly.fraction,
             "kelly_cap": kelly.cap,
+            "uncertainty_threshold": self.uncertainty_threshold,
         }
 
-    def save(self, path: str | os.PathLike[str]) -> str:
-        """Write the policy file (atomic, SHA-256) with the env config and settings; return the digest."""
-        digest = self.agent.save(path, metadata={"rl_portfolio_manager": self._settings()})
+    def save(self, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> str:
+        """Write the policy file (atomic, SHA-256) with the env config and settings; return the digest.
+
+        ``metadata`` (JSON values, e.g. the training data range and command) is stored beside them.
+        """
+        digest = self.agent.save(
+            path, metadata={**(metadata or {}), "rl_portfolio_manager": self._settings()}
+        )
         log.info("portfolio_manager_saved", path=str(path), sha256=digest)
         return digest
 
@@ -384,5 +391,36 @@ class RLPortfolioManager:
             kelly_cap=cap,
             agent=agent,
         )
+        threshold = settings.get("uncertainty_threshold")
+        manager.uncertainty_threshold = None if threshold is None else float(threshold)
         log.info("portfolio_manager_loaded", path=str(path), asset_count=env_config.asset_count)
         return manager
+
+    def calibrate_uncertainty(
+        self, returns: ArrayLike, quantile: float = 0.99, stride: int = 5, n_samples: int = 10
+    ) -> float:
+        """Set ``uncertainty_threshold`` to a high quantile of the policy's MC-dropout uncertainty.
+
+        The uncertainty (mean std of the pre-softmax action over dropout masks) has a scale of its
+        own for every policy, so "high" is measured against what the policy shows on data like its
+        training data: every ``stride``-th window of ``returns`` (equal weights, no drawdown).
+        The manager cuts leverage above this threshold. Returns the threshold.
+        """
+        r = as_matrix(returns, "returns", min_rows=history_length(self.env_config) + 1)
+        q = check_range(quantile, "quantile", 0.0, 1.0, lo_open=True, hi_open=True)
+        length = history_length(self.env_config)
+        held = np.append(
+            np.full(self.asset_count, 1.0 / (self.asset_count + 1)), 1.0 / (self.asset_count + 1)
+        )
+        values = [
+            float(
+                np.mean(
+                    self.rebalance(r[t - length : t], held, 0.0, with_uncertainty=True, n_samples=n_samples)[
+                        1
+                    ]
+                )
+            )
+            for t in range(length, r.shape[0] + 1, max(int(stride), 1))
+        ]
+        self.uncertainty_threshold = float(np.quantile(values, q))
+        return self.uncertainty_threshold
