@@ -37,7 +37,7 @@ T = TypeVar("T")
 @dataclass(slots=True)
 class _Row:
     decision_id: str
-    payload: Mapping[str, Any]
+    payload: Mapping[str, Any] | str
     peak_equity: float | None
     done: Future[None]
 
@@ -121,7 +121,7 @@ class JournalWriter:
         return self._dropped
 
     def submit(
-        self, decision_id: str, payload: Mapping[str, Any], peak_equity: float | None = None
+        self, decision_id: str, payload: Mapping[str, Any] | str, peak_equity: float | None = None
     ) -> Future[None]:
         """Queue one decision (and an optional new peak equity); the future completes once durable."""
         done: Future[None] = Future()

@@ -253,7 +253,7 @@ class StateStore:
     # -- decision journal --------------------------------------------------------------------------
 
     def append_decision(
-        self, decision_id: str, payload: Mapping[str, Any], *, ts: float | None = None
+        self, decision_id: str, payload: Mapping[str, Any] | str, *, ts: float | None = None
     ) -> int:
         """Journal one decision; returns its row id once the transaction is committed (durable).
 
@@ -273,7 +273,7 @@ class StateStore:
             ),
         )
 
-    def append_decisions(self, entries: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
+    def append_decisions(self, entries: Iterable[tuple[str, Mapping[str, Any] | str]]) -> int:
         """Journal several decisions in one transaction (one fsync); all or none. Returns the count."""
         rows = [_journal_row(decision_id, payload, None) for decision_id, payload in entries]
         self._transaction(
@@ -400,12 +400,16 @@ def _as_state(state: TradingState | str) -> TradingState:
         raise InvalidInputError(f"trading_state must be one of {allowed}, got {state!r}") from None
 
 
-def _journal_row(decision_id: str, payload: Mapping[str, Any], ts: float | None) -> tuple[str, float, str]:
+def _journal_row(
+    decision_id: str, payload: Mapping[str, Any] | str, ts: float | None
+) -> tuple[str, float, str]:
     if not isinstance(decision_id, str) or not decision_id:
         raise InvalidInputError(f"decision_id must be a non-empty string, got {decision_id!r}")
-    if not isinstance(payload, Mapping):
-        raise InvalidInputError(f"payload must be a mapping, got {type(payload).__name__}")
     when = time.time() if ts is None else check_range(ts, "ts", 0.0, math.inf, hi_open=True)
+    if isinstance(payload, str):  # already JSON (the manager encodes on its own thread)
+        return decision_id, when, payload
+    if not isinstance(payload, Mapping):
+        raise InvalidInputError(f"payload must be a mapping or a JSON string, got {type(payload).__name__}")
     text = json.dumps(_jsonable(payload, "payload"), separators=(",", ":"), allow_nan=False)
     return decision_id, when, text
 

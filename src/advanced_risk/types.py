@@ -12,12 +12,15 @@ the original design::
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
+
+import numpy as np
 
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures._validation import check_finite_scalar, check_range
@@ -60,13 +63,28 @@ def _frozen_floats(
         raise InvalidInputError(f"{name} must be a mapping of asset -> number, got {type(values).__name__}")
     out: dict[str, float] = {}
     for asset, value in values.items():
-        if not isinstance(asset, str) or not asset:
-            raise InvalidInputError(f"{name} keys must be non-empty asset names, got {asset!r}")
-        v = check_finite_scalar(value, f"{name}[{asset!r}]")
-        if v <= lo:
-            raise InvalidInputError(f"{name}[{asset!r}] must be > {lo}, got {v}")
-        out[asset] = v
+        kind = type(value)
+        if type(asset) is str and asset and (kind is float or kind is np.float64 or kind is int):
+            v = float(value)  # fast path (no ABC checks, no message built): plain finite numbers
+            if lo < v < math.inf:
+                out[asset] = v
+                continue
+        out[asset] = _checked_float(asset, value, name, lo)
     return MappingProxyType(out)
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _checked_float(asset: Any, value: Any, name: str, lo: float) -> float:
+    """The slow path of :func:`_frozen_floats`: validate one entry, raising a precise message."""
+    if not isinstance(asset, str) or not asset:
+        raise InvalidInputError(f"{name} keys must be non-empty asset names, got {asset!r}")
+    v = check_finite_scalar(value, f"{name}[{asset!r}]")
+    if v <= lo:
+        raise InvalidInputError(f"{name}[{asset!r}] must be > {lo}, got {v}")
+    return v
 
 
 def _optional(value: Any, name: str, lo: float, hi: float) -> float | None:
@@ -233,6 +251,28 @@ class RiskDecision(Mapping[str, Any]):
     degraded: bool = False
     latency_ms: float = 0.0
     decision_id: str = ""
+
+    def to_json(self) -> str:
+        """The decision as compact JSON (enums as values, non-finite floats as null): the journal row."""
+        h, c = self.hedge, self.correlation
+        data = {
+            "decision_id": self.decision_id,
+            "rebalance_weights": dict(self.rebalance_weights),
+            "leverage": self.leverage,
+            "hedge": {"active": h.active, "ratio": h.ratio, "reason": h.reason},
+            "position_sizes": dict(self.position_sizes),
+            "stop_levels": dict(self.stop_levels),
+            "var": _finite_or_none(self.var),
+            "cvar": _finite_or_none(self.cvar),
+            "correlation": {"average": _finite_or_none(c.average), "shock": c.shock},
+            "risk_level": self.risk_level.value,
+            "trading_state": self.trading_state.value,
+            "uncertainty": self.uncertainty,
+            "alerts": list(self.alerts),
+            "degraded": self.degraded,
+            "latency_ms": self.latency_ms,
+        }
+        return json.dumps(data, separators=(",", ":"))
 
     def __getitem__(self, key: str) -> Any:
         if key not in self._keys():

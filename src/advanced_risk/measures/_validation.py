@@ -97,6 +97,8 @@ def as_weights(weights: ArrayLike, n_assets: int, name: str = "weights") -> Floa
 
 def check_finite_scalar(value: Any, name: str) -> float:
     """A real, finite scalar (bools are refused: ``True`` is not a number here)."""
+    if type(value) is float and math.isfinite(value):  # the common case, without ABC checks
+        return value
     if isinstance(value, bool) or not isinstance(value, Real | np.floating | np.integer):
         raise InvalidInputError(f"{name} must be a real number, got {_describe(value)}")
     out = float(value)
