@@ -325,5 +325,36 @@ class VectorTradingEnv:
             "turnover": b.turnover.copy(),
         }
 
+    def state_dict(self) -> dict[str, Any]:
+        """The environments' full state (books, pending observations, generator states) for resume.
+
+        Plain arrays and dicts only; with :meth:`PPOAgent.state_dict` restored alongside, training
+        continues bit for bit.
+        """
+        book = {k: v.copy() for k, v in vars(self._book).items() if isinstance(v, np.ndarray)}
+        return {
+            "num_envs": self.num_envs,
+            "book": book,
+            "obs": self._obs.copy(),
+            "rngs": [rng.bit_generator.state for rng in self._rngs],
+            "started": self._started,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` taken from an env with the same config and ``num_envs``."""
+        if int(state["num_envs"]) != self.num_envs:
+            raise InvalidInputError(f"state has num_envs={state['num_envs']}, this env has {self.num_envs}")
+        for name, value in state["book"].items():
+            current = getattr(self._book, name)
+            if current.shape != np.shape(value):
+                raise InvalidInputError(
+                    f"state field {name} has shape {np.shape(value)}, need {current.shape}"
+                )
+            current[...] = value
+        self._obs[...] = state["obs"]
+        for rng, rng_state in zip(self._rngs, state["rngs"], strict=True):
+            rng.bit_generator.state = rng_state
+        self._started = bool(state["started"])
+
     def close(self) -> None:
         """Nothing to release (kept for the gymnasium vector-env interface)."""

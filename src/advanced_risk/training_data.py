@@ -1,0 +1,201 @@
+"""The data behind a training run: which market trains the policy and which data evaluates it.
+
+Two kinds of source (see ``docs/training.md``):
+
+- **simulated** (``--data synthetic`` or ``regime``): training draws fresh paths from the market;
+  evaluation runs on ``eval_episodes`` held-out paths whose seeds (``EVAL_SEED_BASE + seed * 1000 +
+  k``) never seed a training environment, so the report has confidence intervals across paths.
+- **tables** (``--data sp500``, the bundled 20 stocks, or ``--data-csv PATH``, prices or OHLCV):
+  validated by :mod:`advanced_risk.data` (a CSV's SHA-256 is recorded), optionally cut to the last
+  ``rows`` rows, turned into simple returns and split by date; training replays random windows of
+  the train split (:class:`ReturnsReplay`); evaluation trades the whole test period once, warmed up
+  on the last rows of the train split (information available at the time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from advanced_risk._io import sha256_file
+from advanced_risk._logging import get_logger
+from advanced_risk.config import EnvConfig, MarketKind
+from advanced_risk.data import load_sp500_stocks, validate_ohlcv, validate_prices
+from advanced_risk.errors import InvalidInputError
+from advanced_risk.rl._accounting import history_length
+from advanced_risk.rl.market import MarketModel, make_market
+
+__all__ = ["EVAL_SEED_BASE", "VALIDATION_SEED_BASE", "DataBundle", "ReturnsReplay", "load_data"]
+
+log = get_logger(__name__)
+FloatArray = NDArray[np.float64]
+
+EVAL_SEED_BASE: Final = 1_000_000
+"""Evaluation paths use seeds from here on (training envs use ``seed .. seed + num_envs - 1``)."""
+VALIDATION_SEED_BASE: Final = 2_000_000
+"""Sweep trials are ranked on paths seeded from here on (disjoint from training and test seeds)."""
+DEFAULT_TRAIN_FRACTION: Final = 0.7
+
+
+class ReturnsReplay:
+    """Random contiguous windows of a fixed ``(days, assets)`` table of simple returns.
+
+    Parameters
+    ----------
+    returns : simple returns, oldest first, each ``> -1``.
+    """
+
+    def __init__(self, returns: FloatArray) -> None:
+        self.returns = np.ascontiguousarray(returns, dtype=np.float64)
+
+    @property
+    def n_assets(self) -> int:
+        """Number of assets (columns)."""
+        return int(self.returns.shape[1])
+
+    def sample_path(self, rng: np.random.Generator, n_steps: int) -> FloatArray:
+        """``n_steps`` consecutive days from a start row drawn uniformly from ``rng``."""
+        available = self.returns.shape[0]
+        if n_steps > available:
+            raise InvalidInputError(f"a path of {n_steps} days does not fit in {available} days of data")
+        start = int(rng.integers(0, available - n_steps + 1))
+        return self.returns[start : start + n_steps].copy()
+
+
+@dataclass(frozen=True, slots=True)
+class DataBundle:
+    """Everything the pipeline needs from the data.
+
+    Attributes
+    ----------
+    env_config : the environment config (asset count and ``max_steps`` fitted to the data).
+    train_market : the market training environments draw from.
+    test_path : the test-period path (warm-up rows first) for table data; None for simulated data.
+    validation_path : the end of the train split (sweeps rank trials on it); None for simulated data.
+    description : JSON-ready facts for the report: source, file SHA-256, dates, rows, tickers.
+    """
+
+    env_config: EnvConfig
+    train_market: MarketModel
+    test_path: FloatArray | None
+    validation_path: FloatArray | None
+    description: dict[str, Any]
+
+    @property
+    def simulated(self) -> bool:
+        """True when evaluation runs on random held-out paths (with confidence intervals)."""
+        return self.test_path is None
+
+
+def _read_table(data: str, data_csv: str | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The validated price table and what to record about it."""
+    if data_csv is None:
+        return load_sp500_stocks(), {"source": "sp500", "file": "bundled sp500_stocks_daily.csv.gz"}
+    path = Path(data_csv)
+    if not path.is_file():
+        raise InvalidInputError(f"--data-csv: file not found: {path}")
+    digest = sha256_file(path)
+    try:
+        head = pd.read_csv(path, nrows=0)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as exc:
+        raise InvalidInputError(f"--data-csv: {path} cannot be parsed as CSV: {exc}") from exc
+    except Exception as exc:  # e.g. gzip.BadGzipFile, zlib errors from a corrupt compressed file
+        raise InvalidInputError(f"--data-csv: {path} cannot be read: {type(exc).__name__}: {exc}") from exc
+    is_ohlcv = {"Open", "High", "Low", "Close"} <= set(head.columns)
+    try:
+        if is_ohlcv:
+            ohlcv = validate_ohlcv(path, what=f"--data-csv {path.name}")
+            column = "Adj Close" if "Adj Close" in ohlcv.columns else "Close"
+            table = ohlcv[[column]].rename(columns={column: path.name.split(".")[0]})
+        else:
+            table = validate_prices(path, what=f"--data-csv {path.name}")
+    except InvalidInputError:
+        raise
+    except Exception as exc:  # corrupt compressed input surfaces from pandas as assorted errors
+        raise InvalidInputError(f"--data-csv: {path} cannot be read: {type(exc).__name__}: {exc}") from exc
+    kind = "ohlcv" if is_ohlcv else "prices"
+    return table, {"source": "csv", "file": str(path), "sha256": digest, "format": kind}
+
+
+def _split(
+    returns: pd.DataFrame, train_end: str | None, test_start: str | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if train_end is None and test_start is None:
+        cut = int(len(returns) * DEFAULT_TRAIN_FRACTION)
+        return returns.iloc[:cut], returns.iloc[cut:]
+    try:
+        end = pd.Timestamp(str(train_end if train_end is not None else test_start))
+        if train_end is None:
+            end -= pd.Timedelta(days=1)
+        start = pd.Timestamp(str(test_start)) if test_start is not None else end + pd.Timedelta(days=1)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"--train-end / --test-start must be dates, got {train_end!r}, {test_start!r}"
+        ) from exc
+    if start <= end:
+        raise InvalidInputError(f"--test-start ({start.date()}) must come after --train-end ({end.date()})")
+    return returns.loc[returns.index <= end], returns.loc[returns.index >= start]
+
+
+def _table_bundle(settings: Any, base: EnvConfig) -> DataBundle:
+    table, description = _read_table(settings.data, settings.data_csv)
+    if settings.rows is not None:
+        table = table.iloc[-int(settings.rows) :]
+    n_assets = min(int(settings.asset_count), table.shape[1])
+    if n_assets < settings.asset_count:
+        log.warning("asset_count_reduced", requested=settings.asset_count, available=table.shape[1])
+    table = table.iloc[:, :n_assets]
+    returns = table.pct_change().iloc[1:]
+    train_end, test_start = settings.train_end, settings.test_start
+    if settings.data_csv is None and settings.rows is None and train_end is None and test_start is None:
+        train_end, test_start = base.train_end, base.test_start  # the documented split of the bundle
+    train, test = _split(returns, train_end, test_start)
+    h = history_length(base)
+    if len(train) < h + 10 or len(test) < 10:
+        raise InvalidInputError(
+            f"data split too small: {len(train)} train and {len(test)} test returns; the train split "
+            f"needs >= {h + 10} (history {h} + 10 steps) and the test split >= 10"
+        )
+    max_steps = min(base.max_steps, len(train) - h)
+    if max_steps < base.max_steps:
+        log.warning("max_steps_reduced", requested=base.max_steps, used=max_steps, train_rows=len(train))
+    env_config = dataclasses.replace(base, asset_count=n_assets, max_steps=max_steps)
+    train_values = train.to_numpy(dtype=np.float64)
+    test_path = np.concatenate([train_values[-h:], test.to_numpy(dtype=np.float64)])
+    n_val = max(len(train_values) // 5, h + 10)
+    validation_path = train_values[-n_val:]
+    description |= {
+        "rows": len(table),
+        "tickers": [str(c) for c in table.columns],
+        "train": f"{train.index[0].date()} .. {train.index[-1].date()} ({len(train)} returns)",
+        "test": f"{test.index[0].date()} .. {test.index[-1].date()} ({len(test)} returns)",
+    }
+    return DataBundle(env_config, ReturnsReplay(train_values), test_path, validation_path, description)
+
+
+def load_data(settings: Any) -> DataBundle:
+    """Build the :class:`DataBundle` for ``settings`` (a ``TrainingSettings``).
+
+    Raises
+    ------
+    InvalidInputError
+        A missing, unreadable or invalid data file (naming the file, row and column), bad split
+        dates, or a split too short for the environment's history plus a few steps.
+    """
+    overrides: dict[str, Any] = {"asset_count": settings.asset_count, "max_steps": settings.max_steps}
+    if settings.train_end is not None:
+        overrides["train_end"] = settings.train_end
+    if settings.test_start is not None:
+        overrides["test_start"] = settings.test_start
+    if settings.data_csv is None and settings.data in ("synthetic", "regime"):
+        kind = MarketKind.GBM if settings.data == "synthetic" else MarketKind.REGIME
+        env_config = EnvConfig.from_dict({**settings.env, **overrides, "market": kind})
+        description = {"source": settings.data, "market": kind.value, "eval_seed_base": EVAL_SEED_BASE}
+        return DataBundle(env_config, make_market(env_config), None, None, description)
+    return _table_bundle(settings, EnvConfig.from_dict({**settings.env, **overrides}))

@@ -1,0 +1,104 @@
+"""Checkpoints and resume: bit-identical continuation, and SIGKILL never leaves an unloadable checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from advanced_risk.rl.model_file import read_model_file
+from advanced_risk.training import TrainingSettings, train_agent
+from advanced_risk.training_checkpoint import CHECKPOINT_KIND, checkpoint_files, load_latest, restore
+from advanced_risk.training_data import load_data
+
+from .conftest import SCRIPT
+
+
+def _settings(out: Path) -> TrainingSettings:
+    return TrainingSettings(
+        asset_count=3, max_steps=30, num_envs=2, seed=3, device="cpu", total_steps=6 * 2 * 32,
+        checkpoint_every=1, out=str(out),
+        ppo={"num_steps": 32, "update_epochs": 2, "num_minibatches": 2, "hidden_sizes": [16, 16]},
+    )  # fmt: skip
+
+
+def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    straight = _settings(tmp_path / "straight")
+    data = load_data(straight)
+    full, _ = train_agent(straight, data)
+    interrupted = _settings(tmp_path / "interrupted")
+    first, _ = train_agent(interrupted, data, stop_after=2)
+    assert first.num_updates == 2
+    resumed, history = train_agent(dataclasses.replace(interrupted, resume=True), load_data(interrupted))
+    assert len(history) == 4
+    assert (resumed.num_updates, resumed.global_step) == (full.num_updates, full.global_step)
+    for a, b in zip(full.network.state_dict().values(), resumed.network.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    opt_a, opt_b = full.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
+    for key in opt_a:
+        assert torch.equal(opt_a[key]["exp_avg_sq"], opt_b[key]["exp_avg_sq"])
+    assert np.array_equal(full.obs_rms.state_dict()["mean"], resumed.obs_rms.state_dict()["mean"])
+
+
+def test_load_latest_skips_a_torn_newest_checkpoint(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    train_agent(settings, load_data(settings), stop_after=2)
+    directory = tmp_path / "checkpoints"
+    newest = checkpoint_files(directory)[-1]
+    torn = directory / "update_00000099.ckpt"
+    torn.write_bytes(newest.read_bytes()[:-100])
+    (directory / ".update_00000100.ckpt.abc.tmp").write_bytes(b"partial")
+    path, header, _ = load_latest(directory)
+    assert path == newest
+    assert header["metadata"]["num_updates"] == 2
+    assert not list(directory.glob(".*.tmp"))
+
+
+def test_sigkill_during_checkpointing_never_leaves_an_unloadable_checkpoint(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    config = tmp_path / "big.toml"
+    # a wide network makes each checkpoint a few MB, so kills land inside writes
+    config.write_text(
+        "asset_count = 3\nmax_steps = 30\nnum_envs = 2\ntotal_steps = 64000\ncheckpoint_every = 1\n"
+        "[ppo]\nnum_steps = 32\nupdate_epochs = 1\nnum_minibatches = 1\nhidden_sizes = [512, 512]\n"
+    )
+    rng = np.random.default_rng(0)
+    args = ["--config", str(config), "--out", str(out)]
+    kills = 0
+    for attempt in range(4):
+        extra = ["--resume"] if attempt and checkpoint_files(out / "checkpoints") else []
+        proc = subprocess.Popen([sys.executable, str(SCRIPT), *args, *extra], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, cwd=SCRIPT.parent)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not checkpoint_files(out / "checkpoints") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(float(rng.uniform(0.1, 0.8)))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        files = checkpoint_files(out / "checkpoints")
+        assert files, "no checkpoint was written before the kill"
+        for path in files:  # every file under a checkpoint name verifies; only *.tmp may be torn
+            read_model_file(path, kind=CHECKPOINT_KIND)
+    _, _, payload = load_latest(out / "checkpoints")
+    settings = TrainingSettings(asset_count=3, max_steps=30, num_envs=2, out=str(out), device="cpu",
+                                ppo={"num_steps": 32, "update_epochs": 1, "num_minibatches": 1,
+                                     "hidden_sizes": [512, 512]})  # fmt: skip
+    from advanced_risk.rl._accounting import observation_dim
+    from advanced_risk.rl.env import VectorTradingEnv
+    from advanced_risk.rl.ppo import PPOAgent
+    from advanced_risk.training import build_ppo_config
+
+    data = load_data(settings)
+    agent = PPOAgent(observation_dim(data.env_config), 4, build_ppo_config(settings, data))
+    restore(payload, agent, VectorTradingEnv(data.env_config, 2, seed=0, market=data.train_market))
+    assert agent.num_updates >= 1
+    assert kills == 4
