@@ -142,9 +142,8 @@ async def run(start: str, model: Path) -> None:
 
     ours = np.array(book_returns)
     ew = np.array(ew_returns)
-    print(
-        f"Trading loop, 20 S&P 500 stocks, {dates[WARMUP_BARS].date()} to {dates[-1].date()} ({len(ours)} bars)"
-    )
+    span = f"{dates[WARMUP_BARS].date()} to {dates[-1].date()}"
+    print(f"Trading loop, 20 S&P 500 stocks, {span} ({len(ours)} bars)")
     print(f"policy: {model.name} (trained on data up to 2012-12-31), 10 bp costs, alpha {config.alpha}\n")
     print(f"{'strategy':<26} {'CAGR':>8} {'Sharpe':>7} {'max DD':>8} {'turnover':>9}")
     print(summary_row("manage_risk (PPO + risk)", ours, float(np.mean(turnovers))))
