@@ -25,6 +25,7 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 test-all: lint
+	$(BIN)/python -m pip install --quiet -e ".[dev,distributed]"  # Ray, for the slow Ray tests
 	$(BIN)/python -m pytest -q -m ""
 
 demo: venv
