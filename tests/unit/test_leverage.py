@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from advanced_risk.config import ConfigError, LeverageConfig, RiskConfig
-from advanced_risk.errors import InvalidInputError
+from advanced_risk.config import LeverageConfig, RiskConfig
+from advanced_risk.errors import ConfigError, InvalidInputError
 from advanced_risk.risk.leverage import VolatilityTargetLeverage, volatility_target_leverage
 
 
