@@ -1,0 +1,99 @@
+"""MAPPO on the risk agents: structure, finite updates, and (slow) learning on a regime market."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from advanced_risk.config import EnvConfig, PPOConfig
+from advanced_risk.rl.mappo import MAPPOTrainer
+from advanced_risk.rl.risk_agents_env import AGENTS, RiskAgentsEnv
+
+
+def small_trainer(share_parameters: bool = False, seed: int = 0) -> MAPPOTrainer:
+    cfg = PPOConfig(num_envs=2, num_steps=16, num_minibatches=2, update_epochs=2, device="cpu", seed=seed)
+    return MAPPOTrainer(
+        lambda: RiskAgentsEnv(EnvConfig(asset_count=2, market="regime", max_steps=10)),
+        cfg,
+        share_parameters=share_parameters,
+    )
+
+
+@pytest.mark.parametrize("share_parameters", [False, True], ids=["own_actors", "shared_actor"])
+def test_mappo_runs_updates_with_finite_losses_and_returns(share_parameters: bool) -> None:
+    trainer = small_trainer(share_parameters)
+    history = trainer.train(3 * 32)
+    assert len(history) == 3
+    for stats in history:
+        for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "episode_return_mean"):
+            assert np.isfinite(stats[key]), (key, stats)
+    assert all(np.isfinite(trainer.buffers[a].returns).all() for a in AGENTS)
+
+
+def test_all_agents_share_one_centralised_critic() -> None:
+    trainer = small_trainer()
+    critics = {id(trainer.policies[a].critic) for a in AGENTS}
+    assert len(critics) == 1
+    first_critic_layer = trainer.policies["sizer"].critic[0]
+    assert first_critic_layer.in_features == trainer.state_dim  # the critic reads state(), not obs
+    actors = {id(trainer.policies[a].actor_layers) for a in AGENTS}
+    assert len(actors) == 3
+
+
+def test_shared_parameters_use_one_actor_with_agent_one_hot() -> None:
+    trainer = small_trainer(share_parameters=True)
+    assert len({id(trainer.policies[a].actor_layers) for a in AGENTS}) == 1
+    width = trainer.pad + len(AGENTS)
+    assert all(trainer.policies[a].obs_dim == width for a in AGENTS)
+    n_params = sum(p.numel() for p in trainer.network.parameters())
+    own = small_trainer(share_parameters=False)
+    assert n_params < sum(p.numel() for p in own.network.parameters())
+
+
+def test_gae_is_per_agent_on_the_shared_reward() -> None:
+    trainer = small_trainer()
+    trainer.collect_rollout()
+    rewards = [trainer.buffers[a].rewards for a in AGENTS]
+    advantages = [trainer.buffers[a].advantages for a in AGENTS]
+    assert all(np.array_equal(rewards[0], r) for r in rewards[1:])
+    assert all(np.allclose(advantages[0], a) for a in advantages[1:])
+
+
+def test_discrete_monitor_scores_its_own_sampled_actions() -> None:
+    trainer = small_trainer()
+    policy = trainer.policies["monitor"]
+    x = torch.zeros(5, policy.obs_dim + trainer.state_dim)
+    action, logp, entropy, value = policy.get_action_and_value(x, generator=torch.Generator().manual_seed(0))
+    _, logp_again, _, _ = policy.get_action_and_value(x, action)
+    assert action.shape == (5, 1)
+    assert set(action.flatten().tolist()) <= {0.0, 1.0, 2.0, 3.0}
+    assert torch.allclose(logp, logp_again)
+    assert torch.all(entropy <= np.log(4) + 1e-6)
+    assert value.shape == (5,)
+
+
+def test_same_seed_trains_to_the_same_policy() -> None:
+    a, b = small_trainer(seed=3), small_trainer(seed=3)
+    a.train(32)
+    b.train(32)
+    for p, q in zip(a.network.parameters(), b.network.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.slow
+def test_mappo_improves_mean_episode_return_over_untrained_agents_on_regime_market() -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny networks: one thread is fastest
+    try:
+        env_config = EnvConfig(asset_count=3, market="regime", max_steps=64)
+        cfg = PPOConfig(num_envs=8, num_steps=128, num_minibatches=4, update_epochs=4,
+                        learning_rate=1e-3, device="cpu", seed=0)  # fmt: skip
+        trainer = MAPPOTrainer(lambda: RiskAgentsEnv(env_config), cfg)
+        held_out = list(range(10_000, 10_048))  # common random numbers: same paths before and after
+        before = trainer.evaluate(RiskAgentsEnv(env_config), held_out).mean()
+        trainer.train(60 * cfg.batch_size)
+        after = trainer.evaluate(RiskAgentsEnv(env_config), held_out).mean()
+    finally:
+        torch.set_num_threads(threads)
+    assert after > before + 0.01, (before, after)
