@@ -56,8 +56,8 @@ log = get_logger(__name__)
 DEFAULT_UNCERTAINTY_THRESHOLD = 0.1
 """Used when neither the config nor the policy file sets an uncertainty threshold."""
 
-Background = Callable[[Callable[[FloatArray], GarchParams], FloatArray], "Future[GarchParams]"]
-"""``submit(fn, returns)`` of an executor that runs GJR-GARCH refits off the decision path."""
+Background = Callable[[FloatArray], "Future[GarchParams]"]
+"""Starts a GJR-GARCH fit of these returns off the decision path (the manager: a worker process)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,7 +388,7 @@ class DecisionEngine:
                 log.warning("garch_refit_failed", error=str(exc))
         if self._garch_job is None and tracker.garch_refit_due and self._background is not None:
             returns = tracker.fhs_returns(np.full(tracker.n_assets, 1.0 / tracker.n_assets))
-            self._garch_job = self._background(_fit_garch, returns)
+            self._garch_job = self._background(returns)
         return method if tracker.garch_params is not None else VaRMethod.FHS_EWMA
 
     def _sizes_and_stops(
@@ -419,7 +419,7 @@ def warm_up(config: RiskConfig) -> None:
     """Run a scratch engine through synthetic bars so the first real bar pays no one-off cost.
 
     The first call of each numba kernel loads it from numba's disk cache and initialises numba's
-    target (~0.5-1 s), and ``fhs_garch`` imports ``arch`` (~1 s) for its first fit. Paid inside the
+    target (~0.5-1 s). Paid inside the
     first ``manage_risk`` call, that blows its deadline; the manager calls this from ``open`` (off
     the event loop) instead. The scratch engine shares nothing with the real one.
     """
@@ -429,8 +429,6 @@ def warm_up(config: RiskConfig) -> None:
     assets, prices = ("a", "b"), np.array([100.0, 50.0])
     allocation = Allocation(np.array([0.4, 0.4, 0.2]), 0.0)
     garch = VaRMethod(config.tracker.method) is VaRMethod.FHS_GARCH
-    if garch:
-        _fit_garch(rng.normal(0.0, 0.01, 120))  # imports arch once, off the hot path
     for i in range(tracker_cfg.window + config.sizing.atr_period + 2):
         returns = rng.normal(0.0, 0.01, 2)
         prices = prices * (1.0 + returns)
@@ -446,12 +444,6 @@ def warm_up(config: RiskConfig) -> None:
         if garch and i == tracker_cfg.window and scratch.tracker is not None:
             scratch.tracker.install_garch(GarchParams(0.0, 1e-6, 0.05, 0.05, 0.9))
         scratch.decide(observed, allocation)
-
-
-def _fit_garch(returns: FloatArray) -> GarchParams:
-    from advanced_risk.risk.garch import fit_gjr_garch  # lazy: arch costs ~1 s to import
-
-    return fit_gjr_garch(returns)
 
 
 def _fault(component: str, exc: BaseException) -> str:

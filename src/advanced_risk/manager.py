@@ -12,7 +12,8 @@ The manager orchestrates; the work is done by the :class:`~advanced_risk.engine.
 - validation at the edge: bad input raises ``InvalidInputError`` (the caller's own fault) and
   changes no state;
 - off the event loop: policy inference (one worker thread), SQLite (the journal thread), GARCH
-  refits (a background thread); the loop itself only runs the decision arithmetic;
+  refits (a worker process, so a fit never holds this process's GIL); the loop itself only runs
+  the decision arithmetic;
 - a deadline per call (``RiskConfig.deadline_ms``): a component that raises or is late yields the
   conservative decision (``degraded=True``, alert, ``decision_degraded`` event), never an exception;
 - calls are throttled (asyncio-throttle, ``rate_limit_per_s``) and serialised (bars are sequential);
@@ -46,7 +47,11 @@ from advanced_risk.config import RiskConfig
 from advanced_risk.engine import Allocation, Allocator, DecisionEngine, Observed, warm_up
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.journal import JournalWriter
+from advanced_risk.measures._validation import FloatArray
+from advanced_risk.measures.var import VaRMethod
 from advanced_risk.policy import PolicyAllocator, load_allocator
+from advanced_risk.risk.garch import GarchParams
+from advanced_risk.risk.garch_worker import GarchWorker
 from advanced_risk.state import StateStore
 from advanced_risk.types import MarketState, Portfolio, RiskDecision
 
@@ -84,6 +89,7 @@ class AdvancedRiskManager:
         self._journal: JournalWriter | None = None
         self._policy_pool = ThreadPoolExecutor(1, thread_name_prefix="advanced-risk-policy")
         self._background_pool = _garch_pool()
+        self._garch_worker = GarchWorker()
         self._pools_closed = False
         self._lock = asyncio.Lock()
         self._sync_lock = threading.Lock()
@@ -122,9 +128,12 @@ class AdvancedRiskManager:
             self._background_pool = _garch_pool()
             self._pools_closed = False
         _warm_up(self.config, self._allocator)
+        if VaRMethod(self.config.tracker.method) is VaRMethod.FHS_GARCH:  # start the fitting process now
+            warm = np.random.default_rng(0).normal(0.0, 0.01, 250)
+            self._background_pool.submit(self._garch_worker.fit, warm)
         self._journal = JournalWriter(store)
         self._engine = DecisionEngine(
-            self.config, restored=restored, allocator=self._allocator, background=self._background_pool.submit
+            self.config, restored=restored, allocator=self._allocator, background=self._fit_garch_async
         )
         log.info(
             "risk_manager_opened",
@@ -145,6 +154,7 @@ class AdvancedRiskManager:
         self._engine = None
         self._policy_pool.shutdown(wait=False, cancel_futures=True)
         self._background_pool.shutdown(wait=False, cancel_futures=True)
+        self._garch_worker.close()
         self._pools_closed = True
 
     # -- the decision --------------------------------------------------------------------------------
@@ -192,6 +202,10 @@ class AdvancedRiskManager:
                 except FutureTimeout:
                     decision = self._journal_late(engine, decision, observed)
             return self._record(decision, start, deadline)
+
+    def _fit_garch_async(self, returns: FloatArray) -> Future[GarchParams]:
+        """A GJR-GARCH refit in the worker process, awaited by a background thread."""
+        return self._background_pool.submit(self._garch_worker.fit, returns)
 
     def _require_engine(self) -> DecisionEngine:
         if self._engine is None:
@@ -377,11 +391,5 @@ def _submit_safety_state(journal: JournalWriter, engine: DecisionEngine) -> Futu
 
 
 def _garch_pool() -> ThreadPoolExecutor:
-    """One worker thread for GJR-GARCH refits.
-
-    A thread, not a process: a spawned process would re-import the bot's main module (breaking
-    scripts without a ``__main__`` guard) and forking a process that runs threads is unsafe. The
-    fit (~25-50 ms of scipy optimisation every ``garch_refit_every`` bars) holds the GIL part of that
-    time, which can delay a decision made meanwhile by up to the interpreter's switch interval.
-    """
+    """One thread that waits on the GARCH worker process (waiting on a pipe holds no GIL)."""
     return ThreadPoolExecutor(1, thread_name_prefix="advanced-risk-garch")
