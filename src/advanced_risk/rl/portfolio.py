@@ -224,8 +224,26 @@ class RLPortfolioManager:
         else:
             w = _as_weights(weights, (self.action_dim,))
         dd = check_range(drawdown, "drawdown", 0.0, 1.0, hi_open=True)
-        market = _features(r, r.shape[0], cfg.window, 0)[0]
-        return np.concatenate([market, w, [dd]]).astype(np.float32), w
+        return self._observation_trusted(r, w, dd), w
+
+    def _observation_trusted(
+        self, returns: FloatArray, weights: FloatArray, drawdown: float
+    ) -> NDArray[np.float32]:
+        """The observation from inputs already validated (the manager's hot path skips the checks)."""
+        market = _features(returns, returns.shape[0], self.env_config.window, 0)[0]
+        return np.concatenate([market, weights, [drawdown]]).astype(np.float32)
+
+    def rebalance_trusted(
+        self, returns: FloatArray, weights: FloatArray, drawdown: float, n_samples: int = 10
+    ) -> tuple[FloatArray, FloatArray]:
+        """:meth:`rebalance` with uncertainty, for inputs the caller guarantees valid (no checks).
+
+        ``returns`` (T >= history_length, asset_count) float64, ``weights`` (asset_count + 1,) >= 0
+        summing to 1, ``drawdown`` in [0, 1). Used by the risk manager, whose edge already validated.
+        """
+        obs = self._observation_trusted(returns, weights, drawdown)
+        action, std = self.agent.select_action_with_uncertainty(obs, n_samples)
+        return self._execute(weights, action_to_weights(action)), std.astype(np.float64)
 
     @overload
     def rebalance(
