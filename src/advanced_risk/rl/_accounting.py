@@ -22,7 +22,7 @@ so ``observation_dim = n * (w + 4) + 2``.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -333,6 +333,17 @@ class Book:
         """``1 - V / peak`` of every portfolio."""
         out: FloatArray = 1.0 - self.value / self.peak
         return out
+
+    def info(self, row: int = 0) -> dict[str, Any]:
+        """The step info of one portfolio: value, weights, cost, drawdown, turnover, step."""
+        return {
+            "portfolio_value": float(self.value[row]),
+            "weights": self.weights[row].copy(),
+            "cost": float(self.cost[row]),
+            "drawdown": float(1.0 - self.value[row] / self.peak[row]),
+            "turnover": float(self.turnover[row]),
+            "step": int(self.t[row]),
+        }
 
     def observe(self, out: NDArray[np.float32], rows: IntArray | None = None) -> None:
         """Write the observations of environments ``rows`` (all by default) into ``out``."""

@@ -204,15 +204,7 @@ class TradingEnvironment(gym.Env[ObsArray, NDArray[np.float32]]):
         return obs
 
     def _info(self) -> dict[str, Any]:
-        b = self._book
-        return {
-            "portfolio_value": float(b.value[0]),
-            "weights": b.weights[0].copy(),
-            "cost": float(b.cost[0]),
-            "drawdown": float(1.0 - b.value[0] / b.peak[0]),
-            "turnover": float(b.turnover[0]),
-            "step": int(b.t[0]),
-        }
+        return self._book.info(0)
 
 
 class VectorTradingEnv:

@@ -346,14 +346,7 @@ class RiskAgentsEnv(ParallelEnv):  # type: ignore[misc]  # (ParallelEnv is untyp
         return np.concatenate([blocks[k] for k in OBS_BLOCKS["state"]]).astype(np.float32)
 
     def _info(self) -> dict[str, Any]:
-        b = self._book
-        return {
-            "portfolio_value": float(b.value[0]),
-            "weights": b.weights[0].copy(),
-            "cost": float(b.cost[0]),
-            "drawdown": float(1.0 - b.value[0] / b.peak[0]),
-            "step": int(b.t[0]),
-        }
+        return self._book.info(0)
 
     def render(self) -> None:
         """No rendering (``render_modes`` is empty)."""
