@@ -48,7 +48,6 @@ from advanced_risk.engine import Allocation, Allocator, DecisionEngine, Observed
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.journal import JournalWriter
 from advanced_risk.measures._validation import FloatArray
-from advanced_risk.measures.var import VaRMethod
 from advanced_risk.policy import PolicyAllocator, load_allocator
 from advanced_risk.risk.garch import GarchParams
 from advanced_risk.risk.garch_worker import GarchWorker
@@ -128,9 +127,6 @@ class AdvancedRiskManager:
             self._background_pool = _garch_pool()
             self._pools_closed = False
         _warm_up(self.config, self._allocator)
-        if VaRMethod(self.config.tracker.method) is VaRMethod.FHS_GARCH:  # start the fitting process now
-            warm = np.random.default_rng(0).normal(0.0, 0.01, 250)
-            self._background_pool.submit(self._garch_worker.fit, warm)
         self._journal = JournalWriter(store)
         self._engine = DecisionEngine(
             self.config, restored=restored, allocator=self._allocator, background=self._fit_garch_async
