@@ -12,19 +12,17 @@ the peak equity never went backwards, and a restarted manager opens the file.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-import signal
 import sqlite3
-import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from advanced_risk.config import RiskConfig
 from advanced_risk.manager import AdvancedRiskManager
+
+from .conftest import journal_ids, run_and_kill
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 
@@ -57,32 +55,8 @@ asyncio.run(main())
 
 def _kill_once(script: Path, db: Path, run: int, rng: random.Random) -> tuple[list[str], float]:
     """Start the child, SIGKILL it at a random moment; return the acknowledged ids and the best equity."""
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(db), str(run)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=script.parent,
-    )
-    watchdog = threading.Timer(60.0, proc.kill)  # never hang the suite on a stuck child
-    watchdog.start()
-    try:
-        assert proc.stdout is not None
-        if rng.random() < 0.15:  # during start-up: imports, open, migration, warm-up
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=rng.uniform(0.0, 1.5))
-        else:
-            first = proc.stdout.readline()
-            if first != b"ready\n":
-                proc.kill()
-                _, err = proc.communicate()
-                pytest.fail(f"child did not start: {first!r} {err.decode(errors='replace')[-2000:]}")
-            threading.Event().wait(rng.uniform(0.0, 0.15))
-        proc.send_signal(signal.SIGKILL)
-        out, err = proc.communicate()
-    finally:
-        watchdog.cancel()
-    assert proc.returncode == -signal.SIGKILL, err.decode(errors="replace")[-2000:]
-    complete = [line.split() for line in out.split(b"\n")[:-1]]  # a cut last line is no ack
+    lines = run_and_kill(script, [str(db), str(run)], rng, startup_share=0.15, startup_s=1.5, running_s=0.15)
+    complete = [line.split() for line in lines]
     acked = [fields[1].decode() for fields in complete if fields[0] == b"ack"]
     equities = [float(fields[2]) for fields in complete if fields[0] == b"ack"]
     return acked, max(equities, default=0.0)
@@ -106,10 +80,9 @@ def test_sigkill_while_the_manager_journals_keeps_the_file_sound_and_every_ackno
         best_equity = max(best_equity, equity)
     assert len(acked) > kills // 2  # most kills landed mid-loop, after acknowledged decisions
 
+    stored = journal_ids(db)
     conn = sqlite3.connect(db)
     try:
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        stored = [row[0] for row in conn.execute("SELECT decision_id FROM journal ORDER BY id")]
         peak = conn.execute("SELECT peak_equity FROM risk_state").fetchone()[0]
     finally:
         conn.close()

@@ -9,18 +9,15 @@ still starting up and opening the file), then checks that the database passes
 
 from __future__ import annotations
 
-import contextlib
 import random
-import signal
-import sqlite3
-import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from advanced_risk.state import StateStore
+
+from .conftest import journal_ids, run_and_kill
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 
@@ -45,35 +42,10 @@ while True:
 
 
 def _kill_once(script: Path, db: Path, run: str, rng: random.Random) -> tuple[list[str], float]:
-    """Start the child, SIGKILL it at a random moment; return the acked ids and the highest acked peak."""
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(db), run],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=script.parent,
-    )
-    watchdog = threading.Timer(60.0, proc.kill)  # never hang the suite on a stuck child
-    watchdog.start()
-    try:
-        assert proc.stdout is not None
-        if rng.random() < 0.2:  # kill somewhere in start-up: imports, open, schema migration, first writes
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=rng.uniform(0.0, 1.0))
-        else:
-            first = proc.stdout.readline()
-            if first != b"ready\n":
-                proc.kill()
-                _, err = proc.communicate()
-                pytest.fail(f"child did not start: {first!r} {err.decode(errors='replace')[-2000:]}")
-            threading.Event().wait(rng.uniform(0.0, 0.05))
-        proc.send_signal(signal.SIGKILL)
-        out, err = proc.communicate()
-    finally:
-        watchdog.cancel()
-    assert proc.returncode == -signal.SIGKILL, err.decode(errors="replace")[-2000:]
-    complete = out.split(b"\n")[:-1]  # a line cut by the kill has no newline: not acknowledged
-    acked = [line[4:].decode() for line in complete if line.startswith(b"ack ")]
-    peaks = [float(line[5:]) for line in complete if line.startswith(b"peak ")]
+    """Start the child, SIGKILL it at a random moment; return the acknowledged ids and the best peak."""
+    lines = run_and_kill(script, [str(db), run], rng, startup_share=0.2, startup_s=1.0, running_s=0.05)
+    acked = [line[4:].decode() for line in lines if line.startswith(b"ack ")]
+    peaks = [float(line[5:]) for line in lines if line.startswith(b"peak ")]
     return acked, max(peaks, default=0.0)
 
 
@@ -95,12 +67,7 @@ def test_sigkill_while_journaling_keeps_the_file_sound_and_every_acked_decision(
         best_peak = max(best_peak, peak)
     assert len(acked) > kills  # the kills did land mid-loop, not only before the first write
 
-    conn = sqlite3.connect(db)
-    try:
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        stored = [row[0] for row in conn.execute("SELECT decision_id FROM journal ORDER BY id")]
-    finally:
-        conn.close()
+    stored = journal_ids(db)
     assert len(stored) == len(set(stored))
     missing = set(acked) - set(stored)
     assert not missing, f"{len(missing)} acknowledged decisions lost, e.g. {sorted(missing)[:5]}"
