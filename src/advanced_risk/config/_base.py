@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from enum import StrEnum
 from typing import Any, Self
 
 from advanced_risk.errors import ConfigError, InvalidInputError
 from advanced_risk.measures._validation import check_range
 
-__all__ = ["_ConfigMixin", "_collect", "_in_range", "_require"]
+__all__ = ["_ConfigMixin", "_as_enum", "_collect", "_in_range", "_one_of", "_require"]
 
 
 def _collect(checks: list[Callable[[], object]], owner: str) -> None:
@@ -57,3 +58,15 @@ def _in_range(
 ) -> None:
     """``check_range`` for configs: a finite real in the interval, else ``InvalidInputError`` naming it."""
     check_range(value, name, lo, hi, lo_open=lo_open, hi_open=hi_open)
+
+
+def _as_enum(config: object, name: str, enum: type[StrEnum]) -> None:
+    """In ``__post_init__``: a plain string such as ``"historical"`` becomes the enum member."""
+    value = getattr(config, name)
+    if value in tuple(enum):
+        object.__setattr__(config, name, enum(value))
+
+
+def _one_of(value: object, name: str, enum: type[StrEnum]) -> None:
+    """``InvalidInputError`` naming the field unless ``value`` is a member of ``enum``."""
+    _require(value in tuple(enum), f"{name} must be one of {[m.value for m in enum]}, got {value!r}")

@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from advanced_risk.config._base import _collect, _ConfigMixin, _in_range, _require
+from advanced_risk.config._base import _as_enum, _collect, _ConfigMixin, _in_range, _one_of, _require
 from advanced_risk.measures._validation import check_positive_int
 from advanced_risk.measures.var import VaRMethod
 
@@ -42,8 +42,7 @@ class TrackerConfig(_ConfigMixin):
     """Bars between GJR-GARCH refits (the fit uses ``arch`` and costs ~0.1-1 s)."""
 
     def __post_init__(self) -> None:
-        if self.method in tuple(VaRMethod):  # a plain string such as "historical" becomes the enum
-            object.__setattr__(self, "method", VaRMethod(self.method))
+        _as_enum(self, "method", VaRMethod)
         _collect(
             [
                 lambda: _require(
@@ -51,10 +50,7 @@ class TrackerConfig(_ConfigMixin):
                     f"window must be >= 20, got {self.window}",
                 ),
                 lambda: _require(0 < self.alpha < 1, f"alpha must be in (0, 1), got {self.alpha}"),
-                lambda: _require(
-                    self.method in tuple(VaRMethod),
-                    f"method must be one of {[m.value for m in VaRMethod]}, got {self.method!r}",
-                ),
+                lambda: _one_of(self.method, "method", VaRMethod),
                 lambda: _require(
                     0 < self.ewma_lambda < 1, f"ewma_lambda must be in (0, 1), got {self.ewma_lambda}"
                 ),

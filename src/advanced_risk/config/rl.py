@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from advanced_risk.config._base import _collect, _ConfigMixin, _require
+from advanced_risk.config._base import _as_enum, _collect, _ConfigMixin, _one_of, _require
 
 __all__ = ["EnvConfig", "MarketKind", "PPOConfig", "RewardKind"]
 
@@ -73,10 +73,8 @@ class EnvConfig(_ConfigMixin):
     """Historical market: which split episodes are drawn from, "train" or "test"."""
 
     def __post_init__(self) -> None:
-        for name, enum in (("reward", RewardKind), ("market", MarketKind)):
-            value = getattr(self, name)
-            if value in tuple(enum):
-                object.__setattr__(self, name, enum(value))
+        _as_enum(self, "reward", RewardKind)
+        _as_enum(self, "market", MarketKind)
         _collect(
             [
                 lambda: _require(
@@ -98,14 +96,8 @@ class EnvConfig(_ConfigMixin):
                     isinstance(self.max_steps, int) and self.max_steps >= 1,
                     f"max_steps must be an integer >= 1, got {self.max_steps!r}",
                 ),
-                lambda: _require(
-                    self.reward in tuple(RewardKind),
-                    f"reward must be one of {[k.value for k in RewardKind]}, got {self.reward!r}",
-                ),
-                lambda: _require(
-                    self.market in tuple(MarketKind),
-                    f"market must be one of {[k.value for k in MarketKind]}, got {self.market!r}",
-                ),
+                lambda: _one_of(self.reward, "reward", RewardKind),
+                lambda: _one_of(self.market, "market", MarketKind),
                 lambda: _require(
                     min(self.vol_penalty, self.drawdown_penalty, self.cost_penalty) >= 0,
                     "reward penalties must be >= 0, got "
