@@ -47,7 +47,7 @@ from advanced_risk.rl.ppo import _resolve_device
 from advanced_risk.rl.ppo_loss import LOSS_STATS, ppo_loss
 from advanced_risk.rl.risk_agents_env import RiskAgentsEnv, obs_dim
 
-__all__ = ["AgentPolicy", "MAPPOTrainer", "central_critic"]
+__all__ = ["AgentPolicy", "MAPPOTrainer", "central_critic", "shared_actor_rows"]
 
 log = get_logger(__name__)
 Stats = dict[str, float]
@@ -59,6 +59,13 @@ def central_critic(state_dim: int, hidden_sizes: Sequence[int], generator: torch
     for layer in _linears((state_dim, *hidden_sizes, 1), 1.0, generator):
         layers += [layer, nn.Tanh()]
     return nn.Sequential(*layers[:-1])
+
+
+def shared_actor_rows(x: NDArray[np.float32], k: int, n_agents: int, pad: int) -> NDArray[np.float32]:
+    """Agent ``k``'s rows for a shared actor: observations zero-padded to ``pad``, then a one-hot id."""
+    one_hot = np.zeros((x.shape[0], n_agents), np.float32)
+    one_hot[:, k] = 1.0
+    return np.concatenate([np.pad(x, ((0, 0), (0, pad - x.shape[1]))), one_hot], axis=1)
 
 
 class AgentPolicy(ActorCriticNetwork):
@@ -74,7 +81,8 @@ class AgentPolicy(ActorCriticNetwork):
     critic : the centralised critic module (shared, not copied).
     discrete : categorical policy over ``action_dim`` logits (actions stored as one float index).
     head_dim : actor outputs (``>= action_dim``; larger when the actor is shared).
-    hidden_sizes, init_log_std, generator : as for :class:`ActorCriticNetwork`.
+    hidden_sizes, init_log_std, dropout, generator : as for :class:`ActorCriticNetwork` (dropout
+        serves MC-dropout uncertainty only, see :mod:`advanced_risk.rl.network`).
     """
 
     def __init__(
@@ -87,10 +95,11 @@ class AgentPolicy(ActorCriticNetwork):
         head_dim: int | None = None,
         hidden_sizes: Sequence[int] = (64, 64),
         init_log_std: float = -0.5,
+        dropout: float = 0.1,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(
-            actor_dim, head_dim or action_dim, hidden_sizes, init_log_std, 0.0, generator=generator
+            actor_dim, head_dim or action_dim, hidden_sizes, init_log_std, dropout, generator=generator
         )
         self.critic = critic
         self.discrete = discrete
@@ -121,6 +130,12 @@ class AgentPolicy(ActorCriticNetwork):
         log_prob = log_p.gather(-1, action.long()).squeeze(-1)
         entropy = -(log_p.exp() * log_p).sum(-1)
         return action, log_prob, entropy, self.get_value(obs)
+
+    def mc_samples(self, obs: torch.Tensor, n_samples: int) -> torch.Tensor:
+        """``n_samples`` dropout-masked action means (or logits) in one pass: ``(n_samples, B, n_out)``."""
+        x = obs[..., : self.obs_dim]
+        out = self.action_mean(x.repeat(n_samples, 1), mc_dropout=True)
+        return out.reshape(n_samples, x.shape[0], self.n_out)
 
     def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
         """The mean action, or the most likely choice ``(B, 1)`` for a discrete agent."""
@@ -181,7 +196,8 @@ class MAPPOTrainer:
             policies[a] = AgentPolicy(
                 actor_dims[a], outs[a], critic, discrete=self.discrete[a],
                 head_dim=max(outs.values()) if share_parameters else None,
-                hidden_sizes=cfg.hidden_sizes, init_log_std=cfg.init_log_std, generator=gen,
+                hidden_sizes=cfg.hidden_sizes, init_log_std=cfg.init_log_std, dropout=cfg.dropout,
+                generator=gen,
             )  # fmt: skip
             if share_parameters:
                 policies[a].actor_layers = policies[self.agents[0]].actor_layers
@@ -215,9 +231,7 @@ class MAPPOTrainer:
         for k, a in enumerate(self.agents):
             x = self._norm(self.obs_rms[a], np.stack([o[a] for o in obs]))
             if self.share_parameters:
-                one_hot = np.zeros((len(obs), len(self.agents)), np.float32)
-                one_hot[:, k] = 1.0
-                x = np.concatenate([np.pad(x, ((0, 0), (0, self.pad - x.shape[1]))), one_hot], axis=1)
+                x = shared_actor_rows(x, k, len(self.agents), self.pad)
             out[a] = np.concatenate([x, state], axis=1)
         return out
 

@@ -1,0 +1,264 @@
+"""RiskAgents: the trained sizer, stop and monitor agents at inference, with MC-dropout gating.
+
+A :class:`RiskAgents` holds what a trained :class:`~advanced_risk.rl.mappo.MAPPOTrainer` needs to
+act: the three actors, their observation normalisers and the action spaces. It is what
+``train_ppo_agent.py --agents risk`` saves and what the manager loads (``RiskConfig.risk_agents_path``).
+The centralised critic is a training device and is not saved.
+
+Acting (:meth:`RiskAgents.act`): each agent's observation is normalised as in training and pushed
+through its actor ``n_samples`` times with dropout on (one batched pass per agent). The action is the
+mean over the samples: for a continuous agent the mean of the actions rescaled to the action box, for
+the monitor the choice with the highest mean probability. The **normalised uncertainty** of an agent
+is in ``[0, 1]`` units of its action range:
+
+- continuous: the largest, over action dimensions, population std of the rescaled action over the
+  samples divided by the width of the box (``high - low``);
+- discrete: the largest, over choices, population std of the choice's probability over the samples.
+
+:func:`gate` replaces every agent whose uncertainty exceeds the threshold (default 0.1) with the
+rule-based action and says which agents were overridden and why; the manager and the evaluation use
+the same function.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from advanced_risk._logging import get_logger
+from advanced_risk.config import EnvConfig, PPOConfig
+from advanced_risk.errors import InvalidInputError, ModelLoadError
+from advanced_risk.rl.mappo import AgentPolicy, MAPPOTrainer, central_critic, shared_actor_rows
+from advanced_risk.rl.model_file import read_model_file, write_model_file
+from advanced_risk.rl.normalize import RunningMeanStd
+from advanced_risk.rl.risk_agents_env import AGENTS, RiskAgentsEnv, obs_dim
+
+__all__ = ["DEFAULT_AGENT_UNCERTAINTY", "MODEL_KIND", "AgentsAction", "RiskAgents", "gate"]
+
+log = get_logger(__name__)
+
+MODEL_KIND = "risk_agents"
+DEFAULT_AGENT_UNCERTAINTY = 0.1
+"""Normalised MC-dropout std above which an agent is replaced by its rule (issue 7's default)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentsAction:
+    """The agents' joint action (as :class:`RiskAgentsEnv` takes it) and each agent's uncertainty."""
+
+    actions: dict[str, Any]
+    uncertainty: dict[str, float]
+
+
+def gate(
+    proposed: AgentsAction, rules: Mapping[str, Any], threshold: float = DEFAULT_AGENT_UNCERTAINTY
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Keep confident agents' actions, replace the others by ``rules``: ``(actions, overridden)``.
+
+    ``overridden`` maps each replaced agent to the reason, e.g. ``"uncertainty 0.23 > 0.1"``. An agent
+    whose uncertainty is not finite is replaced too.
+
+    Examples
+    --------
+    >>> act = AgentsAction({"sizer": 0.9, "monitor": 0}, {"sizer": 0.02, "monitor": 0.4})
+    >>> gate(act, {"sizer": 1.0, "monitor": 1})
+    ({'sizer': 0.9, 'monitor': 1}, {'monitor': 'uncertainty 0.4 > 0.1'})
+    """
+    actions, overridden = {}, {}
+    for agent, action in proposed.actions.items():
+        u = proposed.uncertainty[agent]
+        if np.isfinite(u) and u <= threshold:
+            actions[agent] = action
+        else:
+            actions[agent] = rules[agent]
+            overridden[agent] = f"uncertainty {u:.3g} > {threshold:g}"
+    return actions, overridden
+
+
+class RiskAgents:
+    """Trained risk agents for inference (see the module docstring).
+
+    Parameters
+    ----------
+    policies : agent name -> :class:`~advanced_risk.rl.mappo.AgentPolicy` (``sizer``, ``stop``, ``monitor``).
+    obs_rms : agent name -> the observation normaliser of training (None: no normalisation).
+    env_config : the environment the agents were trained on (asset count, window).
+    share_parameters : whether the actors share one MLP (padded input with the agent's one-hot id).
+    obs_clip : the clip of normalised observations used in training.
+    uncertainty_threshold : the gate's threshold stored with the model (default 0.1).
+    """
+
+    def __init__(
+        self,
+        policies: Mapping[str, AgentPolicy],
+        obs_rms: Mapping[str, RunningMeanStd] | None,
+        env_config: EnvConfig,
+        *,
+        share_parameters: bool = False,
+        obs_clip: float = 10.0,
+        uncertainty_threshold: float = DEFAULT_AGENT_UNCERTAINTY,
+    ) -> None:
+        if set(policies) != set(AGENTS):
+            raise InvalidInputError(f"policies must be exactly {list(AGENTS)}, got {sorted(policies)}")
+        self.policies = {a: policies[a] for a in AGENTS}
+        self.obs_rms = None if obs_rms is None else {a: obs_rms[a] for a in AGENTS}
+        self.env_config = env_config
+        self.share_parameters = share_parameters
+        self.obs_clip = float(obs_clip)
+        self.uncertainty_threshold = float(uncertainty_threshold)
+        self.obs_dims = {a: obs_dim(a, env_config.asset_count) for a in AGENTS}
+        self._pad = max(self.obs_dims.values())
+        spaces = RiskAgentsEnv(env_config).action_space
+        self.discrete = {a: self.policies[a].discrete for a in AGENTS}
+        self._bounds = {
+            a: (np.asarray(spaces(a).low, np.float64), np.asarray(spaces(a).high, np.float64))
+            for a in AGENTS
+            if not self.discrete[a]
+        }
+        for p in self.policies.values():
+            p.eval()
+
+    @property
+    def asset_count(self) -> int:
+        """Number of assets the agents observe."""
+        return self.env_config.asset_count
+
+    @classmethod
+    def from_trainer(cls, trainer: MAPPOTrainer, uncertainty_threshold: float = DEFAULT_AGENT_UNCERTAINTY) -> Self:
+        """The trainer's actors and normalisers (shared, not copied: later training shows here too)."""
+        cfg = trainer.config
+        return cls(
+            trainer.policies,
+            trainer.obs_rms if cfg.norm_obs else None,
+            trainer.envs[0].config,
+            share_parameters=trainer.share_parameters,
+            obs_clip=cfg.obs_clip,
+            uncertainty_threshold=uncertainty_threshold,
+        )
+
+    # -- acting -----------------------------------------------------------------------------------------
+    def _actor_input(self, k: int, agent: str, obs: NDArray[np.floating]) -> torch.Tensor:
+        x = np.asarray(obs, dtype=np.float32).reshape(1, -1)
+        if x.shape[1] != self.obs_dims[agent]:
+            raise InvalidInputError(
+                f"obs[{agent!r}] has {x.shape[1]} values, expected {self.obs_dims[agent]} "
+                f"(asset_count={self.asset_count})"
+            )
+        if self.obs_rms is not None:
+            x = self.obs_rms[agent].normalize(x, self.obs_clip)
+        if self.share_parameters:
+            x = shared_actor_rows(x, k, len(AGENTS), self._pad)
+        return torch.as_tensor(x)
+
+    @torch.inference_mode()
+    def act(self, obs: Mapping[str, NDArray[np.floating]], n_samples: int = 10) -> AgentsAction:
+        """MC-dropout mean action of every agent and its normalised uncertainty (module docstring)."""
+        if n_samples < 1:
+            raise InvalidInputError(f"n_samples must be >= 1, got {n_samples}")
+        actions: dict[str, Any] = {}
+        uncertainty: dict[str, float] = {}
+        for k, a in enumerate(AGENTS):
+            policy = self.policies[a]
+            x = self._actor_input(k, a, obs[a])
+            raw = policy.mc_samples(x, n_samples) if n_samples > 1 else policy.action_mean(x)[None]
+            samples = raw[:, 0, :].double().numpy()
+            if self.discrete[a]:
+                probs = _softmax(samples)
+                actions[a] = int(np.argmax(probs.mean(axis=0)))
+                uncertainty[a] = float(probs.std(axis=0).max())
+            else:
+                low, high = self._bounds[a]
+                scaled = low + (np.clip(samples, -1.0, 1.0) + 1.0) / 2.0 * (high - low)
+                actions[a] = scaled.mean(axis=0).astype(np.float32)
+                uncertainty[a] = float((scaled.std(axis=0) / (high - low)).max())
+        return AgentsAction(actions, uncertainty)
+
+    # -- persistence ------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None) -> str:
+        """Write the agents (atomic, SHA-256 verified, see :mod:`~advanced_risk.rl.model_file`); return the digest."""
+        first = self.policies[AGENTS[0]]
+        settings = {
+            "env_config": self.env_config.to_dict(),
+            "share_parameters": self.share_parameters,
+            "obs_clip": self.obs_clip,
+            "uncertainty_threshold": self.uncertainty_threshold,
+            "hidden_sizes": list(first.hidden_sizes),
+            "dropout": first.dropout,
+            "actor_dims": {a: p.obs_dim for a, p in self.policies.items()},
+            "head_dims": {a: p.action_dim for a, p in self.policies.items()},
+            "outputs": {a: p.n_out for a, p in self.policies.items()},
+            "discrete": dict(self.discrete),
+        }
+        payload = {
+            "policies": {k: v.detach().cpu() for k, v in nn.ModuleDict(self.policies).state_dict().items()},
+            "obs_rms": None if self.obs_rms is None else {a: r.state_dict() for a, r in self.obs_rms.items()},
+        }
+        digest = write_model_file(
+            path, payload, {"risk_agents": settings, "user": dict(metadata or {})}, kind=MODEL_KIND
+        )
+        log.info("risk_agents_saved", path=str(path), sha256=digest)
+        return digest
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Self:
+        """Load agents written by :meth:`save` (on the CPU).
+
+        Raises
+        ------
+        ModelLoadError
+            Missing, truncated or corrupt file, another kind of model, or weights that do not fit
+            the stored settings.
+        """
+        header, payload = read_model_file(path, kind=MODEL_KIND)
+        try:
+            s = header["metadata"]["risk_agents"]
+            env_config = EnvConfig.from_dict(s["env_config"])
+            hidden = tuple(int(h) for h in s["hidden_sizes"])
+            critic = central_critic(obs_dim("state", env_config.asset_count), hidden, torch.Generator())
+            policies = {
+                a: AgentPolicy(
+                    int(s["actor_dims"][a]), int(s["outputs"][a]), critic, discrete=bool(s["discrete"][a]),
+                    head_dim=int(s["head_dims"][a]), hidden_sizes=hidden, dropout=float(s["dropout"]),
+                )  # fmt: skip
+                for a in AGENTS
+            }
+            if s["share_parameters"]:
+                for a in AGENTS[1:]:
+                    policies[a].actor_layers = policies[AGENTS[0]].actor_layers
+            nn.ModuleDict(policies).load_state_dict(payload["policies"])
+            rms = None
+            if payload["obs_rms"] is not None:
+                rms = {a: RunningMeanStd((int(obs_dim(a, env_config.asset_count)),)) for a in AGENTS}
+                for a in AGENTS:
+                    rms[a].load_state_dict(payload["obs_rms"][a])
+            agents = cls(
+                policies, rms, env_config, share_parameters=bool(s["share_parameters"]),
+                obs_clip=float(s["obs_clip"]), uncertainty_threshold=float(s["uncertainty_threshold"]),
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError, RuntimeError, InvalidInputError) as exc:
+            raise ModelLoadError(f"model file {path} does not hold valid risk agents: {exc}") from exc
+        log.info("risk_agents_loaded", path=str(path), asset_count=env_config.asset_count)
+        return agents
+
+    @classmethod
+    def untrained(cls, env_config: EnvConfig | None = None, seed: int = 0) -> Self:
+        """Freshly initialised agents (for tests and benchmarks): near mid-range actions."""
+        cfg = env_config if env_config is not None else EnvConfig(asset_count=3)
+        trainer = MAPPOTrainer(
+            lambda: RiskAgentsEnv(cfg),
+            PPOConfig(num_envs=1, num_steps=8, num_minibatches=1, device="cpu", seed=seed, norm_obs=False),
+        )
+        return cls.from_trainer(trainer)
+
+
+def _softmax(logits: NDArray[np.float64]) -> NDArray[np.float64]:
+    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    out: NDArray[np.float64] = z / z.sum(axis=-1, keepdims=True)
+    return out
