@@ -89,6 +89,11 @@ class NumpyPolicy:
         action = self.mean_action(obs)
         if self.dropout == 0.0 or n_samples == 1:
             return action, np.zeros_like(action)
+        std: F32 = self.mc_samples(obs, n_samples, rng).std(axis=0).astype(np.float32)
+        return action, std
+
+    def mc_samples(self, obs: NDArray[np.floating], n_samples: int, rng: np.random.Generator) -> F32:
+        """``n_samples`` dropout-masked action means, shape ``(n_samples, *action shape)``."""
         keep, scale = 1.0 - self.dropout, np.float32(1.0 / (1.0 - self.dropout))
         h = np.tanh(self.normalize(obs) @ self.weights[0] + self.biases[0])
         x = np.broadcast_to(h, (n_samples, *h.shape))
@@ -97,5 +102,4 @@ class NumpyPolicy:
             x = x @ w + b
             if w is not self.weights[-1]:
                 x = np.tanh(x)
-        std: F32 = x.std(axis=0).astype(np.float32)
-        return action, std
+        return x

@@ -35,6 +35,7 @@ from torch import nn
 from advanced_risk._logging import get_logger
 from advanced_risk.config import EnvConfig, PPOConfig
 from advanced_risk.errors import InvalidInputError, ModelLoadError
+from advanced_risk.rl.inference import NumpyPolicy
 from advanced_risk.rl.mappo import AgentPolicy, MAPPOTrainer, central_critic, shared_actor_rows
 from advanced_risk.rl.model_file import read_model_file, write_model_file
 from advanced_risk.rl.normalize import RunningMeanStd
@@ -93,6 +94,12 @@ class RiskAgents:
     share_parameters : whether the actors share one MLP (padded input with the agent's one-hot id).
     obs_clip : the clip of normalised observations used in training.
     uncertainty_threshold : the gate's threshold stored with the model (default 0.1).
+    seed : seed of the dropout masks drawn by :meth:`act` (None: fresh entropy).
+
+    Notes
+    -----
+    Acting uses NumPy copies of the actors' weights taken at construction (the maths of
+    :class:`~advanced_risk.rl.inference.NumpyPolicy`); later changes to ``policies`` are not seen.
     """
 
     def __init__(
@@ -104,6 +111,7 @@ class RiskAgents:
         share_parameters: bool = False,
         obs_clip: float = 10.0,
         uncertainty_threshold: float = DEFAULT_AGENT_UNCERTAINTY,
+        seed: int | None = None,
     ) -> None:
         if set(policies) != set(AGENTS):
             raise InvalidInputError(f"policies must be exactly {list(AGENTS)}, got {sorted(policies)}")
@@ -124,6 +132,9 @@ class RiskAgents:
         }
         for p in self.policies.values():
             p.eval()
+        # NumPy snapshots of the actors: one forward pass costs ~5 us instead of ~50 us in torch
+        self._numpy = {a: NumpyPolicy.from_network(p, None, self.obs_clip) for a, p in self.policies.items()}
+        self._rng = np.random.default_rng(seed)
 
     @property
     def asset_count(self) -> int:
@@ -132,7 +143,7 @@ class RiskAgents:
 
     @classmethod
     def from_trainer(cls, trainer: MAPPOTrainer, uncertainty_threshold: float = DEFAULT_AGENT_UNCERTAINTY) -> Self:
-        """The trainer's actors and normalisers (shared, not copied: later training shows here too)."""
+        """The trainer's actors and normalisers as they are now (a snapshot for acting)."""
         cfg = trainer.config
         return cls(
             trainer.policies,
@@ -144,20 +155,16 @@ class RiskAgents:
         )
 
     # -- acting -----------------------------------------------------------------------------------------
-    def _actor_input(self, k: int, agent: str, obs: NDArray[np.floating]) -> torch.Tensor:
-        x = np.asarray(obs, dtype=np.float32).reshape(1, -1)
+    def _actor_input(self, k: int, agent: str, obs: NDArray[np.floating]) -> NDArray[np.float32]:
+        x = np.asarray(obs, dtype=np.float64).reshape(1, -1)
         if x.shape[1] != self.obs_dims[agent]:
             raise InvalidInputError(
                 f"obs[{agent!r}] has {x.shape[1]} values, expected {self.obs_dims[agent]} "
                 f"(asset_count={self.asset_count})"
             )
-        if self.obs_rms is not None:
-            x = self.obs_rms[agent].normalize(x, self.obs_clip)
-        if self.share_parameters:
-            x = shared_actor_rows(x, k, len(AGENTS), self._pad)
-        return torch.as_tensor(x)
+        z = x.astype(np.float32) if self.obs_rms is None else self.obs_rms[agent].normalize(x, self.obs_clip)
+        return shared_actor_rows(z, k, len(AGENTS), self._pad) if self.share_parameters else z
 
-    @torch.inference_mode()
     def act(self, obs: Mapping[str, NDArray[np.floating]], n_samples: int = 10) -> AgentsAction:
         """MC-dropout mean action of every agent and its normalised uncertainty (module docstring)."""
         if n_samples < 1:
@@ -165,10 +172,9 @@ class RiskAgents:
         actions: dict[str, Any] = {}
         uncertainty: dict[str, float] = {}
         for k, a in enumerate(AGENTS):
-            policy = self.policies[a]
-            x = self._actor_input(k, a, obs[a])
-            raw = policy.mc_samples(x, n_samples) if n_samples > 1 else policy.action_mean(x)[None]
-            samples = raw[:, 0, :].double().numpy()
+            net, x = self._numpy[a], self._actor_input(k, a, obs[a])
+            raw = net.mc_samples(x, n_samples, self._rng) if n_samples > 1 else net.mean_action(x)[None]
+            samples = raw[:, 0, : self.policies[a].n_out].astype(np.float64)
             if self.discrete[a]:
                 probs = _softmax(samples)
                 actions[a] = int(np.argmax(probs.mean(axis=0)))

@@ -70,7 +70,9 @@ __all__ = [
     "OBS_BLOCKS",
     "MonitorAction",
     "RiskAgentsEnv",
+    "agent_observations",
     "obs_dim",
+    "observation_blocks",
     "stop_exit_return",
     "synthetic_bars",
 ]
@@ -145,6 +147,50 @@ def stop_exit_return(
     low_rel = np.minimum(1.0, 1.0 + r) * (1.0 - wick * np.abs(r))
     hit = low_rel <= stop_rel
     return np.where(hit, np.minimum(stop_rel, 1.0) - 1.0, r), hit
+
+
+def observation_blocks(
+    *,
+    rsi: FloatArray,
+    momentum: FloatArray,
+    volatility: FloatArray,
+    close: FloatArray,
+    atr_frac: FloatArray,
+    high: FloatArray,
+    entry: FloatArray,
+    in_position: NDArray[np.bool_],
+    drawdown: float,
+    exposure: float,
+    last_return: float,
+    time: float = 0.0,
+) -> dict[str, FloatArray]:
+    """Every named observation block (see the module docstring) from the book's current state.
+
+    ``rsi``, ``momentum``, ``volatility`` are the allocator's features; ``close``, ``high`` (highest
+    close since entry), ``entry`` per asset; ``atr_frac`` = ATR / close (floored); ``last_return``
+    the previous step's net portfolio return (a fraction). The environment and the manager's
+    :class:`~advanced_risk.risk.agent_inputs.AgentInputs` both build observations through here.
+    """
+    pos = np.asarray(in_position, dtype=bool)
+    return {
+        "rsi": rsi,
+        "momentum": momentum,
+        "volatility": volatility,
+        "atr": 100.0 * atr_frac,
+        "from_high": np.where(pos, (close / high - 1.0) / atr_frac, 0.0),
+        "from_entry": np.where(pos, (close / entry - 1.0) / atr_frac, 0.0),
+        "in_position": pos.astype(np.float64),
+        "drawdown": np.array([drawdown]),
+        "exposure": np.array([exposure]),
+        "last_return": np.array([100.0 * last_return]),
+        "in_position_fraction": np.array([pos.mean()]),
+        "time": np.array([time]),
+    }
+
+
+def agent_observations(blocks: dict[str, FloatArray]) -> dict[str, ObsArray]:
+    """Each agent's float32 observation: its blocks of ``blocks`` concatenated in :data:`OBS_BLOCKS` order."""
+    return {a: np.concatenate([blocks[k] for k in OBS_BLOCKS[a]]).astype(np.float32) for a in AGENTS}
 
 
 class RiskAgentsEnv(ParallelEnv):  # type: ignore[misc]  # (ParallelEnv is untyped)
@@ -318,27 +364,23 @@ class RiskAgentsEnv(ParallelEnv):  # type: ignore[misc]  # (ParallelEnv is untyp
         t = int(b.t[0])
         now = self._h + t
         features = b.features[0, t].astype(np.float64)
-        close, atr = self._close[now], self._atr_frac[now]
-        pos = self._in_position
-        held = b.weights[0, :n]
-        return {
-            "rsi": features[self._layout["rsi"]],
-            "momentum": features[self._layout["momentum"]],
-            "volatility": features[self._layout["volatility"]],
-            "atr": 100.0 * atr,
-            "from_high": np.where(pos, (close / self._high - 1.0) / atr, 0.0),
-            "from_entry": np.where(pos, (close / self._entry - 1.0) / atr, 0.0),
-            "in_position": pos.astype(np.float64),
-            "drawdown": np.array([1.0 - b.value[0] / b.peak[0]]),
-            "exposure": np.array([held.sum()]),
-            "last_return": np.array([100.0 * self._last_return]),
-            "in_position_fraction": np.array([pos.mean()]),
-            "time": np.array([t / self.config.max_steps]),
-        }
+        return observation_blocks(
+            rsi=features[self._layout["rsi"]],
+            momentum=features[self._layout["momentum"]],
+            volatility=features[self._layout["volatility"]],
+            close=self._close[now],
+            atr_frac=self._atr_frac[now],
+            high=self._high,
+            entry=self._entry,
+            in_position=self._in_position,
+            drawdown=1.0 - b.value[0] / b.peak[0],
+            exposure=float(b.weights[0, :n].sum()),
+            last_return=self._last_return,
+            time=t / self.config.max_steps,
+        )
 
     def _observations(self) -> dict[str, ObsArray]:
-        blocks = self._blocks()
-        return {a: np.concatenate([blocks[k] for k in OBS_BLOCKS[a]]).astype(np.float32) for a in AGENTS}
+        return agent_observations(self._blocks())
 
     def state(self) -> ObsArray:
         """The joint state for the centralised critic (``7n + 5`` floats, see the module docstring)."""
