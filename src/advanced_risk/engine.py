@@ -7,9 +7,12 @@ Per bar, in order (each step is a component; a component that raises makes the d
   :class:`~advanced_risk.errors.InvalidInputError` here, before any state has changed.
 - ``observe``: feed the :class:`RiskTracker`, the streaming ATR, peak equity and the VaR-breach and
   loss streaks.
-- the allocator (PPO policy) proposes target weights with an uncertainty; the async manager runs
-  it off the event loop within the deadline, the sync twin inline.
-- ``decide``: trading state, VaR/CVaR, leverage, hedge, weights, position sizes, stops, risk level.
+- the allocator (PPO policy) proposes target weights with an uncertainty, and the learned risk
+  agents (optional) advise a size scale, a stop distance and a de-risking action, gated by their
+  MC-dropout uncertainty; the async manager runs both off the event loop within the deadline, the
+  sync twin inline.
+- ``decide``: trading state, VaR/CVaR, leverage, hedge, weights, position sizes, stops, risk level;
+  the agents' advice can only add caution to the rules (see :mod:`advanced_risk.agents`).
 
 The engine is not thread-safe: the manager serialises calls.
 """
@@ -33,6 +36,7 @@ from advanced_risk.engine_inputs import MAX_BAR_RETURN, Bar, parse_inputs
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures._validation import FloatArray
 from advanced_risk.measures.var import VaRMethod
+from advanced_risk.risk.atr import StreamingATR
 from advanced_risk.risk.garch import GarchParams
 from advanced_risk.risk.hedging import HedgingStrategy
 from advanced_risk.risk.leverage import VolatilityTargetLeverage
@@ -40,6 +44,7 @@ from advanced_risk.risk.rules import RiskObservation, Streak, TradingStateMachin
 from advanced_risk.risk.tracker import RiskTracker
 from advanced_risk.state import PersistedState
 from advanced_risk.types import (
+    AgentAdvice,
     CorrelationState,
     HedgeInstruction,
     MarketState,
@@ -49,7 +54,7 @@ from advanced_risk.types import (
     TradingState,
 )
 
-__all__ = ["Allocation", "Allocator", "DecisionEngine", "Observed", "warm_up"]
+__all__ = ["Advisor", "Allocation", "Allocator", "DecisionEngine", "Observed", "component_fault", "warm_up"]
 
 log = get_logger(__name__)
 
@@ -80,6 +85,22 @@ class Allocator(Protocol):
     def allocate(self, returns: FloatArray, weights: FloatArray, drawdown: float) -> Allocation: ...
 
 
+class Advisor(Protocol):
+    """The learned risk agents as the engine sees them (:class:`~advanced_risk.agents.RiskAgentsAdvisor`)."""
+
+    @property
+    def asset_count(self) -> int: ...
+
+    @property
+    def history_length(self) -> int: ...
+
+    def observe(self, close: FloatArray, held: FloatArray, portfolio_return: float | None) -> None: ...
+
+    def request(self, returns: FloatArray, drawdown: float, exposure: float) -> Any: ...
+
+    def advise(self, observations: Any) -> AgentAdvice: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Observed:
     """What ``observe`` derived from a bar (read by ``decide``)."""
@@ -88,31 +109,6 @@ class Observed:
     drawdown: float
     returns: FloatArray | None
     faults: tuple[str, ...]
-
-
-class _StreamingATR:
-    """Wilder ATR per asset, updated one bar at a time (TA-Lib's convention, like ``wilder_atr``)."""
-
-    def __init__(self, n_assets: int, period: int) -> None:
-        self.period = period
-        self.count = 0
-        self.total = np.zeros(n_assets)
-        self.value = np.full(n_assets, np.nan)
-        self.prev_close: FloatArray | None = None
-
-    def update(self, high: FloatArray, low: FloatArray, close: FloatArray) -> None:
-        if self.prev_close is not None:
-            pc = self.prev_close
-            tr = np.maximum(high - low, np.maximum(np.abs(high - pc), np.abs(low - pc)))
-            self.count += 1
-            n = self.period
-            if self.count < n:
-                self.total += tr
-            elif self.count == n:
-                self.value = (self.total + tr) / n
-            else:
-                self.value = (self.value * (n - 1) + tr) / n
-        self.prev_close = close.copy()
 
 
 class DecisionEngine:
@@ -124,10 +120,12 @@ class DecisionEngine:
         *,
         restored: PersistedState | None = None,
         allocator: Allocator | None = None,
+        advisor: Advisor | None = None,
         background: Background | None = None,
     ) -> None:
         self.config = config
         self.allocator = allocator
+        self.advisor = advisor
         self._background = background
         state = restored or PersistedState(None, TradingState.ACTIVE, "", False, 0.0)
         self.peak_equity: float | None = state.peak_equity
@@ -143,7 +141,7 @@ class DecisionEngine:
         self.leverage_model = VolatilityTargetLeverage(config.leverage)
         self.assets: tuple[str, ...] | None = None
         self.tracker: RiskTracker | None = None
-        self._atr: _StreamingATR | None = None
+        self._atr: StreamingATR | None = None
         self._last_close: FloatArray | None = None
         self._var_streak, self._loss_streak = Streak(), Streak()
         self._last_var: float | None = None
@@ -156,7 +154,7 @@ class DecisionEngine:
         self, market_state: MarketState | Mapping[str, Any], portfolio: Portfolio | Mapping[str, Any]
     ) -> Bar:
         """Validate and align the inputs (raises ``InvalidInputError``; changes nothing)."""
-        expected = self.allocator.asset_count if self.allocator is not None else None
+        expected = next((c.asset_count for c in (self.allocator, self.advisor) if c is not None), None)
         bar = parse_inputs(market_state, portfolio, self.assets, expected, self._last_close is not None)
         if bar.returns is None and bar.prices is not None and self._last_close is not None:
             derived = bar.prices / self._last_close - 1.0  # what observe will feed the tracker
@@ -180,6 +178,7 @@ class DecisionEngine:
             returns = bar.prices / self._last_close - 1.0
         if bar.prices is not None:
             self._last_close = bar.prices
+        port: float | None = None
         if returns is not None:
             held = bar.held
             port = float(held @ returns)
@@ -188,12 +187,17 @@ class DecisionEngine:
             try:
                 self._tracker_for(len(bar.assets)).update(returns)
             except Exception as exc:  # a component fault: degrade, never raise
-                faults.append(_fault("tracker", exc))
+                faults.append(component_fault("tracker", exc))
         if bar.prices is not None:
             try:
                 self._update_atr(bar)
             except Exception as exc:
-                faults.append(_fault("atr", exc))
+                faults.append(component_fault("atr", exc))
+            if self.advisor is not None:
+                try:
+                    self.advisor.observe(bar.prices, bar.held, port)
+                except Exception as exc:
+                    faults.append(component_fault("risk agents", exc))
         equity = bar.portfolio.equity
         if equity is not None:
             self.peak_equity = max(self.peak_equity or equity, equity, bar.portfolio.peak_equity or 0.0)
@@ -226,9 +230,24 @@ class DecisionEngine:
         history = self.tracker.recent_returns(self.allocator.history_length).copy()
         return history, _with_cash(observed.bar.held), observed.drawdown
 
+    def agents_request(self, observed: Observed) -> Any:
+        """The risk agents' observations for this bar (a snapshot), or None if absent or not ready."""
+        advisor = self.advisor
+        if advisor is None or self.tracker is None or observed.bar.prices is None:
+            return None
+        if self.tracker.n_observations < advisor.history_length:
+            return None
+        history = self.tracker.recent_returns(advisor.history_length).copy()
+        held = observed.bar.held
+        return advisor.request(history, observed.drawdown, float(np.maximum(held, 0.0).sum()))
+
     # -- decide ---------------------------------------------------------------------------------------
     def decide(
-        self, observed: Observed, allocation: Allocation | None, faults: tuple[str, ...] = ()
+        self,
+        observed: Observed,
+        allocation: Allocation | None,
+        faults: tuple[str, ...] = (),
+        advice: AgentAdvice | None = None,
     ) -> RiskDecision:
         """The decision for an observed bar; ``faults`` (from the caller) make it degraded."""
         faults = observed.faults + faults
@@ -256,6 +275,9 @@ class DecisionEngine:
             target = target * cfg.reduce_exposure
         elif state is TradingState.HALTED:
             target = np.zeros_like(held)
+        if advice is not None:
+            target = target * (1.0 - advice.cut)
+            alerts.extend(_advice_alerts(advice))
         target = _long_only_budget(target)
         leverage = self._leverage(bar, target, shock)
         uncertainty = None if allocation is None else allocation.uncertainty
@@ -268,6 +290,8 @@ class DecisionEngine:
         elif state is TradingState.REDUCING:
             leverage = min(leverage, 1.0)
         hedge = self.hedger.execute_hedge(observed.drawdown, halted=state is TradingState.HALTED)
+        if advice is not None and advice.monitor in ("hedge", "halt") and hedge.ratio < advice.cut:
+            hedge = HedgeInstruction(True, advice.cut, f"risk agents: monitor requests {advice.monitor}")
         var, cvar = self._var_cvar(bar, target * leverage)
         if (
             self.tracker is not None
@@ -280,7 +304,7 @@ class DecisionEngine:
         if shock:
             alerts.append("correlation shock")
         average = self.tracker.average_correlation() if self.tracker is not None else math.nan
-        sizes, stops = self._sizes_and_stops(bar, leverage, state)
+        sizes, stops = self._sizes_and_stops(bar, leverage, state, advice)
         decision = RiskDecision(
             rebalance_weights=_weights_map(bar.assets, target),
             leverage=float(leverage),
@@ -295,6 +319,7 @@ class DecisionEngine:
             ),
             trading_state=state,
             uncertainty=uncertainty,
+            risk_agents=advice,
             alerts=tuple(alerts),
         )
         self.last = decision
@@ -342,7 +367,7 @@ class DecisionEngine:
     def _update_atr(self, bar: Bar) -> None:
         assert bar.prices is not None  # the caller checked
         if self._atr is None:
-            self._atr = _StreamingATR(len(bar.assets), self.config.sizing.atr_period)
+            self._atr = StreamingATR(len(bar.assets), self.config.sizing.atr_period)
         high = bar.high if bar.high is not None else bar.prices
         low = bar.low if bar.low is not None else bar.prices
         self._atr.update(high, low, bar.prices)
@@ -392,18 +417,21 @@ class DecisionEngine:
         return method if tracker.garch_params is not None else VaRMethod.FHS_EWMA
 
     def _sizes_and_stops(
-        self, bar: Bar, leverage: float, state: TradingState
+        self, bar: Bar, leverage: float, state: TradingState, advice: AgentAdvice | None = None
     ) -> tuple[dict[str, float], dict[str, float]]:
         atr = self._atr
         if bar.prices is None or atr is None or atr.count < atr.period:
             return {}, dict(self._stops)
-        distance = self.config.sizing.atr_multiplier * atr.value
+        multiple = self.config.sizing.atr_multiplier if advice is None else advice.stop_multiple
+        distance = multiple * atr.value
         candidate = np.maximum(bar.prices - distance, 0.0)
         previous = np.array([self._stops.get(a, np.nan) for a in bar.assets])
         # A held long's stop only ever tightens, until the price trades through it: that stop was
         # hit, and a stop above the market is no protective order, so it restarts below the price.
-        trailing = (bar.held > 0.0) & ~np.isnan(previous) & (bar.prices > previous)
-        stop = np.where(trailing, np.fmax(previous, candidate), candidate)
+        # Without trailing (the stop agent's choice) a live stop stays where it was set.
+        live = (bar.held > 0.0) & ~np.isnan(previous) & (bar.prices > previous)
+        kept = previous if advice is not None and not advice.trailing else np.fmax(previous, candidate)
+        stop = np.where(live, kept, candidate)
         stops = dict(zip(bar.assets, stop.tolist(), strict=True))
         self._stops = stops
         equity = bar.portfolio.equity
@@ -412,7 +440,8 @@ class DecisionEngine:
         sizing = self.config.sizing
         by_risk = equity * sizing.risk_per_trade / np.maximum(distance, 1e-12)
         by_cap = equity * sizing.max_position_fraction * leverage / bar.prices
-        return dict(zip(bar.assets, np.minimum(by_risk, by_cap).tolist(), strict=True)), stops
+        size = np.minimum(by_risk, by_cap) * (1.0 if advice is None else advice.scale * (1.0 - advice.cut))
+        return dict(zip(bar.assets, size.tolist(), strict=True)), stops
 
 
 def warm_up(config: RiskConfig) -> None:
@@ -446,7 +475,17 @@ def warm_up(config: RiskConfig) -> None:
         scratch.decide(observed, allocation)
 
 
-def _fault(component: str, exc: BaseException) -> str:
+def _advice_alerts(advice: AgentAdvice) -> list[str]:
+    """Alerts for a monitor action and for agents the rules replaced."""
+    alerts = [] if advice.monitor == "none" else [f"risk agents: monitor requests {advice.monitor}"]
+    if advice.overridden:
+        why = ", ".join(f"{agent} ({reason})" for agent, reason in advice.overridden.items())
+        alerts.append(f"risk agents overridden by the rules: {why}")
+    return alerts
+
+
+def component_fault(component: str, exc: BaseException) -> str:
+    """Log a component's exception (``component_failed``) and return the fault text for the decision."""
     log.error("component_failed", component=component, error=repr(exc))
     return f"{component} failed: {type(exc).__name__}: {exc}"
 

@@ -26,6 +26,7 @@ Without ``async with`` the manager opens lazily on the first call (the seed's us
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import threading
 import time
@@ -44,7 +45,15 @@ from asyncio_throttle.throttler import Throttler
 
 from advanced_risk._logging import get_logger
 from advanced_risk.config import RiskConfig
-from advanced_risk.engine import Allocation, Allocator, DecisionEngine, Observed, warm_up
+from advanced_risk.engine import (
+    Advisor,
+    Allocation,
+    Allocator,
+    DecisionEngine,
+    Observed,
+    component_fault,
+    warm_up,
+)
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.journal import JournalWriter
 from advanced_risk.measures._validation import FloatArray
@@ -52,7 +61,7 @@ from advanced_risk.policy import PolicyAllocator, load_allocator
 from advanced_risk.risk.garch import GarchParams
 from advanced_risk.risk.garch_worker import GarchWorker
 from advanced_risk.state import StateStore
-from advanced_risk.types import MarketState, Portfolio, RiskDecision
+from advanced_risk.types import AgentAdvice, MarketState, Portfolio, RiskDecision
 
 __all__ = ["AdvancedRiskManager"]
 
@@ -61,6 +70,10 @@ log = get_logger(__name__)
 MarketInput = MarketState | Mapping[str, Any]
 PortfolioInput = Portfolio | Mapping[str, Any]
 PolicyInput = Allocator | str | PathLike[str] | Any | None
+Requests = tuple[tuple[FloatArray, FloatArray, float] | None, Any, tuple[str, ...]]
+"""The policy's inputs, the agents' observations and the faults met building them."""
+Components = tuple[Allocation | None, AgentAdvice | None, tuple[str, ...]]
+"""The policy's allocation, the agents' advice and the faults of either."""
 
 
 class AdvancedRiskManager:
@@ -72,18 +85,33 @@ class AdvancedRiskManager:
     policy : None (keep the held weights; risk rules only), a model file path (an
         ``RLPortfolioManager`` saved by ``train_ppo_agent.py``), an ``RLPortfolioManager``, or any
         object with the :class:`~advanced_risk.engine.Allocator` interface.
+    risk_agents : None (``config.risk_agents_path``, else rules only), a model file path (saved by
+        ``train_ppo_agent.py --agents risk``) or :class:`~advanced_risk.rl.risk_agents.RiskAgents`:
+        learned sizer, stop and monitor agents gated by their MC-dropout uncertainty
+        (:mod:`advanced_risk.agents`).
 
     Raises
     ------
     ModelLoadError
-        If ``policy`` names a missing, corrupt or mismatched model file.
+        If ``policy`` or ``risk_agents`` names a missing, corrupt or mismatched model file.
+    InvalidInputError
+        If the policy and the risk agents were trained on different numbers of assets.
     """
 
-    def __init__(self, config: RiskConfig | None = None, policy: PolicyInput = None) -> None:
+    def __init__(
+        self, config: RiskConfig | None = None, policy: PolicyInput = None, risk_agents: Any = None
+    ) -> None:
         if config is not None and not isinstance(config, RiskConfig):
             raise InvalidInputError(f"config must be a RiskConfig, got {type(config).__name__}")
-        self.config = config or RiskConfig()
-        self._allocator: Allocator | None = load_allocator(policy, self.config.mc_samples)
+        self.config = cfg = config or RiskConfig()
+        self._allocator: Allocator | None = load_allocator(policy, cfg.mc_samples)
+        self._advisor: Advisor | None = _load_advisor(risk_agents, cfg)
+        allocator, advisor = self._allocator, self._advisor
+        if allocator is not None and advisor is not None and allocator.asset_count != advisor.asset_count:
+            raise InvalidInputError(
+                f"the policy trades {allocator.asset_count} assets but the risk agents were "
+                f"trained on {advisor.asset_count}"
+            )
         self._engine: DecisionEngine | None = None
         self._journal: JournalWriter | None = None
         self._policy_pool = ThreadPoolExecutor(1, thread_name_prefix="advanced-risk-policy")
@@ -126,16 +154,21 @@ class AdvancedRiskManager:
             self._policy_pool = ThreadPoolExecutor(1, thread_name_prefix="advanced-risk-policy")
             self._background_pool = _garch_pool()
             self._pools_closed = False
-        _warm_up(self.config, self._allocator)
+        _warm_up(self.config, self._allocator, self._advisor)
         self._journal = JournalWriter(store)
         self._engine = DecisionEngine(
-            self.config, restored=restored, allocator=self._allocator, background=self._fit_garch_async
+            self.config,
+            restored=restored,
+            allocator=self._allocator,
+            advisor=self._advisor,
+            background=self._fit_garch_async,
         )
         log.info(
             "risk_manager_opened",
             trading_state=restored.trading_state.value,
             peak_equity=restored.peak_equity,
             policy=type(self._allocator).__name__ if self._allocator else None,
+            risk_agents=self._advisor is not None,
         )
 
     async def close(self) -> None:
@@ -170,8 +203,8 @@ class AdvancedRiskManager:
             engine = self._require_engine()
             bar = engine.parse(market_state, portfolio)  # InvalidInputError: the caller's fault
             observed = engine.observe(bar)
-            allocation, faults = await self._allocate_async(engine, observed, deadline)
-            decision, done = self._finish(engine, observed, allocation, faults)
+            components = await self._components_async(engine, observed, deadline)
+            decision, done = self._finish(engine, observed, components)
         if done is not None:
             decision = await self._await_durable(decision, observed, done, deadline)
         return self._record(decision, start, deadline)
@@ -190,8 +223,7 @@ class AdvancedRiskManager:
             engine = self._require_engine()
             bar = engine.parse(market_state, portfolio)
             observed = engine.observe(bar)
-            allocation, faults = self._allocate_inline(engine, observed)
-            decision, done = self._finish(engine, observed, allocation, faults)
+            decision, done = self._finish(engine, observed, self._components_inline(engine, observed))
             if done is not None:
                 try:
                     done.result(timeout=max(deadline - time.perf_counter(), 0.0))
@@ -208,50 +240,50 @@ class AdvancedRiskManager:
             raise RuntimeError("AdvancedRiskManager is closed")
         return self._engine
 
-    async def _allocate_async(
-        self, engine: DecisionEngine, observed: Observed, deadline: float
-    ) -> tuple[Allocation | None, tuple[str, ...]]:
-        request = engine.policy_request(observed)
-        if request is None or self._allocator is None:
-            return None, ()
-        allocator = self._allocator
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._policy_pool, allocator.allocate, *request)
+    def _requests(self, engine: DecisionEngine, observed: Observed) -> Requests:
+        """The policy's and the agents' inputs (snapshots, built on the caller's thread)."""
+        policy = engine.policy_request(observed) if self._allocator is not None else None
         try:
-            return await asyncio.wait_for(future, max(deadline - time.perf_counter(), 0.0)), ()
-        except TimeoutError:
-            return None, ("policy missed the deadline",)
-        except Exception as exc:
-            log.error("component_failed", component="policy", error=repr(exc))
-            return None, (f"policy failed: {type(exc).__name__}: {exc}",)
+            agents = engine.agents_request(observed)
+        except Exception as exc:  # building the observation is part of the agents component
+            return policy, None, (component_fault("risk agents", exc),)
+        return policy, agents, ()
 
-    def _allocate_inline(
-        self, engine: DecisionEngine, observed: Observed
-    ) -> tuple[Allocation | None, tuple[str, ...]]:
-        request = engine.policy_request(observed)
-        if request is None or self._allocator is None:
-            return None, ()
+    async def _components_async(
+        self, engine: DecisionEngine, observed: Observed, deadline: float
+    ) -> Components:
+        policy, agents, faults = self._requests(engine, observed)
+        if policy is None and agents is None:
+            return None, None, faults
+        loop = asyncio.get_running_loop()
+        job = functools.partial(_run_components, self._allocator, policy, self._advisor, agents)
+        future = loop.run_in_executor(self._policy_pool, job)
         try:
-            return self._allocator.allocate(*request), ()
-        except Exception as exc:
-            log.error("component_failed", component="policy", error=repr(exc))
-            return None, (f"policy failed: {type(exc).__name__}: {exc}",)
+            allocation, advice, more = await asyncio.wait_for(
+                future, max(deadline - time.perf_counter(), 0.0)
+            )
+        except TimeoutError:
+            late = "policy" if policy is not None else "risk agents"
+            return None, None, (*faults, f"{late} missed the deadline")
+        return allocation, advice, faults + more
+
+    def _components_inline(self, engine: DecisionEngine, observed: Observed) -> Components:
+        policy, agents, faults = self._requests(engine, observed)
+        allocation, advice, more = _run_components(self._allocator, policy, self._advisor, agents)
+        return allocation, advice, faults + more
 
     def _finish(
-        self,
-        engine: DecisionEngine,
-        observed: Observed,
-        allocation: Allocation | None,
-        faults: tuple[str, ...],
+        self, engine: DecisionEngine, observed: Observed, components: Components
     ) -> tuple[RiskDecision, Future[None] | None]:
         """Decide, then hand the decision (and any safety-state change) to the journal thread."""
+        allocation, advice, faults = components
         journal = self._journal
         before = (engine.machine.state, engine.machine.kill_switch)
         store_down = journal is not None and not journal.healthy
         if store_down and journal is not None:
             faults = (*faults, f"state store unavailable: {journal.last_error}")
         try:
-            decision = engine.decide(observed, allocation, faults)
+            decision = engine.decide(observed, allocation, faults, advice)
         except Exception as exc:  # a fault in the decision arithmetic itself
             log.error("component_failed", component="engine", error=repr(exc))
             decision = engine.conservative(observed, (f"engine failed: {type(exc).__name__}: {exc}",))
@@ -360,7 +392,40 @@ class AdvancedRiskManager:
         }
 
 
-def _warm_up(config: RiskConfig, allocator: Allocator | None) -> None:
+def _load_advisor(risk_agents: Any, config: RiskConfig) -> Advisor | None:
+    """The risk agents given, else those of ``config.risk_agents_path``, else None (rules only)."""
+    source = risk_agents if risk_agents is not None else config.risk_agents_path
+    if source is None:
+        return None
+    from advanced_risk.agents import load_risk_agents  # numba, gymnasium, torch: only when asked for
+
+    return load_risk_agents(source, config.sizing, config.mc_samples, config.agents_uncertainty_threshold)
+
+
+def _run_components(
+    allocator: Allocator | None,
+    policy: tuple[FloatArray, FloatArray, float] | None,
+    advisor: Advisor | None,
+    agents: Any,
+) -> Components:
+    """The policy's allocation and the agents' advice (the policy worker's job); faults as text."""
+    allocation: Allocation | None = None
+    advice: AgentAdvice | None = None
+    faults: list[str] = []
+    if allocator is not None and policy is not None:
+        try:
+            allocation = allocator.allocate(*policy)
+        except Exception as exc:
+            faults.append(component_fault("policy", exc))
+    if advisor is not None and agents is not None:
+        try:
+            advice = advisor.advise(agents)
+        except Exception as exc:
+            faults.append(component_fault("risk agents", exc))
+    return allocation, advice, tuple(faults)
+
+
+def _warm_up(config: RiskConfig, allocator: Allocator | None, advisor: Advisor | None = None) -> None:
     """Pay the one-off costs (numba cache loads, the ``arch`` import, torch's first inference) now.
 
     Called from ``open`` (a worker thread), so the first bar meets its deadline. A failure here is
@@ -370,6 +435,9 @@ def _warm_up(config: RiskConfig, allocator: Allocator | None) -> None:
         warm_up(config)
         if isinstance(allocator, PolicyAllocator):
             allocator.warm_up()
+        advisor_warm_up = getattr(advisor, "warm_up", None)
+        if advisor_warm_up is not None:
+            advisor_warm_up()
     except Exception as exc:
         log.warning("warm_up_failed", error=repr(exc))
 

@@ -26,6 +26,7 @@ from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures._validation import check_finite_scalar, check_range
 
 __all__ = [
+    "AgentAdvice",
     "CorrelationState",
     "HedgeInstruction",
     "MarketState",
@@ -212,6 +213,43 @@ class CorrelationState:
     shock: bool
 
 
+@dataclass(frozen=True, slots=True)
+class AgentAdvice:
+    """What the risk agents advise for this bar, after gating.
+
+    Attributes
+    ----------
+    scale : multiplier of the new position sizes (0..1).
+    stop_multiple : stop distance in ATRs.
+    trailing : whether stops trail the highest close.
+    monitor : the de-risking action: ``none``, ``reduce``, ``hedge`` or ``halt`` (a request: it
+        empties the book for this bar; only the rules or the kill switch change the trading state).
+    cut : the monitor action's exposure cut (0, 0.25, 0.5, 1).
+    uncertainty : agent -> normalised MC-dropout std.
+    overridden : agent -> why the rule replaced it (empty when every agent was confident).
+    """
+
+    scale: float
+    stop_multiple: float
+    trailing: bool
+    monitor: str
+    cut: float
+    uncertainty: Mapping[str, float]
+    overridden: Mapping[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values."""
+        return {
+            "scale": self.scale,
+            "stop_multiple": self.stop_multiple,
+            "trailing": self.trailing,
+            "monitor": self.monitor,
+            "cut": self.cut,
+            "uncertainty": dict(self.uncertainty),
+            "overridden": dict(self.overridden),
+        }
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RiskDecision(Mapping[str, Any]):
     """The answer of ``manage_risk``: frozen, and readable as a mapping (``decision["leverage"]``).
@@ -229,6 +267,8 @@ class RiskDecision(Mapping[str, Any]):
     correlation : average pairwise EWMA correlation and the correlation-shock flag.
     risk_level, trading_state : the grading and the ACTIVE / REDUCING / HALTED state.
     uncertainty : the policy's MC-dropout uncertainty (None without a policy).
+    risk_agents : what the learned risk agents advised after gating, including which agents the
+        rules replaced and why (None without agents, or before they have enough history).
     alerts : short reasons worth a human's attention (state changes, faults, shocks).
     degraded : True when a component failed or missed the deadline and this is the conservative
         fallback (no new risk: previous or cash weights, leverage cut, hedge on).
@@ -247,6 +287,7 @@ class RiskDecision(Mapping[str, Any]):
     risk_level: RiskLevel
     trading_state: TradingState
     uncertainty: float | None = None
+    risk_agents: AgentAdvice | None = None
     alerts: tuple[str, ...] = ()
     degraded: bool = False
     latency_ms: float = 0.0
@@ -268,6 +309,7 @@ class RiskDecision(Mapping[str, Any]):
             "risk_level": self.risk_level.value,
             "trading_state": self.trading_state.value,
             "uncertainty": self.uncertainty,
+            "risk_agents": None if self.risk_agents is None else self.risk_agents.to_dict(),
             "alerts": list(self.alerts),
             "degraded": self.degraded,
             "latency_ms": self.latency_ms,

@@ -239,6 +239,11 @@ class RiskConfig(_ConfigMixin):
     None: the policy's own calibrated threshold (saved with it), else 0.1."""
     uncertainty_leverage_factor: float = 0.5
     """Leverage multiplier while the policy's uncertainty is above the threshold."""
+    risk_agents_path: str | None = None
+    """Model file of trained risk agents (``train_ppo_agent.py --agents risk``); None: rules only."""
+    agents_uncertainty_threshold: float | None = None
+    """Normalised MC-dropout std above which an agent is replaced by its rule; None: the threshold
+    stored with the agents (0.1 unless calibrated)."""
     drawdown_window: int | None = 252
     """Bars of equity history the rules' drawdown is measured over (rolling high-water mark); None:
     from the all-time peak. A rolling peak lets a book that de-risked recover out of REDUCING/hedging;
@@ -309,6 +314,17 @@ class RiskConfig(_ConfigMixin):
                     )
                 ),
                 lambda: _in_range(self.uncertainty_leverage_factor, "uncertainty_leverage_factor", 0.0, 1.0),
+                lambda: _require(
+                    self.risk_agents_path is None or isinstance(self.risk_agents_path, str),
+                    f"risk_agents_path must be a path string or None, got {self.risk_agents_path!r}",
+                ),
+                lambda: (
+                    None
+                    if self.agents_uncertainty_threshold is None
+                    else _in_range(
+                        self.agents_uncertainty_threshold, "agents_uncertainty_threshold", 0.0, 1.0
+                    )
+                ),
                 lambda: _in_range(self.reduce_exposure, "reduce_exposure", 0.0, 1.0),
                 lambda: (
                     None

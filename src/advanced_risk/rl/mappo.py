@@ -357,6 +357,44 @@ class MAPPOTrainer:
         out = dict(zip(LOSS_STATS, (sums / max(minibatches, 1)).tolist(), strict=True))
         return out | {"explained_variance": explained, "lr": lr}
 
+    # -- resume ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything training depends on: networks, optimizer, normalisers, RNGs, counters, envs.
+
+        With :meth:`load_state_dict` on a trainer built with the same settings, the next rollouts
+        and updates are the ones the saved trainer would have made.
+        """
+        return {
+            "network": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "obs_rms": {a: r.state_dict() for a, r in self.obs_rms.items()},
+            "state_rms": self.state_rms.state_dict(),
+            "torch_generator": self.torch_generator.get_state(),
+            "rng": self.rng.bit_generator.state,
+            "num_updates": self.num_updates,
+            "global_step": self.global_step,
+            "episode_return": self._episode_return.copy(),
+            "obs": [{a: o[a].copy() for a in self.agents} for o in self._obs],
+            "envs": [e.state_dict() for e in self.envs],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (raises ``ValueError``/``KeyError`` on a mismatch)."""
+        if len(state["envs"]) != len(self.envs):
+            raise ValueError(f"state has {len(state['envs'])} envs, this trainer {len(self.envs)}")
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for a in self.agents:
+            self.obs_rms[a].load_state_dict(state["obs_rms"][a])
+        self.state_rms.load_state_dict(state["state_rms"])
+        self.torch_generator.set_state(state["torch_generator"])
+        self.rng.bit_generator.state = state["rng"]
+        self.num_updates, self.global_step = int(state["num_updates"]), int(state["global_step"])
+        self._episode_return = np.asarray(state["episode_return"], dtype=np.float64).copy()
+        self._obs = [{a: np.asarray(o[a], dtype=np.float32) for a in self.agents} for o in state["obs"]]
+        for env, env_state in zip(self.envs, state["envs"], strict=True):
+            env.load_state_dict(env_state)
+
     def train(self, total_timesteps: int | None = None) -> list[Stats]:
         """Collect-and-update for ``total_timesteps`` joint env steps (whole rollouts, at least one)."""
         cfg = self.config

@@ -39,7 +39,7 @@ from advanced_risk.rl.inference import NumpyPolicy
 from advanced_risk.rl.mappo import AgentPolicy, MAPPOTrainer, central_critic, shared_actor_rows
 from advanced_risk.rl.model_file import read_model_file, write_model_file
 from advanced_risk.rl.normalize import RunningMeanStd
-from advanced_risk.rl.risk_agents_env import AGENTS, RiskAgentsEnv, obs_dim
+from advanced_risk.rl.risk_agents_env import ACTION_BOUNDS, AGENTS, RiskAgentsEnv, obs_dim
 
 __all__ = ["DEFAULT_AGENT_UNCERTAINTY", "MODEL_KIND", "AgentsAction", "RiskAgents", "gate"]
 
@@ -123,12 +123,10 @@ class RiskAgents:
         self.uncertainty_threshold = float(uncertainty_threshold)
         self.obs_dims = {a: obs_dim(a, env_config.asset_count) for a in AGENTS}
         self._pad = max(self.obs_dims.values())
-        spaces = RiskAgentsEnv(env_config).action_space
         self.discrete = {a: self.policies[a].discrete for a in AGENTS}
         self._bounds = {
-            a: (np.asarray(spaces(a).low, np.float64), np.asarray(spaces(a).high, np.float64))
-            for a in AGENTS
-            if not self.discrete[a]
+            a: (np.array(low, np.float64), np.array(high, np.float64))
+            for a, (low, high) in ACTION_BOUNDS.items()
         }
         for p in self.policies.values():
             p.eval()
@@ -142,7 +140,9 @@ class RiskAgents:
         return self.env_config.asset_count
 
     @classmethod
-    def from_trainer(cls, trainer: MAPPOTrainer, uncertainty_threshold: float = DEFAULT_AGENT_UNCERTAINTY) -> Self:
+    def from_trainer(
+        cls, trainer: MAPPOTrainer, uncertainty_threshold: float = DEFAULT_AGENT_UNCERTAINTY
+    ) -> Self:
         """The trainer's actors and normalisers as they are now (a snapshot for acting)."""
         cfg = trainer.config
         return cls(
@@ -188,7 +188,7 @@ class RiskAgents:
 
     # -- persistence ------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None) -> str:
-        """Write the agents (atomic, SHA-256 verified, see :mod:`~advanced_risk.rl.model_file`); return the digest."""
+        """Write the agents (atomic, SHA-256, see :mod:`~advanced_risk.rl.model_file`); return the digest."""
         first = self.policies[AGENTS[0]]
         settings = {
             "env_config": self.env_config.to_dict(),
@@ -228,13 +228,7 @@ class RiskAgents:
             env_config = EnvConfig.from_dict(s["env_config"])
             hidden = tuple(int(h) for h in s["hidden_sizes"])
             critic = central_critic(obs_dim("state", env_config.asset_count), hidden, torch.Generator())
-            policies = {
-                a: AgentPolicy(
-                    int(s["actor_dims"][a]), int(s["outputs"][a]), critic, discrete=bool(s["discrete"][a]),
-                    head_dim=int(s["head_dims"][a]), hidden_sizes=hidden, dropout=float(s["dropout"]),
-                )  # fmt: skip
-                for a in AGENTS
-            }
+            policies = {a: _policy(s, a, critic, hidden) for a in AGENTS}
             if s["share_parameters"]:
                 for a in AGENTS[1:]:
                     policies[a].actor_layers = policies[AGENTS[0]].actor_layers
@@ -262,6 +256,21 @@ class RiskAgents:
             PPOConfig(num_envs=1, num_steps=8, num_minibatches=1, device="cpu", seed=seed, norm_obs=False),
         )
         return cls.from_trainer(trainer)
+
+
+def _policy(
+    settings: Mapping[str, Any], agent: str, critic: nn.Sequential, hidden: tuple[int, ...]
+) -> AgentPolicy:
+    """An empty :class:`AgentPolicy` shaped as the stored settings say (weights loaded after)."""
+    return AgentPolicy(
+        int(settings["actor_dims"][agent]),
+        int(settings["outputs"][agent]),
+        critic,
+        discrete=bool(settings["discrete"][agent]),
+        head_dim=int(settings["head_dims"][agent]),
+        hidden_sizes=hidden,
+        dropout=float(settings["dropout"]),
+    )
 
 
 def _softmax(logits: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -65,6 +65,7 @@ from advanced_risk.rl._accounting import Book, history_length, observation_layou
 from advanced_risk.rl.market import MarketModel, make_market
 
 __all__ = [
+    "ACTION_BOUNDS",
     "AGENTS",
     "MONITOR_CUTS",
     "OBS_BLOCKS",
@@ -86,6 +87,10 @@ ATR_FLOOR: Final = 1e-4
 """ATR as a fraction of close is floored at 1 bp (a flat history would otherwise give a zero ATR)."""
 STOP_RANGE: Final = (0.5, 5.0)
 """Stop distance in ATR multiples: the ``stop`` agent's first action entry is clipped to this."""
+
+
+ACTION_BOUNDS: Final = {"sizer": ((0.0,), (1.0,)), "stop": ((STOP_RANGE[0], 0.0), (STOP_RANGE[1], 1.0))}
+"""``(low, high)`` of the continuous agents' action boxes."""
 
 
 class MonitorAction(IntEnum):
@@ -240,12 +245,10 @@ class RiskAgentsEnv(ParallelEnv):  # type: ignore[misc]  # (ParallelEnv is untyp
         self.agents: list[str] = []
         self._obs_spaces = {a: gym.spaces.Box(-np.inf, np.inf, (obs_dim(a, n),), np.float32) for a in AGENTS}
         self._act_spaces: dict[str, gym.spaces.Space[Any]] = {
-            "sizer": gym.spaces.Box(0.0, 1.0, (1,), np.float32),
-            "stop": gym.spaces.Box(
-                np.array([STOP_RANGE[0], 0.0], np.float32), np.array([STOP_RANGE[1], 1.0], np.float32)
-            ),
-            "monitor": gym.spaces.Discrete(len(MonitorAction)),
+            a: gym.spaces.Box(np.array(low, np.float32), np.array(high, np.float32))
+            for a, (low, high) in ACTION_BOUNDS.items()
         }
+        self._act_spaces["monitor"] = gym.spaces.Discrete(len(MonitorAction))
         self.state_space = gym.spaces.Box(-np.inf, np.inf, (obs_dim("state", n),), np.float32)
         self._book = Book(self.config, 1)
         self._h = history_length(self.config)
@@ -357,6 +360,56 @@ class RiskAgentsEnv(ParallelEnv):  # type: ignore[misc]  # (ParallelEnv is untyp
         self._entry[back] = close[back]
         self._high[back] = close[back]
         self._high = np.where(self._in_position, np.maximum(self._high, close), self._high)
+
+    # -- read-only views of the current state (for rule-based components) -------------------------
+    @property
+    def drawdown(self) -> float:
+        """The book's drawdown now, ``1 - V / peak`` (0 at the start of an episode)."""
+        return float(1.0 - self._book.value[0] / self._book.peak[0])
+
+    def past_base_returns(self, lookback: int) -> FloatArray:
+        """Daily returns of the base allocation over the last ``lookback`` days before now.
+
+        ``r_t @ base_weights`` for the days already seen (warm-up history included, at most the
+        ``history + t`` rows available); never the day about to be traded.
+        """
+        if lookback < 1:
+            raise InvalidInputError(f"lookback must be >= 1, got {lookback}")
+        now = self._h + int(self._book.t[0])
+        out: FloatArray = self._raw[max(0, now - lookback) : now] @ self.base_weights
+        return out
+
+    # -- resume ----------------------------------------------------------------------------------
+    _STATE_ARRAYS: Final = ("_raw", "_close", "_atr_frac", "_entry", "_high", "_in_position", "_cooldown",
+                            "_stops_hit")  # fmt: skip
+
+    def state_dict(self) -> dict[str, Any]:
+        """The episode's full state (book, positions, path, generator) so training can resume exactly."""
+        if self._rng is None:
+            raise InvalidInputError("state_dict needs a reset() environment")
+        return {
+            "book": {k: v.copy() for k, v in vars(self._book).items() if isinstance(v, np.ndarray)},
+            "arrays": {k: getattr(self, k).copy() for k in self._STATE_ARRAYS},
+            "last_return": self._last_return,
+            "agents": list(self.agents),
+            "rng": self._rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` taken from an environment with the same config."""
+        for name, value in state["book"].items():
+            current = getattr(self._book, name)
+            if current.shape != np.shape(value):
+                raise InvalidInputError(
+                    f"state field {name} has shape {np.shape(value)}, need {current.shape}"
+                )
+            current[...] = value
+        for name in self._STATE_ARRAYS:
+            setattr(self, name, np.array(state["arrays"][name], dtype=getattr(self, name).dtype))
+        self._last_return = float(state["last_return"])
+        self.agents = [str(a) for a in state["agents"]]
+        self._rng = seeding.np_random(0)[0]
+        self._rng.bit_generator.state = state["rng"]
 
     # -- observations ----------------------------------------------------------------------------
     def _blocks(self) -> dict[str, FloatArray]:
