@@ -108,6 +108,8 @@ class TrainingSettings:
     """Run N Ray Tune trials over learning rate, gamma and entropy; keep the best by validation Sharpe."""
     log_json: bool = False
     """JSON log lines instead of console ones (the CLI's logging)."""
+    agents: str = "allocator"
+    """allocator (the PPO portfolio policy) or risk (the MAPPO sizer, stop and monitor agents)."""
     env: dict[str, Any] = field(default_factory=dict)
     """EnvConfig fields (TOML table [env])."""
     ppo: dict[str, Any] = field(default_factory=dict)
@@ -117,6 +119,8 @@ class TrainingSettings:
         problems = []
         if self.data not in ("synthetic", "regime", "sp500"):
             problems.append(f"data must be synthetic, regime or sp500, got {self.data!r}")
+        if self.agents not in ("allocator", "risk"):
+            problems.append(f"agents must be allocator or risk, got {self.agents!r}")
         if self.backend not in ("local", "ray"):
             problems.append(f"backend must be local or ray, got {self.backend!r}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -359,6 +363,10 @@ def run(settings: TrainingSettings) -> dict[str, Any]:
     t0 = time.perf_counter()
     torch.set_num_threads(settings.torch_threads)
     prepare_run_dir(settings.run_dir)
+    if settings.agents == "risk":
+        from advanced_risk.training_agents import run_agents
+
+        return run_agents(settings)
     if settings.evaluate_only:
         return training_report.evaluate_model_file(settings)
     data = load_data(settings)

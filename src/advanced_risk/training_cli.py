@@ -30,6 +30,7 @@ _CHOICES = {
     "data": ("synthetic", "regime", "sp500"),
     "device": ("auto", "cpu", "cuda"),
     "backend": ("local", "ray"),
+    "agents": ("allocator", "risk"),
 }
 
 
@@ -120,9 +121,11 @@ def resolve_settings(argv: Sequence[str] | None = None) -> TrainingSettings:
     values |= args
     evaluate_only = values.get("evaluate") and values.get("model_path") and not values.get("episodes")
     if evaluate_only and not values.get("total_steps") and "asset_count" not in explicit:
+        from advanced_risk.training_agents import agents_model_asset_count
         from advanced_risk.training_report import model_asset_count
 
-        count = model_asset_count(Path(values["model_path"]))
+        path = Path(values["model_path"])
+        count = agents_model_asset_count(path) if values.get("agents") == "risk" else model_asset_count(path)
         if count is not None:
             values["asset_count"] = count
     return _make(values)

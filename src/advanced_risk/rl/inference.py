@@ -96,10 +96,11 @@ class NumpyPolicy:
         """``n_samples`` dropout-masked action means, shape ``(n_samples, *action shape)``."""
         keep, scale = 1.0 - self.dropout, np.float32(1.0 / (1.0 - self.dropout))
         h = np.tanh(self.normalize(obs) @ self.weights[0] + self.biases[0])
-        x = np.broadcast_to(h, (n_samples, *h.shape))
+        lead = h.shape[:-1]
+        # the samples as rows of one 2-D matrix: one GEMM per layer, not a stack of tiny ones
+        x = np.tile(h.reshape(-1, h.shape[-1]), (n_samples, 1))
         for w, b in zip(self.weights[1:], self.biases[1:], strict=True):
-            x = x * ((rng.random(x.shape, dtype=np.float32) < keep) * scale)
-            x = x @ w + b
+            x = (x * ((rng.random(x.shape, dtype=np.float32) < keep) * scale)) @ w + b
             if w is not self.weights[-1]:
                 x = np.tanh(x)
-        return x
+        return x.reshape(n_samples, *lead, x.shape[-1])
