@@ -10,7 +10,14 @@ and wrapped around; the first 300 bars warm the tracker and are not timed):
 - ``async, no policy``: ``await manage_risk`` with state in memory;
 - ``async, PPO + 10 MC dropout``: the same with a 20-asset policy (10 dropout samples per bar);
 - ``sync, PPO + 10 MC dropout``: ``manage_risk_sync``, the twin for synchronous callbacks;
-- ``async, PPO, SQLite on disk``: journal durable (WAL, synchronous=FULL) before each return.
+- ``async, PPO, SQLite on disk``: journal durable (WAL, synchronous=FULL) before each return;
+- ``async, risk agents``, ``async, PPO + risk agents``, ``sync, PPO + risk agents``: the learned
+  sizer, stop and monitor agents on (10 MC-dropout samples per agent, gated), beside the same mode
+  without them.
+
+Before timing, start-up garbage is collected and frozen (``gc.collect(); gc.freeze()``), as
+docs/embedding.md recommends to bots: a full cyclic collection otherwise lands in a timed call now
+and then and dominates the maximum.
 
 The reference recomputes the per-bar risk figures a user would otherwise compute with pandas from
 the trailing window: historical VaR/CVaR of the portfolio, the EWMA covariance (``DataFrame.ewm``)
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import tempfile
 import time
@@ -34,6 +42,7 @@ import torch
 from advanced_risk import AdvancedRiskManager, EnvConfig, MarketState, Portfolio, PPOConfig, RiskConfig
 from advanced_risk.data import load_sp500_stocks
 from advanced_risk.rl.portfolio import RLPortfolioManager
+from advanced_risk.rl.risk_agents import RiskAgents
 
 WARMUP = 300
 
@@ -109,18 +118,31 @@ def main() -> None:
     tickers, rets, prices = _bars(args.calls)
     inputs = [_inputs(tickers, rets[i], prices[i]) for i in range(rets.shape[0])]
     policy = RLPortfolioManager(env_config=EnvConfig(asset_count=20), ppo_config=PPOConfig(device="cpu"))
+    agents = RiskAgents.untrained(EnvConfig(asset_count=20))  # inference costs the same trained or not
     fast = RiskConfig(deadline_ms=50.0, rate_limit_per_s=None)
     results: list[tuple[str, list[float]]] = []
+    gc.collect()
+    gc.freeze()
 
-    async def run_async(config: RiskConfig, with_policy: bool) -> list[float]:
-        async with AdvancedRiskManager(config, policy=policy if with_policy else None) as risk:
+    async def run_async(config: RiskConfig, with_policy: bool, with_agents: bool = False) -> list[float]:
+        async with AdvancedRiskManager(
+            config, policy=policy if with_policy else None, risk_agents=agents if with_agents else None
+        ) as risk:
             return await _time_async(risk, inputs)
 
+    def run_sync(with_agents: bool) -> list[float]:
+        risk = AdvancedRiskManager(fast, policy=policy, risk_agents=agents if with_agents else None)
+        try:
+            return _time_sync(risk, inputs)
+        finally:
+            risk.close_sync()
+
     results.append(("async, no policy", asyncio.run(run_async(fast, False))))
+    results.append(("async, risk agents", asyncio.run(run_async(fast, False, True))))
     results.append(("async, PPO + 10 MC dropout", asyncio.run(run_async(fast, True))))
-    sync_risk = AdvancedRiskManager(fast, policy=policy)
-    results.append(("sync, PPO + 10 MC dropout", _time_sync(sync_risk, inputs)))
-    sync_risk.close_sync()
+    results.append(("async, PPO + risk agents", asyncio.run(run_async(fast, True, True))))
+    results.append(("sync, PPO + 10 MC dropout", run_sync(False)))
+    results.append(("sync, PPO + risk agents", run_sync(True)))
     with tempfile.TemporaryDirectory() as tmp:
         disk = RiskConfig(deadline_ms=50.0, rate_limit_per_s=None, state_path=str(Path(tmp) / "risk.db"))
         results.append(("async, PPO, SQLite on disk", asyncio.run(run_async(disk, True))))
