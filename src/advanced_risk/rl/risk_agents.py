@@ -130,8 +130,16 @@ class RiskAgents:
         }
         for p in self.policies.values():
             p.eval()
-        # NumPy snapshots of the actors: one forward pass costs ~5 us instead of ~50 us in torch
-        self._numpy = {a: NumpyPolicy.from_network(p, None, self.obs_clip) for a, p in self.policies.items()}
+        # One NumPy snapshot of the three actors side by side (block-diagonal weights): one MC-dropout
+        # pass for all agents. Each agent's outputs are exactly its own actor's (the off-diagonal
+        # blocks are zero and every unit has its own mask).
+        self._fused = _fuse(
+            [NumpyPolicy.from_network(p, None, self.obs_clip) for p in self.policies.values()]
+        )
+        heads = np.cumsum([0] + [p.action_dim for p in self.policies.values()])
+        self._heads = {
+            a: slice(int(heads[k]), int(heads[k]) + self.policies[a].n_out) for k, a in enumerate(AGENTS)
+        }
         self._rng = np.random.default_rng(seed)
 
     @property
@@ -169,12 +177,14 @@ class RiskAgents:
         """MC-dropout mean action of every agent and its normalised uncertainty (module docstring)."""
         if n_samples < 1:
             raise InvalidInputError(f"n_samples must be >= 1, got {n_samples}")
+        x = np.concatenate([self._actor_input(k, a, obs[a]) for k, a in enumerate(AGENTS)], axis=1)
+        net = self._fused
+        raw = net.mc_samples(x, n_samples, self._rng) if n_samples > 1 else net.mean_action(x)[None]
+        everything = raw[:, 0, :].astype(np.float64)
         actions: dict[str, Any] = {}
         uncertainty: dict[str, float] = {}
-        for k, a in enumerate(AGENTS):
-            net, x = self._numpy[a], self._actor_input(k, a, obs[a])
-            raw = net.mc_samples(x, n_samples, self._rng) if n_samples > 1 else net.mean_action(x)[None]
-            samples = raw[:, 0, : self.policies[a].n_out].astype(np.float64)
+        for a in AGENTS:
+            samples = everything[:, self._heads[a]]
             if self.discrete[a]:
                 probs = _softmax(samples)
                 mean, std = _mean_std(probs)
@@ -272,6 +282,29 @@ def _policy(
         head_dim=int(settings["head_dims"][agent]),
         hidden_sizes=hidden,
         dropout=float(settings["dropout"]),
+    )
+
+
+def _fuse(nets: list[NumpyPolicy]) -> NumpyPolicy:
+    """The actors side by side: inputs and outputs concatenated, block-diagonal weights."""
+
+    def block_diag(blocks: list[NDArray[np.float32]]) -> NDArray[np.float32]:
+        out = np.zeros((sum(b.shape[0] for b in blocks), sum(b.shape[1] for b in blocks)), np.float32)
+        r = c = 0
+        for b in blocks:
+            out[r : r + b.shape[0], c : c + b.shape[1]] = b
+            r, c = r + b.shape[0], c + b.shape[1]
+        return out
+
+    layers = range(len(nets[0].weights))
+    return NumpyPolicy(
+        weights=tuple(block_diag([n.weights[k] for n in nets]) for k in layers),
+        biases=tuple(np.concatenate([n.biases[k] for n in nets]) for k in layers),
+        log_std=np.concatenate([n.log_std for n in nets]),
+        dropout=nets[0].dropout,
+        obs_mean=None,
+        obs_scale=None,
+        obs_clip=nets[0].obs_clip,
     )
 
 
