@@ -52,7 +52,7 @@ from advanced_risk.rl.risk_agents_env import (
 from advanced_risk.types import AgentAdvice
 
 if TYPE_CHECKING:
-    from advanced_risk.rl.risk_agents import RiskAgents
+    from advanced_risk.rl.risk_agents import RiskAgents, Threshold
 
 __all__ = ["RiskAgentsAdvisor", "load_risk_agents"]
 
@@ -68,7 +68,8 @@ class RiskAgentsAdvisor:
     agents : the trained agents.
     sizing : the manager's sizing settings (the stop rule's ATR multiple).
     n_samples : MC-dropout samples per agent (``RiskConfig.mc_samples``).
-    threshold : the gate's threshold; None uses the one stored with the agents (default 0.1).
+    threshold : one gate threshold for all agents; None uses the one(s) stored with the agents
+        (0.1 unless calibrated by the training pipeline).
     """
 
     def __init__(
@@ -76,7 +77,7 @@ class RiskAgentsAdvisor:
     ) -> None:
         self.agents = agents
         self.n_samples = n_samples
-        self.threshold = agents.uncertainty_threshold if threshold is None else float(threshold)
+        self.threshold: Threshold = agents.uncertainty_threshold if threshold is None else float(threshold)
         cfg = agents.env_config
         self._window = cfg.window
         self._history = history_length(cfg)
@@ -149,7 +150,7 @@ class RiskAgentsAdvisor:
 
     def warm_up(self) -> None:
         """Run a scratch copy through synthetic bars (numba cache loads, first inference) at open."""
-        scratch = RiskAgentsAdvisor(self.agents, SizingConfig(), self.n_samples, self.threshold)
+        scratch = RiskAgentsAdvisor(self.agents, SizingConfig(), self.n_samples)
         n, rng = self.asset_count, np.random.default_rng(0)
         returns = rng.normal(0.0, 0.01, (self._history, n))
         close = np.cumprod(1.0 + returns, axis=0)

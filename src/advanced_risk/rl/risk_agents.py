@@ -41,7 +41,7 @@ from advanced_risk.rl.model_file import read_model_file, write_model_file
 from advanced_risk.rl.normalize import RunningMeanStd
 from advanced_risk.rl.risk_agents_env import ACTION_BOUNDS, AGENTS, RiskAgentsEnv, obs_dim
 
-__all__ = ["DEFAULT_AGENT_UNCERTAINTY", "MODEL_KIND", "AgentsAction", "RiskAgents", "gate"]
+__all__ = ["DEFAULT_AGENT_UNCERTAINTY", "MODEL_KIND", "AgentsAction", "RiskAgents", "Threshold", "gate"]
 
 log = get_logger(__name__)
 
@@ -58,13 +58,18 @@ class AgentsAction:
     uncertainty: dict[str, float]
 
 
+Threshold = float | Mapping[str, float]
+"""One threshold for every agent, or one per agent (e.g. calibrated: their scales differ)."""
+
+
 def gate(
-    proposed: AgentsAction, rules: Mapping[str, Any], threshold: float = DEFAULT_AGENT_UNCERTAINTY
+    proposed: AgentsAction, rules: Mapping[str, Any], threshold: Threshold = DEFAULT_AGENT_UNCERTAINTY
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Keep confident agents' actions, replace the others by ``rules``: ``(actions, overridden)``.
 
     ``overridden`` maps each replaced agent to the reason, e.g. ``"uncertainty 0.23 > 0.1"``. An agent
-    whose uncertainty is not finite is replaced too.
+    whose uncertainty is not finite is replaced too. ``threshold`` is one value for all agents or a
+    mapping agent -> value.
 
     Examples
     --------
@@ -75,11 +80,12 @@ def gate(
     actions, overridden = {}, {}
     for agent, action in proposed.actions.items():
         u = proposed.uncertainty[agent]
-        if np.isfinite(u) and u <= threshold:
+        limit = threshold[agent] if isinstance(threshold, Mapping) else threshold
+        if np.isfinite(u) and u <= limit:
             actions[agent] = action
         else:
             actions[agent] = rules[agent]
-            overridden[agent] = f"uncertainty {u:.3g} > {threshold:g}"
+            overridden[agent] = f"uncertainty {u:.3g} > {limit:.3g}"
     return actions, overridden
 
 
@@ -110,7 +116,7 @@ class RiskAgents:
         *,
         share_parameters: bool = False,
         obs_clip: float = 10.0,
-        uncertainty_threshold: float = DEFAULT_AGENT_UNCERTAINTY,
+        uncertainty_threshold: Threshold = DEFAULT_AGENT_UNCERTAINTY,
         seed: int | None = None,
     ) -> None:
         if set(policies) != set(AGENTS):
@@ -120,7 +126,7 @@ class RiskAgents:
         self.env_config = env_config
         self.share_parameters = share_parameters
         self.obs_clip = float(obs_clip)
-        self.uncertainty_threshold = float(uncertainty_threshold)
+        self.uncertainty_threshold: Threshold = _threshold(uncertainty_threshold)
         self.obs_dims = {a: obs_dim(a, env_config.asset_count) for a in AGENTS}
         self._pad = max(self.obs_dims.values())
         self.discrete = {a: self.policies[a].discrete for a in AGENTS}
@@ -149,7 +155,7 @@ class RiskAgents:
 
     @classmethod
     def from_trainer(
-        cls, trainer: MAPPOTrainer, uncertainty_threshold: float = DEFAULT_AGENT_UNCERTAINTY
+        cls, trainer: MAPPOTrainer, uncertainty_threshold: Threshold = DEFAULT_AGENT_UNCERTAINTY
     ) -> Self:
         """The trainer's actors and normalisers as they are now (a snapshot for acting)."""
         cfg = trainer.config
@@ -206,7 +212,7 @@ class RiskAgents:
             "env_config": self.env_config.to_dict(),
             "share_parameters": self.share_parameters,
             "obs_clip": self.obs_clip,
-            "uncertainty_threshold": self.uncertainty_threshold,
+            "uncertainty_threshold": _threshold(self.uncertainty_threshold),
             "hidden_sizes": list(first.hidden_sizes),
             "dropout": first.dropout,
             "actor_dims": {a: p.obs_dim for a, p in self.policies.items()},
@@ -252,7 +258,7 @@ class RiskAgents:
                     rms[a].load_state_dict(payload["obs_rms"][a])
             agents = cls(
                 policies, rms, env_config, share_parameters=bool(s["share_parameters"]),
-                obs_clip=float(s["obs_clip"]), uncertainty_threshold=float(s["uncertainty_threshold"]),
+                obs_clip=float(s["obs_clip"]), uncertainty_threshold=_threshold(s["uncertainty_threshold"]),
             )  # fmt: skip
         except (KeyError, TypeError, ValueError, RuntimeError, InvalidInputError) as exc:
             raise ModelLoadError(f"model file {path} does not hold valid risk agents: {exc}") from exc
@@ -283,6 +289,17 @@ def _policy(
         hidden_sizes=hidden,
         dropout=float(settings["dropout"]),
     )
+
+
+def _threshold(value: Any) -> float | dict[str, float]:
+    """A threshold as plain JSON values: a float, or a dict with a float for every agent."""
+    if isinstance(value, Mapping):
+        if set(value) != set(AGENTS):
+            raise InvalidInputError(
+                f"uncertainty_threshold needs one value per agent {list(AGENTS)}, got {value}"
+            )
+        return {a: float(value[a]) for a in AGENTS}
+    return float(value)
 
 
 def _fuse(nets: list[NumpyPolicy]) -> NumpyPolicy:
