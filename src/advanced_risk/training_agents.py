@@ -43,6 +43,7 @@ from advanced_risk.rl.risk_agents_env import RiskAgentsEnv
 from advanced_risk.rl.risk_agents_eval import (
     PathEvaluation,
     PathsEvaluation,
+    calibrate_threshold,
     default_policies,
     evaluate_on_path,
     evaluate_on_paths,
@@ -56,7 +57,7 @@ from advanced_risk.training_checkpoint import (
     checkpoint_files,
     load_latest,
 )
-from advanced_risk.training_data import EVAL_SEED_BASE, DataBundle, load_data
+from advanced_risk.training_data import EVAL_SEED_BASE, VALIDATION_SEED_BASE, DataBundle, load_data
 
 __all__ = [
     "AGENTS_MODEL_FILE",
@@ -73,11 +74,7 @@ log = get_logger(__name__)
 Stats = dict[str, float]
 
 AGENTS_MODEL_FILE: Final = "risk_agents.armodel"
-RISK_ENV_DEFAULTS: Final[dict[str, Any]] = {
-    "vol_penalty": 0.02,
-    "drawdown_penalty": 0.0,
-    "cost_penalty": 1.0,
-}
+RISK_ENV_DEFAULTS: Final[dict[str, Any]] = {"reward": "log_return"}
 """EnvConfig fields the risk agents train with unless ``[env]`` sets them (see docs/risk_agents.md)."""
 RISK_PPO_DEFAULTS: Final[dict[str, Any]] = {
     "learning_rate": 1e-3,
@@ -89,6 +86,8 @@ RISK_PPO_DEFAULTS: Final[dict[str, Any]] = {
 }
 """PPOConfig fields MAPPO trains with unless ``[ppo]`` sets them."""
 _TRAINER: Final = "mappo_risk_agents"
+CALIBRATION_PATHS: Final = 16
+"""Train-market paths on which each agent's 99th percentile of uncertainty becomes its gate threshold."""
 
 
 def with_risk_defaults(settings: Any) -> Any:
@@ -360,6 +359,13 @@ def run_agents(settings: Any) -> dict[str, Any]:
     trainer, history = train_agents(settings, data)
     train_seconds = time.perf_counter() - t0
     agents = RiskAgents.from_trainer(trainer)
+    calibration = [VALIDATION_SEED_BASE + 1000 * settings.seed + k for k in range(CALIBRATION_PATHS)]
+    agents.uncertainty_threshold = calibrate_threshold(
+        agents, data.env_config, calibration, market=data.train_market, seed=settings.seed
+    )
+    log.info(
+        "uncertainty_threshold_calibrated", threshold=agents.uncertainty_threshold, paths=len(calibration)
+    )
     model = agents_model_file(settings)
     model.parent.mkdir(parents=True, exist_ok=True)
     metadata = {
@@ -372,6 +378,9 @@ def run_agents(settings: Any) -> dict[str, Any]:
         "env_config": data.env_config.to_dict(),
         "global_step": trainer.global_step,
         "updates": trainer.num_updates,
+        "uncertainty_threshold": {"value": agents.uncertainty_threshold, "quantile": 0.99,
+                                  "paths": f"{CALIBRATION_PATHS} train-market paths, seeds from "
+                                           f"{calibration[0]}"},
     }  # fmt: skip
     digest = agents.save(model, metadata)
     finished = [h["episode_return_mean"] for h in history if not math.isnan(h["episode_return_mean"])]
@@ -383,6 +392,7 @@ def run_agents(settings: Any) -> dict[str, Any]:
         "global_step": trainer.global_step,
         "train_seconds": round(train_seconds, 2),
         "last_episode_return_mean": finished[-1] if finished else None,
+        "uncertainty_threshold": agents.uncertainty_threshold,
     }
     summary = write_agents_report(settings, data, agents, training)
     summary |= {"train_seconds": round(train_seconds, 2), "total_seconds": round(time.perf_counter() - t0, 2)}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ from advanced_risk.rl.risk_agents_eval import (
     AgentsMetric,
     FixedPath,
     NamedPolicy,
+    calibrate_threshold,
     default_policies,
     evaluate_on_path,
     evaluate_on_paths,
@@ -101,19 +101,6 @@ def test_rule_actions_halt_after_a_crash() -> None:
     assert rule_actions(env)["monitor"] == MonitorAction.HALT
 
 
-class _Recorder:
-    """Wraps a policy and keeps each episode's market path as the env saw it at the end."""
-
-    def __init__(self, inner: NamedPolicy) -> None:
-        self.inner, self.paths = inner, []
-        self.policy = NamedPolicy(inner.name, self.act, inner.reset)
-        self._env: Any = None
-
-    def act(self, env: RiskAgentsEnv, obs: Any) -> Any:
-        self._env = env
-        return self.inner.act(env, obs)
-
-
 def test_same_seeds_give_the_same_paths_for_every_policy() -> None:
     agents = RiskAgents.untrained(CFG)
     seen: dict[str, list[np.ndarray]] = {}
@@ -163,3 +150,15 @@ def test_evaluate_on_path_walks_one_fixed_path() -> None:
     assert "One walk over 80 days" in format_path(ev)
     with pytest.raises(InvalidInputError, match="path"):
         evaluate_on_path([rules_policy()], CFG, path[:, :2])
+
+
+def test_calibrated_thresholds_are_quantiles_of_each_agents_own_uncertainty() -> None:
+    agents = RiskAgents.untrained(CFG)
+    low = calibrate_threshold(agents, CFG, [3, 4], quantile=0.5)
+    high = calibrate_threshold(agents, CFG, [3, 4], quantile=0.99)
+    assert set(high) == {"sizer", "stop", "monitor"}
+    for agent in high:
+        assert 0.0 < low[agent] <= high[agent]
+    assert calibrate_threshold(agents, CFG, [3, 4], quantile=0.99) == high  # reseeded: reproducible
+    with pytest.raises(InvalidInputError, match="quantile"):
+        calibrate_threshold(agents, CFG, [3], quantile=1.0)

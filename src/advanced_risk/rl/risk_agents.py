@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 import numpy as np
@@ -41,7 +41,15 @@ from advanced_risk.rl.model_file import read_model_file, write_model_file
 from advanced_risk.rl.normalize import RunningMeanStd
 from advanced_risk.rl.risk_agents_env import ACTION_BOUNDS, AGENTS, RiskAgentsEnv, obs_dim
 
-__all__ = ["DEFAULT_AGENT_UNCERTAINTY", "MODEL_KIND", "AgentsAction", "RiskAgents", "Threshold", "gate"]
+__all__ = [
+    "DEFAULT_AGENT_UNCERTAINTY",
+    "MODEL_KIND",
+    "NOVELTY_LIMIT",
+    "AgentsAction",
+    "RiskAgents",
+    "Threshold",
+    "gate",
+]
 
 log = get_logger(__name__)
 
@@ -50,12 +58,22 @@ DEFAULT_AGENT_UNCERTAINTY = 0.1
 """Normalised MC-dropout std above which an agent is replaced by its rule (issue 7's default)."""
 
 
+NOVELTY_LIMIT = 10.0
+"""Largest |z-score| of an observation entry (against the training normaliser) the agents are
+trusted with; the same as the normaliser's clip, beyond which the network cannot tell values apart."""
+
+
 @dataclass(frozen=True, slots=True)
 class AgentsAction:
-    """The agents' joint action (as :class:`RiskAgentsEnv` takes it) and each agent's uncertainty."""
+    """The agents' joint action (as :class:`RiskAgentsEnv` takes it), uncertainty and novelty.
+
+    ``novelty`` is, per agent, the largest |z-score| of its observation against the training
+    normaliser's statistics (empty for agents trained without observation normalisation).
+    """
 
     actions: dict[str, Any]
     uncertainty: dict[str, float]
+    novelty: dict[str, float] = field(default_factory=dict)
 
 
 Threshold = float | Mapping[str, float]
@@ -63,13 +81,19 @@ Threshold = float | Mapping[str, float]
 
 
 def gate(
-    proposed: AgentsAction, rules: Mapping[str, Any], threshold: Threshold = DEFAULT_AGENT_UNCERTAINTY
+    proposed: AgentsAction,
+    rules: Mapping[str, Any],
+    threshold: Threshold = DEFAULT_AGENT_UNCERTAINTY,
+    novelty_limit: float | None = NOVELTY_LIMIT,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Keep confident agents' actions, replace the others by ``rules``: ``(actions, overridden)``.
 
     ``overridden`` maps each replaced agent to the reason, e.g. ``"uncertainty 0.23 > 0.1"``. An agent
     whose uncertainty is not finite is replaced too. ``threshold`` is one value for all agents or a
-    mapping agent -> value.
+    mapping agent -> value. An agent whose observation lies more than ``novelty_limit`` standard
+    deviations from its training data in some entry is replaced as well (``"observation 14 std
+    from training data > 10"``): MC dropout on an actor trained without dropout reacts only weakly to
+    such inputs (docs/risk_agents.md), so out-of-distribution input is also caught directly.
 
     Examples
     --------
@@ -81,11 +105,12 @@ def gate(
     for agent, action in proposed.actions.items():
         u = proposed.uncertainty[agent]
         limit = threshold[agent] if isinstance(threshold, Mapping) else threshold
-        if np.isfinite(u) and u <= limit:
-            actions[agent] = action
-        else:
-            actions[agent] = rules[agent]
+        z = proposed.novelty.get(agent, 0.0)
+        if not (np.isfinite(u) and u <= limit):
             overridden[agent] = f"uncertainty {u:.3g} > {limit:.3g}"
+        elif novelty_limit is not None and not z <= novelty_limit:
+            overridden[agent] = f"observation {z:.3g} std from training data > {novelty_limit:g}"
+        actions[agent] = rules[agent] if agent in overridden else action
     return actions, overridden
 
 
@@ -147,6 +172,10 @@ class RiskAgents:
             a: slice(int(heads[k]), int(heads[k]) + self.policies[a].n_out) for k, a in enumerate(AGENTS)
         }
         self._rng = np.random.default_rng(seed)
+        # the normalisers' statistics as used by RunningMeanStd.normalize (eps 1e-8), kept unclipped
+        rms = self.obs_rms or {}
+        self._obs_mean = {a: r.mean.copy() for a, r in rms.items()}
+        self._obs_scale = {a: np.sqrt(r.var + 1e-8) for a, r in rms.items()}
 
     @property
     def asset_count(self) -> int:
@@ -169,21 +198,31 @@ class RiskAgents:
         )
 
     # -- acting -----------------------------------------------------------------------------------------
-    def _actor_input(self, k: int, agent: str, obs: NDArray[np.floating]) -> NDArray[np.float32]:
+    def _actor_input(
+        self, k: int, agent: str, obs: NDArray[np.floating]
+    ) -> tuple[NDArray[np.float32], float | None]:
+        """The actor's input row and the observation's novelty (largest |z|; None without a normaliser)."""
         x = np.asarray(obs, dtype=np.float64).reshape(1, -1)
         if x.shape[1] != self.obs_dims[agent]:
             raise InvalidInputError(
                 f"obs[{agent!r}] has {x.shape[1]} values, expected {self.obs_dims[agent]} "
                 f"(asset_count={self.asset_count})"
             )
-        z = x.astype(np.float32) if self.obs_rms is None else self.obs_rms[agent].normalize(x, self.obs_clip)
-        return shared_actor_rows(z, k, len(AGENTS), self._pad) if self.share_parameters else z
+        if self.obs_rms is None:
+            z, novelty = x.astype(np.float32), None
+        else:
+            raw = (x - self._obs_mean[agent]) / self._obs_scale[agent]
+            novelty = float(np.abs(raw).max())
+            z = np.minimum(np.maximum(raw, -self.obs_clip), self.obs_clip).astype(np.float32)
+        return (shared_actor_rows(z, k, len(AGENTS), self._pad) if self.share_parameters else z), novelty
 
     def act(self, obs: Mapping[str, NDArray[np.floating]], n_samples: int = 10) -> AgentsAction:
         """MC-dropout mean action of every agent and its normalised uncertainty (module docstring)."""
         if n_samples < 1:
             raise InvalidInputError(f"n_samples must be >= 1, got {n_samples}")
-        x = np.concatenate([self._actor_input(k, a, obs[a]) for k, a in enumerate(AGENTS)], axis=1)
+        inputs = [self._actor_input(k, a, obs[a]) for k, a in enumerate(AGENTS)]
+        x = np.concatenate([z for z, _ in inputs], axis=1)
+        novelty = {a: z for a, (_, z) in zip(AGENTS, inputs, strict=True) if z is not None}
         net = self._fused
         raw = net.mc_samples(x, n_samples, self._rng) if n_samples > 1 else net.mean_action(x)[None]
         everything = raw[:, 0, :].astype(np.float64)
@@ -202,7 +241,7 @@ class RiskAgents:
                 mean, std = _mean_std(scaled)
                 actions[a] = mean.astype(np.float32)
                 uncertainty[a] = float((std / (high - low)).max())
-        return AgentsAction(actions, uncertainty)
+        return AgentsAction(actions, uncertainty, novelty)
 
     # -- persistence ------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None) -> str:

@@ -57,6 +57,7 @@ __all__ = [
     "PathEvaluation",
     "PathsEvaluation",
     "agents_policies",
+    "calibrate_threshold",
     "default_policies",
     "evaluate_on_path",
     "evaluate_on_paths",
@@ -210,6 +211,39 @@ def default_policies(
 ) -> list[NamedPolicy]:
     """The four policies of the report, in order: agents_gated, agents, rules, no_risk."""
     return [*agents_policies(agents, config, seed=seed), rules_policy(config), _no_risk_policy()]
+
+
+def calibrate_threshold(
+    agents: RiskAgents,
+    env_config: EnvConfig,
+    seeds: Sequence[int],
+    *,
+    market: MarketModel | None = None,
+    quantile: float = 0.99,
+    n_samples: int = 10,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Per-agent gate thresholds: the ``quantile`` of each agent's own uncertainty on ``seeds``' paths.
+
+    Runs the ungated agents over the paths (use training data, never the test set) and returns, for
+    each agent, the ``quantile`` of its per-step normalised uncertainty, so the gate replaces each
+    agent on about ``1 - quantile`` of such steps (the agents' uncertainty scales differ).
+    """
+    if not 0.0 < quantile < 1.0:
+        raise InvalidInputError(f"quantile must be in (0, 1), got {quantile}")
+    env = RiskAgentsEnv(env_config, market=market)
+    seen: dict[str, list[float]] = {}
+    for k, s in enumerate(seeds):
+        _reseed(agents, seed + k)
+        obs, _ = env.reset(seed=int(s))
+        while env.agents:
+            proposed = agents.act(obs, n_samples)
+            for agent, u in proposed.uncertainty.items():
+                seen.setdefault(agent, []).append(u)
+            obs, _, _, _, _ = env.step(proposed.actions)
+    if not seen:
+        raise InvalidInputError("seeds must hold at least one path")
+    return {agent: float(np.quantile(np.asarray(u), quantile)) for agent, u in seen.items()}
 
 
 # -- running ---------------------------------------------------------------------------------------
