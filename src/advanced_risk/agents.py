@@ -8,7 +8,12 @@
   observation needs beyond the returns: Wilder ATR(14) of each asset on the training environment's
   close-only bars (:func:`~advanced_risk.rl.risk_agents_env.synthetic_bars`' convention, so the
   agents see the ATR they were trained on whatever high/low the bot sends), the entry close and
-  highest close since entry of each held asset, and the previous bar's portfolio return;
+  highest close since entry of each held asset, and the previous bar's portfolio return. A position
+  restarts (entry = highest = this close) when it is entered, when its close falls through the
+  standing stop (the environment stops it out and re-enters; here the bot may not have sold) and
+  every ``max_steps`` bars of holding (the length of a training episode). Without those restarts a
+  bot that holds through its stops for years shows the agents ``from_entry`` / ``from_high``
+  values tens of standard deviations outside their training data;
 - :meth:`~RiskAgentsAdvisor.request` snapshots one observation per agent with the environment's own
   :func:`~advanced_risk.rl.risk_agents_env.observation_blocks` (a copy: the worker thread never
   reads state the next bar changes);
@@ -93,6 +98,8 @@ class RiskAgentsAdvisor:
         self._entry = np.zeros(n)
         self._high = np.zeros(n)
         self._in_position = np.zeros(n, dtype=bool)
+        self._age = np.zeros(n, dtype=np.int64)
+        self._horizon = cfg.max_steps
         self._last_return = 0.0
 
     @property
@@ -110,16 +117,32 @@ class RiskAgentsAdvisor:
         """Whether the ATR has warmed up (before, :meth:`request` returns None)."""
         return self._atr.count >= self._atr.period
 
-    def observe(self, close: FloatArray, held: FloatArray, portfolio_return: float | None) -> None:
-        """Feed one bar's closes, the held weights and the bar's portfolio return."""
+    def observe(
+        self,
+        close: FloatArray,
+        held: FloatArray,
+        portfolio_return: float | None,
+        stops: FloatArray | None = None,
+    ) -> None:
+        """Feed one bar's closes, the held weights, the bar's portfolio return and the standing stops.
+
+        ``stops`` are the stop levels of the previous decision (NaN where none): a held asset whose
+        close is at or below its stop counts as stopped out and re-entered at this close, as in the
+        training environment, whether or not the bot executed the stop.
+        """
         prev = self._close if self._close is not None else close
         high, low = synthetic_bars(np.vstack([prev, close]), WICK)
         self._atr.update(high[1], low[1], close)
         self._close = close.copy()
         held_now = held > 0.0
-        entered = held_now & ~self._in_position
-        self._entry[entered] = close[entered]
-        self._high[entered] = close[entered]
+        # A position (re)starts when it is entered and, as a training episode does, every
+        # ``max_steps`` bars: the agents never saw a position older than one episode.
+        self._age = np.where(held_now & self._in_position, self._age + 1, 0)
+        stopped = np.zeros_like(held_now) if stops is None else close <= np.nan_to_num(stops, nan=-np.inf)
+        restart = held_now & ((~self._in_position) | (self._age >= self._horizon) | stopped)
+        self._age[restart] = 0
+        self._entry[restart] = close[restart]
+        self._high[restart] = close[restart]
         self._high = np.where(held_now, np.maximum(self._high, close), self._high)
         self._in_position = held_now
         if portfolio_return is not None:

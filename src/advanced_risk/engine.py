@@ -94,7 +94,9 @@ class Advisor(Protocol):
     @property
     def history_length(self) -> int: ...
 
-    def observe(self, close: FloatArray, held: FloatArray, portfolio_return: float | None) -> None: ...
+    def observe(
+        self, close: FloatArray, held: FloatArray, portfolio_return: float | None, stops: FloatArray
+    ) -> None: ...
 
     def request(self, returns: FloatArray, drawdown: float, exposure: float) -> Any: ...
 
@@ -195,7 +197,8 @@ class DecisionEngine:
                 faults.append(component_fault("atr", exc))
             if self.advisor is not None:
                 try:
-                    self.advisor.observe(bar.prices, bar.held, port)
+                    stops = np.array([self._stops.get(a, np.nan) for a in bar.assets])
+                    self.advisor.observe(bar.prices, bar.held, port, stops)
                 except Exception as exc:
                     faults.append(component_fault("risk agents", exc))
         equity = bar.portfolio.equity

@@ -52,10 +52,10 @@ from advanced_risk.rl.risk_agents_eval import (
 )
 from advanced_risk.training_checkpoint import (
     CHECKPOINT_KIND,
-    _to_numpy,
-    _to_torch,
     checkpoint_files,
     load_latest,
+    to_numpy,
+    to_torch,
 )
 from advanced_risk.training_data import EVAL_SEED_BASE, VALIDATION_SEED_BASE, DataBundle, load_data
 
@@ -138,7 +138,7 @@ def _save_checkpoint(directory: Path, trainer: MAPPOTrainer, metadata: dict[str,
     path = directory / f"update_{trainer.num_updates:08d}.ckpt"
     state = trainer.state_dict()
     for key in ("envs", "obs", "episode_return"):
-        state[key] = _to_torch(state[key])
+        state[key] = to_torch(state[key])
     payload = {"trainer": state, "torch_rng": torch.get_rng_state()}
     header = {"trainer": _TRAINER, "num_updates": trainer.num_updates, "global_step": trainer.global_step}
     digest = write_model_file(path, payload, header | metadata, kind=CHECKPOINT_KIND)
@@ -156,7 +156,7 @@ def _restore(directory: Path, trainer: MAPPOTrainer) -> Path:
     try:
         state = dict(payload["trainer"])
         for key in ("envs", "obs", "episode_return"):
-            state[key] = _to_numpy(state[key])
+            state[key] = to_numpy(state[key])
         trainer.load_state_dict(state)
         torch.set_rng_state(payload["torch_rng"])
     except (KeyError, RuntimeError, TypeError, ValueError, InvalidInputError) as exc:

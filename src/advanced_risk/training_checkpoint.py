@@ -29,7 +29,16 @@ from advanced_risk.errors import ModelLoadError
 from advanced_risk.rl.model_file import read_model_file, write_model_file
 from advanced_risk.rl.ppo import PPOAgent
 
-__all__ = ["CHECKPOINT_KIND", "StatefulEnv", "checkpoint_files", "load_latest", "restore", "save_checkpoint"]
+__all__ = [
+    "CHECKPOINT_KIND",
+    "StatefulEnv",
+    "checkpoint_files",
+    "load_latest",
+    "restore",
+    "save_checkpoint",
+    "to_numpy",
+    "to_torch",
+]
 
 log = get_logger(__name__)
 CHECKPOINT_KIND: Final = "training_checkpoint"
@@ -49,24 +58,25 @@ class StatefulEnv(Protocol):
         ...
 
 
-def _to_torch(value: Any) -> Any:
+def to_torch(value: Any) -> Any:
     """Numpy arrays -> tensors, recursively (``weights_only`` loading refuses numpy objects)."""
     if isinstance(value, np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(value))
     if isinstance(value, dict):
-        return {k: _to_torch(v) for k, v in value.items()}
+        return {k: to_torch(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_to_torch(v) for v in value]
+        return [to_torch(v) for v in value]
     return value
 
 
-def _to_numpy(value: Any) -> Any:
+def to_numpy(value: Any) -> Any:
+    """Tensors -> numpy arrays, recursively (the inverse of :func:`to_torch`)."""
     if isinstance(value, torch.Tensor):
         return value.numpy()
     if isinstance(value, dict):
-        return {k: _to_numpy(v) for k, v in value.items()}
+        return {k: to_numpy(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_to_numpy(v) for v in value]
+        return [to_numpy(v) for v in value]
     return value
 
 
@@ -87,7 +97,7 @@ def save_checkpoint(
     path = directory / f"update_{agent.num_updates:08d}.ckpt"
     payload = {
         "agent": agent.state_dict(),
-        "env": _to_torch(vec_env.state_dict()),
+        "env": to_torch(vec_env.state_dict()),
         "torch_rng": torch.get_rng_state(),
     }
     header = {"num_updates": agent.num_updates, "global_step": agent.global_step, **metadata}
@@ -131,7 +141,7 @@ def restore(payload: dict[str, Any], agent: PPOAgent, vec_env: StatefulEnv) -> N
     """Put a checkpoint's state back into ``agent`` and ``vec_env`` (built with the same settings)."""
     try:
         agent.load_state_dict(payload["agent"])
-        vec_env.load_state_dict(_to_numpy(payload["env"]))
+        vec_env.load_state_dict(to_numpy(payload["env"]))
         torch.set_rng_state(payload["torch_rng"])
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         raise ModelLoadError(f"checkpoint does not match this run's settings: {exc}") from exc

@@ -21,7 +21,7 @@ from advanced_risk.config import EnvConfig, RiskConfig
 from advanced_risk.errors import InvalidInputError, ModelLoadError
 from advanced_risk.manager import AdvancedRiskManager
 from advanced_risk.rl.risk_agents import AgentsAction, RiskAgents
-from advanced_risk.types import RiskDecision
+from advanced_risk.types import MarketState, Portfolio, RiskDecision
 
 from .conftest import ASSETS, BarFeed, FakeAllocator, assert_conservative, assert_sane, fast_config
 
@@ -218,3 +218,77 @@ def test_a_config_threshold_outside_0_1_is_refused() -> None:
         dataclasses.replace(RiskConfig(), agents_uncertainty_threshold=0.2).agents_uncertainty_threshold
         == 0.2
     )
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "risk_agents_sp500.armodel"
+
+
+def _stock_bar(assets: tuple[str, ...], prev: np.ndarray, now: np.ndarray) -> tuple[MarketState, Portfolio]:
+    market = MarketState(
+        prices=dict(zip(assets, now.tolist(), strict=True)),
+        returns=dict(zip(assets, (now / prev - 1.0).tolist(), strict=True)),
+    )
+    return market, Portfolio(weights=dict.fromkeys(assets, 1.0 / (len(assets) + 1)), equity=100_000.0)
+
+
+def test_out_of_distribution_input_falls_back_to_the_rules_and_the_decision_says_so(
+    stock_prices: tuple[tuple[str, ...], np.ndarray],
+) -> None:
+    """The shipped agents on real closes, then a bar where every stock falls 35 %.
+
+    On ordinary bars the agents act (no agent replaced for novelty); the crash bar puts the sizer's
+    and the monitor's observations (returns, volatility, momentum) far outside the training data, so
+    both are replaced by their rules, and the decision's advice and alerts say which and why. (The
+    stop agent sees ATRs and distances from a fresh entry: the price fell through the stop, so the
+    position restarts there, which is within its training range.)
+    """
+    assets, closes = stock_prices
+    risk = AdvancedRiskManager(fast_config(deadline_ms=200.0), risk_agents=str(SHIPPED))
+    for t in range(1, 80):
+        calm = risk.manage_risk_sync(*_stock_bar(assets, closes[t - 1], closes[t]))
+    assert calm.risk_agents is not None
+    assert not any("observation" in why for why in calm.risk_agents.overridden.values())
+    crash = risk.manage_risk_sync(*_stock_bar(assets, closes[79], closes[79] * 0.65))
+    advice = crash.risk_agents
+    assert advice is not None
+    assert {"sizer", "monitor"} <= set(advice.overridden), advice.overridden
+    assert all("std from training data > 10" in why for why in advice.overridden.values())
+    assert (advice.scale, advice.monitor, advice.cut) == (1.0, "none", 0.0)  # the rules
+    assert any("risk agents overridden by the rules" in alert for alert in crash.alerts)
+    assert not crash.degraded
+
+
+def test_gate_replaces_an_agent_whose_observation_is_far_from_its_training_data() -> None:
+    from advanced_risk.rl.risk_agents import gate
+
+    proposed = AgentsAction({"sizer": 0.3, "monitor": 2}, {"sizer": 0.01, "monitor": 0.01}, {"sizer": 12.5})
+    actions, overridden = gate(proposed, {"sizer": 1.0, "monitor": 0}, 0.1)
+    assert actions == {"sizer": 1.0, "monitor": 2}
+    assert overridden == {"sizer": "observation 12.5 std from training data > 10"}
+    assert gate(proposed, {"sizer": 1.0, "monitor": 0}, 0.1, novelty_limit=None)[1] == {}
+
+
+def test_positions_restart_on_entry_through_the_stop_and_every_episode_length(agents: RiskAgents) -> None:
+    """The advisor's entry/high bookkeeping, as the training environment keeps it."""
+    from advanced_risk.agents import RiskAgentsAdvisor
+    from advanced_risk.config import SizingConfig
+
+    advisor = RiskAgentsAdvisor(agents, SizingConfig())
+    n, held = len(ASSETS), np.full(len(ASSETS), 0.2)
+    no_stops = np.full(n, np.nan)
+    advisor.observe(np.full(n, 100.0), held, None, no_stops)
+    advisor.observe(np.full(n, 110.0), held, 0.02, no_stops)
+    assert advisor._entry.tolist() == [100.0] * n
+    assert advisor._high.tolist() == [110.0] * n
+    stops = np.array([105.0, 90.0, np.nan, 90.0])
+    advisor.observe(np.full(n, 104.0), held, -0.01, stops)  # asset 0 closed through its stop
+    assert advisor._entry.tolist() == [104.0, 100.0, 100.0, 100.0]
+    assert advisor._high.tolist() == [104.0, 110.0, 110.0, 110.0]
+    flat = held.copy()
+    flat[1] = 0.0
+    advisor.observe(np.full(n, 104.0), flat, 0.0, no_stops)
+    advisor.observe(np.full(n, 106.0), held, 0.0, no_stops)  # asset 1 re-entered
+    assert advisor._entry[1] == 106.0
+    for _ in range(agents.env_config.max_steps):
+        advisor.observe(np.full(n, 107.0), held, 0.0, no_stops)
+    assert advisor._entry.tolist() == [107.0] * n  # a training episode's length later

@@ -216,6 +216,10 @@ class RiskAgents:
             z = np.minimum(np.maximum(raw, -self.obs_clip), self.obs_clip).astype(np.float32)
         return (shared_actor_rows(z, k, len(AGENTS), self._pad) if self.share_parameters else z), novelty
 
+    def reseed(self, seed: int | None) -> None:
+        """Restart the generator of the MC-dropout masks (reproducible evaluations)."""
+        self._rng = np.random.default_rng(seed)
+
     def act(self, obs: Mapping[str, NDArray[np.floating]], n_samples: int = 10) -> AgentsAction:
         """MC-dropout mean action of every agent and its normalised uncertainty (module docstring)."""
         if n_samples < 1:

@@ -184,11 +184,6 @@ def _no_risk_policy() -> NamedPolicy:
     return NamedPolicy("no_risk", lambda _env, _obs: (no_risk_actions(), {}))
 
 
-def _reseed(agents: RiskAgents, seed: int) -> None:
-    # MC-dropout masks come from the agents' generator; reseed it so every path is reproducible.
-    agents._rng = np.random.default_rng(seed)
-
-
 def agents_policies(
     agents: RiskAgents, config: RiskConfig | None = None, *, n_samples: int = 10, seed: int = 0
 ) -> list[NamedPolicy]:
@@ -201,7 +196,7 @@ def agents_policies(
         return agents.act(obs, n_samples).actions, {}
 
     def reset(k: int) -> None:
-        _reseed(agents, seed + k)
+        agents.reseed(seed + k)  # the MC-dropout masks: every path reproducible
 
     return [NamedPolicy("agents_gated", gated, reset), NamedPolicy("agents", ungated, reset)]
 
@@ -234,7 +229,7 @@ def calibrate_threshold(
     env = RiskAgentsEnv(env_config, market=market)
     seen: dict[str, list[float]] = {}
     for k, s in enumerate(seeds):
-        _reseed(agents, seed + k)
+        agents.reseed(seed + k)  # the MC-dropout masks: every path reproducible
         obs, _ = env.reset(seed=int(s))
         while env.agents:
             proposed = agents.act(obs, n_samples)
