@@ -11,7 +11,8 @@
   highest close since entry of each held asset, and the previous bar's portfolio return. A position
   restarts (entry = highest = this close) when it is entered, when its close falls through the
   standing stop (the environment stops it out and re-enters; here the bot may not have sold) and
-  every ``max_steps`` bars of holding (the length of a training episode). Without those restarts a
+  every :data:`~advanced_risk.rl.risk_agents_env.POSITION_HORIZON` (252) bars of holding, as the
+  environment does. Without those restarts a
   bot that holds through its stops for years shows the agents ``from_entry`` / ``from_high``
   values tens of standard deviations outside their training data;
 - :meth:`~RiskAgentsAdvisor.request` snapshots one observation per agent with the environment's own
@@ -48,6 +49,7 @@ from advanced_risk.rl.risk_agents_env import (
     ATR_FLOOR,
     ATR_PERIOD,
     MONITOR_CUTS,
+    POSITION_HORIZON,
     STOP_RANGE,
     MonitorAction,
     agent_observations,
@@ -99,7 +101,6 @@ class RiskAgentsAdvisor:
         self._high = np.zeros(n)
         self._in_position = np.zeros(n, dtype=bool)
         self._age = np.zeros(n, dtype=np.int64)
-        self._horizon = cfg.max_steps
         self._last_return = 0.0
 
     @property
@@ -139,7 +140,7 @@ class RiskAgentsAdvisor:
         # ``max_steps`` bars: the agents never saw a position older than one episode.
         self._age = np.where(held_now & self._in_position, self._age + 1, 0)
         stopped = np.zeros_like(held_now) if stops is None else close <= np.nan_to_num(stops, nan=-np.inf)
-        restart = held_now & ((~self._in_position) | (self._age >= self._horizon) | stopped)
+        restart = held_now & ((~self._in_position) | (self._age >= POSITION_HORIZON) | stopped)
         self._age[restart] = 0
         self._entry[restart] = close[restart]
         self._high[restart] = close[restart]

@@ -272,6 +272,7 @@ def test_positions_restart_on_entry_through_the_stop_and_every_episode_length(ag
     """The advisor's entry/high bookkeeping, as the training environment keeps it."""
     from advanced_risk.agents import RiskAgentsAdvisor
     from advanced_risk.config import SizingConfig
+    from advanced_risk.rl.risk_agents_env import POSITION_HORIZON
 
     advisor = RiskAgentsAdvisor(agents, SizingConfig())
     n, held = len(ASSETS), np.full(len(ASSETS), 0.2)
@@ -289,6 +290,6 @@ def test_positions_restart_on_entry_through_the_stop_and_every_episode_length(ag
     advisor.observe(np.full(n, 104.0), flat, 0.0, no_stops)
     advisor.observe(np.full(n, 106.0), held, 0.0, no_stops)  # asset 1 re-entered
     assert advisor._entry[1] == 106.0
-    for _ in range(agents.env_config.max_steps):
+    for _ in range(POSITION_HORIZON):
         advisor.observe(np.full(n, 107.0), held, 0.0, no_stops)
     assert advisor._entry.tolist() == [107.0] * n  # a training episode's length later

@@ -69,6 +69,7 @@ __all__ = [
     "AGENTS",
     "MONITOR_CUTS",
     "OBS_BLOCKS",
+    "POSITION_HORIZON",
     "MonitorAction",
     "RiskAgentsEnv",
     "agent_observations",
@@ -91,6 +92,14 @@ STOP_RANGE: Final = (0.5, 5.0)
 
 ACTION_BOUNDS: Final = {"sizer": ((0.0,), (1.0,)), "stop": ((STOP_RANGE[0], 0.0), (STOP_RANGE[1], 1.0))}
 """``(low, high)`` of the continuous agents' action boxes."""
+
+
+POSITION_HORIZON: Final = 252
+"""A position held this many steps restarts (entry = highest = the close), as at an episode start.
+
+Training episodes are 252 steps, so this never fires in training; on a longer walk (the test
+period, or the manager over years) it keeps ``from_entry`` / ``from_high`` in the range the agents
+were trained on."""
 
 
 class MonitorAction(IntEnum):
@@ -284,6 +293,7 @@ class RiskAgentsEnv(ParallelEnv):  # type: ignore[misc]  # (ParallelEnv is untyp
         self._entry = close[h].copy()
         self._high = close[h].copy()
         self._in_position = np.ones(n, dtype=bool)
+        self._age = np.zeros(n, dtype=np.int64)
         self._cooldown = np.zeros(n, dtype=np.int64)
         self._last_return = 0.0
         self._stops_hit = np.zeros(n, dtype=bool)
@@ -349,7 +359,8 @@ class RiskAgentsEnv(ParallelEnv):  # type: ignore[misc]  # (ParallelEnv is untyp
         )
 
     def _update_positions(self, hit: NDArray[np.bool_], close: FloatArray) -> None:
-        """Stopped assets go flat for ``reentry_delay`` days, then re-enter at the close."""
+        """Stopped assets go flat for ``reentry_delay`` days, then re-enter at the close; a position
+        held :data:`POSITION_HORIZON` steps restarts at the close."""
         self._stops_hit = hit
         self._in_position &= ~hit
         self._cooldown[hit] = self.reentry_delay + 1  # counted down below, this day included
@@ -357,8 +368,11 @@ class RiskAgentsEnv(ParallelEnv):  # type: ignore[misc]  # (ParallelEnv is untyp
         self._cooldown[flat] -= 1
         back = flat & (self._cooldown <= 0)
         self._in_position |= back
-        self._entry[back] = close[back]
-        self._high[back] = close[back]
+        self._age = np.where(self._in_position & ~back, self._age + 1, 0)
+        restart = back | (self._age >= POSITION_HORIZON)
+        self._age[restart] = 0
+        self._entry[restart] = close[restart]
+        self._high[restart] = close[restart]
         self._high = np.where(self._in_position, np.maximum(self._high, close), self._high)
 
     # -- read-only views of the current state (for rule-based components) -------------------------
@@ -381,7 +395,7 @@ class RiskAgentsEnv(ParallelEnv):  # type: ignore[misc]  # (ParallelEnv is untyp
 
     # -- resume ----------------------------------------------------------------------------------
     _STATE_ARRAYS: Final = ("_raw", "_close", "_atr_frac", "_entry", "_high", "_in_position", "_cooldown",
-                            "_stops_hit")  # fmt: skip
+                            "_stops_hit", "_age")  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         """The episode's full state (book, positions, path, generator) so training can resume exactly."""
