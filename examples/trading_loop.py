@@ -10,9 +10,13 @@ like a bot would:
   shortens its exposure by the hedge ratio (a hedge modelled as a short of the same book), and pays
   10 bp on traded value;
 - the same bars are also run with the policy alone (its weights, no risk layer) and with equal
-  weight rebalanced daily (10 bp), so the risk layer's effect can be read off.
+  weight rebalanced daily (10 bp), so the risk layer's effect can be read off;
+- and once more with the shipped learned risk agents on (``models/risk_agents_sp500.armodel``).
+  This bot trades weights, so of their advice only the monitor's exposure cut and hedge reach its
+  book; the sizer's and stop agent's advice shows in ``position_sizes`` / ``stop_levels``.
 
 Run:  python examples/trading_loop.py [--start 2013-01-01] [--model models/ppo_sp500_2012.armodel]
+      [--risk-agents models/risk_agents_sp500.armodel | none]
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import asyncio
 import logging
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +40,7 @@ from advanced_risk.rl.portfolio import RLPortfolioManager
 COST = 0.001  # 10 bp of traded value
 WARMUP_BARS = 300  # bars fed before the start date so the tracker and the policy have history
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "ppo_sp500_2012.armodel"
+DEFAULT_AGENTS = Path(__file__).resolve().parent.parent / "models" / "risk_agents_sp500.armodel"
 
 
 def summary_row(name: str, returns: np.ndarray, turnover: float) -> str:
@@ -72,46 +79,45 @@ class PolicyAlone:
         self.weights = target
 
 
-async def run(start: str, model: Path) -> None:
-    prices = load_sp500_stocks()
-    tickers = list(prices.columns)
-    first = int(prices.index.searchsorted(np.datetime64(start)))
-    window = prices.iloc[first - WARMUP_BARS - 1 :]
-    px = window.to_numpy()
-    rets = px[1:] / px[:-1] - 1.0
-    dates = window.index[1:]
-    n = len(tickers)
+@dataclass
+class Replay:
+    """What one pass of the bot through the manager produced."""
 
-    config = RiskConfig(deadline_ms=20.0)
-    equity, peak = 1.0, 1.0
+    returns: list[float] = field(default_factory=list)
+    turnovers: list[float] = field(default_factory=list)
+    breaches: int = 0
+    forecasts: int = 0
+    halts: int = 0
+    hedged: int = 0
+    overridden: int = 0
+    advised: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+
+async def replay(
+    config: RiskConfig, model: Path, agents: Path | None, tickers: list[str], rets: np.ndarray, px: np.ndarray
+) -> Replay:
+    """The bot's loop: each bar drifts the book, asks ``manage_risk`` and trades to its decision."""
+    n = len(tickers)
+    out = Replay()
+    equity = 1.0
     held = np.zeros(n)  # the bot starts in cash
-    policy_alone = PolicyAlone(RLPortfolioManager.load(model), n)
-    book_returns: list[float] = []
-    ew_returns: list[float] = []
-    turnovers: list[float] = []
-    ew_turnovers: list[float] = []
-    breaches = forecasts = halts = hedged = 0
     last_var = math.nan
     prev_state = "active"
     started = time.perf_counter()
-    async with AdvancedRiskManager(config, policy=model) as risk:
+    async with AdvancedRiskManager(config, policy=model, risk_agents=agents) as risk:
         for t in range(rets.shape[0]):
             r = rets[t]
             trading = t >= WARMUP_BARS
             # 1. the bar happens to what the bot holds (weights drift with prices)
             gross = float(held @ r)
             if trading:
-                book_returns.append(gross)
-                drifted = (1.0 + r) / (1.0 + r.mean()) / n  # equal weight after the bar's moves
-                ew_turnover = float(np.abs(drifted - 1.0 / n).sum())
-                ew_returns.append(float(r.mean()) - COST * ew_turnover)
-                policy_alone.step(rets[: t + 1], r)
-                ew_turnovers.append(ew_turnover)
+                out.returns.append(gross)
                 if math.isfinite(last_var):
-                    forecasts += 1
-                    breaches += gross < -last_var
+                    out.forecasts += 1
+                    out.breaches += gross < -last_var
             equity *= 1.0 + gross
-            peak = max(peak, equity)
             held = held * (1.0 + r) / (1.0 + gross) if equity > 0 else held
             # 2. ask the risk manager
             market = MarketState(
@@ -127,36 +133,82 @@ async def run(start: str, model: Path) -> None:
             unhedged = 1.0 - (decision.hedge.ratio if decision.hedge.active else 0.0)
             target *= decision.leverage * unhedged
             traded = float(np.abs(target - held).sum())
-            if trading:
-                turnovers.append(traded)
-                book_returns[-1] -= COST * traded
-                hedged += decision.hedge.active
-                halts += decision.trading_state.value == "halted" and prev_state != "halted"
             if trading:  # during the warm-up the bot only shows the manager the market
+                out.turnovers.append(traded)
+                out.returns[-1] -= COST * traded
+                out.hedged += decision.hedge.active
+                out.halts += decision.trading_state.value == "halted" and prev_state != "halted"
+                if decision.risk_agents is not None:
+                    out.advised += 1
+                    out.overridden += bool(decision.risk_agents.overridden)
                 equity *= 1.0 - COST * traded
                 held = target
             last_var = decision.var * unhedged  # VaR scales with the book; the hedge shrinks it
             prev_state = decision.trading_state.value
-        metrics = risk.metrics()
-    elapsed = time.perf_counter() - started
+        out.metrics = risk.metrics()
+    out.elapsed = time.perf_counter() - started
+    return out
 
-    ours = np.array(book_returns)
-    ew = np.array(ew_returns)
+
+async def run(start: str, model: Path, agents: Path | None) -> None:
+    prices = load_sp500_stocks()
+    tickers = list(prices.columns)
+    first = int(prices.index.searchsorted(np.datetime64(start)))
+    window = prices.iloc[first - WARMUP_BARS - 1 :]
+    px = window.to_numpy()
+    rets = px[1:] / px[:-1] - 1.0
+    dates = window.index[1:]
+    n = len(tickers)
+    config = RiskConfig(deadline_ms=20.0)
+
+    policy_alone = PolicyAlone(RLPortfolioManager.load(model), n)
+    ew_returns: list[float] = []
+    ew_turnovers: list[float] = []
+    for t in range(WARMUP_BARS, rets.shape[0]):
+        r = rets[t]
+        drifted = (1.0 + r) / (1.0 + r.mean()) / n  # equal weight after the bar's moves
+        ew_turnovers.append(float(np.abs(drifted - 1.0 / n).sum()))
+        ew_returns.append(float(r.mean()) - COST * ew_turnovers[-1])
+        policy_alone.step(rets[: t + 1], r)
+    managed = await replay(config, model, None, tickers, rets, px)
+    with_agents = None if agents is None else await replay(config, model, agents, tickers, rets, px)
+
     span = f"{dates[WARMUP_BARS].date()} to {dates[-1].date()}"
-    print(f"Trading loop, 20 S&P 500 stocks, {span} ({len(ours)} bars)")
-    print(f"policy: {model.name} (trained on data up to 2012-12-31), 10 bp costs, alpha {config.alpha}\n")
-    print(f"{'strategy':<26} {'CAGR':>8} {'Sharpe':>7} {'max DD':>8} {'turnover':>9}")
-    print(summary_row("manage_risk (PPO + risk)", ours, float(np.mean(turnovers))))
-    print(summary_row("PPO alone (no risk layer)", np.array(policy_alone.returns), policy_alone.turnover))
-    print(summary_row("equal weight, daily", ew, float(np.mean(ew_turnovers))))
-    expected = forecasts * (1.0 - config.alpha)
-    print(f"\nVaR {config.alpha:.0%} breaches: {breaches} of {forecasts} bars (expected {expected:.1f})")
-    print(f"halts: {halts}   bars with hedge on: {hedged}   degraded decisions: {metrics['degraded']}")
+    print(f"Trading loop, 20 S&P 500 stocks, {span} ({len(managed.returns)} bars)")
+    print(f"policy: {model.name} (trained on data up to 2012-12-31), 10 bp costs, alpha {config.alpha}")
+    if agents is not None:
+        print(f"risk agents: {agents.name} (trained on data up to 2012-12-31)")
+    print(f"\n{'strategy':<30} {'CAGR':>8} {'Sharpe':>7} {'max DD':>8} {'turnover':>9}")
     print(
-        f"manage_risk latency: p50 {metrics['latency_p50_ms'] * 1000:.0f} us, p99 "
-        f"{metrics['latency_p99_ms'] * 1000:.0f} us, max {metrics['latency_max_ms']:.2f} ms "
-        f"({metrics['calls']} calls, {elapsed:.1f} s wall)"
+        summary_row("manage_risk (PPO + risk)", np.array(managed.returns), float(np.mean(managed.turnovers)))
     )
+    if with_agents is not None:
+        print(
+            summary_row(
+                "manage_risk (+ risk agents)",
+                np.array(with_agents.returns),
+                float(np.mean(with_agents.turnovers)),
+            )
+        )
+    print(summary_row("PPO alone (no risk layer)", np.array(policy_alone.returns), policy_alone.turnover))
+    print(summary_row("equal weight, daily", np.array(ew_returns), float(np.mean(ew_turnovers))))
+    for name, result in (("manage_risk", managed), ("+ risk agents", with_agents)):
+        if result is None:
+            continue
+        m = result.metrics
+        expected = result.forecasts * (1.0 - config.alpha)
+        print(f"\n{name}: VaR {config.alpha:.0%} breaches {result.breaches} of {result.forecasts} bars "
+              f"(expected {expected:.1f}); halts {result.halts}; bars with hedge on {result.hedged}; "
+              f"degraded decisions {m['degraded']}")  # fmt: skip
+        if result.advised:
+            print(
+                f"  agents advised on {result.advised} bars; "
+                f"some agent replaced by its rule on {result.overridden}"
+            )
+        print(
+            f"  latency: p50 {m['latency_p50_ms'] * 1000:.0f} us, p99 {m['latency_p99_ms'] * 1000:.0f} us, "
+            f"max {m['latency_max_ms']:.2f} ms ({m['calls']} calls, {result.elapsed:.1f} s wall)"
+        )
 
 
 def main() -> None:
@@ -165,9 +217,16 @@ def main() -> None:
     parser.add_argument(
         "--model", type=Path, default=DEFAULT_MODEL, help=f"policy file (default {DEFAULT_MODEL})"
     )
+    parser.add_argument(
+        "--risk-agents",
+        type=Path,
+        default=DEFAULT_AGENTS,
+        help=f"risk agents file, also replayed with them (default {DEFAULT_AGENTS}); 'none' to skip",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the summary reports states, hedges and faults
-    asyncio.run(run(args.start, args.model))
+    agents = None if str(args.risk_agents).lower() == "none" else args.risk_agents
+    asyncio.run(run(args.start, args.model, agents))
 
 
 if __name__ == "__main__":

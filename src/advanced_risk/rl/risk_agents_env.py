@@ -40,7 +40,10 @@ Observations (float32, dims for ``n`` assets; blocks in this order, see :data:`O
 ``rsi``, ``momentum`` and ``volatility`` are the allocator's features (:mod:`~advanced_risk.rl._accounting`);
 ``atr`` is ``100 * ATR / close``; ``from_high`` / ``from_entry`` are ``(C / high - 1) / atr_frac``
 and ``(C / entry - 1) / atr_frac`` (distance in ATRs, 0 when flat); ``exposure`` is the held asset
-weight; ``last_return`` is ``100 * R`` of the previous step.
+weight; ``last_return`` is ``100 * R`` of the previous step; ``drawdown`` is ``1 - V / peak`` with
+the peak of the last :data:`DRAWDOWN_WINDOW` (252) values. A position held
+:data:`POSITION_HORIZON` (252) steps restarts at the close (entry = high = close). Both only matter
+on walks longer than the 252-step training episodes (a test period, the manager over years).
 
 Seeding: ``reset(seed=s)`` seeds a PCG64 generator (gymnasium's ``np_random``) that draws each
 episode's path; the same seed and actions give the same episode.
@@ -67,6 +70,7 @@ from advanced_risk.rl.market import MarketModel, make_market
 __all__ = [
     "ACTION_BOUNDS",
     "AGENTS",
+    "DRAWDOWN_WINDOW",
     "MONITOR_CUTS",
     "OBS_BLOCKS",
     "POSITION_HORIZON",
@@ -100,6 +104,11 @@ POSITION_HORIZON: Final = 252
 Training episodes are 252 steps, so this never fires in training; on a longer walk (the test
 period, or the manager over years) it keeps ``from_entry`` / ``from_high`` in the range the agents
 were trained on."""
+
+
+DRAWDOWN_WINDOW: Final = 252
+"""The observed drawdown is measured from the highest value of the last 252 steps (the manager's
+``RiskConfig.drawdown_window``); within a 252-step training episode that is the episode's peak."""
 
 
 class MonitorAction(IntEnum):
@@ -297,6 +306,8 @@ class RiskAgentsEnv(ParallelEnv):  # type: ignore[misc]  # (ParallelEnv is untyp
         self._cooldown = np.zeros(n, dtype=np.int64)
         self._last_return = 0.0
         self._stops_hit = np.zeros(n, dtype=bool)
+        self._values = np.zeros(self.config.max_steps + 1)
+        self._values[0] = float(self._book.value[0])
         self.agents = list(AGENTS)
         return self._observations(), {a: self._info() for a in self.agents}
 
@@ -341,6 +352,7 @@ class RiskAgentsEnv(ParallelEnv):  # type: ignore[misc]  # (ParallelEnv is untyp
         value_before = float(book.value[0])
         book.step(target[None, :])
         self._last_return = float(book.value[0]) / value_before - 1.0
+        self._values[int(book.t[0])] = float(book.value[0])
         self._update_positions(hit, self._close[now + 1])
         terminated, truncated = bool(book.terminated[0]), bool(book.truncated[0])
         reward = float(book.reward[0])
@@ -378,8 +390,10 @@ class RiskAgentsEnv(ParallelEnv):  # type: ignore[misc]  # (ParallelEnv is untyp
     # -- read-only views of the current state (for rule-based components) -------------------------
     @property
     def drawdown(self) -> float:
-        """The book's drawdown now, ``1 - V / peak`` (0 at the start of an episode)."""
-        return float(1.0 - self._book.value[0] / self._book.peak[0])
+        """The book's drawdown now, ``1 - V / peak`` with the peak of the last :data:`DRAWDOWN_WINDOW`
+        values (0 at the start of an episode), as the manager's rules measure it."""
+        t = int(self._book.t[0])
+        return float(1.0 - self._values[t] / self._values[max(0, t + 1 - DRAWDOWN_WINDOW) : t + 1].max())
 
     def past_base_returns(self, lookback: int) -> FloatArray:
         """Daily returns of the base allocation over the last ``lookback`` days before now.
@@ -395,7 +409,7 @@ class RiskAgentsEnv(ParallelEnv):  # type: ignore[misc]  # (ParallelEnv is untyp
 
     # -- resume ----------------------------------------------------------------------------------
     _STATE_ARRAYS: Final = ("_raw", "_close", "_atr_frac", "_entry", "_high", "_in_position", "_cooldown",
-                            "_stops_hit", "_age")  # fmt: skip
+                            "_stops_hit", "_age", "_values")  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         """The episode's full state (book, positions, path, generator) so training can resume exactly."""
@@ -440,7 +454,7 @@ class RiskAgentsEnv(ParallelEnv):  # type: ignore[misc]  # (ParallelEnv is untyp
             high=self._high,
             entry=self._entry,
             in_position=self._in_position,
-            drawdown=1.0 - b.value[0] / b.peak[0],
+            drawdown=self.drawdown,
             exposure=float(b.weights[0, :n].sum()),
             last_return=self._last_return,
             time=t / self.config.max_steps,
