@@ -46,7 +46,7 @@ DEFAULT_AGENTS = Path(__file__).resolve().parent.parent / "models" / "risk_agent
 def summary_row(name: str, returns: np.ndarray, turnover: float) -> str:
     """One line of the summary table from daily book returns."""
     return (
-        f"{name:<26} {measures.annualised_return(returns):>8.2%} {measures.sharpe_ratio(returns):>7.2f} "
+        f"{name:<30} {measures.annualised_return(returns):>8.2%} {measures.sharpe_ratio(returns):>7.2f} "
         f"{measures.max_drawdown(returns):>8.2%} {turnover:>9.3f}"
     )
 
