@@ -19,7 +19,6 @@ import numpy as np
 from numpy.typing import NDArray
 from torch import nn
 
-from advanced_risk.measures._jit import jit
 from advanced_risk.rl.network import ActorCriticNetwork
 from advanced_risk.rl.normalize import RunningMeanStd
 
@@ -96,39 +95,21 @@ class NumpyPolicy:
     def mc_samples(self, obs: NDArray[np.floating], n_samples: int, rng: np.random.Generator) -> F32:
         """``n_samples`` dropout-masked action means, shape ``(n_samples, *action shape)``.
 
-        One uniform draw covers every mask; the layers run in a numba kernel (``_masked_layers``).
+        The samples are the rows of one 2-D matrix (one GEMM per layer, not a stack of tiny ones),
+        and one uniform draw covers every mask: unit ``j`` is kept when its uniform is ``< 1 - p``
+        and then scaled by ``1 / (1 - p)`` (inverted dropout).
         """
+        keep = np.float32(1.0 - self.dropout)
         h = np.tanh(self.normalize(obs) @ self.weights[0] + self.biases[0])
         lead = h.shape[:-1]
         x = np.tile(h.reshape(-1, h.shape[-1]), (n_samples, 1))
-        units = sum(w.shape[0] for w in self.weights[1:])
-        uniforms = rng.random((x.shape[0], units), dtype=np.float32)
-        out = _masked_layers(x, self.weights[1:], self.biases[1:], uniforms, np.float32(1.0 - self.dropout))
-        return out.reshape(n_samples, *lead, out.shape[-1])
-
-
-def _masked_layers_python(
-    x: F32, weights: tuple[F32, ...], biases: tuple[F32, ...], uniforms: F32, keep: np.float32
-) -> F32:
-    """Layers 1.. of the actor on rows ``x`` (first hidden activations), inverted dropout before each.
-
-    Unit ``j`` of a row is kept when its uniform is ``< keep`` and then scaled by ``1 / keep``;
-    ``uniforms`` holds one column per masked unit, layer after layer. Hidden layers use tanh.
-    """
-    scale = np.float32(1.0) / keep
-    offset = 0
-    last = len(weights) - 1
-    for k in range(len(weights)):
-        width = x.shape[1]
-        masked = np.empty_like(x)
-        for i in range(x.shape[0]):
-            for j in range(width):
-                masked[i, j] = x[i, j] * scale if uniforms[i, offset + j] < keep else np.float32(0.0)
-        offset += width
-        x = masked @ weights[k] + biases[k]
-        if k < last:
-            x = np.tanh(x)
-    return x
-
-
-_masked_layers = jit(_masked_layers_python)
+        widths = [w.shape[0] for w in self.weights[1:]]
+        masks = rng.random((x.shape[0], sum(widths)), dtype=np.float32) < keep
+        offset, last = 0, len(self.weights) - 1
+        for k, (w, b) in enumerate(zip(self.weights[1:], self.biases[1:], strict=True), start=1):
+            kept = masks[:, offset : offset + w.shape[0]]
+            offset += w.shape[0]
+            x = ((x * kept) @ w) / keep + b
+            if k < last:
+                x = np.tanh(x)
+        return x.reshape(n_samples, *lead, x.shape[-1])
