@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from advanced_risk.config import EnvConfig, RewardKind
+from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures._jit import jit
 from advanced_risk.measures.indicators import _rsi
 from advanced_risk.measures.volatility import _rolling_mean_std
@@ -333,6 +334,21 @@ class Book:
         """``1 - V / peak`` of every portfolio."""
         out: FloatArray = 1.0 - self.value / self.peak
         return out
+
+    def state_arrays(self) -> dict[str, NDArray[Any]]:
+        """Copies of every array of the book (its whole state), for checkpoints."""
+        return {k: v.copy() for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+
+    def load_arrays(self, arrays: dict[str, Any]) -> None:
+        """Restore :meth:`state_arrays` in place; every array must keep its shape."""
+
+        for name, value in arrays.items():
+            current = getattr(self, name)
+            if current.shape != np.shape(value):
+                raise InvalidInputError(
+                    f"state field {name} has shape {np.shape(value)}, need {current.shape}"
+                )
+            current[...] = value
 
     def info(self, row: int = 0) -> dict[str, Any]:
         """The step info of one portfolio: value, weights, cost, drawdown, turnover, step."""

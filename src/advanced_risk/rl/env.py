@@ -323,7 +323,7 @@ class VectorTradingEnv:
         Plain arrays and dicts only; with :meth:`PPOAgent.state_dict` restored alongside, training
         continues bit for bit.
         """
-        book = {k: v.copy() for k, v in vars(self._book).items() if isinstance(v, np.ndarray)}
+        book = self._book.state_arrays()
         return {
             "num_envs": self.num_envs,
             "book": book,
@@ -336,13 +336,7 @@ class VectorTradingEnv:
         """Restore a :meth:`state_dict` taken from an env with the same config and ``num_envs``."""
         if int(state["num_envs"]) != self.num_envs:
             raise InvalidInputError(f"state has num_envs={state['num_envs']}, this env has {self.num_envs}")
-        for name, value in state["book"].items():
-            current = getattr(self._book, name)
-            if current.shape != np.shape(value):
-                raise InvalidInputError(
-                    f"state field {name} has shape {np.shape(value)}, need {current.shape}"
-                )
-            current[...] = value
+        self._book.load_arrays(state["book"])
         self._obs[...] = state["obs"]
         for rng, rng_state in zip(self._rngs, state["rngs"], strict=True):
             rng.bit_generator.state = rng_state

@@ -48,7 +48,7 @@ from advanced_risk.rl.evaluation_report import (
     format_report,
 )
 from advanced_risk.rl.evaluation_stats import block_bootstrap_sharpe, mean_interval, paired_sign_flip_test
-from advanced_risk.rl.market import MarketModel, make_market
+from advanced_risk.rl.market import FixedPath, MarketModel, make_market
 
 __all__ = [
     "ActionPolicy",
@@ -208,22 +208,6 @@ def baselines(lookback: int = 120) -> list[Strategy]:
     return [EqualWeight(), MinimumVariance(lookback), BuyAndHold()]
 
 
-class _FixedPath:
-    """A market that always returns one given path (so each strategy replays it exactly)."""
-
-    def __init__(self, path: FloatArray) -> None:
-        self.path = path
-
-    @property
-    def n_assets(self) -> int:
-        return int(self.path.shape[1])
-
-    def sample_path(self, rng: np.random.Generator, n_steps: int) -> FloatArray:
-        if n_steps != self.path.shape[0]:
-            raise InvalidInputError(f"the fixed path has {self.path.shape[0]} rows, {n_steps} requested")
-        return self.path
-
-
 def sample_paths(
     config: EnvConfig, seeds: Sequence[int], market: MarketModel | None = None
 ) -> list[FloatArray]:
@@ -257,7 +241,7 @@ def run_strategy(strategy: Strategy, config: EnvConfig, paths: Sequence[FloatArr
     per_episode: list[dict[Metric, float]] = []
     mean_weights: list[FloatArray] = []
     for path in paths:
-        env = TradingEnvironment(config, market=_FixedPath(path))
+        env = TradingEnvironment(config, market=FixedPath(path))
         obs, info = env.reset(seed=0)
         strategy.reset()
         values, turnover, costs, held = [info["portfolio_value"]], [], [], np.zeros(config.asset_count + 1)

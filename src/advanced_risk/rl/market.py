@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_TRANSITIONS",
     "REGIMES",
     "CorrelatedGBM",
+    "FixedPath",
     "HistoricalReplay",
     "MarketModel",
     "RegimeSwitchingMarket",
@@ -328,6 +329,24 @@ class HistoricalReplay:
             )
         start = int(rng.integers(0, available - steps + 1))
         return self.returns[start : start + steps].copy()
+
+
+class FixedPath:
+    """A market that always returns one given ``(rows, assets)`` path (a test period, replayed exactly)."""
+
+    def __init__(self, path: ArrayLike) -> None:
+        self.path = np.ascontiguousarray(path, dtype=np.float64)
+
+    @property
+    def n_assets(self) -> int:
+        """Number of assets (columns)."""
+        return int(self.path.shape[1])
+
+    def sample_path(self, rng: np.random.Generator, n_steps: int) -> FloatArray:
+        """The path itself (a copy; ``n_steps`` must be its length)."""
+        if n_steps != self.path.shape[0]:
+            raise InvalidInputError(f"the fixed path has {self.path.shape[0]} rows, {n_steps} requested")
+        return self.path.copy()
 
 
 def make_market(config: EnvConfig) -> MarketModel:

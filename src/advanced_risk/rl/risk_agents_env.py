@@ -416,7 +416,7 @@ class RiskAgentsEnv(ParallelEnv):  # type: ignore[misc]  # (ParallelEnv is untyp
         if self._rng is None:
             raise InvalidInputError("state_dict needs a reset() environment")
         return {
-            "book": {k: v.copy() for k, v in vars(self._book).items() if isinstance(v, np.ndarray)},
+            "book": self._book.state_arrays(),
             "arrays": {k: getattr(self, k).copy() for k in self._STATE_ARRAYS},
             "last_return": self._last_return,
             "agents": list(self.agents),
@@ -425,13 +425,7 @@ class RiskAgentsEnv(ParallelEnv):  # type: ignore[misc]  # (ParallelEnv is untyp
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict` taken from an environment with the same config."""
-        for name, value in state["book"].items():
-            current = getattr(self._book, name)
-            if current.shape != np.shape(value):
-                raise InvalidInputError(
-                    f"state field {name} has shape {np.shape(value)}, need {current.shape}"
-                )
-            current[...] = value
+        self._book.load_arrays(state["book"])
         for name in self._STATE_ARRAYS:
             setattr(self, name, np.array(state["arrays"][name], dtype=getattr(self, name).dtype))
         self._last_return = float(state["last_return"])

@@ -44,7 +44,7 @@ from advanced_risk.measures import performance
 from advanced_risk.measures.kelly import fractional_kelly, kelly_continuous
 from advanced_risk.rl._accounting import history_length
 from advanced_risk.rl.evaluation_stats import block_bootstrap_sharpe, mean_interval, paired_sign_flip_test
-from advanced_risk.rl.market import MarketModel
+from advanced_risk.rl.market import FixedPath, MarketModel
 from advanced_risk.rl.risk_agents import RiskAgents, gate
 from advanced_risk.rl.risk_agents_env import STOP_RANGE, MonitorAction, RiskAgentsEnv
 
@@ -242,24 +242,6 @@ def calibrate_threshold(
 
 
 # -- running ---------------------------------------------------------------------------------------
-class FixedPath:
-    """A market that always returns one given ``(rows, assets)`` path (the real test period)."""
-
-    def __init__(self, path: FloatArray) -> None:
-        self.path = np.ascontiguousarray(path, dtype=np.float64)
-
-    @property
-    def n_assets(self) -> int:
-        """Number of assets (columns)."""
-        return int(self.path.shape[1])
-
-    def sample_path(self, rng: np.random.Generator, n_steps: int) -> FloatArray:
-        """The path itself (``n_steps`` must be its length)."""
-        if n_steps != self.path.shape[0]:
-            raise InvalidInputError(f"the fixed path has {self.path.shape[0]} rows, {n_steps} requested")
-        return self.path.copy()
-
-
 @dataclass(frozen=True, slots=True)
 class Episode:
     """One policy's walk over one path: daily net returns, exposure and override counts per agent."""
