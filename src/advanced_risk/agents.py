@@ -136,8 +136,8 @@ class RiskAgentsAdvisor:
         self._atr.update(high[1], low[1], close)
         self._close = close.copy()
         held_now = held > 0.0
-        # A position (re)starts when it is entered and, as a training episode does, every
-        # ``max_steps`` bars: the agents never saw a position older than one episode.
+        # A position (re)starts when it is entered, when its close falls through the stop and after
+        # POSITION_HORIZON bars held, as in the environment (module docstring).
         self._age = np.where(held_now & self._in_position, self._age + 1, 0)
         stopped = np.zeros_like(held_now) if stops is None else close <= np.nan_to_num(stops, nan=-np.inf)
         restart = held_now & ((~self._in_position) | (self._age >= POSITION_HORIZON) | stopped)
