@@ -240,7 +240,8 @@ class DecisionEngine:
             return None
         if self.tracker.n_observations < advisor.history_length:
             return None
-        history = self.tracker.recent_returns(advisor.history_length).copy()
+        # no copy: the advisor builds its observations from this view now, on this thread
+        history = self.tracker.recent_returns(advisor.history_length)
         held = observed.bar.held
         return advisor.request(history, observed.drawdown, float(np.maximum(held, 0.0).sum()))
 

@@ -242,7 +242,7 @@ class AdvancedRiskManager:
 
     def _requests(self, engine: DecisionEngine, observed: Observed) -> Requests:
         """The policy's and the agents' inputs (snapshots, built on the caller's thread)."""
-        policy = engine.policy_request(observed) if self._allocator is not None else None
+        policy = engine.policy_request(observed)
         try:
             agents = engine.agents_request(observed)
         except Exception as exc:  # building the observation is part of the agents component
