@@ -106,10 +106,10 @@ def gate(
         u = proposed.uncertainty[agent]
         limit = threshold[agent] if isinstance(threshold, Mapping) else threshold
         z = proposed.novelty.get(agent, 0.0)
-        if not (np.isfinite(u) and u <= limit):
-            overridden[agent] = f"uncertainty {u:.3g} > {limit:.3g}"
-        elif novelty_limit is not None and not z <= novelty_limit:
+        if novelty_limit is not None and not z <= novelty_limit:  # checked first: deterministic
             overridden[agent] = f"observation {z:.3g} std from training data > {novelty_limit:g}"
+        elif not (np.isfinite(u) and u <= limit):
+            overridden[agent] = f"uncertainty {u:.3g} > {limit:.3g}"
         actions[agent] = rules[agent] if agent in overridden else action
     return actions, overridden
 
