@@ -176,7 +176,9 @@ async def test_a_database_locked_shorter_than_the_busy_timeout_degrades_in_time_
     finally:
         locker.execute("ROLLBACK")
         locker.close()
-    assert await _recovers(risk, feed) <= 2
+    # SQLite's busy handler retries after sleeps of up to 100 ms, and the journal then drains the
+    # writes queued meanwhile: the bound is on time (1 s), not on a count of ~60 ms calls
+    await _recovers(risk, feed, within_s=1.0)
     await risk.flush()
     journal = risk._journal
     assert journal is not None

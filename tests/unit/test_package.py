@@ -6,10 +6,20 @@ import sys
 import advanced_risk
 
 
-def test_import_does_not_load_torch_or_pandas() -> None:
-    code = "import sys, advanced_risk; print('torch' in sys.modules, 'pandas' in sys.modules)"
+def test_import_does_not_load_torch_pandas_or_numba() -> None:
+    code = "import sys, advanced_risk; print(*(m in sys.modules for m in ('torch', 'pandas', 'numba')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "False"]
+    assert out.split() == ["False", "False", "False"]
+
+
+def test_lazy_names_resolve_to_their_modules() -> None:
+    from advanced_risk.measures.var import historical_var
+    from advanced_risk.risk.tracker import RiskTracker
+
+    assert advanced_risk.measures.historical_var is historical_var
+    assert advanced_risk.RiskTracker is RiskTracker
+    assert "historical_var" in advanced_risk.measures.__all__
+    assert "historical_var" in dir(advanced_risk.measures)
 
 
 def test_import_is_fast_when_warm() -> None:

@@ -12,7 +12,6 @@ rolling outputs are NaN where a window is not yet available, and only there.
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import StrEnum
 from statistics import NormalDist
 
 import numpy as np
@@ -39,6 +38,7 @@ from advanced_risk.measures._var_kernels import (
 )
 from advanced_risk.measures._var_kernels import _fhs as _fhs  # re-exported: risk.tracker uses these two
 from advanced_risk.measures._var_kernels import _sorted_tail as _sorted_tail
+from advanced_risk.measures._var_method import VaRMethod
 from advanced_risk.measures.volatility import _ewma_variance
 
 __all__ = [
@@ -58,16 +58,6 @@ __all__ = [
     "rolling_historical_cvar",
     "rolling_historical_var",
 ]
-
-
-class VaRMethod(StrEnum):
-    """The VaR/CVaR estimators; values are the names used in configs, reports and logs."""
-
-    HISTORICAL = "historical"
-    GAUSSIAN = "gaussian"
-    CORNISH_FISHER = "cornish_fisher"
-    FHS_EWMA = "fhs_ewma"
-    FHS_GARCH = "fhs_garch"
 
 
 _NORMAL = NormalDist()
