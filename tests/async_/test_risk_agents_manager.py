@@ -200,6 +200,24 @@ def test_agents_saved_and_loaded_by_path_advise_the_same(tmp_path: Path, agents:
     assert decision.risk_agents is not None
 
 
+def test_a_replay_with_agents_loaded_from_a_file_gives_the_same_decisions(
+    tmp_path: Path, agents: RiskAgents
+) -> None:
+    path = tmp_path / "agents.armodel"
+    agents.save(path)
+
+    def replay() -> list[str]:
+        risk = AdvancedRiskManager(fast_config(risk_agents_path=str(path)))
+        try:  # the MC-dropout masks come from a generator seeded at load
+            rows = [json.loads(d.to_json()) for d in _run(risk, WARM_BARS + 5)]
+        finally:
+            risk.close_sync()
+        keep = ("risk_agents", "rebalance_weights", "position_sizes", "stop_levels")
+        return [json.dumps({k: row[k] for k in keep}) for row in rows]
+
+    assert replay() == replay()
+
+
 def test_gate_keeps_confident_agents_and_names_the_replaced_ones() -> None:
     from advanced_risk.rl.risk_agents import gate
 

@@ -274,8 +274,15 @@ class RiskAgents:
         return digest
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Self:
+    def load(cls, path: str | os.PathLike[str], *, seed: int | None = 0) -> Self:
         """Load agents written by :meth:`save` (on the CPU).
+
+        Parameters
+        ----------
+        path : the model file.
+        seed : seed of the MC-dropout masks drawn by :meth:`act`. The default (0) makes a replay of
+            the same bars give the same decisions, as the PPO policy's seeded inference does; None
+            draws fresh entropy.
 
         Raises
         ------
@@ -302,6 +309,7 @@ class RiskAgents:
             agents = cls(
                 policies, rms, env_config, share_parameters=bool(s["share_parameters"]),
                 obs_clip=float(s["obs_clip"]), uncertainty_threshold=_threshold(s["uncertainty_threshold"]),
+                seed=seed,
             )  # fmt: skip
         except (KeyError, TypeError, ValueError, RuntimeError, InvalidInputError) as exc:
             raise ModelLoadError(f"model file {path} does not hold valid risk agents: {exc}") from exc

@@ -195,13 +195,15 @@ def observation_blocks(
     :class:`~advanced_risk.risk.agent_inputs.AgentInputs` both build observations through here.
     """
     pos = np.asarray(in_position, dtype=bool)
+    # out of position, high and entry are 0: divide by the close there instead (the block is 0)
+    high_ref, entry_ref = np.where(pos, high, close), np.where(pos, entry, close)
     return {
         "rsi": rsi,
         "momentum": momentum,
         "volatility": volatility,
         "atr": 100.0 * atr_frac,
-        "from_high": np.where(pos, (close / high - 1.0) / atr_frac, 0.0),
-        "from_entry": np.where(pos, (close / entry - 1.0) / atr_frac, 0.0),
+        "from_high": (close / high_ref - 1.0) / atr_frac,
+        "from_entry": (close / entry_ref - 1.0) / atr_frac,
         "in_position": pos.astype(np.float64),
         "drawdown": np.array([drawdown]),
         "exposure": np.array([exposure]),
