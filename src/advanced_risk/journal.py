@@ -7,6 +7,12 @@ it in one transaction (group commit), so 100 concurrent callers pay for a handfu
 100. Each submission returns a ``concurrent.futures.Future`` that completes when its row is durable;
 the manager awaits it (``journal_sync=True``) or not, within its deadline.
 
+Rows nobody waits for (``submit(..., urgent=False)``: an in-memory store, or ``journal_sync=False``)
+linger: the thread waits up to ``linger_s`` after the first such row and commits everything queued
+meanwhile in one go. Waking the thread for every decision made it take the GIL from the deciding
+thread once per call (measured: +170 us at the median of a synchronous call with the PPO policy);
+lingering pays that once per batch. A durable row, a call, a flush or close ends the wait at once.
+
 Failure policy: a failed commit (locked, read-only or full disk) marks the writer unhealthy and keeps
 the rows for retry (bounded by ``max_pending``; beyond it the oldest are dropped with an event), so a
 transient fault loses nothing. Futures of rows not yet committed stay pending; a later successful
@@ -15,6 +21,7 @@ commit completes them and marks the writer healthy again.
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -40,6 +47,8 @@ class _Row:
     payload: Mapping[str, Any] | str
     peak_equity: float | None
     done: Future[None]
+    urgent: bool = True
+    ts: float = dataclasses.field(default_factory=time.time)  # when submitted, not when written
 
 
 @dataclass(slots=True)
@@ -70,6 +79,7 @@ class JournalWriter:
     max_batch : rows written in one transaction at most.
     max_pending : rows kept for retry while the store fails; older ones are dropped beyond this.
     retry_interval_s : wait between retries while the store fails.
+    linger_s : how long the thread waits after a non-urgent row before committing (0: no wait).
     """
 
     def __init__(
@@ -79,11 +89,14 @@ class JournalWriter:
         max_batch: int = 1024,
         max_pending: int = 100_000,
         retry_interval_s: float = 0.05,
+        linger_s: float = 0.002,
     ) -> None:
         self._store = store
         self._max_batch = max_batch
         self._max_pending = max_pending
         self._retry_interval_s = retry_interval_s
+        self._linger_s = linger_s
+        self._wake = threading.Event()  # set by urgent work: ends a linger
         self._queue: queue.SimpleQueue[_Row | _Call | object] = queue.SimpleQueue()
         self._retry: list[_Row] = []
         self._pending_peak: float | None = None
@@ -121,17 +134,29 @@ class JournalWriter:
         return self._dropped
 
     def submit(
-        self, decision_id: str, payload: Mapping[str, Any] | str, peak_equity: float | None = None
+        self,
+        decision_id: str,
+        payload: Mapping[str, Any] | str,
+        peak_equity: float | None = None,
+        *,
+        urgent: bool = True,
     ) -> Future[None]:
-        """Queue one decision (and an optional new peak equity); the future completes once durable."""
+        """Queue one decision (and an optional new peak equity); the future completes once durable.
+
+        ``urgent=False`` for a row nobody waits for: it may linger up to ``linger_s`` to be committed
+        with the rows that follow it.
+        """
         done: Future[None] = Future()
-        self._queue.put(_Row(decision_id, payload, peak_equity, done))
+        self._queue.put(_Row(decision_id, payload, peak_equity, done, urgent))
+        if urgent:
+            self._wake.set()
         return done
 
     def call(self, fn: Callable[[StateStore], T]) -> Future[T]:
-        """Run ``fn(store)`` on the writer thread after everything queued before it."""
+        """Run ``fn(store)`` on the writer thread after everything queued before it (at once)."""
         done: Future[T] = Future()
         self._queue.put(_Call(fn, done))
+        self._wake.set()
         return done
 
     def flush(self) -> Future[None]:
@@ -143,6 +168,7 @@ class JournalWriter:
         if not self._thread.is_alive():
             return
         self._queue.put(_STOP)
+        self._wake.set()
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.error("journal_close_timeout", timeout_s=timeout, pending=len(self._retry))
@@ -159,6 +185,9 @@ class JournalWriter:
             except queue.Empty:
                 self._commit([])  # retry what failed before
                 continue
+            if self._linger_s > 0.0 and isinstance(first, _Row) and not first.urgent:
+                self._wake.wait(self._linger_s)  # gather what follows; urgent work ends the wait
+                self._wake.clear()  # after the wait: work queued since is drained below or next turn
             batch = [first]
             while len(batch) < self._max_batch:
                 try:
@@ -200,7 +229,9 @@ class JournalWriter:
             return
         try:
             if rows:
-                self._store.append_decisions([(r.decision_id, r.payload) for r in rows])
+                self._store.append_decisions(
+                    [(r.decision_id, r.payload) for r in rows], timestamps=[r.ts for r in rows]
+                )
         except StateStoreError as exc:
             self._fail(rows, max(peaks, default=None), exc)
             return

@@ -292,13 +292,12 @@ class AdvancedRiskManager:
             return decision, None
         if (engine.machine.state, engine.machine.kill_switch) != before:
             _submit_safety_state(journal, engine)  # queued ahead of the decision row: written first
-        done = journal.submit(
-            decision.decision_id, decision.to_json(), engine.peak_equity
-        )  # encoded here: the
-        # journal thread then only runs SQLite, which releases the GIL
         # memory: nothing to wait for; a store already failing: the decision is degraded anyway and
         # waiting for its row would only burn the rest of the deadline (the row stays queued for retry)
         durable = self.config.journal_sync and self.config.state_path is not None and not store_down
+        # encoded here: the journal thread then only runs SQLite, which releases the GIL; a row
+        # nobody waits for lingers to be committed with the next ones (journal.py)
+        done = journal.submit(decision.decision_id, decision.to_json(), engine.peak_equity, urgent=durable)
         return decision, (done if durable else None)
 
     async def _await_durable(

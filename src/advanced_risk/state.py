@@ -31,7 +31,7 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, fields, is_dataclass
 from enum import Enum
@@ -273,9 +273,21 @@ class StateStore:
             ),
         )
 
-    def append_decisions(self, entries: Iterable[tuple[str, Mapping[str, Any] | str]]) -> int:
-        """Journal several decisions in one transaction (one fsync); all or none. Returns the count."""
-        rows = [_journal_row(decision_id, payload, None) for decision_id, payload in entries]
+    def append_decisions(
+        self,
+        entries: Iterable[tuple[str, Mapping[str, Any] | str]],
+        timestamps: Sequence[float] | None = None,
+    ) -> int:
+        """Journal several decisions in one transaction (one fsync); all or none. Returns the count.
+
+        ``timestamps`` (Unix seconds, one per entry) records when each decision was made; default:
+        now, for all of them.
+        """
+        entries = list(entries)
+        if timestamps is not None and len(timestamps) != len(entries):
+            raise InvalidInputError(f"timestamps must have one value per entry, got {len(timestamps)}")
+        when: Sequence[float | None] = [None] * len(entries) if timestamps is None else timestamps
+        rows = [_journal_row(i, payload, ts) for (i, payload), ts in zip(entries, when, strict=True)]
         self._transaction(
             "append_decisions",
             lambda conn: conn.executemany(
