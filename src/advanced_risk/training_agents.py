@@ -39,7 +39,7 @@ from advanced_risk.rl.mappo import MAPPOTrainer
 from advanced_risk.rl.market import make_market
 from advanced_risk.rl.model_file import read_model_header, write_model_file
 from advanced_risk.rl.risk_agents import MODEL_KIND, RiskAgents
-from advanced_risk.rl.risk_agents_env import RiskAgentsEnv
+from advanced_risk.rl.risk_agents_env import RULE_ACTIONS, RiskAgentsEnv
 from advanced_risk.rl.risk_agents_eval import (
     PathEvaluation,
     PathsEvaluation,
@@ -130,7 +130,8 @@ def make_trainer(settings: Any, data: DataBundle) -> MAPPOTrainer:
     """A fresh MAPPO trainer on ``num_envs`` risk-agent environments over the train market."""
     cfg = _ppo_config(settings, data)
     env_config, market = data.env_config, data.train_market
-    return MAPPOTrainer(lambda: RiskAgentsEnv(env_config, market=market), cfg)
+    # the actors start at the rules' usual action and learn deviations from it
+    return MAPPOTrainer(lambda: RiskAgentsEnv(env_config, market=market), cfg, initial_actions=RULE_ACTIONS)
 
 
 def _save_checkpoint(directory: Path, trainer: MAPPOTrainer, metadata: dict[str, Any], keep: int = 3) -> Path:

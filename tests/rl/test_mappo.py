@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from advanced_risk.config import EnvConfig, PPOConfig
+from advanced_risk.errors import InvalidInputError
 from advanced_risk.rl.mappo import MAPPOTrainer
-from advanced_risk.rl.risk_agents_env import AGENTS, RiskAgentsEnv
+from advanced_risk.rl.risk_agents_env import AGENTS, RULE_ACTIONS, RiskAgentsEnv
 
 
 def small_trainer(share_parameters: bool = False, seed: int = 0) -> MAPPOTrainer:
@@ -97,3 +98,30 @@ def test_mappo_improves_mean_episode_return_over_untrained_agents_on_regime_mark
     finally:
         torch.set_num_threads(threads)
     assert after > before + 0.01, (before, after)
+
+
+def test_initial_actions_make_the_untrained_agents_act_like_the_rules() -> None:
+    cfg = PPOConfig(num_envs=1, num_steps=8, num_minibatches=1, device="cpu", seed=4)
+    env = RiskAgentsEnv(EnvConfig(asset_count=3, market="regime", max_steps=20))
+    trainer = MAPPOTrainer(lambda: env, cfg, initial_actions=RULE_ACTIONS)
+    obs, _ = env.reset(seed=1)
+    for _ in range(5):
+        actions = trainer.act(obs, env.state())
+        np.testing.assert_allclose(actions["sizer"], RULE_ACTIONS["sizer"], atol=0.05)
+        np.testing.assert_allclose(actions["stop"], RULE_ACTIONS["stop"], atol=0.1)
+        assert actions["monitor"] == RULE_ACTIONS["monitor"]
+        obs, *_ = env.step(actions)
+
+
+def test_initial_actions_outside_the_action_space_or_with_a_shared_actor_are_refused() -> None:
+    cfg = PPOConfig(num_envs=1, num_steps=8, num_minibatches=1, device="cpu")
+
+    def make() -> RiskAgentsEnv:
+        return RiskAgentsEnv(EnvConfig(asset_count=2, max_steps=10))
+
+    with pytest.raises(InvalidInputError, match="initial action"):
+        MAPPOTrainer(make, cfg, initial_actions={"stop": (9.0, 0.0)})
+    with pytest.raises(InvalidInputError, match="initial choice"):
+        MAPPOTrainer(make, cfg, initial_actions={"monitor": 7})
+    with pytest.raises(InvalidInputError, match="share_parameters"):
+        MAPPOTrainer(make, cfg, share_parameters=True, initial_actions=RULE_ACTIONS)

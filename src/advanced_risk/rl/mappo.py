@@ -28,7 +28,7 @@ needs (its action dims or logits) and keeps its own log standard deviation.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -40,6 +40,7 @@ from torch.nn import functional as F
 
 from advanced_risk._logging import get_logger
 from advanced_risk.config import PPOConfig
+from advanced_risk.errors import InvalidInputError
 from advanced_risk.rl.buffer import RolloutBuffer
 from advanced_risk.rl.network import ActorCriticNetwork, _linears
 from advanced_risk.rl.normalize import RunningMeanStd
@@ -143,6 +144,40 @@ class AgentPolicy(ActorCriticNetwork):
         return mean.argmax(-1, keepdim=True).to(mean.dtype) if self.discrete else mean
 
 
+INITIAL_CHOICE_LOGIT = 3.0
+"""Head bias of the initial discrete choice over the others' 0: probability ``e^3 / (e^3 + k - 1)``
+(0.87 for 4 choices), so the other choices are still explored."""
+
+
+def set_initial_action(
+    policy: AgentPolicy, action: Any, bounds: tuple[NDArray[np.float32], NDArray[np.float32]] | None
+) -> None:
+    """Make ``action`` the untrained actor's mean action by setting its head's bias.
+
+    The head's weights are initialised with gain 0.01, so the mean action is ~its bias. A box action
+    ``x`` maps to the pre-rescaling ``2 (x - low) / (high - low) - 1`` (the inverse of the
+    trainer's rescaling, in [-1, 1]); a discrete choice gets :data:`INITIAL_CHOICE_LOGIT`.
+    """
+    head = policy.actor_layers[-1]
+    assert isinstance(head, nn.Linear)
+    bias = torch.zeros_like(head.bias)
+    if policy.discrete:
+        choice = int(action)
+        if not 0 <= choice < policy.n_out:
+            raise InvalidInputError(f"initial choice must be in [0, {policy.n_out}), got {action!r}")
+        bias[choice] = INITIAL_CHOICE_LOGIT
+    else:
+        assert bounds is not None  # a box agent always has bounds
+        low, high = (np.asarray(b, np.float64) for b in bounds)
+        x = np.asarray(action, np.float64).reshape(-1)
+        if x.shape != low.shape or not np.all((x >= low) & (x <= high)):
+            raise InvalidInputError(f"initial action must lie in [{low}, {high}], got {action!r}")
+        raw = 2.0 * (x - low) / (high - low) - 1.0
+        bias[: policy.n_out] = torch.as_tensor(raw, dtype=bias.dtype)
+    with torch.no_grad():
+        head.bias.copy_(bias)
+
+
 class MAPPOTrainer:
     """MAPPO on ``config.num_envs`` copies of a :class:`RiskAgentsEnv` (see the module docstring).
 
@@ -151,6 +186,11 @@ class MAPPOTrainer:
     make_env : builds one environment; env ``i`` is reset with seed ``config.seed + i``.
     config : PPO hyperparameters (``total_timesteps`` counts joint steps over all envs).
     share_parameters : one actor MLP for all agents (padded observation + agent one-hot).
+    initial_actions : agent name -> the action its untrained actor should take on average (env
+        units: a box action, or a discrete choice), set through the actor head's bias (see
+        :func:`set_initial_action`); e.g. :data:`~advanced_risk.rl.risk_agents_env.RULE_ACTIONS`, so
+        training starts from the rules and learns deviations from them. None: the zero-mean head
+        (mid-range box actions, uniform choices). Needs separate actors (``share_parameters=False``).
 
     Examples
     --------
@@ -168,8 +208,11 @@ class MAPPOTrainer:
         config: PPOConfig | None = None,
         *,
         share_parameters: bool = False,
+        initial_actions: Mapping[str, Any] | None = None,
     ) -> None:
         cfg = config if config is not None else PPOConfig()
+        if initial_actions and share_parameters:
+            raise InvalidInputError("initial_actions needs one actor per agent (share_parameters=False)")
         self.config, self.share_parameters = cfg, share_parameters
         self.device = _resolve_device(cfg.device)
         self.envs = [make_env() for _ in range(cfg.num_envs)]
@@ -201,6 +244,8 @@ class MAPPOTrainer:
             )  # fmt: skip
             if share_parameters:
                 policies[a].actor_layers = policies[self.agents[0]].actor_layers
+        for a, action in (initial_actions or {}).items():
+            set_initial_action(policies[a], action, self.bounds.get(a))
         self.policies = policies
         self.network = nn.ModuleDict(policies).to(self.device)  # parameters() lists shared ones once
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=cfg.learning_rate, eps=1e-5)

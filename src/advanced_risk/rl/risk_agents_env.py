@@ -74,6 +74,7 @@ __all__ = [
     "MONITOR_CUTS",
     "OBS_BLOCKS",
     "POSITION_HORIZON",
+    "RULE_ACTIONS",
     "MonitorAction",
     "RiskAgentsEnv",
     "agent_observations",
@@ -118,6 +119,12 @@ class MonitorAction(IntEnum):
     REDUCE = 1
     HEDGE = 2
     HALT = 3
+
+
+RULE_ACTIONS: Final = {"sizer": (1.0,), "stop": (2.0, 0.25), "monitor": MonitorAction.NONE}
+"""The rules' usual joint action: the full risk budget, a fixed 2-ATR stop (trailing < 0.5: off) and
+no de-risking (the monitor's rule acts only past a drawdown). Training starts the actors here
+(``MAPPOTrainer(initial_actions=RULE_ACTIONS)``), so the agents learn deviations from the rules."""
 
 
 MONITOR_CUTS: Final = (0.0, 0.25, 0.5, 1.0)
