@@ -66,11 +66,7 @@ class NumpyPolicy:
 
     def mean_action(self, obs: NDArray[np.floating]) -> F32:
         """Deterministic action (policy mean, dropout off) for ``(obs_dim,)`` or ``(B, obs_dim)``."""
-        x: NDArray[Any] = self.normalize(obs)
-        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
-            x = np.tanh(x @ w + b)
-        out: F32 = x @ self.weights[-1] + self.biases[-1]
-        return out
+        return self._mean_from_first(self._first_layer(obs))
 
     def sample_action(self, obs: NDArray[np.floating], rng: np.random.Generator) -> F32:
         """Stochastic action ``mean + exp(log_std) * N(0, 1)``."""
@@ -84,12 +80,14 @@ class NumpyPolicy:
     ) -> tuple[F32, F32]:
         """Deterministic action and the std of ``n_samples`` dropout-masked action means.
 
-        Returns zeros for the std when dropout is 0 or ``n_samples == 1`` (all samples agree).
+        Returns zeros for the std when dropout is 0 or ``n_samples == 1`` (all samples agree). The
+        normalisation and the first layer are computed once for both.
         """
-        action = self.mean_action(obs)
+        h = self._first_layer(obs)
+        action = self._mean_from_first(h)
         if self.dropout == 0.0 or n_samples == 1:
             return action, np.zeros_like(action)
-        std: F32 = self.mc_samples(obs, n_samples, rng).std(axis=0).astype(np.float32)
+        std: F32 = self._samples_from_first(h, n_samples, rng).std(axis=0).astype(np.float32)
         return action, std
 
     def mc_samples(self, obs: NDArray[np.floating], n_samples: int, rng: np.random.Generator) -> F32:
@@ -99,8 +97,23 @@ class NumpyPolicy:
         and one uniform draw covers every mask: unit ``j`` is kept when its uniform is ``< 1 - p``
         and then scaled by ``1 / (1 - p)`` (inverted dropout).
         """
+        return self._samples_from_first(self._first_layer(obs), n_samples, rng)
+
+    # -- the layers --------------------------------------------------------------------------------
+    def _first_layer(self, obs: NDArray[np.floating]) -> NDArray[Any]:
+        """The first hidden activation: every sample shares it (dropout acts after it)."""
+        h: NDArray[Any] = np.tanh(self.normalize(obs) @ self.weights[0] + self.biases[0])
+        return h
+
+    def _mean_from_first(self, h: NDArray[Any]) -> F32:
+        x = h
+        for w, b in zip(self.weights[1:-1], self.biases[1:-1], strict=True):
+            x = np.tanh(x @ w + b)
+        out: F32 = x @ self.weights[-1] + self.biases[-1]
+        return out
+
+    def _samples_from_first(self, h: NDArray[Any], n_samples: int, rng: np.random.Generator) -> F32:
         keep = np.float32(1.0 - self.dropout)
-        h = np.tanh(self.normalize(obs) @ self.weights[0] + self.biases[0])
         lead = h.shape[:-1]
         x = np.tile(h.reshape(-1, h.shape[-1]), (n_samples, 1))
         widths = [w.shape[0] for w in self.weights[1:]]
@@ -112,4 +125,5 @@ class NumpyPolicy:
             x = ((x * kept) @ w) / keep + b
             if k < last:
                 x = np.tanh(x)
-        return x.reshape(n_samples, *lead, x.shape[-1])
+        out: F32 = x.reshape(n_samples, *lead, x.shape[-1])
+        return out
