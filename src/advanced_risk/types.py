@@ -12,6 +12,7 @@ the original design::
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterator, Mapping
@@ -26,6 +27,7 @@ from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures._validation import check_finite_scalar, check_range
 
 __all__ = [
+    "MAX_PRICE",
     "AgentAdvice",
     "CorrelationState",
     "HedgeInstruction",
@@ -54,10 +56,16 @@ class RiskLevel(StrEnum):
     CRITICAL = "critical"
 
 
+MAX_PRICE = 1e12
+"""Exclusive upper bound of every price, high and low ``MarketState`` accepts. No traded instrument
+is quoted near it (in any currency), so a larger value is a feed error (e.g. 1e308 from a bad
+parse); let through, it would poison the ATR, the stops and the position sizes for many bars."""
+
+
 def _frozen_floats(
-    values: Mapping[str, Any] | None, name: str, *, lo: float = -math.inf
+    values: Mapping[str, Any] | None, name: str, *, lo: float = -math.inf, hi: float = math.inf
 ) -> Mapping[str, float]:
-    """Validate an asset -> number mapping and return a read-only copy."""
+    """Validate an asset -> number mapping (each value finite, in ``(lo, hi)``); return a read-only copy."""
     if values is None:
         return MappingProxyType({})
     if not isinstance(values, Mapping):
@@ -67,10 +75,10 @@ def _frozen_floats(
         kind = type(value)
         if type(asset) is str and asset and (kind is float or kind is np.float64 or kind is int):
             v = float(value)  # fast path (no ABC checks, no message built): plain finite numbers
-            if lo < v < math.inf:
+            if lo < v < hi:  # also rejects inf (hi <= inf) and NaN
                 out[asset] = v
                 continue
-        out[asset] = _checked_float(asset, value, name, lo)
+        out[asset] = _checked_float(asset, value, name, lo, hi)
     return MappingProxyType(out)
 
 
@@ -78,13 +86,17 @@ def _finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _checked_float(asset: Any, value: Any, name: str, lo: float) -> float:
+def _checked_float(asset: Any, value: Any, name: str, lo: float, hi: float = math.inf) -> float:
     """The slow path of :func:`_frozen_floats`: validate one entry, raising a precise message."""
     if not isinstance(asset, str) or not asset:
         raise InvalidInputError(f"{name} keys must be non-empty asset names, got {asset!r}")
     v = check_finite_scalar(value, f"{name}[{asset!r}]")
     if v <= lo:
         raise InvalidInputError(f"{name}[{asset!r}] must be > {lo}, got {v}")
+    if v >= hi:
+        raise InvalidInputError(
+            f"{name}[{asset!r}] must be < {hi:g} (a larger value is a feed error), got {v:g}"
+        )
     return v
 
 
@@ -99,8 +111,10 @@ class MarketState:
     Attributes
     ----------
     returns : asset -> simple return of this bar (> -1). Feeds the VaR/correlation tracker.
-    prices : asset -> last price (> 0). Needed for stop levels and position sizes in units.
-    high, low : asset -> bar high / low (> 0). With ``prices`` as the close they give ATR.
+    prices : asset -> last price (> 0 and < ``MAX_PRICE``, 1e12). Needed for stop levels and
+        position sizes in units.
+    high, low : asset -> bar high / low (> 0 and < ``MAX_PRICE``). With ``prices`` as the close
+        they give ATR.
     volatility : summary annualised volatility (>= 0), e.g. 0.3; drives volatility-target leverage
         when per-asset returns are not given.
     trend : summary trend signal (finite, e.g. 0.05 for +5 %).
@@ -117,7 +131,9 @@ class MarketState:
         object.__setattr__(self, "returns", _frozen_floats(self.returns, "market_state.returns", lo=-1.0))
         for name in ("prices", "high", "low"):
             object.__setattr__(
-                self, name, _frozen_floats(getattr(self, name), f"market_state.{name}", lo=0.0)
+                self,
+                name,
+                _frozen_floats(getattr(self, name), f"market_state.{name}", lo=0.0, hi=MAX_PRICE),
             )
         object.__setattr__(
             self, "volatility", _optional(self.volatility, "market_state.volatility", 0.0, 100.0)
@@ -140,6 +156,63 @@ class MarketState:
 
 
 _PORTFOLIO_FIELDS = ("current_drawdown", "equity", "peak_equity")
+_RESERVED_KEYS = (*_PORTFOLIO_FIELDS, "weights")
+
+
+def _normalised_key(key: str) -> str:
+    return key.lower().replace("_", "").replace("-", "").replace(" ", "").replace(".", "")
+
+
+def _edit_distance(a: str, b: str, limit: int) -> int:
+    """Damerau-Levenshtein distance (optimal string alignment: insert, delete, substitute, swap two
+    neighbours) of ``a`` and ``b``, or ``limit + 1`` as soon as it is known to exceed ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    before: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            d = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                d = min(d, before[j - 2] + 1)
+            current.append(d)
+        if min(current) > limit:
+            return limit + 1
+        before, previous = previous, current
+    return previous[-1]
+
+
+@functools.lru_cache(maxsize=4096)  # the same asset names arrive every bar
+def _resembled_reserved_key(key: str) -> str | None:
+    """The reserved key of the flat portfolio form that ``key`` looks like a misspelling of, else None.
+
+    Keys are compared case-insensitively, ignoring ``_``, ``-``, ``.`` and spaces. ``key`` resembles
+    a reserved key when its edit distance to it (insert, delete, substitute, or swap two neighbouring
+    letters: 1 each) is <= 1 for ``equity`` and ``weights``, and <= 2 for the longer ``peak_equity``
+    and ``current_drawdown``. So ``current_drawdwn``, ``Equity``, ``peak-equity`` and ``weigths`` are
+    rejected, while tickers such as ETH, EQT, EQIX, PEAK, SPY or BRK.B stay assets.
+    """
+    k = _normalised_key(key)
+    for reserved in _RESERVED_KEYS:
+        r = _normalised_key(reserved)
+        limit = 1 if len(r) < 10 else 2
+        if _edit_distance(k, r, limit) <= limit:
+            return reserved
+    return None
+
+
+def _reject_misspelled_reserved_keys(values: Mapping[str, Any]) -> None:
+    for key in values:
+        if key in _RESERVED_KEYS or not isinstance(key, str):
+            continue
+        reserved = _resembled_reserved_key(key)
+        if reserved is not None:
+            raise InvalidInputError(
+                f"portfolio key {key!r} looks like a misspelling of the reserved key {reserved!r} "
+                f"(did you mean {reserved!r}?); an asset with this name needs the nested form "
+                "{'weights': {...}}"
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -184,7 +257,17 @@ class Portfolio:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Portfolio:
-        """Build from the seed's flat dict: reserved keys are fields, every other key is an asset weight."""
+        """Build from the seed's flat dict: reserved keys are fields, every other key is an asset weight.
+
+        The reserved keys are ``current_drawdown``, ``equity``, ``peak_equity`` and ``weights`` (a
+        nested asset -> weight mapping, instead of flat asset keys). A top-level key that looks like
+        a misspelled reserved key raises ``InvalidInputError`` (``"current_drawdwn"`` would otherwise
+        become an asset): case-insensitive, ignoring ``_ - .`` and spaces, within edit distance 1 of
+        ``equity`` / ``weights`` or 2 of ``peak_equity`` / ``current_drawdown``. Tickers such as
+        ETH, EQT, EQIX, PEAK or SPY are far from all of them; an asset whose name does resemble one
+        can still be given inside ``{"weights": {...}}``, where keys are not checked.
+        """
+        _reject_misspelled_reserved_keys(values)
         scalars = {k: values[k] for k in _PORTFOLIO_FIELDS if k in values}
         nested = values.get("weights")
         if nested is not None:

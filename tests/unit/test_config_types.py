@@ -103,3 +103,55 @@ def test_risk_decision_reads_like_a_mapping() -> None:
     assert dict(decision)["cvar"] == 0.03
     with pytest.raises(KeyError):
         decision["nope"]
+
+
+# ------------------------------------------------------------------ alpha: one setting
+def test_tracker_alpha_defaults_to_none_and_risk_config_fills_it_in() -> None:
+    assert TrackerConfig().alpha is None
+    assert RiskConfig().tracker.alpha == 0.99
+    cfg = RiskConfig(alpha=0.95)
+    assert cfg.tracker.alpha == 0.95
+    assert RiskConfig(alpha=0.95, tracker=TrackerConfig(alpha=0.95)) == cfg
+    assert RiskConfig(alpha=0.95, tracker={"window": 100}).tracker == TrackerConfig(window=100, alpha=0.95)
+
+
+def test_risk_config_rejects_a_tracker_alpha_that_differs() -> None:
+    with pytest.raises(ConfigError, match=r"tracker\.alpha \(0\.9\) differs from alpha \(0\.95\)"):
+        RiskConfig(alpha=0.95, tracker=TrackerConfig(alpha=0.9))
+    with pytest.raises(ConfigError, match=r"tracker\.alpha"):
+        RiskConfig.from_dict({"tracker": {"alpha": 0.95}})  # RiskConfig.alpha is 0.99
+
+
+def test_tracker_alpha_is_validated_when_set() -> None:
+    with pytest.raises(ConfigError, match=r"alpha must be in"):
+        TrackerConfig(alpha=1.0)
+    assert TrackerConfig(alpha=0.9).alpha == 0.9
+
+
+def test_risk_config_round_trips_through_dict_and_toml() -> None:
+    import tomllib
+
+    cfg = RiskConfig(alpha=0.975, tracker=TrackerConfig(window=120, method=VaRMethod.HISTORICAL))
+    data = cfg.to_dict()
+    assert data["alpha"] == 0.975
+    assert "alpha" not in data["tracker"]  # one setting: tracker.alpha is RiskConfig.alpha
+    assert RiskConfig.from_dict(data) == cfg
+    assert RiskConfig.from_dict({**data, "alpha": 0.9}).tracker.alpha == 0.9  # edit one place
+    toml = 'alpha = 0.975\n[tracker]\nwindow = 120\nmethod = "historical"\n'
+    assert RiskConfig.from_dict(tomllib.loads(toml)) == cfg
+
+
+def test_standalone_tracker_uses_0_99_or_its_own_alpha() -> None:
+    import numpy as np
+
+    from advanced_risk.measures.var import portfolio_var
+    from advanced_risk.risk.tracker import RiskTracker
+
+    r = np.random.default_rng(1).normal(0.0, 0.01, (60, 2))
+    w = np.array([0.5, 0.5])
+    for alpha, expected in ((None, 0.99), (0.9, 0.9)):
+        tracker = RiskTracker(2, TrackerConfig(window=50, method=VaRMethod.HISTORICAL, alpha=alpha))
+        for row in r:
+            tracker.update(row)
+        assert tracker.snapshot(w).alpha == expected
+        assert tracker.var(w) == pytest.approx(portfolio_var(w, r[-50:], expected, VaRMethod.HISTORICAL))

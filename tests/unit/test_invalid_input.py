@@ -167,3 +167,65 @@ def test_every_measure_with_alpha_is_in_the_alpha_table() -> None:
         if "alpha" in inspect.signature(getattr(m, n)).parameters and n != "gjr_garch_variance"
     }
     assert with_alpha == set(ALPHA_CASES)
+
+
+# ------------------------------------------------------------------ edge types: seed-dict typos, prices
+@pytest.mark.parametrize(
+    ("key", "reserved"),
+    [
+        ("current_drawdwn", "current_drawdown"),
+        ("current_drawdonw", "current_drawdown"),
+        ("currentDrawdown", "current_drawdown"),
+        ("Current-Drawdown", "current_drawdown"),
+        ("equty", "equity"),
+        ("Equity", "equity"),
+        ("EQUITY", "equity"),
+        ("peak_equty", "peak_equity"),
+        ("peakequity", "peak_equity"),
+        ("weigths", "weights"),
+        ("weight", "weights"),
+    ],
+)
+def test_flat_portfolio_rejects_a_misspelled_reserved_key(key: str, reserved: str) -> None:
+    from advanced_risk.types import Portfolio
+
+    with pytest.raises(InvalidInputError, match=rf"'{key}'.*did you mean '{reserved}'\?"):
+        Portfolio.from_mapping({"btc": 0.5, key: 0.02})
+
+
+@pytest.mark.parametrize(
+    "ticker", ["ETH", "EQT", "EQIX", "EQR", "EQH", "EQTY", "PEAK", "SPY", "BRK.B", "WGHT", "DRAW", "QQQ"]
+)
+def test_flat_portfolio_keeps_real_tickers_as_assets(ticker: str) -> None:
+    from advanced_risk.types import Portfolio
+
+    book = Portfolio.from_mapping({ticker: 0.4, "current_drawdown": 0.02, "equity": 1e5})
+    assert dict(book.weights) == {ticker: 0.4}
+    assert (book.current_drawdown, book.equity) == (0.02, 1e5)
+
+
+def test_nested_weights_may_hold_an_asset_named_like_a_reserved_key() -> None:
+    from advanced_risk.types import Portfolio
+
+    book = Portfolio.from_mapping({"weights": {"EQUITY": 0.3}, "current_drawdown": 0.01})
+    assert dict(book.weights) == {"EQUITY": 0.3}
+    with pytest.raises(InvalidInputError, match="did you mean 'current_drawdown'"):
+        Portfolio.from_mapping({"weights": {"A": 0.3}, "current_drawdwn": 0.01})
+
+
+@pytest.mark.parametrize("field", ["prices", "high", "low"])
+@pytest.mark.parametrize("value", [1e308, 1e13, 1e12])
+def test_market_state_rejects_prices_at_or_above_max_price(field: str, value: float) -> None:
+    from advanced_risk.types import MAX_PRICE, MarketState
+
+    assert value >= MAX_PRICE == 1e12
+    with pytest.raises(InvalidInputError, match=rf"market_state\.{field}\['BTC'\] must be < 1e\+12"):
+        MarketState(**{field: {"BTC": value}})
+
+
+def test_market_state_accepts_large_but_plausible_prices() -> None:
+    from advanced_risk.types import MAX_PRICE, MarketState
+
+    below = float(np.nextafter(MAX_PRICE, 0.0))
+    market = MarketState(prices={"A": 9.9e11, "B": below}, high={"A": 9.95e11}, low={"A": 9.8e11})
+    assert market.prices["B"] == below

@@ -81,7 +81,7 @@ def test_tracker_fhs_ewma_equals_filtered_historical_simulation_on_fhs_window(
 
 def test_tracker_uses_config_method_and_alpha_by_default(fed: RiskTracker, stock_returns: np.ndarray) -> None:
     w = _weights(20)
-    expected = portfolio_var(w, stock_returns[-CONFIG.window :], CONFIG.alpha, CONFIG.method)
+    expected = portfolio_var(w, stock_returns[-CONFIG.window :], 0.99, CONFIG.method)  # alpha None: 0.99
     assert fed.var(w) == pytest.approx(expected, abs=1e-12)
 
 

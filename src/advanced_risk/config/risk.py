@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from advanced_risk.config._base import _as_enum, _collect, _ConfigMixin, _in_range, _one_of, _require
 from advanced_risk.measures._validation import check_positive_int
@@ -22,8 +23,10 @@ class TrackerConfig(_ConfigMixin):
 
     window: int = 250
     """Ring-buffer length in bars for historical / parametric VaR."""
-    alpha: float = 0.99
-    """Confidence level of VaR/CVaR."""
+    alpha: float | None = None
+    """Confidence level of VaR/CVaR. None: 0.99 for a standalone ``RiskTracker``; inside
+    :class:`RiskConfig`, ``RiskConfig.alpha`` (the one setting of the engine's confidence level:
+    ``RiskConfig`` stores its tracker with this filled in, and rejects a different value)."""
     method: VaRMethod = VaRMethod.FHS_GARCH
     """VaR method used by ``RiskTracker.var`` when none is named."""
     ewma_lambda: float = 0.94
@@ -49,7 +52,11 @@ class TrackerConfig(_ConfigMixin):
                     isinstance(self.window, int) and self.window >= 20,
                     f"window must be >= 20, got {self.window}",
                 ),
-                lambda: _require(0 < self.alpha < 1, f"alpha must be in (0, 1), got {self.alpha}"),
+                lambda: (
+                    None
+                    if self.alpha is None
+                    else _in_range(self.alpha, "alpha", 0.0, 1.0, lo_open=True, hi_open=True)
+                ),
                 lambda: _one_of(self.method, "method", VaRMethod),
                 lambda: _require(
                     0 < self.ewma_lambda < 1, f"ewma_lambda must be in (0, 1), got {self.ewma_lambda}"
@@ -201,7 +208,8 @@ class RiskConfig(_ConfigMixin):
     """Top-level settings of the risk engine (the manager grows this in later releases)."""
 
     alpha: float = 0.99
-    """Confidence level of the reported VaR/CVaR."""
+    """Confidence level of the reported VaR/CVaR, and of the tracker (``tracker.alpha`` may only be
+    None or equal to this; the stored ``tracker`` carries this value)."""
     reduce_drawdown: float = 0.08
     """Drawdown from peak equity at which trading moves to REDUCING."""
     halt_drawdown: float = 0.15
@@ -337,6 +345,22 @@ class RiskConfig(_ConfigMixin):
                     isinstance(self.tracker, TrackerConfig),
                     f"tracker must be a TrackerConfig, got {type(self.tracker).__name__}",
                 ),
+                lambda: _require(
+                    not isinstance(self.tracker, TrackerConfig)
+                    or self.tracker.alpha is None
+                    or self.tracker.alpha == self.alpha,
+                    f"tracker.alpha ({getattr(self.tracker, 'alpha', None)}) differs from alpha "
+                    f"({self.alpha}): set the confidence level once, as RiskConfig.alpha (leave "
+                    "tracker.alpha None)",
+                ),
             ],
             "RiskConfig",
         )
+        if self.tracker.alpha != self.alpha:  # None: the tracker uses the engine's confidence level
+            object.__setattr__(self, "tracker", dataclasses.replace(self.tracker, alpha=self.alpha))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict view; ``tracker.alpha`` is left out (it is ``alpha``: the one setting)."""
+        out = _ConfigMixin.to_dict(self)
+        out["tracker"].pop("alpha", None)
+        return out

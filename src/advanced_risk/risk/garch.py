@@ -5,12 +5,18 @@ refits every ``refit_every`` bars on the trailing data and, between fits, advanc
 with the recursion kernel of ``measures.volatility`` (microseconds). ``arch`` is imported inside
 the functions that need it, so ``import advanced_risk`` stays fast.
 
-Parameters are fitted on percent returns (the scale ``arch``'s optimiser is tuned for) and returned
-in return units: ``mu / 100``, ``omega / 100**2``; alpha, gamma and beta are unit-free.
+Parameters are fitted on rescaled returns ``s * r`` (the scale ``arch``'s optimiser is tuned for;
+``arch`` warns with ``DataScaleWarning`` when the variance of what it fits lies outside
+[0.1, 10000)) and returned in return units: ``mu / s``, ``omega / s**2``; alpha, gamma and beta are
+unit-free. ``s`` is 100 (percent returns) unless their std falls outside [0.5, 50); then ``s`` moves
+by factors of 10 until it is inside (see :func:`_fit_scale`). No warning of ``arch``, scipy or numpy
+raised during a fit reaches the caller: each is logged (``garch_fit_warning``) instead.
 """
 
 from __future__ import annotations
 
+import threading
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +35,10 @@ __all__ = ["GarchBlock", "GarchDist", "GarchFilter", "GarchParams", "fit_gjr_gar
 
 log = get_logger(__name__)
 
-_SCALE = 100.0  # fit on percent returns
+_SCALE = 100.0  # fit on percent returns unless their std is outside [_SCALED_STD_LO, _SCALED_STD_HI)
+_SCALED_STD_LO = 0.5  # arch's own band is std in [0.316, 100) (variance in [0.1, 1e4)): keep a margin
+_SCALED_STD_HI = 50.0
+_FIT_LOCK = threading.Lock()  # warnings.catch_warnings swaps process-wide state: one fit at a time
 
 
 class GarchDist(StrEnum):
@@ -76,6 +85,20 @@ def _as_dist(dist: GarchDist | str) -> GarchDist:
         raise InvalidInputError(f"dist must be one of {[m.value for m in GarchDist]}, got {dist!r}") from None
 
 
+def _fit_scale(r: FloatArray) -> float:
+    """The factor ``s`` the fit multiplies returns by: 100, or a power of ten that puts ``std(s * r)``
+    in [0.5, 50) (e.g. 1000 for a daily std of 0.1 %, 10 for 10 %); 100 for constant returns."""
+    std = float(np.std(r))
+    if not std > 0.0:
+        return _SCALE
+    scale = _SCALE
+    while scale * std < _SCALED_STD_LO:
+        scale *= 10.0
+    while scale * std >= _SCALED_STD_HI:
+        scale /= 10.0
+    return scale
+
+
 def fit_gjr_garch(
     returns: ArrayLike, *, dist: GarchDist | str = GarchDist.STUDENT_T, zero_mean: bool = False
 ) -> GarchParams:
@@ -86,21 +109,37 @@ def fit_gjr_garch(
     returns : 1-D simple returns, at least 100 values (fewer cannot pin down four parameters).
     dist : innovation likelihood, Student-t (default) or normal.
     zero_mean : fix ``mu = 0`` instead of fitting a constant mean.
+
+    The fit runs on ``s * returns`` (``s`` from :func:`_fit_scale`, so ``arch`` never sees poorly
+    scaled data) and the parameters come back in return units (``mu / s``, ``omega / s**2``).
+    Warnings raised during the fit are logged as ``garch_fit_warning``, never shown.
     """
     r = as_returns(returns, min_len=100)
     d = _as_dist(dist)
     from arch import arch_model  # lazy: arch is heavy and only the fit needs it
 
+    scale = _fit_scale(r)
     model = arch_model(
-        _SCALE * r, mean="Zero" if zero_mean else "Constant", vol="GARCH", p=1, o=1, q=1, dist=d.value
+        scale * r,
+        mean="Zero" if zero_mean else "Constant",
+        vol="GARCH",
+        p=1,
+        o=1,
+        q=1,
+        dist=d.value,
+        rescale=False,  # scaled here; arch would otherwise only warn
     )
-    res = model.fit(disp="off", show_warning=False)
+    with _FIT_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = model.fit(disp="off", show_warning=False)
+    for w in caught:
+        log.info("garch_fit_warning", category=w.category.__name__, message=str(w.message), n_obs=r.shape[0])
     if res.convergence_flag != 0:
         log.warning("garch_fit_not_converged", n_obs=r.shape[0], flag=int(res.convergence_flag))
     p = res.params
     return GarchParams(
-        mu=float(p["mu"]) / _SCALE if not zero_mean else 0.0,
-        omega=float(p["omega"]) / _SCALE**2,
+        mu=float(p["mu"]) / scale if not zero_mean else 0.0,
+        omega=float(p["omega"]) / scale**2,
         alpha=float(p["alpha[1]"]),
         gamma=float(p["gamma[1]"]),
         beta=float(p["beta[1]"]),

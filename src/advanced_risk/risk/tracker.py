@@ -247,7 +247,7 @@ class RiskTracker:
             again once ``config.garch_refit_every`` bars have passed; queries in between, for any
             weights, reuse those parameters (filtered historical simulation is unchanged by a
             constant rescaling of the variance path, so mainly the dynamics carry over).
-        alpha : confidence level in (0, 1); default ``config.alpha``.
+        alpha : confidence level in (0, 1); default ``config.alpha`` (0.99 when that is None).
         """
         return self._pair(weights, method, alpha)[0]
 
@@ -277,7 +277,7 @@ class RiskTracker:
     ) -> tuple[float, float, VaRMethod, float]:
         cfg = self._config
         m = self._method if method is None else _as_method(method)
-        a = cfg.alpha if alpha is None else check_alpha(alpha)
+        a = check_alpha(alpha) if alpha is not None else 0.99 if cfg.alpha is None else cfg.alpha
         w = self._as_weights(weights)
         if self._n_obs < cfg.window:
             raise InvalidInputError(
