@@ -136,10 +136,12 @@ def main() -> None:
             "oos_sharpe": report.values["ppo"][Metric.SHARPE],
             "oos_sharpe_equal_weight": report.values["equal_weight"][Metric.SHARPE],
         }
+        train_config = env_config(args.window, args.band, args.rate, reward=args.reward)
         manager = RLPortfolioManager(
-            env_config=env_config(args.window, args.band, args.rate, reward=args.reward),
+            env_config=train_config,
             ppo_config=agent.config,
             agent=agent,
+            asset_names=HistoricalReplay.from_config(train_config).tickers,  # the columns it saw
         )
         digest = manager.save(args.save, metadata)  # loadable by AdvancedRiskManager(policy=path)
         print(f"saved {args.save} sha256={digest}")

@@ -109,6 +109,11 @@ class RiskAgentsAdvisor:
         return self.agents.asset_count
 
     @property
+    def asset_names(self) -> tuple[str, ...] | None:
+        """The assets the agents were trained on, in order, as their model file records them (or None)."""
+        return self.agents.asset_names
+
+    @property
     def history_length(self) -> int:
         """Bars of returns the observation needs (the agents' RSI/momentum/volatility)."""
         return self._history

@@ -43,6 +43,12 @@ class PolicyAllocator:
         return self.manager.asset_count
 
     @property
+    def asset_names(self) -> tuple[str, ...] | None:
+        """The assets the policy was trained on, in order, as its model file records them (None: unnamed)."""
+        names: tuple[str, ...] | None = getattr(self.manager, "asset_names", None)
+        return names
+
+    @property
     def uncertainty_threshold(self) -> float | None:
         """The policy's own calibrated threshold (``RLPortfolioManager.calibrate_uncertainty``), if any."""
         return self.manager.uncertainty_threshold

@@ -5,6 +5,10 @@ One call, :func:`run`, does what a run directory records::
     data -> (resume from the latest checkpoint) -> PPO training with progress bar, TensorBoard
     scalars and atomic checkpoints every N updates -> policy file -> evaluation report
 
+The policy file is an :class:`~advanced_risk.rl.portfolio.RLPortfolioManager` file (so
+``AdvancedRiskManager(policy=path)`` loads it) recording the data's asset names in column order
+(None for simulated data).
+
 :class:`TrainingSettings` is the resolved configuration (defaults < ``--config`` TOML < CLI flags);
 it is written to ``<out>/config.toml`` before training starts, and ``--resume`` reads it back.
 Evaluation and the report live in :mod:`advanced_risk.training_report`, checkpoints in
@@ -33,6 +37,7 @@ from advanced_risk.config import PPOConfig
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.rl._accounting import observation_dim
 from advanced_risk.rl.env import VectorTradingEnv
+from advanced_risk.rl.portfolio import RLPortfolioManager
 from advanced_risk.rl.ppo import PPOAgent, VectorEnv
 from advanced_risk.training_checkpoint import StatefulEnv, load_latest, restore, save_checkpoint
 from advanced_risk.training_data import DataBundle, load_data
@@ -392,7 +397,9 @@ def run(settings: TrainingSettings) -> dict[str, Any]:
         "settings": settings.to_dict(),
     }
     settings.model_file.parent.mkdir(parents=True, exist_ok=True)
-    agent.save(settings.model_file, metadata)
+    RLPortfolioManager(data.env_config, agent=agent, asset_names=data.asset_names).save(
+        settings.model_file, metadata
+    )
     summary = training_report.write_report(settings, data, agent, history, sweep=sweep)
     summary |= {"train_seconds": round(train_seconds, 2), "total_seconds": round(time.perf_counter() - t0, 2)}
     atomic_write_bytes(settings.run_dir / "summary.json", _json(summary))

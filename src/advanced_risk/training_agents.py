@@ -57,7 +57,13 @@ from advanced_risk.training_checkpoint import (
     to_numpy,
     to_torch,
 )
-from advanced_risk.training_data import EVAL_SEED_BASE, VALIDATION_SEED_BASE, DataBundle, load_data
+from advanced_risk.training_data import (
+    EVAL_SEED_BASE,
+    VALIDATION_SEED_BASE,
+    DataBundle,
+    load_data,
+    warn_if_names_differ,
+)
 
 __all__ = [
     "AGENTS_MODEL_FILE",
@@ -339,6 +345,7 @@ def evaluate_agents_file(settings: Any) -> dict[str, Any]:
         raise ModelLoadError(
             f"model {path} has {agents.asset_count} assets, the data gives {data.env_config.asset_count}"
         )
+    warn_if_names_differ(agents.asset_names, data, str(path))
     return write_agents_report(settings, data, agents, {"model": str(path), "evaluated_only": True})
 
 
@@ -359,7 +366,7 @@ def run_agents(settings: Any) -> dict[str, Any]:
     atomic_write_bytes(Path(settings.out) / "config.toml", settings_to_toml(settings).encode())
     trainer, history = train_agents(settings, data)
     train_seconds = time.perf_counter() - t0
-    agents = RiskAgents.from_trainer(trainer)
+    agents = RiskAgents.from_trainer(trainer, asset_names=data.asset_names)
     calibration = [VALIDATION_SEED_BASE + 1000 * settings.seed + k for k in range(CALIBRATION_PATHS)]
     agents.uncertainty_threshold = calibrate_threshold(
         agents, data.env_config, calibration, market=data.train_market, seed=settings.seed

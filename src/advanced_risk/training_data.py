@@ -29,9 +29,17 @@ from advanced_risk.config import EnvConfig, MarketKind
 from advanced_risk.data import load_sp500_stocks, validate_ohlcv, validate_prices
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.rl._accounting import history_length
+from advanced_risk.rl.asset_names import AssetNames, check_asset_names
 from advanced_risk.rl.market import MarketModel, make_market
 
-__all__ = ["EVAL_SEED_BASE", "VALIDATION_SEED_BASE", "DataBundle", "ReturnsReplay", "load_data"]
+__all__ = [
+    "EVAL_SEED_BASE",
+    "VALIDATION_SEED_BASE",
+    "DataBundle",
+    "ReturnsReplay",
+    "load_data",
+    "warn_if_names_differ",
+]
 
 log = get_logger(__name__)
 FloatArray = NDArray[np.float64]
@@ -79,6 +87,8 @@ class DataBundle:
     test_path : the test-period path (warm-up rows first) for table data; None for simulated data.
     validation_path : the end of the train split (sweeps rank trials on it); None for simulated data.
     description : JSON-ready facts for the report: source, file SHA-256, dates, rows, tickers.
+    asset_names : the table's column names in order (saved with the trained model); None for
+        simulated data, whose assets are unnamed.
     """
 
     env_config: EnvConfig
@@ -86,6 +96,7 @@ class DataBundle:
     test_path: FloatArray | None
     validation_path: FloatArray | None
     description: dict[str, Any]
+    asset_names: AssetNames | None = None
 
     @property
     def simulated(self) -> bool:
@@ -151,6 +162,10 @@ def _table_bundle(settings: Any, base: EnvConfig) -> DataBundle:
     if n_assets < settings.asset_count:
         log.warning("asset_count_reduced", requested=settings.asset_count, available=table.shape[1])
     table = table.iloc[:, :n_assets]
+    try:  # the names go into the model file: refuse bad ones now, not after training
+        names = check_asset_names([str(c) for c in table.columns], n_assets)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{description['file']}: the column names cannot name assets: {exc}") from exc
     returns = table.pct_change().iloc[1:]
     train_end, test_start = settings.train_end, settings.test_start
     if settings.data_csv is None and settings.rows is None and train_end is None and test_start is None:
@@ -172,11 +187,26 @@ def _table_bundle(settings: Any, base: EnvConfig) -> DataBundle:
     validation_path = train_values[-n_val:]
     description |= {
         "rows": len(table),
-        "tickers": [str(c) for c in table.columns],
+        "tickers": list(names or ()),
         "train": f"{train.index[0].date()} .. {train.index[-1].date()} ({len(train)} returns)",
         "test": f"{test.index[0].date()} .. {test.index[-1].date()} ({len(test)} returns)",
     }
-    return DataBundle(env_config, ReturnsReplay(train_values), test_path, validation_path, description)
+    return DataBundle(env_config, ReturnsReplay(train_values), test_path, validation_path, description, names)
+
+
+def warn_if_names_differ(model_names: AssetNames | None, data: DataBundle, model: str) -> None:
+    """Log ``asset_names_differ`` when a named model is evaluated on data with other column names.
+
+    Evaluation is by position (column k feeds input k), so such a report is about other assets than
+    the ones the model was trained on; it is allowed (e.g. a transfer test) but said.
+    """
+    if model_names is not None and data.asset_names is not None and model_names != data.asset_names:
+        log.warning(
+            "asset_names_differ",
+            model=model,
+            model_assets=list(model_names),
+            data_assets=list(data.asset_names),
+        )
 
 
 def load_data(settings: Any) -> DataBundle:

@@ -25,6 +25,7 @@ from advanced_risk._logging import get_logger
 from advanced_risk.config import EnvConfig
 from advanced_risk.errors import ModelLoadError
 from advanced_risk.rl._accounting import observation_dim
+from advanced_risk.rl.asset_names import stored_asset_names
 from advanced_risk.rl.evaluation import (
     EvaluationReport,
     Metric,
@@ -41,7 +42,7 @@ from advanced_risk.rl.evaluation import (
 from advanced_risk.rl.evaluation_stats import mean_interval
 from advanced_risk.rl.model_file import read_model_header
 from advanced_risk.rl.ppo import PPOAgent
-from advanced_risk.training_data import EVAL_SEED_BASE, DataBundle, load_data
+from advanced_risk.training_data import EVAL_SEED_BASE, DataBundle, load_data, warn_if_names_differ
 
 __all__ = [
     "VAR_ALPHA",
@@ -354,4 +355,7 @@ def evaluate_model_file(settings: Any) -> dict[str, Any]:
     agent = PPOAgent.load(
         path, "cpu", expected_obs_dim=observation_dim(cfg), expected_action_dim=cfg.asset_count + 1
     )
+    manager_settings = header.get("metadata", {}).get("user", {}).get("rl_portfolio_manager") or {}
+    names = stored_asset_names(manager_settings.get("asset_names"), cfg.asset_count, path)
+    warn_if_names_differ(names, data, str(path))
     return write_report(settings, data, agent, [])

@@ -27,6 +27,13 @@ def _invalid_prices(tmp: Path) -> list[str]:
     return ["--data-csv", str(path)]
 
 
+def _cash_column(tmp: Path) -> list[str]:
+    path = tmp / "with_cash.csv"
+    rows = ["Date,A,cash"] + [f"2020-01-{d:02d},{100 + d},{50 + d}" for d in range(1, 29)]
+    path.write_text("\n".join(rows) + "\n")
+    return ["--data-csv", str(path), "--asset-count", "2"]
+
+
 def _invalid_ohlcv(tmp: Path) -> list[str]:
     path = tmp / "ohlcv.csv"
     rows = ["Date,Open,High,Low,Close,Volume"] + [
@@ -91,6 +98,7 @@ CASES: dict[str, Callable[[Path], list[str]]] = {
     "missing_csv": _missing_csv,
     "corrupt_csv": _corrupt_csv,
     "invalid_prices": _invalid_prices,
+    "cash_column": _cash_column,
     "invalid_ohlcv": _invalid_ohlcv,
     "corrupt_model": _corrupt_model,
     "not_a_model": _not_a_model,
@@ -106,6 +114,7 @@ EXPECTED = {
     "missing_csv": "not found",
     "corrupt_csv": "corrupt.csv.gz",
     "invalid_prices": "non-positive price",
+    "cash_column": "may not contain 'cash'",
     "invalid_ohlcv": "High below",
     "corrupt_model": "model",
     "not_a_model": "not an advanced_risk model file",

@@ -32,7 +32,7 @@ risk layer give the same numbers for the same settings. Defaults follow ``Levera
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal, Self, overload
 
 import numpy as np
@@ -45,6 +45,7 @@ from advanced_risk.measures._validation import as_matrix, check_positive_int, ch
 from advanced_risk.risk.leverage import VolatilityTargetLeverage
 from advanced_risk.risk.sizing import KellySizer
 from advanced_risk.rl._accounting import _features, action_to_weights, history_length, observation_dim
+from advanced_risk.rl.asset_names import AssetNames, check_asset_names, stored_asset_names
 from advanced_risk.rl.env import VectorTradingEnv, _as_weights, _resolve
 from advanced_risk.rl.market import MarketModel
 from advanced_risk.rl.model_file import read_model_header
@@ -72,13 +73,16 @@ class RLPortfolioManager:
     kelly_cap : largest fraction of equity Kelly returns (default 0.25).
     market : return generator for training (default ``make_market(env_config)``).
     agent : an existing :class:`PPOAgent` (e.g. loaded); its dims must match ``env_config``.
+    asset_names : the assets the policy is trained on, in training order (the columns of its
+        returns), e.g. the tickers of the training data; saved with the model. None (default): unnamed.
     **env_overrides : ``EnvConfig`` fields in the seed's keyword form, e.g.
         ``RLPortfolioManager(asset_count=5)``; they override ``env_config``.
 
     Raises
     ------
     InvalidInputError
-        A bad setting (``ConfigError`` for config fields), or an ``agent`` whose dims disagree.
+        A bad setting (``ConfigError`` for config fields), an ``agent`` whose dims disagree, or bad
+        ``asset_names`` (not ``asset_count`` unique non-blank strings, or one named ``"cash"``).
 
     Examples
     --------
@@ -100,9 +104,11 @@ class RLPortfolioManager:
         kelly_cap: float = 0.25,
         market: MarketModel | None = None,
         agent: PPOAgent | None = None,
+        asset_names: Iterable[str] | None = None,
         **env_overrides: Any,
     ) -> None:
         self.env_config = _resolve(env_config, env_overrides)
+        self._asset_names = check_asset_names(asset_names, self.env_config.asset_count)
         if ppo_config is not None and not isinstance(ppo_config, PPOConfig):
             raise InvalidInputError(f"ppo_config must be a PPOConfig, got {type(ppo_config).__name__}")
         self.ppo_config = ppo_config if ppo_config is not None else PPOConfig()
@@ -134,6 +140,19 @@ class RLPortfolioManager:
     def asset_count(self) -> int:
         """Number of risky assets (weights have one more entry: cash)."""
         return self.env_config.asset_count
+
+    @property
+    def asset_names(self) -> AssetNames | None:
+        """The assets the policy was trained on, in the order of its inputs and weights (None: unnamed).
+
+        Saved with the model and restored by :meth:`load`; a file saved without names loads with None.
+        Setting it validates the names (``InvalidInputError``).
+        """
+        return self._asset_names
+
+    @asset_names.setter
+    def asset_names(self, names: Iterable[str] | None) -> None:
+        self._asset_names = check_asset_names(names, self.asset_count)
 
     @property
     def leverage_range(self) -> tuple[float, float]:
@@ -361,11 +380,14 @@ class RLPortfolioManager:
             "kelly_fraction": kelly.fraction,
             "kelly_cap": kelly.cap,
             "uncertainty_threshold": self.uncertainty_threshold,
+            "asset_names": None if self._asset_names is None else list(self._asset_names),
         }
 
     def save(self, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> str:
         """Write the policy file (atomic, SHA-256) with the env config and settings; return the digest.
 
+        The settings (``metadata.user.rl_portfolio_manager`` in the header) hold the env config,
+        leverage and Kelly settings, the uncertainty threshold and :attr:`asset_names`.
         ``metadata`` (JSON values, e.g. the training data range and command) is stored beside them.
         """
         digest = self.agent.save(
@@ -381,8 +403,9 @@ class RLPortfolioManager:
         Raises
         ------
         ModelLoadError
-            Missing, truncated or corrupt file, a file without manager settings, or a policy whose
-            dims do not match the stored env config.
+            Missing, truncated or corrupt file, a file without manager settings, a policy whose
+            dims do not match the stored env config, or invalid stored asset names. A file saved
+            without asset names (older files) loads with ``asset_names = None``.
         """
         header = read_model_header(path, kind=MODEL_KIND)
         try:
@@ -394,6 +417,7 @@ class RLPortfolioManager:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelLoadError(f"model file {path} holds no RLPortfolioManager settings ({exc!r})") from exc
+        names = stored_asset_names(settings.get("asset_names"), env_config.asset_count, path)
         agent = PPOAgent.load(
             path,
             map_location,
@@ -408,6 +432,7 @@ class RLPortfolioManager:
             kelly_fraction=fraction,
             kelly_cap=cap,
             agent=agent,
+            asset_names=names,
         )
         threshold = settings.get("uncertainty_threshold")
         manager.uncertainty_threshold = None if threshold is None else float(threshold)

@@ -23,7 +23,7 @@ the same function.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -35,6 +35,7 @@ from torch import nn
 from advanced_risk._logging import get_logger
 from advanced_risk.config import EnvConfig, PPOConfig
 from advanced_risk.errors import InvalidInputError, ModelLoadError
+from advanced_risk.rl.asset_names import AssetNames, check_asset_names, stored_asset_names
 from advanced_risk.rl.inference import NumpyPolicy
 from advanced_risk.rl.mappo import AgentPolicy, MAPPOTrainer, central_critic, shared_actor_rows
 from advanced_risk.rl.model_file import read_model_file, write_model_file
@@ -126,6 +127,8 @@ class RiskAgents:
     obs_clip : the clip of normalised observations used in training.
     uncertainty_threshold : the gate's threshold stored with the model (default 0.1).
     seed : seed of the dropout masks drawn by :meth:`act` (None: fresh entropy).
+    asset_names : the assets the agents were trained on, in the order of their observations (e.g.
+        the training data's tickers); saved with the model. None (default): unnamed.
 
     Notes
     -----
@@ -143,12 +146,14 @@ class RiskAgents:
         obs_clip: float = 10.0,
         uncertainty_threshold: Threshold = DEFAULT_AGENT_UNCERTAINTY,
         seed: int | None = None,
+        asset_names: Iterable[str] | None = None,
     ) -> None:
         if set(policies) != set(AGENTS):
             raise InvalidInputError(f"policies must be exactly {list(AGENTS)}, got {sorted(policies)}")
         self.policies = {a: policies[a] for a in AGENTS}
         self.obs_rms = None if obs_rms is None else {a: obs_rms[a] for a in AGENTS}
         self.env_config = env_config
+        self._asset_names = check_asset_names(asset_names, env_config.asset_count)
         self.share_parameters = share_parameters
         self.obs_clip = float(obs_clip)
         self.uncertainty_threshold: Threshold = _threshold(uncertainty_threshold)
@@ -182,9 +187,25 @@ class RiskAgents:
         """Number of assets the agents observe."""
         return self.env_config.asset_count
 
+    @property
+    def asset_names(self) -> AssetNames | None:
+        """The assets the agents were trained on, in observation order (None: unnamed).
+
+        Saved with the model and restored by :meth:`load`; a file saved without names loads with None.
+        Setting it validates the names (``InvalidInputError``).
+        """
+        return self._asset_names
+
+    @asset_names.setter
+    def asset_names(self, names: Iterable[str] | None) -> None:
+        self._asset_names = check_asset_names(names, self.asset_count)
+
     @classmethod
     def from_trainer(
-        cls, trainer: MAPPOTrainer, uncertainty_threshold: Threshold = DEFAULT_AGENT_UNCERTAINTY
+        cls,
+        trainer: MAPPOTrainer,
+        uncertainty_threshold: Threshold = DEFAULT_AGENT_UNCERTAINTY,
+        asset_names: Iterable[str] | None = None,
     ) -> Self:
         """The trainer's actors and normalisers as they are now (a snapshot for acting)."""
         cfg = trainer.config
@@ -195,6 +216,7 @@ class RiskAgents:
             share_parameters=trainer.share_parameters,
             obs_clip=cfg.obs_clip,
             uncertainty_threshold=uncertainty_threshold,
+            asset_names=asset_names,
         )
 
     # -- acting -----------------------------------------------------------------------------------------
@@ -249,7 +271,11 @@ class RiskAgents:
 
     # -- persistence ------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None) -> str:
-        """Write the agents (atomic, SHA-256, see :mod:`~advanced_risk.rl.model_file`); return the digest."""
+        """Write the agents (atomic, SHA-256, see :mod:`~advanced_risk.rl.model_file`); return the digest.
+
+        The settings (``metadata.risk_agents`` in the header) include :attr:`asset_names`;
+        ``metadata`` (JSON values: data, command, ...) is stored beside them as ``metadata.user``.
+        """
         first = self.policies[AGENTS[0]]
         settings = {
             "env_config": self.env_config.to_dict(),
@@ -262,6 +288,7 @@ class RiskAgents:
             "head_dims": {a: p.action_dim for a, p in self.policies.items()},
             "outputs": {a: p.n_out for a, p in self.policies.items()},
             "discrete": dict(self.discrete),
+            "asset_names": None if self._asset_names is None else list(self._asset_names),
         }
         payload = {
             "policies": {k: v.detach().cpu() for k, v in nn.ModuleDict(self.policies).state_dict().items()},
@@ -287,13 +314,15 @@ class RiskAgents:
         Raises
         ------
         ModelLoadError
-            Missing, truncated or corrupt file, another kind of model, or weights that do not fit
-            the stored settings.
+            Missing, truncated or corrupt file, another kind of model, weights that do not fit
+            the stored settings, or invalid stored asset names. A file saved without asset names
+            (older files) loads with ``asset_names = None``.
         """
         header, payload = read_model_file(path, kind=MODEL_KIND)
         try:
             s = header["metadata"]["risk_agents"]
             env_config = EnvConfig.from_dict(s["env_config"])
+            names = stored_asset_names(s.get("asset_names"), env_config.asset_count, path)
             hidden = tuple(int(h) for h in s["hidden_sizes"])
             critic = central_critic(obs_dim("state", env_config.asset_count), hidden, torch.Generator())
             policies = {a: _policy(s, a, critic, hidden) for a in AGENTS}
@@ -309,7 +338,7 @@ class RiskAgents:
             agents = cls(
                 policies, rms, env_config, share_parameters=bool(s["share_parameters"]),
                 obs_clip=float(s["obs_clip"]), uncertainty_threshold=_threshold(s["uncertainty_threshold"]),
-                seed=seed,
+                seed=seed, asset_names=names,
             )  # fmt: skip
         except (KeyError, TypeError, ValueError, RuntimeError, InvalidInputError) as exc:
             raise ModelLoadError(f"model file {path} does not hold valid risk agents: {exc}") from exc

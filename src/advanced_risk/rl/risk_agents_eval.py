@@ -38,7 +38,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from advanced_risk.config import EnvConfig, RiskConfig
+from advanced_risk.config import EnvConfig, KellyConfig, RiskConfig
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures import performance
 from advanced_risk.measures.kelly import fractional_kelly, kelly_continuous
@@ -141,13 +141,15 @@ def monitor_rule(drawdown: float, config: RiskConfig | None = None) -> MonitorAc
 def rule_actions(env: RiskAgentsEnv, config: RiskConfig | None = None) -> Actions:
     """The rule-based components as a joint env action, from the env's current state only.
 
-    - ``sizer``: half-Kelly (:func:`sizer_rule` with ``config.kelly.fraction``) of the base
-      allocation's last :data:`KELLY_LOOKBACK` daily returns (days already seen);
+    - ``sizer``: half-Kelly (:func:`sizer_rule` with ``config.kelly.fraction``, ``KellyConfig``'s
+      0.5 when ``config.kelly`` is None) of the base allocation's last :data:`KELLY_LOOKBACK` daily
+      returns (days already seen);
     - ``stop``: a fixed ``config.sizing.atr_multiplier`` (2) ATR stop, no trailing;
     - ``monitor``: :func:`monitor_rule` of the book's drawdown.
     """
     cfg = config if config is not None else RiskConfig()
-    scale = sizer_rule(env.past_base_returns(KELLY_LOOKBACK), cfg.kelly.fraction)
+    kelly = cfg.kelly if cfg.kelly is not None else KellyConfig()  # None: the engine's cap is off
+    scale = sizer_rule(env.past_base_returns(KELLY_LOOKBACK), kelly.fraction)
     k = float(np.clip(cfg.sizing.atr_multiplier, *STOP_RANGE))
     return {
         "sizer": np.array([scale], np.float32),
