@@ -17,11 +17,17 @@ Failure policy: a failed commit (locked, read-only or full disk) marks the write
 the rows for retry (bounded by ``max_pending``; beyond it the oldest are dropped with an event), so a
 transient fault loses nothing. Futures of rows not yet committed stay pending; a later successful
 commit completes them and marks the writer healthy again.
+
+Reading back: :meth:`JournalWriter.read_decision` answers from memory for a row not yet committed
+(queued, lingering or kept for retry: an index kept under the writer's lock) and from the store, on
+the writer thread, for a committed one; a row leaves the index only once its transaction committed,
+so every submitted row is always found in one place or the other.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import queue
 import threading
 import time
@@ -32,7 +38,7 @@ from typing import Any, TypeVar
 
 from advanced_risk._logging import get_logger
 from advanced_risk.errors import StateStoreError
-from advanced_risk.state import StateStore
+from advanced_risk.state import StateStore, _journal_row
 
 __all__ = ["JournalWriter"]
 
@@ -97,6 +103,9 @@ class JournalWriter:
         self._retry_interval_s = retry_interval_s
         self._linger_s = linger_s
         self._wake = threading.Event()  # set by urgent work: ends a linger
+        self._lock = threading.Lock()  # guards _unwritten and _closing
+        self._unwritten: dict[str, _Row] = {}  # submitted, not yet committed: read_decision's memory
+        self._closing = False  # close() queued _STOP: nothing may be queued after it
         self._queue: queue.SimpleQueue[_Row | _Call | object] = queue.SimpleQueue()
         self._retry: list[_Row] = []
         self._pending_peak: float | None = None
@@ -129,6 +138,11 @@ class JournalWriter:
         return len(self._retry)
 
     @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called (the writer then takes no new work)."""
+        return self._closing
+
+    @property
     def dropped(self) -> int:
         """Rows dropped because more than ``max_pending`` waited for a failing store."""
         return self._dropped
@@ -147,27 +161,78 @@ class JournalWriter:
         with the rows that follow it.
         """
         done: Future[None] = Future()
-        self._queue.put(_Row(decision_id, payload, peak_equity, done, urgent))
+        row = _Row(decision_id, payload, peak_equity, done, urgent)
+        with self._lock:
+            if self._closing:
+                done.set_exception(StateStoreError(f"journal of {decision_id!r} failed: writer closed"))
+                return done
+            self._unwritten[decision_id] = row
+            self._queue.put(row)
         if urgent:
             self._wake.set()
         return done
 
     def call(self, fn: Callable[[StateStore], T]) -> Future[T]:
-        """Run ``fn(store)`` on the writer thread after everything queued before it (at once)."""
+        """Run ``fn(store)`` on the writer thread after everything queued before it (at once).
+
+        After :meth:`close` the future fails at once with ``StateStoreError``.
+        """
         done: Future[T] = Future()
-        self._queue.put(_Call(fn, done))
+        with self._lock:
+            if self._closing:
+                done.set_exception(StateStoreError("journal call failed: writer closed"))
+                return done
+            self._queue.put(_Call(fn, done))
         self._wake.set()
         return done
+
+    def read_decision(self, decision_id: str) -> dict[str, Any] | None:
+        """The journal row of ``decision_id`` as JSON data, whether committed yet or not.
+
+        Parameters
+        ----------
+        decision_id : the id the row was submitted under.
+
+        Returns
+        -------
+        dict or None
+            The row's payload decoded (``json.loads`` of the stored JSON): from memory while the row
+            is queued, lingering or kept for retry, else from the store; None for an unknown id.
+
+        Raises
+        ------
+        StateStoreError
+            If the store fails the read, or the writer is closed (read the file instead).
+
+        Notes
+        -----
+        A committed row is read on the writer thread (it owns the connection), so the call blocks
+        until the thread has finished its current transaction (up to the store's busy timeout while
+        another connection holds the lock). A row not yet committed is answered at once.
+        """
+        with self._lock:
+            row = self._unwritten.get(decision_id)
+        if row is not None:
+            text = (
+                row.payload
+                if isinstance(row.payload, str)
+                else _journal_row(decision_id, row.payload, 0.0)[2]
+            )
+            data: dict[str, Any] = json.loads(text)
+            return data
+        entry = self.call(lambda store: store.get_decision(decision_id)).result()
+        return None if entry is None else entry.payload
 
     def flush(self) -> Future[None]:
         """A future that completes once every row queued before it has been committed."""
         return self.call(lambda store: None)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Commit what is queued, stop the thread and close the store."""
-        if not self._thread.is_alive():
-            return
-        self._queue.put(_STOP)
+        """Commit what is queued, stop the thread and close the store (again: wait for it again)."""
+        with self._lock:
+            if not self._closing:
+                self._closing = True
+                self._queue.put(_STOP)  # under the lock: nothing is queued behind it
         self._wake.set()
         self._thread.join(timeout)
         if self._thread.is_alive():
@@ -237,6 +302,7 @@ class JournalWriter:
             return
         self._committed += len(rows)
         self._retry = []
+        self._forget(rows)  # only now: until the commit, read_decision answers from memory
         try:  # the rows are durable now; a failed peak update is retried on its own
             if peaks:
                 self._store.raise_peak_equity(max(peaks))
@@ -250,6 +316,15 @@ class JournalWriter:
         for r in rows:
             _complete(r.done)
 
+    def _forget(self, rows: list[_Row]) -> None:
+        """Drop committed (or dropped) rows from the in-memory index, unless the id was resubmitted."""
+        if not rows:
+            return
+        with self._lock:
+            for r in rows:
+                if self._unwritten.get(r.decision_id) is r:
+                    del self._unwritten[r.decision_id]
+
     def _fail(self, rows: list[_Row], peak: float | None, exc: StateStoreError) -> None:
         if self._healthy:
             log.error("journal_commit_failed", error=str(exc), rows=len(rows))
@@ -258,6 +333,7 @@ class JournalWriter:
         if overflow > 0:
             self._dropped += overflow
             log.error("journal_rows_dropped", rows=overflow, kept=self._max_pending)
+            self._forget(rows[:overflow])
             rows = rows[overflow:]
         self._retry = rows
         self._pending_peak = peak

@@ -37,6 +37,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from os import PathLike
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -54,7 +55,7 @@ from advanced_risk.engine import (
     component_fault,
     warm_up,
 )
-from advanced_risk.errors import InvalidInputError
+from advanced_risk.errors import InvalidInputError, StateStoreError
 from advanced_risk.journal import JournalWriter
 from advanced_risk.measures._validation import FloatArray
 from advanced_risk.policy import PolicyAllocator, load_allocator
@@ -204,9 +205,9 @@ class AdvancedRiskManager:
             bar = engine.parse(market_state, portfolio)  # InvalidInputError: the caller's fault
             observed = engine.observe(bar)
             components = await self._components_async(engine, observed, deadline)
-            decision, done = self._finish(engine, observed, components)
+            decision, done = self._finish(engine, observed, components, start)
         if done is not None:
-            decision = await self._await_durable(decision, observed, done, deadline)
+            decision = await self._await_durable(decision, observed, done, start, deadline)
         return self._record(decision, start, deadline)
 
     def manage_risk_sync(self, market_state: MarketInput, portfolio: PortfolioInput) -> RiskDecision:
@@ -223,12 +224,13 @@ class AdvancedRiskManager:
             engine = self._require_engine()
             bar = engine.parse(market_state, portfolio)
             observed = engine.observe(bar)
-            decision, done = self._finish(engine, observed, self._components_inline(engine, observed))
+            components = self._components_inline(engine, observed)
+            decision, done = self._finish(engine, observed, components, start)
             if done is not None:
                 try:
                     done.result(timeout=max(deadline - time.perf_counter(), 0.0))
                 except FutureTimeout:
-                    decision = self._journal_late(engine, decision, observed)
+                    decision = self._journal_late(engine, decision, observed, start)
             return self._record(decision, start, deadline)
 
     def _fit_garch_async(self, returns: FloatArray) -> Future[GarchParams]:
@@ -273,9 +275,13 @@ class AdvancedRiskManager:
         return allocation, advice, faults + more
 
     def _finish(
-        self, engine: DecisionEngine, observed: Observed, components: Components
+        self, engine: DecisionEngine, observed: Observed, components: Components, start: float
     ) -> tuple[RiskDecision, Future[None] | None]:
-        """Decide, then hand the decision (and any safety-state change) to the journal thread."""
+        """Decide, then hand the decision (and any safety-state change) to the journal thread.
+
+        The decision gets its id and ``latency_ms`` (``start`` to now) before it is encoded: the
+        journal row is the decision returned, byte for byte.
+        """
         allocation, advice, faults = components
         journal = self._journal
         before = (engine.machine.state, engine.machine.kill_switch)
@@ -287,7 +293,11 @@ class AdvancedRiskManager:
         except Exception as exc:  # a fault in the decision arithmetic itself
             log.error("component_failed", component="engine", error=repr(exc))
             decision = engine.conservative(observed, (f"engine failed: {type(exc).__name__}: {exc}",))
-        decision = replace(decision, decision_id=f"{self._run}-{next(self._ids)}")
+        decision = replace(
+            decision,
+            decision_id=f"{self._run}-{next(self._ids)}",
+            latency_ms=(time.perf_counter() - start) * 1000.0,
+        )
         if journal is None:
             return decision, None
         if (engine.machine.state, engine.machine.kill_switch) != before:
@@ -301,42 +311,67 @@ class AdvancedRiskManager:
         return decision, (done if durable else None)
 
     async def _await_durable(
-        self, decision: RiskDecision, observed: Observed, done: Future[None], deadline: float
+        self,
+        decision: RiskDecision,
+        observed: Observed,
+        done: Future[None],
+        start: float,
+        deadline: float,
     ) -> RiskDecision:
         try:
             await asyncio.wait_for(
                 asyncio.shield(asyncio.wrap_future(done)), max(deadline - time.perf_counter(), 0.0)
             )
         except TimeoutError:
-            return self._journal_late(self._require_engine(), decision, observed)
+            return self._journal_late(self._require_engine(), decision, observed, start)
         return decision
 
     def _journal_late(
-        self, engine: DecisionEngine, decision: RiskDecision, observed: Observed
+        self, engine: DecisionEngine, decision: RiskDecision, observed: Observed, start: float
     ) -> RiskDecision:
-        """The conservative decision for a row not durable in time.
+        """The decision to return when ``decision``'s row was not durable in time, journalled too.
 
-        It keeps the queued row's ``decision_id`` (the row lands once the store allows: one call, one
-        row, and every returned id can be looked up later) and, if the decision was already degraded
-        (e.g. a late policy used up the deadline), its reasons: the first fault is the one to report.
+        The queued row stays queued and lands once the store allows: it is the decision as decided.
+        The bot receives another one, so that one is a decision of its own: a new ``decision_id``,
+        its own ``latency_ms``, an alert naming the id it replaces, and its own row (queued behind
+        the first, not waited for: the deadline is spent). Every returned id is then journalled as
+        returned, and ``read_decision`` finds both rows.
+
+        A decision that was not degraded is replaced by the conservative one. One that was already
+        degraded (e.g. a late policy used up the deadline) is kept, first fault first, with the
+        extra alert; it still needs a new id and row: its queued row lacks that alert, and reusing
+        the id would leave the journal holding a decision the bot never received.
         """
         journal = self._journal
         why = "journal not durable within the deadline"
         if journal is not None and journal.last_error:
             why += f" (state store: {journal.last_error})"
+        replaces = f"replaces {decision.decision_id}: {why}"
         if decision.degraded:
-            return replace(decision, alerts=(*decision.alerts, why))
-        fallback = engine.conservative(observed, (why,))
-        return replace(fallback, decision_id=decision.decision_id)
+            fallback = replace(decision, alerts=(*decision.alerts, replaces))
+        else:
+            fallback = engine.conservative(observed, (replaces,))
+        fallback = replace(
+            fallback,
+            decision_id=f"{self._run}-{next(self._ids)}",
+            latency_ms=(time.perf_counter() - start) * 1000.0,
+        )
+        if journal is not None:
+            journal.submit(fallback.decision_id, fallback.to_json(), urgent=False)
+        return fallback
 
     def _record(self, decision: RiskDecision, start: float, deadline: float) -> RiskDecision:
+        """Count the call in :meth:`metrics` (the full call time, any wait for durability included).
+
+        The decision itself is returned as journalled: its ``latency_ms`` was set before its row was
+        encoded (the time to decide up to the journal hand-off).
+        """
         now = time.perf_counter()
-        latency_ms = (now - start) * 1000.0
         self._calls += 1
         self._degraded += decision.degraded
         self._late += now > deadline
-        self._latencies.append(latency_ms)
-        return replace(decision, latency_ms=latency_ms)
+        self._latencies.append((now - start) * 1000.0)
+        return decision
 
     # -- operator controls -------------------------------------------------------------------------
     async def resume(self, reason: str) -> bool:
@@ -368,6 +403,59 @@ class AdvancedRiskManager:
         """Wait until every decision returned so far is durable in the journal."""
         if self._journal is not None:
             await asyncio.wrap_future(self._journal.flush())
+
+    def read_decision(self, decision_id: str) -> dict[str, Any] | None:
+        """The journalled decision ``decision_id``, as the bot received it.
+
+        Parameters
+        ----------
+        decision_id : the ``RiskDecision.decision_id`` of a decision this manager (or an earlier
+            one on the same ``state_path``) returned.
+
+        Returns
+        -------
+        dict or None
+            The journal row as JSON data, ``json.loads(decision.to_json())`` of the decision
+            returned: from memory while the row is still queued in the journal, else from the store.
+            None for an id never journalled, and for every id once a manager whose state is in
+            memory is closed (nothing survives ``close``).
+
+        Raises
+        ------
+        StateStoreError
+            If the state store fails the read (e.g. the file is not a database).
+
+        Notes
+        -----
+        Synchronous, and it may block: a committed row is read on the journal thread, after the
+        transaction it is running (up to the store's busy timeout while another connection holds
+        the lock); a row not yet committed is answered at once. After :meth:`close` (or before
+        :meth:`open`) an on-disk store is read through a read-only connection.
+
+        Examples
+        --------
+        >>> import json
+        >>> risk = AdvancedRiskManager()
+        >>> decision = risk.manage_risk_sync({"returns": {"a": 0.01}}, {"weights": {"a": 0.5}})
+        >>> risk.read_decision(decision.decision_id) == json.loads(decision.to_json())
+        True
+        >>> risk.read_decision("no-such-id") is None
+        True
+        >>> risk.close_sync()
+        """
+        journal = self._journal
+        if journal is not None:
+            try:
+                return journal.read_decision(decision_id)
+            except StateStoreError:
+                if not journal.closed:  # a real read failure, not a close() racing this read
+                    raise
+        path = self.config.state_path
+        if path is None or not Path(path).expanduser().is_file():
+            return None
+        with StateStore(path, read_only=True) as store:
+            entry = store.get_decision(decision_id)
+        return None if entry is None else entry.payload
 
     @property
     def trading_state(self) -> str:

@@ -109,11 +109,15 @@ class StateStore:
     ----------
     path : database file (its directory is created if missing), or None for an in-memory store.
     busy_timeout_s : how long a write waits for another connection's lock before failing.
+    read_only : open an existing file for reading only (no directory or file is created, no
+        migration runs, every write raises ``StateStoreError``); e.g. to read the journal of a
+        closed manager, or next to a running one (WAL readers do not block its writer).
 
     Raises
     ------
     StateStoreError
-        If the file cannot be opened, is not a database, or has a newer schema.
+        If the file cannot be opened, is not a database, or has a newer schema (read-only: a
+        missing file or a schema other than this library's).
 
     Examples
     --------
@@ -126,17 +130,25 @@ class StateStore:
     (1, 10500.0)
     """
 
-    def __init__(self, path: str | Path | None, *, busy_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, path: str | Path | None, *, busy_timeout_s: float = 5.0, read_only: bool = False
+    ) -> None:
         timeout = check_range(busy_timeout_s, "busy_timeout_s", 0.0, 3600.0)
         self._path = None if path is None else Path(path).expanduser()
         self._label = ":memory:" if self._path is None else str(self._path)
+        if read_only and self._path is None:
+            raise InvalidInputError("read_only needs a database file, not an in-memory store")
+        self._read_only = read_only
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         try:
-            if self._path is not None:
+            if self._path is not None and not read_only:
                 self._path.parent.mkdir(parents=True, exist_ok=True)
+            target, uri = self._label, False
+            if read_only and self._path is not None:
+                target, uri = self._path.resolve().as_uri() + "?mode=ro", True
             conn = sqlite3.connect(
-                self._label, timeout=timeout, isolation_level=None, check_same_thread=False
+                target, timeout=timeout, isolation_level=None, check_same_thread=False, uri=uri
             )
         except (OSError, sqlite3.Error) as exc:
             raise StateStoreError(f"open failed on {self._label}: {exc}") from exc
@@ -147,7 +159,13 @@ class StateStore:
             conn.close()
             self._conn = None
             raise
-        log.info("state_store_opened", path=self._label, persistent=self.persistent, schema=SCHEMA_VERSION)
+        log.info(
+            "state_store_opened",
+            path=self._label,
+            persistent=self.persistent,
+            schema=SCHEMA_VERSION,
+            read_only=read_only,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -362,6 +380,15 @@ class StateStore:
 
     def _configure(self, conn: sqlite3.Connection) -> None:
         """Set the pragmas and bring the schema to ``SCHEMA_VERSION``."""
+        if self._read_only:  # nothing to set or migrate: the file must already be this library's
+            with self._op("open") as c:
+                version = self._schema_version(c)
+            if version != SCHEMA_VERSION:
+                raise StateStoreError(
+                    f"open failed on {self._label}: schema version {version}, this library reads "
+                    f"{SCHEMA_VERSION} read-only (open it writable to migrate)"
+                )
+            return
         with self._op("open") as c:
             mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if self._path is not None and str(mode).lower() != "wal":

@@ -355,7 +355,9 @@ class RiskDecision(Mapping[str, Any]):
     alerts : short reasons worth a human's attention (state changes, faults, shocks).
     degraded : True when a component failed or missed the deadline and this is the conservative
         fallback (no new risk: previous or cash weights, leverage cut, hedge on).
-    latency_ms : time spent deciding, in milliseconds.
+    latency_ms : time from the call's start until this decision was final and handed to the journal,
+        in milliseconds (the row holds the same value); ``metrics()`` reports the full call time,
+        any wait for the row to be durable included.
     decision_id : the key of this decision in the journal.
     """
 

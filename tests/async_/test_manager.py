@@ -140,9 +140,11 @@ async def test_metrics_count_calls_degraded_decisions_deadline_violations_and_la
     assert metrics["degraded"] == sum(d.degraded for d in decisions) == 5
     assert metrics["deadline_violations"] == sum(d.latency_ms > 30.0 for d in decisions)
     latencies = np.array([d.latency_ms for d in decisions])
-    assert metrics["latency_p50_ms"] == pytest.approx(np.percentile(latencies, 50))
-    assert metrics["latency_p99_ms"] == pytest.approx(np.percentile(latencies, 99))
-    assert metrics["latency_max_ms"] == pytest.approx(latencies.max())
+    # a decision's latency_ms ends at the journal hand-off (it is in the row); the metrics time the
+    # whole call, encoding the row and returning included: a little more, never less
+    for key, expected in (("p50", np.percentile(latencies, 50)), ("p99", np.percentile(latencies, 99))):
+        assert expected <= metrics[f"latency_{key}_ms"] == pytest.approx(expected, abs=5.0)
+    assert latencies.max() <= metrics["latency_max_ms"] == pytest.approx(latencies.max(), abs=5.0)
     assert metrics["latency_p50_ms"] <= metrics["latency_p99_ms"] <= metrics["latency_max_ms"]
     assert metrics["journal_healthy"] is True
 
