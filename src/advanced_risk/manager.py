@@ -26,6 +26,7 @@ Without ``async with`` the manager opens lazily on the first call (the seed's us
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import threading
@@ -58,13 +59,16 @@ from advanced_risk.engine import (
 from advanced_risk.errors import InvalidInputError, StateStoreError
 from advanced_risk.journal import JournalWriter
 from advanced_risk.measures._validation import FloatArray
+from advanced_risk.measures._var_method import VaRMethod
 from advanced_risk.policy import PolicyAllocator, load_allocator
 from advanced_risk.risk.garch import GarchParams
-from advanced_risk.risk.garch_worker import GarchWorker
+from advanced_risk.risk.garch_worker import shared_worker
 from advanced_risk.state import StateStore
 from advanced_risk.types import AgentAdvice, MarketState, Portfolio, RiskDecision
 
 __all__ = ["AdvancedRiskManager"]
+
+_WORKER_START_TIMEOUT_S = 60.0
 
 log = get_logger(__name__)
 
@@ -117,7 +121,7 @@ class AdvancedRiskManager:
         self._journal: JournalWriter | None = None
         self._policy_pool = ThreadPoolExecutor(1, thread_name_prefix="advanced-risk-policy")
         self._background_pool = _garch_pool()
-        self._garch_worker = GarchWorker()
+        self._garch_worker = shared_worker()  # one child per process; it exits with the process
         self._pools_closed = False
         self._lock = asyncio.Lock()
         self._sync_lock = threading.Lock()
@@ -155,7 +159,15 @@ class AdvancedRiskManager:
             self._policy_pool = ThreadPoolExecutor(1, thread_name_prefix="advanced-risk-policy")
             self._background_pool = _garch_pool()
             self._pools_closed = False
+        # the GARCH worker starts beside the warm-up: a refit then costs only the fit (~50 ms), well
+        # inside the garch_install_lag bars even of a fast backtest
+        started = self._background_pool.submit(self._garch_worker.start) if _uses_garch(self.config) else None
         _warm_up(self.config, self._allocator, self._advisor)
+        if started is not None:
+            try:
+                started.result(timeout=_WORKER_START_TIMEOUT_S)
+            except Exception as exc:  # refits then come late (degraded, and said so), never wrong
+                log.warning("garch_worker_start_failed", error=repr(exc))
         self._journal = JournalWriter(store)
         self._engine = DecisionEngine(
             self.config,
@@ -184,7 +196,6 @@ class AdvancedRiskManager:
         self._engine = None
         self._policy_pool.shutdown(wait=False, cancel_futures=True)
         self._background_pool.shutdown(wait=False, cancel_futures=True)
-        self._garch_worker.close()
         self._pools_closed = True
 
     # -- the decision --------------------------------------------------------------------------------
@@ -205,6 +216,7 @@ class AdvancedRiskManager:
             bar = engine.parse(market_state, portfolio)  # InvalidInputError: the caller's fault
             observed = engine.observe(bar)
             components = await self._components_async(engine, observed, deadline)
+            await self._refit_async(engine, deadline)
             decision, done = self._finish(engine, observed, components, start)
         if done is not None:
             decision = await self._await_durable(decision, observed, done, start, deadline)
@@ -225,6 +237,7 @@ class AdvancedRiskManager:
             bar = engine.parse(market_state, portfolio)
             observed = engine.observe(bar)
             components = self._components_inline(engine, observed)
+            self._refit_sync(engine, deadline)
             decision, done = self._finish(engine, observed, components, start)
             if done is not None:
                 try:
@@ -232,6 +245,24 @@ class AdvancedRiskManager:
                 except FutureTimeout:
                     decision = self._journal_late(engine, decision, observed, start)
             return self._record(decision, start, deadline)
+
+    def _refit_timeout(self, deadline: float) -> float | None:
+        """How long to wait for a GARCH refit due at this bar: the rest of the deadline, or forever."""
+        return None if self.config.deterministic_refits else max(deadline - time.perf_counter(), 0.0)
+
+    def _refit_sync(self, engine: DecisionEngine, deadline: float) -> None:
+        """Wait for a refit due at this bar (the engine degrades the decision if it is still late)."""
+        job = engine.refit_due()
+        if job is not None and not job.done():
+            with contextlib.suppress(Exception):  # late or failed: the engine reports it
+                job.result(timeout=self._refit_timeout(deadline))
+
+    async def _refit_async(self, engine: DecisionEngine, deadline: float) -> None:
+        job = engine.refit_due()
+        if job is not None and not job.done():
+            with contextlib.suppress(Exception):
+                pending = asyncio.shield(asyncio.wrap_future(job))
+                await asyncio.wait_for(pending, self._refit_timeout(deadline))
 
     def _fit_garch_async(self, returns: FloatArray) -> Future[GarchParams]:
         """A GJR-GARCH refit in the worker process, awaited by a background thread."""
@@ -539,6 +570,10 @@ def _submit_safety_state(journal: JournalWriter, engine: DecisionEngine) -> Futu
         store.set_kill_switch(kill)
 
     return journal.call(save)
+
+
+def _uses_garch(config: RiskConfig) -> bool:
+    return VaRMethod(config.tracker.method) is VaRMethod.FHS_GARCH
 
 
 def _garch_pool() -> ThreadPoolExecutor:

@@ -13,7 +13,6 @@ the original design::
 from __future__ import annotations
 
 import functools
-import json
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
@@ -22,6 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+import orjson
 
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures._validation import check_finite_scalar, check_range
@@ -80,10 +80,6 @@ def _frozen_floats(
                 continue
         out[asset] = _checked_float(asset, value, name, lo, hi)
     return MappingProxyType(out)
-
-
-def _finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None
 
 
 def _checked_float(asset: Any, value: Any, name: str, lo: float, hi: float = math.inf) -> float:
@@ -379,7 +375,11 @@ class RiskDecision(Mapping[str, Any]):
     decision_id: str = ""
 
     def to_json(self) -> str:
-        """The decision as compact JSON (enums as values, non-finite floats as null): the journal row."""
+        """The decision as compact JSON (enums as values, non-finite floats as null): the journal row.
+
+        Every float that is not finite (VaR before enough history, the correlation of one asset, ...)
+        is written as null.
+        """
         h, c = self.hedge, self.correlation
         data = {
             "decision_id": self.decision_id,
@@ -388,9 +388,9 @@ class RiskDecision(Mapping[str, Any]):
             "hedge": {"active": h.active, "ratio": h.ratio, "reason": h.reason},
             "position_sizes": dict(self.position_sizes),
             "stop_levels": dict(self.stop_levels),
-            "var": _finite_or_none(self.var),
-            "cvar": _finite_or_none(self.cvar),
-            "correlation": {"average": _finite_or_none(c.average), "shock": c.shock},
+            "var": self.var,
+            "cvar": self.cvar,
+            "correlation": {"average": c.average, "shock": c.shock},
             "risk_level": self.risk_level.value,
             "trading_state": self.trading_state.value,
             "uncertainty": self.uncertainty,
@@ -399,7 +399,8 @@ class RiskDecision(Mapping[str, Any]):
             "degraded": self.degraded,
             "latency_ms": self.latency_ms,
         }
-        return json.dumps(data, separators=(",", ":"))
+        # orjson: ~10x faster than json for the thousands of floats of a 500-asset book
+        return orjson.dumps(data).decode()
 
     def __getitem__(self, key: str) -> Any:
         if key not in self._keys():

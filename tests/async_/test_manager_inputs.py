@@ -174,7 +174,8 @@ async def _state(risk: AdvancedRiskManager) -> dict[str, Any]:
         "atr_count": None if atr is None else atr.count,
         "streaks": (engine._var_streak.count, engine._loss_streak.count),
         "machine": (engine.machine.state, engine.machine.halt_votes, engine.machine.kill_switch),
-        "stops": dict(engine._stops),
+        "stops": (engine._stop.tolist(), engine._stop_short.tolist()),
+        "held": engine._held.tolist(),
         "last": engine.last,
     }
 
@@ -229,7 +230,7 @@ async def test_cash_is_a_reserved_asset_name() -> None:
 @pytest.mark.asyncio
 async def test_a_universe_of_the_wrong_size_for_the_policy_is_refused() -> None:
     async with AdvancedRiskManager(fast_config(), policy=FakeAllocator(asset_count=3)) as risk:
-        with pytest.raises(InvalidInputError, match="trained on 3 assets"):
+        with pytest.raises(InvalidInputError, match="trained on 3 unnamed assets"):
             await risk.manage_risk({"returns": dict.fromkeys(ASSETS, 0.0)}, {"aaa": 0.1})
         assert risk.metrics()["calls"] == 0
 

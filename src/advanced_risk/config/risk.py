@@ -228,8 +228,12 @@ class RiskConfig(_ConfigMixin):
     """VaR (loss fraction at ``alpha``) at which the risk level becomes HIGH; None: VaR does not grade it."""
     sizing: SizingConfig = dataclasses.field(default_factory=SizingConfig)
     """Settings of the ATR position sizer."""
-    kelly: KellyConfig = dataclasses.field(default_factory=KellyConfig)
-    """Settings of the Kelly sizer."""
+    kelly: KellyConfig | None = None
+    """Kelly cap on position sizes; None (default): off. When set, each asset's size is also capped at
+    ``clip(kelly.fraction * m / s**2, 0, kelly.cap) * equity * leverage / price`` units, with ``m``
+    and ``s**2`` the mean and variance of its returns over the tracker's window (``m`` negated for a
+    short): the ATR risk budget bounds the loss at the stop, Kelly the stake given the estimated edge
+    (0 with no edge, and 0 until the tracker has ``window`` bars)."""
     hedge: HedgeConfig = dataclasses.field(default_factory=HedgeConfig)
     """Settings of the drawdown hedge (fully on at ``halt_drawdown``)."""
     leverage: LeverageConfig = dataclasses.field(default_factory=LeverageConfig)
@@ -263,7 +267,17 @@ class RiskConfig(_ConfigMixin):
     degraded_hedge_ratio: float = 0.5
     """A degraded decision hedges at least this share of the exposure."""
     periods_per_year: int = 252
-    """Bars per year, to annualise the tracker's volatility for volatility-target leverage."""
+    """Bars per year: 252 for daily bars of an exchange, 365 for 24/7 markets (crypto), 252 * 390 for
+    minute bars of a US session. Every annualised figure uses it (volatility-target leverage, and the
+    Gaussian VaR from ``MarketState.volatility``)."""
+    garch_install_lag: int = 100
+    """Bars between the bar a GJR-GARCH refit starts (in the background) and the bar it takes effect:
+    fixed by the bar count, so a replay of the same bars gives the same decisions. A refit not done
+    by then is waited for within the deadline; if still late, the decision is degraded and says so
+    (``deterministic_refits`` waits instead)."""
+    deterministic_refits: bool = False
+    """True (backtests, replays): a refit due at its install bar is waited for however long it takes,
+    so no decision depends on the machine's speed. False (live): waited for within the deadline."""
 
     def __post_init__(self) -> None:
         for name, kind in _RISK_SUBCONFIGS.items():  # a TOML table becomes its config object
@@ -275,7 +289,7 @@ class RiskConfig(_ConfigMixin):
                 *[
                     (
                         lambda n=n, k=k: _require(
-                            isinstance(getattr(self, n), k),
+                            isinstance(getattr(self, n), k) or (n == "kelly" and self.kelly is None),
                             f"{n} must be a {k.__name__}, got {type(getattr(self, n)).__name__}",
                         )
                     )
@@ -314,6 +328,7 @@ class RiskConfig(_ConfigMixin):
                 ),
                 lambda: check_positive_int(self.mc_samples, "mc_samples"),
                 lambda: check_positive_int(self.periods_per_year, "periods_per_year"),
+                lambda: check_positive_int(self.garch_install_lag, "garch_install_lag"),
                 lambda: (
                     None
                     if self.uncertainty_threshold is None

@@ -37,13 +37,18 @@ __all__ = [
 
 # --------------------------------------------------------------------------------------------- kernels
 def _ewma_covariance_update_python(state: FloatArray, row: FloatArray, lam: float) -> None:
-    """In place: ``S <- lam * S + (1 - lam) * r r^T`` (upper triangle computed, mirrored)."""
+    """In place: ``S <- lam * S + (1 - lam) * r r^T``.
+
+    Every entry is computed, row by row: contiguous, vectorisable, and exactly symmetric (the
+    (j, k) and (k, j) terms are the same products), where mirroring an upper triangle writes down
+    columns, one cache line per entry (3x slower at 500 assets).
+    """
     n = row.shape[0]
+    w = 1.0 - lam
     for j in range(n):
-        for k in range(j, n):
-            v = lam * state[j, k] + (1.0 - lam) * row[j] * row[k]
-            state[j, k] = v
-            state[k, j] = v
+        rj = row[j]
+        for k in range(n):
+            state[j, k] = lam * state[j, k] + w * (rj * row[k])
 
 
 _ewma_covariance_update = jit(_ewma_covariance_update_python)
@@ -98,19 +103,21 @@ def _average_pairwise_correlation_python(corr: FloatArray) -> float:
 _average_pairwise_correlation = jit(_average_pairwise_correlation_python)
 
 
-def _ewma_step_python(state: FloatArray, row: FloatArray, lam: float) -> float:
+def _ewma_step_python(state: FloatArray, row: FloatArray, lam: float, include: np.ndarray) -> float:
     """One streaming EWMA update in place; returns the average pairwise correlation of the new state.
 
     Correlation is scale-free, so the unnormalised state gives it directly (no division by c_t).
-    Zero-variance assets get ``1 / sd = 0`` and are left out of the pair count, which skips their
-    (undefined) pairs exactly as :func:`average_pairwise_correlation` does, without a branch per pair.
+    Zero-variance assets, and those not in ``include`` (e.g. assets that joined a few bars ago, whose
+    correlations are still noise), get ``1 / sd = 0`` and are left out of the pair count, which skips
+    their pairs exactly as :func:`average_pairwise_correlation` skips undefined ones, without a
+    branch per pair.
     """
     _ewma_covariance_update(state, row, lam)
     n = row.shape[0]
     inv_sd = np.empty(n)
     m = 0
     for j in range(n):
-        if state[j, j] > 0.0:
+        if include[j] and state[j, j] > 0.0:
             inv_sd[j] = 1.0 / np.sqrt(state[j, j])
             m += 1
         else:

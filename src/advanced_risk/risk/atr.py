@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from advanced_risk.measures._validation import FloatArray
+from advanced_risk.measures._validation import BoolArray, FloatArray
 
 __all__ = ["StreamingATR"]
 
@@ -12,28 +13,57 @@ __all__ = ["StreamingATR"]
 class StreamingATR:
     """Wilder ATR per asset, updated one bar at a time (TA-Lib's convention, like ``wilder_atr``).
 
-    ``value`` is NaN until ``period`` true ranges have been seen (``count >= period``), then equals
-    :func:`~advanced_risk.measures.volatility.wilder_atr` on the same bars.
+    ``value[i]`` is NaN until asset ``i`` has shown ``period`` true ranges (``counts[i] >= period``),
+    then equals :func:`~advanced_risk.measures.volatility.wilder_atr` on that asset's bars. Each
+    asset warms up on its own, so assets may join (:meth:`add_assets`) and leave
+    (:meth:`remove_assets`) between bars.
     """
 
     def __init__(self, n_assets: int, period: int) -> None:
         self.period = period
-        self.count = 0
+        self.counts = np.zeros(n_assets, dtype=np.int64)
         self.total = np.zeros(n_assets)
         self.value = np.full(n_assets, np.nan)
-        self.prev_close: FloatArray | None = None
+        self.prev_close = np.full(n_assets, np.nan)
+
+    @property
+    def count(self) -> int:
+        """True ranges seen by the youngest asset (all assets are warm when ``count >= period``)."""
+        return int(self.counts.min()) if self.counts.size else 0
+
+    @property
+    def ready(self) -> BoolArray:
+        """Boolean mask of the assets whose ATR is defined."""
+        ready: BoolArray = self.counts >= self.period
+        return ready
 
     def update(self, high: FloatArray, low: FloatArray, close: FloatArray) -> None:
         """Feed one bar of highs, lows and closes (one value per asset)."""
-        if self.prev_close is not None:
-            pc = self.prev_close
-            tr = np.maximum(high - low, np.maximum(np.abs(high - pc), np.abs(low - pc)))
-            self.count += 1
-            n = self.period
-            if self.count < n:
-                self.total += tr
-            elif self.count == n:
-                self.value = (self.total + tr) / n
-            else:
-                self.value = (self.value * (n - 1) + tr) / n
+        pc = self.prev_close
+        seen = ~np.isnan(pc)  # an asset's first bar has no previous close: no true range yet
+        tr = np.maximum(high - low, np.maximum(np.abs(high - pc), np.abs(low - pc)))
+        counts = self.counts + seen
+        n = self.period
+        filling = seen & (counts < n)
+        self.total = np.where(filling, self.total + tr, self.total)
+        first = seen & (counts == n)
+        later = seen & (counts > n)
+        if first.any() or later.any():
+            self.value = np.where(
+                first, (self.total + tr) / n, np.where(later, (self.value * (n - 1) + tr) / n, self.value)
+            )
+        self.counts = counts
         self.prev_close = close.copy()
+
+    def add_assets(self, count: int) -> None:
+        """Append ``count`` assets with no history."""
+        self.counts = np.append(self.counts, np.zeros(count, dtype=np.int64))
+        self.total = np.append(self.total, np.zeros(count))
+        self.value = np.append(self.value, np.full(count, np.nan))
+        self.prev_close = np.append(self.prev_close, np.full(count, np.nan))
+
+    def remove_assets(self, indices: ArrayLike) -> None:
+        """Drop the assets at ``indices``."""
+        keep = np.setdiff1d(np.arange(self.counts.size), np.asarray(indices, dtype=np.int64))
+        self.counts, self.total = self.counts[keep], self.total[keep]
+        self.value, self.prev_close = self.value[keep], self.prev_close[keep]

@@ -8,8 +8,10 @@ advanced_risk.risk.garch_worker`` and talks to it over pipes (one JSON line per 
 answer). Unlike ``multiprocessing`` with "spawn", this never re-imports the bot's main module, and
 unlike "fork" it never copies a process that runs threads.
 
-The child starts on the first fit and lives until :meth:`GarchWorker.close` (or the parent exits:
-it reads EOF and stops). If it dies, the next fit starts a new one.
+The child starts on the first fit (or :meth:`GarchWorker.start`) and lives until
+:meth:`GarchWorker.close` (or the parent exits: it reads EOF and stops). If it dies, the next fit
+starts a new one. Starting it costs a Python start and the ``arch`` import (~1-3 s), so the
+managers of one process share one child (:func:`shared_worker`), started when the first opens.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ import numpy as np
 from advanced_risk.measures._validation import FloatArray
 from advanced_risk.risk.garch import GarchParams
 
-__all__ = ["GarchWorker"]
+__all__ = ["GarchWorker", "shared_worker"]
+
+_WARM_UP_RETURNS = np.random.default_rng(0).normal(0.0, 0.01, 200)
 
 
 class GarchWorker:
@@ -57,6 +61,13 @@ class GarchWorker:
             raise RuntimeError(f"GARCH fit failed: {data['error']}")
         return GarchParams(**data)
 
+    def start(self) -> None:
+        """Start the child and have it fit once (imports ``arch``), so later fits cost only the fit.
+
+        Blocking (~1-3 s the first time; nothing once started): call it from a worker thread.
+        """
+        self.fit(_WARM_UP_RETURNS)
+
     def close(self) -> None:
         """Stop the child (it exits on EOF)."""
         with self._lock:
@@ -79,6 +90,19 @@ class GarchWorker:
                 bufsize=1,
             )
         return self._proc
+
+
+_SHARED: GarchWorker | None = None
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_worker() -> GarchWorker:
+    """The process-wide worker the managers share (its child exits with this process)."""
+    global _SHARED
+    with _SHARED_LOCK:
+        if _SHARED is None:
+            _SHARED = GarchWorker()
+        return _SHARED
 
 
 def main() -> None:

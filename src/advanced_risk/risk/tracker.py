@@ -27,7 +27,13 @@ from numpy.typing import ArrayLike
 
 from advanced_risk.config import TrackerConfig
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.measures._validation import FloatArray, as_weights, check_alpha, check_positive_int
+from advanced_risk.measures._validation import (
+    FloatArray,
+    IntArray,
+    as_weights,
+    check_alpha,
+    check_positive_int,
+)
 from advanced_risk.measures.covariance import _covariance_to_correlation, _ewma_step
 from advanced_risk.measures.var import VaRMethod, _as_method, _fhs, _pair_of, _sorted_tail
 from advanced_risk.measures.volatility import _ewma_variance
@@ -100,7 +106,7 @@ class RiskTracker:
     ) -> None:
         if not isinstance(config, TrackerConfig):
             raise InvalidInputError(f"config must be a TrackerConfig, got {type(config).__name__}")
-        self._n = check_positive_int(n_assets, "n_assets", minimum=2)
+        self._n = check_positive_int(n_assets, "n_assets", minimum=1)
         self._config = config
         self._method = VaRMethod(config.method)
         self._capacity = max(config.window, config.fhs_window)
@@ -109,6 +115,8 @@ class RiskTracker:
         self._n_obs = 0
         self._ewma_state = np.zeros((self._n, self._n))  # unnormalised S_t; the normaliser below
         self._ewma_weight = 0.0  # c_t = 1 - lam^t
+        self._age = np.zeros(self._n, dtype=np.int64)  # bars seen per asset (since it joined)
+        self._late_joiners = False  # an asset joined after the first bar: per-pair normalisers
         self._fast_correlation = math.nan
         self._baseline = math.nan
         self._shock = False
@@ -134,7 +142,11 @@ class RiskTracker:
         self._pos = (self._pos + 1) % self._capacity
         self._n_obs += 1
         lam = cfg.ewma_lambda
-        self._fast_correlation = float(_ewma_step(self._ewma_state, row, lam))
+        self._age += 1
+        # a late joiner's correlations count once it has correlation_warmup bars of its own (before,
+        # a handful of bars make them noise that would flag a correlation shock)
+        include = (self._age >= cfg.correlation_warmup) | (self._age == self._n_obs)
+        self._fast_correlation = float(_ewma_step(self._ewma_state, row, lam, include))
         self._ewma_weight = lam * self._ewma_weight + (1.0 - lam)
         self._update_shock(self._fast_correlation)
 
@@ -220,10 +232,72 @@ class RiskTracker:
         return _covariance_to_correlation(self._ewma_state)
 
     def covariance(self) -> FloatArray:
-        """EWMA covariance matrix (n, n) (RiskMetrics, zero mean; zeros before the first bar)."""
+        """EWMA covariance matrix (n, n) (RiskMetrics, zero mean; zeros before the first bar).
+
+        An asset that joined later (:meth:`add_assets`) contributes only the bars it was seen: the
+        entry (i, j) is normalised by ``1 - lam**min(age_i, age_j)``, the weight of the bars both
+        assets were seen, so its variance is unbiased from its first bar on.
+        """
         if self._n_obs == 0:
             return np.zeros((self._n, self._n))
-        return self._ewma_state / self._ewma_weight
+        return self._ewma_state / self._normaliser()
+
+    def portfolio_variance(self, weights: ArrayLike) -> float:
+        """``w' Sigma w`` with the EWMA covariance of :meth:`covariance` (no (n, n) temporary when no
+        asset joined late)."""
+        w = self._as_weights(weights)
+        if self._n_obs == 0:
+            return 0.0
+        if self._late_joiners:
+            return float(w @ self.covariance() @ w)
+        return float(w @ (self._ewma_state @ w)) / self._ewma_weight
+
+    def _normaliser(self) -> FloatArray | float:
+        if not self._late_joiners:
+            return self._ewma_weight
+        lam = self._config.ewma_lambda
+        youngest = np.minimum.outer(self._age, self._age)
+        if lam ** int(self._age.min()) < 1e-15:  # every joiner's weight has converged: one scalar
+            self._late_joiners = False
+            return self._ewma_weight
+        return np.where(youngest > 0, 1.0 - lam**youngest, 1.0)
+
+    @property
+    def asset_observations(self) -> IntArray:
+        """Bars seen per asset since it joined (read-only view, int64)."""
+        view = self._age.view()
+        view.flags.writeable = False
+        return view
+
+    # ------------------------------------------------------------------------------ the universe
+    def add_assets(self, count: int) -> None:
+        """Append ``count`` assets (last columns). Their history before now reads as zero returns.
+
+        Before they have ``window`` bars of their own, VaR/CVaR of a book that holds them see zero
+        returns for the bars before they joined (the caller says so; the engine reports it); the
+        EWMA covariance is normalised per pair (see :meth:`covariance`).
+        """
+        k = check_positive_int(count, "count")
+        self._buffer = np.hstack([self._buffer, np.zeros((self._buffer.shape[0], k))])
+        state = np.zeros((self._n + k, self._n + k))
+        state[: self._n, : self._n] = self._ewma_state
+        self._ewma_state = state
+        self._age = np.append(self._age, np.zeros(k, dtype=np.int64))
+        self._n += k
+        self._late_joiners = self._late_joiners or self._n_obs > 0
+
+    def remove_assets(self, indices: ArrayLike) -> None:
+        """Drop the assets at ``indices`` (their columns, covariance rows and columns)."""
+        idx = np.unique(np.asarray(indices, dtype=np.int64))
+        if idx.size and (idx[0] < 0 or idx[-1] >= self._n or idx.size >= self._n):
+            raise InvalidInputError(
+                f"indices must name some but not all of the {self._n} assets, got {idx.tolist()}"
+            )
+        keep = np.setdiff1d(np.arange(self._n), idx)
+        self._buffer = np.ascontiguousarray(self._buffer[:, keep])
+        self._ewma_state = np.ascontiguousarray(self._ewma_state[np.ix_(keep, keep)])
+        self._age = self._age[keep]
+        self._n = int(keep.size)
 
     def recent_returns(self, n_rows: int | None = None) -> FloatArray:
         """The last ``n_rows`` bars (default ``window``, capped at what was seen), oldest first; a view."""
