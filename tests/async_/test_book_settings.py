@@ -1,0 +1,184 @@
+"""Issue 10: one setting, one meaning (Kelly, trend, price-derived returns, bar frequency) and a
+policy that covers the assets it was trained on, by name."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from advanced_risk import AdvancedRiskManager, MarketState, Portfolio, RiskConfig
+from advanced_risk.config import KellyConfig
+from advanced_risk.engine import Allocation
+from advanced_risk.errors import InvalidInputError
+from advanced_risk.types import TradingState
+
+FAST = {"rate_limit_per_s": None, "deterministic_refits": True}
+
+
+def _ohlc(prices: dict[str, float]) -> MarketState:
+    return MarketState(
+        prices=prices,
+        high={a: p * 1.01 for a, p in prices.items()},
+        low={a: p * 0.99 for a, p in prices.items()},
+    )
+
+
+def test_trend_alone_is_refused_as_input() -> None:
+    risk = AdvancedRiskManager(RiskConfig(**FAST))
+    try:
+        with pytest.raises(InvalidInputError, match="trend alone"):
+            risk.manage_risk_sync(MarketState(trend=0.05), Portfolio(weights={"A": 0.5}))
+        decision = risk.manage_risk_sync(
+            MarketState(volatility=0.2, trend=0.05), Portfolio(weights={"A": 0.5})
+        )
+    finally:
+        risk.close_sync()
+    assert not decision.degraded
+
+
+@pytest.mark.parametrize("bad_price", [1e-300, 0.5e-300])
+def test_price_derived_returns_meet_the_rules_of_given_returns(bad_price: float) -> None:
+    """A price that implies a return of -100 % (or beyond MAX_BAR_RETURN) is refused; nothing changes."""
+    risk = AdvancedRiskManager(RiskConfig(**FAST))
+    try:
+        for _ in range(20):
+            risk.manage_risk_sync(_ohlc({"A": 100.0}), Portfolio(weights={"A": 0.5}, equity=1e5))
+        before = risk.manage_risk_sync(_ohlc({"A": 100.0}), Portfolio(weights={"A": 0.5}, equity=1e5))
+        with pytest.raises(InvalidInputError, match=r"market_state.prices\['A'\].*a data error"):
+            risk.manage_risk_sync(_ohlc({"A": bad_price}), Portfolio(weights={"A": 0.5}, equity=1e5))
+        with pytest.raises(InvalidInputError, match=r"market_state.prices\['A'\]"):
+            risk.manage_risk_sync(_ohlc({"A": 1e5}), Portfolio(weights={"A": 0.5}, equity=1e5))  # +99,900 %
+        after = risk.manage_risk_sync(_ohlc({"A": 100.0}), Portfolio(weights={"A": 0.5}, equity=1e5))
+    finally:
+        risk.close_sync()
+    assert not after.degraded
+    assert after.stop_levels["A"] == pytest.approx(before.stop_levels["A"])  # the ATR never saw the tick
+    assert after.position_sizes["A"] == pytest.approx(before.position_sizes["A"], rel=1e-6)
+
+
+def test_an_absurd_first_price_is_refused() -> None:
+    risk = AdvancedRiskManager(RiskConfig(**FAST))
+    try:
+        with pytest.raises(InvalidInputError, match=r"market_state\.prices"):
+            risk.manage_risk_sync(MarketState(prices={"A": 1e308}), Portfolio(weights={"A": 0.5}))
+    finally:
+        risk.close_sync()
+
+
+def _trending(names: tuple[str, ...], drift: np.ndarray, bars: int, seed: int = 0) -> list[MarketState]:
+    rng = np.random.default_rng(seed)
+    prices = np.full(len(names), 100.0)
+    out = []
+    for _ in range(bars):
+        r = drift + rng.normal(0.0, 0.01, len(names))
+        prices = prices * (1.0 + r)
+        out.append(
+            MarketState(
+                returns=dict(zip(names, r.tolist(), strict=True)),
+                prices=dict(zip(names, prices.tolist(), strict=True)),
+                high=dict(zip(names, (prices * 1.005).tolist(), strict=True)),
+                low=dict(zip(names, (prices * 0.995).tolist(), strict=True)),
+            )
+        )
+    return out
+
+
+def test_kelly_caps_sizes_by_the_estimated_edge_in_the_positions_direction() -> None:
+    names = ("UP", "DOWN", "SHORT_DOWN")
+    bars = _trending(names, np.array([0.002, -0.002, -0.002]), 270)
+    weights = {"UP": 0.3, "DOWN": 0.3, "SHORT_DOWN": -0.3}
+    kelly = KellyConfig(fraction=0.5, cap=0.25)
+    risk_k = AdvancedRiskManager(RiskConfig(kelly=kelly, **FAST))
+    risk_0 = AdvancedRiskManager(RiskConfig(**FAST))
+    returns = []
+    try:
+        for bar in bars:
+            book = Portfolio(weights=weights, equity=1e6)
+            with_kelly = risk_k.manage_risk_sync(bar, book)
+            without = risk_0.manage_risk_sync(bar, book)
+            returns.append([bar.returns[a] for a in names])
+    finally:
+        risk_k.close_sync()
+        risk_0.close_sync()
+    assert with_kelly.trading_state is TradingState.ACTIVE, with_kelly.alerts
+    window = np.array(returns[-250:])
+    mean, var = window.mean(axis=0), window.var(axis=0)
+    edge = np.array([mean[0], mean[1], -mean[2]])  # a short earns the negated mean
+    fraction = np.clip(0.5 * edge / var, 0.0, 0.25)
+    price = np.array([bars[-1].prices[a] for a in names])
+    kelly_units = fraction * 1e6 * with_kelly.leverage / price
+    sizes = np.array([with_kelly.position_sizes[a] for a in names])
+    plain = np.array([without.position_sizes[a] for a in names])
+    assert sizes[1] == 0.0, "a long with a negative edge gets no size"
+    assert sizes[2] > 0.0, "a short of a falling asset has an edge"
+    np.testing.assert_allclose(sizes, np.minimum(plain, kelly_units), rtol=1e-9)
+
+
+def test_the_same_annualised_market_gets_the_same_leverage_at_any_bar_frequency() -> None:
+    leverages = {}
+    for ppy in (252, 365, 252 * 390):
+        rng = np.random.default_rng(4)
+        bar_vol = 0.30 / math.sqrt(ppy)
+        risk = AdvancedRiskManager(RiskConfig(periods_per_year=ppy, **FAST))
+        try:
+            for _ in range(120):
+                r = rng.normal(0.0, bar_vol, 2)
+                decision = risk.manage_risk_sync(
+                    MarketState(returns={"A": float(r[0]), "B": float(r[1])}),
+                    Portfolio(weights={"A": 0.5, "B": 0.5}),
+                )
+        finally:
+            risk.close_sync()
+        leverages[ppy] = decision.leverage
+    assert max(leverages.values()) == pytest.approx(min(leverages.values()), rel=1e-9), leverages
+    assert 0.5 < leverages[252] < 1.2  # target 15 % on a ~21 % book
+
+
+class NamedAllocator:
+    """A long-only policy trained on two named assets; proposes 30 % each, 40 % cash."""
+
+    asset_count = 2
+    history_length = 3
+    asset_names = ("B", "C")
+
+    def allocate(self, returns: np.ndarray, weights: np.ndarray, drawdown: float) -> Allocation:
+        assert returns.shape == (3, 2)
+        return Allocation(weights=np.array([0.3, 0.3, 0.4]), uncertainty=0.0)
+
+
+def test_a_policy_allocates_its_own_named_assets_and_keeps_the_rest_under_the_rules() -> None:
+    names = ("A", "B", "C", "D")
+    bars = _trending(names, np.zeros(4), 10)
+    risk = AdvancedRiskManager(RiskConfig(**FAST), policy=NamedAllocator())
+    try:
+        for bar in bars:
+            decision = risk.manage_risk_sync(
+                bar, Portfolio(weights={"A": 0.2, "B": 0.1, "C": -0.1, "D": 0.0}, equity=1e6)
+            )
+    finally:
+        risk.close_sync()
+    w = decision.rebalance_weights
+    assert w["B"] == pytest.approx(0.3)  # the policy's
+    assert w["C"] == pytest.approx(-0.1)  # a short of a policy asset: kept (the policy is long-only)
+    assert w["A"] == pytest.approx(0.2)  # outside the policy: kept
+    assert w["D"] == 0.0
+    kept = [a for a in decision.alerts if a.startswith("policy allocates its own assets only")]
+    assert kept, decision.alerts
+    assert "A" in kept[0]
+    assert "C" in kept[0]
+    assert "D" not in kept[0]
+
+
+def test_a_policy_whose_asset_is_missing_is_skipped_not_degraded() -> None:
+    bars = _trending(("A", "B"), np.zeros(2), 10)  # no "C": the policy cannot allocate
+    risk = AdvancedRiskManager(RiskConfig(**FAST), policy=NamedAllocator())
+    try:
+        for bar in bars:
+            decision = risk.manage_risk_sync(bar, Portfolio(weights={"A": 0.2, "B": 0.1}, equity=1e6))
+    finally:
+        risk.close_sync()
+    assert not decision.degraded
+    assert decision.rebalance_weights["B"] == pytest.approx(0.1)
+    assert decision.uncertainty is None
