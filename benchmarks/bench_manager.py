@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench_manager.py [--calls 10000]
+    python benchmarks/bench_manager.py [--calls 10000] [--scaling-calls 2000] [--only scaling]
 
 Modes, each timed over ``--calls`` bars of the bundled 20 S&P 500 stocks (replayed from the start
 and wrapped around; the first 300 bars warm the tracker and are not timed):
@@ -14,6 +14,13 @@ and wrapped around; the first 300 bars warm the tracker and are not timed):
 - ``async, risk agents``, ``async, PPO + risk agents``, ``sync, PPO + risk agents``: the learned
   sizer, stop and monitor agents on (10 MC-dropout samples per agent, gated), beside the same mode
   without them.
+
+Scaling (``--only scaling`` runs just these rows): rules only (no policy), state in memory, sync and
+async, for books of 20, 100, 500 and 1,000 assets of a synthetic one-factor market (each bar a new
+return vector, prices and an equal-weight book), ``--scaling-calls`` timed calls after 300 warm-up
+bars. The goal (issue 10): p50 at 500 assets <= 6x the 20-asset p50, and p99 < 2 ms at 500 assets.
+The reference for these rows is numpy's own O(n^2) work per bar at that size (one EWMA covariance
+update ``S = lam * S + (1 - lam) * r r^T`` plus one ``w' S w``), the floor any implementation pays.
 
 Before timing, start-up garbage is collected and frozen (``gc.collect(); gc.freeze()``), as
 docs/embedding.md recommends to bots: a full cyclic collection otherwise lands in a timed call now
@@ -110,11 +117,99 @@ def _pandas_reference(tickers: list[str], rets: np.ndarray, n_bars: int) -> list
     return samples
 
 
+SCALING_SIZES = (20, 100, 500, 1000)
+
+
+def _scaling_inputs(n: int, bars: int, seed: int = 0) -> list[tuple[MarketState, Portfolio]]:
+    rng = np.random.default_rng(seed)
+    names = [f"A{i:04d}" for i in range(n)]
+    beta = rng.uniform(0.6, 1.4, n)
+    factor = rng.normal(0.0, 0.01, bars)
+    rets = beta * factor[:, None] + rng.normal(0.0, 0.006, (bars, n))
+    prices = 100.0 * np.cumprod(1.0 + rets, axis=0)
+    book = Portfolio(weights=dict.fromkeys(names, 1.0 / n), equity=1e6)
+    return [
+        (
+            MarketState(
+                returns=dict(zip(names, rets[t].tolist(), strict=True)),
+                prices=dict(zip(names, prices[t].tolist(), strict=True)),
+            ),
+            book,
+        )
+        for t in range(bars)
+    ]
+
+
+def _numpy_floor(n: int, reps: int = 300) -> float:
+    """Median time of numpy's O(n^2) per-bar floor: one EWMA covariance update and one w' S w."""
+    rng = np.random.default_rng(1)
+    state, w = np.eye(n) * 1e-4, np.full(n, 1.0 / n)
+    samples = []
+    for _ in range(reps):
+        r = rng.normal(0.0, 0.01, n)
+        start = time.perf_counter()
+        state *= 0.94
+        state += 0.06 * np.outer(r, r)
+        _ = float(w @ state @ w)
+        samples.append(time.perf_counter() - start)
+    return float(np.median(samples))
+
+
+def scaling_rows(calls: int) -> list[tuple[int, str, list[float], float]]:
+    """(assets, mode, samples in s, numpy floor in s) for every size and entry point, rules only."""
+    config = RiskConfig(deadline_ms=50.0, rate_limit_per_s=None, deterministic_refits=True)
+    rows: list[tuple[int, str, list[float], float]] = []
+    for n in SCALING_SIZES:
+        inputs = _scaling_inputs(n, WARMUP + calls)
+        floor = _numpy_floor(n)
+        risk = AdvancedRiskManager(config)
+        try:
+            rows.append((n, "sync", _time_sync(risk, inputs), floor))
+        finally:
+            risk.close_sync()
+
+        async def run(inputs: list[tuple[MarketState, Portfolio]] = inputs) -> list[float]:
+            async with AdvancedRiskManager(config) as risk:
+                return await _time_async(risk, inputs)
+
+        rows.append((n, "async", asyncio.run(run()), floor))
+        del inputs
+        gc.collect()
+    return rows
+
+
+def print_scaling(rows: list[tuple[int, str, list[float], float]], calls: int) -> None:
+    print(f"\nscaling, rules only, state in memory, {calls} timed calls per row, {os.cpu_count()} cores")
+    print(f"{'assets':>6} {'mode':<6} {'p50':>9} {'p99':>9} {'p50 / 20 assets':>16} {'numpy floor':>12}")
+    base = {mode: _percentiles(samples)[0] for n, mode, samples, _ in rows if n == SCALING_SIZES[0]}
+    for n, mode, samples, floor in rows:
+        p50, p99, _ = _percentiles(samples)
+        ratio = p50 / base[mode]
+        print(f"{n:>6} {mode:<6} {p50:>6.0f} us {p99:>6.0f} us {ratio:>15.1f}x {floor * 1e6:>9.0f} us")
+    for mode in ("sync", "async"):
+        p50_500, p99_500, _ = next(_percentiles(s) for n, m, s, _ in rows if n == 500 and m == mode)
+        ratio = p50_500 / base[mode]
+        print(
+            f"goal at 500 assets, {mode}: p50 <= 6x the 20-asset p50: {ratio:.1f}x "
+            f"{'met' if ratio <= 6 else 'MISSED'}; p99 < 2 ms: {p99_500 / 1000:.2f} ms "
+            f"{'met' if p99_500 < 2000 else 'MISSED'}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=10_000, help="timed calls per mode (default 10000)")
+    parser.add_argument(
+        "--scaling-calls", type=int, default=2_000, help="timed calls per scaling row (default 2000)"
+    )
+    parser.add_argument("--only", choices=["scaling"], help="run only the scaling rows")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    gc.collect()
+    gc.freeze()
+    if args.only == "scaling":
+        print_scaling(scaling_rows(args.scaling_calls), args.scaling_calls)
+        return
     tickers, rets, prices = _bars(args.calls)
     inputs = [_inputs(tickers, rets[i], prices[i]) for i in range(rets.shape[0])]
     policy = RLPortfolioManager(env_config=EnvConfig(asset_count=20), ppo_config=PPOConfig(device="cpu"))
@@ -158,6 +253,7 @@ def main() -> None:
             f"{name:<30} {p50:>6.0f} us {p99:>6.0f} us {worst / 1000:>7.2f} ms {ref_p50 / p50:>9.1f}x  "
             f"{'yes' if p99 < 1000 else 'MISSED'}"
         )
+    print_scaling(scaling_rows(args.scaling_calls), args.scaling_calls)
 
 
 if __name__ == "__main__":
