@@ -401,7 +401,7 @@ class DecisionEngine:
         held = bar.held
         target, kept = self._allocate(held, allocation)
         if kept:
-            alerts.append(f"policy allocates its own assets only; kept under the rules: {', '.join(kept)}")
+            alerts.append(f"policy allocates its own assets only; kept under the rules: {kept}")
         if state is TradingState.REDUCING:
             # Scale the exposure down rather than freeze it: a book frozen in cash could never
             # recover the drawdown that put it in REDUCING (it would stay there forever).

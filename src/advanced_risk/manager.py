@@ -112,10 +112,17 @@ class AdvancedRiskManager:
         self._allocator: Allocator | None = load_allocator(policy, cfg.mc_samples)
         self._advisor: Advisor | None = _load_advisor(risk_agents, cfg)
         allocator, advisor = self._allocator, self._advisor
-        if allocator is not None and advisor is not None and allocator.asset_count != advisor.asset_count:
+        names = (getattr(allocator, "asset_names", None), getattr(advisor, "asset_names", None))
+        unnamed = None in names
+        if (
+            allocator is not None
+            and advisor is not None
+            and unnamed  # named models each find their own assets in the universe
+            and allocator.asset_count != advisor.asset_count
+        ):
             raise InvalidInputError(
                 f"the policy trades {allocator.asset_count} assets but the risk agents were "
-                f"trained on {advisor.asset_count}"
+                f"trained on {advisor.asset_count} (save both with asset names to combine them)"
             )
         self._engine: DecisionEngine | None = None
         self._journal: JournalWriter | None = None

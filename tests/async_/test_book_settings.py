@@ -182,3 +182,35 @@ def test_a_policy_whose_asset_is_missing_is_skipped_not_degraded() -> None:
     assert not decision.degraded
     assert decision.rebalance_weights["B"] == pytest.approx(0.1)
     assert decision.uncertainty is None
+
+
+def test_the_shipped_policy_allocates_its_20_named_stocks_beside_an_extra_asset_and_a_short() -> None:
+    """The shipped PPO (names in its file) trades its 20 stocks; a 21st asset and a short are kept."""
+    from pathlib import Path
+
+    from advanced_risk.data import load_sp500_stocks
+
+    model = Path(__file__).resolve().parents[2] / "models" / "ppo_sp500_2012.armodel"
+    prices = load_sp500_stocks().iloc[:40]
+    names = list(prices.columns)[::-1]  # another column order: matched by name, not position
+    px = prices[names].to_numpy()
+    extra = 50.0 * np.cumprod(1.0 + np.random.default_rng(0).normal(0.0, 0.01, len(px)))
+    held = dict.fromkeys(names, 0.04) | {"XOM": -0.05, "GOLD": 0.1}
+    risk = AdvancedRiskManager(RiskConfig(**FAST), policy=str(model))
+    try:
+        for t in range(1, len(px)):
+            r = px[t] / px[t - 1] - 1.0
+            market = MarketState(
+                returns=dict(zip(names, r.tolist(), strict=True)) | {"GOLD": extra[t] / extra[t - 1] - 1.0},
+                prices=dict(zip(names, px[t].tolist(), strict=True)) | {"GOLD": float(extra[t])},
+            )
+            decision = risk.manage_risk_sync(market, Portfolio(weights=held, equity=1e6))
+    finally:
+        risk.close_sync()
+    assert not decision.degraded, decision.alerts
+    assert decision.uncertainty is not None  # the policy ran
+    assert decision.rebalance_weights["GOLD"] == pytest.approx(0.1)
+    assert decision.rebalance_weights["XOM"] == pytest.approx(-0.05)
+    longs = [decision.rebalance_weights[a] for a in names if a != "XOM"]
+    assert all(w >= 0.0 for w in longs)
+    assert any("GOLD" in a and "XOM" in a for a in decision.alerts), decision.alerts
