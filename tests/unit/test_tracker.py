@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import math
 import subprocess
 import sys
 
@@ -200,7 +201,7 @@ def test_shock_rule_holds_its_state_between_the_margins_instead_of_flapping() ->
         pytest.param(lambda t: t.cvar([np.nan] * 20), "weights", id="weights-nan"),
         pytest.param(lambda t: t.var([0.05] * 20, method="montecarlo"), "method", id="method"),
         pytest.param(lambda t: t.snapshot([0.05] * 20, alpha=1.2), "alpha", id="alpha"),
-        pytest.param(lambda t: RiskTracker(1), "n_assets", id="one-asset"),
+        pytest.param(lambda t: RiskTracker(0), "n_assets", id="no-asset"),
         pytest.param(lambda t: RiskTracker(3, config={"window": 50}), "config", id="config-dict"),
     ],
 )
@@ -282,3 +283,60 @@ def test_fhs_garch_with_fewer_than_100_bars_raises_naming_the_method() -> None:
         tracker.update(row)
     with pytest.raises(InvalidInputError, match="fhs_garch needs 100 bars"):
         tracker.var([0.3, 0.3, 0.4], "fhs_garch")
+
+
+def test_one_asset_has_var_and_no_correlation() -> None:
+    rng = np.random.default_rng(3)
+    tracker = RiskTracker(1, TrackerConfig(window=50, method=VaRMethod.HISTORICAL))
+    rows = rng.normal(0.0, 0.01, (60, 1))
+    for row in rows:
+        tracker.update(row)
+    expected = -np.quantile(rows[-50:, 0] * 0.5, 0.01)  # numpy's linear interpolation
+    assert tracker.var([0.5]) == pytest.approx(expected, rel=1e-12)
+    assert math.isnan(tracker.average_correlation())
+    assert not tracker.correlation_shock
+
+
+def test_a_late_joiner_covariance_is_the_ewma_of_the_bars_it_was_seen() -> None:
+    """Per-pair normaliser: the joiner's entries equal a batch EWMA over the bars since it joined."""
+
+    def ewma_covariance(x: np.ndarray, lam: float) -> np.ndarray:  # RiskMetrics by hand, numpy only
+        t = x.shape[0]
+        w = (1.0 - lam) * lam ** np.arange(t - 1, -1, -1) / (1.0 - lam**t)
+        return (x * w[:, None]).T @ x
+
+    rng = np.random.default_rng(4)
+    lam = 0.94
+    tracker = RiskTracker(2, TrackerConfig(window=20, ewma_lambda=lam))
+    early = rng.normal(0.0, 0.01, (40, 2))
+    for row in early:
+        tracker.update(row)
+    tracker.add_assets(1)
+    late = rng.normal(0.0, 0.02, (15, 3))
+    for row in late:
+        tracker.update(row)
+    cov = tracker.covariance()
+    since_join = ewma_covariance(late, lam=lam)  # independent batch reference on the shared bars
+    np.testing.assert_allclose(cov[2, 2], since_join[2, 2], rtol=1e-12)
+    np.testing.assert_allclose(cov[0, 2], since_join[0, 2], rtol=1e-12)
+    full = ewma_covariance(np.vstack([early, late[:, :2]]), lam=lam)
+    np.testing.assert_allclose(cov[:2, :2], full, rtol=1e-12)
+    w = np.array([0.3, -0.2, 0.5])
+    assert tracker.portfolio_variance(w) == pytest.approx(float(w @ cov @ w), rel=1e-12)
+    assert tracker.asset_observations.tolist() == [55, 55, 15]
+
+
+def test_removing_assets_keeps_the_others_state() -> None:
+    rng = np.random.default_rng(5)
+    tracker = RiskTracker(3, TrackerConfig(window=20, method=VaRMethod.HISTORICAL))
+    rows = rng.normal(0.0, 0.01, (30, 3))
+    for row in rows:
+        tracker.update(row)
+    before = tracker.covariance()[np.ix_([0, 2], [0, 2])]
+    var_before = tracker.var([0.4, 0.0, 0.6])
+    tracker.remove_assets([1])
+    assert tracker.n_assets == 2
+    np.testing.assert_array_equal(tracker.covariance(), before)
+    assert tracker.var([0.4, 0.6]) == pytest.approx(var_before, rel=1e-14)  # one fewer zero term
+    with pytest.raises(InvalidInputError, match="indices"):
+        tracker.remove_assets([0, 1])

@@ -112,21 +112,28 @@ def _ewma_step_python(state: FloatArray, row: FloatArray, lam: float, include: n
     their pairs exactly as :func:`average_pairwise_correlation` skips undefined ones, without a
     branch per pair.
     """
-    _ewma_covariance_update(state, row, lam)
     n = row.shape[0]
+    w = 1.0 - lam
     inv_sd = np.empty(n)
     m = 0
-    for j in range(n):
-        if include[j] and state[j, j] > 0.0:
-            inv_sd[j] = 1.0 / np.sqrt(state[j, j])
+    for j in range(n):  # the new diagonal first: the pass below needs every 1 / sd
+        v = lam * state[j, j] + w * (row[j] * row[j])
+        if include[j] and v > 0.0:
+            inv_sd[j] = 1.0 / np.sqrt(v)
             m += 1
         else:
             inv_sd[j] = 0.0
+    # one pass over the matrix: update each row (as _ewma_covariance_update) and sum its upper part
     total = 0.0
     for j in range(n):
+        rj = row[j]
+        for k in range(j + 1):
+            state[j, k] = lam * state[j, k] + w * (rj * row[k])
         partial = 0.0
         for k in range(j + 1, n):
-            partial += state[j, k] * inv_sd[k]
+            v = lam * state[j, k] + w * (rj * row[k])
+            state[j, k] = v
+            partial += v * inv_sd[k]
         total += partial * inv_sd[j]
     return total / (m * (m - 1) / 2) if m > 1 else np.nan
 
