@@ -335,15 +335,22 @@ class RiskDecision(Mapping[str, Any]):
 
     Attributes
     ----------
-    rebalance_weights : asset -> target weight, plus ``"cash"``; >= 0 and summing to 1.
+    rebalance_weights : asset -> signed target weight (negative: short), one entry per asset of the
+        bar, plus ``"cash" = 1 - sum(asset weights)`` (negative when a leveraged long book borrows).
+        The rules scale positions towards 0 and never flip one.
     leverage : gross exposure multiplier to apply to the weights (0 when halted).
     hedge : whether to hedge, the share of exposure to hedge (0..1) and why.
-    position_sizes : asset -> largest new position in units (risk budget at the ATR stop; needs
-        ``portfolio.equity`` and per-asset prices; 0 while REDUCING or HALTED: no new positions).
-    stop_levels : asset -> protective (trailing) stop price for a long position.
-    var, cvar : one-bar VaR / CVaR of the decided book (weights x leverage) at ``config.alpha``,
-        positive loss fractions; NaN while there is not enough history for any estimate.
-    correlation : average pairwise EWMA correlation and the correlation-shock flag.
+    position_sizes : asset -> largest new position in units (>= 0, in the position's direction:
+        risk budget at the ATR stop, capped; needs ``portfolio.equity`` and per-asset prices; 0 while
+        REDUCING or HALTED: no new positions). Absent for an asset whose ATR is not warm yet.
+    stop_levels : asset -> protective (trailing) stop price: below the price for a long (rises
+        only), above it for a short (falls only). The side is the sign of the target weight, else of
+        the held weight, else long. Absent for an asset whose ATR is not warm yet.
+    var, cvar : one-bar VaR / CVaR of the decided signed book (weights x leverage) at
+        ``config.alpha``, positive loss fractions; NaN while there is not enough history for any
+        estimate (null in JSON).
+    correlation : average pairwise EWMA correlation (NaN for one asset, null in JSON) and the
+        correlation-shock flag.
     risk_level, trading_state : the grading and the ACTIVE / REDUCING / HALTED state.
     uncertainty : the policy's MC-dropout uncertainty (None without a policy).
     risk_agents : what the learned risk agents advised after gating, including which agents the
