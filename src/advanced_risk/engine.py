@@ -155,6 +155,7 @@ class DecisionEngine:
         self._stop = np.empty(0)
         self._stop_short = np.empty(0, dtype=bool)
         self._columns: dict[int, IntArray | None] = {}  # id(component) -> its columns in the universe
+        self._reduce_from: FloatArray | None = None  # |held| when REDUCING began (universe order)
         self._var_streak, self._loss_streak = Streak(), Streak()
         self._last_var: float | None = None
         self._garch_job: Future[GarchParams] | None = None
@@ -254,6 +255,8 @@ class DecisionEngine:
         self._held = np.append(np.delete(self._held, left), np.zeros(k))
         self._stop = np.append(np.delete(self._stop, left), np.full(k, np.nan))
         self._stop_short = np.append(np.delete(self._stop_short, left), np.zeros(k, dtype=bool))
+        if self._reduce_from is not None:  # a joiner gets no new position while REDUCING
+            self._reduce_from = np.append(np.delete(self._reduce_from, left), np.zeros(k))
         if k:
             self._atr.add_assets(k)
         if left:
@@ -402,11 +405,13 @@ class DecisionEngine:
         target, kept = self._allocate(held, allocation)
         if kept:
             alerts.append(f"policy allocates its own assets only; kept under the rules: {kept}")
+        if allocation is None and (idle := self._policy_idle()):
+            alerts.append(idle)
         if state is TradingState.REDUCING:
-            # Scale the exposure down rather than freeze it: a book frozen in cash could never
-            # recover the drawdown that put it in REDUCING (it would stay there forever).
-            target = target * cfg.reduce_exposure
-        elif state is TradingState.HALTED:
+            target = self._reduced(held, target, allocation is not None)
+        else:
+            self._reduce_from = None
+        if state is TradingState.HALTED:
             target = np.zeros_like(held)
         if advice is not None:
             target = target * (1.0 - advice.cut)
@@ -438,7 +443,7 @@ class DecisionEngine:
             return self.conservative(observed, (f"tracker gave a non-finite VaR/CVaR ({var}, {cvar})",))
         if warming:
             alerts.append(
-                f"VaR/CVaR: {warming} have fewer than {cfg.tracker.window} bars of their own; "
+                f"VaR/CVaR: fewer than {cfg.tracker.window} bars of history for {warming}; "
                 "floored by the Gaussian EWMA estimate"
             )
         self._last_var = var if math.isfinite(var) else None
@@ -465,6 +470,44 @@ class DecisionEngine:
         )
         self.last = decision
         return decision
+
+    def _policy_idle(self) -> str:
+        """Why a configured policy proposed nothing at this bar ("" at the start-up warm-up)."""
+        allocator, tracker, assets = self.allocator, self.tracker, self.assets
+        if allocator is None or assets is None or tracker is None:
+            return ""
+        names = _names(allocator)
+        if names is not None and self._columns_of(allocator) is None:
+            present = set(assets)
+            missing = [a for a in names if a not in present]
+            return f"policy idle: its asset(s) {missing[:10]} are not in this bar; the held book is kept"
+        cols = self._columns_of(allocator)
+        length = allocator.history_length
+        if cols is None or tracker.n_observations < length:
+            return ""
+        young = [assets[i] for i in cols if tracker.asset_observations[i] < length]
+        if young:
+            return f"policy waits for {length} bars of history of {young[:10]}; the held book is kept"
+        return ""
+
+    def _reduced(self, held: FloatArray, target: FloatArray, allocated: bool) -> FloatArray:
+        """The REDUCING book: exposure scaled by ``reduce_exposure``, not frozen (a book frozen in
+        cash could never recover the drawdown that put it in REDUCING).
+
+        The policy's fresh allocation is scaled each bar. A held position (no policy, or one the
+        policy does not cover) is capped at ``reduce_exposure`` times its size when REDUCING began:
+        a bot that feeds back what it holds keeps half its book while REDUCING, not half of half of
+        half, and an asset that joins meanwhile gets no new position.
+        """
+        if self._reduce_from is None:
+            self._reduce_from = np.abs(held)
+        factor = self.config.reduce_exposure
+        capped = np.sign(target) * np.minimum(np.abs(target), factor * self._reduce_from)
+        cols = self._columns_of(self.allocator) if allocated else None
+        if cols is not None:
+            mine = held[cols] >= 0.0  # the policy's long book over its assets (shorts are kept)
+            capped[cols] = np.where(mine, target[cols] * factor, capped[cols])
+        return capped
 
     def _allocate(self, held: FloatArray, allocation: Allocation | None) -> tuple[FloatArray, str]:
         """The book before the rules: the held weights, with the policy's long book over its assets.

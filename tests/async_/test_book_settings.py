@@ -214,3 +214,36 @@ def test_the_shipped_policy_allocates_its_20_named_stocks_beside_an_extra_asset_
     longs = [decision.rebalance_weights[a] for a in names if a != "XOM"]
     assert all(w >= 0.0 for w in longs)
     assert any("GOLD" in a and "XOM" in a for a in decision.alerts), decision.alerts
+
+
+def test_a_bot_feeding_back_what_it_holds_keeps_half_its_book_while_reducing() -> None:
+    """REDUCING caps each held position at reduce_exposure x its size when REDUCING began: a bot
+    that holds rebalance_weights x leverage and reports it back does not decay towards zero."""
+    bars = _trending(("A", "B"), np.zeros(2), 30, seed=7)
+    risk = AdvancedRiskManager(RiskConfig(**FAST))
+    held = {"A": 0.4, "B": 0.4}
+    seen = []
+    try:
+        for t, bar in enumerate(bars):
+            drawdown = 0.09 if t >= 5 else 0.0  # above reduce_drawdown (0.08), below halt (0.15)
+            decision = risk.manage_risk_sync(bar, Portfolio(weights=held, current_drawdown=drawdown))
+            held = {a: decision.rebalance_weights[a] * decision.leverage for a in held}
+            seen.append((decision.trading_state, dict(held)))
+    finally:
+        risk.close_sync()
+    reducing = [h for state, h in seen if state is TradingState.REDUCING]
+    assert len(reducing) > 10
+    first, last = reducing[0], reducing[-1]
+    assert last["A"] == pytest.approx(first["A"], rel=0.35)  # leverage moves it a little, no decay
+    assert last["A"] > 0.1
+
+
+def test_a_policy_missing_one_of_its_assets_says_so() -> None:
+    bars = _trending(("A", "B"), np.zeros(2), 10)
+    risk = AdvancedRiskManager(RiskConfig(**FAST), policy=NamedAllocator())
+    try:
+        for bar in bars:
+            decision = risk.manage_risk_sync(bar, Portfolio(weights={"A": 0.2, "B": 0.1}, equity=1e6))
+    finally:
+        risk.close_sync()
+    assert any(a.startswith("policy idle: its asset(s) ['C'] are not in this bar") for a in decision.alerts)
