@@ -124,7 +124,7 @@ def _scaling_inputs(n: int, bars: int, seed: int = 0) -> list[tuple[MarketState,
     rng = np.random.default_rng(seed)
     names = [f"A{i:04d}" for i in range(n)]
     beta = rng.uniform(0.6, 1.4, n)
-    factor = rng.normal(0.0, 0.01, bars)
+    factor = rng.normal(0.0005, 0.01, bars)  # a drift, so the book is not halted by a loss streak
     rets = beta * factor[:, None] + rng.normal(0.0, 0.006, (bars, n))
     prices = 100.0 * np.cumprod(1.0 + rets, axis=0)
     book = Portfolio(weights=dict.fromkeys(names, 1.0 / n), equity=1e6)

@@ -416,10 +416,10 @@ class DecisionEngine:
         if advice is not None:
             target = target * (1.0 - advice.cut)
             alerts.extend(_advice_alerts(advice))
-        closing = _closing(bar.assets, held, target)
-        if closing and (state is not TradingState.ACTIVE or (advice is not None and advice.cut >= 1.0)):
+        if state is not TradingState.ACTIVE or (advice is not None and advice.cut >= 1.0):
             why = f"trading state {state.value}" if state is not TradingState.ACTIVE else "risk agents"
-            alerts.append(f"closing {closing} ({why})")
+            if closing := _closing(bar.assets, held, target):
+                alerts.append(f"closing {closing} ({why})")
         leverage = self._leverage(bar, target, shock)
         uncertainty = None if allocation is None else allocation.uncertainty
         threshold = self._uncertainty_threshold()
