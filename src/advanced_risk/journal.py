@@ -147,6 +147,14 @@ class JournalWriter:
         """Rows dropped because more than ``max_pending`` waited for a failing store."""
         return self._dropped
 
+    @property
+    def evicted(self) -> int:
+        """Rows a bounded in-memory store deleted to keep its newest ``max_journal_rows``.
+
+        Unlike :attr:`dropped`, nothing failed: the ring keeps the newest rows by design.
+        """
+        return self._store.evicted
+
     def submit(
         self,
         decision_id: str,
@@ -197,7 +205,8 @@ class JournalWriter:
         -------
         dict or None
             The row's payload decoded (``json.loads`` of the stored JSON): from memory while the row
-            is queued, lingering or kept for retry, else from the store; None for an unknown id.
+            is queued, lingering or kept for retry, else from the store; None for an unknown id,
+            and for a row a bounded in-memory store has evicted (see :attr:`evicted`).
 
         Raises
         ------

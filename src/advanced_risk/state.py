@@ -11,7 +11,10 @@ State that must survive a restart lives in one SQLite file (stdlib ``sqlite3``):
 - ``journal``: append-only ``(id INTEGER PRIMARY KEY, decision_id TEXT UNIQUE, ts, payload JSON)``.
 
 ``StateStore(None)`` keeps everything in memory (nothing survives the process; the manager logs
-that state is not persisted).
+that state is not persisted). ``max_journal_rows`` makes an in-memory journal a ring: each append
+deletes the oldest rows beyond the bound in the same transaction (a range delete by row id), and
+:attr:`StateStore.evicted` counts them; an evicted decision reads back as None. A file keeps all
+of history.
 
 Threading contract: one store owns one connection (``check_same_thread=False``) guarded by a lock,
 so any thread may call it and calls run one at a time. Every call blocks on disk I/O (an fsync per
@@ -43,7 +46,7 @@ import numpy as np
 
 from advanced_risk._logging import get_logger
 from advanced_risk.errors import InvalidInputError, StateStoreError
-from advanced_risk.measures._validation import check_range
+from advanced_risk.measures._validation import check_positive_int, check_range
 from advanced_risk.types import TradingState
 
 __all__ = ["SCHEMA_VERSION", "JournalEntry", "PersistedState", "StateStore"]
@@ -112,12 +115,17 @@ class StateStore:
     read_only : open an existing file for reading only (no directory or file is created, no
         migration runs, every write raises ``StateStoreError``); e.g. to read the journal of a
         closed manager, or next to a running one (WAL readers do not block its writer).
+    max_journal_rows : in-memory store only: keep the newest this many journal rows (None: all).
+        Memory then stays bounded however long the process runs; older rows are deleted in the
+        transaction that appends past the bound and counted in :attr:`evicted`.
 
     Raises
     ------
     StateStoreError
         If the file cannot be opened, is not a database, or has a newer schema (read-only: a
         missing file or a schema other than this library's).
+    InvalidInputError
+        If ``max_journal_rows`` is not a positive integer, or is given for a file (or read-only).
 
     Examples
     --------
@@ -131,13 +139,26 @@ class StateStore:
     """
 
     def __init__(
-        self, path: str | Path | None, *, busy_timeout_s: float = 5.0, read_only: bool = False
+        self,
+        path: str | Path | None,
+        *,
+        busy_timeout_s: float = 5.0,
+        read_only: bool = False,
+        max_journal_rows: int | None = None,
     ) -> None:
         timeout = check_range(busy_timeout_s, "busy_timeout_s", 0.0, 3600.0)
         self._path = None if path is None else Path(path).expanduser()
         self._label = ":memory:" if self._path is None else str(self._path)
         if read_only and self._path is None:
             raise InvalidInputError("read_only needs a database file, not an in-memory store")
+        if max_journal_rows is not None:
+            if self._path is not None:
+                raise InvalidInputError(
+                    "max_journal_rows bounds an in-memory journal only; a file keeps all of history"
+                )
+            check_positive_int(max_journal_rows, "max_journal_rows")
+        self._max_rows = max_journal_rows
+        self._evicted = 0
         self._read_only = read_only
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
@@ -183,6 +204,16 @@ class StateStore:
     def closed(self) -> bool:
         """Whether :meth:`close` has been called."""
         return self._conn is None
+
+    @property
+    def max_journal_rows(self) -> int | None:
+        """The in-memory journal's bound (None: unbounded, always for a file)."""
+        return self._max_rows
+
+    @property
+    def evicted(self) -> int:
+        """Journal rows deleted to keep an in-memory journal within ``max_journal_rows``."""
+        return self._evicted
 
     def close(self) -> None:
         """Close the connection; further calls raise ``StateStoreError``. Closing twice is a no-op."""
@@ -283,7 +314,7 @@ class StateStore:
             If ``decision_id`` is already journaled or the database fails (nothing is written).
         """
         row = _journal_row(decision_id, payload, ts)
-        return self._transaction(
+        return self._append(
             "append_decision",
             lambda conn: int(
                 conn.execute("INSERT INTO journal (decision_id, ts, payload) VALUES (?, ?, ?)", row).lastrowid
@@ -306,7 +337,7 @@ class StateStore:
             raise InvalidInputError(f"timestamps must have one value per entry, got {len(timestamps)}")
         when: Sequence[float | None] = [None] * len(entries) if timestamps is None else timestamps
         rows = [_journal_row(i, payload, ts) for (i, payload), ts in zip(entries, when, strict=True)]
-        self._transaction(
+        self._append(
             "append_decisions",
             lambda conn: conn.executemany(
                 "INSERT INTO journal (decision_id, ts, payload) VALUES (?, ?, ?)", rows
@@ -333,7 +364,7 @@ class StateStore:
         return None if r is None else JournalEntry(r[0], r[1], r[2], json.loads(r[3]))
 
     def count(self) -> int:
-        """Number of journaled decisions."""
+        """Number of journaled decisions kept (at most ``max_journal_rows`` when that is set)."""
         with self._op("count") as conn:
             n: int = conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0]
         return n
@@ -374,6 +405,32 @@ class StateStore:
             result = body(conn)
             conn.execute("COMMIT")
         return result
+
+    def _append(self, name: str, insert: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``insert`` and, for a bounded journal, evict the oldest rows in the same transaction."""
+
+        def body(conn: sqlite3.Connection) -> tuple[_T, int]:
+            return insert(conn), self._evict(conn)
+
+        result, evicted = self._transaction(name, body)
+        self._evicted += evicted  # counted once committed: a rolled-back delete evicted nothing
+        return result
+
+    def _evict(self, conn: sqlite3.Connection) -> int:
+        """Delete the rows older than the newest ``max_journal_rows``; returns how many.
+
+        Row ids are contiguous (``INTEGER PRIMARY KEY`` without AUTOINCREMENT: each insert takes
+        max(id) + 1, and only this deletes rows, oldest first), so the newest ``n`` rows are those
+        with ``id > max(id) - n``: a lookup of the max and a range delete on the primary key, whose
+        cost is the rows deleted, not the rows kept.
+        """
+        bound = self._max_rows
+        if bound is None:
+            return 0
+        newest = conn.execute("SELECT max(id) FROM journal").fetchone()[0]
+        if newest is None or newest <= bound:
+            return 0
+        return int(conn.execute("DELETE FROM journal WHERE id <= ?", (newest - bound,)).rowcount)
 
     def _write(self, name: str, sql: str, params: tuple[Any, ...]) -> None:
         self._transaction(name, lambda conn: conn.execute(sql, params))

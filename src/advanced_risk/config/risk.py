@@ -242,6 +242,11 @@ class RiskConfig(_ConfigMixin):
     """SQLite file for peak equity, trading state, kill switch and decision journal (None: in memory)."""
     journal_sync: bool = True
     """Wait (within the deadline) until each decision's journal row is durable before returning it."""
+    memory_journal_rows: int = 10_000
+    """With ``state_path=None``: the journal in memory keeps only the newest this many decisions (a
+    ring; older rows are evicted, counted in ``metrics()["journal_evicted"]``, and ``read_decision``
+    returns None for them), so memory stays bounded however long the bot runs. A journal on disk
+    keeps all of history: set ``state_path`` to keep every decision."""
     rate_limit_per_s: float | None = 10_000.0
     """Most ``manage_risk`` calls per second (asyncio-throttle); None: no throttle."""
     mc_samples: int = 10
@@ -327,6 +332,7 @@ class RiskConfig(_ConfigMixin):
                     else _in_range(self.rate_limit_per_s, "rate_limit_per_s", 0.0, 1e9, lo_open=True)
                 ),
                 lambda: check_positive_int(self.mc_samples, "mc_samples"),
+                lambda: check_positive_int(self.memory_journal_rows, "memory_journal_rows"),
                 lambda: check_positive_int(self.periods_per_year, "periods_per_year"),
                 lambda: check_positive_int(self.garch_install_lag, "garch_install_lag"),
                 lambda: (
