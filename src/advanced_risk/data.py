@@ -4,16 +4,22 @@ Two real daily data sets ship inside the package (see ``datasets/SOURCES.md`` fo
 licences): adjusted closes of 20 large S&P 500 stocks (1990-2022) and the S&P 500 index OHLCV
 (1999-2018). The loaders verify each file's SHA-256 before parsing it.
 
-``validate_prices`` and ``validate_ohlcv`` accept a DataFrame or a CSV path and either return a
-clean, date-indexed float DataFrame or raise :class:`~advanced_risk.errors.InvalidInputError`
-naming the row (date) and column at fault. Nothing is silently fixed: bad rows are refused, never
-dropped or filled.
+``validate_prices`` and ``validate_ohlcv`` accept a DataFrame or a CSV path (optionally compressed:
+``.gz``, ``.bz2``, ``.xz``, ``.zip``) and either return a clean, date-indexed float DataFrame or
+raise :class:`~advanced_risk.errors.InvalidInputError` naming the row (date) and column at fault.
+A file that cannot be read at all (missing, unreadable, a directory, empty, truncated or corrupt
+compression) raises the same error naming the file, never a raw ``EOFError``, ``zlib.error`` or
+``OSError``. Nothing is silently fixed: bad rows are refused, never dropped or filled.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import lzma
+import tarfile
+import zipfile
+import zlib
 from importlib import resources
 from os import PathLike
 from typing import Final
@@ -76,15 +82,42 @@ def load_sp500_index() -> pd.DataFrame:
     return validate_ohlcv(raw)
 
 
+_READ_ERRORS: Final = (
+    OSError,  # unreadable, a directory, a bad gzip header (gzip.BadGzipFile), bz2 data errors
+    EOFError,  # a truncated .gz / .bz2 / .xz
+    ValueError,  # pandas' ParserError and EmptyDataError, UnicodeDecodeError, "Multiple files in ZIP"
+    zlib.error,  # corrupt deflate data inside a .gz or .zip
+    lzma.LZMAError,
+    zipfile.BadZipFile,
+    tarfile.TarError,
+    ImportError,  # a compression whose codec is not installed (.zst without zstandard)
+)
+"""What reading a table file can raise; each becomes ``InvalidInputError`` naming the file."""
+
+
 def _as_frame(source: TableSource, what: str) -> pd.DataFrame:
+    """The table itself, or the CSV at ``source`` read (compression inferred from the suffix).
+
+    Every read error (missing, unreadable, a directory, empty, not CSV, a truncated or corrupt
+    compressed file, a codec that is not installed) raises ``InvalidInputError`` naming the file,
+    with the underlying error as ``__cause__``.
+    """
     if isinstance(source, pd.DataFrame):
         return source.copy()
     try:
         return pd.read_csv(source)
     except FileNotFoundError as exc:
         raise InvalidInputError(f"{what} file not found: {source}") from exc
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
-        raise InvalidInputError(f"{what} file {source} cannot be parsed as CSV: {exc}") from exc
+    except _READ_ERRORS as exc:
+        raise InvalidInputError(
+            f"{what} file {source} cannot be read as CSV: {_error_name(exc)}: {exc}"
+        ) from exc
+
+
+def _error_name(exc: BaseException) -> str:
+    """The exception's class name, qualified where the bare name says nothing (``zlib.error``)."""
+    kind = type(exc)
+    return f"{kind.__module__}.{kind.__name__}" if kind.__name__ == "error" else kind.__name__
 
 
 def _with_date_index(df: pd.DataFrame, what: str) -> pd.DataFrame:

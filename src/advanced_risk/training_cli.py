@@ -4,15 +4,19 @@ Precedence: :class:`~advanced_risk.training.TrainingSettings` defaults < ``--qui
 ``--config`` TOML < flags given on the command line. ``--resume`` reads ``<out>/config.toml``
 (the resolved settings of the run being resumed) and ignores other training settings.
 
-Exit codes: 0 success; 2 bad input (missing, corrupt or invalid data; corrupt or mismatched model;
-unwritable ``--out``; bad flags or config), reported as ONE line on stderr without a traceback;
-130 interrupted. Anything else is a bug and keeps its traceback.
+Exit codes: 0 success; 2 bad input (missing, corrupt or invalid data, an OHLCV file missing a
+column; corrupt or mismatched model; unwritable ``--out``; bad flags or config: a value of the
+wrong type, a seed outside [0, 2**32 - 1], a split date that is not a date or out of order),
+reported as ONE line on stderr (``error: ...``; argparse's own usage errors read
+``train_ppo_agent.py: error: ...``) without a traceback; 130 interrupted. Anything else is a bug
+and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import logging
 import sys
 import tomllib
@@ -22,8 +26,9 @@ from typing import Any, NoReturn
 
 from advanced_risk.errors import AdvancedRiskError
 from advanced_risk.training import TrainingSettings, apply_quick
+from advanced_risk.training_data import split_overrides
 
-__all__ = ["build_parser", "main", "resolve_settings"]
+__all__ = ["MAX_SEED", "build_parser", "check_values", "main", "resolve_settings"]
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainingSettings)}
 _CHOICES = {
@@ -131,7 +136,62 @@ def resolve_settings(argv: Sequence[str] | None = None) -> TrainingSettings:
     return _make(values)
 
 
+MAX_SEED = 2**32 - 1
+"""Largest ``--seed``: seeds are in [0, 2**32 - 1], the range numpy, torch and gymnasium all take."""
+
+_KINDS: dict[str, tuple[type, str]] = {
+    "int": (int, "an integer"),
+    "str": (str, "a string"),
+    "bool": (bool, "true or false"),
+    "dict": (dict, "a table"),
+}
+
+
+def _type_problem(name: str, value: Any) -> str | None:
+    """Why ``value`` (from the command line or a TOML file) cannot be setting ``name``, or None.
+
+    The settings' annotations are the contract: an ``int`` field takes an integer (not a bool, not
+    2.5), a ``str`` field a string, a ``bool`` field true/false, ``... | None`` also None.
+    """
+    annotation = str(_FIELDS[name].type)
+    if value is None:
+        return None if "None" in annotation else f"{name} must not be empty"
+    kind, wanted = _KINDS[annotation.split("[")[0].split("|")[0].strip()]
+    if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
+        return None
+    return f"{name} must be {wanted}, got {value!r:.60}"
+
+
+def check_values(values: dict[str, Any]) -> None:
+    """Refuse settings the training code would only trip over later, with a traceback.
+
+    Checks each value's type against :class:`~advanced_risk.training.TrainingSettings` (TOML files
+    can hold anything), that ``seed`` is in [0, ``MAX_SEED``], and that ``train_end`` and
+    ``test_start`` are dates (each named by its flag) in order. TOML dates (``2012-12-31``
+    unquoted) are accepted for the two split dates and turned into ISO strings in ``values``.
+
+    Raises
+    ------
+    AdvancedRiskError
+        Naming the setting and the bad value (the CLI prints it as one line and exits 2).
+    """
+    for name in ("train_end", "test_start"):
+        if isinstance(values.get(name), datetime.date):
+            values[name] = values[name].isoformat()
+    problems = [p for name, value in values.items() if (p := _type_problem(name, value)) is not None]
+    if problems:
+        raise AdvancedRiskError("bad settings: " + "; ".join(problems))
+    seed = values.get("seed", 0)
+    if not 0 <= seed <= MAX_SEED:
+        raise AdvancedRiskError(f"--seed must be in [0, {MAX_SEED}], got {seed}")
+    split_overrides(values.get("train_end"), values.get("test_start"))
+
+
 def _make(values: dict[str, Any]) -> TrainingSettings:
+    unknown = sorted(set(values) - set(_FIELDS))
+    if unknown:
+        raise AdvancedRiskError(f"bad settings: unknown key(s) {unknown}")
+    check_values(values)
     try:
         return TrainingSettings(**values)
     except TypeError as exc:

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from advanced_risk._io import sha256_file
 from advanced_risk._logging import get_logger
 from advanced_risk.config import EnvConfig, MarketKind
-from advanced_risk.data import load_sp500_stocks, validate_ohlcv, validate_prices
+from advanced_risk.data import _READ_ERRORS, _error_name, load_sp500_stocks, validate_ohlcv, validate_prices
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.rl._accounting import history_length
 from advanced_risk.rl.asset_names import AssetNames, check_asset_names
@@ -38,6 +38,9 @@ __all__ = [
     "DataBundle",
     "ReturnsReplay",
     "load_data",
+    "looks_like_ohlcv",
+    "split_date",
+    "split_overrides",
     "warn_if_names_differ",
 ]
 
@@ -104,6 +107,79 @@ class DataBundle:
         return self.test_path is None
 
 
+_OHLCV_NAMES: Final = frozenset({"open", "high", "low", "close", "adj close", "volume"})
+
+
+def looks_like_ohlcv(columns: Any) -> bool:
+    """Whether a table with these columns is an OHLCV file (and must pass ``validate_ohlcv``).
+
+    It is when at least two of its column names are OHLCV names (``Open``, ``High``, ``Low``,
+    ``Close``, ``Adj Close``, ``Volume``; any case, surrounding spaces ignored). So a file that lacks
+    one of Open/High/Low/Close, e.g. no ``Close``, is refused naming the missing column instead of
+    being read as a price table of five "assets" (Open, High, Low, Adj Close, Volume). A single such
+    name (a one-asset ``Date,Close`` file) is still a price table.
+
+    Examples
+    --------
+    >>> looks_like_ohlcv(["Date", "Open", "High", "Low", "Adj Close", "Volume"])
+    True
+    >>> looks_like_ohlcv(["Date", "AAPL", "MSFT"]), looks_like_ohlcv(["Date", "Close"])
+    (False, False)
+    """
+    names = {str(c).strip().lower() for c in columns}
+    return len(names & _OHLCV_NAMES) >= 2
+
+
+def split_date(value: Any, flag: str) -> pd.Timestamp:
+    """``value`` of ``flag`` (``--train-end`` / ``--test-start``) as a fixed, timezone-naive date.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming ``flag`` and the value, when it is not a date pandas can read (``notadate``), is
+        empty or NaT, is relative (``now``, ``today``: a split must not move between runs), or
+        carries a timezone (the tables' dates are naive).
+    """
+    text = str(value).strip()
+    problem = f"{flag} must be a date such as 2012-12-31, got {value!r}"
+    if text.lower() in ("now", "today"):
+        raise InvalidInputError(problem + " (a relative date would move the split between runs)")
+    try:
+        stamp = pd.Timestamp(text)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidInputError(problem) from exc
+    if pd.isna(stamp):
+        raise InvalidInputError(problem)
+    if stamp.tzinfo is not None:
+        raise InvalidInputError(problem + " (without a timezone)")
+    return stamp
+
+
+def _iso(stamp: pd.Timestamp) -> str:
+    return stamp.date().isoformat() if stamp == stamp.normalize() else stamp.isoformat()
+
+
+def split_overrides(train_end: Any, test_start: Any) -> dict[str, str]:
+    """The EnvConfig ``train_end`` / ``test_start`` of the given split flags, validated.
+
+    Each flag is checked on its own (:func:`split_date`, naming it); when both are given the test
+    split must start after the train split ends. A flag given alone implies the other as the day
+    after (before) it, exactly as the table split does, so the environment's dates never mix a given
+    flag with an unrelated default. Dates are returned in ISO form (they compare as strings).
+    """
+    end = None if train_end is None else split_date(train_end, "--train-end")
+    start = None if test_start is None else split_date(test_start, "--test-start")
+    if end is not None and start is not None and start <= end:
+        raise InvalidInputError(f"--test-start ({_iso(start)}) must come after --train-end ({_iso(end)})")
+    if start is not None:
+        end = start - pd.Timedelta(days=1) if end is None else end
+    elif end is not None:
+        start = end + pd.Timedelta(days=1)
+    else:
+        return {}
+    return {"train_end": _iso(end), "test_start": _iso(start)}
+
+
 def _read_table(data: str, data_csv: str | None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The validated price table and what to record about it."""
     if data_csv is None:
@@ -114,11 +190,11 @@ def _read_table(data: str, data_csv: str | None) -> tuple[pd.DataFrame, dict[str
     digest = sha256_file(path)
     try:
         head = pd.read_csv(path, nrows=0)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as exc:
-        raise InvalidInputError(f"--data-csv: {path} cannot be parsed as CSV: {exc}") from exc
-    except Exception as exc:  # e.g. gzip.BadGzipFile, zlib errors from a corrupt compressed file
-        raise InvalidInputError(f"--data-csv: {path} cannot be read: {type(exc).__name__}: {exc}") from exc
-    is_ohlcv = {"Open", "High", "Low", "Close"} <= set(head.columns)
+    except _READ_ERRORS as exc:  # the loaders' list: truncated or corrupt compression, empty, ...
+        raise InvalidInputError(
+            f"--data-csv: {path} cannot be read as CSV: {_error_name(exc)}: {exc}"
+        ) from exc
+    is_ohlcv = looks_like_ohlcv(head.columns)
     try:
         if is_ohlcv:
             ohlcv = validate_ohlcv(path, what=f"--data-csv {path.name}")
@@ -140,17 +216,8 @@ def _split(
     if train_end is None and test_start is None:
         cut = int(len(returns) * DEFAULT_TRAIN_FRACTION)
         return returns.iloc[:cut], returns.iloc[cut:]
-    try:
-        end = pd.Timestamp(str(train_end if train_end is not None else test_start))
-        if train_end is None:
-            end -= pd.Timedelta(days=1)
-        start = pd.Timestamp(str(test_start)) if test_start is not None else end + pd.Timedelta(days=1)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"--train-end / --test-start must be dates, got {train_end!r}, {test_start!r}"
-        ) from exc
-    if start <= end:
-        raise InvalidInputError(f"--test-start ({start.date()}) must come after --train-end ({end.date()})")
+    dates = split_overrides(train_end, test_start)
+    end, start = pd.Timestamp(dates["train_end"]), pd.Timestamp(dates["test_start"])
     return returns.loc[returns.index <= end], returns.loc[returns.index >= start]
 
 
@@ -215,14 +282,13 @@ def load_data(settings: Any) -> DataBundle:
     Raises
     ------
     InvalidInputError
-        A missing, unreadable or invalid data file (naming the file, row and column), bad split
-        dates, or a split too short for the environment's history plus a few steps.
+        A missing, unreadable or invalid data file (naming the file, row and column; an OHLCV file
+        missing a column, see :func:`looks_like_ohlcv`), a split date that is not a date (naming
+        its flag) or a test split that does not start after the train split, or a split too short
+        for the environment's history plus a few steps.
     """
     overrides: dict[str, Any] = {"asset_count": settings.asset_count, "max_steps": settings.max_steps}
-    if settings.train_end is not None:
-        overrides["train_end"] = settings.train_end
-    if settings.test_start is not None:
-        overrides["test_start"] = settings.test_start
+    overrides |= split_overrides(settings.train_end, settings.test_start)
     if settings.data_csv is None and settings.data in ("synthetic", "regime"):
         kind = MarketKind.GBM if settings.data == "synthetic" else MarketKind.REGIME
         env_config = EnvConfig.from_dict({**settings.env, **overrides, "market": kind})

@@ -65,7 +65,11 @@ parse); let through, it would poison the ATR, the stops and the position sizes f
 def _frozen_floats(
     values: Mapping[str, Any] | None, name: str, *, lo: float = -math.inf, hi: float = math.inf
 ) -> Mapping[str, float]:
-    """Validate an asset -> number mapping (each value finite, in ``(lo, hi)``); return a read-only copy."""
+    """Validate an asset -> number mapping (each value finite, in ``(lo, hi)``); return a read-only copy.
+
+    A value beyond the float range (a Python int such as ``10**400``) is refused like inf, with
+    ``InvalidInputError`` naming the field and asset, never ``OverflowError``.
+    """
     if values is None:
         return MappingProxyType({})
     if not isinstance(values, Mapping):
@@ -74,7 +78,10 @@ def _frozen_floats(
     for asset, value in values.items():
         kind = type(value)
         if type(asset) is str and asset and (kind is float or kind is np.float64 or kind is int):
-            v = float(value)  # fast path (no ABC checks, no message built): plain finite numbers
+            try:  # fast path (no ABC checks, no message built): plain finite numbers
+                v = float(value)
+            except OverflowError:  # an int beyond the float range: the slow path names it
+                v = math.nan
             if lo < v < hi:  # also rejects inf (hi <= inf) and NaN
                 out[asset] = v
                 continue

@@ -10,6 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from advanced_risk.measures._validation import MAX_ABS_RETURN
 from advanced_risk.measures.var import (
     cornish_fisher_cvar,
     cornish_fisher_var,
@@ -94,6 +95,23 @@ def test_finite_returns_give_finite_var_and_cvar(returns: np.ndarray, alpha: flo
         cornish_fisher_var,
         cornish_fisher_cvar,
     ):
+        assert math.isfinite(fn(returns, alpha))
+
+
+_accepted_returns = st.integers(2, 300).flatmap(
+    lambda n: arrays(
+        np.float64,
+        n,
+        elements=st.floats(-MAX_ABS_RETURN, MAX_ABS_RETURN, allow_nan=False, allow_infinity=False),
+    )
+)
+
+
+@settings(deadline=None, max_examples=100)
+@given(returns=_accepted_returns, alpha=st.floats(0.001, 0.999))
+def test_every_accepted_return_series_gives_finite_var_and_cvar(returns: np.ndarray, alpha: float) -> None:
+    # up to |r| = MAX_ABS_RETURN, the variance and the fourth moment of Cornish-Fisher cannot overflow
+    for fn in (gaussian_var, gaussian_cvar, cornish_fisher_var, cornish_fisher_cvar, historical_cvar):
         assert math.isfinite(fn(returns, alpha))
 
 

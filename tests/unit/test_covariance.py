@@ -173,3 +173,33 @@ def test_average_pairwise_correlation_is_nan_when_no_pair_is_defined() -> None:
 def test_bad_input_raises_invalid_input_error_naming_the_field(call: object, field: str) -> None:
     with pytest.raises(InvalidInputError, match=field):
         call()  # type: ignore[operator]
+
+
+# ------------------------------------------------------------------ zero variance, like pandas
+def test_an_all_zero_covariance_has_an_all_nan_correlation_as_pandas_gives() -> None:
+    flat = pd.DataFrame(np.zeros((10, 3)))  # three assets that never move
+    theirs = flat.corr().to_numpy()
+    ours = covariance_to_correlation(np.zeros((3, 3)))
+    assert np.isnan(theirs).all()
+    np.testing.assert_array_equal(ours, theirs)  # all NaN, diagonal included
+    assert np.isnan(average_pairwise_correlation(ours))  # no pair is defined
+    assert np.isnan(ewma_correlation(np.zeros((10, 3)))).all()
+
+
+def test_a_zero_variance_asset_gets_the_nan_row_and_column_pandas_gives() -> None:
+    rng = np.random.default_rng(4)
+    r = rng.normal(0.0, 0.01, (50, 4))
+    r[:, 2] = 0.0  # a flat asset: zero variance, exactly (a constant other than 0 leaves ~1e-36 in np.cov)
+    theirs = pd.DataFrame(r).corr().to_numpy()
+    ours = covariance_to_correlation(np.cov(r.T))
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+    assert np.isnan(ours[2]).all()
+    assert np.isnan(ours[:, 2]).all()
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12, equal_nan=True)
+
+
+def test_streaming_update_refuses_a_return_whose_square_overflows() -> None:
+    with pytest.raises(InvalidInputError, match=r"returns_row must be within \[-1e\+06, 1e\+06\]"):
+        ewma_covariance_update(np.zeros((2, 2)), 0.0, [1e200, 0.0])
+    with pytest.raises(InvalidInputError, match="returns must be within"):
+        ewma_covariance([[1e200, 0.0]])

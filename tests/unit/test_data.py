@@ -117,3 +117,93 @@ def test_binary_garbage_csv_is_invalid_input(tmp_path: Path) -> None:
     path.write_bytes(gzip.compress(b"\x00\xff" * 100))
     with pytest.raises(InvalidInputError):
         data.validate_prices(path)
+
+
+# ------------------------------------------------------------------------------ read errors
+_GOOD_CSV = "Date,A\n" + "".join(f"2020-01-{d:02d},{100 + d}\n" for d in range(1, 29))
+
+
+def _truncated_gz(path: Path) -> None:
+    whole = gzip.compress(_GOOD_CSV.encode() * 20)
+    path.write_bytes(whole[: len(whole) // 2])
+
+
+def _corrupt_deflate_gz(path: Path) -> None:
+    whole = bytearray(gzip.compress(_GOOD_CSV.encode() * 20))
+    whole[20:40] = bytes(20)  # a valid header, then broken compressed data
+    path.write_bytes(bytes(whole))
+
+
+def _bad_gzip_header(path: Path) -> None:
+    path.write_bytes(b"\x1f\x8b\x08\x00garbage that is not gzip" * 10)
+
+
+def _not_gzip_at_all(path: Path) -> None:
+    path.write_bytes(b"plain text, not gzip")
+
+
+READ_FAULTS = {
+    "truncated.csv.gz": (_truncated_gz, "EOFError"),
+    "corrupt_deflate.csv.gz": (_corrupt_deflate_gz, "zlib.error"),
+    "bad_header.csv.gz": (_bad_gzip_header, "zlib.error"),
+    "not_gzip.csv.gz": (_not_gzip_at_all, "BadGzipFile"),
+    "empty.csv": (lambda p: p.write_bytes(b""), "EmptyDataError"),
+    "empty.csv.gz": (lambda p: p.write_bytes(gzip.compress(b"")), "EmptyDataError"),
+    "a_directory.csv": (lambda p: p.mkdir(), "IsADirectoryError"),
+    "garbage.csv.bz2": (lambda p: p.write_bytes(b"garbage"), "OSError"),
+    "garbage.csv.xz": (lambda p: p.write_bytes(b"garbage"), "LZMAError"),
+    "garbage.csv.zip": (lambda p: p.write_bytes(b"garbage"), "BadZipFile"),
+    "binary.csv": (lambda p: p.write_bytes(bytes(range(256)) * 10), "ParserError"),
+}
+
+
+@pytest.mark.parametrize("validate", [data.validate_prices, data.validate_ohlcv], ids=["prices", "ohlcv"])
+@pytest.mark.parametrize("name", list(READ_FAULTS))
+def test_every_read_error_is_invalid_input_naming_the_file(
+    name: str, validate: object, tmp_path: Path
+) -> None:
+    make, cause = READ_FAULTS[name]
+    path = tmp_path / name
+    make(path)
+    with pytest.raises(InvalidInputError, match="cannot be read as CSV") as info:
+        validate(path)  # type: ignore[operator]
+    message = str(info.value)
+    assert str(path) in message
+    assert cause in message
+    assert info.value.__cause__ is not None  # the original error is kept for debugging
+
+
+def test_an_unreadable_file_is_invalid_input_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "locked.csv"
+    path.write_text(_GOOD_CSV)
+
+    def denied(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))  # chmod 000 does not stop root
+
+    monkeypatch.setattr(data.pd, "read_csv", denied)
+    with pytest.raises(InvalidInputError, match=r"locked\.csv cannot be read as CSV: PermissionError"):
+        data.validate_prices(path)
+
+
+def test_a_compressed_file_whose_codec_is_missing_is_invalid_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "prices.csv.zst"
+    path.write_bytes(b"whatever")
+
+    def no_codec(*args: object, **kwargs: object) -> None:
+        raise ImportError("Missing optional dependency 'zstandard'")
+
+    monkeypatch.setattr(data.pd, "read_csv", no_codec)
+    with pytest.raises(InvalidInputError, match=r"prices\.csv\.zst cannot be read as CSV: ImportError"):
+        data.validate_prices(path)
+
+
+def test_a_good_csv_gz_still_reads(tmp_path: Path) -> None:
+    path = tmp_path / "prices.csv.gz"
+    path.write_bytes(gzip.compress(_GOOD_CSV.encode()))
+    table = data.validate_prices(path)
+    assert table.shape == (28, 1)
+    assert table["A"].iloc[-1] == 128.0

@@ -229,3 +229,66 @@ def test_market_state_accepts_large_but_plausible_prices() -> None:
     below = float(np.nextafter(MAX_PRICE, 0.0))
     market = MarketState(prices={"A": 9.9e11, "B": below}, high={"A": 9.95e11}, low={"A": 9.8e11})
     assert market.prices["B"] == below
+
+
+# --------------------------------------------------------------- numbers beyond the float range
+HUGE_INTS = [10**400, -(10**400), 10**5000]  # 10**5000: repr alone raises above 4300 digits
+
+
+def _market(field: str, value: object) -> object:
+    from advanced_risk.types import MarketState
+
+    if field in ("volatility", "trend"):
+        return MarketState(**{field: value})  # type: ignore[arg-type]
+    return MarketState(**{field: {"A": value}})  # type: ignore[arg-type]
+
+
+def _portfolio(field: str, value: object) -> object:
+    from advanced_risk.types import Portfolio
+
+    if field == "weights":
+        return Portfolio(weights={"A": value})  # type: ignore[dict-item]
+    if field == "peak_equity":
+        return Portfolio(equity=1.0, peak_equity=value)  # type: ignore[arg-type]
+    return Portfolio(**{field: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", HUGE_INTS, ids=["1e400", "-1e400", "1e5000"])
+@pytest.mark.parametrize(
+    ("build", "field", "named"),
+    [
+        (_market, "returns", r"market_state\.returns\['A'\]"),
+        (_market, "prices", r"market_state\.prices\['A'\]"),
+        (_market, "high", r"market_state\.high\['A'\]"),
+        (_market, "low", r"market_state\.low\['A'\]"),
+        (_market, "volatility", r"market_state\.volatility"),
+        (_market, "trend", r"market_state\.trend"),
+        (_portfolio, "weights", r"portfolio\.weights\['A'\]"),
+        (_portfolio, "equity", r"portfolio\.equity"),
+        (_portfolio, "peak_equity", r"portfolio\.peak_equity"),
+        (_portfolio, "current_drawdown", r"portfolio\['current_drawdown'\]"),
+    ],
+)
+def test_an_int_beyond_the_float_range_is_invalid_input_naming_the_field(
+    build: Callable[[str, object], object], field: str, named: str, value: int
+) -> None:
+    with pytest.raises(InvalidInputError, match=named) as info:
+        build(field, value)
+    assert not isinstance(info.value, OverflowError)
+    assert len(str(info.value)) < 200  # the 400- or 5000-digit number is not pasted into the message
+
+
+def test_plain_ints_still_take_the_fast_path_as_floats() -> None:
+    from advanced_risk.types import MarketState, Portfolio
+
+    market = MarketState(returns={"A": 0}, prices={"A": 100})
+    assert (market.returns["A"], market.prices["A"]) == (0.0, 100.0)
+    assert type(market.prices["A"]) is float
+    assert Portfolio(weights={"A": 1}, equity=10**6).equity == 1e6
+
+
+def test_measures_refuse_an_int_beyond_the_float_range_naming_the_field() -> None:
+    with pytest.raises(InvalidInputError, match="returns must be finite"):
+        m.historical_var([0.01, 10**400])
+    with pytest.raises(InvalidInputError, match="alpha must be finite"):
+        m.historical_var([0.01, 0.02], alpha=10**400)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -70,3 +72,34 @@ def test_fractional_kelly_scales_clips_and_caps(
 def test_kelly_rejects_bad_scalars_naming_field(call: object, field: str) -> None:
     with pytest.raises(InvalidInputError, match=field):
         call()  # type: ignore[operator]
+
+
+def _exact_kelly(mu: float, sigma: float) -> float:
+    """mu / sigma**2 in exact rational arithmetic, rounded once: the independent reference."""
+    return float(Fraction(mu) / Fraction(sigma) ** 2)
+
+
+@pytest.mark.parametrize(
+    ("mu", "sigma"),
+    [(2e-10, 1e-155), (1e-300, 1e-150), (-3e-12, 1e-156), (1e-5, 3e-154), (0.05, 0.2)],
+)
+def test_continuous_kelly_is_exact_where_sigma_squared_underflows(mu: float, sigma: float) -> None:
+    # sigma**2 is subnormal or 0 in all but the last case (the ordinary one, through the same path)
+    assert kelly_continuous(mu, sigma) == pytest.approx(_exact_kelly(mu, sigma), rel=4e-16)
+
+
+def test_continuous_kelly_of_a_tiny_sigma_matches_the_hand_value() -> None:
+    assert kelly_continuous(2e-10, 1e-155) == pytest.approx(2e300, rel=4e-16)  # 2e-10 / 1e-310
+
+
+def test_continuous_kelly_refuses_a_leverage_beyond_the_float_range() -> None:
+    # sigma**2 = 1e-400 underflows to 0 (the reported ZeroDivisionError); mu / sigma**2 = 5e398
+    with pytest.raises(InvalidInputError, match=r"sigma=1e-200 is too small for mu=0\.05"):
+        kelly_continuous(0.05, 1e-200)
+    with pytest.raises(InvalidInputError, match="sigma"):
+        kelly_continuous(-1.0, 1e-160)  # -1e320: also beyond the range, on the other side
+
+
+def test_continuous_kelly_of_zero_edge_is_zero_for_any_sigma() -> None:
+    assert kelly_continuous(0.0, 1e-200) == 0.0
+    assert kelly_continuous(0.0, 1e300) == 0.0

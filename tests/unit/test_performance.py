@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures import (
     annualised_return,
     calmar_ratio,
@@ -76,3 +77,61 @@ def test_turnover_counts_two_way_weight_changes() -> None:
 
 def test_zero_volatility_sharpe_is_zero() -> None:
     assert sharpe_ratio([0.0, 0.0, 0.0]) == 0.0
+
+
+# ----------------------------------------------------------------------------- degenerate input
+@pytest.mark.parametrize("measure", [max_drawdown, drawdown_series, annualised_return, calmar_ratio])
+def test_a_return_below_minus_one_is_refused_naming_the_index(measure: object) -> None:
+    # the reported bug: max_drawdown([0.1, -2.0]) was 2.0, a "drawdown" of 200 % of the peak
+    with pytest.raises(InvalidInputError, match=r"returns must be >= -1.*got -2\.0 at index 1"):
+        measure([0.1, -2.0])  # type: ignore[operator]
+
+
+def test_a_return_of_minus_one_is_ruin_with_drawdown_one_from_then_on() -> None:
+    # by hand: equity 1.1, 0, 0 -> drawdowns 0, 1, 1
+    np.testing.assert_array_equal(drawdown_series([0.1, -1.0, 0.5]), [0.0, 1.0, 1.0])
+    assert max_drawdown([0.1, -1.0, 0.5]) == 1.0
+    assert annualised_return([0.1, -1.0, 0.5]) == -1.0
+
+
+@pytest.mark.parametrize("value", [0.01, -0.003, 0.1, 1e-5, 0.7, 3.0])
+@pytest.mark.parametrize("n", [3, 10, 100, 1000, 100_000])
+def test_sharpe_of_constant_returns_is_the_zero_volatility_value(value: float, n: int) -> None:
+    r = np.full(n, value)
+    # the reported bug: rounding in the mean left a std of ~1e-18 and a Sharpe near 1e17
+    assert sharpe_ratio(r) == 0.0
+    assert sharpe_ratio(r, risk_free=0.002) == 0.0
+
+
+@pytest.mark.parametrize("value", [0.01, 0.1, 1e-5, 3.0])
+def test_sortino_of_constant_returns_is_inf_zero_or_minus_sqrt_p(value: float) -> None:
+    r = np.full(250, value)
+    assert sortino_ratio(r) == math.inf  # no downside, a gain
+    assert sortino_ratio(r, target=value) == 0.0
+    # by hand: every excess is -v, downside deviation v, mean -v: sqrt(252) * (-v) / v
+    assert sortino_ratio(-r) == pytest.approx(-math.sqrt(252), rel=1e-12)
+
+
+def test_returns_equal_to_the_target_up_to_rounding_give_zero() -> None:
+    # a price compounding at exactly 1 % a bar: its simple returns are 0.01 up to rounding
+    r = simple_returns(100.0 * 1.01 ** np.arange(300))
+    assert np.ptp(r) > 0.0  # not exactly constant
+    assert sharpe_ratio(r) == 0.0
+    assert sharpe_ratio(r, risk_free=0.01) == 0.0
+    assert sortino_ratio(r, target=0.01) == 0.0
+
+
+def test_a_small_but_real_spread_is_not_mistaken_for_rounding_noise() -> None:
+    r = np.array([0.01, 0.01 + 1e-9, 0.01 - 1e-9, 0.01])  # varies in the 7th significant digit
+    expected = math.sqrt(252) * r.mean() / r.std(ddof=1)  # numpy's definition, as in the test above
+    assert sharpe_ratio(r) == pytest.approx(expected, rel=1e-6)
+    target = 0.01 + 5e-10
+    downside = math.sqrt(np.mean(np.minimum(r - target, 0.0) ** 2))
+    expected = math.sqrt(252) * (r - target).mean() / downside
+    assert expected < -1.0
+    assert sortino_ratio(r, target=target) == pytest.approx(expected, rel=1e-6)
+
+
+def test_returns_beyond_max_abs_return_are_refused() -> None:
+    with pytest.raises(InvalidInputError, match=r"returns must be within \[-1e\+06, 1e\+06\].*index 1"):
+        sharpe_ratio([0.01, 1e300])

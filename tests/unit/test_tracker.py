@@ -340,3 +340,30 @@ def test_removing_assets_keeps_the_others_state() -> None:
     assert tracker.var([0.4, 0.6]) == pytest.approx(var_before, rel=1e-14)  # one fewer zero term
     with pytest.raises(InvalidInputError, match="indices"):
         tracker.remove_assets([0, 1])
+
+
+# --------------------------------------------------------------------------- overflowing returns
+@pytest.mark.parametrize("value", [1e200, -1e200, 1.5e154, 2e6])
+def test_a_return_whose_square_would_swamp_the_covariance_is_refused(value: float) -> None:
+    # the reported bug: update([1e200, 0, 0]) was accepted and covariance()[0, 0] was inf for 300 bars
+    tracker = RiskTracker(3)
+    with pytest.raises(InvalidInputError, match=r"returns_row must be within \[-1e\+06, 1e\+06\].*index 0"):
+        tracker.update([value, 0.0, 0.0])
+    assert tracker.n_observations == 0
+    np.testing.assert_array_equal(tracker.covariance(), np.zeros((3, 3)))
+    tracker.update([0.01, -0.02, 0.03])
+    # by hand: one bar of the zero-mean EWMA is r r^T
+    np.testing.assert_allclose(tracker.covariance(), np.outer([0.01, -0.02, 0.03], [0.01, -0.02, 0.03]))
+
+
+def test_an_int_beyond_the_float_range_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match="returns_row must be finite"):
+        RiskTracker(2).update([10**400, 0])
+
+
+def test_returns_at_the_bound_are_accepted() -> None:
+    tracker = RiskTracker(3)
+    row = np.array([1e6, -9e5, 9e5])  # |r| <= MAX_ABS_RETURN = 1e6, the bound included
+    tracker.update(row)
+    np.testing.assert_array_equal(tracker.covariance(), np.outer(row, row))  # r r^T, by hand
+    assert tracker.covariance()[0, 0] == 1e12

@@ -263,3 +263,31 @@ def test_var_module_docstring_examples_run() -> None:
     result = doctest.testmod(var_module)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+# ------------------------------------------------------------------------------------ overflow
+@pytest.mark.parametrize("measure", [gaussian_var, gaussian_cvar, cornish_fisher_var, historical_var])
+def test_returns_whose_moments_would_overflow_are_refused(measure: Callable[..., float]) -> None:
+    # the reported bug: gaussian_var on +-1e300 was inf (the variance overflowed)
+    with pytest.raises(InvalidInputError, match=r"returns must be within \[-1e\+06, 1e\+06\].*index 0"):
+        measure([1e300, -1e300, 1e300], alpha=0.95)
+
+
+def test_rolling_and_portfolio_var_refuse_returns_beyond_the_bound() -> None:
+    with pytest.raises(InvalidInputError, match="index 3"):
+        rolling_historical_var([0.01, 0.02, -0.01, -2e6, 0.0], window=2, alpha=0.9)
+    with pytest.raises(InvalidInputError, match=r"index \(1, 0\)"):
+        portfolio_var([0.5, 0.5], [[0.01, 0.0], [1e300, 0.0], [0.0, 0.01]], alpha=0.9)
+
+
+def test_gaussian_var_at_the_return_bound_is_finite_and_exact() -> None:
+    import statistics
+    from statistics import NormalDist
+
+    r = [1e6, -1e6, 5e5, -1e6, 1e6]  # every return at or near MAX_ABS_RETURN
+    mu, sigma = statistics.fmean(r), statistics.stdev(r)  # exact-rounded reference moments
+    q = NormalDist().inv_cdf(0.05)
+    assert gaussian_var(r, alpha=0.95) == pytest.approx(-(mu + q * sigma), rel=1e-12)
+    assert np.isfinite(
+        [cornish_fisher_var(r, 0.95), cornish_fisher_cvar(r, 0.95), gaussian_cvar(r, 0.95)]
+    ).all()

@@ -3,7 +3,13 @@
 Each check returns a clean ``float64`` C-contiguous array (or the checked scalar) or raises
 :class:`~advanced_risk.errors.InvalidInputError` naming the field, the bad value and what is
 allowed. Kernels behind the public functions trust what these return. Nothing is coerced silently:
-NaN and inf are rejected, not dropped.
+NaN and inf are rejected, not dropped. A number too large for a float (``10**400``) is rejected
+like inf, never surfaced as ``OverflowError``.
+
+Returns are fractions: :func:`as_returns` and :func:`as_matrix` also refuse any return whose
+magnitude exceeds :data:`MAX_ABS_RETURN` (1e6, a +100,000,000 % bar), which no market produces and
+whose square, fourth power and sums over any realistic sample stay far from float overflow, so
+moments (variance, kurtosis, covariance) of accepted returns are always finite.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 from advanced_risk.errors import InvalidInputError
 
 __all__ = [
+    "MAX_ABS_RETURN",
     "as_array",
     "as_matrix",
     "as_positive",
@@ -34,22 +41,54 @@ FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 IntArray = NDArray[np.int64]
 
+MAX_ABS_RETURN = 1e6
+"""Largest accepted magnitude of a simple return (inclusive): 1e6 is a +100,000,000 % bar, far beyond
+any real move, so a larger value is a feed or unit error (a price passed as a return, 1e300 from a
+bad parse). Bounding returns here keeps their moments finite: ``T * MAX_ABS_RETURN**4`` is below
+the float maximum for any ``T`` under 1e284 rows."""
+
 
 def _describe(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        # repr of a huge int is slow and, above 4300 digits, raises ValueError (CPython's limit)
+        return f"an integer of about 10**{int(value.bit_length() * math.log10(2))}"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def as_array(values: ArrayLike, name: str, *, ndim: int | tuple[int, ...], min_len: int = 1) -> FloatArray:
+def _as_float(value: Any, name: str) -> float:
+    """``float(value)``, with a value beyond the float range (``10**400``) as ``InvalidInputError``."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise InvalidInputError(
+            f"{name} must be finite, got {_describe(value)} (too large for a float)"
+        ) from None
+
+
+def as_array(
+    values: ArrayLike,
+    name: str,
+    *,
+    ndim: int | tuple[int, ...],
+    min_len: int = 1,
+    max_abs: float | None = None,
+) -> FloatArray:
     """Return ``values`` as a finite float64 array of the given rank(s) with at least ``min_len`` rows.
+
+    With ``max_abs``, every entry must also satisfy ``|x| <= max_abs`` (checked in the same pass as
+    finiteness).
 
     Raises
     ------
     InvalidInputError
-        If ``values`` is not numeric, has the wrong rank, too few rows, or holds NaN/inf.
+        If ``values`` is not numeric, has the wrong rank, too few rows, holds NaN/inf (or a Python
+        int beyond the float range), or an entry above ``max_abs`` in magnitude.
     """
     try:
         arr = np.ascontiguousarray(values, dtype=np.float64)
+    except OverflowError as exc:  # a Python int beyond the float range, e.g. 10**400
+        raise InvalidInputError(f"{name} must be finite, got a number too large for a float") from exc
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"{name} must be numeric, got {_describe(values)}") from exc
     ranks = (ndim,) if isinstance(ndim, int) else ndim
@@ -60,21 +99,29 @@ def as_array(values: ArrayLike, name: str, *, ndim: int | tuple[int, ...], min_l
         raise InvalidInputError(f"{name} needs at least {min_len} rows, got {arr.shape[0]}")
     if arr.ndim == 2 and arr.shape[1] < 1:
         raise InvalidInputError(f"{name} needs at least 1 column, got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        bad = np.argwhere(~np.isfinite(arr))[0]
+    ok = np.isfinite(arr) if max_abs is None else np.abs(arr) <= max_abs  # NaN fails both
+    if not ok.all():
+        bad = np.argwhere(~ok)[0]
         where = int(bad[0]) if arr.ndim == 1 else tuple(int(i) for i in bad)
-        raise InvalidInputError(f"{name} must be finite, got {arr[tuple(bad)]} at index {where}")
+        value = arr[tuple(bad)]
+        if not math.isfinite(value):
+            raise InvalidInputError(f"{name} must be finite, got {value} at index {where}")
+        raise InvalidInputError(
+            f"{name} must be within [-{max_abs:g}, {max_abs:g}] (a return is a fraction; a larger one "
+            f"is a feed error), got {value:g} at index {where}"
+        )
     return arr
 
 
 def as_returns(returns: ArrayLike, name: str = "returns", *, min_len: int = 2) -> FloatArray:
-    """A 1-D finite series of simple returns with at least ``min_len`` values."""
-    return as_array(returns, name, ndim=1, min_len=min_len)
+    """A 1-D finite series of simple returns, each ``|r| <= MAX_ABS_RETURN``, at least ``min_len``."""
+    return as_array(returns, name, ndim=1, min_len=min_len, max_abs=MAX_ABS_RETURN)
 
 
 def as_matrix(values: ArrayLike, name: str = "returns", *, min_rows: int = 2) -> FloatArray:
-    """A 2-D finite (T, n) matrix with at least ``min_rows`` rows (one column per asset)."""
-    return as_array(values, name, ndim=2, min_len=min_rows)
+    """A 2-D finite (T, n) matrix of returns (one column per asset), each ``|r| <= MAX_ABS_RETURN``,
+    with at least ``min_rows`` rows."""
+    return as_array(values, name, ndim=2, min_len=min_rows, max_abs=MAX_ABS_RETURN)
 
 
 def as_positive(
@@ -98,12 +145,16 @@ def as_weights(weights: ArrayLike, n_assets: int, name: str = "weights") -> Floa
 
 
 def check_finite_scalar(value: Any, name: str) -> float:
-    """A real, finite scalar (bools are refused: ``True`` is not a number here)."""
+    """A real, finite scalar (bools are refused: ``True`` is not a number here).
+
+    NaN, inf and a number beyond the float range (a Python int such as ``10**400``) raise
+    ``InvalidInputError`` naming ``name``.
+    """
     if type(value) is float and math.isfinite(value):  # the common case, without ABC checks
         return value
     if isinstance(value, bool) or not isinstance(value, Real | np.floating | np.integer):
         raise InvalidInputError(f"{name} must be a real number, got {_describe(value)}")
-    out = float(value)
+    out = _as_float(value, name)
     if not math.isfinite(out):
         raise InvalidInputError(f"{name} must be finite, got {out}")
     return out

@@ -5,7 +5,11 @@ Conventions shared by every function here:
 - ``returns`` is a (T, n) matrix of simple returns, one column per asset, oldest row first.
 - A correlation that is undefined because an asset has zero variance (a flat price stretch, or an
   asset whose returns so far are all zero) is NaN, on that asset's whole row and column including
-  the diagonal. This is what pandas returns for the same data; nothing here divides by zero.
+  the diagonal. This is what pandas returns for the same data; nothing here divides by zero. So an
+  all-zero covariance (every asset flat) has an all-NaN correlation matrix, and its average
+  pairwise correlation is NaN: there is no pair whose correlation is defined.
+- Returns are bounded: ``|r| <= MAX_ABS_RETURN`` (1e6), else ``InvalidInputError``; a larger value
+  is a feed error whose products would overflow the covariance.
 - The EWMA estimator is RiskMetrics' zero-mean one. Its streaming form keeps the normaliser in
   the state, so feeding rows one at a time gives exactly the batch result.
 """
@@ -18,6 +22,7 @@ from numpy.typing import ArrayLike
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures._jit import jit
 from advanced_risk.measures._validation import (
+    MAX_ABS_RETURN,
     FloatArray,
     as_array,
     as_matrix,
@@ -286,7 +291,7 @@ def ewma_covariance_update(
     """
     s = _as_square(state, "state").copy()
     c = check_range(weight, "weight", 0.0, 1.0, hi_open=True)
-    row = as_array(returns_row, "returns_row", ndim=1)
+    row = as_array(returns_row, "returns_row", ndim=1, max_abs=MAX_ABS_RETURN)
     if row.shape[0] != s.shape[0]:
         raise InvalidInputError(
             f"returns_row must have one entry per asset ({s.shape[0]}), got {row.shape[0]}"
@@ -299,7 +304,8 @@ def ewma_covariance_update(
 def covariance_to_correlation(cov: ArrayLike) -> FloatArray:
     """Correlation matrix ``C_jk = Sigma_jk / sqrt(Sigma_jj Sigma_kk)``, clipped to [-1, 1].
 
-    Assets with zero variance get NaN on their row and column (diagonal included).
+    Assets with zero variance get NaN on their row and column (diagonal included), as pandas'
+    ``DataFrame.corr`` gives for a constant column; an all-zero ``cov`` gives an all-NaN matrix.
 
     Examples
     --------

@@ -42,6 +42,17 @@ def kelly_discrete(win_prob: float, win_loss_ratio: float) -> float:
 def kelly_continuous(mu: float, sigma: float) -> float:
     """Kelly leverage for Gaussian returns with mean ``mu`` and volatility ``sigma``: ``mu / sigma**2``.
 
+    Computed as ``mu / sigma / sigma``, so a ``sigma**2`` that underflows (``sigma`` below ~1e-154)
+    still gives the right finite value when there is one (``kelly_continuous(2e-10, 1e-155)`` is
+    2e300).
+
+    Raises
+    ------
+    InvalidInputError
+        If ``sigma`` is not > 0 and finite, ``mu`` is not finite, or ``mu / sigma**2`` exceeds the
+        float range (e.g. ``mu=0.05``, ``sigma=1e-200``): a volatility that small is not an estimate
+        any leverage can be sized on. A zero ``mu`` gives 0 for every ``sigma`` (no edge, no bet).
+
     Examples
     --------
     >>> round(kelly_continuous(0.05, 0.2), 12)
@@ -49,7 +60,15 @@ def kelly_continuous(mu: float, sigma: float) -> float:
     """
     m = check_finite_scalar(mu, "mu")
     s = check_range(sigma, "sigma", 0.0, np.inf, lo_open=True, hi_open=True)
-    return m / (s * s)
+    if m == 0.0:
+        return 0.0
+    f = m / s / s
+    if not np.isfinite(f):
+        raise InvalidInputError(
+            f"sigma={s:g} is too small for mu={m:g}: the Kelly leverage mu / sigma**2 overflows "
+            "the float range"
+        )
+    return f
 
 
 def kelly_multi_asset(mu: ArrayLike, cov: ArrayLike) -> FloatArray:

@@ -3,6 +3,18 @@
 Conventions: returns are simple per-period returns; ``periods_per_year`` annualises (252 for daily
 bars); Sharpe and Sortino use ``ddof=1`` and a per-period risk-free rate; drawdowns are positive
 fractions of the running peak (0.25 = 25 % below the peak).
+
+Degenerate inputs, defined rather than left to floating point:
+
+- NaN, inf or ``|r| > MAX_ABS_RETURN`` (1e6): ``InvalidInputError`` (``measures._validation``).
+- A return below -1 (losing more than the whole equity) is impossible for the series these measures
+  compound: drawdowns, the annualised return and Calmar raise ``InvalidInputError`` naming the
+  index. A return of exactly -1 is ruin: equity 0, drawdown 1 from then on, annualised return -1.
+- Zero variance: Sharpe is 0, Sortino is ``inf`` for a positive mean and 0 otherwise. A standard
+  deviation (downside deviation) at or below ``ZERO_STD_RTOL`` (1e-12) times the largest input
+  magnitude (``max(|r|)``, ``|risk_free|``, ``|target|``) counts as zero: it is the rounding noise
+  of a mean of identical values (about 1e-16 relative), and real returns never vary only in their
+  twelfth significant digit. So constant returns give exactly the zero-variance value.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 
+from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures._jit import jit
 from advanced_risk.measures._validation import (
     FloatArray,
@@ -33,6 +46,38 @@ __all__ = [
     "sortino_ratio",
     "turnover",
 ]
+
+ZERO_STD_RTOL = 1e-12
+"""A (downside) standard deviation at or below this fraction of the inputs' largest magnitude is
+rounding noise and counts as zero in :func:`sharpe_ratio` and :func:`sortino_ratio`."""
+
+
+def _as_compounded_returns(returns: ArrayLike) -> FloatArray:
+    """Returns that can be compounded into an equity curve: validated, each ``>= -1``."""
+    r = as_returns(returns, min_len=1)
+    below = np.flatnonzero(r < -1.0)
+    if below.size:
+        i = int(below[0])
+        raise InvalidInputError(
+            f"returns must be >= -1 (a simple return below -100 % loses more than the whole equity), "
+            f"got {r[i]} at index {i}"
+        )
+    return r
+
+
+def _unit_scaled(excess: FloatArray) -> tuple[FloatArray, float]:
+    """``(excess / s, s)`` with ``s = max|excess|`` (``(excess, 0.0)`` when all are 0).
+
+    The scaled values lie in [-1, 1], so the squares of the largest ones neither overflow nor
+    underflow to 0: a series of constant returns of 1e-200 keeps its exact Sortino of -sqrt(P).
+    """
+    scale = float(np.abs(excess).max())
+    return (excess / scale if scale > 0.0 else excess), scale
+
+
+def _noise_floor(values: FloatArray, reference: float) -> float:
+    """The largest spread that is rounding noise for ``values`` offset by ``reference``."""
+    return ZERO_STD_RTOL * max(float(np.abs(values).max()), abs(reference))
 
 
 def simple_returns(prices: ArrayLike) -> FloatArray:
@@ -73,22 +118,31 @@ _drawdown_series = jit(_drawdown_series_python)
 def drawdown_series(returns: ArrayLike) -> FloatArray:
     """Drawdown after each period, ``1 - equity / running_peak``, starting from equity 1.
 
+    Each value is in [0, 1]; a return of -1 (ruin) gives 1 from then on. A return below -1 raises
+    ``InvalidInputError`` (see the module's degenerate-input rules).
+
     Examples
     --------
     >>> drawdown_series([0.1, -0.5, 0.2]).round(6).tolist()
     [0.0, 0.5, 0.4]
     """
-    return _drawdown_series(as_returns(returns, min_len=1))
+    return _drawdown_series(_as_compounded_returns(returns))
 
 
 def max_drawdown(returns: ArrayLike) -> float:
-    """Largest drawdown of the compounded return series, a positive fraction in [0, 1]."""
-    return float(_drawdown_series(as_returns(returns, min_len=1)).max())
+    """Largest drawdown of the compounded return series, a positive fraction in [0, 1].
+
+    Raises ``InvalidInputError`` for a return below -1 (which would give a "drawdown" above 1).
+    """
+    return float(_drawdown_series(_as_compounded_returns(returns)).max())
 
 
 def annualised_return(returns: ArrayLike, periods_per_year: int = 252) -> float:
-    """Geometric annualised return ``prod(1 + r) ** (periods_per_year / T) - 1`` (-1 after ruin)."""
-    r = as_returns(returns, min_len=1)
+    """Geometric annualised return ``prod(1 + r) ** (periods_per_year / T) - 1`` (-1 after ruin).
+
+    Raises ``InvalidInputError`` for a return below -1.
+    """
+    r = _as_compounded_returns(returns)
     ppy = check_positive_int(periods_per_year, "periods_per_year")
     growth = float(np.prod(1.0 + r))
     return -1.0 if growth <= 0.0 else growth ** (ppy / r.shape[0]) - 1.0
@@ -97,33 +151,48 @@ def annualised_return(returns: ArrayLike, periods_per_year: int = 252) -> float:
 def sharpe_ratio(returns: ArrayLike, risk_free: float = 0.0, periods_per_year: int = 252) -> float:
     """Annualised Sharpe ratio ``sqrt(P) * mean(r - rf) / std(r - rf, ddof=1)``; 0 for zero volatility.
 
+    Zero volatility includes a std at or below ``ZERO_STD_RTOL * max(max|r|, |rf|)`` (rounding
+    noise): constant returns give 0, not ``mean / 1e-18``.
+
     Examples
     --------
     >>> round(sharpe_ratio([0.01, -0.005, 0.02, 0.0], periods_per_year=1), 6)
     0.563735
     """
-    excess = as_returns(returns) - check_finite_scalar(risk_free, "risk_free")
+    r = as_returns(returns)
+    rf = check_finite_scalar(risk_free, "risk_free")
     ppy = check_positive_int(periods_per_year, "periods_per_year")
-    sd = float(excess.std(ddof=1))
-    return 0.0 if sd == 0.0 else math.sqrt(ppy) * float(excess.mean()) / sd
+    z, scale = _unit_scaled(r - rf)
+    sd = float(z.std(ddof=1))
+    if sd * scale <= _noise_floor(r, rf):  # also an all-zero excess (scale 0)
+        return 0.0
+    return math.sqrt(ppy) * float(z.mean()) / sd
 
 
 def sortino_ratio(returns: ArrayLike, target: float = 0.0, periods_per_year: int = 252) -> float:
     """Annualised Sortino ratio ``sqrt(P) * mean(r - t) / sqrt(mean(min(r - t, 0)**2))``.
 
     Returns ``inf`` when there is no downside and the mean excess is positive, 0 when both are 0.
+    A downside deviation and a mean at or below ``ZERO_STD_RTOL * max(max|r|, |target|)`` are
+    rounding noise and count as 0 (returns that equal the target up to rounding give 0).
     """
-    excess = as_returns(returns) - check_finite_scalar(target, "target")
+    r = as_returns(returns)
+    t = check_finite_scalar(target, "target")
     ppy = check_positive_int(periods_per_year, "periods_per_year")
-    downside = math.sqrt(float(np.mean(np.minimum(excess, 0.0) ** 2)))
-    mean = float(excess.mean())
-    if downside == 0.0:
-        return math.inf if mean > 0 else 0.0
+    z, scale = _unit_scaled(r - t)
+    downside = math.sqrt(float(np.mean(np.minimum(z, 0.0) ** 2))) * scale
+    mean = float(z.mean()) * scale
+    noise = _noise_floor(r, t)
+    if downside <= noise:
+        return math.inf if mean > noise else 0.0
     return math.sqrt(ppy) * mean / downside
 
 
 def calmar_ratio(returns: ArrayLike, periods_per_year: int = 252) -> float:
-    """Annualised return over maximum drawdown; ``inf`` when there is no drawdown and a gain."""
+    """Annualised return over maximum drawdown; ``inf`` when there is no drawdown and a gain.
+
+    Raises ``InvalidInputError`` for a return below -1.
+    """
     ann = annualised_return(returns, periods_per_year)
     mdd = max_drawdown(returns)
     if mdd == 0.0:

@@ -7,6 +7,10 @@ pair. Rolling estimators keep only the sorted tail of each window, not a full re
 
 NaN policy: inputs holding NaN or inf raise :class:`~advanced_risk.errors.InvalidInputError`;
 rolling outputs are NaN where a window is not yet available, and only there.
+
+Overflow policy: a return above ``MAX_ABS_RETURN`` (1e6) in magnitude raises ``InvalidInputError``
+(a return is a fraction; ``+-1e300`` is a feed error), so the moments behind the Gaussian and
+Cornish-Fisher estimates stay finite and every VaR/CVaR of accepted input is finite.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from numpy.typing import ArrayLike
 
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures._validation import (
+    MAX_ABS_RETURN,
     FloatArray,
     as_array,
     as_matrix,
@@ -129,7 +134,7 @@ def _fhs_pair(returns: ArrayLike, variance: ArrayLike, alpha: float, mu: float) 
 def _rolling_historical_pair(returns: ArrayLike, window: int, alpha: float) -> tuple[FloatArray, FloatArray]:
     a = check_alpha(alpha)
     w = check_positive_int(window, "window", minimum=2)
-    r = as_array(returns, "returns", ndim=(1, 2), min_len=w)
+    r = as_array(returns, "returns", ndim=(1, 2), min_len=w, max_abs=MAX_ABS_RETURN)
     cols = r.reshape(r.shape[0], -1)
     out_var = np.full(cols.shape, np.nan)
     out_cvar = np.full(cols.shape, np.nan)

@@ -126,16 +126,32 @@ class RiskTracker:
 
     # ----------------------------------------------------------------------------------- feeding
     def update(self, returns_row: ArrayLike) -> None:
-        """Add one bar: a vector of simple returns, one per asset, finite. O(n^2)."""
+        """Add one bar: a vector of simple returns, one per asset. O(n^2).
+
+        Each return must be finite with ``|r| <= MAX_ABS_RETURN`` (1e6; ``measures._validation``):
+        a larger one is a feed error whose square would swamp (above ~1.3e154: overflow to inf) the
+        EWMA covariance for hundreds of bars. A refused row raises ``InvalidInputError`` naming the
+        index and leaves the tracker unchanged.
+        """
+        from advanced_risk.measures._validation import MAX_ABS_RETURN  # a cached-module lookup, ~0.1 us
+
         try:
             row = np.asarray(returns_row, dtype=np.float64)
+        except OverflowError as exc:  # a Python int beyond the float range
+            raise InvalidInputError("returns_row must be finite, got a number too large for a float") from exc
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(f"returns_row must be numeric, got {returns_row!r:.60}") from exc
         if row.shape != (self._n,):
             raise InvalidInputError(f"returns_row must have shape ({self._n},), got {row.shape}")
-        if not math.isfinite(float(row @ row)) and not np.isfinite(row).all():  # dot: the fast check
-            bad = int(np.flatnonzero(~np.isfinite(row))[0])
-            raise InvalidInputError(f"returns_row must be finite, got {row[bad]} at index {bad}")
+        magnitude = np.abs(row)
+        if not float(magnitude.max()) <= MAX_ABS_RETURN:  # NaN fails it too (no overflowing dot product)
+            bad = int(np.flatnonzero(~(magnitude <= MAX_ABS_RETURN))[0])
+            if not math.isfinite(row[bad]):
+                raise InvalidInputError(f"returns_row must be finite, got {row[bad]} at index {bad}")
+            raise InvalidInputError(
+                f"returns_row must be within [-{MAX_ABS_RETURN:g}, {MAX_ABS_RETURN:g}] (a return is "
+                f"a fraction; a larger one is a feed error), got {row[bad]:g} at index {bad}"
+            )
         cfg = self._config
         self._buffer[self._pos] = row
         self._buffer[self._pos + self._capacity] = row
