@@ -168,7 +168,12 @@ class DecisionEngine:
     ) -> Bar:
         """Validate and align the inputs (raises ``InvalidInputError``; changes nothing)."""
         bar = parse_inputs(
-            market_state, portfolio, self.assets, self._held if self.assets else None, self.has_history
+            market_state,
+            portfolio,
+            self.assets,
+            self._held if self.assets else None,
+            self.has_history,
+            self.config.max_assets,
         )
         for component, kind in ((self.allocator, "policy"), (self.advisor, "risk agents")):
             if (
@@ -183,7 +188,26 @@ class DecisionEngine:
                 )
         if bar.returns is None and bar.prices is not None:
             _check_derived_returns(bar, self._derived_returns(bar))
+        self._check_equity(bar.portfolio)
         return bar
+
+    def _check_equity(self, book: Portfolio) -> None:
+        """Refuse an equity (or peak) print above ``max_equity_jump`` x the peak: a data error."""
+        jump, peak = self.config.max_equity_jump, self.peak_equity
+        if jump is None or peak is None:
+            return
+        for name, value in (("equity", book.equity), ("peak_equity", book.peak_equity)):
+            if value is not None and value > jump * peak:
+                raise InvalidInputError(
+                    f"portfolio.{name}={value:.6g} is more than max_equity_jump={jump:g} x the peak "
+                    f"equity {peak:.6g}: a data error (a real change of capital: reset_peak)"
+                )
+
+    def reset_peak(self, value: float) -> None:
+        """Measure drawdowns from ``value`` from now on (the equity window restarts there)."""
+        self.peak_equity = value
+        self._equity_window.clear()
+        self._equity_window.append(value)
 
     @property
     def has_history(self) -> bool:

@@ -130,6 +130,7 @@ def parse_inputs(
     universe: tuple[str, ...] | None,
     previous_held: FloatArray | None = None,
     has_history: bool = False,
+    max_assets: int = 1_000,
 ) -> Bar:
     """Validate one bar against the universe (see the module docstring).
 
@@ -140,6 +141,7 @@ def parse_inputs(
     previous_held : the held weights of the previous bar (universe order), to refuse a held asset
         that leaves.
     has_history : whether an earlier bar carried prices (a bar may then carry no market data).
+    max_assets : the most assets a bar may name (``RiskConfig.max_assets``).
     """
     market: MarketState = _as_value(market_state, MarketState, "market_state")
     book: Portfolio = _as_value(portfolio, Portfolio, "portfolio")
@@ -163,6 +165,11 @@ def parse_inputs(
         names = tuple(book.weights)
     if CASH in per_asset or (not per_asset and CASH in names):
         raise InvalidInputError(f"'{CASH}' is reserved for the cash weight; rename that asset")
+    if len(names) > max_assets:
+        raise InvalidInputError(
+            f"market_state names {len(names)} assets, more than RiskConfig.max_assets={max_assets} "
+            "(the per-bar work grows with the square of the universe)"
+        )
     assets, joined, left = _next_universe(names, universe)
     _check_portfolio(book, assets, universe, previous_held, left)
     returns = _array(market.returns, assets)

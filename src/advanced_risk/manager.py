@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
+import json
+import math
 import threading
 import time
 import uuid
@@ -41,6 +42,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+import numpy as np
 from asyncio_throttle.throttler import Throttler
 
 from advanced_risk._histogram import LatencyHistogram
@@ -57,13 +59,13 @@ from advanced_risk.engine import (
 )
 from advanced_risk.errors import InvalidInputError, StateStoreError
 from advanced_risk.journal import JournalWriter
-from advanced_risk.measures._validation import FloatArray
+from advanced_risk.measures._validation import FloatArray, check_range
 from advanced_risk.measures._var_method import VaRMethod
 from advanced_risk.policy import PolicyAllocator, load_allocator
 from advanced_risk.risk.garch import GarchParams
 from advanced_risk.risk.garch_worker import shared_worker
 from advanced_risk.state import StateStore
-from advanced_risk.types import AgentAdvice, MarketState, Portfolio, RiskDecision
+from advanced_risk.types import AgentAdvice, MarketState, Portfolio, RiskDecision, TradingState
 
 __all__ = ["AdvancedRiskManager"]
 
@@ -126,6 +128,10 @@ class AdvancedRiskManager:
         self._engine: DecisionEngine | None = None
         self._journal: JournalWriter | None = None
         self._policy_pool = ThreadPoolExecutor(1, thread_name_prefix="advanced-risk-policy")
+        self._components_job: Future[Components] | None = None
+        # the sync twin runs the built-in NumPy inference inline; a user's allocator may block, so
+        # it runs on the policy worker there too, within the deadline
+        self._inline = self._allocator is None or isinstance(self._allocator, PolicyAllocator)
         self._background_pool = _garch_pool()
         self._garch_worker = shared_worker()  # one child per process; it exits with the process
         self._pools_closed = False
@@ -163,6 +169,7 @@ class AdvancedRiskManager:
         restored = store.load()
         if self._pools_closed:  # reopened after close(): a shut-down executor takes no new work
             self._policy_pool = ThreadPoolExecutor(1, thread_name_prefix="advanced-risk-policy")
+            self._components_job = None
             self._background_pool = _garch_pool()
             self._pools_closed = False
         # the GARCH worker starts beside the warm-up: a refit then costs only the fit (~50 ms), well
@@ -209,6 +216,9 @@ class AdvancedRiskManager:
         """Decide one bar (see the module docstring); raises only ``InvalidInputError`` for bad input."""
         if self._engine is None:
             await self.open()
+        # one loop tick per call: concurrent callers and the bot's other tasks take turns (without
+        # it a call that needs no worker never yields, and 100 tasks run one after another)
+        await asyncio.sleep(0)
         if self._throttler is not None:
             async with self._throttler:
                 return await self._manage_locked(market_state, portfolio)
@@ -242,7 +252,7 @@ class AdvancedRiskManager:
             engine = self._require_engine()
             bar = engine.parse(market_state, portfolio)
             observed = engine.observe(bar)
-            components = self._components_inline(engine, observed)
+            components = self._components_inline(engine, observed, deadline)
             self._refit_sync(engine, deadline)
             decision, done = self._finish(engine, observed, components, start)
             if done is not None:
@@ -294,22 +304,45 @@ class AdvancedRiskManager:
         policy, agents, faults = self._requests(engine, observed)
         if policy is None and agents is None:
             return None, None, faults
-        loop = asyncio.get_running_loop()
-        job = functools.partial(_run_components, self._allocator, policy, self._advisor, agents)
-        future = loop.run_in_executor(self._policy_pool, job)
+        job = self._start_components(policy, agents)
+        if isinstance(job, str):
+            return None, None, (*faults, job)
         try:
             allocation, advice, more = await asyncio.wait_for(
-                future, max(deadline - time.perf_counter(), 0.0)
+                asyncio.shield(asyncio.wrap_future(job)), max(deadline - time.perf_counter(), 0.0)
             )
         except TimeoutError:
-            late = "policy" if policy is not None else "risk agents"
-            return None, None, (*faults, f"{late} missed the deadline")
+            return None, None, (*faults, _late(policy))
         return allocation, advice, faults + more
 
-    def _components_inline(self, engine: DecisionEngine, observed: Observed) -> Components:
+    def _components_inline(self, engine: DecisionEngine, observed: Observed, deadline: float) -> Components:
+        """The sync twin's components: the built-in NumPy inference inline (bounded arithmetic),
+        anything else (a user's allocator) on the policy worker, waited for within the deadline."""
         policy, agents, faults = self._requests(engine, observed)
-        allocation, advice, more = _run_components(self._allocator, policy, self._advisor, agents)
+        if policy is None and agents is None:
+            return None, None, faults
+        if self._inline:
+            allocation, advice, more = _run_components(self._allocator, policy, self._advisor, agents)
+            return allocation, advice, faults + more
+        job = self._start_components(policy, agents)
+        if isinstance(job, str):
+            return None, None, (*faults, job)
+        try:
+            allocation, advice, more = job.result(timeout=max(deadline - time.perf_counter(), 0.0))
+        except FutureTimeout:
+            return None, None, (*faults, _late(policy))
         return allocation, advice, faults + more
+
+    def _start_components(self, policy: Any, agents: Any) -> Future[Components] | str:
+        """Run the components on the policy worker, or say why not: a run for an earlier bar that
+        missed its deadline is still going (one run at a time, so late runs never pile up; its result
+        is dropped and never reaches a later decision)."""
+        running = self._components_job
+        if running is not None and not running.done():
+            return f"{_late(policy)} (still busy with an earlier bar; not started)"
+        job = self._policy_pool.submit(_run_components, self._allocator, policy, self._advisor, agents)
+        self._components_job = job
+        return job
 
     def _finish(
         self, engine: DecisionEngine, observed: Observed, components: Components, start: float
@@ -429,6 +462,38 @@ class AdvancedRiskManager:
             changed = engine.machine.engage_kill_switch(reason)
             await self._persist_state(engine)
             return changed
+
+    async def reset_peak(self, value: float, reason: str) -> None:
+        """Set the peak equity drawdowns are measured from (after a deposit, a withdrawal or a bad
+        equity print), durably, with a journal row saying who changed it from what and why.
+
+        Raises
+        ------
+        InvalidInputError
+            If ``value`` is not a finite number > 0, or if it lowers the peak while HALTED: lowering
+            the peak lowers the drawdown, so it would un-halt by the back door; ``resume`` first.
+        """
+        peak = check_range(value, "value", 0.0, math.inf, lo_open=True, hi_open=True)
+        await self.open()
+        async with self._lock:
+            engine = self._require_engine()
+            previous = engine.peak_equity
+            if engine.machine.state is TradingState.HALTED and (previous is None or peak < previous):
+                raise InvalidInputError(
+                    f"reset_peak({peak:g}) would lower the peak ({previous}) while HALTED; resume() first"
+                )
+            journal = self._journal
+            if journal is not None:  # disk first: memory is never less cautious than the store
+                row = {
+                    "event": "reset_peak",
+                    "previous": previous,
+                    "peak_equity": peak,
+                    "reason": str(reason),
+                }
+                journal.submit(f"{self._run}-reset-peak-{next(self._ids)}", json.dumps(row), None)
+                await asyncio.wrap_future(journal.call(lambda store: store.set_peak_equity(peak)))
+            engine.reset_peak(peak)
+            log.warning("peak_equity_reset", previous=previous, peak_equity=peak, reason=reason)
 
     async def _persist_state(self, engine: DecisionEngine) -> None:
         journal = self._journal
@@ -551,6 +616,37 @@ def _load_advisor(risk_agents: Any, config: RiskConfig) -> Advisor | None:
     return load_risk_agents(source, config.sizing, config.mc_samples, config.agents_uncertainty_threshold)
 
 
+def _checked_allocation(allocation: Any, n_assets: int) -> Allocation:
+    """The allocator's answer if it is a valid long-only allocation, else ``ValueError`` saying why.
+
+    Valid: an :class:`Allocation` whose weights are ``n_assets + 1`` finite numbers in [0, 1]
+    (assets, then cash) summing to 1 (within 1e-6), and whose uncertainty is None or finite >= 0.
+    """
+    if not isinstance(allocation, Allocation):
+        raise ValueError(f"allocate returned {type(allocation).__name__}, not an Allocation")
+    weights = np.asarray(allocation.weights, dtype=np.float64)
+    if weights.shape != (n_assets + 1,):
+        raise ValueError(f"allocation weights have shape {weights.shape}, expected ({n_assets + 1},)")
+    if not np.isfinite(weights).all() or weights.min() < -1e-9 or weights.max() > 1.0 + 1e-9:
+        raise ValueError(f"allocation weights must be finite and in [0, 1], got {weights.tolist()[:8]}")
+    if abs(float(weights.sum()) - 1.0) > 1e-6:
+        raise ValueError(f"allocation weights (assets then cash) must sum to 1, got {weights.sum():.6g}")
+    u = allocation.uncertainty
+    if u is not None and not (
+        isinstance(u, int | float | np.floating) and not isinstance(u, bool) and math.isfinite(u) and u >= 0.0
+    ):
+        raise ValueError(f"allocation uncertainty must be None or finite >= 0, got {u!r}")
+    return Allocation(np.clip(weights, 0.0, 1.0), None if u is None else float(u))
+
+
+def _component_name(policy: Any) -> str:
+    return "policy" if policy is not None else "risk agents"
+
+
+def _late(policy: Any) -> str:
+    return f"{_component_name(policy)} missed the deadline"
+
+
 def _run_components(
     allocator: Allocator | None,
     policy: tuple[FloatArray, FloatArray, float] | None,
@@ -563,7 +659,7 @@ def _run_components(
     faults: list[str] = []
     if allocator is not None and policy is not None:
         try:
-            allocation = allocator.allocate(*policy)
+            allocation = _checked_allocation(allocator.allocate(*policy), allocator.asset_count)
         except Exception as exc:
             faults.append(component_fault("policy", exc))
     if advisor is not None and agents is not None:

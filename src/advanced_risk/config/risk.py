@@ -275,6 +275,15 @@ class RiskConfig(_ConfigMixin):
     """Bars per year: 252 for daily bars of an exchange, 365 for 24/7 markets (crypto), 252 * 390 for
     minute bars of a US session. Every annualised figure uses it (volatility-target leverage, and the
     Gaussian VaR from ``MarketState.volatility``)."""
+    max_equity_jump: float | None = 10.0
+    """A bar whose ``portfolio.equity`` (or ``peak_equity``) exceeds this multiple of the peak equity
+    seen so far is refused as a data error (``InvalidInputError``): one bad equity print would
+    otherwise become the peak, and every later bar would read as a drawdown of ~100 % (REDUCING,
+    then HALTED, for good). None: no check. A real change of capital: :meth:`reset_peak`."""
+    max_assets: int = 1_000
+    """Most assets a bar may name. The per-bar work grows with the square of the universe (an
+    (n, n) covariance, n x fhs_window of history: 8 MB and 4 MB at 1,000 assets, 10,000 assets would
+    be 800 MB and seconds per bar); a bar beyond it is refused with ``InvalidInputError``."""
     garch_install_lag: int = 100
     """Bars between the bar a GJR-GARCH refit starts (in the background) and the bar it takes effect:
     fixed by the bar count, so a replay of the same bars gives the same decisions. A refit not done
@@ -335,6 +344,12 @@ class RiskConfig(_ConfigMixin):
                 lambda: check_positive_int(self.memory_journal_rows, "memory_journal_rows"),
                 lambda: check_positive_int(self.periods_per_year, "periods_per_year"),
                 lambda: check_positive_int(self.garch_install_lag, "garch_install_lag"),
+                lambda: check_positive_int(self.max_assets, "max_assets"),
+                lambda: (
+                    None
+                    if self.max_equity_jump is None
+                    else _in_range(self.max_equity_jump, "max_equity_jump", 1.0, 1e12, lo_open=True)
+                ),
                 lambda: (
                     None
                     if self.uncertainty_threshold is None
