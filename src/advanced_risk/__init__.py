@@ -26,6 +26,7 @@ from advanced_risk.types import (
     Portfolio,
     RiskDecision,
     RiskLevel,
+    StateChange,
     TradingState,
 )
 
@@ -63,6 +64,7 @@ __all__ = [
     "RiskLevel",
     "RiskSnapshot",
     "RiskTracker",
+    "StateChange",
     "StateStoreError",
     "TrackerConfig",
     "TradingEnvironment",

@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 from advanced_risk._logging import get_logger
 from advanced_risk.errors import StateStoreError
 from advanced_risk.state import StateStore, _journal_row
+from advanced_risk.types import TradingState
 
 __all__ = ["JournalWriter"]
 
@@ -64,6 +65,7 @@ class _Call:
 
 
 _STOP = object()
+_SAFETY = object()  # wakes the writer for a pending safety state
 
 
 def _complete(future: Future[Any], result: Any = None, error: BaseException | None = None) -> None:
@@ -109,6 +111,8 @@ class JournalWriter:
         self._queue: queue.SimpleQueue[_Row | _Call | object] = queue.SimpleQueue()
         self._retry: list[_Row] = []
         self._pending_peak: float | None = None
+        # the latest safety state not yet durable, and every future waiting for it (or an older one)
+        self._pending_safety: tuple[TradingState, str, bool, list[Future[None]]] | None = None
         self._healthy = True
         self._last_error: str | None = None
         self._committed = 0
@@ -179,6 +183,27 @@ class JournalWriter:
         if urgent:
             self._wake.set()
         return done
+
+    def set_safety_state(self, state: TradingState, reason: str, kill_switch: bool) -> Future[None]:
+        """Make the safety state durable: written ahead of any row queued after it, and retried at
+        every commit until it lands (a failed write is never dropped). A newer state replaces one
+        still pending; the futures of both complete when the newer lands.
+        """
+        done: Future[None] = Future()
+        with self._lock:
+            if self._closing:
+                done.set_exception(StateStoreError("safety state write failed: writer closed"))
+                return done
+            waiting = [] if self._pending_safety is None else self._pending_safety[3]
+            self._pending_safety = (state, str(reason), bool(kill_switch), [*waiting, done])
+            self._queue.put(_SAFETY)
+        self._wake.set()
+        return done
+
+    @property
+    def safety_pending(self) -> bool:
+        """Whether a safety state is waiting to be durable (retried at every commit)."""
+        return self._pending_safety is not None
 
     def call(self, fn: Callable[[StateStore], T]) -> Future[T]:
         """Run ``fn(store)`` on the writer thread after everything queued before it (at once).
@@ -253,7 +278,8 @@ class JournalWriter:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            timeout = self._retry_interval_s if self._retry or self._pending_peak is not None else None
+            behind = self._retry or self._pending_peak is not None or self._pending_safety is not None
+            timeout = self._retry_interval_s if behind else None
             try:
                 first = self._queue.get(timeout=timeout)
             except queue.Empty:
@@ -279,13 +305,16 @@ class JournalWriter:
                     rows = []
                     self._run_call(item)
             self._commit(rows)
-        if self._retry:
+        if self._retry or self._pending_safety is not None:
             self._commit([])
             if self._retry:
                 log.error("journal_rows_lost_on_close", rows=len(self._retry), error=self._last_error)
+            if self._pending_safety is not None:
+                log.error("journal_safety_state_lost_on_close", error=self._last_error)
 
     def _run_call(self, call: _Call) -> None:
-        if self._retry or self._pending_peak is not None:  # a call runs after earlier rows are durable
+        # a call runs after earlier rows and safety state are durable
+        if self._retry or self._pending_peak is not None or self._pending_safety is not None:
             self._commit([])
         try:
             result = call.fn(self._store)
@@ -294,12 +323,35 @@ class JournalWriter:
         else:
             _complete(call.done, result)
 
+    def _write_safety(self) -> bool:
+        """Write the pending safety state; True when nothing is left pending."""
+        pending = self._pending_safety
+        if pending is None:
+            return True
+        state, reason, kill, waiting = pending
+        self._store.set_safety_state(state, reason, kill)  # StateStoreError: the caller keeps it
+        with self._lock:
+            if self._pending_safety is pending:  # else a newer state arrived meanwhile: write it next
+                self._pending_safety = None
+        for done in waiting:
+            _complete(done)
+        return self._pending_safety is None
+
     def _commit(self, rows: list[_Row]) -> None:
         rows = self._retry + rows
         peaks = [r.peak_equity for r in rows if r.peak_equity is not None]
         if self._pending_peak is not None:
             peaks.append(self._pending_peak)
+        try:  # the safety state first: a decision row never lands ahead of the state it reports
+            while not self._write_safety():
+                pass
+        except StateStoreError as exc:
+            self._fail(rows, max(peaks, default=None), exc)
+            return
         if not rows and not peaks:
+            if not self._healthy:
+                log.info("journal_recovered", rows=0)
+            self._healthy = True
             return
         try:
             if rows:

@@ -64,8 +64,9 @@ from advanced_risk.measures._var_method import VaRMethod
 from advanced_risk.policy import PolicyAllocator, load_allocator
 from advanced_risk.risk.garch import GarchParams
 from advanced_risk.risk.garch_worker import shared_worker
+from advanced_risk.risk.rules import check_reason
 from advanced_risk.state import StateStore
-from advanced_risk.types import AgentAdvice, MarketState, Portfolio, RiskDecision, TradingState
+from advanced_risk.types import AgentAdvice, MarketState, Portfolio, RiskDecision, StateChange, TradingState
 
 __all__ = ["AdvancedRiskManager"]
 
@@ -129,6 +130,7 @@ class AdvancedRiskManager:
         self._journal: JournalWriter | None = None
         self._policy_pool = ThreadPoolExecutor(1, thread_name_prefix="advanced-risk-policy")
         self._components_job: Future[Components] | None = None
+        self._pending_resume: tuple[Future[None], str] | None = None  # a resume waiting for the store
         # the sync twin runs the built-in NumPy inference inline; a user's allocator may block, so
         # it runs on the policy worker there too, within the deadline
         self._inline = self._allocator is None or isinstance(self._allocator, PolicyAllocator)
@@ -230,6 +232,7 @@ class AdvancedRiskManager:
             deadline = start + self.config.deadline_ms / 1000.0
             engine = self._require_engine()
             bar = engine.parse(market_state, portfolio)  # InvalidInputError: the caller's fault
+            self._apply_pending_resume(engine)
             observed = engine.observe(bar)
             components = await self._components_async(engine, observed, deadline)
             await self._refit_async(engine, deadline)
@@ -251,6 +254,7 @@ class AdvancedRiskManager:
             deadline = start + self.config.deadline_ms / 1000.0
             engine = self._require_engine()
             bar = engine.parse(market_state, portfolio)
+            self._apply_pending_resume(engine)
             observed = engine.observe(bar)
             components = self._components_inline(engine, observed, deadline)
             self._refit_sync(engine, deadline)
@@ -356,7 +360,9 @@ class AdvancedRiskManager:
         journal = self._journal
         before = (engine.machine.state, engine.machine.kill_switch)
         store_down = journal is not None and not journal.healthy
-        if store_down and journal is not None:
+        if store_down and journal is not None and journal.safety_pending:
+            faults = (*faults, f"safety state not durable yet (state store: {journal.last_error})")
+        elif store_down and journal is not None:
             faults = (*faults, f"state store unavailable: {journal.last_error}")
         try:
             decision = engine.decide(observed, allocation, faults, advice)
@@ -444,24 +450,64 @@ class AdvancedRiskManager:
         return decision
 
     # -- operator controls -------------------------------------------------------------------------
-    async def resume(self, reason: str) -> bool:
-        """Leave HALTED explicitly (no restart needed); persisted before returning. True if it changed."""
-        await self.open()
-        async with self._lock:
-            engine = self._require_engine()
-            changed = engine.machine.resume(reason)
-            if changed:
-                await self._persist_state(engine)
-            return changed
+    async def resume(self, reason: str) -> StateChange:
+        """Leave HALTED explicitly (no restart needed).
 
-    async def engage_kill_switch(self, reason: str) -> bool:
-        """Halt at once (no confirmations); persisted before returning. True if it changed."""
+        Less caution goes to the store first: the state in memory changes only once ACTIVE is
+        durable, so a restart never comes up less cautious than a decision the bot received. Returns
+        within ``deadline_ms``: if the write has not landed by then, ``StateChange(changed=False,
+        durable=False, pending=True)``; the write is retried at every later call, and the first
+        decision after it lands resumes.
+        """
         await self.open()
         async with self._lock:
+            start = time.perf_counter()
+            engine, journal = self._require_engine(), self._journal
+            machine = engine.machine
+            if machine.state is not TradingState.HALTED:
+                return StateChange(changed=False, durable=True)
+            why = check_reason(reason)
+            if journal is None:
+                return StateChange(changed=machine.resume(why), durable=False)
+            done = journal.set_safety_state(TradingState.ACTIVE, f"resumed: {why}", False)
+            if await self._durable_within(done, start):
+                return StateChange(changed=machine.resume(why), durable=True)
+            self._pending_resume = (done, why)
+            return StateChange(changed=False, durable=False, pending=True)
+
+    async def engage_kill_switch(self, reason: str) -> StateChange:
+        """Halt at once (no confirmations): in memory at once (more caution never waits), then on the
+        store. Returns within ``deadline_ms`` saying whether the halt is durable; if not, the write is
+        retried at every later call (and decisions say so while the store fails)."""
+        await self.open()
+        async with self._lock:
+            start = time.perf_counter()
             engine = self._require_engine()
+            self._pending_resume = None  # a halt cancels a resume still waiting for the store
             changed = engine.machine.engage_kill_switch(reason)
-            await self._persist_state(engine)
-            return changed
+            journal = self._journal
+            if journal is None:
+                return StateChange(changed=changed, durable=False)
+            durable = await self._durable_within(_submit_safety_state(journal, engine), start)
+            return StateChange(changed=changed, durable=durable)
+
+    async def _durable_within(self, done: Future[None], start: float) -> bool:
+        """Wait for a safety-state write until ``deadline_ms`` after ``start``; whether it landed."""
+        remaining = start + self.config.deadline_ms / 1000.0 - time.perf_counter()
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(done)), max(remaining, 0.0))
+        except (TimeoutError, StateStoreError):
+            return False
+        return True
+
+    def _apply_pending_resume(self, engine: DecisionEngine) -> None:
+        """A resume whose write has landed since it was asked for takes effect now."""
+        pending = self._pending_resume
+        if pending is None or not pending[0].done():
+            return
+        self._pending_resume = None
+        if pending[0].exception() is None:
+            engine.machine.resume(pending[1])
 
     async def reset_peak(self, value: float, reason: str) -> None:
         """Set the peak equity drawdowns are measured from (after a deposit, a withdrawal or a bad
@@ -688,15 +734,9 @@ def _warm_up(config: RiskConfig, allocator: Allocator | None, advisor: Advisor |
 
 
 def _submit_safety_state(journal: JournalWriter, engine: DecisionEngine) -> Future[None]:
-    """Queue the trading state, its reason and the kill switch for the journal thread to persist."""
+    """Hand the trading state, its reason and the kill switch to the journal (durable, retried)."""
     machine = engine.machine
-    state, reason, kill = machine.state, machine.reason, machine.kill_switch
-
-    def save(store: StateStore) -> None:
-        store.set_trading_state(state, reason)
-        store.set_kill_switch(kill)
-
-    return journal.call(save)
+    return journal.set_safety_state(machine.state, machine.reason, machine.kill_switch)
 
 
 def _uses_garch(config: RiskConfig) -> bool:

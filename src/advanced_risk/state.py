@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -174,12 +175,14 @@ class StateStore:
         except (OSError, sqlite3.Error) as exc:
             raise StateStoreError(f"open failed on {self._label}: {exc}") from exc
         self._conn = conn
+        self._identity: tuple[int, int] | None = None  # (device, inode): set once the schema exists
         try:
             self._configure(conn)
         except BaseException:
             conn.close()
             self._conn = None
             raise
+        self._identity = self._file_identity()
         log.info(
             "state_store_opened",
             path=self._label,
@@ -267,6 +270,15 @@ class StateStore:
             "set_trading_state",
             "UPDATE risk_state SET trading_state = ?, reason = ?, updated_ts = ?",
             (s.value, str(reason), time.time()),
+        )
+
+    def set_safety_state(self, trading_state: TradingState | str, reason: str, kill_switch: bool) -> None:
+        """Persist the trading state, its reason and the kill switch in one transaction."""
+        s = _as_state(trading_state)
+        self._write(
+            "set_safety_state",
+            "UPDATE risk_state SET trading_state = ?, reason = ?, kill_switch = ?, updated_ts = ?",
+            (s.value, str(reason), int(bool(kill_switch)), time.time()),
         )
 
     def set_kill_switch(self, engaged: bool) -> None:
@@ -384,6 +396,11 @@ class StateStore:
             conn = self._conn
             if conn is None:
                 raise StateStoreError(f"{name} failed on {self._label}: the state store is closed")
+            if self._identity is not None and self._file_identity() != self._identity:
+                # SQLite would go on writing to the unlinked (or swapped-out) file: nothing durable
+                raise StateStoreError(
+                    f"{name} failed on {self._label}: the state file was deleted or replaced"
+                )
             try:
                 yield conn
             except BaseException as exc:
@@ -397,6 +414,16 @@ class StateStore:
                 if isinstance(exc, sqlite3.Error):
                     raise StateStoreError(f"{name} failed on {self._label}: {exc}") from exc
                 raise
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the database file; None when it is missing (or in memory)."""
+        if self._path is None:
+            return None
+        try:
+            st = os.stat(self._path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
 
     def _transaction(self, name: str, body: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``body`` inside ``BEGIN IMMEDIATE ... COMMIT``; return after the commit."""

@@ -35,6 +35,7 @@ __all__ = [
     "Portfolio",
     "RiskDecision",
     "RiskLevel",
+    "StateChange",
     "TradingState",
 ]
 
@@ -430,3 +431,27 @@ class RiskDecision(Mapping[str, Any]):
     @classmethod
     def _keys(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """The answer of an operator control (``engage_kill_switch``, ``resume``).
+
+    Truthy when the trading state changed, as the plain ``bool`` these controls returned before.
+
+    Attributes
+    ----------
+    changed : whether the state in memory changed now.
+    durable : whether the new safety state is on the store (written within the deadline). False
+        means it is queued and retried at every later call until it lands; until then decisions are
+        degraded and say so when the store is failing.
+    pending : a resume that is not durable yet takes effect in memory only once it is (memory is
+        never less cautious than the store): True while it waits.
+    """
+
+    changed: bool
+    durable: bool
+    pending: bool = False
+
+    def __bool__(self) -> bool:
+        return self.changed

@@ -16,7 +16,7 @@ import pytest
 from advanced_risk import AdvancedRiskManager, MarketState, Portfolio, RiskConfig
 from advanced_risk.engine import Allocation
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.types import RiskDecision
+from advanced_risk.types import RiskDecision, StateChange
 
 ASSETS = ("A", "B", "C")
 DEADLINE_MS = 20.0  # generous for a loaded CI machine; the check is 2x this
@@ -233,3 +233,94 @@ def test_an_absurd_equity_print_is_refused_and_reset_peak_moves_the_peak(tmp_pat
             assert len(events) == 2
 
     asyncio.run(run())
+
+
+def _query_only(on: bool) -> Callable[[Any], None]:
+    def run(store: Any) -> None:
+        with store._op("test") as conn:
+            conn.execute(f"PRAGMA query_only = {int(on)}")
+
+    return run
+
+
+def test_a_kill_switch_on_a_failing_store_returns_on_time_is_retried_and_lands(tmp_path: Any) -> None:
+    """The store refuses writes: the halt holds in memory at once, the call returns within the
+    deadline saying it is not durable, decisions say so, and the halt lands once the store heals."""
+    from advanced_risk.state import StateStore
+
+    path = str(tmp_path / "risk.db")
+    bars = _bars(12)
+
+    async def run() -> None:
+        config = RiskConfig(deadline_ms=DEADLINE_MS, rate_limit_per_s=None, state_path=path)
+        async with AdvancedRiskManager(config) as risk:
+            for bar in bars[:3]:
+                await risk.manage_risk(*bar)
+            journal = risk._journal
+            assert journal is not None
+            await asyncio.wrap_future(journal.call(_query_only(True)))
+            start = time.perf_counter()
+            change = await risk.engage_kill_switch("exchange outage")
+            assert (time.perf_counter() - start) * 1000.0 < 2 * DEADLINE_MS
+            assert change.changed
+            assert not change.durable
+            decision = await risk.manage_risk(*bars[3])
+            assert decision.trading_state.value == "halted"
+            assert decision.degraded
+            assert any("safety state not durable yet" in a for a in decision.alerts), decision.alerts
+            with StateStore(path, read_only=True) as reader:
+                assert reader.load().trading_state.value == "active"  # not landed: memory is ahead
+            await asyncio.wrap_future(journal.call(_query_only(False)))
+            await risk.flush()
+            decision = await risk.manage_risk(*bars[4])
+            assert decision.trading_state.value == "halted"
+        with StateStore(path, read_only=True) as reader:
+            state = reader.load()
+            assert state.trading_state.value == "halted"
+            assert state.kill_switch
+
+    asyncio.run(run())
+
+
+def test_a_resume_on_a_failing_store_waits_for_the_store(tmp_path: Any) -> None:
+    """Less caution goes to the store first: not durable -> memory stays HALTED; lands -> resumes."""
+    path = str(tmp_path / "risk.db")
+    bars = _bars(8)
+
+    async def run() -> None:
+        config = RiskConfig(deadline_ms=DEADLINE_MS, rate_limit_per_s=None, state_path=path)
+        async with AdvancedRiskManager(config) as risk:
+            await risk.manage_risk(*bars[0])
+            assert (await risk.engage_kill_switch("test")).durable
+            journal = risk._journal
+            assert journal is not None
+            await asyncio.wrap_future(journal.call(_query_only(True)))
+            change = await risk.resume("desk")
+            assert change == StateChange(changed=False, durable=False, pending=True)
+            assert (await risk.manage_risk(*bars[1])).trading_state.value == "halted"
+            await asyncio.wrap_future(journal.call(_query_only(False)))
+            await risk.flush()
+            assert (await risk.manage_risk(*bars[2])).trading_state.value == "active"
+
+    asyncio.run(run())
+
+
+def test_a_deleted_state_file_is_a_store_fault_on_both_entry_points(tmp_path: Any) -> None:
+    import os
+
+    path = tmp_path / "risk.db"
+    bars = _bars(10)
+    config = RiskConfig(deadline_ms=DEADLINE_MS, rate_limit_per_s=None, state_path=str(path))
+    risk = AdvancedRiskManager(config)
+    try:
+        for bar in bars[:3]:
+            assert not risk.manage_risk_sync(*bar).degraded
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(f"{path}{suffix}"):
+                os.unlink(f"{path}{suffix}")
+        seen = [_timed_sync(risk, bar) for bar in bars[3:8]]
+    finally:
+        risk.close_sync()
+    assert all(ms < 2 * DEADLINE_MS for _, ms in seen)
+    assert all(d.degraded for d, _ in seen[1:])
+    assert any("deleted or replaced" in a for d, _ in seen for a in d.alerts)

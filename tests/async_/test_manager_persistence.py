@@ -10,7 +10,7 @@ import pytest
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.manager import AdvancedRiskManager
 from advanced_risk.state import StateStore
-from advanced_risk.types import RiskDecision, TradingState
+from advanced_risk.types import RiskDecision, StateChange, TradingState
 
 from .conftest import ASSETS, fast_config
 
@@ -58,9 +58,9 @@ async def test_halted_and_peak_equity_survive_a_restart_and_resume_needs_no_rest
         with pytest.raises(InvalidInputError):
             await restarted.resume("")  # a resume needs a reason
         assert restarted.trading_state == "halted"
-        assert await restarted.resume("drawdown reviewed by the desk") is True
+        assert await restarted.resume("drawdown reviewed by the desk") == StateChange(True, True)
         assert restarted.trading_state == "active"
-        assert await restarted.resume("again") is False
+        assert await restarted.resume("again") == StateChange(False, True)
         decision = await restarted.manage_risk(*_bar(0.99 * PEAK))
         assert decision.trading_state is TradingState.ACTIVE
         assert decision.leverage > 0.0
@@ -76,7 +76,7 @@ async def test_the_kill_switch_halts_at_once_and_survives_a_restart(tmp_path: Pa
     config = fast_config(state_path=str(tmp_path / "risk.db"))
     async with AdvancedRiskManager(config) as risk:
         await risk.manage_risk(*_bar(PEAK))
-        assert await risk.engage_kill_switch("exchange outage") is True
+        assert await risk.engage_kill_switch("exchange outage") == StateChange(True, True)
         assert risk.trading_state == "halted"
         _assert_adds_no_risk(await risk.manage_risk(*_bar(PEAK)))
     with StateStore(config.state_path) as store:  # written before engage_kill_switch returned
@@ -89,7 +89,7 @@ async def test_the_kill_switch_halts_at_once_and_survives_a_restart(tmp_path: Pa
         assert restarted.trading_state == "halted"
         assert restarted._engine is not None
         assert restarted._engine.machine.kill_switch
-        assert await restarted.resume("venue back") is True
+        assert await restarted.resume("venue back") == StateChange(True, True)
     with StateStore(config.state_path) as store:
         state = store.load()
     assert not state.kill_switch

@@ -273,7 +273,7 @@ class TradingStateMachine:
             Whether the state changed (False if it was already HALTED).
         """
         self._kill_switch = True
-        return self._set(TradingState.HALTED, f"kill switch: {_check_reason(reason)}")
+        return self._set(TradingState.HALTED, f"kill switch: {check_reason(reason)}")
 
     def resume(self, reason: str) -> bool:
         """Leave HALTED explicitly: release the kill switch, clear the halt votes, go ACTIVE.
@@ -290,7 +290,7 @@ class TradingStateMachine:
         bool
             Whether the state changed.
         """
-        why = _check_reason(reason)
+        why = check_reason(reason)
         if self._state is not TradingState.HALTED:
             return False
         self._kill_switch = False
@@ -306,7 +306,7 @@ class TradingStateMachine:
         return True
 
 
-def _check_reason(reason: object) -> str:
+def check_reason(reason: object) -> str:
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidInputError(f"reason must be a non-empty string, got {reason!r}")
     return reason.strip()
