@@ -284,9 +284,11 @@ class RiskConfig(_ConfigMixin):
     """Most assets a bar may name. The per-bar work grows with the square of the universe (an
     (n, n) covariance, n x fhs_window of history: 8 MB and 4 MB at 1,000 assets, 10,000 assets would
     be 800 MB and seconds per bar); a bar beyond it is refused with ``InvalidInputError``."""
-    garch_install_lag: int = 100
+    garch_install_lag: int = 250
     """Bars between the bar a GJR-GARCH refit starts (in the background) and the bar it takes effect:
-    fixed by the bar count, so a replay of the same bars gives the same decisions. A refit not done
+    fixed by the bar count, so a replay of the same bars gives the same decisions. 250 (one refit
+    period) leaves a fit (~50-100 ms in the worker) room even at 1,000 bars a second; the parameters
+    move slowly, and the filter uses every new return at once. A refit not done
     by then is waited for within the deadline; if still late, the decision is degraded and says so
     (``deterministic_refits`` waits instead)."""
     deterministic_refits: bool = False
