@@ -26,7 +26,8 @@ Concurrency (``--only concurrency``, issue 11): 100 tasks x 50 calls on one mana
 config, state in memory and on disk (``journal_sync=True``), while a 1 ms ticker measures the event
 loop's lag: degraded share, loop lag p99, the callers' wall time per call (which includes waiting
 for the other 99) and the decisions' own latency p50/p99. Goals: loop lag p99 < 5 ms; on disk,
-degraded < 1 %.
+degraded < 1 % and decision p50 < 5 ms. The reference for these rows is the goal itself: there is
+no other library to time doing the same.
 
 Before timing, start-up garbage is collected and frozen (``gc.collect(); gc.freeze()``), as
 docs/embedding.md recommends to bots: a full cyclic collection otherwise lands in a timed call now
@@ -253,7 +254,9 @@ def print_concurrency() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, path in (("memory", None), ("disk", str(Path(tmp) / "risk.db"))):
             row = asyncio.run(_concurrency_row(path))
-            ok = row["lag_p99_ms"] < 5.0 and (name == "memory" or row["degraded_pct"] < 1.0)
+            ok = row["lag_p99_ms"] < 5.0 and (
+                name == "memory" or (row["degraded_pct"] < 1.0 and row["decision_p50_ms"] < 5.0)
+            )
             print(
                 f"{name:<8} {row['degraded_pct']:>8.1f}% {row['lag_p99_ms']:>10.2f} ms "
                 f"{row['call_p50_ms']:>6.1f} ms {row['decision_p50_ms']:>7.2f}/"

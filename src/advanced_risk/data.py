@@ -6,7 +6,7 @@ licences): adjusted closes of 20 large S&P 500 stocks (1990-2022) and the S&P 50
 
 ``validate_prices`` and ``validate_ohlcv`` accept a DataFrame or a CSV path (optionally compressed:
 ``.gz``, ``.bz2``, ``.xz``, ``.zip``) and either return a clean, date-indexed float DataFrame or
-raise :class:`~advanced_risk.errors.InvalidInputError` naming the row (date) and column at fault.
+raise :class:`~advanced_risk.errors.DataValidationError` naming the row (date) and column at fault.
 A file that cannot be read at all (missing, unreadable, a directory, empty, truncated or corrupt
 compression) raises the same error naming the file, never a raw ``EOFError``, ``zlib.error`` or
 ``OSError``. Nothing is silently fixed: bad rows are refused, never dropped or filled.
@@ -27,7 +27,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from advanced_risk.errors import DataIntegrityError, InvalidInputError
+from advanced_risk.errors import DataIntegrityError, DataValidationError
 
 __all__ = [
     "DATASETS",
@@ -92,14 +92,14 @@ _READ_ERRORS: Final = (
     tarfile.TarError,
     ImportError,  # a compression whose codec is not installed (.zst without zstandard)
 )
-"""What reading a table file can raise; each becomes ``InvalidInputError`` naming the file."""
+"""What reading a table file can raise; each becomes ``DataValidationError`` naming the file."""
 
 
 def _as_frame(source: TableSource, what: str) -> pd.DataFrame:
     """The table itself, or the CSV at ``source`` read (compression inferred from the suffix).
 
     Every read error (missing, unreadable, a directory, empty, not CSV, a truncated or corrupt
-    compressed file, a codec that is not installed) raises ``InvalidInputError`` naming the file,
+    compressed file, a codec that is not installed) raises ``DataValidationError`` naming the file,
     with the underlying error as ``__cause__``.
     """
     if isinstance(source, pd.DataFrame):
@@ -107,9 +107,9 @@ def _as_frame(source: TableSource, what: str) -> pd.DataFrame:
     try:
         return pd.read_csv(source)
     except FileNotFoundError as exc:
-        raise InvalidInputError(f"{what} file not found: {source}") from exc
+        raise DataValidationError(f"{what} file not found: {source}") from exc
     except _READ_ERRORS as exc:
-        raise InvalidInputError(
+        raise DataValidationError(
             f"{what} file {source} cannot be read as CSV: {_error_name(exc)}: {exc}"
         ) from exc
 
@@ -125,21 +125,21 @@ def _with_date_index(df: pd.DataFrame, what: str) -> pd.DataFrame:
         try:
             dates = pd.to_datetime(df["Date"], format="mixed")
         except (ValueError, TypeError) as exc:
-            raise InvalidInputError(
+            raise DataValidationError(
                 f"{what}: column 'Date' holds a value that is not a date ({exc})"
             ) from exc
         df = df.drop(columns="Date").set_index(pd.DatetimeIndex(dates, name="Date"))
     elif not isinstance(df.index, pd.DatetimeIndex):
-        raise InvalidInputError(f"{what} needs a 'Date' column or a DatetimeIndex")
+        raise DataValidationError(f"{what} needs a 'Date' column or a DatetimeIndex")
     if len(df) < 2:
-        raise InvalidInputError(f"{what} needs at least 2 rows, got {len(df)}")
+        raise DataValidationError(f"{what} needs at least 2 rows, got {len(df)}")
     duplicated = df.index.duplicated()
     if duplicated.any():
-        raise InvalidInputError(f"{what}: duplicate date {df.index[duplicated][0].date()} in column 'Date'")
+        raise DataValidationError(f"{what}: duplicate date {df.index[duplicated][0].date()} in column 'Date'")
     backwards = np.flatnonzero(np.diff(df.index.to_numpy().astype(np.int64)) < 0)
     if backwards.size:
         i = int(backwards[0]) + 1
-        raise InvalidInputError(
+        raise DataValidationError(
             f"{what}: dates must increase, row {i} ({df.index[i].date()}) "
             f"comes after {df.index[i - 1].date()}"
         )
@@ -152,7 +152,7 @@ def _numeric(df: pd.DataFrame, what: str) -> pd.DataFrame:
         bad = values.isna() & df[col].notna()
         if bad.any():
             row = df.index[bad.to_numpy()][0]
-            raise InvalidInputError(
+            raise DataValidationError(
                 f"{what}: non-numeric value {df.at[row, col]!r} in column {col!r} at {row.date()}"
             )
         df[col] = values.astype(np.float64)
@@ -163,7 +163,7 @@ def _first_bad(df: pd.DataFrame, mask: np.ndarray, what: str, problem: str) -> N
     if mask.any():
         r, c = np.argwhere(mask)[0]
         col = df.columns[c]
-        raise InvalidInputError(
+        raise DataValidationError(
             f"{what}: {problem} in column {col!r} at row {r} ({df.index[r].date()}), "
             f"got {df.to_numpy()[r, c]}"
         )
@@ -178,7 +178,7 @@ def validate_prices(source: TableSource, *, what: str = "prices") -> pd.DataFram
     """
     df = _numeric(_with_date_index(_as_frame(source, what), what), what)
     if df.shape[1] == 0:
-        raise InvalidInputError(f"{what} needs at least one price column")
+        raise DataValidationError(f"{what} needs at least one price column")
     values = df.to_numpy()
     _first_bad(df, ~np.isfinite(values), what, "NaN or inf")
     _first_bad(df, values <= 0, what, "non-positive price")
@@ -195,7 +195,7 @@ def validate_ohlcv(source: TableSource, *, what: str = "ohlcv") -> pd.DataFrame:
     df = _numeric(_with_date_index(_as_frame(source, what), what), what)
     missing = [c for c in OHLC_COLUMNS if c not in df.columns]
     if missing:
-        raise InvalidInputError(f"{what}: missing column(s) {missing}; found {list(df.columns)}")
+        raise DataValidationError(f"{what}: missing column(s) {missing}; found {list(df.columns)}")
     _first_bad(df, ~np.isfinite(df.to_numpy()), what, "NaN or inf")
     prices = [c for c in (*OHLC_COLUMNS, "Adj Close") if c in df.columns]
     _first_bad(df[prices], df[prices].to_numpy() <= 0, what, "non-positive price")
@@ -203,14 +203,14 @@ def validate_ohlcv(source: TableSource, *, what: str = "ohlcv") -> pd.DataFrame:
     high_bad = h < np.maximum(o, c)
     if high_bad.any():
         r = int(np.flatnonzero(high_bad)[0])
-        raise InvalidInputError(
+        raise DataValidationError(
             f"{what}: High below max(Open, Close) in column 'High' at row {r} ({df.index[r].date()}), "
             f"got High={h[r]}, Open={o[r]}, Close={c[r]}"
         )
     low_bad = low > np.minimum(o, c)
     if low_bad.any():
         r = int(np.flatnonzero(low_bad)[0])
-        raise InvalidInputError(
+        raise DataValidationError(
             f"{what}: Low above min(Open, Close) in column 'Low' at row {r} ({df.index[r].date()}), "
             f"got Low={low[r]}, Open={o[r]}, Close={c[r]}"
         )

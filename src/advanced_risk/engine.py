@@ -323,15 +323,24 @@ class DecisionEngine:
         return job
 
     def _install_refit(self) -> str | None:
-        """Install a due refit that has landed; the fault text if it is due but not done."""
+        """Install a due refit that has landed; an alert at its install bar if it has not.
+
+        A late refit is not a fault: the previous parameters stay in force (they move slowly) and the
+        refit takes effect at the first bar it has landed by. Only replays lose: that bar then
+        depends on the machine's speed, which the alert says (``deterministic_refits`` waits).
+        """
         job = self.refit_due()
         if job is None or self.tracker is None:
             return None
         if not job.done():
             lag = self.config.garch_install_lag
+            install_bar = self._garch_fit_bar + lag
+            if self.tracker.n_observations != install_bar:
+                return None
             return (
                 f"GJR-GARCH refit of bar {self._garch_fit_bar} not ready at its install bar "
-                f"{self._garch_fit_bar + lag} (garch_install_lag={lag}); degraded until it lands"
+                f"{install_bar} (garch_install_lag={lag}); the previous parameters are kept until "
+                "it lands (a replay may differ from here: deterministic_refits=True waits)"
             )
         self._garch_job = None
         try:
@@ -407,8 +416,8 @@ class DecisionEngine:
         advice: AgentAdvice | None = None,
     ) -> RiskDecision:
         """The decision for an observed bar; ``faults`` (from the caller) make it degraded."""
-        refit = self._install_refit()
-        faults = observed.faults + faults + ((refit,) if refit else ())
+        late_refit = self._install_refit()
+        faults = observed.faults + faults
         if faults:
             return self.conservative(observed, faults)
         cfg, bar = self.config, observed.bar
@@ -422,7 +431,7 @@ class DecisionEngine:
             )
         )
         state = update.state
-        alerts = []
+        alerts = [late_refit] if late_refit else []
         if update.changed:
             alerts.append(f"trading state {update.previous.value} -> {state.value}: {self.machine.reason}")
         held = bar.held

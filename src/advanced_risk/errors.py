@@ -11,6 +11,7 @@ __all__ = [
     "AdvancedRiskError",
     "ConfigError",
     "DataIntegrityError",
+    "DataValidationError",
     "InvalidInputError",
     "ModelLoadError",
     "StateStoreError",
@@ -27,6 +28,11 @@ class InvalidInputError(AdvancedRiskError, ValueError):
 
 class ConfigError(InvalidInputError):
     """A configuration object holds one or more invalid fields (all are listed in the message)."""
+
+
+class DataValidationError(InvalidInputError):
+    """A data file cannot be read (missing, truncated, not a table) or holds bad data; the message
+    names the file, and the row (date) and column at fault where there is one."""
 
 
 class DataIntegrityError(AdvancedRiskError):

@@ -11,12 +11,14 @@ The manager orchestrates; the work is done by the :class:`~advanced_risk.engine.
 
 - validation at the edge: bad input raises ``InvalidInputError`` (the caller's own fault) and
   changes no state;
-- off the event loop: policy inference (one worker thread), SQLite (the journal thread), GARCH
-  refits (a worker process, so a fit never holds this process's GIL); the loop itself only runs
-  the decision arithmetic;
+- off the event loop: policy inference (one worker thread), SQLite reads, retries and rows nobody
+  waits for (the journal thread), GARCH refits (a worker process, so a fit never holds this
+  process's GIL); the loop itself runs the decision arithmetic and, with ``journal_sync`` on disk,
+  the commit of its own row (one fsync, in the next loop iteration: journal.py says why);
 - a deadline per call (``RiskConfig.deadline_ms``): a component that raises or is late yields the
   conservative decision (``degraded=True``, alert, ``decision_degraded`` event), never an exception;
-- calls are throttled (asyncio-throttle, ``rate_limit_per_s``) and serialised (bars are sequential);
+- calls are throttled (asyncio-throttle, ``rate_limit_per_s``), serialised (bars are sequential)
+  and paced: at most one decision (or one commit) per loop iteration, so the loop keeps ticking;
 - safety state (trading state, kill switch) is written before the decision that changed it
   returns; with ``journal_sync`` each decision's journal row is durable before it returns.
 
@@ -71,6 +73,14 @@ from advanced_risk.types import AgentAdvice, MarketState, Portfolio, RiskDecisio
 __all__ = ["AdvancedRiskManager"]
 
 _WORKER_START_TIMEOUT_S = 60.0
+_INLINE_STRIKES = 3  # inline commits in a row over twice the deadline: the disk is stalling
+_INLINE_PAUSE_S = 30.0  # then commit on the journal thread for this long
+
+
+def _landed(done: Future[None]) -> bool:
+    """Whether a journal row's future completed with the row durable."""
+    return done.done() and not done.cancelled() and done.exception() is None
+
 
 log = get_logger(__name__)
 
@@ -145,6 +155,9 @@ class AdvancedRiskManager:
         self._run = uuid.uuid4().hex[:12]
         self._latencies = LatencyHistogram()  # every call's latency: fixed memory, O(1) per call
         self._calls = self._degraded = self._late = 0
+        self._inline_paused_until = 0.0  # perf_counter time: commits go to the journal thread until then
+        self._inline_strikes = 0  # inline commits in a row that overran the deadline
+        self._decided_this_tick = False  # a decision started in this event-loop iteration
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def __aenter__(self) -> Self:
@@ -228,6 +241,7 @@ class AdvancedRiskManager:
 
     async def _manage_locked(self, market_state: MarketInput, portfolio: PortfolioInput) -> RiskDecision:
         async with self._lock:
+            await self._pace()
             start = time.perf_counter()
             deadline = start + self.config.deadline_ms / 1000.0
             engine = self._require_engine()
@@ -235,11 +249,59 @@ class AdvancedRiskManager:
             self._apply_pending_resume(engine)
             observed = engine.observe(bar)
             components = await self._components_async(engine, observed, deadline)
-            await self._refit_async(engine, deadline)
-            decision, done = self._finish(engine, observed, components, start)
+            await self._refit_async(engine)
+            inline = self._inline_commits()
+            decision, done = self._finish(engine, observed, components, start, inline=inline)
+            if done is not None and inline:
+                await self._pace()  # the decision and its fsync in two loop iterations, not one
+                self._commit_inline(done, deadline)
         if done is not None:
             decision = await self._await_durable(decision, observed, done, start, deadline)
         return self._record(decision, start, deadline)
+
+    async def _pace(self) -> None:
+        """Let the loop tick between two blocking steps: at most one (a decision, or a decision's
+        inline commit) runs per loop iteration.
+
+        The lock alone does not pace callers: when it has no waiters, every task ready in the same
+        iteration takes it in turn without yielding (the fast path), so 100 tasks in lockstep ran 100
+        decisions (~100 ms) before the loop could run anything else. The first step of an iteration
+        marks it (cleared by a callback that runs at the start of the next one); a second step in
+        the same iteration yields once first, holding the lock (later callers queue behind it).
+        """
+        if self._decided_this_tick:
+            await asyncio.sleep(0)  # the clear was scheduled first: it runs before this resumes
+        self._decided_this_tick = True
+        asyncio.get_running_loop().call_soon(self._next_tick)
+
+    def _next_tick(self) -> None:
+        self._decided_this_tick = False
+
+    def _inline_commits(self) -> bool:
+        """Whether the async path commits its rows itself (not while paused by a stalling disk)."""
+        return time.perf_counter() >= self._inline_paused_until
+
+    def _commit_inline(self, done: Future[None], deadline: float) -> None:
+        """Commit this decision's row on the loop's thread (journal.py says why), within the deadline.
+
+        The wait for another process's lock is bounded by the deadline; an fsync is not. A single
+        slow fsync (a WAL checkpoint: ~10 ms here, now and then) is tolerated; a disk stalling
+        (``_INLINE_STRIKES`` commits in a row over twice ``deadline_ms``) sends the next
+        ``_INLINE_PAUSE_S`` of commits back to the journal thread, where a stall costs the
+        decision its durability (degraded, said so), not the loop its ticks.
+        """
+        journal = self._journal
+        now = time.perf_counter()
+        if journal is None:
+            return
+        journal.commit_now(done, max(deadline - now, 0.0))
+        spent = time.perf_counter() - now
+        stalled = spent > 2.0 * self.config.deadline_ms / 1000.0  # twice the deadline for one fsync
+        self._inline_strikes = self._inline_strikes + 1 if stalled else 0
+        if self._inline_strikes >= _INLINE_STRIKES:
+            self._inline_strikes = 0
+            self._inline_paused_until = time.perf_counter() + _INLINE_PAUSE_S
+            log.warning("journal_commit_slow", commit_ms=round(spent * 1000.0, 3), pause_s=_INLINE_PAUSE_S)
 
     def manage_risk_sync(self, market_state: MarketInput, portfolio: PortfolioInput) -> RiskDecision:
         """The synchronous twin of :meth:`manage_risk`: same core, same decision, no event loop.
@@ -257,32 +319,37 @@ class AdvancedRiskManager:
             self._apply_pending_resume(engine)
             observed = engine.observe(bar)
             components = self._components_inline(engine, observed, deadline)
-            self._refit_sync(engine, deadline)
+            self._refit_sync(engine)
             decision, done = self._finish(engine, observed, components, start)
             if done is not None:
-                try:
+                with contextlib.suppress(FutureTimeout, StateStoreError):
                     done.result(timeout=max(deadline - time.perf_counter(), 0.0))
-                except FutureTimeout:
+                if not _landed(done):  # late, or the writer closed meanwhile
                     decision = self._journal_late(engine, decision, observed, start)
             return self._record(decision, start, deadline)
 
-    def _refit_timeout(self, deadline: float) -> float | None:
-        """How long to wait for a GARCH refit due at this bar: the rest of the deadline, or forever."""
-        return None if self.config.deterministic_refits else max(deadline - time.perf_counter(), 0.0)
+    def _refit_to_wait_for(self, engine: DecisionEngine) -> Future[GarchParams] | None:
+        """A GARCH refit due at this bar and not done, with ``deterministic_refits`` only.
 
-    def _refit_sync(self, engine: DecisionEngine, deadline: float) -> None:
-        """Wait for a refit due at this bar (the engine degrades the decision if it is still late)."""
+        Live (the default), a late refit is not waited for: the previous parameters stay in force
+        and the decision says so (engine). A replay waits however long the fit takes.
+        """
         job = engine.refit_due()
-        if job is not None and not job.done():
-            with contextlib.suppress(Exception):  # late or failed: the engine reports it
-                job.result(timeout=self._refit_timeout(deadline))
+        if not self.config.deterministic_refits or job is None or job.done():
+            return None
+        return job
 
-    async def _refit_async(self, engine: DecisionEngine, deadline: float) -> None:
-        job = engine.refit_due()
-        if job is not None and not job.done():
+    def _refit_sync(self, engine: DecisionEngine) -> None:
+        job = self._refit_to_wait_for(engine)
+        if job is not None:
+            with contextlib.suppress(Exception):  # a failed fit: the engine keeps the old parameters
+                job.result()
+
+    async def _refit_async(self, engine: DecisionEngine) -> None:
+        job = self._refit_to_wait_for(engine)
+        if job is not None:
             with contextlib.suppress(Exception):
-                pending = asyncio.shield(asyncio.wrap_future(job))
-                await asyncio.wait_for(pending, self._refit_timeout(deadline))
+                await asyncio.shield(asyncio.wrap_future(job))
 
     def _fit_garch_async(self, returns: FloatArray) -> Future[GarchParams]:
         """A GJR-GARCH refit in the worker process, awaited by a background thread."""
@@ -349,17 +416,26 @@ class AdvancedRiskManager:
         return job
 
     def _finish(
-        self, engine: DecisionEngine, observed: Observed, components: Components, start: float
+        self,
+        engine: DecisionEngine,
+        observed: Observed,
+        components: Components,
+        start: float,
+        *,
+        inline: bool = False,
     ) -> tuple[RiskDecision, Future[None] | None]:
-        """Decide, then hand the decision (and any safety-state change) to the journal thread.
+        """Decide, then hand the decision (and any safety-state change) to the journal.
 
         The decision gets its id and ``latency_ms`` (``start`` to now) before it is encoded: the
-        journal row is the decision returned, byte for byte.
+        journal row is the decision returned, byte for byte. ``inline``: the caller commits the row
+        itself (``JournalWriter.commit_now``), so the row does not wake the journal thread at once
+        (it lingers there, and is committed by the thread only if the caller never does).
         """
         allocation, advice, faults = components
         journal = self._journal
         before = (engine.machine.state, engine.machine.kill_switch)
-        store_down = journal is not None and not journal.healthy
+        # a failing store is retried at every decision (without waiting): healed, this one is healthy
+        store_down = journal is not None and not journal.retry_now()
         if store_down and journal is not None and journal.safety_pending:
             faults = (*faults, f"safety state not durable yet (state store: {journal.last_error})")
         elif store_down and journal is not None:
@@ -376,15 +452,21 @@ class AdvancedRiskManager:
         )
         if journal is None:
             return decision, None
-        if (engine.machine.state, engine.machine.kill_switch) != before:
-            _submit_safety_state(journal, engine)  # queued ahead of the decision row: written first
+        on_disk = self.config.state_path is not None
+        changed = (engine.machine.state, engine.machine.kill_switch) != before
+        safety = _submit_safety_state(journal, engine) if changed else None  # written ahead of the row
         # memory: nothing to wait for; a store already failing: the decision is degraded anyway and
         # waiting for its row would only burn the rest of the deadline (the row stays queued for retry)
-        durable = self.config.journal_sync and self.config.state_path is not None and not store_down
+        durable = self.config.journal_sync and on_disk and not store_down
         # encoded here: the journal thread then only runs SQLite, which releases the GIL; a row
         # nobody waits for lingers to be committed with the next ones (journal.py)
-        done = journal.submit(decision.decision_id, decision.to_json(), engine.peak_equity, urgent=durable)
-        return decision, (done if durable else None)
+        urgent = durable and not inline
+        done = journal.submit(decision.decision_id, decision.to_json(), engine.peak_equity, urgent=urgent)
+        if durable:
+            return decision, done
+        # a new safety state is waited for even with journal_sync=False: a restart must never come
+        # up less cautious than this decision unless the bot was told it is not durable
+        return decision, (safety if safety is not None and on_disk and not store_down else None)
 
     async def _await_durable(
         self,
@@ -394,11 +476,12 @@ class AdvancedRiskManager:
         start: float,
         deadline: float,
     ) -> RiskDecision:
-        try:
-            await asyncio.wait_for(
-                asyncio.shield(asyncio.wrap_future(done)), max(deadline - time.perf_counter(), 0.0)
-            )
-        except TimeoutError:
+        if not done.done():  # committed inline: no loop round-trips to learn it
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.shield(asyncio.wrap_future(done)), max(deadline - time.perf_counter(), 0.0)
+                )
+        if not _landed(done):  # late, or the writer closed meanwhile
             return self._journal_late(self._require_engine(), decision, observed, start)
         return decision
 

@@ -24,7 +24,10 @@ writer waits up to ``busy_timeout_s`` for a lock.
 
 Failure contract: every ``sqlite3`` error (locked, read-only, disk I/O, corrupt file, duplicate
 ``decision_id``) surfaces as :class:`~advanced_risk.errors.StateStoreError` naming the operation;
-a failed write is rolled back and leaves the store usable.
+a failed write is rolled back and leaves the store usable. Two faults SQLite does not see are
+checked before every operation of a writable file store: the file deleted or replaced (its inode
+changed), and the file, its WAL or its ``-shm`` index not writable (an immutable ``-shm`` that
+SQLite has mapped into memory would otherwise kill the process with SIGBUS).
 """
 
 from __future__ import annotations
@@ -387,6 +390,33 @@ class StateStore:
             rows = conn.execute("PRAGMA integrity_check").fetchall()
         return "; ".join(str(r[0]) for r in rows)
 
+    @contextmanager
+    def busy_timeout(self, seconds: float) -> Iterator[None]:
+        """Within the block, wait at most ``seconds`` for another connection's lock (then restore).
+
+        For a caller with a deadline: a write that would wait longer for a lock held by another
+        process fails (``StateStoreError``, "database is locked") instead of blocking.
+        """
+        ms = int(max(check_range(seconds, "seconds", 0.0, 3600.0), 0.0) * 1000.0)
+        previous = self._set_busy_timeout(ms)
+        try:
+            yield
+        finally:
+            self._set_busy_timeout(previous)
+
+    def _set_busy_timeout(self, ms: int) -> int:
+        """Set the connection's busy timeout (a setting of the connection: no file is touched, so
+        none of the checks of ``_op``); returns the previous one (-1 on a closed store)."""
+        with self._lock:
+            conn = self._conn
+            if conn is None or ms < 0:
+                return -1
+            with suppress(sqlite3.Error):
+                previous = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+                conn.execute(f"PRAGMA busy_timeout={ms}")
+                return previous
+            return -1
+
     # -- internals ---------------------------------------------------------------------------------
 
     @contextmanager
@@ -401,6 +431,8 @@ class StateStore:
                 raise StateStoreError(
                     f"{name} failed on {self._label}: the state file was deleted or replaced"
                 )
+            if self._identity is not None and not self._read_only and (locked := self._unwritable()):
+                raise StateStoreError(f"{name} failed on {self._label}: {locked} is not writable")
             try:
                 yield conn
             except BaseException as exc:
@@ -414,6 +446,23 @@ class StateStore:
                 if isinstance(exc, sqlite3.Error):
                     raise StateStoreError(f"{name} failed on {self._label}: {exc}") from exc
                 raise
+
+    def _unwritable(self) -> str | None:
+        """The first of the database, its WAL and its shared-memory index that exists and cannot be
+        written (read-only, immutable), or None.
+
+        SQLite maps the ``-shm`` index into memory and writes to it even to read: once that file is
+        immutable, the write faults and the process dies of SIGBUS inside SQLite, where no
+        exception can catch it. Checked before every operation (three ``access`` calls, ~2 us each),
+        so such a store is a ``StateStoreError`` like any other failing disk.
+        """
+        if self._path is None:
+            return None
+        for suffix in ("", "-wal", "-shm"):
+            file = f"{self._path}{suffix}"
+            if not os.access(file, os.W_OK) and os.path.exists(file):
+                return Path(file).name
+        return None
 
     def _file_identity(self) -> tuple[int, int] | None:
         """(device, inode) of the database file; None when it is missing (or in memory)."""

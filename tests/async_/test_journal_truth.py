@@ -163,9 +163,15 @@ async def test_a_degraded_decision_reads_back_as_returned(tmp_path: Path, on_dis
 
 
 async def _late_fallbacks(risk: AdvancedRiskManager, feed: BarFeed, path: str) -> list[RiskDecision]:
-    """Two calls (async, then sync) whose rows cannot become durable within the deadline."""
+    """Two calls (sync, then async) whose rows cannot become durable within the deadline.
+
+    Sync first: its row goes to the journal thread, which then waits out the busy timeout holding
+    the commit lock, so the async call's inline commit cannot start either. (Async first, its inline
+    commit fails at once on the lock: the store is then known to be down, and the next decision is
+    degraded for that reason instead, not waited for.)
+    """
     with _locked(path):
-        late = [await risk.manage_risk(*feed.next()), risk.manage_risk_sync(*feed.next())]
+        late = [risk.manage_risk_sync(*feed.next()), await risk.manage_risk(*feed.next())]
         for fallback in late:
             assert fallback.degraded
             replaced = _replaced_id(fallback)

@@ -187,8 +187,12 @@ async def test_a_database_locked_shorter_than_the_busy_timeout_degrades_in_time_
     risk, _, feed = durable
     assert risk.config.state_path is not None
     locker = _lock_database(risk.config.state_path)
-    try:  # the journal thread waits on the lock (busy timeout 5 s); each call gives up at its deadline
-        decisions = await _faulty_calls(risk, feed, 6, "journal not durable within the deadline")
+    try:  # the first call's inline commit waits for the lock until its deadline and fails: the
+        # journal is then known to be down, so the next calls say so at once (the journal thread
+        # retries meanwhile, waiting on the lock for its busy timeout of 5 s)
+        decisions = await _faulty_calls(risk, feed, 6, "database is locked")
+        assert "journal not durable within the deadline" in decisions[0].alerts[0]
+        assert all(d.alerts[0].startswith("degraded: state store unavailable") for d in decisions[1:])
     finally:
         locker.execute("ROLLBACK")
         locker.close()
@@ -201,7 +205,7 @@ async def test_a_database_locked_shorter_than_the_busy_timeout_degrades_in_time_
     for d in decisions:  # every returned decision lands, as returned, once the lock is gone
         assert risk.read_decision(d.decision_id) == json.loads(d.to_json()), d.decision_id
     rows, late = await _journal_rows(risk)
-    assert late >= len(decisions)
+    assert late >= 1  # the first call's: a late fallback is a row of its own
     assert rows == risk.metrics()["calls"] + late
 
 

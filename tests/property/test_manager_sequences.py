@@ -1,10 +1,13 @@
-"""Property (issue 11): random sequences of good bars, bad bars, component faults, kill switches,
-resumes and restarts against one manager on disk keep the failure policy's invariants:
+"""Property (issue 11): random sequences of good bars, bad bars, component faults, store faults,
+kill switches, resumes and restarts against one manager on disk keep the failure policy's invariants:
 
 - a bad bar raises ``InvalidInputError`` and changes nothing (the next decision is as if it never came);
 - a component fault gives a degraded, conservative decision, never an exception;
 - a restart never comes up less cautious than the last decision the bot received (HALTED stays
-  HALTED; the peak equity is not lower);
+  HALTED), unless the bot was told that decision's state was not durable (an alert saying so, or a
+  ``StateChange(durable=False)``) and the process went down before the store healed;
+- while the store refuses writes, decisions are degraded and say why; once it heals, the pending
+  safety state lands (the file agrees with memory after a flush);
 - every returned decision is journalled as returned.
 """
 
@@ -14,6 +17,7 @@ import asyncio
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from hypothesis import settings
@@ -64,6 +68,8 @@ class ManagerMachine(RuleBasedStateMachine):
         self.equity = 1e6
         self.last: RiskDecision | None = None
         self.returned: list[RiskDecision] = []
+        self.store_broken = False
+        self.unsure = False  # the bot was told its latest safety state may not be durable
 
     def teardown(self) -> None:
         self.risk.close_sync()
@@ -80,15 +86,38 @@ class ManagerMachine(RuleBasedStateMachine):
         return market, Portfolio(weights={"A": 0.4, "B": -0.2}, equity=self.equity)
 
     def _decide(self, bar: tuple[MarketState, Portfolio]) -> RiskDecision:
+        journal = self.risk._journal
+        down = self.store_broken and journal is not None and not journal.healthy
         decision = self.risk.manage_risk_sync(*bar)
+        if down:  # a commit already failed: the bot is told, on every decision until it heals
+            assert decision.degraded
+            assert any("state store" in a for a in decision.alerts), decision.alerts
         self.returned.append(decision)
         self.last = decision
+        if any("not durable" in a or "state store" in a for a in decision.alerts):
+            self.unsure = True
+        elif not self.store_broken and not self._safety_pending():
+            self.unsure = False
         return decision
+
+    def _safety_pending(self) -> bool:
+        journal = self.risk._journal
+        return journal is not None and journal.safety_pending
+
+    def _store_call(self, on: bool) -> None:
+        journal = self.risk._journal
+        assert journal is not None
+
+        def query_only(store: Any) -> None:
+            with store._op("test") as conn:
+                conn.execute(f"PRAGMA query_only = {int(on)}")
+
+        journal.call(query_only).result(timeout=10.0)
 
     @rule(move=st.floats(-0.06, 0.04))
     def good_bar(self, move: float) -> None:
         decision = self._decide(self._bar(move))
-        if not self.policy.broken:
+        if not self.policy.broken and not self.store_broken:
             assert not decision.degraded or any("deadline" in a for a in decision.alerts), decision.alerts
 
     @rule(kind=st.sampled_from(["nan", "unknown-held", "huge-equity", "negative-price"]))
@@ -117,6 +146,37 @@ class ManagerMachine(RuleBasedStateMachine):
         assert before is None or after == before
 
     @rule()
+    def break_store(self) -> None:
+        """The file refuses writes (read-only disk, full disk: every commit fails)."""
+        if self.risk._journal is None:
+            return
+        self._store_call(True)
+        self.store_broken = True
+
+    @rule()
+    def heal_store(self) -> None:
+        if self.risk._journal is None or not self.store_broken:
+            return
+        self._store_call(False)
+        self.store_broken = False
+        asyncio.run(self.risk.flush())
+        engine = self.risk._engine
+        assert engine is not None
+        assert not self._safety_pending()
+        from advanced_risk.state import StateStore
+
+        with StateStore(self.config.state_path, read_only=True) as reader:
+            state = reader.load()
+        if self.risk._pending_resume is not None:
+            # a resume asked for during the outage lands on disk first; memory follows at the next
+            # decision (the one direction in which the file may be less cautious: the operator's)
+            assert state.trading_state is TradingState.ACTIVE
+            assert engine.machine.state is TradingState.HALTED
+        else:  # the file agrees with memory
+            assert state.trading_state is engine.machine.state
+            assert state.kill_switch == engine.machine.kill_switch
+
+    @rule()
     def break_policy(self) -> None:
         self.policy.broken = True
 
@@ -126,20 +186,25 @@ class ManagerMachine(RuleBasedStateMachine):
 
     @rule()
     def kill_switch(self) -> None:
-        asyncio.run(self.risk.engage_kill_switch("hypothesis"))
+        change = asyncio.run(self.risk.engage_kill_switch("hypothesis"))
+        if not change.durable:
+            self.unsure = True
 
     @rule()
     def resume(self) -> None:
-        asyncio.run(self.risk.resume("hypothesis"))
+        change = asyncio.run(self.risk.resume("hypothesis"))
+        if self.store_broken:
+            assert not change.changed  # less caution goes to the store first
         self.last = None  # the operator chose less caution: the next decision is the reference
 
     @rule()
     def restart(self) -> None:
-        last = self.last
+        last, unsure = self.last, self.unsure
         self.risk.close_sync()
+        self.store_broken = False  # a new process, a new connection
         self.risk = AdvancedRiskManager(self.config, policy=self.policy)
         decision = self._decide(self._bar(0.0))
-        if last is not None:
+        if last is not None and not unsure:
             assert CAUTION[decision.trading_state] >= min(CAUTION[last.trading_state], 2) or (
                 last.trading_state is TradingState.REDUCING
             ), (last.trading_state, decision.trading_state)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from advanced_risk import data
-from advanced_risk.errors import DataIntegrityError, InvalidInputError
+from advanced_risk.errors import DataIntegrityError, DataValidationError, InvalidInputError
 
 
 def test_bundled_stocks_load_with_expected_shape_and_dates(sp500_stocks: pd.DataFrame) -> None:
@@ -159,13 +159,14 @@ READ_FAULTS = {
 
 @pytest.mark.parametrize("validate", [data.validate_prices, data.validate_ohlcv], ids=["prices", "ohlcv"])
 @pytest.mark.parametrize("name", list(READ_FAULTS))
-def test_every_read_error_is_invalid_input_naming_the_file(
+def test_every_read_error_is_data_validation_error_naming_the_file(
     name: str, validate: object, tmp_path: Path
 ) -> None:
     make, cause = READ_FAULTS[name]
     path = tmp_path / name
     make(path)
-    with pytest.raises(InvalidInputError, match="cannot be read as CSV") as info:
+    with pytest.raises(DataValidationError, match="cannot be read as CSV") as info:
+        # a subclass of InvalidInputError: code that catches bad input catches it too
         validate(path)  # type: ignore[operator]
     message = str(info.value)
     assert str(path) in message

@@ -288,12 +288,14 @@ class RiskConfig(_ConfigMixin):
     """Bars between the bar a GJR-GARCH refit starts (in the background) and the bar it takes effect:
     fixed by the bar count, so a replay of the same bars gives the same decisions. 250 (one refit
     period) leaves a fit (~50-100 ms in the worker) room even at 1,000 bars a second; the parameters
-    move slowly, and the filter uses every new return at once. A refit not done
-    by then is waited for within the deadline; if still late, the decision is degraded and says so
-    (``deterministic_refits`` waits instead)."""
+    move slowly, and the filter uses every new return at once. Live, a refit not done by then is
+    not waited for: the previous parameters stay in force until it lands, and the decision of the
+    install bar says so in an alert (not degraded: stale parameters are not a fault);
+    ``deterministic_refits`` waits instead."""
     deterministic_refits: bool = False
     """True (backtests, replays): a refit due at its install bar is waited for however long it takes,
-    so no decision depends on the machine's speed. False (live): waited for within the deadline."""
+    so no decision depends on the machine's speed. False (live): never waited for; a late refit takes
+    effect at the first bar after it lands."""
 
     def __post_init__(self) -> None:
         for name, kind in _RISK_SUBCONFIGS.items():  # a TOML table becomes its config object

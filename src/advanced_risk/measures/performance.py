@@ -180,12 +180,13 @@ def sortino_ratio(returns: ArrayLike, target: float = 0.0, periods_per_year: int
     t = check_finite_scalar(target, "target")
     ppy = check_positive_int(periods_per_year, "periods_per_year")
     z, scale = _unit_scaled(r - t)
-    downside = math.sqrt(float(np.mean(np.minimum(z, 0.0) ** 2))) * scale
-    mean = float(z.mean()) * scale
+    downside_z = math.sqrt(float(np.mean(np.minimum(z, 0.0) ** 2)))
+    mean_z = float(z.mean())
     noise = _noise_floor(r, t)
-    if downside <= noise:
-        return math.inf if mean > noise else 0.0
-    return math.sqrt(ppy) * mean / downside
+    if downside_z * scale <= noise:
+        return math.inf if mean_z * scale > noise else 0.0
+    # the ratio of the scaled values: the scale cancels, and a subnormal one loses no digits
+    return math.sqrt(ppy) * (mean_z / downside_z)
 
 
 def calmar_ratio(returns: ArrayLike, periods_per_year: int = 252) -> float:
