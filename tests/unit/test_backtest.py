@@ -10,8 +10,13 @@ import pytest
 
 import advanced_risk.measures.backtest as backtest_module
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.measures import gjr_garch_variance, historical_var
-from advanced_risk.measures.backtest import christoffersen_independence, conditional_coverage, kupiec_pof
+from advanced_risk.measures import gjr_garch_variance, historical_cvar, historical_var
+from advanced_risk.measures.backtest import (
+    acerbi_szekely_z2,
+    christoffersen_independence,
+    conditional_coverage,
+    kupiec_pof,
+)
 from advanced_risk.measures.var import VaRMethod
 from advanced_risk.risk.garch import GarchFilter, GarchParams
 from advanced_risk.risk.var_backtest import BacktestSettings, backtest_table, backtest_var, format_table
@@ -109,6 +114,28 @@ def test_backtest_table_has_one_row_per_method_and_alpha_and_formats() -> None:
     text = format_table(rows)
     assert len(text.splitlines()) == 2 + len(rows)
     assert "fhs_garch" in text
+
+
+def test_historical_es_backtest_is_z2_of_the_prior_window_var_and_cvar_at_97_5() -> None:
+    r = 0.01 * np.random.default_rng(6).standard_t(4, 500)
+    row = backtest_var(r, VaRMethod.HISTORICAL, 0.99, window=200).row
+    var = np.array([historical_var(r[t - 200 : t], 0.975) for t in range(200, 500)])
+    es = np.array([historical_cvar(r[t - 200 : t], 0.975) for t in range(200, 500)])
+    assert row.es_alpha == 0.975
+    assert row.z2 == pytest.approx(acerbi_szekely_z2(r[200:], var, es, 0.975), rel=1e-12)
+    assert 0.0 < row.z2_p <= 1.0
+
+
+def test_backtest_table_shares_one_z2_per_method_and_prints_it_once() -> None:
+    r = 0.01 * np.random.default_rng(7).standard_normal(600)
+    rows = backtest_table(r, methods=("gaussian", "historical"), alphas=(0.95, 0.99), window=250)
+    assert rows[0].z2 == rows[1].z2 != rows[2].z2 == rows[3].z2
+    lines = format_table(rows).splitlines()
+    assert "Z2@97.5%" in lines[0]
+    assert len(lines[2].split()) == len(lines[3].split()) + 2  # Z2 and p on a method's first row only
+    off = backtest_table(r, methods=("gaussian",), settings=BacktestSettings(es_alpha=None))
+    assert all(math.isnan(x.z2) for x in off)
+    assert "Z2" not in format_table(off)
 
 
 def test_garch_params_variance_matches_the_measures_kernel() -> None:

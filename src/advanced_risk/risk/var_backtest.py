@@ -1,8 +1,12 @@
-"""Walk-forward VaR backtests: forecasts with no lookahead, breaches, Kupiec and Christoffersen tests.
+"""Walk-forward VaR and ES backtests: forecasts with no lookahead, breaches, Kupiec, Christoffersen, Z2.
 
 The VaR for day t uses only returns before t: the first ``window`` returns are history only and
 every later day gets one forecast. A breach (hit) is ``r_t < -VaR_t``. Each (method, alpha) gives
-one :class:`BacktestRow`; :func:`format_table` prints a list of rows for reports::
+one :class:`BacktestRow`. Beside the VaR tests, each method's expected shortfall (CVaR) forecast at
+``BacktestSettings.es_alpha`` (97.5 %, the Basel FRTB level) is tested with Acerbi and Szekely's
+Z2 (``measures.backtest.z2_test``: ``E[Z2] = 0`` under a correct forecast, negative when ES is
+underestimated; one-sided Monte Carlo p-value under a normal location-scale null); the row's
+``passed`` stays the VaR verdict. :func:`format_table` prints a list of rows for reports::
 
     rows = backtest_table(returns, methods=list(VaRMethod), alphas=(0.95, 0.99))
     print(format_table(rows))
@@ -15,6 +19,7 @@ start, never fewer than ``window``). See docs/var_calibration.md for the S&P 500
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,19 +27,34 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from advanced_risk.measures._validation import FloatArray, as_returns, check_alpha, check_positive_int
-from advanced_risk.measures.backtest import christoffersen_independence, conditional_coverage, kupiec_pof
+from advanced_risk.measures.backtest import (
+    acerbi_szekely_z2,
+    christoffersen_independence,
+    conditional_coverage,
+    kupiec_pof,
+    z2_test,
+)
 from advanced_risk.measures.var import (
     VaRMethod,
     _as_method,
-    cornish_fisher_var,
-    gaussian_var,
-    rolling_fhs_var,
-    rolling_historical_var,
+    _pair_of,
+    _rolling_fhs_pair,
+    _rolling_historical_pair,
 )
 from advanced_risk.measures.volatility import ewma_variance
 from advanced_risk.risk.garch import GarchDist, garch_variance_blocks
 
-__all__ = ["BacktestRow", "BacktestSettings", "VaRBacktest", "backtest_table", "backtest_var", "format_table"]
+__all__ = [
+    "BacktestRow",
+    "BacktestSettings",
+    "VaRBacktest",
+    "backtest_table",
+    "backtest_var",
+    "forecast_var",
+    "forecast_var_cvar",
+    "format_table",
+    "z2_of",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +73,10 @@ class BacktestSettings:
     """Fit GJR-GARCH with mu = 0 instead of a constant mean."""
     significance: float = 0.05
     """A row passes when both the Kupiec and the Christoffersen p-values are at least this."""
+    es_alpha: float | None = 0.975
+    """Level of the expected-shortfall backtest (Acerbi-Szekely Z2); None: no ES backtest."""
+    z2_sims: int = 2000
+    """Simulated paths behind the Z2 p-value (normal location-scale null, seed 0)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +94,14 @@ class BacktestRow:
     christoffersen_p: float
     coverage_p: float
     passed: bool
+    es_alpha: float = math.nan
+    """Level of the ES backtest of this method (NaN: none)."""
+    z2: float = math.nan
+    """Acerbi-Szekely Z2 of the method's ES (CVaR) forecasts at ``es_alpha`` (0 expected; < 0:
+    ES underestimated)."""
+    z2_p: float = math.nan
+    """One-sided Monte Carlo p-value of ``z2`` (normal null); NaN where some ES forecast equals its
+    VaR (a degenerate tail, for which the location-scale null is undefined)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +113,50 @@ class VaRBacktest:
     row: BacktestRow
 
 
+def forecast_var_cvar(
+    returns: ArrayLike,
+    method: VaRMethod | str,
+    alphas: Sequence[float],
+    window: int = 250,
+    settings: BacktestSettings | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """VaR and CVaR (ES) forecasts for days ``window .. T-1``, one row per alpha, from returns before
+    each day. Each method's filter is fitted once for all levels."""
+    r = as_returns(returns)
+    m = _as_method(method)
+    levels = [check_alpha(a) for a in alphas]
+    w = check_positive_int(window, "window", minimum=20)
+    s = settings or BacktestSettings()
+    n = r.shape[0]
+    var = np.empty((len(levels), n - w))
+    cvar = np.empty((len(levels), n - w))
+    if m is VaRMethod.HISTORICAL:
+        for i, a in enumerate(levels):
+            v, c = _rolling_historical_pair(r, w, a)
+            var[i], cvar[i] = v[w:], c[w:]
+    elif m in (VaRMethod.GAUSSIAN, VaRMethod.CORNISH_FISHER):
+        for t in range(w, n):
+            for i, a in enumerate(levels):
+                var[i, t - w], cvar[i, t - w] = _pair_of(r[t - w : t], a, m)
+    elif m is VaRMethod.FHS_EWMA:
+        variance = ewma_variance(r, s.ewma_lambda, init=float(np.mean(r[:w] ** 2)))
+        for i, a in enumerate(levels):
+            v, c = _rolling_fhs_pair(r, variance, s.fhs_window, a, 0.0, w)
+            var[i], cvar[i] = v[w:], c[w:]
+    else:
+        blocks = garch_variance_blocks(
+            r, start=w, refit_every=s.refit_every, dist=s.garch_dist, zero_mean=s.garch_zero_mean
+        )
+        for blk in blocks:
+            for i, a in enumerate(levels):
+                v, c = _rolling_fhs_pair(
+                    r[: blk.stop], blk.variance, s.fhs_window, a, blk.params.mu, blk.start
+                )
+                var[i, blk.start - w : blk.stop - w] = v[blk.start :]
+                cvar[i, blk.start - w : blk.stop - w] = c[blk.start :]
+    return var, cvar
+
+
 def forecast_var(
     returns: ArrayLike,
     method: VaRMethod | str,
@@ -89,39 +165,26 @@ def forecast_var(
     settings: BacktestSettings | None = None,
 ) -> FloatArray:
     """VaR forecasts for days ``window .. T-1``, one row per alpha, each from returns before its day."""
-    r = as_returns(returns)
-    m = _as_method(method)
-    levels = [check_alpha(a) for a in alphas]
-    w = check_positive_int(window, "window", minimum=20)
-    s = settings or BacktestSettings()
-    n = r.shape[0]
-    out = np.empty((len(levels), n - w))
-    if m is VaRMethod.HISTORICAL:
-        for i, a in enumerate(levels):
-            out[i] = rolling_historical_var(r, w, a)[w:]
-    elif m in (VaRMethod.GAUSSIAN, VaRMethod.CORNISH_FISHER):
-        fn = gaussian_var if m is VaRMethod.GAUSSIAN else cornish_fisher_var
-        for t in range(w, n):
-            out[:, t - w] = [fn(r[t - w : t], a) for a in levels]
-    elif m is VaRMethod.FHS_EWMA:
-        variance = ewma_variance(r, s.ewma_lambda, init=float(np.mean(r[:w] ** 2)))
-        for i, a in enumerate(levels):
-            out[i] = rolling_fhs_var(r, variance, s.fhs_window, a, 0.0, start=w)[w:]
-    else:
-        blocks = garch_variance_blocks(
-            r, start=w, refit_every=s.refit_every, dist=s.garch_dist, zero_mean=s.garch_zero_mean
-        )
-        for blk in blocks:
-            for i, a in enumerate(levels):
-                fhs = rolling_fhs_var(
-                    r[: blk.stop], blk.variance, s.fhs_window, a, blk.params.mu, start=blk.start
-                )
-                out[i, blk.start - w : blk.stop - w] = fhs[blk.start :]
-    return out
+    return forecast_var_cvar(returns, method, alphas, window, settings)[0]
+
+
+def z2_of(
+    realised: FloatArray, var: FloatArray, es: FloatArray, es_alpha: float, n_sims: int
+) -> tuple[float, float]:
+    """(Z2, p-value) of ES forecasts; the p-value is NaN where some ES equals its VaR."""
+    if not (es > var).all():
+        return acerbi_szekely_z2(realised, var, es, es_alpha), math.nan
+    res = z2_test(realised, var, es, es_alpha, n_sims=n_sims, seed=0)
+    return res.statistic, res.p_value
 
 
 def _evaluate(
-    method: VaRMethod, alpha: float, realised: FloatArray, var: FloatArray, significance: float
+    method: VaRMethod,
+    alpha: float,
+    realised: FloatArray,
+    var: FloatArray,
+    significance: float,
+    es_test: tuple[float, float, float] = (math.nan, math.nan, math.nan),
 ) -> VaRBacktest:
     hits = realised < -var
     pof = kupiec_pof(hits, alpha)
@@ -138,8 +201,27 @@ def _evaluate(
         christoffersen_p=ind.p_value,
         coverage_p=conditional_coverage(hits, alpha).p_value,
         passed=pof.p_value >= significance and ind.p_value >= significance,
+        es_alpha=es_test[0],
+        z2=es_test[1],
+        z2_p=es_test[2],
     )
     return VaRBacktest(var, hits, row)
+
+
+def _with_es(
+    r: FloatArray,
+    m: VaRMethod,
+    alphas: Sequence[float],
+    window: int,
+    s: BacktestSettings,
+) -> tuple[FloatArray, tuple[float, float, float]]:
+    """VaR forecasts at ``alphas`` and the method's (es_alpha, Z2, p) from one fit of its filter."""
+    if s.es_alpha is None:
+        return forecast_var(r, m, alphas, window, s), (math.nan, math.nan, math.nan)
+    es_alpha = check_alpha(s.es_alpha, "es_alpha")
+    var, cvar = forecast_var_cvar(r, m, [*alphas, es_alpha], window, s)
+    z2, p = z2_of(r[window:], var[-1], cvar[-1], es_alpha, s.z2_sims)
+    return var[:-1], (es_alpha, z2, p)
 
 
 def backtest_var(
@@ -157,7 +239,7 @@ def backtest_var(
     method : a :class:`VaRMethod`.
     alpha : confidence level in (0, 1).
     window : returns before the first forecast, and the rolling window of the unfiltered methods.
-    settings : FHS and GARCH settings (:class:`BacktestSettings`).
+    settings : FHS and GARCH settings, and the ES backtest's level (:class:`BacktestSettings`).
 
     Examples
     --------
@@ -169,8 +251,8 @@ def backtest_var(
     r = as_returns(returns)
     m = _as_method(method)
     s = settings or BacktestSettings()
-    var = forecast_var(r, m, [alpha], window, s)[0]
-    return _evaluate(m, check_alpha(alpha), r[window:], var, s.significance)
+    var, es_test = _with_es(r, m, [alpha], window, s)
+    return _evaluate(m, check_alpha(alpha), r[window:], var[0], s.significance, es_test)
 
 
 def backtest_table(
@@ -180,28 +262,46 @@ def backtest_table(
     window: int = 250,
     settings: BacktestSettings | None = None,
 ) -> list[BacktestRow]:
-    """One :class:`BacktestRow` per (method, alpha); each method's filter is fitted once for all alphas."""
+    """One :class:`BacktestRow` per (method, alpha); each method's filter is fitted once for all alphas.
+
+    The rows of one method share its ES backtest (Z2 at ``settings.es_alpha``)."""
     r = as_returns(returns)
     s = settings or BacktestSettings()
     rows = []
     for method in methods:
         m = _as_method(method)
-        var = forecast_var(r, m, alphas, window, s)
-        rows += [_evaluate(m, a, r[window:], var[i], s.significance).row for i, a in enumerate(alphas)]
+        var, es_test = _with_es(r, m, alphas, window, s)
+        rows += [
+            _evaluate(m, a, r[window:], var[i], s.significance, es_test).row for i, a in enumerate(alphas)
+        ]
     return rows
 
 
 def format_table(rows: Sequence[BacktestRow]) -> str:
-    """The rows as a fixed-width text table (one line per row, header first)."""
+    """The rows as a fixed-width text table (one line per row, header first).
+
+    ``result`` is the VaR verdict. The ES columns (Z2 at the rows' ``es_alpha`` and its p-value)
+    are printed once per method, on its first row; they are left out when no row has an ES test.
+    """
+    levels = {x.es_alpha for x in rows if not math.isnan(x.es_alpha)}
+    es_head = ""
+    if levels:
+        label = f"Z2@{next(iter(levels)):.1%}" if len(levels) == 1 else "Z2"
+        es_head = f" {label:>9} {'p':>6}"
     head = (
         f"{'method':<15} {'alpha':>5} {'n':>5} {'breaches':>8} {'expected':>8} "
-        f"{'Kupiec LR':>9} {'p':>6} {'Chr. LR':>8} {'p':>6} {'CC p':>6}  result"
+        f"{'Kupiec LR':>9} {'p':>6} {'Chr. LR':>8} {'p':>6} {'CC p':>6}  result{es_head}"
     )
     lines = [head, "-" * len(head)]
+    previous: VaRMethod | None = None
     for x in rows:
+        es_cells = ""
+        if levels and x.method is not previous and not math.isnan(x.es_alpha):
+            es_cells = f"   {x.z2:>9.3f} {x.z2_p:>6.3f}"
+        previous = x.method
         lines.append(
             f"{x.method.value:<15} {x.alpha:>5.2f} {x.n_forecasts:>5d} {x.breaches:>8d} {x.expected:>8.1f} "
             f"{x.kupiec_lr:>9.3f} {x.kupiec_p:>6.3f} {x.christoffersen_lr:>8.3f} {x.christoffersen_p:>6.3f} "
-            f"{x.coverage_p:>6.3f}  {'pass' if x.passed else 'FAIL'}"
+            f"{x.coverage_p:>6.3f}  {'pass' if x.passed else 'FAIL'}{es_cells}"
         )
     return "\n".join(lines)
