@@ -9,8 +9,10 @@ like a bot would:
 - the bot trades to ``weights x leverage`` on the assets (cash may go negative: borrowing at 0 %),
   shortens its exposure by the hedge ratio (a hedge modelled as a short of the same book), and pays
   10 bp on traded value;
-- the same bars are also run with the policy alone (its weights, no risk layer) and with equal
-  weight rebalanced daily (10 bp), so the risk layer's effect can be read off;
+- the same bars are also run with the policy alone (its weights, no risk layer), with the policy
+  alone scaled by the textbook volatility target (``min(1, 15 % / EWMA vol)``, the baseline a risk
+  layer must beat) and with equal weight rebalanced daily (10 bp), so the risk layer's effect can
+  be read off;
 - and once more with the shipped learned risk agents on (``models/risk_agents_sp500.armodel``).
   This bot trades weights, so of their advice only the monitor's exposure cut and hedge reach its
   book; the sizer's and stop agent's advice shows in ``position_sizes`` / ``stop_levels``.
@@ -66,7 +68,8 @@ class PolicyAlone:
     def turnover(self) -> float:
         return float(np.mean(self.turnovers))
 
-    def step(self, history: np.ndarray, r: np.ndarray) -> None:
+    def step(self, history: np.ndarray, r: np.ndarray) -> float:
+        """Drift, then rebalance to the policy's weights; returns the bar's gross return."""
         gross = float(self.weights[:-1] @ r)
         self.weights = np.append(self.weights[:-1] * (1.0 + r), self.weights[-1]) / (1.0 + gross)
         self.equity *= 1.0 + gross
@@ -77,6 +80,40 @@ class PolicyAlone:
         self.turnovers.append(traded)
         self.equity *= 1.0 - COST * traded
         self.weights = target
+        return gross
+
+
+class VolTargeted:
+    """The textbook baseline: the policy alone's book scaled by ``min(1, 15 % / EWMA vol)``.
+
+    The EWMA (lambda 0.94) is of the policy-alone book's own daily returns, decided at each close
+    (``advanced_risk.rules_evaluation.harness.vol_target_exposure``, the evaluation harness's
+    baseline); the scaled book drifts with prices and pays the same 10 bp on traded value.
+    """
+
+    def __init__(self, n: int, target: float = 0.15, lam: float = 0.94) -> None:
+        self.held = np.zeros(n)
+        self.target, self.lam = target, lam
+        self.variance: float | None = None
+        self.returns: list[float] = []
+        self.turnovers: list[float] = []
+
+    @property
+    def turnover(self) -> float:
+        return float(np.mean(self.turnovers))
+
+    def step(self, r: np.ndarray, policy_gross: float, policy_target: np.ndarray) -> None:
+        gross = float(self.held @ r)
+        self.held = self.held * (1.0 + r) / (1.0 + gross)
+        sq = policy_gross * policy_gross
+        self.variance = sq if self.variance is None else self.lam * self.variance + (1.0 - self.lam) * sq
+        vol = math.sqrt(252.0 * self.variance)
+        exposure = 1.0 if vol == 0.0 else min(1.0, self.target / vol)
+        target = exposure * policy_target[:-1]
+        traded = float(np.abs(target - self.held).sum())
+        self.returns.append(gross - COST * traded)
+        self.turnovers.append(traded)
+        self.held = target
 
 
 @dataclass
@@ -159,9 +196,10 @@ async def run(start: str, model: Path, agents: Path | None) -> None:
     rets = px[1:] / px[:-1] - 1.0
     dates = window.index[1:]
     n = len(tickers)
-    config = RiskConfig(deadline_ms=20.0)
+    config = RiskConfig(deadline_ms=20.0, deterministic_refits=True)  # a replay: refits waited for
 
     policy_alone = PolicyAlone(RLPortfolioManager.load(model), n)
+    vol_targeted = VolTargeted(n)
     ew_returns: list[float] = []
     ew_turnovers: list[float] = []
     for t in range(WARMUP_BARS, rets.shape[0]):
@@ -169,7 +207,8 @@ async def run(start: str, model: Path, agents: Path | None) -> None:
         drifted = (1.0 + r) / (1.0 + r.mean()) / n  # equal weight after the bar's moves
         ew_turnovers.append(float(np.abs(drifted - 1.0 / n).sum()))
         ew_returns.append(float(r.mean()) - COST * ew_turnovers[-1])
-        policy_alone.step(rets[: t + 1], r)
+        gross = policy_alone.step(rets[: t + 1], r)
+        vol_targeted.step(r, gross, policy_alone.weights)
     managed = await replay(config, model, None, tickers, rets, px)
     with_agents = None if agents is None else await replay(config, model, agents, tickers, rets, px)
 
@@ -191,6 +230,7 @@ async def run(start: str, model: Path, agents: Path | None) -> None:
             )
         )
     print(summary_row("PPO alone (no risk layer)", np.array(policy_alone.returns), policy_alone.turnover))
+    print(summary_row("PPO alone x vol target 15 %", np.array(vol_targeted.returns), vol_targeted.turnover))
     print(summary_row("equal weight, daily", np.array(ew_returns), float(np.mean(ew_turnovers))))
     for name, result in (("manage_risk", managed), ("+ risk agents", with_agents)):
         if result is None:

@@ -8,9 +8,10 @@ it, and backtests that VaR: breaches against the expected 1 %, Kupiec (coverage)
 a normal null, 2000 paths). Results and their reading: docs/var_calibration.md.
 
 With ``--grid`` it also scores the pre-declared grid of docs/var_calibration.md on the same books:
-the VaR forecast of the held book by filter (``garch_raw``: the engine's FHS-GJR-GARCH at the book's
-own scale; ``garch_scaled``: the same parameters on the book rescaled to their fit data's scale;
-``ewma``: FHS-EWMA), residual window and GARCH install lag. The loop's decisions are replayed once
+the VaR forecast of the held book by filter (``garch_raw``: the previous engine's FHS-GJR-GARCH at the
+book's own scale; ``garch_scaled``: the same parameters on the book rescaled to their fit data's
+scale; ``garch_engine``: the engine's now, the book rescaled to the model's unconditional second
+moment; ``ewma``: FHS-EWMA), residual window and GARCH install lag. The loop's decisions are replayed once
 and kept, so every forecast is scored on the same books.
 
 Run:  python examples/var_calibration_demo.py [--period train|test|both] [--grid] [--method fhs_ewma]
@@ -38,10 +39,11 @@ from advanced_risk.measures import christoffersen_independence, kupiec_pof, z2_t
 from advanced_risk.measures.var import VaRMethod, _fhs
 from advanced_risk.measures.volatility import _ewma_variance
 from advanced_risk.risk.garch import GarchParams, fit_gjr_garch
+from advanced_risk.risk.tracker import _garch_scale
 
 PERIODS = {"train": ("2005-01-01", "2012-12-31"), "test": ("2013-01-01", "2022-12-31")}
 ALPHA, ES_ALPHA = 0.99, 0.975
-Filter = Literal["garch_raw", "garch_scaled", "ewma"]
+Filter = Literal["garch_raw", "garch_scaled", "garch_engine", "ewma"]
 
 
 @dataclass
@@ -134,7 +136,7 @@ GRID = [
     *(Variant(f, w, lag) for f in _FILTERS for w in (250, 500, 1000) for lag in (250, 1)),
     *(Variant("ewma", w) for w in (250, 500, 1000)),
 ]
-ENGINE = Variant("garch_raw", 500, 250)
+ENGINE = Variant("garch_engine", 500, 250)
 
 
 def _installs(path: BookPath) -> list[tuple[int, GarchParams]]:
@@ -181,6 +183,11 @@ def forecasts(path: BookPath, v: Variant, alpha: float) -> tuple[np.ndarray, np.
         elif v.filter == "garch_raw":
             params = live[-1][0]
             pair = _fhs(p, params.variance(p), params.mu, alpha)
+        elif v.filter == "garch_engine":
+            params = live[-1][0]
+            scale = _garch_scale(params, float(np.mean(p * p)))
+            q = p / scale
+            pair = tuple(x * scale for x in _fhs(q, params.variance(q), params.mu, alpha))
         else:
             params, s_fit = live[-1]
             k = s_fit / float(np.std(p))

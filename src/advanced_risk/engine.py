@@ -46,6 +46,7 @@ from advanced_risk.risk.garch import GarchParams
 from advanced_risk.risk.hedging import HedgingStrategy
 from advanced_risk.risk.leverage import VolatilityTargetLeverage
 from advanced_risk.risk.rules import RiskObservation, Streak, TradingStateMachine, classify_risk_level
+from advanced_risk.risk.strategy_drawdown import StrategyDrawdown
 from advanced_risk.risk.tracker import RiskTracker
 from advanced_risk.state import PersistedState
 from advanced_risk.types import (
@@ -116,6 +117,7 @@ class Observed:
     drawdown: float
     returns: FloatArray | None
     faults: tuple[str, ...]
+    strategy_drawdown: float = 0.0  # of the reference book (risk/strategy_drawdown.py)
 
 
 class DecisionEngine:
@@ -144,7 +146,7 @@ class DecisionEngine:
         self.machine = TradingStateMachine(
             config, state=state.trading_state, reason=state.reason, kill_switch=state.kill_switch
         )
-        self.hedger = HedgingStrategy.from_config(config)
+        self.hedger = None if config.hedge is None else HedgingStrategy.from_config(config)
         self.leverage_model = VolatilityTargetLeverage(config.leverage)
         self.assets: tuple[str, ...] | None = None
         self.tracker: RiskTracker | None = None
@@ -157,6 +159,7 @@ class DecisionEngine:
         self._columns: dict[int, IntArray | None] = {}  # id(component) -> its columns in the universe
         self._reduce_from: FloatArray | None = None  # |held| when REDUCING began (universe order)
         self._var_streak, self._loss_streak = Streak(), Streak()
+        self._strategy: StrategyDrawdown | None = None  # made at the first bar (seeded from equity)
         self._last_var: float | None = None
         self._garch_job: Future[GarchParams] | None = None
         self._garch_fit_bar = 0  # the bar count whose data the pending fit uses
@@ -266,7 +269,15 @@ class DecisionEngine:
         drawdown = bar.portfolio.current_drawdown
         if equity is not None and self.peak_equity:
             drawdown = max(drawdown, 1.0 - equity / self._reference_peak())
-        return Observed(bar, min(max(drawdown, 0.0), 1.0), returns, tuple(faults))
+        drawdown = min(max(drawdown, 0.0), 1.0)
+        return Observed(bar, drawdown, returns, tuple(faults), self._strategy_update(returns, drawdown))
+
+    def _strategy_update(self, returns: FloatArray | None, drawdown: float) -> float:
+        """The reference book earns this bar's returns; its drawdown (seeded from the account's)."""
+        if self._strategy is None:  # a restart starts from the restored drawdown, not from 0
+            self._strategy = StrategyDrawdown(self.config.drawdown_window, initial_drawdown=drawdown)
+            return self._strategy.drawdown
+        return self._strategy.update(returns) if returns is not None else self._strategy.drawdown
 
     def _follow_universe(self, bar: Bar) -> None:
         """Reshape every per-asset state to the bar's universe (assets that left, then those that joined)."""
@@ -285,6 +296,8 @@ class DecisionEngine:
             self._atr.add_assets(k)
         if left:
             self._atr.remove_assets(left)
+        if self._strategy is not None:
+            self._strategy.reshape(left, k)
         if self.tracker is not None:
             if k:
                 self.tracker.add_assets(k)  # first: removing every old asset would leave none
@@ -422,9 +435,12 @@ class DecisionEngine:
             return self.conservative(observed, faults)
         cfg, bar = self.config, observed.bar
         shock = self.tracker.correlation_shock if self.tracker is not None else False
+        by_strategy = cfg.drawdown_basis == "strategy"
+        cut_drawdown = observed.strategy_drawdown if by_strategy else observed.drawdown
         update = self.machine.evaluate(
             RiskObservation(
                 drawdown=observed.drawdown,
+                strategy_drawdown=observed.strategy_drawdown if by_strategy else None,
                 correlation_shock=shock,
                 var_breach_streak=self._var_streak.count,
                 loss_streak=self._loss_streak.count,
@@ -436,6 +452,7 @@ class DecisionEngine:
             alerts.append(f"trading state {update.previous.value} -> {state.value}: {self.machine.reason}")
         held = bar.held
         target, kept = self._allocate(held, allocation)
+        reference = target  # the book asked for, before any cut: its drawdown drives the cuts
         if kept:
             alerts.append(f"policy allocates its own assets only; kept under the rules: {kept}")
         if allocation is None and (idle := self._policy_idle()):
@@ -463,7 +480,9 @@ class DecisionEngine:
             leverage = 0.0
         elif state is TradingState.REDUCING:
             leverage = min(leverage, 1.0)
-        hedge = self.hedger.execute_hedge(observed.drawdown, halted=state is TradingState.HALTED)
+        if self._strategy is not None:
+            self._strategy.set_weights(reference)
+        hedge = self._hedge(cut_drawdown, halted=state is TradingState.HALTED)
         if advice is not None and advice.monitor in ("hedge", "halt") and hedge.ratio < advice.cut:
             hedge = HedgeInstruction(True, advice.cut, f"risk agents: monitor requests {advice.monitor}")
         var, cvar, warming = self._var_cvar(bar, target * leverage)
@@ -602,6 +621,14 @@ class DecisionEngine:
             variance = max(tracker.portfolio_variance(weights), 0.0)
             return math.sqrt(variance * self.config.periods_per_year)
         return bar.market.volatility
+
+    def _hedge(self, drawdown: float, *, halted: bool) -> HedgeInstruction:
+        """The drawdown hedge's instruction; with ``hedge=None`` only a HALTED book is hedged."""
+        if self.hedger is not None:
+            return self.hedger.execute_hedge(drawdown, halted=halted)
+        if halted:
+            return HedgeInstruction(True, 1.0, "trading halted")
+        return HedgeInstruction(False, 0.0, "no drawdown hedge (hedge=None)")
 
     def _leverage(self, bar: Bar, target: FloatArray, shock: bool) -> float:
         vol = self._annual_vol(bar, target)

@@ -220,7 +220,9 @@ def test_a_bot_feeding_back_what_it_holds_keeps_half_its_book_while_reducing() -
     """REDUCING caps each held position at reduce_exposure x its size when REDUCING began: a bot
     that holds rebalance_weights x leverage and reports it back does not decay towards zero."""
     bars = _trending(("A", "B"), np.zeros(2), 30, seed=7)
-    risk = AdvancedRiskManager(RiskConfig(**FAST))
+    # the account's drawdown is what the bot reports here: the rule measures the equity
+    config = RiskConfig(drawdown_basis="equity", reduce_drawdown=0.08, halt_drawdown=0.15, **FAST)
+    risk = AdvancedRiskManager(config)
     held = {"A": 0.4, "B": 0.4}
     seen = []
     try:

@@ -41,7 +41,9 @@ async def _drive_to_halt(risk: AdvancedRiskManager) -> list[RiskDecision]:
 
 @pytest.mark.asyncio
 async def test_halted_and_peak_equity_survive_a_restart_and_resume_needs_no_restart(tmp_path: Path) -> None:
-    config = fast_config(state_path=str(tmp_path / "risk.db"), halt_confirmations=2)
+    config = fast_config(
+        state_path=str(tmp_path / "risk.db"), halt_confirmations=2, reduce_drawdown=0.08, halt_drawdown=0.15
+    )
     async with AdvancedRiskManager(config) as risk:
         decisions = await _drive_to_halt(risk)
         assert decisions[-2].trading_state is TradingState.REDUCING  # the halt is pending confirmation

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from advanced_risk.config import EnvConfig, RiskConfig
+from advanced_risk.config import EnvConfig, HedgeConfig, RiskConfig
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.rl._accounting import history_length
 from advanced_risk.rl.risk_agents import RiskAgents
@@ -51,7 +51,7 @@ def test_monitor_rule_maps_drawdown_thresholds_to_actions(drawdown: float, expec
 
 
 def test_monitor_rule_follows_the_config_and_rejects_bad_drawdowns() -> None:
-    cfg = RiskConfig(reduce_drawdown=0.2, halt_drawdown=0.3)
+    cfg = RiskConfig(reduce_drawdown=0.2, halt_drawdown=0.3, hedge=HedgeConfig(max_drawdown_threshold=0.05))
     assert monitor_rule(0.15, cfg) is MonitorAction.REDUCE
     assert monitor_rule(0.25, cfg) is MonitorAction.HEDGE
     with pytest.raises(InvalidInputError, match="drawdown"):

@@ -100,7 +100,11 @@ def test_next_hedge_active_truth_table() -> None:
 
 
 def test_from_config_uses_the_hedge_settings_and_halt_drawdown() -> None:
-    cfg = RiskConfig(halt_drawdown=0.2, hedge=HedgeConfig(max_drawdown_threshold=0.1, release_margin=0.02))
+    cfg = RiskConfig(
+        reduce_drawdown=0.15,
+        halt_drawdown=0.2,
+        hedge=HedgeConfig(max_drawdown_threshold=0.1, release_margin=0.02),
+    )
     hedger = HedgingStrategy.from_config(cfg)
     assert hedger.halt_drawdown == 0.2
     assert hedger.release_level == pytest.approx(0.08)

@@ -47,6 +47,8 @@ ARRAY_CASES: dict[str, tuple[Call, np.ndarray]] = {
     "kupiec_pof": (lambda x: m.kupiec_pof(x, 0.95), HITS),
     "christoffersen_independence": (lambda x: m.christoffersen_independence(x), HITS),
     "conditional_coverage": (lambda x: m.conditional_coverage(x, 0.95), HITS),
+    "acerbi_szekely_z2": (lambda x: m.acerbi_szekely_z2(x, np.full(300, 0.02), np.full(300, 0.025)), R1),
+    "z2_test": (lambda x: m.z2_test(x, np.full(300, 0.02), np.full(300, 0.025), n_sims=50), R1),
     "ewma_covariance": (lambda x: m.ewma_covariance(x), R2),
     "ewma_correlation": (lambda x: m.ewma_correlation(x), R2),
     "ewma_covariance_update": (lambda x: m.ewma_covariance_update(COV, 0.5, x), R2[0]),
@@ -85,7 +87,7 @@ ARRAY_CASES: dict[str, tuple[Call, np.ndarray]] = {
 NAN_IS_UNDEFINED_PAIR = {"average_pairwise_correlation"}
 
 # measures whose inputs are scalars only; their bad values are tested in their own unit tests
-SCALAR_ONLY = {"kelly_discrete", "kelly_continuous", "fractional_kelly", "equal_weights"}
+SCALAR_ONLY = {"kelly_discrete", "kelly_continuous", "fractional_kelly", "equal_weights", "z2_traffic_light"}
 
 ALPHA_CASES: dict[str, Callable[[float], object]] = {
     "historical_var": lambda a: m.historical_var(R1, a),
@@ -104,6 +106,8 @@ ALPHA_CASES: dict[str, Callable[[float], object]] = {
     "rolling_fhs_cvar": lambda a: m.rolling_fhs_cvar(R1, VAR_1, 100, a),
     "kupiec_pof": lambda a: m.kupiec_pof(HITS, a),
     "conditional_coverage": lambda a: m.conditional_coverage(HITS, a),
+    "acerbi_szekely_z2": lambda a: m.acerbi_szekely_z2(R1, np.full(300, 0.02), np.full(300, 0.025), a),
+    "z2_test": lambda a: m.z2_test(R1, np.full(300, 0.02), np.full(300, 0.025), a, n_sims=50),
 }
 
 

@@ -117,7 +117,7 @@ def test_loss_streak_halts_after_confirmations() -> None:
 
 def test_halted_stays_halted_when_causes_clear_until_resume() -> None:
     m = TradingStateMachine(RiskConfig(halt_confirmations=1))
-    assert run(m, [obs(0.2), obs(0.0), obs(0.0)]) == [H, H, H]
+    assert run(m, [obs(0.35), obs(0.0), obs(0.0)]) == [H, H, H]  # past halt_drawdown (0.30)
     quiet = m.evaluate(obs(0.0))
     assert quiet.reasons == ()
     assert quiet.changed is False

@@ -241,10 +241,30 @@ def test_tracker_fhs_garch_equals_filtered_historical_simulation_with_its_fitted
     params = tracker.garch_params
     assert params is not None
     p = stock_returns[-CONFIG.fhs_window :] @ w
-    variance = params.variance(p)
-    assert var == pytest.approx(filtered_historical_var(p, variance, 0.99, params.mu), abs=1e-12)
-    assert cvar == pytest.approx(filtered_historical_cvar(p, variance, 0.99, params.mu), abs=1e-12)
+    # the book rescaled to the model's unconditional second moment, filtered, scaled back
+    persistence = params.alpha + params.gamma / 2 + params.beta
+    scale = math.sqrt(np.mean(p * p) / (params.omega / (1 - persistence) + params.mu**2))
+    q = p / scale
+    variance = params.variance(q)
+    assert var == pytest.approx(scale * filtered_historical_var(q, variance, 0.99, params.mu), abs=1e-12)
+    assert cvar == pytest.approx(scale * filtered_historical_cvar(q, variance, 0.99, params.mu), abs=1e-12)
     assert 0.0 < var < cvar < 0.2
+
+
+def test_tracker_fhs_garch_var_scales_with_the_book(stock_returns: np.ndarray) -> None:
+    """VaR is positively homogeneous: a book k times the size has k times the VaR (the fit's constant
+    omega once made a small book read as relatively riskier: 49 breaches against 20 expected)."""
+    tracker = RiskTracker(20, dataclasses.replace(CONFIG, garch_refit_every=50))
+    for row in stock_returns:
+        tracker.update(row)
+    w = _weights(20)
+    for k in (0.1, 0.5, 2.0):
+        assert tracker.var(k * w, "fhs_garch", 0.99) == pytest.approx(
+            k * tracker.var(w, "fhs_garch", 0.99), rel=1e-9
+        )
+        assert tracker.cvar(k * w, "fhs_garch", 0.99) == pytest.approx(
+            k * tracker.cvar(w, "fhs_garch", 0.99), rel=1e-9
+        )
 
 
 def test_tracker_refits_garch_only_every_garch_refit_every_bars(stock_returns: np.ndarray) -> None:

@@ -70,9 +70,9 @@ def _tracker_var(path: object, method: VaRMethod) -> np.ndarray:
     return np.array(out)
 
 
-def test_garch_raw_is_the_trackers_fhs_garch_of_the_pre_hedge_book(demo: ModuleType) -> None:
+def test_garch_engine_is_the_trackers_fhs_garch_of_the_pre_hedge_book(demo: ModuleType) -> None:
     path = _path(demo)
-    var, cvar = demo.forecasts(path, demo.Variant("garch_raw", 500, 250), 0.99)
+    var, cvar = demo.forecasts(path, demo.Variant("garch_engine", 500, 250), 0.99)
     np.testing.assert_allclose(var, _tracker_var(path, VaRMethod.FHS_GARCH), rtol=1e-12)
     assert (cvar >= var).all()
 
@@ -85,7 +85,7 @@ def test_ewma_is_the_trackers_fhs_ewma(demo: ModuleType) -> None:
 
 def test_garch_scaled_scales_with_the_book_and_garch_raw_does_not(demo: ModuleType) -> None:
     small, unit = _path(demo, 0.1), _path(demo, 1.0)
-    for name, homogeneous in (("garch_scaled", True), ("garch_raw", False)):
+    for name, homogeneous in (("garch_scaled", True), ("garch_engine", True), ("garch_raw", False)):
         variant = demo.Variant(name, 500, 250)
         ratio = demo.forecasts(small, variant, 0.99)[0] / demo.forecasts(unit, variant, 0.99)[0]
         assert np.allclose(ratio, 0.1, rtol=1e-9) is homogeneous, name

@@ -169,8 +169,9 @@ class LeverageConfig(_ConfigMixin):
     """Volatility the book aims at, in the units of the realised volatility given (e.g. annualised)."""
     min_leverage: float = 0.0
     """Floor of the leverage (also after a correlation-shock cut)."""
-    max_leverage: float = 2.0
-    """Cap of the leverage; also the answer at zero realised volatility."""
+    max_leverage: float = 1.0
+    """Cap of the leverage; also the answer at zero realised volatility. 1 by default: a cap of 1.5
+    cost Sharpe or drawdown on the training books (docs/risk_rules.md)."""
     shock_factor: float = 0.5
     """Leverage is multiplied by this while a correlation shock is on."""
 
@@ -210,10 +211,19 @@ class RiskConfig(_ConfigMixin):
     alpha: float = 0.99
     """Confidence level of the reported VaR/CVaR, and of the tracker (``tracker.alpha`` may only be
     None or equal to this; the stored ``tracker`` carries this value)."""
-    reduce_drawdown: float = 0.08
-    """Drawdown from peak equity at which trading moves to REDUCING."""
-    halt_drawdown: float = 0.15
-    """Drawdown from peak equity at which trading moves to HALTED."""
+    reduce_drawdown: float = 0.25
+    """Drawdown at which trading moves to REDUCING (of the strategy or the equity: ``drawdown_basis``).
+    Chosen on training data (docs/risk_rules.md): volatility targeting already cuts the book as
+    risk rises, and a drawdown cut on top of it cost Sharpe on the training books."""
+    halt_drawdown: float = 0.30
+    """Drawdown of the account's equity from its peak at which trading moves to HALTED (left only by
+    ``resume``: a catastrophe brake, not a trading rule; docs/risk_rules.md)."""
+    drawdown_basis: str = "strategy"
+    """What the drawdown hedge and the REDUCING rule measure. ``"strategy"``: the drawdown of the
+    book asked for (the bot's weights, or the policy's allocation) before any cut of the risk layer
+    (``risk/strategy_drawdown.py``): it recovers with the market, so the cuts come off with the
+    recovery. ``"equity"``: the account's own drawdown, which a hedge it triggered keeps from
+    recovering (the cut locks itself in). The HALT rule always measures the account's equity."""
     deadline_ms: float = 5.0
     """Per-call deadline of ``manage_risk``; past it the decision is conservative and degraded."""
     tracker: TrackerConfig = dataclasses.field(default_factory=TrackerConfig)
@@ -222,8 +232,8 @@ class RiskConfig(_ConfigMixin):
     """Consecutive checks a halt rule must fire before trading moves to HALTED (kill switch: at once)."""
     var_breach_streak: int = 3
     """Consecutive VaR breaches that move trading to REDUCING."""
-    loss_streak: int = 10
-    """Consecutive losing bars that make a halt rule fire."""
+    loss_streak: int = 20
+    """Consecutive losing bars that make a halt rule fire (confirmed on ``halt_confirmations`` bars)."""
     var_limit: float | None = 0.05
     """VaR (loss fraction at ``alpha``) at which the risk level becomes HIGH; None: VaR does not grade it."""
     sizing: SizingConfig = dataclasses.field(default_factory=SizingConfig)
@@ -234,8 +244,10 @@ class RiskConfig(_ConfigMixin):
     and ``s**2`` the mean and variance of its returns over the tracker's window (``m`` negated for a
     short): the ATR risk budget bounds the loss at the stop, Kelly the stake given the estimated edge
     (0 with no edge, and 0 until the tracker has ``window`` bars)."""
-    hedge: HedgeConfig = dataclasses.field(default_factory=HedgeConfig)
-    """Settings of the drawdown hedge (fully on at ``halt_drawdown``)."""
+    hedge: HedgeConfig | None = None
+    """Settings of the drawdown hedge (fully on at ``halt_drawdown``); None (the default, chosen on
+    training data: docs/risk_rules.md): no drawdown hedge. A HALTED book is still fully hedged, a
+    degraded decision still partly."""
     leverage: LeverageConfig = dataclasses.field(default_factory=LeverageConfig)
     """Settings of volatility-target leverage."""
     state_path: str | None = None
@@ -307,7 +319,8 @@ class RiskConfig(_ConfigMixin):
                 *[
                     (
                         lambda n=n, k=k: _require(
-                            isinstance(getattr(self, n), k) or (n == "kelly" and self.kelly is None),
+                            isinstance(getattr(self, n), k)
+                            or (n in ("kelly", "hedge") and getattr(self, n) is None),
                             f"{n} must be a {k.__name__}, got {type(getattr(self, n)).__name__}",
                         )
                     )
@@ -348,6 +361,10 @@ class RiskConfig(_ConfigMixin):
                 lambda: check_positive_int(self.memory_journal_rows, "memory_journal_rows"),
                 lambda: check_positive_int(self.periods_per_year, "periods_per_year"),
                 lambda: check_positive_int(self.garch_install_lag, "garch_install_lag"),
+                lambda: _require(
+                    self.drawdown_basis in ("strategy", "equity"),
+                    f"drawdown_basis must be 'strategy' or 'equity', got {self.drawdown_basis!r}",
+                ),
                 lambda: check_positive_int(self.max_assets, "max_assets"),
                 lambda: (
                     None

@@ -57,19 +57,25 @@ class RiskObservation:
 
     Attributes
     ----------
-    drawdown : drawdown from peak equity, in [0, 1].
+    drawdown : drawdown from peak equity, in [0, 1] (the halt rule's).
+    strategy_drawdown : drawdown of the strategy's reference book, in [0, 1] (the reduce rule's,
+        with ``drawdown_basis="strategy"``); None: the reduce rule measures ``drawdown`` too.
     correlation_shock : whether the tracker's correlation-shock flag is up.
     var_breach_streak : VaR breaches in a row up to this bar (see :class:`Streak`).
     loss_streak : losing bars in a row up to this bar.
     """
 
     drawdown: float = 0.0
+    strategy_drawdown: float | None = None
     correlation_shock: bool = False
     var_breach_streak: int = 0
     loss_streak: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "drawdown", check_range(self.drawdown, "drawdown", 0.0, 1.0))
+        if self.strategy_drawdown is not None:
+            value = check_range(self.strategy_drawdown, "strategy_drawdown", 0.0, 1.0)
+            object.__setattr__(self, "strategy_drawdown", value)
         for name in ("var_breach_streak", "loss_streak"):
             object.__setattr__(self, name, check_positive_int(getattr(self, name), name, minimum=0))
         if not isinstance(self.correlation_shock, bool):
@@ -81,7 +87,14 @@ Rule = Callable[[RiskObservation, RiskConfig], "str | None"]
 
 
 def drawdown_reduce_rule(obs: RiskObservation, config: RiskConfig) -> str | None:
-    """Fires when the drawdown is at or past ``reduce_drawdown``."""
+    """Fires when the strategy's drawdown (else the equity's) is at or past ``reduce_drawdown``."""
+    if obs.strategy_drawdown is not None:
+        if obs.strategy_drawdown >= config.reduce_drawdown:
+            return (
+                f"strategy drawdown {obs.strategy_drawdown:.4g} >= reduce_drawdown "
+                f"{config.reduce_drawdown:.4g}"
+            )
+        return None
     if obs.drawdown >= config.reduce_drawdown:
         return f"drawdown {obs.drawdown:.4g} >= reduce_drawdown {config.reduce_drawdown:.4g}"
     return None
@@ -186,7 +199,8 @@ class TradingStateMachine:
 
     Examples
     --------
-    >>> machine = TradingStateMachine(RiskConfig(halt_confirmations=2))
+    >>> config = RiskConfig(reduce_drawdown=0.08, halt_drawdown=0.15, halt_confirmations=2)
+    >>> machine = TradingStateMachine(config)
     >>> [machine.evaluate(RiskObservation(drawdown=dd)).state.value for dd in (0.09, 0.16, 0.16, 0.0)]
     ['reducing', 'reducing', 'halted', 'halted']
     >>> machine.resume("operator reviewed the drawdown"), machine.state.value

@@ -38,7 +38,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from advanced_risk.config import EnvConfig, KellyConfig, RiskConfig
+from advanced_risk.config import EnvConfig, HedgeConfig, KellyConfig, RiskConfig
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures import performance
 from advanced_risk.measures.kelly import fractional_kelly, kelly_continuous
@@ -114,26 +114,38 @@ def sizer_rule(base_returns: FloatArray, fraction: float = 0.5) -> float:
     return fractional_kelly(kelly_continuous(float(r.mean()), sigma), fraction, cap=1.0)
 
 
+AGENT_RULES = RiskConfig(
+    reduce_drawdown=0.08,
+    halt_drawdown=0.15,
+    hedge=HedgeConfig(max_drawdown_threshold=0.05),
+    drawdown_basis="equity",
+)
+"""The rule ladder the shipped risk agents were trained and evaluated against (the manager's
+defaults before docs/risk_rules.md): the agents' rule baseline and their gating fallback keep it, so
+their figures stay comparable. The manager's own defaults no longer use a drawdown hedge."""
+
+
 def monitor_rule(drawdown: float, config: RiskConfig | None = None) -> MonitorAction:
     """The drawdown rules as a monitor action, cuts growing with the drawdown.
 
     ``DD >= halt_drawdown`` (0.15): HALT (cut 1); ``>= reduce_drawdown`` (0.08): HEDGE (cut 0.5, the
     manager's ``reduce_exposure``); ``>= hedge.max_drawdown_threshold`` (0.05): REDUCE (cut 0.25, the
-    partial de-risking where the manager starts hedging); below: NONE.
+    partial de-risking where the manager starts hedging; none with ``hedge=None``); below: NONE.
+    The levels are ``config``'s, :data:`AGENT_RULES` by default.
 
     Examples
     --------
     >>> [monitor_rule(d).name for d in (0.0, 0.05, 0.08, 0.15)]
     ['NONE', 'REDUCE', 'HEDGE', 'HALT']
     """
-    cfg = config if config is not None else RiskConfig()
+    cfg = config if config is not None else AGENT_RULES
     if not math.isfinite(drawdown) or drawdown < 0:
         raise InvalidInputError(f"drawdown must be a finite value >= 0, got {drawdown}")
     if drawdown >= cfg.halt_drawdown:
         return MonitorAction.HALT
     if drawdown >= cfg.reduce_drawdown:
         return MonitorAction.HEDGE
-    if drawdown >= cfg.hedge.max_drawdown_threshold:
+    if cfg.hedge is not None and drawdown >= cfg.hedge.max_drawdown_threshold:
         return MonitorAction.REDUCE
     return MonitorAction.NONE
 
@@ -147,7 +159,7 @@ def rule_actions(env: RiskAgentsEnv, config: RiskConfig | None = None) -> Action
     - ``stop``: a fixed ``config.sizing.atr_multiplier`` (2) ATR stop, no trailing;
     - ``monitor``: :func:`monitor_rule` of the book's drawdown.
     """
-    cfg = config if config is not None else RiskConfig()
+    cfg = config if config is not None else AGENT_RULES
     kelly = cfg.kelly if cfg.kelly is not None else KellyConfig()  # None: the engine's cap is off
     scale = sizer_rule(env.past_base_returns(KELLY_LOOKBACK), kelly.fraction)
     k = float(np.clip(cfg.sizing.atr_multiplier, *STOP_RANGE))

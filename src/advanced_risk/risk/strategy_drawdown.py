@@ -1,0 +1,83 @@
+"""The strategy's drawdown: the drawdown of the book asked for, before any cut of the risk layer.
+
+A drawdown rule driven by the account's own equity can lock itself in: once it hedges or reduces
+the book, the account earns a fraction of the market's recovery, so its drawdown shrinks slowly and
+the cut stays on until the rolling high-water mark forgets the peak (measured: hedge on 83-85 % of
+the bars of unseen books). This module follows instead a *reference book*: the allocation the bot
+asked for (its weights, or the policy's), before volatility targeting, hedge, REDUCING and HALTED.
+Its drawdown falls as the market recovers, whatever the cuts did to the account, so a rule driven
+by it re-risks with the recovery: by the bar the book regains its peak at the latest (tested).
+
+Definitions, per bar ``t`` with asset returns ``r_t`` and the reference weights ``w_{t-1}`` decided
+at the previous bar::
+
+    E_t = E_{t-1} * (1 + w_{t-1} . r_t)          E_0 = 1
+    drawdown_t = 1 - E_t / max(E over the last ``window`` bars, the seed peak)
+
+A reference return below -100 % (a book levered past its ruin) floors ``E`` at a tiny positive
+value (drawdown 1). NaN returns count as 0 (an asset without a print this bar).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+import numpy as np
+
+from advanced_risk.measures._validation import FloatArray, check_positive_int, check_range
+
+__all__ = ["StrategyDrawdown"]
+
+_FLOOR = 1e-12  # the reference equity after a loss of 100 % or more
+
+
+class StrategyDrawdown:
+    """Streaming drawdown of the reference book (see the module docstring).
+
+    Parameters
+    ----------
+    window : bars of the rolling high-water mark (None: all-time).
+    initial_drawdown : drawdown to start from, in [0, 1] (a restart seeds it from the account's
+        restored drawdown, so a restart is not less cautious than the run before it).
+    """
+
+    __slots__ = ("_equity", "_peaks", "_weights")
+
+    def __init__(self, window: int | None = 252, initial_drawdown: float = 0.0) -> None:
+        size = None if window is None else check_positive_int(window, "window")
+        dd = check_range(initial_drawdown, "initial_drawdown", 0.0, 1.0)
+        self._peaks: deque[float] = deque([1.0], maxlen=size)
+        self._equity = max(1.0 - dd, _FLOOR)
+        self._peaks.append(self._equity)
+        self._weights = np.empty(0)
+
+    @property
+    def drawdown(self) -> float:
+        """The reference book's drawdown from its (rolling) peak, in [0, 1]."""
+        return min(max(1.0 - self._equity / max(self._peaks), 0.0), 1.0)
+
+    @property
+    def weights(self) -> FloatArray:
+        """The reference weights the next bar's return is earned on (a copy)."""
+        return self._weights.copy()
+
+    def update(self, returns: FloatArray) -> float:
+        """Earn this bar's return on the reference weights; returns the new drawdown.
+
+        Weights of another length than ``returns`` (none set yet) earn nothing.
+        """
+        if self._weights.shape == returns.shape:
+            r = float(np.nansum(self._weights * returns))
+            self._equity = max(self._equity * (1.0 + r), _FLOOR)
+        self._peaks.append(self._equity)
+        return self.drawdown
+
+    def set_weights(self, weights: FloatArray) -> None:
+        """The reference book decided at this bar (the allocation asked for, before any cut)."""
+        self._weights = np.where(np.isfinite(weights), weights, 0.0).astype(np.float64)
+
+    def reshape(self, left: Sequence[int], joined: int) -> None:
+        """Follow a universe change: drop the assets that left, add ``joined`` assets at weight 0."""
+        if self._weights.size:
+            self._weights = np.append(np.delete(self._weights, list(left)), np.zeros(joined))
