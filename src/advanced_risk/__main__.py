@@ -72,6 +72,12 @@ def _add_evaluate_rules(sub: argparse._SubParsersAction[_OneLineParser]) -> None
     cmd.add_argument("--seed", type=int, default=0, help="subsets, long/short split, bootstrap (default 0)")
     cmd.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: CPUs)")
     cmd.add_argument("--plot", default=None, metavar="BOOK", help="book (name or key) to plot")
+    cmd.add_argument(
+        "--risk-agents",
+        default=None,
+        metavar="FILE",
+        help="a risk-agents model file the managed books run with (e.g. models/risk_agents_sp500.armodel)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,6 +135,7 @@ def _evaluate_rules(args: argparse.Namespace) -> int:
             seed=args.seed,
             jobs=args.jobs if args.jobs is not None else (os.cpu_count() or 1),
             progress=True,
+            risk_agents=args.risk_agents,
         )
         written = evaluation.write(args.out, plot=args.plot)
     except InvalidInputError as exc:

@@ -225,6 +225,7 @@ def test_evaluate_rules_smoke_run_writes_the_report(tmp_path: Path) -> None:
         (["--books", "none", "--synthetic", "-1"], "synthetic_paths"),
         (["--books", "stocks21", "--synthetic", "0"], "books"),
         (["--books", "none", "--synthetic", "0"], "nothing to evaluate"),
+        (["--synthetic", "1", "--risk-agents", "no/such.armodel"], "risk_agents: model file not found"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(

@@ -453,6 +453,7 @@ def run_book(
     cost: float = COST,
     split_date: str = SPLIT_DATE,
     max_bars: int | None = None,
+    risk_agents: str | Path | None = None,
 ) -> BookResult:
     """Replay ``book`` over ``period`` managed by ``config`` and the two baselines (see the module).
 
@@ -465,6 +466,8 @@ def run_book(
     cost : cost per unit of traded value (10 bp).
     split_date : first date of the test period.
     max_bars : evaluate only the last ``max_bars`` bars of the period (quick runs).
+    risk_agents : a risk-agents model file for the managed book (``AdvancedRiskManager(...,
+        risk_agents=)``); the baselines never use them.
 
     Raises
     ------
@@ -497,7 +500,9 @@ def run_book(
     )
     from advanced_risk.manager import AdvancedRiskManager
 
-    manager = AdvancedRiskManager(cfg, policy=book.policy)
+    manager = AdvancedRiskManager(
+        cfg, policy=book.policy, risk_agents=None if risk_agents is None else str(risk_agents)
+    )
     try:
         decider = ManagerDecider(manager, book.assets, window, pass_held=book.policy is not None)
         managed = simulate(returns, decider, warmup=warmup, cost=cost)
@@ -593,6 +598,7 @@ def _evaluate_one(
         cost=options["cost"],
         split_date=options["split_date"],
         max_bars=options["max_bars"],
+        risk_agents=options["risk_agents"],
     )
     return result, book_metrics(result, reps=options["reps"], block=options["block"], seed=options["seed"])
 
@@ -620,6 +626,7 @@ def evaluate_rules(
     policy: str | Path = DEFAULT_POLICY,
     jobs: int = 1,
     progress: bool = False,
+    risk_agents: str | Path | None = None,
 ) -> RulesEvaluation:
     """Evaluate the risk rules of ``config`` on a set of books against the unmanaged book and the vol target.
 
@@ -639,6 +646,7 @@ def evaluate_rules(
     policy : model file of the ``policy`` book.
     jobs : worker processes (1: in this process).
     progress : a tqdm progress bar on stderr.
+    risk_agents : a risk-agents model file the managed books run with (see :func:`run_book`).
 
     Returns
     -------
@@ -658,6 +666,8 @@ def evaluate_rules(
     _check_int(block, "block", 1)
     if not (isinstance(cost, float | int) and 0.0 <= cost < 1.0):
         raise InvalidInputError(f"cost must be in [0, 1), got {cost!r}")
+    if risk_agents is not None and not Path(risk_agents).is_file():
+        raise InvalidInputError(f"risk_agents: model file not found: {risk_agents}")
     if isinstance(books, str):
         raise InvalidInputError(f"books must be a sequence of keys or Books, got the string {books!r}")
     chosen = list(DEFAULT_BOOK_KEYS if books is None else books)
@@ -678,6 +688,7 @@ def evaluate_rules(
     options = {
         "warmup": warmup, "cost": cost, "split_date": split_date, "max_bars": max_bars,
         "reps": reps, "block": block, "seed": seed,
+        "risk_agents": None if risk_agents is None else str(risk_agents),
     }  # fmt: skip
     done = _run_tasks(tasks, config, options, jobs=jobs, progress=progress)
     settings = {
