@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,3 +32,26 @@ def sp500_index_returns(sp500_index: pd.DataFrame) -> np.ndarray:
     """Simple returns of the index's Adj Close (5,030 values)."""
     close = sp500_index["Adj Close"].to_numpy()
     return close[1:] / close[:-1] - 1.0
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _import_example(name: str) -> ModuleType:
+    """Import ``examples/<name>.py`` as the module ``examples_<name>`` (once per process)."""
+    module_name = f"examples_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, EXAMPLES / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def load_example() -> Callable[[str], ModuleType]:
+    """A function importing an example script by name (``"trading_loop"``) as a module."""
+    return _import_example

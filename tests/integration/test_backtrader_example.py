@@ -9,37 +9,21 @@ tracker is warm.
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 
 import pytest
 
 pytest.importorskip("backtrader")
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "backtrader_one_instrument.py"
 BARS = 5_000
 WARM = 260  # the tracker's 250-bar window, and a margin
 
 
-def _load_example() -> ModuleType:
-    name = "backtrader_one_instrument_example"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def example() -> ModuleType:
-    return _load_example()
+def example(load_example: Callable[[str], ModuleType]) -> ModuleType:
+    return load_example("backtrader_one_instrument")
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,8 @@ permutation test p < 0.05.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
-from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 
 import pytest
@@ -22,21 +20,11 @@ from advanced_risk.rl.evaluation import Metric
 
 pytestmark = pytest.mark.slow
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "evaluate_synthetic.py"
 
-
-def load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("evaluate_synthetic", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_ppo_beats_equal_weight_on_log_wealth_with_paired_p_below_005() -> None:
-    example = load_example()
+def test_ppo_beats_equal_weight_on_log_wealth_with_paired_p_below_005(
+    load_example: Callable[[str], ModuleType],
+) -> None:
+    example = load_example("evaluate_synthetic")
     torch.set_num_threads(2)
     t0 = time.perf_counter()
     agent = example.train()

@@ -8,9 +8,7 @@ its ``ewma`` forecast the tracker's fhs_ewma, and ``garch_scaled`` must scale wi
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
@@ -21,26 +19,12 @@ from advanced_risk.measures import VaRMethod
 from advanced_risk.risk.garch import GarchParams
 from advanced_risk.risk.tracker import RiskTracker
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "var_calibration_demo.py"
 PARAMS = GarchParams(mu=0.0004, omega=2e-6, alpha=0.03, gamma=0.12, beta=0.88)
 
 
-def _load() -> ModuleType:
-    name = "var_calibration_demo_example"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def demo() -> ModuleType:
-    return _load()
+def demo(load_example: Callable[[str], ModuleType]) -> ModuleType:
+    return load_example("var_calibration_demo")
 
 
 def _path(demo: ModuleType, scale: float = 1.0) -> object:
