@@ -86,9 +86,10 @@ class PolicyAlone:
 class VolTargeted:
     """The textbook baseline: the policy alone's book scaled by ``min(1, 15 % / EWMA vol)``.
 
-    The EWMA (lambda 0.94) is of the policy-alone book's own daily returns, decided at each close
-    (``advanced_risk.rules_evaluation.harness.vol_target_exposure``, the evaluation harness's
-    baseline); the scaled book drifts with prices and pays the same 10 bp on traded value.
+    The EWMA (lambda 0.94) is of the policy-alone book's own daily returns, decided at each close:
+    the rule of the evaluation harness's baseline (``rules_evaluation.harness.vol_target_exposure``),
+    stepped bar by bar and started from the first squared return instead of a warm-up mean. The
+    scaled book drifts with prices and pays the same 10 bp on traded value.
     """
 
     def __init__(self, n: int, target: float = 0.15, lam: float = 0.94) -> None:

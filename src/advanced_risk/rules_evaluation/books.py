@@ -30,10 +30,10 @@ from typing import Final, Literal
 
 import numpy as np
 import pandas as pd
-from numpy.typing import NDArray
 
 from advanced_risk.data import load_sp500_index, load_sp500_stocks
 from advanced_risk.errors import InvalidInputError
+from advanced_risk.measures._validation import FloatArray
 
 __all__ = [
     "BOOK_KEYS",
@@ -52,7 +52,6 @@ __all__ = [
     "synthetic_books",
 ]
 
-FloatArray = NDArray[np.float64]
 Period = Literal["train", "test"]
 
 SPLIT_DATE: Final = "2013-01-01"

@@ -61,6 +61,7 @@ from numpy.typing import NDArray
 
 from advanced_risk.config import RiskConfig
 from advanced_risk.errors import InvalidInputError
+from advanced_risk.measures._validation import FloatArray
 from advanced_risk.rules_evaluation.books import (
     DEFAULT_BOOK_KEYS,
     DEFAULT_POLICY,
@@ -102,7 +103,6 @@ __all__ = [
     "vol_target_exposure",
 ]
 
-FloatArray = NDArray[np.float64]
 
 COST: Final = 0.001
 """Cost per unit of traded value (10 bp), charged on turnover ``sum |target - held|``."""

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
-from numpy.typing import NDArray
 
 from advanced_risk.errors import InvalidInputError
+from advanced_risk.measures._validation import FloatArray
 
 if TYPE_CHECKING:
     from advanced_risk.rules_evaluation.harness import BookResult, RulesEvaluation, StrategyPath
@@ -59,7 +59,6 @@ __all__ = [
     "write_report",
 ]
 
-FloatArray = NDArray[np.float64]
 
 BLOCK: Final = 20
 """Expected block length (bars) of the stationary bootstrap."""
