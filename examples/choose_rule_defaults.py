@@ -1,17 +1,23 @@
-"""Choose the rules' defaults on training data only: the grid and objective of docs/risk_rules.md.
+"""Choose the rules' defaults on training data only: the grids and objective of docs/risk_rules.md.
 
-Every configuration of the pre-declared grid is run through the evaluation harness
+Every configuration of a pre-declared grid is run through the evaluation harness
 (``advanced_risk.rules_evaluation``) on the training books only: the bundled stocks and index before
 2013-01-01 and synthetic training paths (seeds 0..N-1). Score = training books passing the issue's
 acceptance check; ties broken by the median of (managed Sharpe - vol target Sharpe). Nothing from
-2013 on is read.
+2013 on is read, unless ``--judge-seed`` asks for the round to be judged afterwards on fresh
+synthetic test paths (and the real test books, reported beside them).
 
-Run:  python examples/choose_rule_defaults.py [--synthetic 16] [--jobs 2] [--out grid_train.json]
+Grids: ``defaults`` (round 1: volatility target, leverage cap, drawdown cuts) and ``triggers``
+(round 2: what a correlation shock and a VaR-breach streak do, on round 1's choice).
+
+Run:  python examples/choose_rule_defaults.py [--grid defaults|triggers] [--synthetic 16] [--jobs 2]
+          [--judge-seed 2000] [--out grid_train.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import logging
@@ -23,7 +29,7 @@ from typing import Any
 
 from advanced_risk import RiskConfig
 from advanced_risk.config import HedgeConfig, LeverageConfig
-from advanced_risk.rules_evaluation.books import build_books, synthetic_books
+from advanced_risk.rules_evaluation.books import Period, build_books, synthetic_books
 from advanced_risk.rules_evaluation.harness import run_book
 from advanced_risk.rules_evaluation.report import book_metrics
 
@@ -37,7 +43,7 @@ FIXED: dict[str, Any] = {"halt_drawdown": 0.30, "loss_streak": 20, "drawdown_bas
 
 
 def grid() -> dict[str, RiskConfig]:
-    """The twelve configurations, plus the previous default for reference."""
+    """Round 1: the twelve configurations, plus the previous default for reference."""
     out = {"previous default": RiskConfig(drawdown_basis="equity")}
     for vol, cap, cut in itertools.product((0.10, 0.15), (1.0, 1.5), CUTS):
         leverage = LeverageConfig(target_volatility=vol, max_leverage=cap)
@@ -45,13 +51,47 @@ def grid() -> dict[str, RiskConfig]:
     return out
 
 
-def score(name: str, config: RiskConfig, synthetic: int) -> dict[str, Any]:
-    """Run one configuration on every training book; its score and per-book figures."""
+SHOCK: dict[str, dict[str, Any]] = {  # what a correlation shock does (round 2)
+    "reduce+cut": {"reduce_on_correlation_shock": True, "shock_factor": 0.5},
+    "cut only": {"reduce_on_correlation_shock": False, "shock_factor": 0.5},
+    "ignored": {"reduce_on_correlation_shock": False, "shock_factor": 1.0},
+}
+
+
+def trigger_grid(base: RiskConfig | None = None) -> dict[str, RiskConfig]:
+    """Round 2: correlation shock x VaR-breach streak on ``base`` (default ``RiskConfig()``)."""
+    base = base or RiskConfig()
+    out = {}
+    for shock, streak in itertools.product(SHOCK, (3, None)):
+        knobs = SHOCK[shock]
+        leverage = dataclasses.replace(base.leverage, shock_factor=knobs["shock_factor"])
+        config = dataclasses.replace(
+            base,
+            leverage=leverage,
+            reduce_on_correlation_shock=knobs["reduce_on_correlation_shock"],
+            var_breach_streak=streak,
+        )
+        out[f"shock {shock}, VaR streak {streak or 'off'}"] = config
+    return out
+
+
+GRIDS = {"defaults": grid, "triggers": trigger_grid}
+
+
+def score(
+    name: str,
+    config: RiskConfig,
+    synthetic: int,
+    period: Period = "train",
+    first_seed: int | None = None,
+    real: tuple[str, ...] = REAL_BOOKS,
+) -> dict[str, Any]:
+    """Run one configuration on every book of ``period``; its score and per-book figures."""
     logging.disable(logging.WARNING)
-    books = build_books(REAL_BOOKS) + synthetic_books(synthetic, "train")
+    books = build_books(real) + synthetic_books(synthetic, period, first_seed=first_seed)
     rows = []
     for book in books:
-        m = book_metrics(run_book(book, config, period="train"), reps=200)
+        m = book_metrics(run_book(book, config, period=period), reps=200)
         rows.append(
             {
                 "book": m.book,
@@ -63,23 +103,44 @@ def score(name: str, config: RiskConfig, synthetic: int) -> dict[str, Any]:
                 "halted": m.managed.halted,
             }
         )
+    synthetic_rows = [r for r in rows if r["book"].startswith("synthetic")]
     return {
         "config": name,
         "passed": sum(r["passed"] for r in rows),
         "books": len(rows),
+        "synthetic_passed": sum(r["passed"] for r in synthetic_rows),
         "median_sharpe_vs_voltarget": statistics.median(r["sharpe"][0] - r["sharpe"][2] for r in rows),
+        "median_reducing": statistics.median(r["reducing"] for r in rows),
         "rows": rows,
     }
 
 
+def _table(results: list[dict[str, Any]], title: str) -> None:
+    print(f"\n{title}")
+    print(f"{'configuration':<40} {'passed':>7} {'median dSharpe vs VT':>21} {'median REDUCING':>16}")
+    for r in results:
+        print(
+            f"{r['config']:<40} {r['passed']:>3}/{r['books']:<3} "
+            f"{r['median_sharpe_vs_voltarget']:>21.3f} {r['median_reducing']:>15.1%}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grid", choices=tuple(GRIDS), default="defaults", help="round (default: defaults)")
     parser.add_argument("--synthetic", type=int, default=16, help="synthetic training paths (default 16)")
     parser.add_argument("--jobs", type=int, default=2, help="processes (default 2)")
+    parser.add_argument(
+        "--judge-seed",
+        type=int,
+        default=None,
+        help="after choosing, run every configuration on 64 synthetic test paths from this seed "
+        "(fresh ones: 2000) and the real test books",
+    )
     parser.add_argument("--out", type=Path, default=Path("grid_train.json"), help="JSON of every result")
     args = parser.parse_args()
     started = time.perf_counter()
-    configs = grid()
+    configs = GRIDS[args.grid]()
     with ProcessPoolExecutor(args.jobs) as pool:
         futures = {n: pool.submit(score, n, c, args.synthetic) for n, c in configs.items()}
         results = [f.result() for f in futures.values()]
@@ -89,11 +150,22 @@ def main() -> None:
         reverse=True,
     )
     print(f"training books: {results[0]['books']} ({', '.join(REAL_BOOKS)}, {args.synthetic} synthetic)")
-    print(f"{'configuration':<40} {'passed':>7} {'median dSharpe vs VT':>21}")
-    for r in [*ranked, next(r for r in results if r["config"] == "previous default")]:
-        print(f"{r['config']:<40} {r['passed']:>3}/{r['books']:<3} {r['median_sharpe_vs_voltarget']:>21.3f}")
+    _table([*ranked, *(r for r in results if r["config"] == "previous default")], "training")
     print(f"\nchosen: {ranked[0]['config']}  ({time.perf_counter() - started:.0f} s)")
-    args.out.write_text(json.dumps({"ranked": ranked, "all": results}, indent=1, default=str))
+    report: dict[str, Any] = {"ranked": ranked, "all": results}
+    if args.judge_seed is not None:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            futures = {
+                n: pool.submit(score, n, c, 64, "test", args.judge_seed, ()) for n, c in configs.items()
+            }
+            judged = [f.result() for f in futures.values()]
+            futures = {n: pool.submit(score, n, c, 0, "test", None) for n, c in configs.items()}
+            real = [f.result() for f in futures.values()]
+        _table(judged, f"judged: 64 synthetic test paths, seeds {args.judge_seed}..{args.judge_seed + 63}")
+        _table(real, "real test books (2013 on; seen before this round)")
+        report |= {"judged_synthetic": judged, "real_test": real}
+        print(f"\n({time.perf_counter() - started:.0f} s in all)")
+    args.out.write_text(json.dumps(report, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -56,6 +56,14 @@ def _add_evaluate_rules(sub: argparse._SubParsersAction[_OneLineParser]) -> None
         help="synthetic paths per period (default 64, 8 with --quick)",
     )
     cmd.add_argument(
+        "--synthetic-test-seed",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="first seed of the test period's synthetic paths (default 1000; fresh seeds, e.g. 2000, "
+        "judge a later round of choices)",
+    )
+    cmd.add_argument(
         "--out",
         default="rules_evaluation",
         metavar="DIR",
@@ -136,6 +144,7 @@ def _evaluate_rules(args: argparse.Namespace) -> int:
             jobs=args.jobs if args.jobs is not None else (os.cpu_count() or 1),
             progress=True,
             risk_agents=args.risk_agents,
+            synthetic_test_seed=args.synthetic_test_seed,
         )
         written = evaluation.write(args.out, plot=args.plot)
     except InvalidInputError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -60,6 +61,15 @@ def test_each_rule_returns_a_reason_only_when_it_fires(
 ) -> None:
     assert rule(quiet, CFG) is None  # type: ignore[operator]
     assert text in rule(firing, CFG)  # type: ignore[operator]
+
+
+def test_the_shock_and_var_streak_triggers_can_be_turned_off() -> None:
+    quiet = dataclasses.replace(CFG, reduce_on_correlation_shock=False, var_breach_streak=None)
+    assert correlation_shock_rule(obs(shock=True), quiet) is None
+    assert var_breach_streak_rule(obs(breaches=10_000), quiet) is None
+    machine = TradingStateMachine(quiet)
+    assert run(machine, [obs(shock=True, breaches=50)] * 3) == [A, A, A]
+    assert drawdown_reduce_rule(obs(0.08), quiet) is not None  # the drawdown rule is untouched
 
 
 def test_check_rules_collects_every_reason_in_order() -> None:
@@ -216,7 +226,12 @@ def test_bad_restored_state_raises() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
-    [({"halt_confirmations": 0}, "halt_confirmations"), ({"loss_streak": 2.0}, "loss_streak")],
+    [
+        ({"halt_confirmations": 0}, "halt_confirmations"),
+        ({"loss_streak": 2.0}, "loss_streak"),
+        ({"var_breach_streak": 0}, "var_breach_streak"),
+        ({"reduce_on_correlation_shock": 1}, "reduce_on_correlation_shock"),
+    ],
 )
 def test_bad_rule_settings_raise_naming_the_field(kwargs: dict[str, float], field: str) -> None:
     with pytest.raises(InvalidInputError, match=field):

@@ -183,6 +183,11 @@ def test_real_book_windows_split_at_2013() -> None:
     assert not train_seeds & test_seeds
     with pytest.raises(InvalidInputError, match="period"):
         book_window(synthetic_books(1, "train", bars=10)[0], "test")
+    fresh = synthetic_books(2, "test", bars=10, first_seed=2000)
+    assert [b.name for b in fresh] == ["synthetic seed 2000", "synthetic seed 2001"]
+    for split, first in (("test", 999), ("train", 999), ("train", -1), ("test", True)):
+        with pytest.raises(InvalidInputError, match="synthetic_seed"):
+            synthetic_books(2, split, bars=10, first_seed=first)  # type: ignore[arg-type]
 
 
 def _tiny_book(rows: int = 90) -> Book:
@@ -216,6 +221,16 @@ def test_evaluate_rules_smoke_run_writes_the_report(tmp_path: Path) -> None:
     assert "tiny book" in written["markdown"].read_text()
     assert written["png"].stat().st_size > 10_000
     assert evaluation.summary() == [f"test: acceptance passed on {int(metrics.passed)}/1 real books"]
+
+
+def test_fresh_synthetic_test_seeds() -> None:
+    evaluation = evaluate_rules(
+        books=[], synthetic_paths=1, synthetic_bars=40, warmup=30, reps=20, synthetic_test_seed=2000
+    )
+    assert [m.book for m in evaluation.metrics] == ["synthetic seed 2000"]
+    assert evaluation.settings["synthetic_seeds"] == {"test": [2000, 2000]}
+    with pytest.raises(InvalidInputError, match="synthetic_seed"):
+        evaluate_rules(books=[], synthetic_paths=1, synthetic_bars=40, warmup=30, synthetic_test_seed=5)
 
 
 @pytest.mark.parametrize(

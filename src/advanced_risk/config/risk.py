@@ -230,8 +230,11 @@ class RiskConfig(_ConfigMixin):
     """Settings of the streaming risk tracker."""
     halt_confirmations: int = 3
     """Consecutive checks a halt rule must fire before trading moves to HALTED (kill switch: at once)."""
-    var_breach_streak: int = 3
-    """Consecutive VaR breaches that move trading to REDUCING."""
+    var_breach_streak: int | None = 3
+    """Consecutive VaR breaches that move trading to REDUCING; None: VaR breaches never do."""
+    reduce_on_correlation_shock: bool = True
+    """Whether the tracker's correlation-shock flag moves trading to REDUCING (the leverage cut of
+    ``leverage.shock_factor`` applies either way; 1.0 turns that off)."""
     loss_streak: int = 20
     """Consecutive losing bars that make a halt rule fire (confirmed on ``halt_confirmations`` bars)."""
     var_limit: float | None = 0.05
@@ -327,7 +330,15 @@ class RiskConfig(_ConfigMixin):
                     for n, k in _RISK_SUBCONFIGS.items()
                 ],
                 lambda: check_positive_int(self.halt_confirmations, "halt_confirmations"),
-                lambda: check_positive_int(self.var_breach_streak, "var_breach_streak"),
+                lambda: (
+                    None
+                    if self.var_breach_streak is None
+                    else check_positive_int(self.var_breach_streak, "var_breach_streak")
+                ),
+                lambda: _require(
+                    isinstance(self.reduce_on_correlation_shock, bool),
+                    f"reduce_on_correlation_shock must be a bool, got {self.reduce_on_correlation_shock!r}",
+                ),
                 lambda: check_positive_int(self.loss_streak, "loss_streak"),
                 lambda: (
                     None

@@ -101,13 +101,13 @@ def drawdown_reduce_rule(obs: RiskObservation, config: RiskConfig) -> str | None
 
 
 def correlation_shock_rule(obs: RiskObservation, config: RiskConfig) -> str | None:
-    """Fires while the correlation-shock flag is up."""
-    return "correlation shock" if obs.correlation_shock else None
+    """Fires while the correlation-shock flag is up (never with ``reduce_on_correlation_shock=False``)."""
+    return "correlation shock" if obs.correlation_shock and config.reduce_on_correlation_shock else None
 
 
 def var_breach_streak_rule(obs: RiskObservation, config: RiskConfig) -> str | None:
-    """Fires after ``var_breach_streak`` VaR breaches in a row."""
-    if obs.var_breach_streak >= config.var_breach_streak:
+    """Fires after ``var_breach_streak`` VaR breaches in a row (never when it is None)."""
+    if config.var_breach_streak is not None and obs.var_breach_streak >= config.var_breach_streak:
         return (
             f"{obs.var_breach_streak} VaR breaches in a row >= var_breach_streak {config.var_breach_streak}"
         )

@@ -220,13 +220,22 @@ def policy_book(model: str | Path = DEFAULT_POLICY) -> Book:
 
 
 def synthetic_books(
-    n_paths: int, split: Period, *, bars: int = 2520, warmup: int = 300, n_assets: int = SYNTHETIC_ASSETS
+    n_paths: int,
+    split: Period,
+    *,
+    bars: int = 2520,
+    warmup: int = 300,
+    n_assets: int = SYNTHETIC_ASSETS,
+    first_seed: int | None = None,
 ) -> list[Book]:
     """Equal-weight books on regime-switching paths: ``n_paths`` seeds of the ``split``'s seed set.
 
     Path ``i`` draws ``warmup + bars`` rows from ``RegimeSwitchingMarket(n_assets).sample_path(rng,
-    ...)`` with ``rng = numpy.random.default_rng(SYNTHETIC_SEEDS[split] + i)``; its closes start at
-    100. Training seeds are ``0 .. n_paths - 1``, test seeds ``1000 .. 1000 + n_paths - 1``.
+    ...)`` with ``rng = numpy.random.default_rng(first_seed + i)``; its closes start at 100.
+    ``first_seed`` defaults to ``SYNTHETIC_SEEDS[split]``: training seeds are ``0 .. n_paths - 1``,
+    test seeds ``1000 .. 1000 + n_paths - 1``. A later round of choices can be judged on fresh test
+    seeds (e.g. ``first_seed=2000``); training seeds must stay below 1000 and test seeds at or
+    above it, so the two sets never overlap.
     """
     from advanced_risk.rl.market import RegimeSwitchingMarket
 
@@ -238,11 +247,25 @@ def synthetic_books(
         )
     if not isinstance(bars, int) or bars < 2:
         raise InvalidInputError(f"synthetic_bars must be an integer >= 2, got {bars!r}")
+    first = SYNTHETIC_SEEDS[split] if first_seed is None else first_seed
+    train_end = SYNTHETIC_SEEDS["test"]
+    if (
+        not isinstance(first, int)
+        or isinstance(first, bool)
+        or first < 0
+        or (split == "train" and first + n_paths > train_end)
+        or (split == "test" and first < train_end)
+    ):
+        raise InvalidInputError(
+            f"synthetic_seed: {split} seeds must lie in "
+            f"{'[0, ' + str(train_end) + ')' if split == 'train' else '[' + str(train_end) + ', ...)'}, "
+            f"got {first_seed!r} for {n_paths} paths"
+        )
     market = RegimeSwitchingMarket(n_assets)
     assets = tuple(f"S{i + 1}" for i in range(n_assets))
     books = []
     for i in range(n_paths):
-        seed = SYNTHETIC_SEEDS[split] + i
+        seed = first + i
         returns = market.sample_path(np.random.default_rng(seed), warmup + bars)
         prices = np.asarray(100.0 * np.cumprod(1.0 + returns, axis=0), dtype=np.float64)
         books.append(

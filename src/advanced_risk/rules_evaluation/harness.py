@@ -609,6 +609,13 @@ def _check_int(value: object, name: str, minimum: int) -> int:
     return value
 
 
+def _first_seed(period: Period, synthetic_test_seed: int | None) -> int:
+    """The first synthetic seed of ``period``."""
+    if period == "test" and synthetic_test_seed is not None:
+        return synthetic_test_seed
+    return SYNTHETIC_SEEDS[period]
+
+
 def evaluate_rules(
     config: RiskConfig | None = None,
     *,
@@ -627,6 +634,7 @@ def evaluate_rules(
     jobs: int = 1,
     progress: bool = False,
     risk_agents: str | Path | None = None,
+    synthetic_test_seed: int | None = None,
 ) -> RulesEvaluation:
     """Evaluate the risk rules of ``config`` on a set of books against the unmanaged book and the vol target.
 
@@ -647,6 +655,8 @@ def evaluate_rules(
     jobs : worker processes (1: in this process).
     progress : a tqdm progress bar on stderr.
     risk_agents : a risk-agents model file the managed books run with (see :func:`run_book`).
+    synthetic_test_seed : first seed of the test period's synthetic paths (default 1000; at least
+        1000): fresh seeds judge a later round of choices on paths nobody has looked at.
 
     Returns
     -------
@@ -680,7 +690,9 @@ def evaluate_rules(
     tasks: list[tuple[Book, Period]] = []
     for p in periods:
         tasks += [(b, p) for b in real if b.split in (None, p)]
-        tasks += [(b, p) for b in synthetic_books(synthetic_paths, p, bars=synthetic_bars, warmup=warmup)]
+        first = synthetic_test_seed if p == "test" else None
+        paths = synthetic_books(synthetic_paths, p, bars=synthetic_bars, warmup=warmup, first_seed=first)
+        tasks += [(b, p) for b in paths]
     if not tasks:
         raise InvalidInputError("books: nothing to evaluate (no book and no synthetic path in the period)")
     for b, p in tasks:  # refuse a bad window here, not in a worker
@@ -697,7 +709,7 @@ def evaluate_rules(
         "synthetic_paths": synthetic_paths,
         "synthetic_bars": synthetic_bars,
         "synthetic_seeds": {
-            p: [SYNTHETIC_SEEDS[p], SYNTHETIC_SEEDS[p] + synthetic_paths - 1] for p in periods
+            p: [(first := _first_seed(p, synthetic_test_seed)), first + synthetic_paths - 1] for p in periods
         },
         "config_label": "RiskConfig() defaults"
         if config is None or config == RiskConfig()
