@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train the PPO portfolio allocator and write an out-of-sample report (thin shim).
 
-All the work is in :mod:`advanced_risk.training`; the flags are documented by ``--help`` and in
+All the work is in :mod:`advanced_risk.training.ppo`; the flags are documented by ``--help`` and in
 ``docs/training.md``. Examples::
 
     python train_ppo_agent.py --quick
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from advanced_risk.training_cli import main
+from advanced_risk.training.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -55,8 +55,8 @@ import torch
 
 from advanced_risk import AdvancedRiskManager, EnvConfig, MarketState, Portfolio, PPOConfig, RiskConfig
 from advanced_risk.data import load_sp500_stocks
-from advanced_risk.rl.portfolio import RLPortfolioManager
-from advanced_risk.rl.risk_agents import RiskAgents
+from advanced_risk.rl.agents.policy import RiskAgents
+from advanced_risk.rl.portfolio.manager import RLPortfolioManager
 
 WARMUP = 300
 

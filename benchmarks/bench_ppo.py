@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from advanced_risk.config import EnvConfig, PPOConfig
 from advanced_risk.rl import TradingEnvironment, VectorTradingEnv, observation_dim
-from advanced_risk.rl.ppo import PPOAgent
+from advanced_risk.rl.ppo.agent import PPOAgent
 
 ENV = EnvConfig()
 PPO = PPOConfig(device="cpu", num_envs=8, num_steps=256, num_minibatches=8, update_epochs=10, target_kl=None)

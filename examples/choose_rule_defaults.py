@@ -1,7 +1,7 @@
 """Choose the rules' defaults on training data only: the grids and objective of docs/risk_rules.md.
 
 Every configuration of a pre-declared grid is run through the evaluation harness
-(``advanced_risk.rules_evaluation``) on the training books only: the bundled stocks and index before
+(``advanced_risk.evaluation.rules``) on the training books only: the bundled stocks and index before
 2013-01-01 and synthetic training paths (seeds 0..N-1). Score = training books passing the issue's
 acceptance check; ties broken by the median of (managed Sharpe - vol target Sharpe). Nothing from
 2013 on is read, unless ``--judge-seed`` asks for the round to be judged afterwards on fresh
@@ -29,9 +29,9 @@ from typing import Any
 
 from advanced_risk import RiskConfig
 from advanced_risk.config import HedgeConfig, LeverageConfig
-from advanced_risk.rules_evaluation.books import Period, build_books, synthetic_books
-from advanced_risk.rules_evaluation.harness import run_book
-from advanced_risk.rules_evaluation.report import book_metrics
+from advanced_risk.evaluation.rules.books import Period, build_books, synthetic_books
+from advanced_risk.evaluation.rules.harness import run_book
+from advanced_risk.evaluation.rules.report import book_metrics
 
 REAL_BOOKS = ("stocks20", "subset1", "subset5", "subset10", "index", "long-short")
 CUTS: dict[str, dict[str, Any]] = {  # drawdown cuts, strategy basis (docs/risk_rules.md)

@@ -28,12 +28,12 @@ from typing import Any
 import torch
 
 from advanced_risk.config import EnvConfig, MarketKind, PPOConfig, RewardKind
-from advanced_risk.rl.env import VectorTradingEnv
-from advanced_risk.rl.evaluation import Metric, PolicyStrategy, baselines, evaluate_path, format_report
-from advanced_risk.rl.market import HistoricalReplay
-from advanced_risk.rl.model_file import read_model_header
-from advanced_risk.rl.portfolio import RLPortfolioManager
-from advanced_risk.rl.ppo import PPOAgent
+from advanced_risk.evaluation.policy import Metric, PolicyStrategy, baselines, evaluate_path, format_report
+from advanced_risk.rl.portfolio.env import VectorTradingEnv
+from advanced_risk.rl.portfolio.manager import RLPortfolioManager
+from advanced_risk.rl.portfolio.market import HistoricalReplay
+from advanced_risk.rl.ppo.agent import PPOAgent
+from advanced_risk.rl.ppo.model_file import read_model_header
 
 CASH_PRIOR = 4.0
 """Initial cash logit offset: weight of cash ~ exp(-4) / (20 + exp(-4)) ~ 0.1 % at the start."""

@@ -26,8 +26,7 @@ import numpy as np
 import torch
 
 from advanced_risk.config import EnvConfig, PPOConfig, RewardKind
-from advanced_risk.rl.env import VectorTradingEnv
-from advanced_risk.rl.evaluation import (
+from advanced_risk.evaluation.policy import (
     EvaluationReport,
     Metric,
     PolicyStrategy,
@@ -35,8 +34,9 @@ from advanced_risk.rl.evaluation import (
     evaluate,
     format_report,
 )
-from advanced_risk.rl.market import CorrelatedGBM
-from advanced_risk.rl.ppo import PPOAgent
+from advanced_risk.rl.portfolio.env import VectorTradingEnv
+from advanced_risk.rl.portfolio.market import CorrelatedGBM
+from advanced_risk.rl.ppo.agent import PPOAgent
 
 ENV = EnvConfig(
     asset_count=5,

@@ -37,7 +37,7 @@ import numpy as np
 from advanced_risk import AdvancedRiskManager, MarketState, Portfolio, RiskConfig, measures
 from advanced_risk.data import load_sp500_stocks
 from advanced_risk.rl import history_length
-from advanced_risk.rl.portfolio import RLPortfolioManager
+from advanced_risk.rl.portfolio.manager import RLPortfolioManager
 
 COST = 0.001  # 10 bp of traded value
 WARMUP_BARS = 300  # bars fed before the start date so the tracker and the policy have history

@@ -27,7 +27,7 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def _add_evaluate_rules(sub: argparse._SubParsersAction[_OneLineParser]) -> None:
-    from advanced_risk.rules_evaluation.books import BOOK_KEYS, DEFAULT_BOOK_KEYS
+    from advanced_risk.evaluation.rules.books import BOOK_KEYS, DEFAULT_BOOK_KEYS
 
     cmd = sub.add_parser(
         "evaluate-rules",
@@ -123,8 +123,8 @@ def _read_config(path: str | None) -> RiskConfig | None:
 def _evaluate_rules(args: argparse.Namespace) -> int:
     """``evaluate-rules``: run, write the report, print the summary tables; 2 on bad input."""
     from advanced_risk.errors import InvalidInputError
-    from advanced_risk.rules_evaluation import BOOK_KEYS, evaluate_rules
-    from advanced_risk.rules_evaluation.report import summary_table
+    from advanced_risk.evaluation.rules import BOOK_KEYS, evaluate_rules
+    from advanced_risk.evaluation.rules.report import summary_table
 
     prog = "python -m advanced_risk evaluate-rules"
     try:

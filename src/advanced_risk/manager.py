@@ -6,15 +6,15 @@
         while trading:
             decision = await risk.manage_risk(market_state, portfolio)
 
-The manager orchestrates; the work is done by the :class:`~advanced_risk.engine.DecisionEngine`
-(shared by both entry points), the policy and the :class:`~advanced_risk.journal.JournalWriter`:
+The manager orchestrates; the work is done by the :class:`~advanced_risk.engine.core.DecisionEngine`
+(shared by both entry points), the policy and the :class:`~advanced_risk.engine.journal.JournalWriter`:
 
 - validation at the edge: bad input raises ``InvalidInputError`` (the caller's own fault) and
   changes no state;
 - off the event loop: policy inference (one worker thread), SQLite reads, retries and rows nobody
   waits for (the journal thread), GARCH refits (a worker process, so a fit never holds this
   process's GIL); the loop itself runs the decision arithmetic and, with ``journal_sync`` on disk,
-  the commit of its own row (one fsync, in the next loop iteration: journal.py says why);
+  the commit of its own row (one fsync, in the next loop iteration: engine/journal.py says why);
 - a deadline per call (``RiskConfig.deadline_ms``): a component that raises or is late yields the
   conservative decision (``degraded=True``, alert, ``decision_degraded`` event), never an exception;
 - calls are throttled (asyncio-throttle, ``rate_limit_per_s``), serialised (bars are sequential)
@@ -47,10 +47,8 @@ from typing import Any, Self
 import numpy as np
 from asyncio_throttle.throttler import Throttler
 
-from advanced_risk._histogram import LatencyHistogram
-from advanced_risk._logging import get_logger
 from advanced_risk.config import RiskConfig
-from advanced_risk.engine import (
+from advanced_risk.engine.core import (
     Advisor,
     Allocation,
     Allocator,
@@ -59,15 +57,17 @@ from advanced_risk.engine import (
     component_fault,
     warm_up,
 )
+from advanced_risk.engine.journal import JournalWriter
+from advanced_risk.engine.state import StateStore
 from advanced_risk.errors import InvalidInputError, StateStoreError
-from advanced_risk.journal import JournalWriter
-from advanced_risk.measures._validation import FloatArray, check_range
-from advanced_risk.measures._var_method import VaRMethod
-from advanced_risk.policy import PolicyAllocator, load_allocator
+from advanced_risk.histogram import LatencyHistogram
+from advanced_risk.logs import get_logger
+from advanced_risk.measures.validation import FloatArray, check_range
+from advanced_risk.measures.var_method import VaRMethod
 from advanced_risk.risk.garch import GarchParams
 from advanced_risk.risk.garch_worker import shared_worker
 from advanced_risk.risk.rules import check_reason
-from advanced_risk.state import StateStore
+from advanced_risk.rl.portfolio.allocator import PolicyAllocator, load_allocator
 from advanced_risk.types import AgentAdvice, MarketState, Portfolio, RiskDecision, StateChange, TradingState
 
 __all__ = ["AdvancedRiskManager"]
@@ -101,11 +101,11 @@ class AdvancedRiskManager:
     config : settings (defaults: ``RiskConfig()``, state in memory).
     policy : None (keep the held weights; risk rules only), a model file path (an
         ``RLPortfolioManager`` saved by ``train_ppo_agent.py``), an ``RLPortfolioManager``, or any
-        object with the :class:`~advanced_risk.engine.Allocator` interface.
+        object with the :class:`~advanced_risk.engine.core.Allocator` interface.
     risk_agents : None (``config.risk_agents_path``, else rules only), a model file path (saved by
-        ``train_ppo_agent.py --agents risk``) or :class:`~advanced_risk.rl.risk_agents.RiskAgents`:
+        ``train_ppo_agent.py --agents risk``) or :class:`~advanced_risk.rl.agents.policy.RiskAgents`:
         learned sizer, stop and monitor agents gated by their MC-dropout uncertainty
-        (:mod:`advanced_risk.agents`).
+        (:mod:`advanced_risk.rl.agents.advisor`).
 
     Raises
     ------
@@ -282,7 +282,7 @@ class AdvancedRiskManager:
         return time.perf_counter() >= self._inline_paused_until
 
     def _commit_inline(self, done: Future[None], deadline: float) -> None:
-        """Commit this decision's row on the loop's thread (journal.py says why), within the deadline.
+        """Commit this decision's row on the loop's thread (engine/journal.py says why), within the deadline.
 
         The wait for another process's lock is bounded by the deadline; an fsync is not. A single
         slow fsync (a WAL checkpoint: ~10 ms here, now and then) is tolerated; a disk stalling
@@ -459,7 +459,7 @@ class AdvancedRiskManager:
         # waiting for its row would only burn the rest of the deadline (the row stays queued for retry)
         durable = self.config.journal_sync and on_disk and not store_down
         # encoded here: the journal thread then only runs SQLite, which releases the GIL; a row
-        # nobody waits for lingers to be committed with the next ones (journal.py)
+        # nobody waits for lingers to be committed with the next ones (engine/journal.py)
         urgent = durable and not inline
         done = journal.submit(decision.decision_id, decision.to_json(), engine.peak_equity, urgent=urgent)
         if durable:
@@ -740,7 +740,9 @@ def _load_advisor(risk_agents: Any, config: RiskConfig) -> Advisor | None:
     source = risk_agents if risk_agents is not None else config.risk_agents_path
     if source is None:
         return None
-    from advanced_risk.agents import load_risk_agents  # numba, gymnasium, torch: only when asked for
+    from advanced_risk.rl.agents.advisor import (
+        load_risk_agents,  # numba, gymnasium, torch: only when asked for
+    )
 
     return load_risk_agents(source, config.sizing, config.mc_samples, config.agents_uncertainty_threshold)
 

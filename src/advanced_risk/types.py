@@ -24,7 +24,7 @@ import numpy as np
 import orjson
 
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.measures._validation import check_finite_scalar, check_range
+from advanced_risk.measures.validation import check_finite_scalar, check_range
 
 __all__ = [
     "MAX_PRICE",

@@ -19,7 +19,7 @@ CALLS = 1000
 
 @pytest.mark.asyncio
 async def test_a_ticker_keeps_a_p99_lag_under_5_ms_during_1000_calls_with_the_policy() -> None:
-    from advanced_risk.rl.portfolio import RLPortfolioManager
+    from advanced_risk.rl.portfolio.manager import RLPortfolioManager
 
     policy = RLPortfolioManager(asset_count=N_ASSETS, ppo_config=PPOConfig(device="cpu"))
     feed = BarFeed(seed=21, assets=tuple(f"s{i:02d}" for i in range(N_ASSETS)))

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from advanced_risk import AdvancedRiskManager, MarketState, Portfolio, RiskConfig
-from advanced_risk.engine import Allocation
+from advanced_risk.engine.core import Allocation
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.types import RiskDecision, StateChange
 
@@ -241,7 +241,7 @@ def test_an_absurd_equity_print_is_refused_and_reset_peak_moves_the_peak(tmp_pat
                 await risk.reset_peak(1e5, "lower while halted")
             await risk.resume("operator")
             await risk.reset_peak(1e5, "withdrawal")
-        from advanced_risk.state import StateStore
+        from advanced_risk.engine.state import StateStore
 
         with StateStore(path) as store:
             assert store.load().peak_equity == pytest.approx(1e5)
@@ -286,7 +286,7 @@ def test_a_kill_switch_on_a_failing_store_returns_on_time_is_retried_and_lands(
 ) -> None:
     """The store refuses writes: the halt holds in memory at once, the call returns within the
     deadline saying it is not durable, decisions say so, and the halt lands once the store heals."""
-    from advanced_risk.state import StateStore
+    from advanced_risk.engine.state import StateStore
 
     path = str(tmp_path / "risk.db")
     bars = _bars(12)
@@ -367,7 +367,7 @@ def test_a_stalling_disk_sends_commits_back_to_the_journal_thread(tmp_path: Any)
     """An fsync that takes 3x the deadline: the async path commits inline, so the first calls return
     late but durable; three in a row and commits go to the journal thread for a while, where the
     stall gives degraded decisions on time (the loop is not blocked). Healthy again once it passes."""
-    from advanced_risk.state import StateStore
+    from advanced_risk.engine.state import StateStore
 
     config = RiskConfig(
         deadline_ms=DEADLINE_MS,

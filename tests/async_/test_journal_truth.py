@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from advanced_risk.config import RiskConfig
-from advanced_risk.journal import JournalWriter
+from advanced_risk.engine.journal import JournalWriter
+from advanced_risk.engine.state import StateStore
 from advanced_risk.manager import AdvancedRiskManager
-from advanced_risk.state import StateStore
 from advanced_risk.types import RiskDecision
 
 from .conftest import BarFeed, FakeAllocator, assert_conservative, fast_config

@@ -52,7 +52,7 @@ async def test_the_in_memory_event_reaches_stdlib_logging(caplog: pytest.LogCapt
 async def test_a_replay_of_the_20_bundled_stocks_with_a_policy_gives_sane_decisions_every_bar(
     stock_prices: tuple[tuple[str, ...], np.ndarray],
 ) -> None:
-    from advanced_risk.rl.portfolio import RLPortfolioManager
+    from advanced_risk.rl.portfolio.manager import RLPortfolioManager
 
     assets, prices = stock_prices
     policy = RLPortfolioManager(asset_count=len(assets), ppo_config=PPOConfig(device="cpu"))

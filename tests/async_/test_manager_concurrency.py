@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from advanced_risk.engine.state import StateStore
 from advanced_risk.manager import AdvancedRiskManager
-from advanced_risk.state import StateStore
 from advanced_risk.types import RiskDecision
 
 from .conftest import ASSETS, fast_config

@@ -22,8 +22,8 @@ import pytest_asyncio
 
 from advanced_risk import manager as manager_module
 from advanced_risk.config import RiskConfig
+from advanced_risk.engine.state import StateStore
 from advanced_risk.manager import AdvancedRiskManager
-from advanced_risk.state import StateStore
 from advanced_risk.types import RiskDecision
 
 from .conftest import BarFeed, FakeAllocator, assert_conservative, fast_config

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from advanced_risk.engine.state import StateStore
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.manager import AdvancedRiskManager
-from advanced_risk.state import StateStore
 from advanced_risk.types import RiskDecision, StateChange, TradingState
 
 from .conftest import ASSETS, fast_config

@@ -20,7 +20,7 @@ import pytest
 from advanced_risk.config import EnvConfig, RiskConfig
 from advanced_risk.errors import InvalidInputError, ModelLoadError
 from advanced_risk.manager import AdvancedRiskManager
-from advanced_risk.rl.risk_agents import AgentsAction, RiskAgents
+from advanced_risk.rl.agents.policy import AgentsAction, RiskAgents
 from advanced_risk.types import MarketState, Portfolio, RiskDecision
 
 from .conftest import ASSETS, BarFeed, FakeAllocator, assert_conservative, assert_sane, fast_config
@@ -188,7 +188,7 @@ def test_agents_saved_and_loaded_by_path_advise_the_same(tmp_path: Path, agents:
     agents.save(path, metadata={"note": "test"})
     loaded = RiskAgents.load(path)
     feed = BarFeed(seed=4)
-    from advanced_risk.rl.risk_agents_env import RiskAgentsEnv
+    from advanced_risk.rl.agents.env import RiskAgentsEnv
 
     obs, _ = RiskAgentsEnv(EnvConfig(asset_count=len(ASSETS))).reset(seed=0)
     one, two = agents.act(obs, n_samples=1), loaded.act(obs, n_samples=1)
@@ -219,7 +219,7 @@ def test_a_replay_with_agents_loaded_from_a_file_gives_the_same_decisions(
 
 
 def test_gate_keeps_confident_agents_and_names_the_replaced_ones() -> None:
-    from advanced_risk.rl.risk_agents import gate
+    from advanced_risk.rl.agents.policy import gate
 
     proposed = AgentsAction(
         {"sizer": 0.3, "stop": (3.0, 1.0), "monitor": 2}, {"sizer": 0.05, "stop": math.nan, "monitor": 0.2}
@@ -278,7 +278,7 @@ def test_out_of_distribution_input_falls_back_to_the_rules_and_the_decision_says
 
 
 def test_gate_replaces_an_agent_whose_observation_is_far_from_its_training_data() -> None:
-    from advanced_risk.rl.risk_agents import gate
+    from advanced_risk.rl.agents.policy import gate
 
     proposed = AgentsAction({"sizer": 0.3, "monitor": 2}, {"sizer": 0.01, "monitor": 0.01}, {"sizer": 12.5})
     actions, overridden = gate(proposed, {"sizer": 1.0, "monitor": 0}, 0.1)
@@ -289,9 +289,9 @@ def test_gate_replaces_an_agent_whose_observation_is_far_from_its_training_data(
 
 def test_positions_restart_on_entry_through_the_stop_and_every_episode_length(agents: RiskAgents) -> None:
     """The advisor's entry/high bookkeeping, as the training environment keeps it."""
-    from advanced_risk.agents import RiskAgentsAdvisor
     from advanced_risk.config import SizingConfig
-    from advanced_risk.rl.risk_agents_env import POSITION_HORIZON
+    from advanced_risk.rl.agents.advisor import RiskAgentsAdvisor
+    from advanced_risk.rl.agents.env import POSITION_HORIZON
 
     advisor = RiskAgentsAdvisor(agents, SizingConfig())
     n, held = len(ASSETS), np.full(len(ASSETS), 0.2)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from advanced_risk.state import StateStore
+from advanced_risk.engine.state import StateStore
 
 CHILD = """
 import asyncio, subprocess, sys

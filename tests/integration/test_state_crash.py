@@ -1,6 +1,6 @@
 """Crash safety of the state store: SIGKILL a journaling process at random moments, lose nothing acked.
 
-A child process opens a :class:`~advanced_risk.state.StateStore`, then journals decisions and raises
+A child process opens a :class:`~advanced_risk.engine.state.StateStore`, then journals decisions and raises
 the peak equity in a tight loop, printing each id only after the call returned (i.e. after the
 commit). The test kills it with SIGKILL at random moments (mostly mid-loop, sometimes while it is
 still starting up and opening the file), then checks that the database passes
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from advanced_risk.state import StateStore
+from advanced_risk.engine.state import StateStore
 
 from .conftest import journal_ids, run_and_kill
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSI
 
 CHILD = """
 import sys
-from advanced_risk.state import StateStore
+from advanced_risk.engine.state import StateStore
 
 path, run = sys.argv[1], sys.argv[2]
 store = StateStore(path, busy_timeout_s=10.0)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from advanced_risk.journal import JournalWriter
-from advanced_risk.state import StateStore
+from advanced_risk.engine.journal import JournalWriter
+from advanced_risk.engine.state import StateStore
 
 # each step: submit a lingering row, submit a durable row, or flush
 STEPS = st.lists(st.sampled_from(["lazy", "durable", "flush"]), min_size=1, max_size=40)

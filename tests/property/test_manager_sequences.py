@@ -26,7 +26,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from advanced_risk import AdvancedRiskManager, MarketState, Portfolio, RiskConfig
 from advanced_risk.config import TrackerConfig
-from advanced_risk.engine import Allocation
+from advanced_risk.engine.core import Allocation
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.types import RiskDecision, TradingState
 
@@ -163,7 +163,7 @@ class ManagerMachine(RuleBasedStateMachine):
         engine = self.risk._engine
         assert engine is not None
         assert not self._safety_pending()
-        from advanced_risk.state import StateStore
+        from advanced_risk.engine.state import StateStore
 
         with StateStore(self.config.state_path, read_only=True) as reader:
             state = reader.load()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from advanced_risk.measures import drawdown_series, max_drawdown, sharpe_ratio, sortino_ratio
-from advanced_risk.measures._validation import MAX_ABS_RETURN
+from advanced_risk.measures.validation import MAX_ABS_RETURN
 
 _value = st.floats(-0.99, MAX_ABS_RETURN, allow_nan=False, allow_infinity=False)
 

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from advanced_risk.config import EnvConfig
-from advanced_risk.rl.normalize import RunningMeanStd
-from advanced_risk.rl.risk_agents import RiskAgents, gate
-from advanced_risk.rl.risk_agents_env import ACTION_BOUNDS, AGENTS, obs_dim
+from advanced_risk.rl.agents.env import ACTION_BOUNDS, AGENTS, obs_dim
+from advanced_risk.rl.agents.policy import RiskAgents, gate
+from advanced_risk.rl.ppo.normalize import RunningMeanStd
 
 N_ASSETS = 2
 

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from advanced_risk.config import RiskConfig, TrackerConfig
-from advanced_risk.engine import DecisionEngine
+from advanced_risk.engine.core import DecisionEngine
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.types import MarketState, Portfolio, TradingState
 

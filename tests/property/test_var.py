@@ -10,7 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from advanced_risk.measures._validation import MAX_ABS_RETURN
+from advanced_risk.measures.validation import MAX_ABS_RETURN
 from advanced_risk.measures.var import (
     cornish_fisher_cvar,
     cornish_fisher_var,

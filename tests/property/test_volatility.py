@@ -16,7 +16,7 @@ from advanced_risk.measures import (
     true_range,
     wilder_atr,
 )
-from advanced_risk.measures._validation import MAX_ABS_RETURN
+from advanced_risk.measures.validation import MAX_ABS_RETURN
 
 _price = st.floats(1e-3, 1e5, allow_nan=False, allow_infinity=False, allow_subnormal=False)
 _unit = st.floats(0.0, 1.0)

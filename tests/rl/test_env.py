@@ -21,7 +21,7 @@ from advanced_risk.rl import (
     observation_dim,
     observation_layout,
 )
-from advanced_risk.rl.market import CorrelatedGBM
+from advanced_risk.rl.portfolio.market import CorrelatedGBM
 
 
 class FixedPath:
@@ -278,7 +278,8 @@ def test_cash_non_negative_weights_sum_to_one_value_positive(
 def test_importing_the_package_does_not_import_rl_and_rl_does_not_import_torch() -> None:
     code = (
         "import sys, advanced_risk; a = 'advanced_risk.rl' in sys.modules\n"
-        "import advanced_risk.rl.env, advanced_risk.rl.market; print(a, 'torch' in sys.modules)"
+        "import advanced_risk.rl.portfolio.env, advanced_risk.rl.portfolio.market; "
+        "print(a, 'torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

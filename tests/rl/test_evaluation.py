@@ -11,9 +11,7 @@ import pytest
 from scipy import stats
 
 from advanced_risk.config import EnvConfig
-from advanced_risk.rl._accounting import history_length
-from advanced_risk.rl.env import TradingEnvironment
-from advanced_risk.rl.evaluation import (
+from advanced_risk.evaluation.policy import (
     BuyAndHold,
     EqualWeight,
     Metric,
@@ -25,14 +23,16 @@ from advanced_risk.rl.evaluation import (
     run_strategy,
     sample_paths,
 )
-from advanced_risk.rl.evaluation_stats import (
+from advanced_risk.evaluation.stats import (
     block_bootstrap_sharpe,
     mean_interval,
     normal_quantile,
     paired_sign_flip_test,
     student_t_quantile,
 )
-from advanced_risk.rl.market import CorrelatedGBM
+from advanced_risk.rl.portfolio.accounting import history_length
+from advanced_risk.rl.portfolio.env import TradingEnvironment
+from advanced_risk.rl.portfolio.market import CorrelatedGBM
 
 # Two assets, no costs: asset 0 alternates +10 % / -10 %, asset 1 earns +1 % every day.
 TWO = EnvConfig(asset_count=2, window=2, max_steps=4, transaction_cost=0.0)

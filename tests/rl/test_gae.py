@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from advanced_risk.rl.buffer import RolloutBuffer, compute_gae
+from advanced_risk.rl.ppo.buffer import RolloutBuffer, compute_gae
 
 # One environment, five steps, gamma = 0.9, lambda = 0.8 (so gamma * lambda = 0.72):
 #   steps 0-1: episode A, TERMINATED at step 1 (ruin: no bootstrap)

@@ -16,7 +16,7 @@ from types import ModuleType
 import pytest
 import torch
 
-from advanced_risk.rl.evaluation import Metric
+from advanced_risk.evaluation.policy import Metric
 
 pytestmark = pytest.mark.slow
 

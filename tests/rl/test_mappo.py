@@ -8,8 +8,8 @@ import torch
 
 from advanced_risk.config import EnvConfig, PPOConfig
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.rl.mappo import MAPPOTrainer
-from advanced_risk.rl.risk_agents_env import AGENTS, RULE_ACTIONS, RiskAgentsEnv
+from advanced_risk.rl.agents.env import AGENTS, RULE_ACTIONS, RiskAgentsEnv
+from advanced_risk.rl.agents.mappo import MAPPOTrainer
 
 
 def small_trainer(share_parameters: bool = False, seed: int = 0) -> MAPPOTrainer:

@@ -8,7 +8,7 @@ import pytest
 
 from advanced_risk.config import EnvConfig, MarketKind
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.rl.market import (
+from advanced_risk.rl.portfolio.market import (
     DEFAULT_TRANSITIONS,
     CorrelatedGBM,
     HistoricalReplay,

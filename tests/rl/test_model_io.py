@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from advanced_risk import __version__
-from advanced_risk._io import atomic_write_bytes, sha256_file, sha256_hex
 from advanced_risk.config import PPOConfig
 from advanced_risk.errors import ModelLoadError
-from advanced_risk.rl.model_file import MAGIC, read_model_header, write_model_file
-from advanced_risk.rl.ppo import PPOAgent
+from advanced_risk.files import atomic_write_bytes, sha256_file, sha256_hex
+from advanced_risk.rl.ppo.agent import PPOAgent
+from advanced_risk.rl.ppo.model_file import MAGIC, read_model_header, write_model_file
 
 OBS, ACT = 7, 4
 

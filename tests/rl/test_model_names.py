@@ -15,17 +15,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from advanced_risk.agents import RiskAgentsAdvisor, load_risk_agents
 from advanced_risk.config import EnvConfig, PPOConfig, SizingConfig
 from advanced_risk.data import load_sp500_stocks
 from advanced_risk.errors import InvalidInputError, ModelLoadError
-from advanced_risk.policy import PolicyAllocator, load_allocator
-from advanced_risk.rl.asset_names import check_asset_names
-from advanced_risk.rl.model_file import read_model_file, read_model_header, write_model_file
-from advanced_risk.rl.portfolio import RLPortfolioManager
-from advanced_risk.rl.ppo_io import MODEL_KIND as PPO_KIND
-from advanced_risk.rl.risk_agents import MODEL_KIND as AGENTS_KIND
-from advanced_risk.rl.risk_agents import RiskAgents
+from advanced_risk.rl.agents.advisor import RiskAgentsAdvisor, load_risk_agents
+from advanced_risk.rl.agents.policy import MODEL_KIND as AGENTS_KIND
+from advanced_risk.rl.agents.policy import RiskAgents
+from advanced_risk.rl.portfolio.allocator import PolicyAllocator, load_allocator
+from advanced_risk.rl.portfolio.asset_names import check_asset_names
+from advanced_risk.rl.portfolio.manager import RLPortfolioManager
+from advanced_risk.rl.ppo.io import MODEL_KIND as PPO_KIND
+from advanced_risk.rl.ppo.model_file import read_model_file, read_model_header, write_model_file
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 SP500 = [

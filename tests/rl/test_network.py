@@ -11,9 +11,9 @@ from torch import nn
 from torch.distributions import Normal
 
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.rl.inference import NumpyPolicy
-from advanced_risk.rl.network import ActorCriticNetwork
-from advanced_risk.rl.normalize import RunningMeanStd
+from advanced_risk.rl.ppo.inference import NumpyPolicy
+from advanced_risk.rl.ppo.network import ActorCriticNetwork
+from advanced_risk.rl.ppo.normalize import RunningMeanStd
 
 OBS, ACT = 12, 4
 

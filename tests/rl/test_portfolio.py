@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from advanced_risk.config import EnvConfig, PPOConfig
 from advanced_risk.errors import InvalidInputError, ModelLoadError
 from advanced_risk.rl import TradingEnvironment, history_length
-from advanced_risk.rl.portfolio import RLPortfolioManager
-from advanced_risk.rl.ppo import PPOAgent
+from advanced_risk.rl.portfolio.manager import RLPortfolioManager
+from advanced_risk.rl.ppo.agent import PPOAgent
 
 ENV = EnvConfig(asset_count=3, max_steps=40)
 PPO = PPOConfig(device="cpu", num_envs=2, num_steps=64, num_minibatches=2, update_epochs=2, seed=3)

@@ -15,8 +15,8 @@ from gymnasium import spaces
 
 from advanced_risk.config import PPOConfig
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.rl.normalize import RunningMeanStd
-from advanced_risk.rl.ppo import PPOAgent
+from advanced_risk.rl.ppo.agent import PPOAgent
+from advanced_risk.rl.ppo.normalize import RunningMeanStd
 
 ACTION_BOUND = 3.0
 

@@ -10,8 +10,7 @@ from pettingzoo.test import parallel_api_test
 
 from advanced_risk.config import EnvConfig
 from advanced_risk.measures.volatility import wilder_atr
-from advanced_risk.rl._accounting import history_length
-from advanced_risk.rl.risk_agents_env import (
+from advanced_risk.rl.agents.env import (
     AGENTS,
     ATR_PERIOD,
     MonitorAction,
@@ -20,6 +19,7 @@ from advanced_risk.rl.risk_agents_env import (
     stop_exit_return,
     synthetic_bars,
 )
+from advanced_risk.rl.portfolio.accounting import history_length
 
 INITIAL = 10_000.0
 

@@ -9,10 +9,8 @@ import pytest
 
 from advanced_risk.config import EnvConfig, HedgeConfig, RiskConfig
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.rl._accounting import history_length
-from advanced_risk.rl.risk_agents import RiskAgents
-from advanced_risk.rl.risk_agents_env import MonitorAction, RiskAgentsEnv
-from advanced_risk.rl.risk_agents_eval import (
+from advanced_risk.rl.agents.env import MonitorAction, RiskAgentsEnv
+from advanced_risk.rl.agents.evaluation import (
     AgentsMetric,
     FixedPath,
     NamedPolicy,
@@ -29,6 +27,8 @@ from advanced_risk.rl.risk_agents_eval import (
     run_episode,
     sizer_rule,
 )
+from advanced_risk.rl.agents.policy import RiskAgents
+from advanced_risk.rl.portfolio.accounting import history_length
 
 CFG = EnvConfig(asset_count=3, market="regime", max_steps=30)
 

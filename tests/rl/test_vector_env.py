@@ -8,7 +8,7 @@ import pytest
 from advanced_risk.config import EnvConfig, MarketKind, RewardKind
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.rl import TradingEnvironment, VectorTradingEnv, observation_dim
-from advanced_risk.rl.market import CorrelatedGBM
+from advanced_risk.rl.portfolio.market import CorrelatedGBM
 
 N = 4
 

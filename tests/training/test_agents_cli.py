@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from advanced_risk.config import EnvConfig
-from advanced_risk.rl.risk_agents import RiskAgents
-from advanced_risk.training import TrainingSettings
-from advanced_risk.training_agents import train_agents, with_risk_defaults
-from advanced_risk.training_data import load_data
+from advanced_risk.rl.agents.policy import RiskAgents
+from advanced_risk.training.agents import train_agents, with_risk_defaults
+from advanced_risk.training.data import load_data
+from advanced_risk.training.ppo import TrainingSettings
 
 from .conftest import REPO, run_cli
 

@@ -9,11 +9,11 @@ import torch
 
 from advanced_risk.data import load_sp500_stocks
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.policy import load_allocator
-from advanced_risk.rl.portfolio import RLPortfolioManager
-from advanced_risk.rl.risk_agents import RiskAgents
-from advanced_risk.training import TrainingSettings, run
-from advanced_risk.training_data import load_data
+from advanced_risk.rl.agents.policy import RiskAgents
+from advanced_risk.rl.portfolio.allocator import load_allocator
+from advanced_risk.rl.portfolio.manager import RLPortfolioManager
+from advanced_risk.training.data import load_data
+from advanced_risk.training.ppo import TrainingSettings, run
 
 TINY_PPO = {"num_steps": 16, "update_epochs": 1, "num_minibatches": 2, "hidden_sizes": [8, 8]}
 
@@ -72,7 +72,7 @@ def test_risk_agents_run_writes_the_tickers(tmp_path: Path) -> None:
 def test_evaluating_a_named_model_on_other_columns_says_so(tmp_path: Path) -> None:
     from structlog.testing import capture_logs
 
-    from advanced_risk.training_data import warn_if_names_differ
+    from advanced_risk.training.data import warn_if_names_differ
 
     data = load_data(_tiny(tmp_path))
     with capture_logs() as events:

@@ -57,7 +57,7 @@ def _not_a_model(tmp: Path) -> list[str]:
 
 def _mismatched_model(tmp: Path) -> list[str]:
     from advanced_risk.config import PPOConfig
-    from advanced_risk.rl.ppo import PPOAgent
+    from advanced_risk.rl.ppo.agent import PPOAgent
 
     path = tmp / "other.pt"
     PPOAgent(10, 4, PPOConfig(device="cpu", hidden_sizes=(8,))).save(path)
@@ -228,7 +228,7 @@ def test_a_usage_error_is_one_line_with_exit_code_2() -> None:
 def test_split_overrides_fill_the_missing_flag_like_the_table_split(
     train_end: str | None, test_start: str | None, expected: dict[str, str]
 ) -> None:
-    from advanced_risk.training_data import split_overrides
+    from advanced_risk.training.data import split_overrides
 
     assert split_overrides(train_end, test_start) == expected
 
@@ -247,15 +247,15 @@ def test_split_overrides_fill_the_missing_flag_like_the_table_split(
 )
 def test_split_overrides_name_the_bad_flag(train_end: str, test_start: str | None, message: str) -> None:
     from advanced_risk.errors import InvalidInputError
-    from advanced_risk.training_data import split_overrides
+    from advanced_risk.training.data import split_overrides
 
     with pytest.raises(InvalidInputError, match=message):
         split_overrides(train_end, test_start)
 
 
 def test_train_end_alone_on_sp500_splits_the_day_after(tmp_path: Path) -> None:
-    from advanced_risk.training import TrainingSettings
-    from advanced_risk.training_data import load_data
+    from advanced_risk.training.data import load_data
+    from advanced_risk.training.ppo import TrainingSettings
 
     # before: EnvConfig kept its default test_start 2013-01-01 and blamed it for a later --train-end
     bundle = load_data(TrainingSettings(data="sp500", asset_count=2, train_end="2015-06-30"))
@@ -276,7 +276,7 @@ def test_train_end_alone_on_sp500_splits_the_day_after(tmp_path: Path) -> None:
     ],
 )
 def test_looks_like_ohlcv(columns: list[str], expected: bool) -> None:
-    from advanced_risk.training_data import looks_like_ohlcv
+    from advanced_risk.training.data import looks_like_ohlcv
 
     assert looks_like_ohlcv(columns) is expected
 
@@ -298,7 +298,7 @@ def test_looks_like_ohlcv(columns: list[str], expected: bool) -> None:
 )
 def test_check_values_refuses_what_training_would_trip_over(values: dict[str, object], message: str) -> None:
     from advanced_risk.errors import AdvancedRiskError
-    from advanced_risk.training_cli import check_values
+    from advanced_risk.training.cli import check_values
 
     with pytest.raises(AdvancedRiskError, match=message):
         check_values(dict(values))
@@ -307,7 +307,7 @@ def test_check_values_refuses_what_training_would_trip_over(values: dict[str, ob
 def test_check_values_accepts_the_seed_range_ends_and_toml_dates() -> None:
     import datetime
 
-    from advanced_risk.training_cli import MAX_SEED, check_values
+    from advanced_risk.training.cli import MAX_SEED, check_values
 
     check_values({"seed": 0})
     check_values({"seed": MAX_SEED})

@@ -26,9 +26,9 @@ def test_ray_backend_with_two_workers_trains_and_evaluates(tmp_path: Path, tiny_
 def test_ray_backend_reproduces_the_local_backend(tmp_path: Path) -> None:
     import torch
 
-    from advanced_risk.training import TrainingSettings, train_agent
-    from advanced_risk.training_data import load_data
-    from advanced_risk.training_ray import train_on_ray
+    from advanced_risk.training.data import load_data
+    from advanced_risk.training.distributed import train_on_ray
+    from advanced_risk.training.ppo import TrainingSettings, train_agent
 
     torch.set_num_threads(1)
     settings = TrainingSettings(asset_count=3, max_steps=30, num_envs=4, total_steps=256, device="cpu",

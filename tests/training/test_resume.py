@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from advanced_risk.rl.model_file import read_model_file
-from advanced_risk.training import TrainingSettings, train_agent
-from advanced_risk.training_checkpoint import CHECKPOINT_KIND, checkpoint_files, load_latest, restore
-from advanced_risk.training_data import load_data
+from advanced_risk.rl.ppo.model_file import read_model_file
+from advanced_risk.training.checkpoint import CHECKPOINT_KIND, checkpoint_files, load_latest, restore
+from advanced_risk.training.data import load_data
+from advanced_risk.training.ppo import TrainingSettings, train_agent
 
 from .conftest import SCRIPT
 
@@ -92,10 +92,10 @@ def test_sigkill_during_checkpointing_never_leaves_an_unloadable_checkpoint(tmp_
     settings = TrainingSettings(asset_count=3, max_steps=30, num_envs=2, out=str(out), device="cpu",
                                 ppo={"num_steps": 32, "update_epochs": 1, "num_minibatches": 1,
                                      "hidden_sizes": [512, 512]})  # fmt: skip
-    from advanced_risk.rl._accounting import observation_dim
-    from advanced_risk.rl.env import VectorTradingEnv
-    from advanced_risk.rl.ppo import PPOAgent
-    from advanced_risk.training import build_ppo_config
+    from advanced_risk.rl.portfolio.accounting import observation_dim
+    from advanced_risk.rl.portfolio.env import VectorTradingEnv
+    from advanced_risk.rl.ppo.agent import PPOAgent
+    from advanced_risk.training.ppo import build_ppo_config
 
     data = load_data(settings)
     agent = PPOAgent(observation_dim(data.env_config), 4, build_ppo_config(settings, data))

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from advanced_risk import AdvancedRiskManager, RiskConfig
-from advanced_risk._histogram import LatencyHistogram
+from advanced_risk.engine.state import StateStore
 from advanced_risk.errors import InvalidInputError, StateStoreError
-from advanced_risk.state import StateStore
+from advanced_risk.histogram import LatencyHistogram
 
 BOUND, DECISIONS = 50, 300
 HISTOGRAM_PRECISION = 1.0 / 2048  # a bucket's half width relative to its lowest value

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from advanced_risk.engine.journal import JournalWriter
+from advanced_risk.engine.state import StateStore
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.journal import JournalWriter
-from advanced_risk.state import StateStore
 
 LONG_LINGER_S = 5.0  # far longer than any wait below: a test that waited for it would fail its timeout
 

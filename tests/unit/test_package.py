@@ -39,7 +39,7 @@ def test_public_names_resolve() -> None:
 
 def test_library_is_silent_until_logging_is_configured() -> None:
     code = (
-        "from advanced_risk._logging import get_logger\n"
+        "from advanced_risk.logs import get_logger\n"
         "get_logger('advanced_risk.test').warning('decision_degraded', component='policy')\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -14,7 +14,7 @@ import pytest
 
 from advanced_risk.__main__ import main
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.rules_evaluation import (
+from advanced_risk.evaluation.rules import (
     BarDecision,
     Book,
     evaluate_rules,
@@ -23,9 +23,9 @@ from advanced_risk.rules_evaluation import (
     stock_books,
     vol_target_exposure,
 )
-from advanced_risk.rules_evaluation.books import book_window, index_book, synthetic_books
-from advanced_risk.rules_evaluation.harness import ManagerDecider, book_returns
-from advanced_risk.rules_evaluation.report import (
+from advanced_risk.evaluation.rules.books import book_window, index_book, synthetic_books
+from advanced_risk.evaluation.rules.harness import ManagerDecider, book_returns
+from advanced_risk.evaluation.rules.report import (
     StrategyMetrics,
     acceptance_passed,
     recovery_bars,

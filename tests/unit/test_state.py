@@ -13,8 +13,8 @@ from types import MappingProxyType
 import numpy as np
 import pytest
 
+from advanced_risk.engine.state import SCHEMA_VERSION, PersistedState, StateStore
 from advanced_risk.errors import InvalidInputError, StateStoreError
-from advanced_risk.state import SCHEMA_VERSION, PersistedState, StateStore
 from advanced_risk.types import HedgeInstruction, RiskLevel, TradingState
 
 

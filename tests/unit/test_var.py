@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-import advanced_risk.measures._var_kernels as kernels
 import advanced_risk.measures.var as var_module
+import advanced_risk.measures.var_kernels as kernels
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures import ewma_variance
 from advanced_risk.measures.var import (

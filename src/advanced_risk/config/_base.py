@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any, Self
 
 from advanced_risk.errors import ConfigError, InvalidInputError
-from advanced_risk.measures._validation import check_range
+from advanced_risk.measures.validation import check_range
 
 __all__ = ["_ConfigMixin", "_as_enum", "_collect", "_in_range", "_one_of", "_require"]
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from advanced_risk.config._base import _as_enum, _collect, _ConfigMixin, _in_range, _one_of, _require
-from advanced_risk.measures._validation import check_positive_int
-from advanced_risk.measures._var_method import VaRMethod
+from advanced_risk.measures.validation import check_positive_int
+from advanced_risk.measures.var_method import VaRMethod
 
 __all__ = ["HedgeConfig", "KellyConfig", "LeverageConfig", "RiskConfig", "SizingConfig", "TrackerConfig"]
 

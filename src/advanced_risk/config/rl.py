@@ -14,7 +14,7 @@ __all__ = ["EnvConfig", "MarketKind", "PPOConfig", "RewardKind"]
 
 
 class MarketKind(StrEnum):
-    """Where the environment's returns come from (see ``advanced_risk.rl.market``)."""
+    """Where the environment's returns come from (see ``advanced_risk.rl.portfolio.market``)."""
 
     GBM = "gbm"
     """Correlated geometric Brownian motion with fixed drifts and volatilities."""

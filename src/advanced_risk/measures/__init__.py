@@ -5,7 +5,7 @@ Every public function validates its inputs once (raising
 that trusts them. This package never imports torch, pandas or the logger.
 
 The submodules load on first use of one of their names (PEP 562), so importing a config or a type
-that needs only ``measures._validation`` does not import numba.
+that needs only ``measures.validation`` does not import numba.
 
 >>> from advanced_risk import measures
 >>> round(measures.historical_var([-0.05, -0.01, 0.0, 0.01, 0.02], alpha=0.8), 4)

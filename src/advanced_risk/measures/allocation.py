@@ -10,8 +10,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.measures._jit import jit
-from advanced_risk.measures._validation import FloatArray, as_array, check_positive_int
+from advanced_risk.measures.jit import jit
+from advanced_risk.measures.validation import FloatArray, as_array, check_positive_int
 
 __all__ = ["equal_weights", "min_variance_weights"]
 

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.measures._validation import (
+from advanced_risk.measures.validation import (
     FloatArray,
     as_array,
     as_matrix,

@@ -20,8 +20,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.measures._jit import jit
-from advanced_risk.measures._validation import (
+from advanced_risk.measures.jit import jit
+from advanced_risk.measures.validation import (
     MAX_ABS_RETURN,
     FloatArray,
     as_array,

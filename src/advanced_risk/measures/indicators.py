@@ -15,8 +15,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.measures._jit import jit
-from advanced_risk.measures._validation import FloatArray, as_array, check_positive_int, check_range
+from advanced_risk.measures.jit import jit
+from advanced_risk.measures.validation import FloatArray, as_array, check_positive_int, check_range
 from advanced_risk.measures.volatility import _rolling_mean_std, as_ohlc
 
 __all__ = ["bollinger_bands", "macd", "momentum", "rsi", "stochastic"]

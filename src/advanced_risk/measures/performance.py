@@ -6,7 +6,7 @@ fractions of the running peak (0.25 = 25 % below the peak).
 
 Degenerate inputs, defined rather than left to floating point:
 
-- NaN, inf or ``|r| > MAX_ABS_RETURN`` (1e6): ``InvalidInputError`` (``measures._validation``).
+- NaN, inf or ``|r| > MAX_ABS_RETURN`` (1e6): ``InvalidInputError`` (``measures.validation``).
 - A return below -1 (losing more than the whole equity) is impossible for the series these measures
   compound: drawdowns, the annualised return and Calmar raise ``InvalidInputError`` naming the
   index. A return of exactly -1 is ruin: equity 0, drawdown 1 from then on, annualised return -1.
@@ -25,8 +25,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.measures._jit import jit
-from advanced_risk.measures._validation import (
+from advanced_risk.measures.jit import jit
+from advanced_risk.measures.validation import (
     FloatArray,
     as_array,
     as_positive,

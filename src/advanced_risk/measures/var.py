@@ -1,7 +1,7 @@
 """Value at Risk and CVaR: historical, Gaussian, Cornish-Fisher, filtered historical simulation.
 
 VaR and CVaR are positive loss fractions (0.023 = a 2.3% loss) at confidence level ``alpha``.
-Each estimator is one numba kernel (``_var_kernels.py``) that returns the (VaR, CVaR) pair, so
+Each estimator is one numba kernel (``var_kernels.py``) that returns the (VaR, CVaR) pair, so
 a VaR and its CVaR share one body; the public functions validate once and pick their half of the
 pair. Rolling estimators keep only the sorted tail of each window, not a full re-sort per bar.
 
@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.measures._validation import (
+from advanced_risk.measures.validation import (
     MAX_ABS_RETURN,
     FloatArray,
     as_array,
@@ -34,16 +34,16 @@ from advanced_risk.measures._validation import (
     check_finite_scalar,
     check_positive_int,
 )
-from advanced_risk.measures._var_kernels import (
+from advanced_risk.measures.var_kernels import (
     _cornish_fisher,
     _gaussian,
     _historical,
     _rolling_fhs,
     _rolling_tail,
 )
-from advanced_risk.measures._var_kernels import _fhs as _fhs  # re-exported: risk.tracker uses these two
-from advanced_risk.measures._var_kernels import _sorted_tail as _sorted_tail
-from advanced_risk.measures._var_method import VaRMethod
+from advanced_risk.measures.var_kernels import _fhs as _fhs  # re-exported: risk.tracker uses these two
+from advanced_risk.measures.var_kernels import _sorted_tail as _sorted_tail
+from advanced_risk.measures.var_method import VaRMethod
 from advanced_risk.measures.volatility import _ewma_variance
 
 __all__ = [

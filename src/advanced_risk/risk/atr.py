@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from advanced_risk.measures._validation import BoolArray, FloatArray
+from advanced_risk.measures.validation import BoolArray, FloatArray
 
 __all__ = ["StreamingATR"]
 

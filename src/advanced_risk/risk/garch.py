@@ -25,9 +25,9 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import ArrayLike
 
-from advanced_risk._logging import get_logger
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.measures._validation import FloatArray, as_returns, check_finite_scalar, check_positive_int
+from advanced_risk.logs import get_logger
+from advanced_risk.measures.validation import FloatArray, as_returns, check_finite_scalar, check_positive_int
 from advanced_risk.measures.var import filtered_historical_cvar, filtered_historical_var
 from advanced_risk.measures.volatility import _gjr_garch_variance
 

@@ -24,7 +24,7 @@ import threading
 
 import numpy as np
 
-from advanced_risk.measures._validation import FloatArray
+from advanced_risk.measures.validation import FloatArray
 from advanced_risk.risk.garch import GarchParams
 
 __all__ = ["GarchWorker", "shared_worker"]

@@ -20,10 +20,10 @@ holds the on/off state between bars and returns explicit
 
 from __future__ import annotations
 
-from advanced_risk._logging import get_logger
 from advanced_risk.config import HedgeConfig, RiskConfig
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.measures._validation import check_range
+from advanced_risk.logs import get_logger
+from advanced_risk.measures.validation import check_range
 from advanced_risk.types import HedgeInstruction
 
 __all__ = ["HedgingStrategy", "hedge_ratio", "next_hedge_active"]

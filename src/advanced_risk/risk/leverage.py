@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 
 from advanced_risk.config import LeverageConfig
-from advanced_risk.measures._validation import check_range
+from advanced_risk.measures.validation import check_range
 
 __all__ = ["VolatilityTargetLeverage", "volatility_target_leverage"]
 

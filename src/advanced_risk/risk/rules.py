@@ -25,10 +25,10 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from advanced_risk._logging import get_logger
 from advanced_risk.config import RiskConfig
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.measures._validation import check_positive_int, check_range
+from advanced_risk.logs import get_logger
+from advanced_risk.measures.validation import check_positive_int, check_range
 from advanced_risk.types import RiskLevel, TradingState
 
 __all__ = [

@@ -30,7 +30,8 @@ from numpy.typing import ArrayLike
 
 from advanced_risk.config import KellyConfig, SizingConfig
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.measures._validation import (
+from advanced_risk.measures.kelly import fractional_kelly, kelly_continuous, kelly_discrete
+from advanced_risk.measures.validation import (
     FloatArray,
     as_array,
     as_positive,
@@ -38,7 +39,6 @@ from advanced_risk.measures._validation import (
     check_range,
     check_same_length,
 )
-from advanced_risk.measures.kelly import fractional_kelly, kelly_continuous, kelly_discrete
 from advanced_risk.measures.volatility import wilder_atr
 
 __all__ = ["KellySizer", "PositionPlan", "PositionSizer", "Side"]

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from advanced_risk.measures._validation import FloatArray, check_positive_int, check_range
+from advanced_risk.measures.validation import FloatArray, check_positive_int, check_range
 
 __all__ = ["StrategyDrawdown"]
 

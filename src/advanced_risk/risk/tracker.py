@@ -27,14 +27,14 @@ from numpy.typing import ArrayLike
 
 from advanced_risk.config import TrackerConfig
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.measures._validation import (
+from advanced_risk.measures.covariance import _covariance_to_correlation, _ewma_step
+from advanced_risk.measures.validation import (
     FloatArray,
     IntArray,
     as_weights,
     check_alpha,
     check_positive_int,
 )
-from advanced_risk.measures.covariance import _covariance_to_correlation, _ewma_step
 from advanced_risk.measures.var import VaRMethod, _as_method, _fhs, _pair_of, _sorted_tail
 from advanced_risk.measures.volatility import _ewma_variance
 
@@ -128,12 +128,12 @@ class RiskTracker:
     def update(self, returns_row: ArrayLike) -> None:
         """Add one bar: a vector of simple returns, one per asset. O(n^2).
 
-        Each return must be finite with ``|r| <= MAX_ABS_RETURN`` (1e6; ``measures._validation``):
+        Each return must be finite with ``|r| <= MAX_ABS_RETURN`` (1e6; ``measures.validation``):
         a larger one is a feed error whose square would swamp (above ~1.3e154: overflow to inf) the
         EWMA covariance for hundreds of bars. A refused row raises ``InvalidInputError`` naming the
         index and leaves the tracker unchanged.
         """
-        from advanced_risk.measures._validation import MAX_ABS_RETURN  # a cached-module lookup, ~0.1 us
+        from advanced_risk.measures.validation import MAX_ABS_RETURN  # a cached-module lookup, ~0.1 us
 
         try:
             row = np.asarray(returns_row, dtype=np.float64)

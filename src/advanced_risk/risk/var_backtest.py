@@ -26,7 +26,6 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from advanced_risk.measures._validation import FloatArray, as_returns, check_alpha, check_positive_int
 from advanced_risk.measures.backtest import (
     acerbi_szekely_z2,
     christoffersen_independence,
@@ -34,6 +33,7 @@ from advanced_risk.measures.backtest import (
     kupiec_pof,
     z2_test,
 )
+from advanced_risk.measures.validation import FloatArray, as_returns, check_alpha, check_positive_int
 from advanced_risk.measures.var import (
     VaRMethod,
     _as_method,

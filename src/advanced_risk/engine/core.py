@@ -1,0 +1,858 @@
+"""The decision core shared by ``manage_risk`` and ``manage_risk_sync``: one bar in, one decision out.
+
+Per bar, in order (each step is a component; a component that raises makes the decision
+*degraded*, never an exception for the caller):
+
+- ``parse``: validate the inputs and map them onto the asset universe. Bad input raises
+  :class:`~advanced_risk.errors.InvalidInputError` here, before any state has changed.
+- ``observe``: feed the :class:`RiskTracker`, the streaming ATR, peak equity and the VaR-breach and
+  loss streaks.
+- the allocator (PPO policy) proposes target weights with an uncertainty, and the learned risk
+  agents (optional) advise a size scale, a stop distance and a de-risking action, gated by their
+  MC-dropout uncertainty; the async manager runs both off the event loop within the deadline, the
+  sync twin inline.
+- ``decide``: trading state, VaR/CVaR, leverage, hedge, weights, position sizes, stops, risk level;
+  the agents' advice can only add caution to the rules (see :mod:`advanced_risk.rl.agents.advisor`).
+
+Books are signed (negative weights are shorts; gross exposure above 1 is a leveraged book) and the
+universe follows the bars by name (:mod:`advanced_risk.engine.inputs`): every per-asset state (the
+tracker's columns, ATR, stops, last closes) is an array in universe order, reshaped only at a bar
+where assets join or leave, so the per-bar work has no per-asset Python loop.
+
+The engine is not thread-safe: the manager serialises calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any, Protocol
+
+import numpy as np
+
+from advanced_risk.config import RiskConfig
+from advanced_risk.engine.inputs import MAX_BAR_RETURN, Bar, parse_inputs
+from advanced_risk.engine.state import PersistedState
+from advanced_risk.errors import InvalidInputError
+from advanced_risk.logs import get_logger
+from advanced_risk.measures.validation import BoolArray, FloatArray, IntArray
+from advanced_risk.measures.var import VaRMethod
+from advanced_risk.risk.atr import StreamingATR
+from advanced_risk.risk.garch import GarchParams
+from advanced_risk.risk.hedging import HedgingStrategy
+from advanced_risk.risk.leverage import VolatilityTargetLeverage
+from advanced_risk.risk.rules import RiskObservation, Streak, TradingStateMachine, classify_risk_level
+from advanced_risk.risk.strategy_drawdown import StrategyDrawdown
+from advanced_risk.risk.tracker import RiskTracker
+from advanced_risk.types import (
+    AgentAdvice,
+    CorrelationState,
+    HedgeInstruction,
+    MarketState,
+    Portfolio,
+    RiskDecision,
+    RiskLevel,
+    TradingState,
+)
+
+__all__ = ["Advisor", "Allocation", "Allocator", "DecisionEngine", "Observed", "component_fault", "warm_up"]
+
+log = get_logger(__name__)
+
+DEFAULT_UNCERTAINTY_THRESHOLD = 0.1
+"""Used when neither the config nor the policy file sets an uncertainty threshold."""
+
+Background = Callable[[FloatArray], "Future[GarchParams]"]
+"""Starts a GJR-GARCH fit of these returns off the decision path (the manager: a worker process)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """What the allocator proposes: weights over the assets then cash, and its uncertainty."""
+
+    weights: FloatArray
+    uncertainty: float | None
+
+
+class Allocator(Protocol):
+    """A policy the engine can ask for target weights (``RLPortfolioManager`` via ``PolicyAllocator``)."""
+
+    @property
+    def asset_count(self) -> int: ...
+
+    @property
+    def history_length(self) -> int: ...
+
+    def allocate(self, returns: FloatArray, weights: FloatArray, drawdown: float) -> Allocation: ...
+
+
+class Advisor(Protocol):
+    """The learned risk agents as the engine sees them.
+
+    Implemented by :class:`~advanced_risk.rl.agents.advisor.RiskAgentsAdvisor`.
+    """
+
+    @property
+    def asset_count(self) -> int: ...
+
+    @property
+    def history_length(self) -> int: ...
+
+    def observe(
+        self, close: FloatArray, held: FloatArray, portfolio_return: float | None, stops: FloatArray
+    ) -> None: ...
+
+    def request(self, returns: FloatArray, drawdown: float, exposure: float) -> Any: ...
+
+    def advise(self, observations: Any) -> AgentAdvice: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What ``observe`` derived from a bar (read by ``decide``)."""
+
+    bar: Bar
+    drawdown: float
+    returns: FloatArray | None
+    faults: tuple[str, ...]
+    strategy_drawdown: float = 0.0  # of the reference book (risk/strategy_drawdown.py)
+
+
+class DecisionEngine:
+    """Turns one validated bar into a :class:`RiskDecision` (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: RiskConfig,
+        *,
+        restored: PersistedState | None = None,
+        allocator: Allocator | None = None,
+        advisor: Advisor | None = None,
+        background: Background | None = None,
+    ) -> None:
+        self.config = config
+        self.allocator = allocator
+        self.advisor = advisor
+        self._background = background
+        state = restored or PersistedState(None, TradingState.ACTIVE, "", False, 0.0)
+        self.peak_equity: float | None = state.peak_equity
+        # Equity of the last drawdown_window bars, seeded with the restored peak so that a restart
+        # measures from it until the window has rolled past it.
+        self._equity_window: deque[float] = deque(maxlen=config.drawdown_window or 1)
+        if state.peak_equity is not None:
+            self._equity_window.append(state.peak_equity)
+        self.machine = TradingStateMachine(
+            config, state=state.trading_state, reason=state.reason, kill_switch=state.kill_switch
+        )
+        self.hedger = None if config.hedge is None else HedgingStrategy.from_config(config)
+        self.leverage_model = VolatilityTargetLeverage(config.leverage)
+        self.assets: tuple[str, ...] | None = None
+        self.tracker: RiskTracker | None = None
+        # per-asset state, in universe order (NaN: not seen / no stop)
+        self._atr = StreamingATR(0, config.sizing.atr_period)
+        self._last_close = np.empty(0)
+        self._held = np.empty(0)
+        self._stop = np.empty(0)
+        self._stop_short = np.empty(0, dtype=bool)
+        self._columns: dict[int, IntArray | None] = {}  # id(component) -> its columns in the universe
+        self._reduce_from: FloatArray | None = None  # |held| when REDUCING began (universe order)
+        self._var_streak, self._loss_streak = Streak(), Streak()
+        self._strategy: StrategyDrawdown | None = None  # made at the first bar (seeded from equity)
+        self._last_var: float | None = None
+        self._garch_job: Future[GarchParams] | None = None
+        self._garch_fit_bar = 0  # the bar count whose data the pending fit uses
+        self.last: RiskDecision | None = None
+
+    # -- parse: validation only, no state change ----------------------------------------------------
+    def parse(
+        self, market_state: MarketState | Mapping[str, Any], portfolio: Portfolio | Mapping[str, Any]
+    ) -> Bar:
+        """Validate and align the inputs (raises ``InvalidInputError``; changes nothing)."""
+        bar = parse_inputs(
+            market_state,
+            portfolio,
+            self.assets,
+            self._held if self.assets else None,
+            self.has_history,
+            self.config.max_assets,
+        )
+        for component, kind in ((self.allocator, "policy"), (self.advisor, "risk agents")):
+            if (
+                component is not None
+                and _names(component) is None
+                and (bar.returns is not None or bar.prices is not None)
+                and len(bar.assets) != component.asset_count
+            ):
+                raise InvalidInputError(
+                    f"the {kind} was trained on {component.asset_count} unnamed assets, market_state "
+                    f"names {len(bar.assets)}: save it with asset names to trade a different universe"
+                )
+        if bar.returns is None and bar.prices is not None:
+            _check_derived_returns(bar, self._derived_returns(bar))
+        self._check_equity(bar.portfolio)
+        return bar
+
+    def _check_equity(self, book: Portfolio) -> None:
+        """Refuse an equity (or peak) print above ``max_equity_jump`` x the peak: a data error."""
+        jump, peak = self.config.max_equity_jump, self.peak_equity
+        if jump is None or peak is None:
+            return
+        for name, value in (("equity", book.equity), ("peak_equity", book.peak_equity)):
+            if value is not None and value > jump * peak:
+                raise InvalidInputError(
+                    f"portfolio.{name}={value:.6g} is more than max_equity_jump={jump:g} x the peak "
+                    f"equity {peak:.6g}: a data error (a real change of capital: reset_peak)"
+                )
+
+    def reset_peak(self, value: float) -> None:
+        """Measure drawdowns from ``value`` from now on (the equity window restarts there)."""
+        self.peak_equity = value
+        self._equity_window.clear()
+        self._equity_window.append(value)
+
+    @property
+    def has_history(self) -> bool:
+        """Whether an earlier bar carried prices."""
+        return bool(np.isfinite(self._last_close).any())
+
+    def _previous_close(self, bar: Bar) -> FloatArray:
+        """Last closes in the bar's universe order (NaN for assets that join at this bar)."""
+        if not bar.universe_changed:
+            return self._last_close
+        kept = np.delete(self._last_close, bar.left)
+        return np.append(kept, np.full(len(bar.joined), np.nan))
+
+    def _derived_returns(self, bar: Bar) -> FloatArray | None:
+        """Close-to-close returns when the bar gives prices only (0 for an asset's first close)."""
+        if bar.prices is None or not self.has_history:
+            return None
+        derived = bar.prices / self._previous_close(bar) - 1.0
+        return np.where(np.isnan(derived), 0.0, derived)
+
+    # -- observe: the state updates of one bar -------------------------------------------------------
+    def observe(self, bar: Bar) -> Observed:
+        """Feed the bar to the stateful components; their faults are collected, not raised."""
+        returns = bar.returns if bar.returns is not None else self._derived_returns(bar)
+        self._follow_universe(bar)
+        faults: list[str] = []
+        port: float | None = None
+        if returns is not None:
+            port = float(bar.held @ returns)
+            self._var_streak.update(self._last_var is not None and port < -self._last_var)
+            self._loss_streak.update(port < 0.0)
+            try:
+                self._feed_tracker(returns)
+            except Exception as exc:  # a component fault: degrade, never raise
+                faults.append(component_fault("tracker", exc))
+        if bar.prices is not None:
+            try:
+                high = bar.high if bar.high is not None else bar.prices
+                low = bar.low if bar.low is not None else bar.prices
+                self._atr.update(high, low, bar.prices)
+            except Exception as exc:
+                faults.append(component_fault("atr", exc))
+            self._last_close = bar.prices
+            advisor, cols = self.advisor, self._columns_of(self.advisor)
+            if advisor is not None and cols is not None:
+                try:
+                    stops = np.where(self._stop_short[cols], np.nan, self._stop[cols])
+                    advisor.observe(bar.prices[cols], bar.held[cols], port, stops)
+                except Exception as exc:
+                    faults.append(component_fault("risk agents", exc))
+        self._held = bar.held
+        equity = bar.portfolio.equity
+        if equity is not None:
+            self.peak_equity = max(self.peak_equity or equity, equity, bar.portfolio.peak_equity or 0.0)
+            self._equity_window.append(equity)
+        drawdown = bar.portfolio.current_drawdown
+        if equity is not None and self.peak_equity:
+            drawdown = max(drawdown, 1.0 - equity / self._reference_peak())
+        drawdown = min(max(drawdown, 0.0), 1.0)
+        return Observed(bar, drawdown, returns, tuple(faults), self._strategy_update(returns, drawdown))
+
+    def _strategy_update(self, returns: FloatArray | None, drawdown: float) -> float:
+        """The reference book earns this bar's returns; its drawdown (seeded from the account's)."""
+        if self._strategy is None:  # a restart starts from the restored drawdown, not from 0
+            self._strategy = StrategyDrawdown(self.config.drawdown_window, initial_drawdown=drawdown)
+            return self._strategy.drawdown
+        return self._strategy.update(returns) if returns is not None else self._strategy.drawdown
+
+    def _follow_universe(self, bar: Bar) -> None:
+        """Reshape every per-asset state to the bar's universe (assets that left, then those that joined)."""
+        if self.assets is None and not bar.assets:
+            return
+        if self.assets is not None and not bar.universe_changed:
+            return
+        left, k = bar.left, len(bar.joined)
+        self._last_close = np.append(np.delete(self._last_close, left), np.full(k, np.nan))
+        self._held = np.append(np.delete(self._held, left), np.zeros(k))
+        self._stop = np.append(np.delete(self._stop, left), np.full(k, np.nan))
+        self._stop_short = np.append(np.delete(self._stop_short, left), np.zeros(k, dtype=bool))
+        if self._reduce_from is not None:  # a joiner gets no new position while REDUCING
+            self._reduce_from = np.append(np.delete(self._reduce_from, left), np.zeros(k))
+        if k:
+            self._atr.add_assets(k)
+        if left:
+            self._atr.remove_assets(left)
+        if self._strategy is not None:
+            self._strategy.reshape(left, k)
+        if self.tracker is not None:
+            if k:
+                self.tracker.add_assets(k)  # first: removing every old asset would leave none
+            if left:
+                self.tracker.remove_assets(left)
+        if self.assets is not None:
+            log.info("universe_changed", joined=list(bar.joined), left=[self.assets[i] for i in left])
+        self.assets = bar.assets
+        self._columns.clear()
+
+    def _feed_tracker(self, returns: FloatArray) -> None:
+        if self.tracker is None:
+            self.tracker = RiskTracker(returns.shape[0], self.config.tracker, auto_refit=False)
+        tracker = self.tracker
+        tracker.update(returns)
+        # a GJR-GARCH refit is started at the bar it falls due and takes effect garch_install_lag
+        # bars later, whenever the worker finishes: the bar is fixed by the bar count (replays match)
+        method = VaRMethod(self.config.tracker.method)
+        if (
+            method is VaRMethod.FHS_GARCH
+            and self._background is not None
+            and self._garch_job is None
+            and tracker.garch_refit_due
+        ):
+            self._garch_fit_bar = tracker.n_observations
+            weights = np.full(tracker.n_assets, 1.0 / tracker.n_assets)
+            self._garch_job = self._background(tracker.fhs_returns(weights))
+
+    def refit_due(self) -> Future[GarchParams] | None:
+        """The pending GJR-GARCH refit if it must take effect at this bar (the caller waits for it)."""
+        job, tracker = self._garch_job, self.tracker
+        if job is None or tracker is None:
+            return None
+        if tracker.n_observations < self._garch_fit_bar + self.config.garch_install_lag:
+            return None
+        return job
+
+    def _install_refit(self) -> str | None:
+        """Install a due refit that has landed; an alert at its install bar if it has not.
+
+        A late refit is not a fault: the previous parameters stay in force (they move slowly) and the
+        refit takes effect at the first bar it has landed by. Only replays lose: that bar then
+        depends on the machine's speed, which the alert says (``deterministic_refits`` waits).
+        """
+        job = self.refit_due()
+        if job is None or self.tracker is None:
+            return None
+        if not job.done():
+            lag = self.config.garch_install_lag
+            install_bar = self._garch_fit_bar + lag
+            if self.tracker.n_observations != install_bar:
+                return None
+            return (
+                f"GJR-GARCH refit of bar {self._garch_fit_bar} not ready at its install bar "
+                f"{install_bar} (garch_install_lag={lag}); the previous parameters are kept until "
+                "it lands (a replay may differ from here: deterministic_refits=True waits)"
+            )
+        self._garch_job = None
+        try:
+            self.tracker.install_garch(job.result(), fit_bar=self._garch_fit_bar)
+        except Exception as exc:  # the fit failed: keep the previous parameters, refit next bar
+            log.warning("garch_refit_failed", error=repr(exc))
+        return None
+
+    def _uncertainty_threshold(self) -> float:
+        """The config's threshold, else the policy's calibrated one, else 0.1."""
+        if self.config.uncertainty_threshold is not None:
+            return self.config.uncertainty_threshold
+        calibrated = getattr(self.allocator, "uncertainty_threshold", None)
+        return float(calibrated) if calibrated is not None else DEFAULT_UNCERTAINTY_THRESHOLD
+
+    def _reference_peak(self) -> float:
+        """The peak the rules measure drawdown from: all-time, or the last ``drawdown_window`` bars."""
+        assert self.peak_equity is not None  # the caller checked
+        if self.config.drawdown_window is None:
+            return self.peak_equity
+        return max(self._equity_window)
+
+    def _columns_of(self, component: Allocator | Advisor | None) -> IntArray | None:
+        """Where the component's assets sit in the universe (by name), or None if some are absent."""
+        if component is None or self.assets is None:
+            return None
+        key = id(component)
+        if key not in self._columns:
+            names = _names(component)
+            if names is None:
+                cols = np.arange(len(self.assets)) if len(self.assets) == component.asset_count else None
+            else:
+                index = {a: i for i, a in enumerate(self.assets)}
+                found = [index.get(a) for a in names]
+                cols = None if None in found else np.array(found, dtype=np.int64)
+            self._columns[key] = cols
+        return self._columns[key]
+
+    def _history(self, component: Allocator | Advisor) -> tuple[IntArray, FloatArray] | None:
+        """The component's columns and its return history, or None until every one of its assets has it."""
+        cols, tracker = self._columns_of(component), self.tracker
+        if cols is None or tracker is None:
+            return None
+        length = component.history_length
+        if tracker.n_observations < length or int(tracker.asset_observations[cols].min()) < length:
+            return None
+        history = tracker.recent_returns(length)
+        return cols, history if cols.size == history.shape[1] and _is_range(cols) else history[:, cols]
+
+    def policy_request(self, observed: Observed) -> tuple[FloatArray, FloatArray, float] | None:
+        """The allocator's inputs (history, current weights with cash, drawdown), or None if not ready."""
+        if self.allocator is None or (found := self._history(self.allocator)) is None:
+            return None
+        cols, history = found
+        return history.copy(), _with_cash(observed.bar.held[cols]), observed.drawdown
+
+    def agents_request(self, observed: Observed) -> Any:
+        """The risk agents' observations for this bar (a snapshot), or None if absent or not ready."""
+        advisor = self.advisor
+        if advisor is None or observed.bar.prices is None or (found := self._history(advisor)) is None:
+            return None
+        cols, history = found
+        # no copy: the advisor builds its observations from this view now, on this thread
+        exposure = float(np.maximum(observed.bar.held[cols], 0.0).sum())
+        return advisor.request(history, observed.drawdown, exposure)
+
+    # -- decide ---------------------------------------------------------------------------------------
+    def decide(
+        self,
+        observed: Observed,
+        allocation: Allocation | None,
+        faults: tuple[str, ...] = (),
+        advice: AgentAdvice | None = None,
+    ) -> RiskDecision:
+        """The decision for an observed bar; ``faults`` (from the caller) make it degraded."""
+        late_refit = self._install_refit()
+        faults = observed.faults + faults
+        if faults:
+            return self.conservative(observed, faults)
+        cfg, bar = self.config, observed.bar
+        shock = self.tracker.correlation_shock if self.tracker is not None else False
+        by_strategy = cfg.drawdown_basis == "strategy"
+        cut_drawdown = observed.strategy_drawdown if by_strategy else observed.drawdown
+        update = self.machine.evaluate(
+            RiskObservation(
+                drawdown=observed.drawdown,
+                strategy_drawdown=observed.strategy_drawdown if by_strategy else None,
+                correlation_shock=shock,
+                var_breach_streak=self._var_streak.count,
+                loss_streak=self._loss_streak.count,
+            )
+        )
+        state = update.state
+        alerts = [late_refit] if late_refit else []
+        if update.changed:
+            alerts.append(f"trading state {update.previous.value} -> {state.value}: {self.machine.reason}")
+        held = bar.held
+        target, kept = self._allocate(held, allocation)
+        reference = target  # the book asked for, before any cut: its drawdown drives the cuts
+        if kept:
+            alerts.append(f"policy allocates its own assets only; kept under the rules: {kept}")
+        if allocation is None and (idle := self._policy_idle()):
+            alerts.append(idle)
+        if state is TradingState.REDUCING:
+            target = self._reduced(held, target, allocation is not None)
+        else:
+            self._reduce_from = None
+        if state is TradingState.HALTED:
+            target = np.zeros_like(held)
+        if advice is not None:
+            target = target * (1.0 - advice.cut)
+            alerts.extend(_advice_alerts(advice))
+        if state is not TradingState.ACTIVE or (advice is not None and advice.cut >= 1.0):
+            why = f"trading state {state.value}" if state is not TradingState.ACTIVE else "risk agents"
+            if closing := _closing(bar.assets, held, target):
+                alerts.append(f"closing {closing} ({why})")
+        leverage = self._leverage(bar, target, shock)
+        uncertainty = None if allocation is None else allocation.uncertainty
+        threshold = self._uncertainty_threshold()
+        if uncertainty is not None and uncertainty > threshold:
+            leverage *= cfg.uncertainty_leverage_factor
+            alerts.append(f"policy uncertainty {uncertainty:.3g} > {threshold:g}: leverage cut")
+        if state is TradingState.HALTED:
+            leverage = 0.0
+        elif state is TradingState.REDUCING:
+            leverage = min(leverage, 1.0)
+        if self._strategy is not None:
+            self._strategy.set_weights(reference)
+        hedge = self._hedge(cut_drawdown, halted=state is TradingState.HALTED)
+        if advice is not None and advice.monitor in ("hedge", "halt") and hedge.ratio < advice.cut:
+            hedge = HedgeInstruction(True, advice.cut, f"risk agents: monitor requests {advice.monitor}")
+        var, cvar, warming = self._var_cvar(bar, target * leverage)
+        if (
+            self.tracker is not None
+            and self.tracker.ready
+            and not (math.isfinite(var) and math.isfinite(cvar))
+        ):
+            # never a silent NaN: a ready tracker that cannot price the book is a component fault
+            return self.conservative(observed, (f"tracker gave a non-finite VaR/CVaR ({var}, {cvar})",))
+        if warming:
+            alerts.append(
+                f"VaR/CVaR: fewer than {cfg.tracker.window} bars of history for {warming}; "
+                "floored by the Gaussian EWMA estimate"
+            )
+        self._last_var = var if math.isfinite(var) else None
+        if shock:
+            alerts.append("correlation shock")
+        average = self.tracker.average_correlation() if self.tracker is not None else math.nan
+        sizes, stops = self._sizes_and_stops(bar, target, leverage, state, advice)
+        decision = RiskDecision(
+            rebalance_weights=_weights_map(bar.assets, target),
+            leverage=float(leverage),
+            hedge=hedge,
+            position_sizes=sizes,
+            stop_levels=stops,
+            var=var,
+            cvar=cvar,
+            correlation=CorrelationState(average=float(average), shock=bool(shock)),
+            risk_level=classify_risk_level(
+                observed.drawdown, cfg, var=var, correlation_shock=shock, trading_state=state
+            ),
+            trading_state=state,
+            uncertainty=uncertainty,
+            risk_agents=advice,
+            alerts=tuple(alerts),
+        )
+        self.last = decision
+        return decision
+
+    def _policy_idle(self) -> str:
+        """Why a configured policy proposed nothing at this bar ("" at the start-up warm-up)."""
+        allocator, tracker, assets = self.allocator, self.tracker, self.assets
+        if allocator is None or assets is None or tracker is None:
+            return ""
+        names = _names(allocator)
+        if names is not None and self._columns_of(allocator) is None:
+            present = set(assets)
+            missing = [a for a in names if a not in present]
+            return f"policy idle: its asset(s) {missing[:10]} are not in this bar; the held book is kept"
+        cols = self._columns_of(allocator)
+        length = allocator.history_length
+        if cols is None or tracker.n_observations < length:
+            return ""
+        young = [assets[i] for i in cols if tracker.asset_observations[i] < length]
+        if young:
+            return f"policy waits for {length} bars of history of {young[:10]}; the held book is kept"
+        return ""
+
+    def _reduced(self, held: FloatArray, target: FloatArray, allocated: bool) -> FloatArray:
+        """The REDUCING book: exposure scaled by ``reduce_exposure``, not frozen (a book frozen in
+        cash could never recover the drawdown that put it in REDUCING).
+
+        The policy's fresh allocation is scaled each bar. A held position (no policy, or one the
+        policy does not cover) is capped at ``reduce_exposure`` times its size when REDUCING began:
+        a bot that feeds back what it holds keeps half its book while REDUCING, not half of half of
+        half, and an asset that joins meanwhile gets no new position.
+        """
+        if self._reduce_from is None:
+            self._reduce_from = np.abs(held)
+        factor = self.config.reduce_exposure
+        capped = np.sign(target) * np.minimum(np.abs(target), factor * self._reduce_from)
+        cols = self._columns_of(self.allocator) if allocated else None
+        if cols is not None:
+            mine = held[cols] >= 0.0  # the policy's long book over its assets (shorts are kept)
+            capped[cols] = np.where(mine, target[cols] * factor, capped[cols])
+        return capped
+
+    def _allocate(self, held: FloatArray, allocation: Allocation | None) -> tuple[FloatArray, str]:
+        """The book before the rules: the held weights, with the policy's long book over its assets.
+
+        The policy is long-only: it allocates the long book of the assets it was trained on. Positions
+        outside that (other assets, and shorts of its assets) are kept as held, under the rules; the
+        second value names them.
+        """
+        target = held.copy()
+        cols = self._columns_of(self.allocator)
+        if allocation is None or cols is None or self.assets is None:
+            return target, ""
+        mine = held[cols]
+        target[cols] = np.where(mine < 0.0, mine, allocation.weights[:-1])
+        outside = np.ones(held.shape[0], dtype=bool)
+        outside[cols] = mine < 0.0
+        kept = np.flatnonzero(outside & (held != 0.0))
+        return target, ", ".join(self.assets[i] for i in kept[:20]) + (" ..." if kept.size > 20 else "")
+
+    def conservative(self, observed: Observed | None, reasons: tuple[str, ...]) -> RiskDecision:
+        """The fail-safe decision: no new risk (held weights, never above the last target), leverage cut,
+        hedge on. A position is never flipped or opened; one the last decision closed stays closed."""
+        cfg, last = self.config, self.last
+        assets = observed.bar.assets if observed is not None else (self.assets or ())
+        held = observed.bar.held if observed is not None else np.zeros(len(assets))
+        target = held.copy()
+        if last is not None:
+            previous = _array_of(last.rebalance_weights, assets, held)
+            same_side = previous * held > 0.0
+            target = np.where(same_side, np.sign(held) * np.minimum(np.abs(previous), np.abs(held)), held)
+            target = np.where(previous == 0.0, 0.0, target)
+        if self.machine.state is TradingState.HALTED:
+            target = np.zeros_like(target)
+        previous_leverage = last.leverage if last is not None else 1.0
+        ratio = max(cfg.degraded_hedge_ratio, last.hedge.ratio if last is not None else 0.0)
+        reason = "degraded: " + "; ".join(reasons)
+        log.warning("decision_degraded", reasons=list(reasons))
+        stops = self._stop_levels(assets)
+        return RiskDecision(
+            rebalance_weights=_weights_map(assets, target),
+            leverage=cfg.degraded_leverage_factor * min(previous_leverage, 1.0),
+            hedge=HedgeInstruction(active=True, ratio=ratio, reason=reason),
+            position_sizes=dict.fromkeys(assets, 0.0),
+            stop_levels=stops,
+            var=last.var if last is not None else math.nan,
+            cvar=last.cvar if last is not None else math.nan,
+            correlation=last.correlation if last is not None else CorrelationState(math.nan, False),
+            risk_level=RiskLevel.CRITICAL if self.machine.state is TradingState.HALTED else RiskLevel.HIGH,
+            trading_state=self.machine.state,
+            uncertainty=None,
+            alerts=(reason,),
+            degraded=True,
+        )
+
+    # -- components -----------------------------------------------------------------------------------
+    def _annual_vol(self, bar: Bar, weights: FloatArray) -> float | None:
+        tracker = self.tracker
+        if tracker is not None and tracker.n_observations >= 2:
+            variance = max(tracker.portfolio_variance(weights), 0.0)
+            return math.sqrt(variance * self.config.periods_per_year)
+        return bar.market.volatility
+
+    def _hedge(self, drawdown: float, *, halted: bool) -> HedgeInstruction:
+        """The drawdown hedge's instruction; with ``hedge=None`` only a HALTED book is hedged."""
+        if self.hedger is not None:
+            return self.hedger.execute_hedge(drawdown, halted=halted)
+        if halted:
+            return HedgeInstruction(True, 1.0, "trading halted")
+        return HedgeInstruction(False, 0.0, "no drawdown hedge (hedge=None)")
+
+    def _leverage(self, bar: Bar, target: FloatArray, shock: bool) -> float:
+        vol = self._annual_vol(bar, target)
+        if vol is None:
+            return min(1.0, self.config.leverage.max_leverage)
+        return self.leverage_model.leverage(vol, correlation_shock=shock)
+
+    def _var_cvar(self, bar: Bar, book: FloatArray) -> tuple[float, float, str]:
+        """VaR/CVaR of the decided book: the tracker once ready, else Gaussian from the summary vol.
+
+        While an asset of the book has fewer than ``window`` bars of its own (it joined late), the
+        tracker's history reads zero returns for it before it joined; the figures are then floored
+        by the Gaussian estimate from the EWMA covariance, which is normalised per asset. The third
+        value names those assets ("" when none).
+        """
+        tracker, cfg = self.tracker, self.config
+        z = NormalDist().inv_cdf(cfg.alpha)
+        if tracker is not None and tracker.ready:
+            snap = tracker.snapshot(book, self._var_method(tracker), cfg.alpha)
+            young = (tracker.asset_observations < cfg.tracker.window) & (book != 0.0)
+            if not young.any() or self.assets is None:
+                return snap.var, snap.cvar, ""
+            sigma = math.sqrt(max(tracker.portfolio_variance(book), 0.0))
+            names = ", ".join(self.assets[i] for i in np.flatnonzero(young)[:20])
+            return max(snap.var, z * sigma), max(snap.cvar, _gaussian_cvar(sigma, z, cfg.alpha)), names
+        vol = bar.market.volatility
+        if vol is None:
+            return math.nan, math.nan, ""
+        sigma = vol / math.sqrt(cfg.periods_per_year) * float(np.abs(book).sum())
+        return z * sigma, _gaussian_cvar(sigma, z, cfg.alpha), ""
+
+    def _var_method(self, tracker: RiskTracker) -> VaRMethod:
+        """The configured method; fhs_garch uses fhs_ewma until the first refit takes effect."""
+        method = VaRMethod(self.config.tracker.method)
+        if method is VaRMethod.FHS_GARCH and tracker.garch_params is None:
+            return VaRMethod.FHS_EWMA
+        return method
+
+    def _sizes_and_stops(
+        self,
+        bar: Bar,
+        target: FloatArray,
+        leverage: float,
+        state: TradingState,
+        advice: AgentAdvice | None = None,
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """Position sizes (units, >= 0) and protective stops, for longs and shorts alike.
+
+        A position's side is the sign of its target weight, else of its held weight, else long. A
+        long's stop is ``k * ATR`` below the close and only ever rises; a short's is above and only
+        ever falls; a stop the price traded through (or a side change) restarts from the close.
+        Assets whose ATR has not warmed up get neither.
+        """
+        atr = self._atr
+        prices = bar.prices
+        if prices is None:
+            return {}, self._stop_levels(bar.assets)
+        ready = atr.ready
+        multiple = self.config.sizing.atr_multiplier if advice is None else advice.stop_multiple
+        distance = multiple * atr.value
+        short = np.where(target != 0.0, target < 0.0, bar.held < 0.0)
+        candidate = np.where(short, prices + distance, np.maximum(prices - distance, 0.0))
+        previous = self._stop
+        live = (
+            (bar.held != 0.0)
+            & ~np.isnan(previous)
+            & (short == self._stop_short)
+            & np.where(short, prices < previous, prices > previous)
+        )
+        if advice is not None and not advice.trailing:  # the stop agent's choice: a live stop stays
+            kept = previous
+        else:
+            kept = np.where(short, np.fmin(previous, candidate), np.fmax(previous, candidate))
+        self._stop = np.where(ready, np.where(live, kept, candidate), previous)
+        self._stop_short = np.where(ready, short, self._stop_short)
+        stops = self._stop_levels(bar.assets)
+        equity = bar.portfolio.equity
+        if equity is None or not ready.any():
+            return {}, stops
+        if state is not TradingState.ACTIVE:
+            return dict.fromkeys(_names_where(bar.assets, ready), 0.0), stops
+        sizing = self.config.sizing
+        by_risk = equity * sizing.risk_per_trade / np.maximum(distance, 1e-12)
+        by_cap = equity * sizing.max_position_fraction * leverage / prices
+        size = np.minimum(by_risk, by_cap)
+        kelly = self._kelly_fractions(short)
+        if kelly is not None:
+            size = np.minimum(size, kelly * equity * leverage / prices)
+        if advice is not None:
+            size = size * (advice.scale * (1.0 - advice.cut))
+        return _map_where(bar.assets, size, ready), stops
+
+    def _kelly_fractions(self, short: BoolArray) -> FloatArray | None:
+        """Fractional, capped continuous Kelly per asset in its side's direction (None: Kelly off).
+
+        ``clip(fraction * m / s**2, 0, cap)`` with ``m`` the mean return over the tracker's window
+        (negated for a short) and ``s**2`` its variance; 0 where ``m <= 0`` or the variance is 0, and
+        0 while the tracker has fewer than ``window`` bars (no estimate yet).
+        """
+        kelly, tracker = self.config.kelly, self.tracker
+        if kelly is None:
+            return None
+        if tracker is None or not tracker.ready:
+            return np.zeros(short.shape[0])
+        window = tracker.recent_returns()
+        mean = np.where(short, -window.mean(axis=0), window.mean(axis=0))
+        var = window.var(axis=0)
+        full = np.divide(mean, var, out=np.zeros_like(mean), where=var > 0.0)
+        return np.clip(kelly.fraction * full, 0.0, kelly.cap)  # type: ignore[no-any-return]
+
+    def _stop_levels(self, assets: tuple[str, ...]) -> dict[str, float]:
+        return _map_where(assets, self._stop, ~np.isnan(self._stop)) if self._stop.size else {}
+
+
+def warm_up(config: RiskConfig) -> None:
+    """Run a scratch engine through synthetic bars so the first real bar pays no one-off cost.
+
+    The first call of each numba kernel loads it from numba's disk cache and initialises numba's
+    target (~0.5-1 s). Paid inside the
+    first ``manage_risk`` call, that blows its deadline; the manager calls this from ``open`` (off
+    the event loop) instead. The scratch engine shares nothing with the real one.
+    """
+    tracker_cfg = dataclasses.replace(config.tracker, window=20, correlation_warmup=2, fhs_window=100)
+    scratch = DecisionEngine(dataclasses.replace(config, tracker=tracker_cfg))
+    rng = np.random.default_rng(0)
+    assets, prices = ("a", "b"), np.array([100.0, 50.0])
+    allocation = Allocation(np.array([0.4, 0.4, 0.2]), 0.0)
+    garch = VaRMethod(config.tracker.method) is VaRMethod.FHS_GARCH
+    for i in range(tracker_cfg.window + config.sizing.atr_period + 2):
+        returns = rng.normal(0.0, 0.01, 2)
+        prices = prices * (1.0 + returns)
+        market = MarketState(
+            returns=dict(zip(assets, returns.tolist(), strict=True)),
+            prices=dict(zip(assets, prices.tolist(), strict=True)),
+            high=dict(zip(assets, (prices * 1.01).tolist(), strict=True)),
+            low=dict(zip(assets, (prices * 0.99).tolist(), strict=True)),
+            volatility=0.2,
+        )
+        book = Portfolio(weights={"a": 0.4, "b": -0.4}, equity=100_000.0)
+        observed = scratch.observe(scratch.parse(market, book))
+        if garch and i == tracker_cfg.window and scratch.tracker is not None:
+            scratch.tracker.install_garch(GarchParams(0.0, 1e-6, 0.05, 0.05, 0.9))
+        scratch.decide(observed, allocation)
+
+
+def _names(component: Any) -> tuple[str, ...] | None:
+    """The asset names a model was trained on (None: unnamed, matched by position)."""
+    names = getattr(component, "asset_names", None)
+    return None if names is None else tuple(names)
+
+
+def _is_range(cols: IntArray) -> bool:
+    return bool(cols[0] == 0 and (cols.size == 1 or (np.diff(cols) == 1).all()))
+
+
+def _check_derived_returns(bar: Bar, derived: FloatArray | None) -> None:
+    """Returns derived from prices meet the rules of given returns: in (-1, MAX_BAR_RETURN]."""
+    if derived is None:
+        return
+    bad = (derived <= -1.0) | (derived > MAX_BAR_RETURN)
+    if bad.any():
+        assert bar.prices is not None  # derived from them
+        i = int(np.flatnonzero(bad)[0])
+        raise InvalidInputError(
+            f"market_state.prices[{bar.assets[i]!r}]={bar.prices[i]} is a move of {derived[i]:.3g} "
+            f"from the last close: outside (-1, {MAX_BAR_RETURN:g}] in one bar, a data error"
+        )
+
+
+def _gaussian_cvar(sigma: float, z: float, alpha: float) -> float:
+    return sigma * NormalDist().pdf(z) / (1.0 - alpha)
+
+
+def _advice_alerts(advice: AgentAdvice) -> list[str]:
+    """Alerts for a monitor action and for agents the rules replaced."""
+    alerts = [] if advice.monitor == "none" else [f"risk agents: monitor requests {advice.monitor}"]
+    if advice.overridden:
+        why = ", ".join(f"{agent} ({reason})" for agent, reason in advice.overridden.items())
+        alerts.append(f"risk agents overridden by the rules: {why}")
+    return alerts
+
+
+def component_fault(component: str, exc: BaseException) -> str:
+    """Log a component's exception (``component_failed``) and return the fault text for the decision."""
+    log.error("component_failed", component=component, error=repr(exc))
+    return f"{component} failed: {type(exc).__name__}: {exc}"
+
+
+def _with_cash(held: FloatArray) -> FloatArray:
+    """Held weights as the long-only policy sees them: longs only, at most fully invested, plus cash."""
+    longs = np.maximum(held, 0.0)
+    total = float(longs.sum())
+    if total > 1.0:
+        longs = longs / total
+    return np.append(longs, 1.0 - longs.sum())
+
+
+def _closing(assets: tuple[str, ...], held: FloatArray, target: FloatArray) -> str:
+    """Names of the held positions the target closes ("" when none)."""
+    closed = np.flatnonzero((held != 0.0) & (target == 0.0))
+    return ", ".join(assets[i] for i in closed[:20]) + (" ..." if closed.size > 20 else "")
+
+
+def _array_of(values: Mapping[str, float], assets: tuple[str, ...], default: FloatArray) -> FloatArray:
+    """``values`` in ``assets`` order; ``default`` where an asset is missing."""
+    return np.array([values.get(a, d) for a, d in zip(assets, default.tolist(), strict=True)])
+
+
+def _names_where(assets: tuple[str, ...], mask: BoolArray) -> list[str]:
+    return list(assets) if mask.all() else [assets[i] for i in np.flatnonzero(mask)]
+
+
+def _map_where(assets: tuple[str, ...], values: FloatArray, mask: BoolArray) -> dict[str, float]:
+    """``{asset: value}`` where ``mask`` holds (one C-level zip when it holds everywhere)."""
+    if mask.all():
+        return dict(zip(assets, values.tolist(), strict=True))
+    return {assets[i]: float(values[i]) for i in np.flatnonzero(mask)}
+
+
+def _weights_map(assets: tuple[str, ...], weights: FloatArray) -> dict[str, float]:
+    """Signed asset weights plus ``"cash" = 1 - sum`` (negative: borrowed, a leveraged long book)."""
+    out = dict(zip(assets, weights.tolist(), strict=True))
+    out["cash"] = 1.0 - math.fsum(out.values())
+    return out

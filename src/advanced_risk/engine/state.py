@@ -1,0 +1,608 @@
+"""The crash-safe state store: peak equity, trading state, kill switch and the decision journal.
+
+State that must survive a restart lives in one SQLite file (stdlib ``sqlite3``):
+
+- ``journal_mode=WAL`` and ``synchronous=FULL``: a write returns only after its transaction is in
+  the write-ahead log on disk, so a decision acknowledged by :meth:`StateStore.append_decision`
+  survives a SIGKILL or a power cut, and a crash mid-write never corrupts the file;
+- a ``schema_version`` table and an ordered list of migrations: opening an older file upgrades it
+  in one transaction; opening a file from a newer library is refused;
+- ``risk_state``: one row with peak equity, trading state, its reason and the kill switch;
+- ``journal``: append-only ``(id INTEGER PRIMARY KEY, decision_id TEXT UNIQUE, ts, payload JSON)``.
+
+``StateStore(None)`` keeps everything in memory (nothing survives the process; the manager logs
+that state is not persisted). ``max_journal_rows`` makes an in-memory journal a ring: each append
+deletes the oldest rows beyond the bound in the same transaction (a range delete by row id), and
+:attr:`StateStore.evicted` counts them; an evicted decision reads back as None. A file keeps all
+of history.
+
+Threading contract: one store owns one connection (``check_same_thread=False``) guarded by a lock,
+so any thread may call it and calls run one at a time. Every call blocks on disk I/O (an fsync per
+write), so async code calls it off the event loop (``asyncio.to_thread`` or a single-thread
+executor). Several processes may open the same file; SQLite's locking serialises their writes and a
+writer waits up to ``busy_timeout_s`` for a lock.
+
+Failure contract: every ``sqlite3`` error (locked, read-only, disk I/O, corrupt file, duplicate
+``decision_id``) surfaces as :class:`~advanced_risk.errors.StateStoreError` naming the operation;
+a failed write is rolled back and leaves the store usable. Two faults SQLite does not see are
+checked before every operation of a writable file store: the file deleted or replaced (its inode
+changed), and the file, its WAL or its ``-shm`` index not writable (an immutable ``-shm`` that
+SQLite has mapped into memory would otherwise kill the process with SIGBUS).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, fields, is_dataclass
+from enum import Enum
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import numpy as np
+
+from advanced_risk.errors import InvalidInputError, StateStoreError
+from advanced_risk.logs import get_logger
+from advanced_risk.measures.validation import check_positive_int, check_range
+from advanced_risk.types import TradingState
+
+__all__ = ["SCHEMA_VERSION", "JournalEntry", "PersistedState", "StateStore"]
+
+log = get_logger(__name__)
+_T = TypeVar("_T")
+
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # version 1
+        """CREATE TABLE risk_state (
+               id INTEGER PRIMARY KEY CHECK (id = 1),
+               peak_equity REAL,
+               trading_state TEXT NOT NULL,
+               reason TEXT NOT NULL,
+               kill_switch INTEGER NOT NULL,
+               updated_ts REAL NOT NULL)""",
+        "INSERT INTO risk_state VALUES (1, NULL, 'active', '', 0, 0.0)",
+        """CREATE TABLE journal (
+               id INTEGER PRIMARY KEY,
+               decision_id TEXT NOT NULL UNIQUE,
+               ts REAL NOT NULL,
+               payload TEXT NOT NULL)""",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+"""Schema version this library writes; migration ``i`` upgrades version ``i`` to ``i + 1``."""
+
+
+@dataclass(frozen=True, slots=True)
+class PersistedState:
+    """The safety state restored on start-up."""
+
+    peak_equity: float | None
+    """Highest equity seen (None until the first equity is recorded)."""
+    trading_state: TradingState
+    """Trading state at the last save."""
+    reason: str
+    """Why that state was entered."""
+    kill_switch: bool
+    """Whether the manual kill switch is engaged."""
+    updated_ts: float
+    """Unix time of the last change (0.0: never written)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One journaled decision."""
+
+    id: int
+    """Row id, increasing in append order."""
+    decision_id: str
+    """The caller's unique id of the decision."""
+    ts: float
+    """Unix time the decision was journaled."""
+    payload: dict[str, Any]
+    """The decision as JSON data (non-finite floats are stored as null)."""
+
+
+class StateStore:
+    """SQLite-backed safety state and decision journal (see the module docstring for contracts).
+
+    Parameters
+    ----------
+    path : database file (its directory is created if missing), or None for an in-memory store.
+    busy_timeout_s : how long a write waits for another connection's lock before failing.
+    read_only : open an existing file for reading only (no directory or file is created, no
+        migration runs, every write raises ``StateStoreError``); e.g. to read the journal of a
+        closed manager, or next to a running one (WAL readers do not block its writer).
+    max_journal_rows : in-memory store only: keep the newest this many journal rows (None: all).
+        Memory then stays bounded however long the process runs; older rows are deleted in the
+        transaction that appends past the bound and counted in :attr:`evicted`.
+
+    Raises
+    ------
+    StateStoreError
+        If the file cannot be opened, is not a database, or has a newer schema (read-only: a
+        missing file or a schema other than this library's).
+    InvalidInputError
+        If ``max_journal_rows`` is not a positive integer, or is given for a file (or read-only).
+
+    Examples
+    --------
+    >>> with StateStore(None) as store:
+    ...     store.append_decision("d-1", {"leverage": 0.5})
+    ...     store.raise_peak_equity(10_500.0)
+    ...     store.count(), store.load().peak_equity
+    1
+    10500.0
+    (1, 10500.0)
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None,
+        *,
+        busy_timeout_s: float = 5.0,
+        read_only: bool = False,
+        max_journal_rows: int | None = None,
+    ) -> None:
+        timeout = check_range(busy_timeout_s, "busy_timeout_s", 0.0, 3600.0)
+        self._path = None if path is None else Path(path).expanduser()
+        self._label = ":memory:" if self._path is None else str(self._path)
+        if read_only and self._path is None:
+            raise InvalidInputError("read_only needs a database file, not an in-memory store")
+        if max_journal_rows is not None:
+            if self._path is not None:
+                raise InvalidInputError(
+                    "max_journal_rows bounds an in-memory journal only; a file keeps all of history"
+                )
+            check_positive_int(max_journal_rows, "max_journal_rows")
+        self._max_rows = max_journal_rows
+        self._evicted = 0
+        self._read_only = read_only
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        try:
+            if self._path is not None and not read_only:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+            target, uri = self._label, False
+            if read_only and self._path is not None:
+                target, uri = self._path.resolve().as_uri() + "?mode=ro", True
+            conn = sqlite3.connect(
+                target, timeout=timeout, isolation_level=None, check_same_thread=False, uri=uri
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StateStoreError(f"open failed on {self._label}: {exc}") from exc
+        self._conn = conn
+        self._identity: tuple[int, int] | None = None  # (device, inode): set once the schema exists
+        try:
+            self._configure(conn)
+        except BaseException:
+            conn.close()
+            self._conn = None
+            raise
+        self._identity = self._file_identity()
+        log.info(
+            "state_store_opened",
+            path=self._label,
+            persistent=self.persistent,
+            schema=SCHEMA_VERSION,
+            read_only=read_only,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path | None:
+        """The database file, or None when in memory."""
+        return self._path
+
+    @property
+    def persistent(self) -> bool:
+        """Whether the state survives the process (False for an in-memory store)."""
+        return self._path is not None
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return self._conn is None
+
+    @property
+    def max_journal_rows(self) -> int | None:
+        """The in-memory journal's bound (None: unbounded, always for a file)."""
+        return self._max_rows
+
+    @property
+    def evicted(self) -> int:
+        """Journal rows deleted to keep an in-memory journal within ``max_journal_rows``."""
+        return self._evicted
+
+    def close(self) -> None:
+        """Close the connection; further calls raise ``StateStoreError``. Closing twice is a no-op."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"StateStore({self._label!r}, closed={self.closed})"
+
+    # -- safety state ------------------------------------------------------------------------------
+
+    def load(self) -> PersistedState:
+        """Read the persisted safety state (defaults on a fresh store: ACTIVE, no peak, switch off)."""
+        with self._op("load") as conn:
+            row = conn.execute(
+                "SELECT peak_equity, trading_state, reason, kill_switch, updated_ts FROM risk_state"
+            ).fetchone()
+        if row is None:
+            raise StateStoreError(f"load failed on {self._label}: risk_state row is missing")
+        try:
+            state = TradingState(row[1])
+        except ValueError:
+            raise StateStoreError(f"load failed on {self._label}: bad trading_state {row[1]!r}") from None
+        return PersistedState(row[0], state, row[2], bool(row[3]), row[4])
+
+    def save_state(self, state: PersistedState) -> None:
+        """Overwrite the whole safety state in one transaction (``updated_ts`` is set to now)."""
+        peak = None if state.peak_equity is None else _finite_positive(state.peak_equity, "peak_equity")
+        trading_state = _as_state(state.trading_state)
+        self._write(
+            "save_state",
+            "UPDATE risk_state SET peak_equity = ?, trading_state = ?, reason = ?, kill_switch = ?, "
+            "updated_ts = ?",
+            (peak, trading_state.value, str(state.reason), int(bool(state.kill_switch)), time.time()),
+        )
+
+    def set_trading_state(self, trading_state: TradingState | str, reason: str) -> None:
+        """Persist a trading-state change and its reason."""
+        s = _as_state(trading_state)
+        self._write(
+            "set_trading_state",
+            "UPDATE risk_state SET trading_state = ?, reason = ?, updated_ts = ?",
+            (s.value, str(reason), time.time()),
+        )
+
+    def set_safety_state(self, trading_state: TradingState | str, reason: str, kill_switch: bool) -> None:
+        """Persist the trading state, its reason and the kill switch in one transaction."""
+        s = _as_state(trading_state)
+        self._write(
+            "set_safety_state",
+            "UPDATE risk_state SET trading_state = ?, reason = ?, kill_switch = ?, updated_ts = ?",
+            (s.value, str(reason), int(bool(kill_switch)), time.time()),
+        )
+
+    def set_kill_switch(self, engaged: bool) -> None:
+        """Persist the kill switch."""
+        self._write(
+            "set_kill_switch",
+            "UPDATE risk_state SET kill_switch = ?, updated_ts = ?",
+            (int(bool(engaged)), time.time()),
+        )
+
+    def raise_peak_equity(self, equity: float) -> float:
+        """Record ``equity``; the stored peak becomes ``max(peak, equity)`` atomically. Returns the peak."""
+        e = _finite_positive(equity, "equity")
+
+        def run(conn: sqlite3.Connection) -> float:
+            conn.execute(
+                "UPDATE risk_state SET peak_equity = ?1, updated_ts = ?2 "
+                "WHERE peak_equity IS NULL OR peak_equity < ?1",
+                (e, time.time()),
+            )
+            peak: float = conn.execute("SELECT peak_equity FROM risk_state").fetchone()[0]
+            return peak
+
+        return self._transaction("raise_peak_equity", run)
+
+    def set_peak_equity(self, equity: float | None) -> None:
+        """Overwrite the peak (e.g. reset it when an operator resumes after a drawdown halt)."""
+        e = None if equity is None else _finite_positive(equity, "equity")
+        self._write(
+            "set_peak_equity", "UPDATE risk_state SET peak_equity = ?, updated_ts = ?", (e, time.time())
+        )
+
+    # -- decision journal --------------------------------------------------------------------------
+
+    def append_decision(
+        self, decision_id: str, payload: Mapping[str, Any] | str, *, ts: float | None = None
+    ) -> int:
+        """Journal one decision; returns its row id once the transaction is committed (durable).
+
+        Raises
+        ------
+        InvalidInputError
+            If ``decision_id`` is empty or ``payload`` holds something JSON cannot represent.
+        StateStoreError
+            If ``decision_id`` is already journaled or the database fails (nothing is written).
+        """
+        row = _journal_row(decision_id, payload, ts)
+        return self._append(
+            "append_decision",
+            lambda conn: int(
+                conn.execute("INSERT INTO journal (decision_id, ts, payload) VALUES (?, ?, ?)", row).lastrowid
+                or 0
+            ),
+        )
+
+    def append_decisions(
+        self,
+        entries: Iterable[tuple[str, Mapping[str, Any] | str]],
+        timestamps: Sequence[float] | None = None,
+    ) -> int:
+        """Journal several decisions in one transaction (one fsync); all or none. Returns the count.
+
+        ``timestamps`` (Unix seconds, one per entry) records when each decision was made; default:
+        now, for all of them.
+        """
+        entries = list(entries)
+        if timestamps is not None and len(timestamps) != len(entries):
+            raise InvalidInputError(f"timestamps must have one value per entry, got {len(timestamps)}")
+        when: Sequence[float | None] = [None] * len(entries) if timestamps is None else timestamps
+        rows = [_journal_row(i, payload, ts) for (i, payload), ts in zip(entries, when, strict=True)]
+        self._append(
+            "append_decisions",
+            lambda conn: conn.executemany(
+                "INSERT INTO journal (decision_id, ts, payload) VALUES (?, ?, ?)", rows
+            ),
+        )
+        return len(rows)
+
+    def journal(self, limit: int = 100) -> list[JournalEntry]:
+        """The last ``limit`` journaled decisions, oldest first."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise InvalidInputError(f"limit must be an integer >= 0, got {limit!r}")
+        with self._op("journal") as conn:
+            rows = conn.execute(
+                "SELECT id, decision_id, ts, payload FROM journal ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [JournalEntry(r[0], r[1], r[2], json.loads(r[3])) for r in reversed(rows)]
+
+    def get_decision(self, decision_id: str) -> JournalEntry | None:
+        """The journaled decision with this id, or None."""
+        with self._op("get_decision") as conn:
+            r = conn.execute(
+                "SELECT id, decision_id, ts, payload FROM journal WHERE decision_id = ?", (decision_id,)
+            ).fetchone()
+        return None if r is None else JournalEntry(r[0], r[1], r[2], json.loads(r[3]))
+
+    def count(self) -> int:
+        """Number of journaled decisions kept (at most ``max_journal_rows`` when that is set)."""
+        with self._op("count") as conn:
+            n: int = conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0]
+        return n
+
+    def integrity_check(self) -> str:
+        """SQLite's ``PRAGMA integrity_check`` result: ``"ok"`` for a sound file."""
+        with self._op("integrity_check") as conn:
+            rows = conn.execute("PRAGMA integrity_check").fetchall()
+        return "; ".join(str(r[0]) for r in rows)
+
+    @contextmanager
+    def busy_timeout(self, seconds: float) -> Iterator[None]:
+        """Within the block, wait at most ``seconds`` for another connection's lock (then restore).
+
+        For a caller with a deadline: a write that would wait longer for a lock held by another
+        process fails (``StateStoreError``, "database is locked") instead of blocking.
+        """
+        ms = int(max(check_range(seconds, "seconds", 0.0, 3600.0), 0.0) * 1000.0)
+        previous = self._set_busy_timeout(ms)
+        try:
+            yield
+        finally:
+            self._set_busy_timeout(previous)
+
+    def _set_busy_timeout(self, ms: int) -> int:
+        """Set the connection's busy timeout (a setting of the connection: no file is touched, so
+        none of the checks of ``_op``); returns the previous one (-1 on a closed store)."""
+        with self._lock:
+            conn = self._conn
+            if conn is None or ms < 0:
+                return -1
+            with suppress(sqlite3.Error):
+                previous = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+                conn.execute(f"PRAGMA busy_timeout={ms}")
+                return previous
+            return -1
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def _op(self, name: str) -> Iterator[sqlite3.Connection]:
+        """Serialise access, and turn any sqlite3 error into a StateStoreError naming ``name``."""
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise StateStoreError(f"{name} failed on {self._label}: the state store is closed")
+            if self._identity is not None and self._file_identity() != self._identity:
+                # SQLite would go on writing to the unlinked (or swapped-out) file: nothing durable
+                raise StateStoreError(
+                    f"{name} failed on {self._label}: the state file was deleted or replaced"
+                )
+            if self._identity is not None and not self._read_only and (locked := self._unwritable()):
+                raise StateStoreError(f"{name} failed on {self._label}: {locked} is not writable")
+            try:
+                yield conn
+            except BaseException as exc:
+                if conn.in_transaction:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.IntegrityError) and name.startswith("append_decision"):
+                    raise StateStoreError(
+                        f"{name} failed on {self._label}: decision_id already journaled ({exc})"
+                    ) from exc
+                if isinstance(exc, sqlite3.Error):
+                    raise StateStoreError(f"{name} failed on {self._label}: {exc}") from exc
+                raise
+
+    def _unwritable(self) -> str | None:
+        """The first of the database, its WAL and its shared-memory index that exists and cannot be
+        written (read-only, immutable), or None.
+
+        SQLite maps the ``-shm`` index into memory and writes to it even to read: once that file is
+        immutable, the write faults and the process dies of SIGBUS inside SQLite, where no
+        exception can catch it. Checked before every operation (three ``access`` calls, ~2 us each),
+        so such a store is a ``StateStoreError`` like any other failing disk.
+        """
+        if self._path is None:
+            return None
+        for suffix in ("", "-wal", "-shm"):
+            file = f"{self._path}{suffix}"
+            if not os.access(file, os.W_OK) and os.path.exists(file):
+                return Path(file).name
+        return None
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the database file; None when it is missing (or in memory)."""
+        if self._path is None:
+            return None
+        try:
+            st = os.stat(self._path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def _transaction(self, name: str, body: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``body`` inside ``BEGIN IMMEDIATE ... COMMIT``; return after the commit."""
+        with self._op(name) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            result = body(conn)
+            conn.execute("COMMIT")
+        return result
+
+    def _append(self, name: str, insert: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``insert`` and, for a bounded journal, evict the oldest rows in the same transaction."""
+
+        def body(conn: sqlite3.Connection) -> tuple[_T, int]:
+            return insert(conn), self._evict(conn)
+
+        result, evicted = self._transaction(name, body)
+        self._evicted += evicted  # counted once committed: a rolled-back delete evicted nothing
+        return result
+
+    def _evict(self, conn: sqlite3.Connection) -> int:
+        """Delete the rows older than the newest ``max_journal_rows``; returns how many.
+
+        Row ids are contiguous (``INTEGER PRIMARY KEY`` without AUTOINCREMENT: each insert takes
+        max(id) + 1, and only this deletes rows, oldest first), so the newest ``n`` rows are those
+        with ``id > max(id) - n``: a lookup of the max and a range delete on the primary key, whose
+        cost is the rows deleted, not the rows kept.
+        """
+        bound = self._max_rows
+        if bound is None:
+            return 0
+        newest = conn.execute("SELECT max(id) FROM journal").fetchone()[0]
+        if newest is None or newest <= bound:
+            return 0
+        return int(conn.execute("DELETE FROM journal WHERE id <= ?", (newest - bound,)).rowcount)
+
+    def _write(self, name: str, sql: str, params: tuple[Any, ...]) -> None:
+        self._transaction(name, lambda conn: conn.execute(sql, params))
+
+    def _configure(self, conn: sqlite3.Connection) -> None:
+        """Set the pragmas and bring the schema to ``SCHEMA_VERSION``."""
+        if self._read_only:  # nothing to set or migrate: the file must already be this library's
+            with self._op("open") as c:
+                version = self._schema_version(c)
+            if version != SCHEMA_VERSION:
+                raise StateStoreError(
+                    f"open failed on {self._label}: schema version {version}, this library reads "
+                    f"{SCHEMA_VERSION} read-only (open it writable to migrate)"
+                )
+            return
+        with self._op("open") as c:
+            mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if self._path is not None and str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"journal_mode WAL refused (got {mode!r})")
+            c.execute("PRAGMA synchronous=FULL")
+            version = self._schema_version(c)
+        if version > SCHEMA_VERSION:
+            raise StateStoreError(
+                f"open failed on {self._label}: schema version {version} is newer than this "
+                f"library's {SCHEMA_VERSION}; upgrade advanced_risk"
+            )
+        if version < SCHEMA_VERSION:
+            self._transaction("migrate", self._migrate)
+
+    @staticmethod
+    def _schema_version(conn: sqlite3.Connection) -> int:
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        ).fetchone()
+        if exists is None:
+            return 0
+        row = conn.execute("SELECT version FROM schema_version").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        version = self._schema_version(conn)  # re-read under the write lock: another process may have won
+        for statements in _MIGRATIONS[version:]:
+            for sql in statements:
+                conn.execute(sql)
+        conn.execute("DELETE FROM schema_version")
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        if version < SCHEMA_VERSION:
+            log.info(
+                "state_store_migrated", path=self._label, from_version=version, to_version=SCHEMA_VERSION
+            )
+
+
+def _finite_positive(value: float, name: str) -> float:
+    return check_range(value, name, 0.0, math.inf, lo_open=True, hi_open=True)
+
+
+def _as_state(state: TradingState | str) -> TradingState:
+    try:
+        return TradingState(state)
+    except ValueError:
+        allowed = [s.value for s in TradingState]
+        raise InvalidInputError(f"trading_state must be one of {allowed}, got {state!r}") from None
+
+
+def _journal_row(
+    decision_id: str, payload: Mapping[str, Any] | str, ts: float | None
+) -> tuple[str, float, str]:
+    if not isinstance(decision_id, str) or not decision_id:
+        raise InvalidInputError(f"decision_id must be a non-empty string, got {decision_id!r}")
+    when = time.time() if ts is None else check_range(ts, "ts", 0.0, math.inf, hi_open=True)
+    if isinstance(payload, str):  # already JSON (the manager encodes on its own thread)
+        return decision_id, when, payload
+    if not isinstance(payload, Mapping):
+        raise InvalidInputError(f"payload must be a mapping or a JSON string, got {type(payload).__name__}")
+    text = json.dumps(_jsonable(payload, "payload"), separators=(",", ":"), allow_nan=False)
+    return decision_id, when, text
+
+
+def _jsonable(obj: Any, where: str) -> Any:
+    """JSON data for ``obj``: mappings, sequences, enums, dataclasses and numpy values included."""
+    if obj is None or isinstance(obj, bool | int | str):
+        return obj.value if isinstance(obj, Enum) else obj
+    if isinstance(obj, float | np.floating):
+        x = float(obj)
+        return x if math.isfinite(x) else None
+    if isinstance(obj, Enum):
+        return _jsonable(obj.value, where)
+    if isinstance(obj, np.integer | np.bool_):
+        return obj.item()
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v, f"{where}[{k!r}]") for k, v in obj.items()}
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _jsonable(getattr(obj, f.name), f"{where}.{f.name}") for f in fields(obj)}
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist(), where)
+    if isinstance(obj, list | tuple | set | frozenset):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    raise InvalidInputError(f"{where} is not JSON-serialisable: {type(obj).__name__}")

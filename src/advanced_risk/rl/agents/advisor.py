@@ -1,0 +1,236 @@
+"""The learned risk agents behind ``manage_risk``: observations from the bars, gated advice back.
+
+:class:`RiskAgentsAdvisor` wraps trained :class:`~advanced_risk.rl.agents.policy.RiskAgents`
+(``RiskConfig.risk_agents_path``, written by ``train_ppo_agent.py --agents risk``) for the
+:class:`~advanced_risk.engine.core.DecisionEngine`:
+
+- :meth:`~RiskAgentsAdvisor.observe` (every bar, on the caller's thread) keeps what the agents'
+  observation needs beyond the returns: Wilder ATR(14) of each asset on the training environment's
+  close-only bars (:func:`~advanced_risk.rl.agents.env.synthetic_bars`' convention, so the
+  agents see the ATR they were trained on whatever high/low the bot sends), the entry close and
+  highest close since entry of each held asset, and the previous bar's portfolio return. A position
+  restarts (entry = highest = this close) when it is entered, when its close falls through the
+  standing stop (the environment stops it out and re-enters; here the bot may not have sold) and
+  every :data:`~advanced_risk.rl.agents.env.POSITION_HORIZON` (252) bars of holding, as the
+  environment does. Without those restarts a
+  bot that holds through its stops for years shows the agents ``from_entry`` / ``from_high``
+  values tens of standard deviations outside their training data;
+- :meth:`~RiskAgentsAdvisor.request` snapshots one observation per agent with the environment's own
+  :func:`~advanced_risk.rl.agents.env.observation_blocks` (a copy: the worker thread never
+  reads state the next bar changes);
+- :meth:`~RiskAgentsAdvisor.advise` (in the policy worker, within the deadline) acts with MC
+  dropout and :func:`~advanced_risk.rl.agents.policy.gate`: an agent whose normalised uncertainty
+  exceeds the threshold is replaced by its rule, and the advice says which and why.
+
+The rules here are the manager's own components, so a replaced agent changes nothing: sizer 1 (the
+configured ATR risk budget), stop ``SizingConfig.atr_multiplier`` ATRs with the engine's trailing,
+monitor "none" (the drawdown rules, trading states and hedge apply in any case). The agents can
+therefore only *add* caution to the rules (smaller sizes, exposure cuts, hedges), except the stop
+agent, which may also widen the stop (up to 5 ATRs).
+
+torch is loaded only when an agents model is configured (the model file format needs it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from advanced_risk.config import SizingConfig
+from advanced_risk.errors import InvalidInputError, ModelLoadError
+from advanced_risk.measures.validation import FloatArray
+from advanced_risk.risk.atr import StreamingATR
+from advanced_risk.rl.agents.env import (
+    ATR_FLOOR,
+    ATR_PERIOD,
+    MONITOR_CUTS,
+    POSITION_HORIZON,
+    STOP_RANGE,
+    MonitorAction,
+    agent_observations,
+    observation_blocks,
+    synthetic_bars,
+)
+from advanced_risk.rl.portfolio.accounting import _features, history_length, observation_layout
+from advanced_risk.types import AgentAdvice
+
+if TYPE_CHECKING:
+    from advanced_risk.rl.agents.policy import RiskAgents, Threshold
+
+__all__ = ["RiskAgentsAdvisor", "load_risk_agents"]
+
+WICK = 0.5
+"""The training environment's bar approximation (``RiskAgentsEnv(wick=0.5)``)."""
+
+
+class RiskAgentsAdvisor:
+    """Trained risk agents seen by the engine (see the module docstring).
+
+    Parameters
+    ----------
+    agents : the trained agents.
+    sizing : the manager's sizing settings (the stop rule's ATR multiple).
+    n_samples : MC-dropout samples per agent (``RiskConfig.mc_samples``).
+    threshold : one gate threshold for all agents; None uses the one(s) stored with the agents
+        (0.1 unless calibrated by the training pipeline).
+    """
+
+    def __init__(
+        self, agents: RiskAgents, sizing: SizingConfig, n_samples: int = 10, threshold: float | None = None
+    ) -> None:
+        self.agents = agents
+        self.n_samples = n_samples
+        self.threshold: Threshold = agents.uncertainty_threshold if threshold is None else float(threshold)
+        cfg = agents.env_config
+        self._window = cfg.window
+        self._history = history_length(cfg)
+        self._layout = observation_layout(cfg)
+        n = cfg.asset_count
+        self._rules: dict[str, Any] = {
+            "sizer": np.array([1.0], np.float32),
+            "stop": np.array([np.clip(sizing.atr_multiplier, *STOP_RANGE), 1.0], np.float32),
+            "monitor": int(MonitorAction.NONE),
+        }
+        self._atr = StreamingATR(n, ATR_PERIOD)
+        self._close: FloatArray | None = None
+        self._entry = np.zeros(n)
+        self._high = np.zeros(n)
+        self._in_position = np.zeros(n, dtype=bool)
+        self._age = np.zeros(n, dtype=np.int64)
+        self._last_return = 0.0
+
+    @property
+    def asset_count(self) -> int:
+        """Assets the agents observe."""
+        return self.agents.asset_count
+
+    @property
+    def asset_names(self) -> tuple[str, ...] | None:
+        """The assets the agents were trained on, in order, as their model file records them (or None)."""
+        return self.agents.asset_names
+
+    @property
+    def history_length(self) -> int:
+        """Bars of returns the observation needs (the agents' RSI/momentum/volatility)."""
+        return self._history
+
+    @property
+    def ready(self) -> bool:
+        """Whether the ATR has warmed up (before, :meth:`request` returns None)."""
+        return self._atr.count >= self._atr.period
+
+    def observe(
+        self,
+        close: FloatArray,
+        held: FloatArray,
+        portfolio_return: float | None,
+        stops: FloatArray | None = None,
+    ) -> None:
+        """Feed one bar's closes, the held weights, the bar's portfolio return and the standing stops.
+
+        ``stops`` are the stop levels of the previous decision (NaN where none): a held asset whose
+        close is at or below its stop counts as stopped out and re-entered at this close, as in the
+        training environment, whether or not the bot executed the stop.
+        """
+        prev = self._close if self._close is not None else close
+        high, low = synthetic_bars(np.vstack([prev, close]), WICK)
+        self._atr.update(high[1], low[1], close)
+        self._close = close.copy()
+        held_now = held > 0.0
+        # A position (re)starts when it is entered, when its close falls through the stop and after
+        # POSITION_HORIZON bars held, as in the environment (module docstring).
+        self._age = np.where(held_now & self._in_position, self._age + 1, 0)
+        stopped = np.zeros_like(held_now) if stops is None else close <= np.nan_to_num(stops, nan=-np.inf)
+        restart = held_now & ((~self._in_position) | (self._age >= POSITION_HORIZON) | stopped)
+        self._age[restart] = 0
+        self._entry[restart] = close[restart]
+        self._high[restart] = close[restart]
+        self._high = np.where(held_now, np.maximum(self._high, close), self._high)
+        self._in_position = held_now
+        if portfolio_return is not None:
+            self._last_return = float(portfolio_return)
+
+    def request(self, returns: FloatArray, drawdown: float, exposure: float) -> dict[str, Any] | None:
+        """The agents' observations for this bar (a snapshot), or None before the ATR is ready.
+
+        ``returns`` holds at least :attr:`history_length` rows, oldest first.
+        """
+        if not self.ready or self._close is None:
+            return None
+        market = _features(returns, returns.shape[0], self._window, 0)[0].astype(np.float64)
+        blocks = observation_blocks(
+            rsi=market[self._layout["rsi"]],
+            momentum=market[self._layout["momentum"]],
+            volatility=market[self._layout["volatility"]],
+            close=self._close,
+            atr_frac=np.maximum(self._atr.value / self._close, ATR_FLOOR),
+            high=self._high,
+            entry=self._entry,
+            in_position=self._in_position,
+            drawdown=drawdown,
+            exposure=exposure,
+            last_return=self._last_return,
+        )
+        return agent_observations(blocks)
+
+    def warm_up(self) -> None:
+        """Run a scratch copy through synthetic bars (numba cache loads, first inference) at open."""
+        scratch = RiskAgentsAdvisor(self.agents, SizingConfig(), self.n_samples)
+        n, rng = self.asset_count, np.random.default_rng(0)
+        returns = rng.normal(0.0, 0.01, (self._history, n))
+        close = np.cumprod(1.0 + returns, axis=0)
+        for row in close:
+            scratch.observe(row, np.full(n, 1.0 / n), 0.0)
+        observations = scratch.request(returns, 0.0, 1.0)
+        if observations is not None:
+            scratch.advise(observations)
+
+    def advise(self, observations: Mapping[str, Any]) -> AgentAdvice:
+        """Act with MC dropout, gate against the rules, and decode (runs in the policy worker)."""
+        from advanced_risk.rl.agents.policy import gate
+
+        proposed = self.agents.act(observations, self.n_samples)
+        actions, overridden = gate(proposed, self._rules, self.threshold)
+        scale = float(np.clip(np.asarray(actions["sizer"]).reshape(-1)[0], 0.0, 1.0))
+        stop = np.asarray(actions["stop"], np.float64).reshape(-1)
+        monitor = MonitorAction(int(actions["monitor"]))
+        return AgentAdvice(
+            scale=scale,
+            stop_multiple=float(np.clip(stop[0], *STOP_RANGE)),
+            trailing=bool(stop[1] >= 0.5),
+            monitor=monitor.name.lower(),
+            cut=MONITOR_CUTS[monitor],
+            uncertainty=dict(proposed.uncertainty),
+            overridden=overridden,
+        )
+
+
+def load_risk_agents(
+    value: Any, sizing: SizingConfig, n_samples: int = 10, threshold: float | None = None
+) -> RiskAgentsAdvisor | None:
+    """None, a model path or a ``RiskAgents`` -> a :class:`RiskAgentsAdvisor` (or None).
+
+    Raises
+    ------
+    ModelLoadError
+        A path that is missing, corrupt or not a risk-agents model.
+    InvalidInputError
+        A value of another type.
+    """
+    if value is None:
+        return None
+    from advanced_risk.rl.agents.policy import RiskAgents
+
+    if isinstance(value, str | os.PathLike):
+        path = Path(value)
+        if not path.is_file():
+            raise ModelLoadError(f"risk agents file not found: {path}")
+        value = RiskAgents.load(path)
+    if not isinstance(value, RiskAgents):
+        kind = type(value).__name__
+        raise InvalidInputError(f"risk_agents must be None, a model path or RiskAgents, got {kind}")
+    return RiskAgentsAdvisor(value, sizing, n_samples, threshold)

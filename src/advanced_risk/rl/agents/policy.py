@@ -1,0 +1,418 @@
+"""RiskAgents: the trained sizer, stop and monitor agents at inference, with MC-dropout gating.
+
+A :class:`RiskAgents` holds what a trained :class:`~advanced_risk.rl.agents.mappo.MAPPOTrainer` needs to
+act: the three actors, their observation normalisers and the action spaces. It is what
+``train_ppo_agent.py --agents risk`` saves and what the manager loads (``RiskConfig.risk_agents_path``).
+The centralised critic is a training device and is not saved.
+
+Acting (:meth:`RiskAgents.act`): each agent's observation is normalised as in training and pushed
+through its actor ``n_samples`` times with dropout on (one batched pass per agent). The action is the
+mean over the samples: for a continuous agent the mean of the actions rescaled to the action box, for
+the monitor the choice with the highest mean probability. The **normalised uncertainty** of an agent
+is in ``[0, 1]`` units of its action range:
+
+- continuous: the largest, over action dimensions, population std of the rescaled action over the
+  samples divided by the width of the box (``high - low``);
+- discrete: the largest, over choices, population std of the choice's probability over the samples.
+
+:func:`gate` replaces every agent whose uncertainty exceeds the threshold (default 0.1) with the
+rule-based action and says which agents were overridden and why; the manager and the evaluation use
+the same function.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from advanced_risk.config import EnvConfig, PPOConfig
+from advanced_risk.errors import InvalidInputError, ModelLoadError
+from advanced_risk.logs import get_logger
+from advanced_risk.rl.agents.env import ACTION_BOUNDS, AGENTS, RiskAgentsEnv, obs_dim
+from advanced_risk.rl.agents.mappo import AgentPolicy, MAPPOTrainer, central_critic, shared_actor_rows
+from advanced_risk.rl.portfolio.asset_names import AssetNames, check_asset_names, stored_asset_names
+from advanced_risk.rl.ppo.inference import NumpyPolicy
+from advanced_risk.rl.ppo.model_file import read_model_file, write_model_file
+from advanced_risk.rl.ppo.normalize import RunningMeanStd
+
+__all__ = [
+    "DEFAULT_AGENT_UNCERTAINTY",
+    "MODEL_KIND",
+    "NOVELTY_LIMIT",
+    "AgentsAction",
+    "RiskAgents",
+    "Threshold",
+    "gate",
+]
+
+log = get_logger(__name__)
+
+MODEL_KIND = "risk_agents"
+DEFAULT_AGENT_UNCERTAINTY = 0.1
+"""Normalised MC-dropout std above which an agent is replaced by its rule (issue 7's default)."""
+
+
+NOVELTY_LIMIT = 10.0
+"""Largest |z-score| of an observation entry (against the training normaliser) the agents are
+trusted with; the same as the normaliser's clip, beyond which the network cannot tell values apart."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentsAction:
+    """The agents' joint action (as :class:`RiskAgentsEnv` takes it), uncertainty and novelty.
+
+    ``novelty`` is, per agent, the largest |z-score| of its observation against the training
+    normaliser's statistics (empty for agents trained without observation normalisation).
+    """
+
+    actions: dict[str, Any]
+    uncertainty: dict[str, float]
+    novelty: dict[str, float] = field(default_factory=dict)
+
+
+Threshold = float | Mapping[str, float]
+"""One threshold for every agent, or one per agent (e.g. calibrated: their scales differ)."""
+
+
+def gate(
+    proposed: AgentsAction,
+    rules: Mapping[str, Any],
+    threshold: Threshold = DEFAULT_AGENT_UNCERTAINTY,
+    novelty_limit: float | None = NOVELTY_LIMIT,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Keep confident agents' actions, replace the others by ``rules``: ``(actions, overridden)``.
+
+    ``overridden`` maps each replaced agent to the reason, e.g. ``"uncertainty 0.23 > 0.1"``. An agent
+    whose uncertainty is not finite is replaced too. ``threshold`` is one value for all agents or a
+    mapping agent -> value. An agent whose observation lies more than ``novelty_limit`` standard
+    deviations from its training data in some entry is replaced as well (``"observation 14 std
+    from training data > 10"``): MC dropout on an actor trained without dropout reacts only weakly to
+    such inputs (docs/risk_agents.md), so out-of-distribution input is also caught directly.
+
+    Examples
+    --------
+    >>> act = AgentsAction({"sizer": 0.9, "monitor": 0}, {"sizer": 0.02, "monitor": 0.4})
+    >>> gate(act, {"sizer": 1.0, "monitor": 1})
+    ({'sizer': 0.9, 'monitor': 1}, {'monitor': 'uncertainty 0.4 > 0.1'})
+    """
+    actions, overridden = {}, {}
+    for agent, action in proposed.actions.items():
+        u = proposed.uncertainty[agent]
+        limit = threshold[agent] if isinstance(threshold, Mapping) else threshold
+        z = proposed.novelty.get(agent, 0.0)
+        if novelty_limit is not None and not z <= novelty_limit:  # checked first: deterministic
+            overridden[agent] = f"observation {z:.3g} std from training data > {novelty_limit:g}"
+        elif not (np.isfinite(u) and u <= limit):
+            overridden[agent] = f"uncertainty {u:.3g} > {limit:.3g}"
+        actions[agent] = rules[agent] if agent in overridden else action
+    return actions, overridden
+
+
+class RiskAgents:
+    """Trained risk agents for inference (see the module docstring).
+
+    Parameters
+    ----------
+    policies : agent name -> :class:`~advanced_risk.rl.agents.mappo.AgentPolicy`
+        (``sizer``, ``stop``, ``monitor``).
+    obs_rms : agent name -> the observation normaliser of training (None: no normalisation).
+    env_config : the environment the agents were trained on (asset count, window).
+    share_parameters : whether the actors share one MLP (padded input with the agent's one-hot id).
+    obs_clip : the clip of normalised observations used in training.
+    uncertainty_threshold : the gate's threshold stored with the model (default 0.1).
+    seed : seed of the dropout masks drawn by :meth:`act` (None: fresh entropy).
+    asset_names : the assets the agents were trained on, in the order of their observations (e.g.
+        the training data's tickers); saved with the model. None (default): unnamed.
+
+    Notes
+    -----
+    Acting uses NumPy copies of the actors' weights taken at construction (the maths of
+    :class:`~advanced_risk.rl.ppo.inference.NumpyPolicy`); later changes to ``policies`` are not seen.
+    """
+
+    def __init__(
+        self,
+        policies: Mapping[str, AgentPolicy],
+        obs_rms: Mapping[str, RunningMeanStd] | None,
+        env_config: EnvConfig,
+        *,
+        share_parameters: bool = False,
+        obs_clip: float = 10.0,
+        uncertainty_threshold: Threshold = DEFAULT_AGENT_UNCERTAINTY,
+        seed: int | None = None,
+        asset_names: Iterable[str] | None = None,
+    ) -> None:
+        if set(policies) != set(AGENTS):
+            raise InvalidInputError(f"policies must be exactly {list(AGENTS)}, got {sorted(policies)}")
+        self.policies = {a: policies[a] for a in AGENTS}
+        self.obs_rms = None if obs_rms is None else {a: obs_rms[a] for a in AGENTS}
+        self.env_config = env_config
+        self._asset_names = check_asset_names(asset_names, env_config.asset_count)
+        self.share_parameters = share_parameters
+        self.obs_clip = float(obs_clip)
+        self.uncertainty_threshold: Threshold = _threshold(uncertainty_threshold)
+        self.obs_dims = {a: obs_dim(a, env_config.asset_count) for a in AGENTS}
+        self._pad = max(self.obs_dims.values())
+        self.discrete = {a: self.policies[a].discrete for a in AGENTS}
+        self._bounds = {
+            a: (np.array(low, np.float64), np.array(high, np.float64))
+            for a, (low, high) in ACTION_BOUNDS.items()
+        }
+        for p in self.policies.values():
+            p.eval()
+        # One NumPy snapshot of the three actors side by side (block-diagonal weights): one MC-dropout
+        # pass for all agents. Each agent's outputs are exactly its own actor's (the off-diagonal
+        # blocks are zero and every unit has its own mask).
+        self._fused = _fuse(
+            [NumpyPolicy.from_network(p, None, self.obs_clip) for p in self.policies.values()]
+        )
+        heads = np.cumsum([0] + [p.action_dim for p in self.policies.values()])
+        self._heads = {
+            a: slice(int(heads[k]), int(heads[k]) + self.policies[a].n_out) for k, a in enumerate(AGENTS)
+        }
+        self._rng = np.random.default_rng(seed)
+        # the normalisers' statistics as used by RunningMeanStd.normalize (eps 1e-8), kept unclipped
+        rms = self.obs_rms or {}
+        self._obs_mean = {a: r.mean.copy() for a, r in rms.items()}
+        self._obs_scale = {a: np.sqrt(r.var + 1e-8) for a, r in rms.items()}
+
+    @property
+    def asset_count(self) -> int:
+        """Number of assets the agents observe."""
+        return self.env_config.asset_count
+
+    @property
+    def asset_names(self) -> AssetNames | None:
+        """The assets the agents were trained on, in observation order (None: unnamed).
+
+        Saved with the model and restored by :meth:`load`; a file saved without names loads with None.
+        Setting it validates the names (``InvalidInputError``).
+        """
+        return self._asset_names
+
+    @asset_names.setter
+    def asset_names(self, names: Iterable[str] | None) -> None:
+        self._asset_names = check_asset_names(names, self.asset_count)
+
+    @classmethod
+    def from_trainer(
+        cls,
+        trainer: MAPPOTrainer,
+        uncertainty_threshold: Threshold = DEFAULT_AGENT_UNCERTAINTY,
+        asset_names: Iterable[str] | None = None,
+    ) -> Self:
+        """The trainer's actors and normalisers as they are now (a snapshot for acting)."""
+        cfg = trainer.config
+        return cls(
+            trainer.policies,
+            trainer.obs_rms if cfg.norm_obs else None,
+            trainer.envs[0].config,
+            share_parameters=trainer.share_parameters,
+            obs_clip=cfg.obs_clip,
+            uncertainty_threshold=uncertainty_threshold,
+            asset_names=asset_names,
+        )
+
+    # -- acting -----------------------------------------------------------------------------------------
+    def _actor_input(
+        self, k: int, agent: str, obs: NDArray[np.floating]
+    ) -> tuple[NDArray[np.float32], float | None]:
+        """The actor's input row and the observation's novelty (largest |z|; None without a normaliser)."""
+        x = np.asarray(obs, dtype=np.float64).reshape(1, -1)
+        if x.shape[1] != self.obs_dims[agent]:
+            raise InvalidInputError(
+                f"obs[{agent!r}] has {x.shape[1]} values, expected {self.obs_dims[agent]} "
+                f"(asset_count={self.asset_count})"
+            )
+        if self.obs_rms is None:
+            z, novelty = x.astype(np.float32), None
+        else:
+            raw = (x - self._obs_mean[agent]) / self._obs_scale[agent]
+            novelty = float(np.abs(raw).max())
+            z = np.minimum(np.maximum(raw, -self.obs_clip), self.obs_clip).astype(np.float32)
+        return (shared_actor_rows(z, k, len(AGENTS), self._pad) if self.share_parameters else z), novelty
+
+    def reseed(self, seed: int | None) -> None:
+        """Restart the generator of the MC-dropout masks (reproducible evaluations)."""
+        self._rng = np.random.default_rng(seed)
+
+    def act(self, obs: Mapping[str, NDArray[np.floating]], n_samples: int = 10) -> AgentsAction:
+        """MC-dropout mean action of every agent and its normalised uncertainty (module docstring)."""
+        if n_samples < 1:
+            raise InvalidInputError(f"n_samples must be >= 1, got {n_samples}")
+        inputs = [self._actor_input(k, a, obs[a]) for k, a in enumerate(AGENTS)]
+        x = np.concatenate([z for z, _ in inputs], axis=1)
+        novelty = {a: z for a, (_, z) in zip(AGENTS, inputs, strict=True) if z is not None}
+        net = self._fused
+        raw = net.mc_samples(x, n_samples, self._rng) if n_samples > 1 else net.mean_action(x)[None]
+        everything = raw[:, 0, :].astype(np.float64)
+        actions: dict[str, Any] = {}
+        uncertainty: dict[str, float] = {}
+        for a in AGENTS:
+            samples = everything[:, self._heads[a]]
+            if self.discrete[a]:
+                probs = _softmax(samples)
+                mean, std = _mean_std(probs)
+                actions[a] = int(np.argmax(mean))
+                uncertainty[a] = float(std.max())
+            else:
+                low, high = self._bounds[a]
+                scaled = low + (np.minimum(np.maximum(samples, -1.0), 1.0) + 1.0) / 2.0 * (high - low)
+                mean, std = _mean_std(scaled)
+                actions[a] = mean.astype(np.float32)
+                uncertainty[a] = float((std / (high - low)).max())
+        return AgentsAction(actions, uncertainty, novelty)
+
+    # -- persistence ------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None) -> str:
+        """Write the agents (atomic, SHA-256, see :mod:`~advanced_risk.rl.ppo.model_file`); return the digest.
+
+        The settings (``metadata.risk_agents`` in the header) include :attr:`asset_names`;
+        ``metadata`` (JSON values: data, command, ...) is stored beside them as ``metadata.user``.
+        """
+        first = self.policies[AGENTS[0]]
+        settings = {
+            "env_config": self.env_config.to_dict(),
+            "share_parameters": self.share_parameters,
+            "obs_clip": self.obs_clip,
+            "uncertainty_threshold": _threshold(self.uncertainty_threshold),
+            "hidden_sizes": list(first.hidden_sizes),
+            "dropout": first.dropout,
+            "actor_dims": {a: p.obs_dim for a, p in self.policies.items()},
+            "head_dims": {a: p.action_dim for a, p in self.policies.items()},
+            "outputs": {a: p.n_out for a, p in self.policies.items()},
+            "discrete": dict(self.discrete),
+            "asset_names": None if self._asset_names is None else list(self._asset_names),
+        }
+        payload = {
+            "policies": {k: v.detach().cpu() for k, v in nn.ModuleDict(self.policies).state_dict().items()},
+            "obs_rms": None if self.obs_rms is None else {a: r.state_dict() for a, r in self.obs_rms.items()},
+        }
+        digest = write_model_file(
+            path, payload, {"risk_agents": settings, "user": dict(metadata or {})}, kind=MODEL_KIND
+        )
+        log.info("risk_agents_saved", path=str(path), sha256=digest)
+        return digest
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, seed: int | None = 0) -> Self:
+        """Load agents written by :meth:`save` (on the CPU).
+
+        Parameters
+        ----------
+        path : the model file.
+        seed : seed of the MC-dropout masks drawn by :meth:`act`. The default (0) makes a replay of
+            the same bars give the same decisions, as the PPO policy's seeded inference does; None
+            draws fresh entropy.
+
+        Raises
+        ------
+        ModelLoadError
+            Missing, truncated or corrupt file, another kind of model, weights that do not fit
+            the stored settings, or invalid stored asset names. A file saved without asset names
+            (older files) loads with ``asset_names = None``.
+        """
+        header, payload = read_model_file(path, kind=MODEL_KIND)
+        try:
+            s = header["metadata"]["risk_agents"]
+            env_config = EnvConfig.from_dict(s["env_config"])
+            names = stored_asset_names(s.get("asset_names"), env_config.asset_count, path)
+            hidden = tuple(int(h) for h in s["hidden_sizes"])
+            critic = central_critic(obs_dim("state", env_config.asset_count), hidden, torch.Generator())
+            policies = {a: _policy(s, a, critic, hidden) for a in AGENTS}
+            if s["share_parameters"]:
+                for a in AGENTS[1:]:
+                    policies[a].actor_layers = policies[AGENTS[0]].actor_layers
+            nn.ModuleDict(policies).load_state_dict(payload["policies"])
+            rms = None
+            if payload["obs_rms"] is not None:
+                rms = {a: RunningMeanStd((int(obs_dim(a, env_config.asset_count)),)) for a in AGENTS}
+                for a in AGENTS:
+                    rms[a].load_state_dict(payload["obs_rms"][a])
+            agents = cls(
+                policies, rms, env_config, share_parameters=bool(s["share_parameters"]),
+                obs_clip=float(s["obs_clip"]), uncertainty_threshold=_threshold(s["uncertainty_threshold"]),
+                seed=seed, asset_names=names,
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError, RuntimeError, InvalidInputError) as exc:
+            raise ModelLoadError(f"model file {path} does not hold valid risk agents: {exc}") from exc
+        log.info("risk_agents_loaded", path=str(path), asset_count=env_config.asset_count)
+        return agents
+
+    @classmethod
+    def untrained(cls, env_config: EnvConfig | None = None, seed: int = 0) -> Self:
+        """Freshly initialised agents (for tests and benchmarks): near mid-range actions."""
+        cfg = env_config if env_config is not None else EnvConfig(asset_count=3)
+        trainer = MAPPOTrainer(
+            lambda: RiskAgentsEnv(cfg),
+            PPOConfig(num_envs=1, num_steps=8, num_minibatches=1, device="cpu", seed=seed, norm_obs=False),
+        )
+        return cls.from_trainer(trainer)
+
+
+def _policy(
+    settings: Mapping[str, Any], agent: str, critic: nn.Sequential, hidden: tuple[int, ...]
+) -> AgentPolicy:
+    """An empty :class:`AgentPolicy` shaped as the stored settings say (weights loaded after)."""
+    return AgentPolicy(
+        int(settings["actor_dims"][agent]),
+        int(settings["outputs"][agent]),
+        critic,
+        discrete=bool(settings["discrete"][agent]),
+        head_dim=int(settings["head_dims"][agent]),
+        hidden_sizes=hidden,
+        dropout=float(settings["dropout"]),
+    )
+
+
+def _threshold(value: Any) -> float | dict[str, float]:
+    """A threshold as plain JSON values: a float, or a dict with a float for every agent."""
+    if isinstance(value, Mapping):
+        if set(value) != set(AGENTS):
+            raise InvalidInputError(
+                f"uncertainty_threshold needs one value per agent {list(AGENTS)}, got {value}"
+            )
+        return {a: float(value[a]) for a in AGENTS}
+    return float(value)
+
+
+def _fuse(nets: list[NumpyPolicy]) -> NumpyPolicy:
+    """The actors side by side: inputs and outputs concatenated, block-diagonal weights."""
+
+    def block_diag(blocks: list[NDArray[np.float32]]) -> NDArray[np.float32]:
+        out = np.zeros((sum(b.shape[0] for b in blocks), sum(b.shape[1] for b in blocks)), np.float32)
+        r = c = 0
+        for b in blocks:
+            out[r : r + b.shape[0], c : c + b.shape[1]] = b
+            r, c = r + b.shape[0], c + b.shape[1]
+        return out
+
+    layers = range(len(nets[0].weights))
+    return NumpyPolicy(
+        weights=tuple(block_diag([n.weights[k] for n in nets]) for k in layers),
+        biases=tuple(np.concatenate([n.biases[k] for n in nets]) for k in layers),
+        log_std=np.concatenate([n.log_std for n in nets]),
+        dropout=nets[0].dropout,
+        obs_mean=None,
+        obs_scale=None,
+        obs_clip=nets[0].obs_clip,
+    )
+
+
+def _mean_std(x: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Mean and population std over the first axis (``np.std``'s Python overhead is most of its cost here)."""
+    mean = x.sum(axis=0) / x.shape[0]
+    return mean, np.sqrt(((x - mean) ** 2).sum(axis=0) / x.shape[0])
+
+
+def _softmax(logits: NDArray[np.float64]) -> NDArray[np.float64]:
+    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    out: NDArray[np.float64] = z / z.sum(axis=-1, keepdims=True)
+    return out

@@ -1,0 +1,370 @@
+"""The environment's arithmetic: action -> weights, market features, and the batched step kernel.
+
+Everything here works on a batch of ``N`` portfolios (``TradingEnvironment`` is a batch of one),
+so the single and the vector environment share one implementation.
+
+Timeline of one episode (``H = history_length(config)``, ``T = max_steps``): a market path holds
+``H + T`` rows of simple returns. Before step ``t`` (``t = 0..T-1``) the agent has seen rows
+``< H + t``; step ``t`` trades to the target weights, pays costs, then earns row ``H + t``.
+
+Observation at time ``t`` (float32, length :func:`observation_dim`), ``n`` assets, ``w`` window::
+
+    [0, n*w)            log returns, asset-major: index i*w + k = log(1 + r[H+t-w+k, i]),
+                        k = w-1 the most recent
+    [n*w, n*w+n)        RSI(14) / 100 - 0.5 of each asset's price (Wilder, TA-Lib's convention)
+    [n*w+n, n*w+2n)     10-bar momentum relative to price: P[now] / P[now-10] - 1
+    [n*w+2n, n*w+3n)    realised volatility of the last w returns (ddof=1), annualised (x sqrt(252))
+    [n*w+3n, n*w+4n+1)  current (drifted) weights: n assets, then cash
+    [n*w+4n+1]          drawdown 1 - V / peak(V)
+
+so ``observation_dim = n * (w + 4) + 2``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from advanced_risk.config import EnvConfig, RewardKind
+from advanced_risk.errors import InvalidInputError
+from advanced_risk.measures.indicators import _rsi
+from advanced_risk.measures.jit import jit
+from advanced_risk.measures.validation import FloatArray
+from advanced_risk.measures.volatility import _rolling_mean_std
+
+__all__ = [
+    "ACTION_BOUND",
+    "MOMENTUM_PERIOD",
+    "RSI_PERIOD",
+    "action_to_weights",
+    "history_length",
+    "market_dim",
+    "market_features",
+    "observation_dim",
+    "observation_layout",
+]
+
+IntArray = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
+
+ACTION_BOUND: Final = 10.0
+"""Actions are clipped to ``[-10, 10]`` (the action space) before the softmax."""
+RSI_PERIOD: Final = 14
+MOMENTUM_PERIOD: Final = 10
+PERIODS_PER_YEAR: Final = 252
+
+
+def history_length(config: EnvConfig) -> int:
+    """Warm-up rows before an episode's first step: ``max(window, 2 * RSI_PERIOD)``."""
+    return max(config.window, 2 * RSI_PERIOD)
+
+
+def market_dim(config: EnvConfig) -> int:
+    """Length of the market part of the observation: ``n * (window + 3)``."""
+    return config.asset_count * (config.window + 3)
+
+
+def observation_dim(config: EnvConfig) -> int:
+    """Length of the observation: ``n * (window + 4) + 2`` (see the module docstring for the layout)."""
+    return market_dim(config) + config.asset_count + 2
+
+
+def _softmax_rows_python(actions: FloatArray, bound: float) -> FloatArray:
+    out = np.empty_like(actions)
+    for e in range(actions.shape[0]):
+        top = -np.inf
+        for j in range(actions.shape[1]):
+            top = max(top, min(max(actions[e, j], -bound), bound))
+        total = 0.0
+        for j in range(actions.shape[1]):
+            x = np.exp(min(max(actions[e, j], -bound), bound) - top)
+            out[e, j] = x
+            total += x
+        for j in range(actions.shape[1]):
+            out[e, j] /= total
+    return out
+
+
+_softmax_rows = jit(_softmax_rows_python)
+
+
+def observation_layout(config: EnvConfig) -> dict[str, slice]:
+    """Name -> slice of each observation block (see the module docstring).
+
+    Examples
+    --------
+    >>> observation_layout(EnvConfig(asset_count=2, window=3))["weights"]
+    slice(12, 15, None)
+    """
+    n, w = config.asset_count, config.window
+    return {
+        "log_returns": slice(0, n * w),
+        "rsi": slice(n * w, n * w + n),
+        "momentum": slice(n * w + n, n * w + 2 * n),
+        "volatility": slice(n * w + 2 * n, n * w + 3 * n),
+        "weights": slice(n * w + 3 * n, n * w + 4 * n + 1),
+        "drawdown": slice(n * w + 4 * n + 1, n * w + 4 * n + 2),
+    }
+
+
+def action_to_weights(action: NDArray[np.floating]) -> FloatArray:
+    """Long-only weights over assets plus cash: ``softmax(clip(action, -10, 10))`` along the last axis.
+
+    Works on one action ``(n + 1,)`` or a batch ``(N, n + 1)``. Every weight is >= 0 and each row
+    sums to 1, so cash is never negative and nothing is leveraged.
+
+    Examples
+    --------
+    >>> action_to_weights(np.array([0.0, 0.0, np.log(2.0)])).round(6).tolist()
+    [0.25, 0.25, 0.5]
+    """
+    a = np.asarray(action, dtype=np.float64)
+    out: FloatArray = _softmax_rows(np.ascontiguousarray(a.reshape(-1, a.shape[-1])), ACTION_BOUND)
+    return out.reshape(a.shape)
+
+
+def _features_python(returns: FloatArray, history: int, window: int, steps: int) -> FloatArray:
+    n = returns.shape[1]
+    w = window
+    out = np.empty((steps + 1, n * (w + 3)))
+    annualise = np.sqrt(PERIODS_PER_YEAR)
+    close = np.empty(returns.shape[0] + 1)
+    for i in range(n):
+        r = np.ascontiguousarray(returns[:, i])
+        close[0] = 1.0
+        for k in range(r.shape[0]):
+            close[k + 1] = close[k] * (1.0 + r[k])
+        rsi = _rsi(close, RSI_PERIOD)
+        vol = _rolling_mean_std(r, w, 1)[1]
+        log_r = np.log1p(r)
+        for t in range(steps + 1):
+            now = history + t  # price index of "now": after history + t returns
+            for k in range(w):
+                out[t, i * w + k] = log_r[now - w + k]
+            out[t, n * w + i] = rsi[now] / 100.0 - 0.5
+            out[t, n * w + n + i] = close[now] / close[now - MOMENTUM_PERIOD] - 1.0
+            out[t, n * w + 2 * n + i] = vol[now - 1] * annualise
+    return out
+
+
+_features = jit(_features_python)
+
+
+def market_features(returns: FloatArray, config: EnvConfig) -> NDArray[np.float32]:
+    """Market part of the observation for every time ``t = 0..max_steps`` of one path.
+
+    Parameters
+    ----------
+    returns : ``(history_length + max_steps, n)`` simple returns of one episode's path.
+    config : the environment's settings.
+
+    Returns
+    -------
+    ``(max_steps + 1, market_dim)`` float32; row ``t`` uses only ``returns[: H + t]``. RSI and
+    realised volatility come from the ``measures`` kernels (Wilder RSI as TA-Lib, rolling std).
+    """
+    out = _features(returns, history_length(config), config.window, config.max_steps)
+    return out.astype(np.float32)
+
+
+def _step_python(
+    target: FloatArray,
+    weights: FloatArray,
+    value: FloatArray,
+    peak: FloatArray,
+    t: IntArray,
+    paths: FloatArray,
+    port_returns: FloatArray,
+    history: int,
+    band: float,
+    rate: float,
+    tc: float,
+    log_reward: bool,
+    vol_penalty: float,
+    drawdown_penalty: float,
+    drawdown_free: float,
+    cost_penalty: float,
+    ruin_value: float,
+    max_steps: int,
+    reward: FloatArray,
+    cost: FloatArray,
+    turnover: FloatArray,
+    terminated: BoolArray,
+    truncated: BoolArray,
+) -> None:
+    """Advance every portfolio by one step in place (state arrays) and fill the output arrays."""
+    n_envs, m = weights.shape
+    n = m - 1
+    w = port_returns.shape[1]
+    for e in range(n_envs):
+        held = weights[e]
+        tgt = target[e]
+        distance = 0.0
+        traded = 0.0
+        for j in range(m):
+            d = abs(tgt[j] - held[j])
+            distance += d
+            if j < n:
+                traded += d
+        # Rebalance (unless inside the no-trade band): pay tc on the traded asset value.
+        if distance < band:
+            traded = 0.0
+        elif rate == 1.0:
+            for j in range(m):
+                held[j] = tgt[j]
+        else:  # partial rebalancing: move the fraction ``rate`` of the way to the target
+            for j in range(m):
+                held[j] += rate * (tgt[j] - held[j])
+            traded *= rate
+        c = tc * traded
+        v0 = value[e]
+        r = paths[e, history + t[e]]
+        growth = held[n]
+        for j in range(n):
+            held[j] *= 1.0 + r[j]
+            growth += held[j]
+        for j in range(m):
+            held[j] /= growth
+        v1 = v0 * (1.0 - c) * growth
+        value[e] = v1
+        if v1 > peak[e]:
+            peak[e] = v1
+        dd = 1.0 - v1 / peak[e]
+        step_return = v1 / v0 - 1.0
+        k = t[e]
+        port_returns[e, k % w] = step_return
+        t[e] = k + 1
+        if log_reward:
+            reward[e] = np.log(v1 / v0)
+        else:
+            count = min(k + 1, w)  # returns of this episode in the window, the current included
+            mean = 0.0
+            for i in range(count):
+                mean += port_returns[e, i]
+            mean /= count
+            ss = 0.0
+            for i in range(count):
+                d = port_returns[e, i] - mean
+                ss += d * d
+            vol = np.sqrt(ss / count)
+            reward[e] = (
+                step_return
+                - vol_penalty * vol
+                - drawdown_penalty * max(dd - drawdown_free, 0.0)
+                - cost_penalty * c
+            )
+        cost[e] = c * v0
+        turnover[e] = traded
+        terminated[e] = v1 < ruin_value
+        truncated[e] = (k + 1 >= max_steps) and not terminated[e]
+
+
+_step = jit(_step_python)
+
+
+class Book:
+    """State of ``N`` portfolios and their episodes' market data (one row per environment)."""
+
+    def __init__(self, config: EnvConfig, num_envs: int) -> None:
+        self.config = config
+        n, m = config.asset_count, config.asset_count + 1
+        self.history = history_length(config)
+        self.paths = np.zeros((num_envs, self.history + config.max_steps, n))
+        self.features = np.zeros((num_envs, config.max_steps + 1, market_dim(config)), dtype=np.float32)
+        self.weights = np.zeros((num_envs, m))
+        self.value = np.zeros(num_envs)
+        self.peak = np.zeros(num_envs)
+        self.t = np.zeros(num_envs, dtype=np.int64)
+        self.port_returns = np.zeros((num_envs, config.window))
+        self.episode_return = np.zeros(num_envs)
+        self.reward = np.zeros(num_envs)
+        self.cost = np.zeros(num_envs)
+        self.turnover = np.zeros(num_envs)
+        self.terminated = np.zeros(num_envs, dtype=np.bool_)
+        self.truncated = np.zeros(num_envs, dtype=np.bool_)
+        self._rows = np.arange(num_envs)
+        self._md = market_dim(config)
+
+    def start(self, e: int, path: FloatArray) -> None:
+        """Begin a new episode of environment ``e`` on ``path``: all cash, value = initial balance."""
+        self.paths[e] = path
+        self.features[e] = market_features(path, self.config)
+        self.weights[e] = 0.0
+        self.weights[e, -1] = 1.0
+        self.value[e] = self.peak[e] = self.config.initial_balance
+        self.t[e] = 0
+        self.port_returns[e] = 0.0
+        self.episode_return[e] = 0.0
+        self.reward[e] = self.cost[e] = self.turnover[e] = 0.0
+        self.terminated[e] = self.truncated[e] = False
+
+    def step(self, target: FloatArray) -> None:
+        """Trade every portfolio to ``target`` ``(N, n + 1)`` and earn one row of returns."""
+        c = self.config
+        _step(
+            target,
+            self.weights,
+            self.value,
+            self.peak,
+            self.t,
+            self.paths,
+            self.port_returns,
+            self.history,
+            c.no_trade_band,
+            c.rebalance_rate,
+            c.transaction_cost,
+            c.reward is RewardKind.LOG_RETURN,
+            c.vol_penalty,
+            c.drawdown_penalty,
+            c.drawdown_free,
+            c.cost_penalty,
+            c.ruin_fraction * c.initial_balance,
+            c.max_steps,
+            self.reward,
+            self.cost,
+            self.turnover,
+            self.terminated,
+            self.truncated,
+        )
+        self.episode_return += self.reward
+
+    def drawdown(self) -> FloatArray:
+        """``1 - V / peak`` of every portfolio."""
+        out: FloatArray = 1.0 - self.value / self.peak
+        return out
+
+    def state_arrays(self) -> dict[str, NDArray[Any]]:
+        """Copies of every array of the book (its whole state), for checkpoints."""
+        return {k: v.copy() for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+
+    def load_arrays(self, arrays: dict[str, Any]) -> None:
+        """Restore :meth:`state_arrays` in place; every array must keep its shape."""
+
+        for name, value in arrays.items():
+            current = getattr(self, name)
+            if current.shape != np.shape(value):
+                raise InvalidInputError(
+                    f"state field {name} has shape {np.shape(value)}, need {current.shape}"
+                )
+            current[...] = value
+
+    def info(self, row: int = 0) -> dict[str, Any]:
+        """The step info of one portfolio: value, weights, cost, drawdown, turnover, step."""
+        return {
+            "portfolio_value": float(self.value[row]),
+            "weights": self.weights[row].copy(),
+            "cost": float(self.cost[row]),
+            "drawdown": float(1.0 - self.value[row] / self.peak[row]),
+            "turnover": float(self.turnover[row]),
+            "step": int(self.t[row]),
+        }
+
+    def observe(self, out: NDArray[np.float32], rows: IntArray | None = None) -> None:
+        """Write the observations of environments ``rows`` (all by default) into ``out``."""
+        r = self._rows if rows is None else rows
+        md = self._md
+        out[:, :md] = self.features[r, self.t[r]]
+        out[:, md:-1] = self.weights[r]
+        out[:, -1] = 1.0 - self.value[r] / self.peak[r]

@@ -1,0 +1,396 @@
+"""PPOAgent: proximal policy optimisation for the portfolio allocator, CleanRL-style.
+
+One training iteration reads like the paper (and like CleanRL's ``ppo_continuous_action.py``):
+
+1. :meth:`PPOAgent.collect_rollout`: step the vector env ``num_steps`` times with the current policy,
+   normalising observations with running statistics, storing *unclipped* actions and their
+   log-probabilities, and the value of ``final_obs`` wherever an episode was truncated.
+2. :func:`~advanced_risk.rl.ppo.buffer.compute_gae`: advantages and returns, bootstrapping from
+   ``V(final_obs)`` on truncation and from nothing on termination.
+3. :meth:`PPOAgent.update`: ``update_epochs`` passes of shuffled minibatches through the clipped
+   surrogate, (optionally clipped) value loss and entropy bonus, with per-minibatch advantage
+   normalisation, a global gradient-norm clip, a linearly annealed learning rate and an early stop
+   once the approximate KL exceeds ``target_kl``.
+
+Gradient accumulation splits each minibatch into ``grad_accum_steps`` micro-batches whose gradients
+add up to the minibatch gradient (advantages are normalised over the whole minibatch first), so the
+optimiser step is the same and only the peak memory changes. Mixed precision (``torch.autocast`` in
+float16 with a ``GradScaler``) is active only when ``config.amp`` is set and the device is CUDA; on
+CPU both are disabled and the code path is identical.
+
+The agent never changes global torch state: weights are initialised and actions sampled from its own
+generators (seeded by ``config.seed``), which also makes a restored :meth:`state_dict` continue
+training bit for bit. Thread counts (``torch.set_num_threads``) are the caller's choice.
+Inference (:meth:`select_action`) runs on a NumPy snapshot of the actor
+(:mod:`advanced_risk.rl.ppo.inference`), refreshed automatically when weights or statistics change.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Callable
+from typing import Any, Protocol, Self
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from advanced_risk.config import PPOConfig
+from advanced_risk.errors import InvalidInputError
+from advanced_risk.logs import get_logger
+from advanced_risk.rl.ppo import io as ppo_io
+from advanced_risk.rl.ppo.buffer import RolloutBatch, RolloutBuffer, compute_gae
+from advanced_risk.rl.ppo.inference import NumpyPolicy
+from advanced_risk.rl.ppo.loss import LOSS_STATS, ppo_loss
+from advanced_risk.rl.ppo.network import ActorCriticNetwork
+from advanced_risk.rl.ppo.normalize import RunningMeanStd
+
+__all__ = ["PPOAgent", "VectorEnv", "compute_gae"]
+
+log = get_logger(__name__)
+Stats = dict[str, float]
+
+
+class VectorEnv(Protocol):
+    """What the trainer needs from a vector env (``VectorTradingEnv`` satisfies it).
+
+    ``step`` resets finished environments in the same call; ``info["final_obs"]`` holds their last
+    observation and ``info["episode_return"]`` / ``info["episode_length"]`` their totals.
+    """
+
+    num_envs: int
+    observation_dim: int
+    action_dim: int
+    single_action_space: Any
+
+    def reset(self, seed: int | None = None) -> tuple[NDArray[np.float32], dict[str, Any]]: ...
+
+    def step(
+        self, actions: NDArray[np.float32]
+    ) -> tuple[
+        NDArray[np.float32], NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_], dict[str, Any]
+    ]: ...
+
+
+def _resolve_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidInputError(f"device {spec!r} requested but CUDA is not available")
+    return torch.device(spec)
+
+
+class PPOAgent:
+    """PPO actor-critic agent: rollout collection, GAE, clipped updates, fast inference, save/load.
+
+    Parameters
+    ----------
+    state_dim : observation length.
+    action_dim : action length (assets + cash for the portfolio env).
+    config : hyperparameters; ``config.device`` picks CPU or CUDA.
+
+    Examples
+    --------
+    >>> agent = PPOAgent(4, 3, PPOConfig(device="cpu", seed=1))
+    >>> agent.select_action(np.zeros(4, dtype=np.float32)).shape
+    (3,)
+    """
+
+    def __init__(self, state_dim: int, action_dim: int, config: PPOConfig | None = None) -> None:
+        cfg = config if config is not None else PPOConfig()
+        self.config, self.obs_dim, self.action_dim = cfg, int(state_dim), int(action_dim)
+        self.device = _resolve_device(cfg.device)
+        init_gen = torch.Generator().manual_seed(cfg.seed)
+        self.network = ActorCriticNetwork(
+            state_dim, action_dim, cfg.hidden_sizes, cfg.init_log_std, cfg.dropout, generator=init_gen
+        ).to(self.device)
+        # fused: one kernel per step instead of ~10 small ops per parameter (CPU and CUDA, float32)
+        self.optimizer = torch.optim.Adam(
+            self.network.parameters(), lr=cfg.learning_rate, eps=1e-5, fused=True
+        )
+        self.use_amp = cfg.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.use_amp)
+        self.obs_rms = RunningMeanStd((self.obs_dim,))
+        self.buffer = RolloutBuffer(cfg.num_steps, cfg.num_envs, self.obs_dim, self.action_dim)
+        self.torch_generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)  # minibatch shuffles
+        self.inference_rng = np.random.default_rng(cfg.seed + 1)  # stochastic / MC-dropout inference
+        self.global_step = 0  # environment steps collected over the agent's life
+        self.num_updates = 0  # PPO updates over the agent's life
+        self.schedule = (0, max(1, cfg.total_timesteps // cfg.batch_size))  # (first update, length)
+        self._next_obs: NDArray[np.float32] | None = None
+        self._env_id: int | None = None
+        self._policy: NumpyPolicy | None = None
+        self._policy_key: tuple[int, ...] = ()
+        self._policy_net: ActorCriticNetwork | None = None
+        self._policy_params: tuple[torch.Tensor, ...] = ()
+
+    # -- inference -------------------------------------------------------------------------------
+    def _inference_policy(self) -> NumpyPolicy:
+        """The NumPy snapshot of the actor, rebuilt when any weight or statistic has changed."""
+        if self.network is not self._policy_net:  # a replaced network has new parameter objects
+            self._policy_net, self._policy = self.network, None
+            self._policy_params = tuple(self.network.parameters())
+        # every in-place change (optimizer step, load_state_dict, no_grad edits) bumps _version
+        key = (self.obs_rms.version, *[p._version for p in self._policy_params])
+        if self._policy is None or key != self._policy_key:
+            rms = self.obs_rms if self.config.norm_obs else None
+            self._policy = NumpyPolicy.from_network(self.network, rms, self.config.obs_clip)
+            self._policy_key = key
+        return self._policy
+
+    def _check_obs(self, obs: NDArray[np.floating] | Any) -> NDArray[np.float64]:
+        x = np.asarray(obs, dtype=np.float64)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.obs_dim:
+            raise InvalidInputError(
+                f"obs must have shape ({self.obs_dim},) or (n, {self.obs_dim}), got {x.shape}"
+            )
+        if not np.isfinite(x).all():
+            raise InvalidInputError("obs contains NaN or inf")
+        return x
+
+    def select_action(self, obs: NDArray[np.floating], deterministic: bool = True) -> NDArray[np.float32]:
+        """Action for one observation ``(obs_dim,)`` or a batch ``(n, obs_dim)``.
+
+        Deterministic: the policy mean with dropout off (what the allocator trades on); otherwise a
+        Gaussian sample. Observations are normalised with the frozen training statistics. Runs in
+        NumPy, ~15 us for one observation; the env's softmax turns the vector into weights.
+        """
+        x, policy = self._check_obs(obs), self._inference_policy()
+        if deterministic:
+            return policy.mean_action(x)
+        return policy.sample_action(x, self.inference_rng)
+
+    def select_action_with_uncertainty(
+        self, obs: NDArray[np.floating], n_samples: int = 10
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """Deterministic action and its MC-dropout standard deviation over ``n_samples`` masks.
+
+        The action equals :meth:`select_action`'s (uncertainty never moves the decision); the std is
+        0 when the network has no dropout.
+        """
+        if n_samples < 1:
+            raise InvalidInputError(f"n_samples must be >= 1, got {n_samples}")
+        return self._inference_policy().mc_dropout(self._check_obs(obs), n_samples, self.inference_rng)
+
+    # -- rollout ---------------------------------------------------------------------------------
+    def _normalize(self, obs: NDArray[np.floating]) -> NDArray[np.float32]:
+        if not self.config.norm_obs:
+            return np.asarray(obs, dtype=np.float32)
+        return self.obs_rms.normalize(obs, self.config.obs_clip)
+
+    @torch.inference_mode()
+    def _values(self, obs: NDArray[np.float32]) -> NDArray[np.float64]:
+        value = self.network.get_value(torch.as_tensor(obs, device=self.device))
+        return value.double().cpu().numpy()
+
+    def collect_rollout(self, vec_env: VectorEnv) -> Stats:
+        """Fill the buffer with ``num_steps`` steps of every env and compute GAE; return episode stats.
+
+        The env is reset (with ``config.seed``) on first use and whenever a different env object is
+        passed; otherwise collection continues where the previous rollout stopped.
+        """
+        cfg, buf = self.config, self.buffer
+        if vec_env.num_envs != cfg.num_envs or vec_env.observation_dim != self.obs_dim:
+            raise InvalidInputError(
+                f"vec_env has num_envs={vec_env.num_envs}, observation_dim={vec_env.observation_dim}; "
+                f"the agent expects {cfg.num_envs} and {self.obs_dim}"
+            )
+        if self._next_obs is None or self._env_id not in (None, id(vec_env)):
+            self._next_obs, _ = vec_env.reset(seed=cfg.seed)
+        self._env_id = id(vec_env)
+        space = vec_env.single_action_space
+        low, high = np.asarray(space.low, np.float32), np.asarray(space.high, np.float32)
+        buf.reset()
+        raw_obs = self._next_obs
+        returns: list[float] = []
+        lengths: list[float] = []
+        for _ in range(cfg.num_steps):
+            if cfg.norm_obs:
+                self.obs_rms.update(raw_obs)
+            obs = self._normalize(raw_obs)
+            with torch.inference_mode():
+                action_t, logp_t, _, value_t = self.network.get_action_and_value(
+                    torch.as_tensor(obs, device=self.device), generator=self.torch_generator
+                )
+            action = action_t.cpu().numpy()
+            raw_obs, reward, terminated, truncated, info = vec_env.step(np.clip(action, low, high))
+            final_values = np.zeros(cfg.num_envs)
+            if truncated.any():  # bootstrap from the last real observation, not the reset one
+                final_values[truncated] = self._values(self._normalize(info["final_obs"][truncated]))
+            buf.add(obs, action, logp_t.cpu().numpy(), value_t.double().cpu().numpy(),
+                    reward, terminated, truncated, final_values)  # fmt: skip
+            done = terminated | truncated
+            if done.any():
+                returns += np.asarray(info["episode_return"])[done].tolist()
+                lengths += np.asarray(info["episode_length"])[done].tolist()
+            self.global_step += cfg.num_envs
+        self._next_obs = raw_obs
+        buf.compute_returns_and_advantage(self._values(self._normalize(raw_obs)), cfg.gamma, cfg.gae_lambda)
+        return {
+            "episodes": float(len(returns)),
+            "episode_return_mean": float(np.mean(returns)) if returns else float("nan"),
+            "episode_length_mean": float(np.mean(lengths)) if lengths else float("nan"),
+        }
+
+    # -- update ----------------------------------------------------------------------------------
+    def _accumulate_gradients(self, mb: RolloutBatch) -> Stats:
+        """Zero the gradients, then backpropagate the PPO loss of ``mb`` in ``grad_accum_steps`` slices.
+
+        Each slice's loss is weighted by its share of the minibatch, so the accumulated gradient is
+        the gradient of the whole minibatch's mean loss. Returns the minibatch's loss statistics.
+        """
+        cfg, n = self.config, len(mb)
+        self.optimizer.zero_grad(set_to_none=True)
+        advantages = mb.advantages
+        if cfg.norm_adv:  # per minibatch, over the whole minibatch (not per slice)
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        totals = torch.zeros(len(LOSS_STATS), device=self.device)
+        k = min(cfg.grad_accum_steps, n)
+        bounds = np.cumsum([0, *[n // k + (i < n % k) for i in range(k)]])  # torch.tensor_split's sizes
+        for lo, hi in itertools.pairwise(bounds.tolist()):  # slices are views: no copies per micro-batch
+            share = (hi - lo) / n
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+                loss, stats = ppo_loss(self.network, mb[lo:hi], advantages[lo:hi], cfg)
+            torch.autograd.backward(self.scaler.scale(loss * share))
+            totals += share * torch.stack(stats)
+        return dict(zip(LOSS_STATS, totals.tolist(), strict=True))
+
+    def current_learning_rate(self) -> float:
+        """Learning rate of the next update: linear decay over the current schedule when annealing."""
+        if not self.config.anneal_lr:
+            return self.config.learning_rate
+        start, length = self.schedule
+        frac = max(0.0, 1.0 - (self.num_updates - start) / length)
+        return frac * self.config.learning_rate
+
+    def update(self) -> Stats:
+        """One PPO update on the collected rollout; returns the mean statistics of its minibatches.
+
+        Keys: ``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``, ``clipfrac``,
+        ``explained_variance``, ``lr``, ``epochs_run``, ``optimizer_steps``, ``early_stop``.
+        """
+        cfg, net = self.config, self.network
+        assert self.buffer.full, "update() needs a full rollout; call collect_rollout() first"
+        lr = self.current_learning_rate()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batch = self.buffer.get(self.device)
+        sums: Stats = {}
+        minibatches = epochs_run = steps = 0
+        early_stop = False
+        for _epoch in range(cfg.update_epochs):
+            epochs_run += 1
+            shuffled = batch[torch.as_tensor(self.rng.permutation(len(batch)), device=self.device)]
+            for start in range(0, len(batch), cfg.minibatch_size):  # contiguous views of one gather
+                stats = self._accumulate_gradients(shuffled[start : start + cfg.minibatch_size])
+                minibatches += 1
+                for key, value in stats.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                if cfg.target_kl is not None and stats["approx_kl"] > cfg.target_kl:
+                    early_stop = True  # stop before this step moves the policy further away
+                    break
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm, foreach=True)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                steps += 1
+            if early_stop:
+                log.debug(
+                    "ppo_early_stop", epoch=epochs_run, approx_kl=stats["approx_kl"], target_kl=cfg.target_kl
+                )
+                break
+        self.num_updates += 1
+        y_true, y_pred = self.buffer.returns, self.buffer.values
+        var_y = float(np.var(y_true))
+        explained_var = float("nan") if var_y == 0 else 1.0 - float(np.var(y_true - y_pred)) / var_y
+        out = {key: value / minibatches for key, value in sums.items()}
+        out |= {"explained_variance": explained_var, "lr": lr, "epochs_run": float(epochs_run),
+                "optimizer_steps": float(steps), "early_stop": float(early_stop)}  # fmt: skip
+        return out
+
+    def train(
+        self,
+        vec_env: VectorEnv,
+        total_timesteps: int | None = None,
+        callback: Callable[[int, Stats], bool | None] | None = None,
+        *,
+        reset_num_timesteps: bool = True,
+    ) -> list[Stats]:
+        """Collect-and-update for ``total_timesteps`` environment steps; return per-update stats.
+
+        Parameters
+        ----------
+        vec_env : the vector environment (``VectorTradingEnv`` or anything with its interface).
+        total_timesteps : steps of this run (default ``config.total_timesteps``), rounded down to
+            whole rollouts (at least one). The learning rate anneals over this run.
+        callback : ``callback(update_idx, stats)`` after every update (``update_idx`` counts from 1
+            within the run); a truthy return value stops training.
+        reset_num_timesteps : True starts a new run (new LR schedule); False continues the schedule
+            of a restored :meth:`state_dict` up to its end (resuming from a checkpoint).
+
+        Each stats dict holds :meth:`update`'s keys plus ``update``, ``global_step``, ``episodes``,
+        ``episode_return_mean``, ``episode_length_mean`` (NaN when no episode ended) and ``sps``.
+        """
+        if reset_num_timesteps:
+            steps = self.config.total_timesteps if total_timesteps is None else int(total_timesteps)
+            self.schedule = (self.num_updates, max(1, steps // self.config.batch_size))
+        start, length = self.schedule
+        history: list[Stats] = []
+        while self.num_updates < start + length:
+            t0 = time.perf_counter()
+            stats = self.collect_rollout(vec_env)
+            stats |= self.update()
+            elapsed = time.perf_counter() - t0
+            stats |= {"update": float(self.num_updates - start), "global_step": float(self.global_step),
+                      "sps": self.config.batch_size / elapsed}  # fmt: skip
+            history.append(stats)
+            log.info("ppo_update", **stats)
+            if callback is not None and callback(self.num_updates - start, stats):
+                log.info("ppo_training_stopped_by_callback", update=self.num_updates - start)
+                break
+        return history
+
+    # -- checkpoints and model files (implemented in advanced_risk.rl.ppo.io) ----------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue training bit for bit (tensors and plain values only).
+
+        Network, optimizer, grad scaler, observation statistics, the three RNG states, progress
+        counters, the LR schedule and the pending observation of the vector env. Loads with
+        ``torch.load(weights_only=True)``; restore the environment's own state alongside it.
+        """
+        return ppo_io.agent_state_dict(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; dims must match this agent's (else ``InvalidInputError``)."""
+        ppo_io.load_agent_state_dict(self, state)
+
+    def save(self, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> str:
+        """Write the policy (network + observation statistics) atomically; return its SHA-256.
+
+        Format: :mod:`advanced_risk.rl.ppo.model_file`; ``metadata`` (JSON values) is stored in the
+        header under ``"user"`` next to dims, config and versions.
+        """
+        return ppo_io.save_policy(self, path, metadata)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        map_location: str | torch.device = "cpu",
+        *,
+        expected_obs_dim: int | None = None,
+        expected_action_dim: int | None = None,
+    ) -> Self:
+        """Load a policy saved by :meth:`save` onto ``map_location``.
+
+        Raises
+        ------
+        ModelLoadError
+            Missing, truncated or corrupt file (SHA-256 mismatch), unknown format, a file of another
+            kind, or dims different from ``expected_obs_dim`` / ``expected_action_dim``.
+        """
+        return ppo_io.load_policy(cls, path, map_location, expected_obs_dim, expected_action_dim)
