@@ -43,7 +43,13 @@ from advanced_risk.evaluation.report import (
     Summary,
     format_report,
 )
-from advanced_risk.evaluation.stats import block_bootstrap_sharpe, mean_interval, paired_sign_flip_test
+from advanced_risk.evaluation.stats import (
+    PairedDifference,
+    block_bootstrap_sharpe,
+    mean_interval,
+    paired_bootstrap_sharpe,
+    paired_difference,
+)
 from advanced_risk.measures import performance
 from advanced_risk.measures.allocation import min_variance_weights
 from advanced_risk.measures.validation import FloatArray
@@ -262,6 +268,10 @@ def run_strategy(strategy: Strategy, config: EnvConfig, paths: Sequence[FloatArr
     return StrategyRun(strategy.name, tuple(returns), metrics, np.array(mean_weights))
 
 
+def _comparison(strategy: str, baseline: str, metric: Metric, d: PairedDifference) -> Comparison:
+    return Comparison(strategy, baseline, metric, d.estimate, d.low, d.high, d.win_rate, d.p_value)
+
+
 def _check_names(strategies: Sequence[Strategy]) -> None:
     names = [s.name for s in strategies]
     if len(set(names)) != len(names) or not names:
@@ -298,15 +308,21 @@ def evaluate(
         for name, run in runs.items()
     }
     head, *others = strategies
-    comparisons = []
-    for base in others:
-        for m in metrics:
-            d = runs[head.name].metrics[m] - runs[base.name].metrics[m]
-            d = d[np.isfinite(d)]
-            mean, low, high = mean_interval(d, confidence)
-            p = paired_sign_flip_test(d, n_permutations) if d.size else math.nan
-            win = float(np.mean(d > 0)) if d.size else math.nan
-            comparisons.append(Comparison(head.name, base.name, Metric(m), mean, low, high, win, p))
+    comparisons = [
+        _comparison(
+            head.name,
+            base.name,
+            Metric(m),
+            paired_difference(
+                runs[head.name].metrics[m],
+                runs[base.name].metrics[m],
+                confidence=confidence,
+                n_permutations=n_permutations,
+            ),
+        )
+        for base in others
+        for m in metrics
+    ]
     return EvaluationReport(runs, summaries, tuple(comparisons), tuple(int(s) for s in seeds), confidence)
 
 
@@ -335,13 +351,19 @@ def evaluate_path(
     }
     intervals = {n: Summary(b[0], b[1], b[2]) for n, b in boot.items()}
     head, *others = strategies
-    comparisons = []
-    for base in others:
-        r, ref = runs[head.name].daily_returns[0], runs[base.name].daily_returns[0]
-        n = min(r.size, ref.size)
-        est, low, high, pv = block_bootstrap_sharpe(
-            r[:n], ref[:n], block=block, n_boot=n_boot, confidence=confidence
+    comparisons = [
+        _comparison(
+            head.name,
+            base.name,
+            Metric.SHARPE,
+            paired_bootstrap_sharpe(
+                runs[head.name].daily_returns[0],
+                runs[base.name].daily_returns[0],
+                block=block,
+                n_boot=n_boot,
+                confidence=confidence,
+            ),
         )
-        win = float(np.mean(r[:n] > ref[:n]))
-        comparisons.append(Comparison(head.name, base.name, Metric.SHARPE, est, low, high, win, pv))
+        for base in others
+    ]
     return PathReport(runs, values, intervals, tuple(comparisons), confidence)

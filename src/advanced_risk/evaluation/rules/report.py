@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from advanced_risk.errors import InvalidInputError
+from advanced_risk.evaluation.stats import bootstrap_sharpes, centred_p_value, percentile_interval
 from advanced_risk.measures.validation import FloatArray
 
 if TYPE_CHECKING:
@@ -165,44 +166,6 @@ class BookMetrics:
         return asdict(self)
 
 
-def bootstrap_sharpes(
-    series: Sequence[FloatArray],
-    *,
-    reps: int = REPS,
-    block: int = BLOCK,
-    seed: int | Sequence[int] = 0,
-    periods_per_year: int = 252,
-) -> FloatArray:
-    """``(reps, k)`` Sharpe ratios of ``k`` aligned series resampled with the same stationary blocks.
-
-    Parameters
-    ----------
-    series : ``k`` return series of the same length (>= 2).
-    reps : bootstrap replicates (>= 1).
-    block : expected block length (>= 1).
-    seed : seeds ``numpy.random.default_rng(seed)`` for ``arch.bootstrap.StationaryBootstrap``.
-    periods_per_year : annualisation of :func:`advanced_risk.measures.sharpe_ratio`.
-    """
-    from arch.bootstrap import StationaryBootstrap
-
-    from advanced_risk.measures import sharpe_ratio
-
-    arrays = [np.asarray(s, dtype=np.float64) for s in series]
-    if not arrays or any(a.ndim != 1 or a.shape != arrays[0].shape for a in arrays) or arrays[0].shape[0] < 2:
-        raise InvalidInputError("series must be 1-D return series of one common length >= 2")
-    if not isinstance(reps, int) or reps < 1:
-        raise InvalidInputError(f"reps must be an integer >= 1, got {reps!r}")
-    if not isinstance(block, int) or block < 1:
-        raise InvalidInputError(f"block must be an integer >= 1, got {block!r}")
-    bootstrap = StationaryBootstrap(block, *arrays, seed=np.random.default_rng(seed))
-
-    def sharpes(*xs: FloatArray) -> FloatArray:
-        return np.array([sharpe_ratio(x, periods_per_year=periods_per_year) for x in xs])
-
-    out: FloatArray = np.asarray(bootstrap.apply(sharpes, reps), dtype=np.float64).reshape(reps, len(arrays))
-    return out
-
-
 def paired_test(sharpe_a: float, sharpe_b: float, boot_a: FloatArray, boot_b: FloatArray) -> PairedTest:
     """:class:`PairedTest` of ``S_a - S_b`` from paired bootstrap replicates (same blocks).
 
@@ -213,9 +176,8 @@ def paired_test(sharpe_a: float, sharpe_b: float, boot_a: FloatArray, boot_b: Fl
     """
     d = float(sharpe_a - sharpe_b)
     star = np.asarray(boot_a, dtype=np.float64) - np.asarray(boot_b, dtype=np.float64)
-    extreme = int(np.count_nonzero(np.abs(star - d) >= abs(d)))
-    low, high = np.percentile(star, [2.5, 97.5])
-    return PairedTest(d, float(low), float(high), (1 + extreme) / (1 + star.shape[0]))
+    low, high = percentile_interval(star, 0.95)
+    return PairedTest(d, low, high, centred_p_value(star, d))
 
 
 def paired_sharpe_test(
@@ -292,7 +254,7 @@ def strategy_metrics(
     from advanced_risk import measures
 
     r = path.returns
-    low, high = np.percentile(sharpe_replicates, [2.5, 97.5])
+    low, high = percentile_interval(sharpe_replicates, 0.95)
     return StrategyMetrics(
         sharpe=measures.sharpe_ratio(r, periods_per_year=periods_per_year),
         sharpe_low=float(low),

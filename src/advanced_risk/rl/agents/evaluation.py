@@ -40,7 +40,7 @@ from numpy.typing import NDArray
 
 from advanced_risk.config import EnvConfig, HedgeConfig, KellyConfig, RiskConfig
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.evaluation.stats import block_bootstrap_sharpe, mean_interval, paired_sign_flip_test
+from advanced_risk.evaluation import stats
 from advanced_risk.measures import performance
 from advanced_risk.measures.kelly import fractional_kelly, kelly_continuous
 from advanced_risk.measures.validation import FloatArray
@@ -121,8 +121,8 @@ AGENT_RULES = RiskConfig(
     drawdown_basis="equity",
 )
 """The rule ladder the shipped risk agents were trained and evaluated against (the manager's
-defaults before docs/risk_rules.md): the agents' rule baseline and their gating fallback keep it, so
-their figures stay comparable. The manager's own defaults no longer use a drawdown hedge."""
+defaults are another, docs/risk_rules.md): the agents' rule baseline and their gating fallback keep it, so
+their figures stay comparable. The manager's own defaults use no drawdown hedge."""
 
 
 def monitor_rule(drawdown: float, config: RiskConfig | None = None) -> MonitorAction:
@@ -361,19 +361,21 @@ def evaluate_on_paths(
         agents = sorted({a for e in episodes for a in e.overrides})
         override_rate[policy.name] = {a: sum(e.overrides.get(a, 0) for e in episodes) / steps for a in agents}
     summaries = {
-        name: {m: mean_interval(v, confidence) for m, v in ms.items()} for name, ms in metrics.items()
+        name: {m: stats.mean_interval(v, confidence) for m, v in ms.items()} for name, ms in metrics.items()
     }
     differences: dict[str, dict[AgentsMetric, tuple[float, float, float]]] = {}
     p_values: dict[str, dict[AgentsMetric, float]] = {}
     for name, ms in metrics.items():
         if name == REFERENCE:
             continue
-        differences[name], p_values[name] = {}, {}
-        for m, v in ms.items():
-            d = v - metrics[REFERENCE][m]
-            d = d[np.isfinite(d)]
-            differences[name][m] = mean_interval(d, confidence)
-            p_values[name][m] = paired_sign_flip_test(d, n_permutations) if d.size else math.nan
+        paired = {
+            m: stats.paired_difference(
+                v, metrics[REFERENCE][m], confidence=confidence, n_permutations=n_permutations
+            )
+            for m, v in ms.items()
+        }
+        differences[name] = {m: (d.estimate, d.low, d.high) for m, d in paired.items()}
+        p_values[name] = {m: d.p_value for m, d in paired.items()}
     return PathsEvaluation(
         tuple(int(s) for s in seeds), metrics, summaries, differences, p_values, override_rate, confidence
     )
@@ -439,18 +441,17 @@ def evaluate_on_path(
             a: c / episode.returns.size for a, c in sorted(episode.overrides.items())
         }
     intervals = {
-        name: block_bootstrap_sharpe(r, block=block, n_boot=n_boot, confidence=confidence)[:3]
+        name: stats.block_bootstrap_sharpe(r, block=block, n_boot=n_boot, confidence=confidence)[:3]
         for name, r in returns.items()
     }
     versus = {}
     for name, r in returns.items():
         if name == REFERENCE:
             continue
-        ref = returns[REFERENCE]
-        n = min(r.size, ref.size)
-        versus[name] = block_bootstrap_sharpe(
-            r[:n], ref[:n], block=block, n_boot=n_boot, confidence=confidence
+        d = stats.paired_bootstrap_sharpe(
+            r, returns[REFERENCE], block=block, n_boot=n_boot, confidence=confidence
         )
+        versus[name] = (d.estimate, d.low, d.high, d.p_value)
     return PathEvaluation(values, intervals, versus, override_rate, returns, confidence, days)
 
 
