@@ -54,7 +54,6 @@ episode's path; the same seed and actions give the same episode.
 from __future__ import annotations
 
 import functools
-from enum import IntEnum
 from typing import Any, Final
 
 import gymnasium as gym
@@ -67,6 +66,23 @@ from advanced_risk.config import EnvConfig, MarketKind
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures.validation import FloatArray
 from advanced_risk.measures.volatility import wilder_atr
+from advanced_risk.rl.agents.interface import (
+    ACTION_BOUNDS,
+    AGENTS,
+    ATR_FLOOR,
+    ATR_PERIOD,
+    DRAWDOWN_WINDOW,
+    MONITOR_CUTS,
+    OBS_BLOCKS,
+    POSITION_HORIZON,
+    RULE_ACTIONS,
+    STOP_RANGE,
+    MonitorAction,
+    agent_observations,
+    obs_dim,
+    observation_blocks,
+    synthetic_bars,
+)
 from advanced_risk.rl.portfolio.accounting import Book, history_length, observation_layout
 from advanced_risk.rl.portfolio.market import MarketModel, make_market
 
@@ -89,79 +105,6 @@ __all__ = [
 
 ObsArray = NDArray[np.float32]
 
-AGENTS: Final = ("sizer", "stop", "monitor")
-ATR_PERIOD: Final = 14
-ATR_FLOOR: Final = 1e-4
-"""ATR as a fraction of close is floored at 1 bp (a flat history would otherwise give a zero ATR)."""
-STOP_RANGE: Final = (0.5, 5.0)
-"""Stop distance in ATR multiples: the ``stop`` agent's first action entry is clipped to this."""
-
-
-ACTION_BOUNDS: Final = {"sizer": ((0.0,), (1.0,)), "stop": ((STOP_RANGE[0], 0.0), (STOP_RANGE[1], 1.0))}
-"""``(low, high)`` of the continuous agents' action boxes."""
-
-
-POSITION_HORIZON: Final = 252
-"""A position held this many steps restarts (entry = highest = the close), as at an episode start.
-
-Training episodes are 252 steps, so this never fires in training; on a longer walk (the test
-period, or the manager over years) it keeps ``from_entry`` / ``from_high`` in the range the agents
-were trained on."""
-
-
-DRAWDOWN_WINDOW: Final = 252
-"""The observed drawdown is measured from the highest value of the last 252 steps (the manager's
-``RiskConfig.drawdown_window``); within a 252-step training episode that is the episode's peak."""
-
-
-class MonitorAction(IntEnum):
-    """The monitor's discrete de-risking actions."""
-
-    NONE = 0
-    REDUCE = 1
-    HEDGE = 2
-    HALT = 3
-
-
-RULE_ACTIONS: Final = {"sizer": (1.0,), "stop": (2.0, 0.25), "monitor": MonitorAction.NONE}
-"""The rules' usual joint action: the full risk budget, a fixed 2-ATR stop (trailing < 0.5: off) and
-no de-risking (the monitor's rule acts only past a drawdown). Training starts the actors here
-(``MAPPOTrainer(initial_actions=RULE_ACTIONS)``), so the agents learn deviations from the rules."""
-
-
-MONITOR_CUTS: Final = (0.0, 0.25, 0.5, 1.0)
-"""Exposure cut of each :class:`MonitorAction`, in order."""
-
-OBS_BLOCKS: Final = {
-    "sizer": ("volatility", "momentum", "drawdown", "exposure", "in_position_fraction"),
-    "stop": ("atr", "from_high", "from_entry", "in_position", "drawdown"),
-    "monitor": ("rsi", "momentum", "volatility", "drawdown", "exposure", "last_return"),
-    "state": ("rsi", "momentum", "volatility", "atr", "from_high", "from_entry", "in_position",
-              "drawdown", "exposure", "last_return", "in_position_fraction", "time"),
-}  # fmt: skip
-"""Named blocks of each agent's observation and of the joint ``state()``, in order."""
-_PER_ASSET: Final = frozenset(
-    {"rsi", "momentum", "volatility", "atr", "from_high", "from_entry", "in_position"}
-)
-
-
-def obs_dim(name: str, asset_count: int) -> int:
-    """Length of observation ``name`` (an agent or ``"state"``) for ``asset_count`` assets."""
-    return sum(asset_count if b in _PER_ASSET else 1 for b in OBS_BLOCKS[name])
-
-
-def synthetic_bars(close: FloatArray, wick: float) -> tuple[FloatArray, FloatArray]:
-    """Approximate highs and lows from closes: ``min/max(C_prev, C) * (1 -/+ wick * |r|)``.
-
-    Bar 0 has high = low = close. Works on 1-D ``(T,)`` or 2-D ``(T, n)`` closes.
-    """
-    prev = np.concatenate([close[:1], close[:-1]])
-    r = np.abs(close / prev - 1.0)
-    high = np.maximum(prev, close) * (1.0 + wick * r)
-    low = np.minimum(prev, close) * (1.0 - wick * r)
-    return high, low
-
-
 def stop_exit_return(
     r: FloatArray, stop_rel: FloatArray, wick: float
 ) -> tuple[FloatArray, NDArray[np.bool_]]:
@@ -179,52 +122,6 @@ def stop_exit_return(
     low_rel = np.minimum(1.0, 1.0 + r) * (1.0 - wick * np.abs(r))
     hit = low_rel <= stop_rel
     return np.where(hit, np.minimum(stop_rel, 1.0) - 1.0, r), hit
-
-
-def observation_blocks(
-    *,
-    rsi: FloatArray,
-    momentum: FloatArray,
-    volatility: FloatArray,
-    close: FloatArray,
-    atr_frac: FloatArray,
-    high: FloatArray,
-    entry: FloatArray,
-    in_position: NDArray[np.bool_],
-    drawdown: float,
-    exposure: float,
-    last_return: float,
-    time: float = 0.0,
-) -> dict[str, FloatArray]:
-    """Every named observation block (see the module docstring) from the book's current state.
-
-    ``rsi``, ``momentum``, ``volatility`` are the allocator's features; ``close``, ``high`` (highest
-    close since entry), ``entry`` per asset; ``atr_frac`` = ATR / close (floored); ``last_return``
-    the previous step's net portfolio return (a fraction). The environment and the manager's
-    :class:`~advanced_risk.risk.agent_inputs.AgentInputs` both build observations through here.
-    """
-    pos = np.asarray(in_position, dtype=bool)
-    # out of position, high and entry are 0: divide by the close there instead (the block is 0)
-    high_ref, entry_ref = np.where(pos, high, close), np.where(pos, entry, close)
-    return {
-        "rsi": rsi,
-        "momentum": momentum,
-        "volatility": volatility,
-        "atr": 100.0 * atr_frac,
-        "from_high": (close / high_ref - 1.0) / atr_frac,
-        "from_entry": (close / entry_ref - 1.0) / atr_frac,
-        "in_position": pos.astype(np.float64),
-        "drawdown": np.array([drawdown]),
-        "exposure": np.array([exposure]),
-        "last_return": np.array([100.0 * last_return]),
-        "in_position_fraction": np.array([pos.mean()]),
-        "time": np.array([time]),
-    }
-
-
-def agent_observations(blocks: dict[str, FloatArray]) -> dict[str, ObsArray]:
-    """Each agent's float32 observation: its blocks of ``blocks`` concatenated in :data:`OBS_BLOCKS` order."""
-    return {a: np.concatenate([blocks[k] for k in OBS_BLOCKS[a]]).astype(np.float32) for a in AGENTS}
 
 
 class RiskAgentsEnv(ParallelEnv):  # type: ignore[misc]  # (ParallelEnv is untyped)

@@ -42,6 +42,7 @@ from advanced_risk.config import PPOConfig
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.logs import get_logger
 from advanced_risk.rl.agents.env import RiskAgentsEnv, obs_dim
+from advanced_risk.rl.agents.interface import shared_actor_rows
 from advanced_risk.rl.ppo.agent import _resolve_device
 from advanced_risk.rl.ppo.buffer import RolloutBuffer
 from advanced_risk.rl.ppo.loss import LOSS_STATS, ppo_loss
@@ -60,13 +61,6 @@ def central_critic(state_dim: int, hidden_sizes: Sequence[int], generator: torch
     for layer in _linears((state_dim, *hidden_sizes, 1), 1.0, generator):
         layers += [layer, nn.Tanh()]
     return nn.Sequential(*layers[:-1])
-
-
-def shared_actor_rows(x: NDArray[np.float32], k: int, n_agents: int, pad: int) -> NDArray[np.float32]:
-    """Agent ``k``'s rows for a shared actor: observations zero-padded to ``pad``, then a one-hot id."""
-    one_hot = np.zeros((x.shape[0], n_agents), np.float32)
-    one_hot[:, k] = 1.0
-    return np.concatenate([np.pad(x, ((0, 0), (0, pad - x.shape[1]))), one_hot], axis=1)
 
 
 class AgentPolicy(ActorCriticNetwork):
