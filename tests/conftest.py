@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +34,24 @@ def sp500_index_returns(sp500_index: pd.DataFrame) -> np.ndarray:
     """Simple returns of the index's Adj Close (5,030 values)."""
     close = sp500_index["Adj Close"].to_numpy()
     return close[1:] / close[:-1] - 1.0
+
+
+def require(module: str) -> ModuleType:
+    """Import a dev dependency an oracle test needs: skipped when missing locally, a failure under CI.
+
+    The dev extra (``pip install -e ".[dev]"``) holds the oracles (TA-Lib, Stable-Baselines3,
+    backtrader, scipy). Locally a missing one skips its tests, as ``pytest.importorskip`` does; under
+    CI (the ``CI`` environment variable set to anything but ``""``, ``0`` or ``false``, as CI services
+    set it) the dev extra is installed, so a missing module is a broken environment and fails loudly
+    instead of skipping the tests that would have caught a regression. Optional extras that CI does
+    not install (Ray, the ``distributed`` extra) keep ``pytest.importorskip``.
+    """
+    if os.environ.get("CI", "").strip().lower() in ("", "0", "false"):
+        return pytest.importorskip(module)
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        pytest.fail(f"dev dependency {module!r} is missing under CI: {exc}", pytrace=False)
 
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -15,7 +15,9 @@ from types import ModuleType
 
 import pytest
 
-pytest.importorskip("backtrader")
+from ..conftest import require
+
+require("backtrader")
 
 BARS = 5_000
 WARM = 260  # the tracker's 250-bar window, and a margin

@@ -21,7 +21,9 @@ from advanced_risk.measures import (
     wilder_atr,
 )
 
-talib = pytest.importorskip("talib")
+from ..conftest import require
+
+talib = require("talib")
 
 ATOL = 1e-8
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pytest
 
 from advanced_risk.rl import TradingEnvironment
 
-sb3 = pytest.importorskip("stable_baselines3")
+from ..conftest import require
+
+sb3 = require("stable_baselines3")
 
 
 def test_sb3_env_checker_accepts_the_env() -> None:
