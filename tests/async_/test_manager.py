@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
 from advanced_risk.config import PPOConfig, RiskConfig
+from advanced_risk.engine.core import Allocation
 from advanced_risk.manager import AdvancedRiskManager
 from advanced_risk.types import RiskDecision, TradingState
 
@@ -101,20 +103,48 @@ async def _drive_async(risk: AdvancedRiskManager, n: int) -> list[RiskDecision]:
     return [await risk.manage_risk(*feed.next()) for _ in range(n)]
 
 
+@dataclass
+class SoftmaxAllocator(FakeAllocator):
+    """An allocator whose answer is a deterministic function of every input it is given.
+
+    Asset weights: ``(1 - cash) * softmax(20 * sum of the return history + held asset weights)``;
+    cash: ``0.1 + 2 * drawdown + 0.1 * held cash`` (at most 0.9); uncertainty: the std of the
+    history. It records what it was asked (``seen``), so two runs can be compared input by input.
+    """
+
+    seen: list[tuple[float, ...]] = field(default_factory=list)
+
+    def allocate(self, returns: np.ndarray, weights: np.ndarray, drawdown: float) -> Allocation:
+        self.calls += 1
+        self.seen.append((*returns.ravel().tolist(), *weights.tolist(), drawdown))
+        score = 20.0 * returns.sum(axis=0) + weights[:-1]
+        tilt = np.exp(score - score.max())
+        cash = min(0.9, 0.1 + 2.0 * drawdown + 0.1 * float(weights[-1]))
+        w = np.append((1.0 - cash) * tilt / tilt.sum(), cash)
+        return Allocation(weights=w, uncertainty=float(returns.std()))
+
+
 @pytest.mark.asyncio
 async def test_manage_risk_sync_gives_the_same_decisions_as_manage_risk() -> None:
     n = 300  # past the tracker's 250-bar window: VaR/CVaR from the tracker too
     config = fast_config(deadline_ms=250.0)
-    async with AdvancedRiskManager(config, policy=FakeAllocator()) as risk:
+    async_policy, sync_policy = SoftmaxAllocator(), SoftmaxAllocator()
+    async with AdvancedRiskManager(config, policy=async_policy) as risk:
         via_async = await _drive_async(risk, n)
-    twin = AdvancedRiskManager(config, policy=FakeAllocator())
+    twin = AdvancedRiskManager(config, policy=sync_policy)
     try:
         via_sync = _drive_sync(twin, n)
     finally:
         twin.close_sync()
     assert not any(d.degraded for d in via_async + via_sync)
-    assert any(d.uncertainty is not None for d in via_sync)  # the policy took part
     assert math.isfinite(via_sync[-1].var)
+    # the policy took part and its answer moved with its inputs: a twin that fed it other
+    # returns, weights or drawdown would show up in the decisions, not only in the inputs
+    assert async_policy.calls == sync_policy.calls > n - 10
+    assert async_policy.seen == sync_policy.seen
+    uncertainties = {d.uncertainty for d in via_sync if d.uncertainty is not None}
+    assert len(uncertainties) > n - 10
+    assert len({tuple(d.rebalance_weights.values()) for d in via_sync}) > n // 2
     for i, (a, s) in enumerate(zip(via_async, via_sync, strict=True)):
         assert comparable(a) == comparable(s), i
 
