@@ -22,7 +22,11 @@ The manager orchestrates; the work is done by the :class:`~advanced_risk.engine.
 - safety state (trading state, kill switch) is written before the decision that changed it
   returns; with ``journal_sync`` each decision's journal row is durable before it returns.
 
-Without ``async with`` the manager opens lazily on the first call (the seed's usage).
+Without ``async with`` the manager opens lazily on the first call.
+
+One module because :class:`AdvancedRiskManager` is the one object that holds a call's locks,
+deadline and journal hand-off and the operator controls that share them; the work it schedules
+lives in :mod:`advanced_risk.engine` (``core``, ``components``, ``journal``).
 """
 
 from __future__ import annotations
@@ -44,20 +48,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-import numpy as np
 from asyncio_throttle.throttler import Throttler
 
 from advanced_risk.config import RiskConfig
-from advanced_risk.engine.core import (
-    Advisor,
-    Allocation,
-    Allocator,
-    DecisionEngine,
-    Observed,
-    component_fault,
-    warm_up,
-)
+from advanced_risk.engine.components import ComponentRunner, Components
+from advanced_risk.engine.core import DecisionEngine, Observed, warm_up
 from advanced_risk.engine.journal import JournalWriter
+from advanced_risk.engine.protocols import Advisor, Allocator
 from advanced_risk.engine.state import StateStore
 from advanced_risk.errors import InvalidInputError, StateStoreError
 from advanced_risk.histogram import LatencyHistogram
@@ -68,7 +65,7 @@ from advanced_risk.risk.garch import GarchParams
 from advanced_risk.risk.garch_worker import shared_worker
 from advanced_risk.risk.rules import check_reason
 from advanced_risk.rl.portfolio.allocator import PolicyAllocator, load_allocator
-from advanced_risk.types import AgentAdvice, MarketState, Portfolio, RiskDecision, StateChange, TradingState
+from advanced_risk.types import MarketState, Portfolio, RiskDecision, StateChange, TradingState
 
 __all__ = ["AdvancedRiskManager"]
 
@@ -87,10 +84,6 @@ log = get_logger(__name__)
 MarketInput = MarketState | Mapping[str, Any]
 PortfolioInput = Portfolio | Mapping[str, Any]
 PolicyInput = Allocator | str | PathLike[str] | Any | None
-Requests = tuple[tuple[FloatArray, FloatArray, float] | None, Any, tuple[str, ...]]
-"""The policy's inputs, the agents' observations and the faults met building them."""
-Components = tuple[Allocation | None, AgentAdvice | None, tuple[str, ...]]
-"""The policy's allocation, the agents' advice and the faults of either."""
 
 
 class AdvancedRiskManager:
@@ -101,7 +94,7 @@ class AdvancedRiskManager:
     config : settings (defaults: ``RiskConfig()``, state in memory).
     policy : None (keep the held weights; risk rules only), a model file path (an
         ``RLPortfolioManager`` saved by ``train_ppo_agent.py``), an ``RLPortfolioManager``, or any
-        object with the :class:`~advanced_risk.engine.core.Allocator` interface.
+        object with the :class:`~advanced_risk.engine.protocols.Allocator` interface.
     risk_agents : None (``config.risk_agents_path``, else rules only), a model file path (saved by
         ``train_ppo_agent.py --agents risk``) or :class:`~advanced_risk.rl.agents.policy.RiskAgents`:
         learned sizer, stop and monitor agents gated by their MC-dropout uncertainty
@@ -138,12 +131,11 @@ class AdvancedRiskManager:
             )
         self._engine: DecisionEngine | None = None
         self._journal: JournalWriter | None = None
-        self._policy_pool = ThreadPoolExecutor(1, thread_name_prefix="advanced-risk-policy")
-        self._components_job: Future[Components] | None = None
-        self._pending_resume: tuple[Future[None], str] | None = None  # a resume waiting for the store
         # the sync twin runs the built-in NumPy inference inline; a user's allocator may block, so
         # it runs on the policy worker there too, within the deadline
-        self._inline = self._allocator is None or isinstance(self._allocator, PolicyAllocator)
+        inline = allocator is None or isinstance(allocator, PolicyAllocator)
+        self._components = ComponentRunner(inline=inline)
+        self._pending_resume: tuple[Future[None], str] | None = None  # a resume waiting for the store
         self._background_pool = _garch_pool()
         self._garch_worker = shared_worker()  # one child per process; it exits with the process
         self._pools_closed = False
@@ -183,8 +175,7 @@ class AdvancedRiskManager:
             log.info("state_in_memory", reason="RiskConfig.state_path is None; nothing survives a restart")
         restored = store.load()
         if self._pools_closed:  # reopened after close(): a shut-down executor takes no new work
-            self._policy_pool = ThreadPoolExecutor(1, thread_name_prefix="advanced-risk-policy")
-            self._components_job = None
+            self._components.reopen()
             self._background_pool = _garch_pool()
             self._pools_closed = False
         # the GARCH worker starts beside the warm-up: a refit then costs only the fit (~50 ms), well
@@ -222,7 +213,7 @@ class AdvancedRiskManager:
             self._journal.close()
             self._journal = None
         self._engine = None
-        self._policy_pool.shutdown(wait=False, cancel_futures=True)
+        self._components.shutdown()
         self._background_pool.shutdown(wait=False, cancel_futures=True)
         self._pools_closed = True
 
@@ -248,7 +239,7 @@ class AdvancedRiskManager:
             bar = engine.parse(market_state, portfolio)  # InvalidInputError: the caller's fault
             self._apply_pending_resume(engine)
             observed = engine.observe(bar)
-            components = await self._components_async(engine, observed, deadline)
+            components = await self._components.run_async(engine, observed, deadline)
             await self._refit_async(engine)
             inline = self._inline_commits()
             decision, done = self._finish(engine, observed, components, start, inline=inline)
@@ -264,8 +255,8 @@ class AdvancedRiskManager:
         inline commit) runs per loop iteration.
 
         The lock alone does not pace callers: when it has no waiters, every task ready in the same
-        iteration takes it in turn without yielding (the fast path), so 100 tasks in lockstep ran 100
-        decisions (~100 ms) before the loop could run anything else. The first step of an iteration
+        iteration takes it in turn without yielding (the fast path), so 100 tasks in lockstep would run
+        100 decisions (~100 ms) before the loop could run anything else. The first step of an iteration
         marks it (cleared by a callback that runs at the start of the next one); a second step in
         the same iteration yields once first, holding the lock (later callers queue behind it).
         """
@@ -318,7 +309,7 @@ class AdvancedRiskManager:
             bar = engine.parse(market_state, portfolio)
             self._apply_pending_resume(engine)
             observed = engine.observe(bar)
-            components = self._components_inline(engine, observed, deadline)
+            components = self._components.run_sync(engine, observed, deadline)
             self._refit_sync(engine)
             decision, done = self._finish(engine, observed, components, start)
             if done is not None:
@@ -359,61 +350,6 @@ class AdvancedRiskManager:
         if self._engine is None:
             raise RuntimeError("AdvancedRiskManager is closed")
         return self._engine
-
-    def _requests(self, engine: DecisionEngine, observed: Observed) -> Requests:
-        """The policy's and the agents' inputs (snapshots, built on the caller's thread)."""
-        policy = engine.policy_request(observed)
-        try:
-            agents = engine.agents_request(observed)
-        except Exception as exc:  # building the observation is part of the agents component
-            return policy, None, (component_fault("risk agents", exc),)
-        return policy, agents, ()
-
-    async def _components_async(
-        self, engine: DecisionEngine, observed: Observed, deadline: float
-    ) -> Components:
-        policy, agents, faults = self._requests(engine, observed)
-        if policy is None and agents is None:
-            return None, None, faults
-        job = self._start_components(policy, agents)
-        if isinstance(job, str):
-            return None, None, (*faults, job)
-        try:
-            allocation, advice, more = await asyncio.wait_for(
-                asyncio.shield(asyncio.wrap_future(job)), max(deadline - time.perf_counter(), 0.0)
-            )
-        except TimeoutError:
-            return None, None, (*faults, _late(policy))
-        return allocation, advice, faults + more
-
-    def _components_inline(self, engine: DecisionEngine, observed: Observed, deadline: float) -> Components:
-        """The sync twin's components: the built-in NumPy inference inline (bounded arithmetic),
-        anything else (a user's allocator) on the policy worker, waited for within the deadline."""
-        policy, agents, faults = self._requests(engine, observed)
-        if policy is None and agents is None:
-            return None, None, faults
-        if self._inline:
-            allocation, advice, more = _run_components(self._allocator, policy, self._advisor, agents)
-            return allocation, advice, faults + more
-        job = self._start_components(policy, agents)
-        if isinstance(job, str):
-            return None, None, (*faults, job)
-        try:
-            allocation, advice, more = job.result(timeout=max(deadline - time.perf_counter(), 0.0))
-        except FutureTimeout:
-            return None, None, (*faults, _late(policy))
-        return allocation, advice, faults + more
-
-    def _start_components(self, policy: Any, agents: Any) -> Future[Components] | str:
-        """Run the components on the policy worker, or say why not: a run for an earlier bar that
-        missed its deadline is still going (one run at a time, so late runs never pile up; its result
-        is dropped and never reaches a later decision)."""
-        running = self._components_job
-        if running is not None and not running.done():
-            return f"{_late(policy)} (still busy with an earlier bar; not started)"
-        job = self._policy_pool.submit(_run_components, self._allocator, policy, self._advisor, agents)
-        self._components_job = job
-        return job
 
     def _finish(
         self,
@@ -745,60 +681,6 @@ def _load_advisor(risk_agents: Any, config: RiskConfig) -> Advisor | None:
     )
 
     return load_risk_agents(source, config.sizing, config.mc_samples, config.agents_uncertainty_threshold)
-
-
-def _checked_allocation(allocation: Any, n_assets: int) -> Allocation:
-    """The allocator's answer if it is a valid long-only allocation, else ``ValueError`` saying why.
-
-    Valid: an :class:`Allocation` whose weights are ``n_assets + 1`` finite numbers in [0, 1]
-    (assets, then cash) summing to 1 (within 1e-6), and whose uncertainty is None or finite >= 0.
-    """
-    if not isinstance(allocation, Allocation):
-        raise ValueError(f"allocate returned {type(allocation).__name__}, not an Allocation")
-    weights = np.asarray(allocation.weights, dtype=np.float64)
-    if weights.shape != (n_assets + 1,):
-        raise ValueError(f"allocation weights have shape {weights.shape}, expected ({n_assets + 1},)")
-    if not np.isfinite(weights).all() or weights.min() < -1e-9 or weights.max() > 1.0 + 1e-9:
-        raise ValueError(f"allocation weights must be finite and in [0, 1], got {weights.tolist()[:8]}")
-    if abs(float(weights.sum()) - 1.0) > 1e-6:
-        raise ValueError(f"allocation weights (assets then cash) must sum to 1, got {weights.sum():.6g}")
-    u = allocation.uncertainty
-    if u is not None and not (
-        isinstance(u, int | float | np.floating) and not isinstance(u, bool) and math.isfinite(u) and u >= 0.0
-    ):
-        raise ValueError(f"allocation uncertainty must be None or finite >= 0, got {u!r}")
-    return Allocation(np.clip(weights, 0.0, 1.0), None if u is None else float(u))
-
-
-def _component_name(policy: Any) -> str:
-    return "policy" if policy is not None else "risk agents"
-
-
-def _late(policy: Any) -> str:
-    return f"{_component_name(policy)} missed the deadline"
-
-
-def _run_components(
-    allocator: Allocator | None,
-    policy: tuple[FloatArray, FloatArray, float] | None,
-    advisor: Advisor | None,
-    agents: Any,
-) -> Components:
-    """The policy's allocation and the agents' advice (the policy worker's job); faults as text."""
-    allocation: Allocation | None = None
-    advice: AgentAdvice | None = None
-    faults: list[str] = []
-    if allocator is not None and policy is not None:
-        try:
-            allocation = _checked_allocation(allocator.allocate(*policy), allocator.asset_count)
-        except Exception as exc:
-            faults.append(component_fault("policy", exc))
-    if advisor is not None and agents is not None:
-        try:
-            advice = advisor.advise(agents)
-        except Exception as exc:
-            faults.append(component_fault("risk agents", exc))
-    return allocation, advice, tuple(faults)
 
 
 def _warm_up(config: RiskConfig, allocator: Allocator | None, advisor: Advisor | None = None) -> None:

@@ -1,13 +1,17 @@
 """Value objects at the API edge: what the bot passes in and what it gets back.
 
 ``MarketState`` and ``Portfolio`` are validated once, on construction (``InvalidInputError`` naming
-the field and value); inside the library they are trusted. Both also build from the plain dicts of
-the original design::
+the field and value); inside the library they are trusted. Both also build from plain dicts (a
+portfolio's asset weights may sit beside its reserved keys)::
 
     MarketState.from_mapping({"volatility": 0.3, "trend": 0.05})
     Portfolio.from_mapping({"btc": 0.5, "eth": 0.3, "current_drawdown": 0.02})
 
 ``RiskDecision`` is frozen and also reads like a mapping (``decision["leverage"]``).
+
+One module because these values are the bot's whole vocabulary, imported from one place, and the
+outputs nest one another (``RiskDecision`` holds ``HedgeInstruction``, ``CorrelationState``,
+``AgentAdvice``).
 """
 
 from __future__ import annotations
@@ -261,7 +265,7 @@ class Portfolio:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Portfolio:
-        """Build from the seed's flat dict: reserved keys are fields, every other key is an asset weight.
+        """Build from a flat dict: reserved keys are fields, every other key is an asset weight.
 
         The reserved keys are ``current_drawdown``, ``equity``, ``peak_equity`` and ``weights`` (a
         nested asset -> weight mapping, instead of flat asset keys). A top-level key that looks like

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from advanced_risk.config import RiskConfig
-from advanced_risk.engine.core import Allocation
+from advanced_risk.engine.protocols import Allocation
 from advanced_risk.types import RiskDecision
 
 ASSETS = ("aaa", "bbb", "ccc", "ddd")

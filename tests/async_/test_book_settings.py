@@ -10,7 +10,7 @@ import pytest
 
 from advanced_risk import AdvancedRiskManager, MarketState, Portfolio, RiskConfig
 from advanced_risk.config import KellyConfig
-from advanced_risk.engine.core import Allocation
+from advanced_risk.engine.protocols import Allocation
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.types import TradingState
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from advanced_risk import AdvancedRiskManager, MarketState, Portfolio, RiskConfig
-from advanced_risk.engine.core import Allocation
+from advanced_risk.engine.protocols import Allocation
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.types import RiskDecision, StateChange
 

@@ -26,7 +26,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from advanced_risk import AdvancedRiskManager, MarketState, Portfolio, RiskConfig
 from advanced_risk.config import TrackerConfig
-from advanced_risk.engine.core import Allocation
+from advanced_risk.engine.protocols import Allocation
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.types import RiskDecision, TradingState
 

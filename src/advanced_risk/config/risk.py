@@ -1,6 +1,10 @@
 """Settings of the risk engine: the tracker, sizing, Kelly, hedge, leverage and the manager.
 
 Frozen, keyword-only dataclasses validated once in ``__post_init__`` (see :mod:`._base`).
+
+One module because it is the risk engine's settings reference, every field documented where it is
+defined: ``RiskConfig`` nests the component sections and checks them against its own fields
+(``tracker.alpha`` is ``alpha``, the hedge's threshold is below ``halt_drawdown``).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ class RewardKind(StrEnum):
     """How a step's reward is computed from the portfolio's move."""
 
     SHAPED = "shaped"
-    """The seed's shaping: ``r - vol_penalty*vol - drawdown_penalty*max(DD - free, 0) - cost_penalty*c``."""
+    """Shaped: ``r - vol_penalty*vol - drawdown_penalty*max(DD - free, 0) - cost_penalty*c``."""
     LOG_RETURN = "log_return"
     """``log(V_t / V_(t-1))`` net of costs: maximising its sum maximises terminal wealth."""
 

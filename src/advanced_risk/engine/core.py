@@ -9,10 +9,11 @@ Per bar, in order (each step is a component; a component that raises makes the d
   loss streaks.
 - the allocator (PPO policy) proposes target weights with an uncertainty, and the learned risk
   agents (optional) advise a size scale, a stop distance and a de-risking action, gated by their
-  MC-dropout uncertainty; the async manager runs both off the event loop within the deadline, the
-  sync twin inline.
-- ``decide``: trading state, VaR/CVaR, leverage, hedge, weights, position sizes, stops, risk level;
-  the agents' advice can only add caution to the rules (see :mod:`advanced_risk.rl.agents.advisor`).
+  MC-dropout uncertainty; the engine builds their inputs (``policy_request``, ``agents_request``)
+  and :mod:`advanced_risk.engine.components` runs them within the deadline. The engine sees them
+  only through :mod:`advanced_risk.engine.protocols`.
+- ``decide``: trading state, target weights, leverage, hedge, VaR/CVaR, position sizes and stops,
+  risk level; the agents' advice can only add caution to the rules.
 
 Books are signed (negative weights are shorts; gross exposure above 1 is a leveraged book) and the
 universe follows the bars by name (:mod:`advanced_risk.engine.inputs`): every per-asset state (the
@@ -20,6 +21,10 @@ tracker's columns, ATR, stops, last closes) is an array in universe order, resha
 where assets join or leave, so the per-bar work has no per-asset Python loop.
 
 The engine is not thread-safe: the manager serialises calls.
+
+One module because the steps of :class:`DecisionEngine` share its per-asset state arrays, which
+every bar reads and a universe change reshapes together; what needs none of that state lives
+beside it (``inputs``, ``protocols``, ``refits``, ``components``).
 """
 
 from __future__ import annotations
@@ -27,16 +32,18 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from advanced_risk.config import RiskConfig
 from advanced_risk.engine.inputs import MAX_BAR_RETURN, Bar, parse_inputs
+from advanced_risk.engine.protocols import Advisor, Allocation, Allocator
+from advanced_risk.engine.refits import Background, GarchRefits
 from advanced_risk.engine.state import PersistedState
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.logs import get_logger
@@ -60,56 +67,12 @@ from advanced_risk.types import (
     TradingState,
 )
 
-__all__ = ["Advisor", "Allocation", "Allocator", "DecisionEngine", "Observed", "component_fault", "warm_up"]
+__all__ = ["DecisionEngine", "Observed", "component_fault", "warm_up"]
 
 log = get_logger(__name__)
 
 DEFAULT_UNCERTAINTY_THRESHOLD = 0.1
 """Used when neither the config nor the policy file sets an uncertainty threshold."""
-
-Background = Callable[[FloatArray], "Future[GarchParams]"]
-"""Starts a GJR-GARCH fit of these returns off the decision path (the manager: a worker process)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Allocation:
-    """What the allocator proposes: weights over the assets then cash, and its uncertainty."""
-
-    weights: FloatArray
-    uncertainty: float | None
-
-
-class Allocator(Protocol):
-    """A policy the engine can ask for target weights (``RLPortfolioManager`` via ``PolicyAllocator``)."""
-
-    @property
-    def asset_count(self) -> int: ...
-
-    @property
-    def history_length(self) -> int: ...
-
-    def allocate(self, returns: FloatArray, weights: FloatArray, drawdown: float) -> Allocation: ...
-
-
-class Advisor(Protocol):
-    """The learned risk agents as the engine sees them.
-
-    Implemented by :class:`~advanced_risk.rl.agents.advisor.RiskAgentsAdvisor`.
-    """
-
-    @property
-    def asset_count(self) -> int: ...
-
-    @property
-    def history_length(self) -> int: ...
-
-    def observe(
-        self, close: FloatArray, held: FloatArray, portfolio_return: float | None, stops: FloatArray
-    ) -> None: ...
-
-    def request(self, returns: FloatArray, drawdown: float, exposure: float) -> Any: ...
-
-    def advise(self, observations: Any) -> AgentAdvice: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +101,6 @@ class DecisionEngine:
         self.config = config
         self.allocator = allocator
         self.advisor = advisor
-        self._background = background
         state = restored or PersistedState(None, TradingState.ACTIVE, "", False, 0.0)
         self.peak_equity: float | None = state.peak_equity
         # Equity of the last drawdown_window bars, seeded with the restored peak so that a restart
@@ -164,8 +126,7 @@ class DecisionEngine:
         self._var_streak, self._loss_streak = Streak(), Streak()
         self._strategy: StrategyDrawdown | None = None  # made at the first bar (seeded from equity)
         self._last_var: float | None = None
-        self._garch_job: Future[GarchParams] | None = None
-        self._garch_fit_bar = 0  # the bar count whose data the pending fit uses
+        self._refits = GarchRefits(background, config.garch_install_lag)
         self.last: RiskDecision | None = None
 
     # -- parse: validation only, no state change ----------------------------------------------------
@@ -312,58 +273,16 @@ class DecisionEngine:
         self._columns.clear()
 
     def _feed_tracker(self, returns: FloatArray) -> None:
+        """Update the tracker (made at the first returns) and start a GJR-GARCH refit if one is due."""
         if self.tracker is None:
             self.tracker = RiskTracker(returns.shape[0], self.config.tracker, auto_refit=False)
-        tracker = self.tracker
-        tracker.update(returns)
-        # a GJR-GARCH refit is started at the bar it falls due and takes effect garch_install_lag
-        # bars later, whenever the worker finishes: the bar is fixed by the bar count (replays match)
-        method = VaRMethod(self.config.tracker.method)
-        if (
-            method is VaRMethod.FHS_GARCH
-            and self._background is not None
-            and self._garch_job is None
-            and tracker.garch_refit_due
-        ):
-            self._garch_fit_bar = tracker.n_observations
-            weights = np.full(tracker.n_assets, 1.0 / tracker.n_assets)
-            self._garch_job = self._background(tracker.fhs_returns(weights))
+        self.tracker.update(returns)
+        if VaRMethod(self.config.tracker.method) is VaRMethod.FHS_GARCH:
+            self._refits.start_if_due(self.tracker)
 
     def refit_due(self) -> Future[GarchParams] | None:
-        """The pending GJR-GARCH refit if it must take effect at this bar (the caller waits for it)."""
-        job, tracker = self._garch_job, self.tracker
-        if job is None or tracker is None:
-            return None
-        if tracker.n_observations < self._garch_fit_bar + self.config.garch_install_lag:
-            return None
-        return job
-
-    def _install_refit(self) -> str | None:
-        """Install a due refit that has landed; an alert at its install bar if it has not.
-
-        A late refit is not a fault: the previous parameters stay in force (they move slowly) and the
-        refit takes effect at the first bar it has landed by. Only replays lose: that bar then
-        depends on the machine's speed, which the alert says (``deterministic_refits`` waits).
-        """
-        job = self.refit_due()
-        if job is None or self.tracker is None:
-            return None
-        if not job.done():
-            lag = self.config.garch_install_lag
-            install_bar = self._garch_fit_bar + lag
-            if self.tracker.n_observations != install_bar:
-                return None
-            return (
-                f"GJR-GARCH refit of bar {self._garch_fit_bar} not ready at its install bar "
-                f"{install_bar} (garch_install_lag={lag}); the previous parameters are kept until "
-                "it lands (a replay may differ from here: deterministic_refits=True waits)"
-            )
-        self._garch_job = None
-        try:
-            self.tracker.install_garch(job.result(), fit_bar=self._garch_fit_bar)
-        except Exception as exc:  # the fit failed: keep the previous parameters, refit next bar
-            log.warning("garch_refit_failed", error=repr(exc))
-        return None
+        """The pending GJR-GARCH refit if it must take effect at this bar (the caller may wait for it)."""
+        return None if self.tracker is None else self._refits.due(self.tracker)
 
     def _uncertainty_threshold(self) -> float:
         """The config's threshold, else the policy's calibrated one, else 0.1."""
@@ -431,15 +350,59 @@ class DecisionEngine:
         faults: tuple[str, ...] = (),
         advice: AgentAdvice | None = None,
     ) -> RiskDecision:
-        """The decision for an observed bar; ``faults`` (from the caller) make it degraded."""
-        late_refit = self._install_refit()
+        """The decision for an observed bar; ``faults`` (from the caller) make it degraded.
+
+        In order: the trading state, the target book, leverage, hedge, VaR/CVaR of the levered
+        book, then position sizes and stops. Each step appends its alerts, so they read in that order.
+        """
+        late_refit = None if self.tracker is None else self._refits.install(self.tracker)
         faults = observed.faults + faults
         if faults:
             return self.conservative(observed, faults)
-        cfg, bar = self.config, observed.bar
+        bar = observed.bar
         shock = self.tracker.correlation_shock if self.tracker is not None else False
-        by_strategy = cfg.drawdown_basis == "strategy"
-        cut_drawdown = observed.strategy_drawdown if by_strategy else observed.drawdown
+        alerts = [late_refit] if late_refit else []
+        state = self._trading_state(observed, shock, alerts)
+        target, reference = self._target_book(bar, state, allocation, advice, alerts)
+        uncertainty = None if allocation is None else allocation.uncertainty
+        leverage = self._decided_leverage(bar, target, shock, state, uncertainty, alerts)
+        if self._strategy is not None:  # the book asked for, before any cut: its drawdown drives the cuts
+            self._strategy.set_weights(reference)
+        hedge = self._decided_hedge(observed, state, advice)
+        var, cvar, warming = self._var_cvar(bar, target * leverage)
+        if self._unpriced(var, cvar):  # never a silent NaN: a component fault
+            return self.conservative(observed, (f"tracker gave a non-finite VaR/CVaR ({var}, {cvar})",))
+        self._last_var = var if math.isfinite(var) else None
+        self._risk_alerts(warming, shock, alerts)
+        average = self.tracker.average_correlation() if self.tracker is not None else math.nan
+        sizes, stops = self._sizes_and_stops(bar, target, leverage, state, advice)
+        decision = RiskDecision(
+            rebalance_weights=_weights_map(bar.assets, target),
+            leverage=float(leverage),
+            hedge=hedge,
+            position_sizes=sizes,
+            stop_levels=stops,
+            var=var,
+            cvar=cvar,
+            correlation=CorrelationState(average=float(average), shock=bool(shock)),
+            risk_level=classify_risk_level(
+                observed.drawdown, self.config, var=var, correlation_shock=shock, trading_state=state
+            ),
+            trading_state=state,
+            uncertainty=uncertainty,
+            risk_agents=advice,
+            alerts=tuple(alerts),
+        )
+        self.last = decision
+        return decision
+
+    def _cut_drawdown(self, observed: Observed) -> float:
+        """The drawdown the hedge and the REDUCING rule measure (``RiskConfig.drawdown_basis``)."""
+        return observed.strategy_drawdown if self.config.drawdown_basis == "strategy" else observed.drawdown
+
+    def _trading_state(self, observed: Observed, shock: bool, alerts: list[str]) -> TradingState:
+        """Run the rules on this bar; a change of state appends an alert saying why."""
+        by_strategy = self.config.drawdown_basis == "strategy"
         update = self.machine.evaluate(
             RiskObservation(
                 drawdown=observed.drawdown,
@@ -449,13 +412,30 @@ class DecisionEngine:
                 loss_streak=self._loss_streak.count,
             )
         )
-        state = update.state
-        alerts = [late_refit] if late_refit else []
         if update.changed:
-            alerts.append(f"trading state {update.previous.value} -> {state.value}: {self.machine.reason}")
+            alerts.append(
+                f"trading state {update.previous.value} -> {update.state.value}: {self.machine.reason}"
+            )
+        return update.state
+
+    def _target_book(
+        self,
+        bar: Bar,
+        state: TradingState,
+        allocation: Allocation | None,
+        advice: AgentAdvice | None,
+        alerts: list[str],
+    ) -> tuple[FloatArray, FloatArray]:
+        """The weights to hold next (signed, universe order) and the book asked for before any cut.
+
+        The book asked for is the held book with the policy's allocation over its assets
+        (:meth:`_allocate`); then REDUCING caps it (:meth:`_reduced`), HALTED empties it and the
+        agents scale it by ``1 - advice.cut``. Appends alerts for positions the policy leaves to
+        the rules, an idle policy, the agents' advice, and positions the cuts close.
+        """
         held = bar.held
         target, kept = self._allocate(held, allocation)
-        reference = target  # the book asked for, before any cut: its drawdown drives the cuts
+        reference = target
         if kept:
             alerts.append(f"policy allocates its own assets only; kept under the rules: {kept}")
         if allocation is None and (idle := self._policy_idle()):
@@ -473,58 +453,55 @@ class DecisionEngine:
             why = f"trading state {state.value}" if state is not TradingState.ACTIVE else "risk agents"
             if closing := _closing(bar.assets, held, target):
                 alerts.append(f"closing {closing} ({why})")
+        return target, reference
+
+    def _decided_leverage(
+        self,
+        bar: Bar,
+        target: FloatArray,
+        shock: bool,
+        state: TradingState,
+        uncertainty: float | None,
+        alerts: list[str],
+    ) -> float:
+        """Volatility-target leverage of ``target``, times ``uncertainty_leverage_factor`` while the
+        policy's uncertainty is above its threshold (with an alert); at most 1 while REDUCING, 0 when
+        HALTED."""
         leverage = self._leverage(bar, target, shock)
-        uncertainty = None if allocation is None else allocation.uncertainty
         threshold = self._uncertainty_threshold()
         if uncertainty is not None and uncertainty > threshold:
-            leverage *= cfg.uncertainty_leverage_factor
+            leverage *= self.config.uncertainty_leverage_factor
             alerts.append(f"policy uncertainty {uncertainty:.3g} > {threshold:g}: leverage cut")
         if state is TradingState.HALTED:
-            leverage = 0.0
-        elif state is TradingState.REDUCING:
-            leverage = min(leverage, 1.0)
-        if self._strategy is not None:
-            self._strategy.set_weights(reference)
-        hedge = self._hedge(cut_drawdown, halted=state is TradingState.HALTED)
+            return 0.0
+        if state is TradingState.REDUCING:
+            return min(leverage, 1.0)
+        return leverage
+
+    def _decided_hedge(
+        self, observed: Observed, state: TradingState, advice: AgentAdvice | None
+    ) -> HedgeInstruction:
+        """The drawdown hedge's instruction, raised to ``advice.cut`` when the agents' monitor asks
+        for a hedge or a halt."""
+        hedge = self._hedge(self._cut_drawdown(observed), halted=state is TradingState.HALTED)
         if advice is not None and advice.monitor in ("hedge", "halt") and hedge.ratio < advice.cut:
-            hedge = HedgeInstruction(True, advice.cut, f"risk agents: monitor requests {advice.monitor}")
-        var, cvar, warming = self._var_cvar(bar, target * leverage)
-        if (
-            self.tracker is not None
-            and self.tracker.ready
-            and not (math.isfinite(var) and math.isfinite(cvar))
-        ):
-            # never a silent NaN: a ready tracker that cannot price the book is a component fault
-            return self.conservative(observed, (f"tracker gave a non-finite VaR/CVaR ({var}, {cvar})",))
+            return HedgeInstruction(True, advice.cut, f"risk agents: monitor requests {advice.monitor}")
+        return hedge
+
+    def _risk_alerts(self, warming: str, shock: bool, alerts: list[str]) -> None:
+        """Append the alerts of the risk figures: assets too young for the tracker, a correlation shock."""
         if warming:
             alerts.append(
-                f"VaR/CVaR: fewer than {cfg.tracker.window} bars of history for {warming}; "
+                f"VaR/CVaR: fewer than {self.config.tracker.window} bars of history for {warming}; "
                 "floored by the Gaussian EWMA estimate"
             )
-        self._last_var = var if math.isfinite(var) else None
         if shock:
             alerts.append("correlation shock")
-        average = self.tracker.average_correlation() if self.tracker is not None else math.nan
-        sizes, stops = self._sizes_and_stops(bar, target, leverage, state, advice)
-        decision = RiskDecision(
-            rebalance_weights=_weights_map(bar.assets, target),
-            leverage=float(leverage),
-            hedge=hedge,
-            position_sizes=sizes,
-            stop_levels=stops,
-            var=var,
-            cvar=cvar,
-            correlation=CorrelationState(average=float(average), shock=bool(shock)),
-            risk_level=classify_risk_level(
-                observed.drawdown, cfg, var=var, correlation_shock=shock, trading_state=state
-            ),
-            trading_state=state,
-            uncertainty=uncertainty,
-            risk_agents=advice,
-            alerts=tuple(alerts),
-        )
-        self.last = decision
-        return decision
+
+    def _unpriced(self, var: float, cvar: float) -> bool:
+        """Whether a ready tracker gave a non-finite VaR or CVaR (a fault, never a silent NaN)."""
+        tracker = self.tracker
+        return tracker is not None and tracker.ready and not (math.isfinite(var) and math.isfinite(cvar))
 
     def _policy_idle(self) -> str:
         """Why a configured policy proposed nothing at this bar ("" at the start-up warm-up)."""
@@ -685,34 +662,68 @@ class DecisionEngine:
         ever falls; a stop the price traded through (or a side change) restarts from the close.
         Assets whose ATR has not warmed up get neither.
         """
-        atr = self._atr
         prices = bar.prices
         if prices is None:
             return {}, self._stop_levels(bar.assets)
-        ready = atr.ready
+        ready = self._atr.ready
         multiple = self.config.sizing.atr_multiplier if advice is None else advice.stop_multiple
-        distance = multiple * atr.value
+        distance = multiple * self._atr.value
         short = np.where(target != 0.0, target < 0.0, bar.held < 0.0)
-        candidate = np.where(short, prices + distance, np.maximum(prices - distance, 0.0))
-        previous = self._stop
-        live = (
-            (bar.held != 0.0)
-            & ~np.isnan(previous)
-            & (short == self._stop_short)
-            & np.where(short, prices < previous, prices > previous)
-        )
-        if advice is not None and not advice.trailing:  # the stop agent's choice: a live stop stays
-            kept = previous
-        else:
-            kept = np.where(short, np.fmin(previous, candidate), np.fmax(previous, candidate))
-        self._stop = np.where(ready, np.where(live, kept, candidate), previous)
-        self._stop_short = np.where(ready, short, self._stop_short)
+        trailing = advice is None or advice.trailing  # the stop agent may keep a live stop where it is
+        self._trail_stops(bar.held, prices, distance, short, ready, trailing=trailing)
         stops = self._stop_levels(bar.assets)
         equity = bar.portfolio.equity
         if equity is None or not ready.any():
             return {}, stops
         if state is not TradingState.ACTIVE:
             return dict.fromkeys(_names_where(bar.assets, ready), 0.0), stops
+        size = self._position_sizes(equity, prices, distance, short, leverage, advice)
+        return _map_where(bar.assets, size, ready), stops
+
+    def _trail_stops(
+        self,
+        held: FloatArray,
+        prices: FloatArray,
+        distance: FloatArray,
+        short: BoolArray,
+        ready: BoolArray,
+        *,
+        trailing: bool,
+    ) -> None:
+        """Move the stops of the assets whose ATR is ready (the others keep theirs).
+
+        The candidate stop is ``distance`` below the close of a long (floored at 0) and above the
+        close of a short. A live stop (a held position on the same side, the price not through it)
+        moves to the tighter of itself and the candidate, or stays when ``trailing`` is False;
+        any other stop restarts at the candidate.
+        """
+        candidate = np.where(short, prices + distance, np.maximum(prices - distance, 0.0))
+        previous = self._stop
+        live = (
+            (held != 0.0)
+            & ~np.isnan(previous)
+            & (short == self._stop_short)
+            & np.where(short, prices < previous, prices > previous)
+        )
+        if trailing:
+            kept = np.where(short, np.fmin(previous, candidate), np.fmax(previous, candidate))
+        else:
+            kept = previous
+        self._stop = np.where(ready, np.where(live, kept, candidate), previous)
+        self._stop_short = np.where(ready, short, self._stop_short)
+
+    def _position_sizes(
+        self,
+        equity: float,
+        prices: FloatArray,
+        distance: FloatArray,
+        short: BoolArray,
+        leverage: float,
+        advice: AgentAdvice | None,
+    ) -> FloatArray:
+        """Units per asset: ``equity * risk_per_trade / distance`` (the loss at the stop), capped at
+        ``equity * max_position_fraction * leverage / price`` and, with Kelly on, at the Kelly stake;
+        then scaled by the agents' ``scale * (1 - cut)``."""
         sizing = self.config.sizing
         by_risk = equity * sizing.risk_per_trade / np.maximum(distance, 1e-12)
         by_cap = equity * sizing.max_position_fraction * leverage / prices
@@ -722,7 +733,7 @@ class DecisionEngine:
             size = np.minimum(size, kelly * equity * leverage / prices)
         if advice is not None:
             size = size * (advice.scale * (1.0 - advice.cut))
-        return _map_where(bar.assets, size, ready), stops
+        return size
 
     def _kelly_fractions(self, short: BoolArray) -> FloatArray | None:
         """Fractional, capped continuous Kelly per asset in its side's direction (None: Kelly off).

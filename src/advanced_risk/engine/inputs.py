@@ -1,6 +1,6 @@
 """Validation at the manager's edge: the bot's market state and portfolio, aligned on one universe.
 
-``parse_inputs`` accepts :class:`MarketState` / :class:`Portfolio` or the seed's plain dicts and
+``parse_inputs`` accepts :class:`MarketState` / :class:`Portfolio` or plain dicts of their fields and
 returns a :class:`Bar` whose per-asset arrays follow the universe's order. It only reads: a bad
 input raises :class:`~advanced_risk.errors.InvalidInputError` naming the field and value, and no
 state anywhere has changed.
@@ -26,7 +26,7 @@ The universe follows the bars by name. A bar's assets are the keys of its ``retu
 
 - **Join**: an asset named for the first time is appended to the universe and warms up on its own
   (its ATR, stop, VaR history and correlation start at that bar).
-- **Leave**: an asset the bar no longer names leaves the universe, provided it is not held: its
+- **Leave**: an asset an earlier bar named and this one does not leaves the universe, if not held: its
   weight at the previous bar was 0, or this bar's portfolio lists it with weight 0. Otherwise the
   bar is refused: the engine tracks assets by name and does not follow renames (a held asset that
   disappears while another appears is refused, not carried over).
@@ -145,7 +145,34 @@ def parse_inputs(
     """
     market: MarketState = _as_value(market_state, MarketState, "market_state")
     book: Portfolio = _as_value(portfolio, Portfolio, "portfolio")
-    per_asset = market.returns or market.prices
+    _check_market_fields(market, has_history)
+    names = _bar_names(market, book, universe, max_assets)
+    assets, joined, left = _next_universe(names, universe)
+    _check_portfolio(book, assets, universe, previous_held, left)
+    returns = _array(market.returns, assets)
+    prices = _array(market.prices, assets)
+    high, low = _array(market.high, assets), _array(market.low, assets)
+    _check_values(market, assets, returns, prices, high, low)
+    return Bar(
+        market=market,
+        portfolio=book,
+        assets=assets,
+        held=_held(book.weights, assets),
+        returns=returns,
+        prices=prices,
+        high=high,
+        low=low,
+        joined=joined,
+        left=left,
+    )
+
+
+def _check_market_fields(market: MarketState, has_history: bool) -> None:
+    """Refuse per-asset fields that name different assets, and a bar that carries nothing a rule reads.
+
+    ``returns`` and ``prices`` name the same assets; ``high`` and ``low`` need ``prices`` (the close)
+    and name its assets. Before any bar carried prices, a bar needs returns, prices or volatility.
+    """
     if market.returns and market.prices and market.returns.keys() != market.prices.keys():
         raise InvalidInputError("market_state.returns and market_state.prices must name the same assets")
     for field, values in (("high", market.high), ("low", market.low)):
@@ -153,10 +180,18 @@ def parse_inputs(
             raise InvalidInputError(f"market_state.{field} needs market_state.prices (the close) as well")
         if values and values.keys() != market.prices.keys():
             raise InvalidInputError(f"market_state.{field} must name the same assets as market_state.prices")
-    if not per_asset and market.volatility is None and not has_history:
+    if not (market.returns or market.prices) and market.volatility is None and not has_history:
         raise InvalidInputError(
             "market_state needs returns, prices or volatility (trend alone is read by no rule)"
         )
+
+
+def _bar_names(
+    market: MarketState, book: Portfolio, universe: tuple[str, ...] | None, max_assets: int
+) -> tuple[str, ...]:
+    """The assets the bar names: the keys of its returns or prices, else the universe so far, else
+    the portfolio's weights. ``"cash"`` is refused as an asset, and so are more than ``max_assets``."""
+    per_asset = market.returns or market.prices
     if per_asset:
         names = tuple(per_asset)
     elif universe is not None:
@@ -170,37 +205,33 @@ def parse_inputs(
             f"market_state names {len(names)} assets, more than RiskConfig.max_assets={max_assets} "
             "(the per-bar work grows with the square of the universe)"
         )
-    assets, joined, left = _next_universe(names, universe)
-    _check_portfolio(book, assets, universe, previous_held, left)
-    returns = _array(market.returns, assets)
-    prices = _array(market.prices, assets)
-    high, low = _array(market.high, assets), _array(market.low, assets)
+    return names
+
+
+def _check_values(
+    market: MarketState,
+    assets: tuple[str, ...],
+    returns: FloatArray | None,
+    prices: FloatArray | None,
+    high: FloatArray | None,
+    low: FloatArray | None,
+) -> None:
+    """Refuse a return above ``MAX_BAR_RETURN`` and a close outside its bar's ``[low, high]``."""
     if returns is not None and float(returns.max()) > MAX_BAR_RETURN:
         i = int(np.argmax(returns))
         raise InvalidInputError(
             f"market_state.returns[{assets[i]!r}]={returns[i]} is above {MAX_BAR_RETURN:g} "
             f"(+{MAX_BAR_RETURN:.0%}) in one bar: a data error"
         )
-    if prices is not None:
-        for bound, name, outside in ((low, "low", np.less), (high, "high", np.greater)):
-            if bound is not None and outside(prices, bound).any():
-                i = int(np.flatnonzero(outside(prices, bound))[0])
-                raise InvalidInputError(
-                    f"market_state.prices[{assets[i]!r}]={prices[i]} is outside "
-                    f"[low={market.low.get(assets[i])}, high={market.high.get(assets[i])}] ({name})"
-                )
-    return Bar(
-        market=market,
-        portfolio=book,
-        assets=assets,
-        held=_held(book.weights, assets),
-        returns=returns,
-        prices=prices,
-        high=high,
-        low=low,
-        joined=joined,
-        left=left,
-    )
+    if prices is None:
+        return
+    for bound, name, outside in ((low, "low", np.less), (high, "high", np.greater)):
+        if bound is not None and outside(prices, bound).any():
+            i = int(np.flatnonzero(outside(prices, bound))[0])
+            raise InvalidInputError(
+                f"market_state.prices[{assets[i]!r}]={prices[i]} is outside "
+                f"[low={market.low.get(assets[i])}, high={market.high.get(assets[i])}] ({name})"
+            )
 
 
 def _check_portfolio(

@@ -28,12 +28,11 @@ from advanced_risk.evaluation.rules.books import (
     stock_books,
     synthetic_books,
 )
+from advanced_risk.evaluation.rules.evaluate import RulesEvaluation, evaluate_rules
 from advanced_risk.evaluation.rules.harness import (
     BarDecision,
     BookResult,
-    RulesEvaluation,
     StrategyPath,
-    evaluate_rules,
     harness_config,
     run_book,
     simulate,

@@ -1,0 +1,89 @@
+"""GJR-GARCH refits of the tracker, fitted off the decision path and installed at a fixed bar.
+
+A refit starts at the bar the tracker says it is due (:attr:`RiskTracker.garch_refit_due`): the
+tracker's filtered-historical returns of the equal-weight book go to ``background`` (the manager: a
+worker process). It takes effect ``install_lag`` bars later, whenever the fit finishes: the install
+bar is fixed by the bar count, so a replay of the same bars installs at the same bar. One refit runs
+at a time.
+
+A refit that has not landed by its install bar is not a fault: the previous parameters stay in
+force (they move slowly) and the refit takes effect at the first bar it has landed by. Only replays
+lose: that bar then depends on the machine's speed, which the install bar's alert says
+(``RiskConfig.deterministic_refits`` makes the manager wait instead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+
+import numpy as np
+
+from advanced_risk.logs import get_logger
+from advanced_risk.measures.validation import FloatArray
+from advanced_risk.risk.garch import GarchParams
+from advanced_risk.risk.tracker import RiskTracker
+
+__all__ = ["Background", "GarchRefits"]
+
+log = get_logger(__name__)
+
+Background = Callable[[FloatArray], "Future[GarchParams]"]
+"""Starts a GJR-GARCH fit of these returns off the decision path (the manager: a worker process)."""
+
+
+class GarchRefits:
+    """The pending refit of one tracker: when it started, when it is due, and its installation.
+
+    Parameters
+    ----------
+    background : starts a fit off the decision path; None: refits are never started (the tracker
+        keeps the parameters it has).
+    install_lag : bars between the bar a refit starts and the bar it takes effect (>= 1).
+    """
+
+    def __init__(self, background: Background | None, install_lag: int) -> None:
+        self._background = background
+        self._install_lag = install_lag
+        self._job: Future[GarchParams] | None = None
+        self._fit_bar = 0  # the bar count whose data the pending fit uses
+
+    def start_if_due(self, tracker: RiskTracker) -> None:
+        """Start a refit of the equal-weight book's returns if one is due and none is pending."""
+        if self._background is None or self._job is not None or not tracker.garch_refit_due:
+            return
+        self._fit_bar = tracker.n_observations
+        weights = np.full(tracker.n_assets, 1.0 / tracker.n_assets)
+        self._job = self._background(tracker.fhs_returns(weights))
+
+    def due(self, tracker: RiskTracker) -> Future[GarchParams] | None:
+        """The pending refit if it must take effect at this bar (or is overdue), else None."""
+        job = self._job
+        if job is None or tracker.n_observations < self._fit_bar + self._install_lag:
+            return None
+        return job
+
+    def install(self, tracker: RiskTracker) -> str | None:
+        """Install a due refit that has landed; an alert at its install bar if it has not.
+
+        A fit that failed is logged (``garch_refit_failed``) and dropped: the previous parameters
+        stay, and the tracker asks for a new refit.
+        """
+        job = self.due(tracker)
+        if job is None:
+            return None
+        if not job.done():
+            install_bar = self._fit_bar + self._install_lag
+            if tracker.n_observations != install_bar:
+                return None
+            return (
+                f"GJR-GARCH refit of bar {self._fit_bar} not ready at its install bar "
+                f"{install_bar} (garch_install_lag={self._install_lag}); the previous parameters are "
+                "kept until it lands (a replay may differ from here: deterministic_refits=True waits)"
+            )
+        self._job = None
+        try:
+            tracker.install_garch(job.result(), fit_bar=self._fit_bar)
+        except Exception as exc:  # the fit failed: keep the previous parameters, refit next bar
+            log.warning("garch_refit_failed", error=repr(exc))
+        return None

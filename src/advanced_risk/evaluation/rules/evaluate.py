@@ -1,0 +1,316 @@
+"""Many books: :func:`evaluate_rules` replays a set of books over one or both periods and reports.
+
+Each (book, period) is one task: :func:`~advanced_risk.evaluation.rules.harness.run_book` replays it
+(the bar loop and its execution semantics live in :mod:`~advanced_risk.evaluation.rules.harness`)
+and :func:`~advanced_risk.evaluation.rules.report.book_metrics` computes its figures, in this
+process or in ``jobs`` worker processes (spawned, results in task order). Every argument is checked
+here, before any worker starts, and a bad one raises ``InvalidInputError`` naming it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from advanced_risk.config import RiskConfig
+from advanced_risk.errors import InvalidInputError
+from advanced_risk.evaluation.rules.books import (
+    DEFAULT_BOOK_KEYS,
+    DEFAULT_POLICY,
+    PERIODS,
+    SPLIT_DATE,
+    SYNTHETIC_SEEDS,
+    Book,
+    Period,
+    book_window,
+    build_books,
+    synthetic_books,
+)
+from advanced_risk.evaluation.rules.harness import (
+    COST,
+    EWMA_LAMBDA,
+    VOL_TARGET,
+    WARMUP,
+    BookResult,
+    harness_config,
+    run_book,
+)
+from advanced_risk.evaluation.rules.report import BLOCK, REPS
+
+if TYPE_CHECKING:
+    from advanced_risk.evaluation.rules.report import BookMetrics
+
+__all__ = ["RulesEvaluation", "evaluate_rules"]
+
+
+@dataclass(frozen=True, eq=False)
+class RulesEvaluation:
+    """The answer of :func:`evaluate_rules`.
+
+    Attributes
+    ----------
+    periods : the periods evaluated (``train``, ``test`` or both), in report order.
+    results : every book's :class:`BookResult` (paths of the three strategies), in task order.
+    metrics : the matching :class:`~advanced_risk.evaluation.rules.report.BookMetrics`.
+    settings : how it was run (books, seeds, warm-up, cost, bootstrap ...).
+    config : the ``RiskConfig`` the manager ran with (after
+        :func:`~advanced_risk.evaluation.rules.harness.harness_config`), as a dict.
+    elapsed_s : wall time of the whole evaluation.
+    """
+
+    periods: tuple[str, ...]
+    results: tuple[BookResult, ...]
+    metrics: tuple[BookMetrics, ...]
+    settings: dict[str, Any]
+    config: dict[str, Any]
+    elapsed_s: float
+
+    def passes(self, period: str) -> tuple[int, int]:
+        """``(books passing the acceptance check, books)`` of one period."""
+        rows = [m for m in self.metrics if m.period == period]
+        return sum(m.passed for m in rows), len(rows)
+
+    def summary(self) -> list[str]:
+        """One line per period counting passes (real books and synthetic paths)."""
+        from advanced_risk.evaluation.rules import report
+
+        return report.summary_lines(self)
+
+    def to_markdown(self) -> str:
+        """The Markdown report (:func:`~advanced_risk.evaluation.rules.report.markdown_report`)."""
+        from advanced_risk.evaluation.rules import report
+
+        return report.markdown_report(self)
+
+    def to_json(self) -> str:
+        """The JSON report (:func:`~advanced_risk.evaluation.rules.report.json_report`)."""
+        from advanced_risk.evaluation.rules import report
+
+        return report.json_report(self)
+
+    def write(self, out: str | Path, *, plot: str | None = None) -> dict[str, Path]:
+        """Write Markdown, JSON and the PNG into ``out`` (see ``report.write_report``)."""
+        from advanced_risk.evaluation.rules import report
+
+        return report.write_report(self, out, plot=plot)
+
+
+def _periods(period: str) -> tuple[Period, ...]:
+    if period == "all":
+        return PERIODS
+    if period in PERIODS:
+        return (period,)  # type: ignore[return-value]
+    raise InvalidInputError(f"period must be one of {(*PERIODS, 'all')}, got {period!r}")
+
+
+def _evaluate_one(
+    book: Book, period: Period, config: RiskConfig | None, options: dict[str, Any]
+) -> tuple[BookResult, BookMetrics]:
+    """Replay one book over one period and compute its figures (run in a worker process)."""
+    from advanced_risk.evaluation.rules.report import book_metrics
+
+    result = run_book(
+        book,
+        config,
+        period=period,
+        warmup=options["warmup"],
+        cost=options["cost"],
+        split_date=options["split_date"],
+        max_bars=options["max_bars"],
+        risk_agents=options["risk_agents"],
+    )
+    return result, book_metrics(result, reps=options["reps"], block=options["block"], seed=options["seed"])
+
+
+def _check_int(value: object, name: str, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _first_seed(period: Period, synthetic_test_seed: int | None) -> int:
+    """The first synthetic seed of ``period``."""
+    if period == "test" and synthetic_test_seed is not None:
+        return synthetic_test_seed
+    return SYNTHETIC_SEEDS[period]
+
+
+def evaluate_rules(
+    config: RiskConfig | None = None,
+    *,
+    books: Sequence[str | Book] | None = None,
+    period: str = "test",
+    synthetic_paths: int = 64,
+    synthetic_bars: int = 2520,
+    seed: int = 0,
+    warmup: int = WARMUP,
+    cost: float = COST,
+    split_date: str = SPLIT_DATE,
+    max_bars: int | None = None,
+    reps: int = REPS,
+    block: int = BLOCK,
+    policy: str | Path = DEFAULT_POLICY,
+    jobs: int = 1,
+    progress: bool = False,
+    risk_agents: str | Path | None = None,
+    synthetic_test_seed: int | None = None,
+) -> RulesEvaluation:
+    """Evaluate the risk rules of ``config`` on a set of books against the unmanaged book and the vol target.
+
+    Parameters
+    ----------
+    config : the rules (default ``RiskConfig()``), run through
+        :func:`~advanced_risk.evaluation.rules.harness.harness_config`.
+    books : real books by key (:data:`~advanced_risk.evaluation.rules.books.BOOK_KEYS`) or any
+        :class:`~advanced_risk.evaluation.rules.books.Book`; default
+        :data:`~advanced_risk.evaluation.rules.books.DEFAULT_BOOK_KEYS` (no policy book).
+    period : ``train`` (bars before ``split_date`` and synthetic training seeds), ``test`` (from
+        ``split_date`` on, test seeds) or ``all`` (both, reported separately).
+    synthetic_paths : regime-switching paths per period (0 for none), at most 1,000.
+    synthetic_bars : evaluated bars of each synthetic path (after ``warmup`` more).
+    seed : seeds the stock subsets, the long/short split and the bootstraps.
+    warmup, cost, split_date, max_bars : see :func:`~advanced_risk.evaluation.rules.harness.run_book`.
+    reps, block : bootstrap replicates and expected block length.
+    policy : model file of the ``policy`` book.
+    jobs : worker processes (1: in this process).
+    progress : a tqdm progress bar on stderr.
+    risk_agents : a risk-agents model file the managed books run with (see
+        :func:`~advanced_risk.evaluation.rules.harness.run_book`).
+    synthetic_test_seed : first seed of the test period's synthetic paths (default 1000; at least
+        1000): fresh seeds judge a later round of choices on paths nobody has looked at.
+
+    Returns
+    -------
+    :class:`RulesEvaluation`; ``.write(out)`` writes the Markdown, JSON and PNG.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the bad argument (``config``, ``books``, ``period``, ``synthetic_paths``, ...).
+    """
+    started = time.perf_counter()
+    cfg = harness_config(config)
+    periods = _periods(period)
+    jobs = _check_run_arguments(
+        seed=seed, jobs=jobs, reps=reps, block=block, cost=cost, risk_agents=risk_agents
+    )
+    real = _chosen_books(books, seed=seed, policy=policy)
+    tasks = _tasks(real, periods, synthetic_paths, synthetic_bars, warmup, synthetic_test_seed)
+    for b, p in tasks:  # refuse a bad window here, not in a worker
+        book_window(b, p, warmup=warmup, split_date=split_date, max_bars=max_bars)
+    options = {
+        "warmup": warmup, "cost": cost, "split_date": split_date, "max_bars": max_bars,
+        "reps": reps, "block": block, "seed": seed,
+        "risk_agents": None if risk_agents is None else str(risk_agents),
+    }  # fmt: skip
+    done = _run_tasks(tasks, config, options, jobs=jobs, progress=progress)
+    settings = {
+        "periods": list(periods),
+        "books": [b.name for b in real],
+        "synthetic_paths": synthetic_paths,
+        "synthetic_bars": synthetic_bars,
+        "synthetic_seeds": {
+            p: [(first := _first_seed(p, synthetic_test_seed)), first + synthetic_paths - 1] for p in periods
+        },
+        "config_label": "RiskConfig() defaults"
+        if config is None or config == RiskConfig()
+        else "a custom RiskConfig",
+        "vol_target": {"target": VOL_TARGET, "ewma_lambda": EWMA_LAMBDA},
+        "jobs": jobs,
+        **options,
+    }
+    return RulesEvaluation(
+        periods=periods,
+        results=tuple(r for r, _ in done),
+        metrics=tuple(m for _, m in done),
+        settings=settings,
+        config=cfg.to_dict(),
+        elapsed_s=time.perf_counter() - started,
+    )
+
+
+def _check_run_arguments(
+    *, seed: int, jobs: int, reps: int, block: int, cost: float, risk_agents: str | Path | None
+) -> int:
+    """Refuse a bad seed, job count, bootstrap setting, cost or risk-agents file; the job count."""
+    _check_int(seed, "seed", 0)
+    jobs = _check_int(jobs, "jobs", 1)
+    _check_int(reps, "reps", 1)
+    _check_int(block, "block", 1)
+    if not (isinstance(cost, float | int) and 0.0 <= cost < 1.0):
+        raise InvalidInputError(f"cost must be in [0, 1), got {cost!r}")
+    if risk_agents is not None and not Path(risk_agents).is_file():
+        raise InvalidInputError(f"risk_agents: model file not found: {risk_agents}")
+    return jobs
+
+
+def _chosen_books(books: Sequence[str | Book] | None, *, seed: int, policy: str | Path) -> list[Book]:
+    """The real books asked for, in order: keys are built (seeded subsets), Books kept as given."""
+    if isinstance(books, str):
+        raise InvalidInputError(f"books must be a sequence of keys or Books, got the string {books!r}")
+    chosen = list(DEFAULT_BOOK_KEYS if books is None else books)
+    keys = [b for b in chosen if isinstance(b, str)]
+    bad = [b for b in chosen if not isinstance(b, str | Book)]
+    if bad:
+        raise InvalidInputError(f"books: each entry must be a key or a Book, got {bad!r}")
+    built = iter(build_books(keys, seed=seed, policy=policy))
+    return [next(built) if isinstance(b, str) else b for b in chosen]
+
+
+def _tasks(
+    real: list[Book],
+    periods: tuple[Period, ...],
+    synthetic_paths: int,
+    synthetic_bars: int,
+    warmup: int,
+    synthetic_test_seed: int | None,
+) -> list[tuple[Book, Period]]:
+    """Every (book, period) to replay: per period, the real books of that split, then its paths."""
+    tasks: list[tuple[Book, Period]] = []
+    for p in periods:
+        tasks += [(b, p) for b in real if b.split in (None, p)]
+        first = synthetic_test_seed if p == "test" else None
+        paths = synthetic_books(synthetic_paths, p, bars=synthetic_bars, warmup=warmup, first_seed=first)
+        tasks += [(b, p) for b in paths]
+    if not tasks:
+        raise InvalidInputError("books: nothing to evaluate (no book and no synthetic path in the period)")
+    return tasks
+
+
+def _run_tasks(
+    tasks: list[tuple[Book, Period]],
+    config: RiskConfig | None,
+    options: dict[str, Any],
+    *,
+    jobs: int,
+    progress: bool,
+) -> list[tuple[BookResult, BookMetrics]]:
+    """Run every task, in worker processes when ``jobs > 1``; results in task order."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks), desc="evaluate-rules", unit="book", file=sys.stderr, disable=not progress)
+    out: list[tuple[BookResult, BookMetrics] | None] = [None] * len(tasks)
+    try:
+        if jobs == 1 or len(tasks) == 1:
+            for i, (book, p) in enumerate(tasks):
+                bar.set_postfix_str(f"{p}: {book.name}"[:40])
+                out[i] = _evaluate_one(book, p, config, options)
+                bar.update()
+        else:
+            context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+            with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=context) as pool:
+                futures = {
+                    pool.submit(_evaluate_one, b, p, config, options): i for i, (b, p) in enumerate(tasks)
+                }
+                for future in as_completed(futures):
+                    out[futures[future]] = future.result()
+                    bar.update()
+    finally:
+        bar.close()
+    return [r for r in out if r is not None]
