@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import copy
-import io
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from numpy.typing import NDArray
 
 from advanced_risk.config import PPOConfig
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.rl.ppo.agent import PPOAgent
 from advanced_risk.rl.ppo.normalize import RunningMeanStd
+from advanced_risk.training.checkpoint import read_checkpoint, write_checkpoint
 
 ACTION_BOUND = 3.0
 
@@ -198,7 +201,7 @@ def test_rollout_bootstraps_truncated_steps_from_final_obs_only() -> None:
     assert np.all(buf.final_values[buf.truncated] != 0.0)
 
 
-def test_training_resumes_exactly_from_state_dict() -> None:
+def test_training_resumes_exactly_from_state_dict(tmp_path: Path) -> None:
     cfg = fast_config(target_kl=0.05, total_timesteps=256 * 4)
     straight = PPOAgent(3, 3, cfg)
     straight.train(TargetVecEnv(p_terminate=0.1))
@@ -206,10 +209,8 @@ def test_training_resumes_exactly_from_state_dict() -> None:
     first = PPOAgent(3, 3, cfg)
     env = TargetVecEnv(p_terminate=0.1)
     first.train(env, callback=lambda update, _stats: update == 2)  # stop after 2 of 4 updates
-    buffer = io.BytesIO()
-    torch.save(first.state_dict(), buffer)
-    buffer.seek(0)
-    state = torch.load(buffer, weights_only=True)  # checkpoints need no pickle trust
+    write_checkpoint(tmp_path / "state.ckpt", first.state_dict(), {})  # safetensors + JSON, no pickle
+    _, state = read_checkpoint(tmp_path / "state.ckpt")
     env_copy = copy.deepcopy(env)  # the env's own checkpoint, in a real run
 
     resumed = PPOAgent(3, 3, cfg)
@@ -276,24 +277,72 @@ def test_select_action_sees_new_weights_after_training() -> None:
     np.testing.assert_allclose(after, expected, rtol=1e-5, atol=1e-6)
 
 
-def _median_us(fn: Any, repeats: int = 2000) -> float:
-    for _ in range(200):
-        fn()
-    samples = []
+def _interleaved_median_us(fns: list[Callable[[], Any]], repeats: int = 2000) -> list[float]:
+    """Median wall time of each function in microseconds, the calls interleaved.
+
+    Each round times every function once, in turn, so a load change on a shared machine slows all
+    of them alike and their ratios stay put even when the absolute figures move.
+    """
+    for fn in fns:
+        for _ in range(200):
+            fn()
+    samples: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t)
-    return float(np.median(samples) * 1e6)
+        for fn, out in zip(fns, samples, strict=True):
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+    return [float(np.median(x) * 1e6) for x in samples]
 
 
-def test_select_action_latency_is_printed_and_loosely_bounded() -> None:
+def _bare_actor(agent: PPOAgent, n_samples: int, dropout: float) -> Callable[[NDArray[np.float32]], Any]:
+    """The least work an action takes: normalise, the actor's matrix products and tanh in NumPy, with
+    ``n_samples`` rows and a dropout mask per hidden layer when ``n_samples > 1``."""
+    layers = [(lin.weight.detach().numpy().T.copy(), lin.bias.detach().numpy().copy())
+              for lin in agent.network.actor_layers]  # fmt: skip
+    mean = agent.obs_rms.mean.astype(np.float32)
+    scale = np.sqrt(agent.obs_rms.var + 1e-8).astype(np.float32)
+    rng = np.random.default_rng(0)
+
+    def act(obs: NDArray[np.float32]) -> Any:
+        x = np.clip((np.repeat(obs[None], n_samples, axis=0) - mean) / scale, -10.0, 10.0)
+        for w, b in layers[:-1]:
+            x = np.tanh(x @ w + b)
+            if n_samples > 1:
+                x = x * (rng.random(x.shape) >= dropout) / (1.0 - dropout)
+        return x @ layers[-1][0] + layers[-1][1]
+
+    return act
+
+
+def test_select_action_costs_at_most_two_and_a_half_times_the_bare_numpy_forward_pass() -> None:
+    """Timed against a reference in the same run, not against a fixed figure.
+
+    The reference is the actor's forward pass written directly in NumPy (``_bare_actor``). Measured
+    on the 2-core development machine (interleaved medians over 2,000 calls, eight runs under
+    varying load): select_action 1.3-1.5x the bare pass (the rest is input checks), the 10-sample
+    MC-dropout call 1.55-1.65x the bare 10-row pass, and the torch forward of the same network
+    2.4x. The 2.5x bound is thus about 1.6x above what is measured and just above torch: past it,
+    the NumPy inference path would have lost what it exists for, whatever the machine's speed.
+    """
     obs_dim, action_dim = 230, 11  # about the portfolio env's size: 10 assets, window 20
     agent = PPOAgent(obs_dim, action_dim, PPOConfig(device="cpu"))
     agent.obs_rms.update(np.random.default_rng(0).standard_normal((100, obs_dim)))
     obs = np.random.default_rng(1).standard_normal(obs_dim).astype(np.float32)
-    plain = _median_us(lambda: agent.select_action(obs))
-    mc = _median_us(lambda: agent.select_action_with_uncertainty(obs, n_samples=10))
-    print(f"\nselect_action: {plain:.1f} us; with 10 MC-dropout samples: {mc:.1f} us (median)")
-    assert plain < 5_000
-    assert mc < 5_000
+    bare, bare_mc = (
+        _bare_actor(agent, 1, agent.network.dropout),
+        _bare_actor(agent, 10, agent.network.dropout),
+    )
+    np.testing.assert_allclose(bare(obs)[0], agent.select_action(obs), rtol=1e-5, atol=1e-6)
+    plain, reference, mc, reference_mc = _interleaved_median_us([
+        lambda: agent.select_action(obs),
+        lambda: bare(obs),
+        lambda: agent.select_action_with_uncertainty(obs, n_samples=10),
+        lambda: bare_mc(obs),
+    ])  # fmt: skip
+    print(
+        f"\nselect_action: {plain:.1f} us ({plain / reference:.2f}x the bare pass); with 10 MC-dropout "
+        f"samples: {mc:.1f} us ({mc / reference_mc:.2f}x the bare 10-row pass) (medians)"
+    )
+    assert plain < 2.5 * reference
+    assert mc < 2.5 * reference_mc
