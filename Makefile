@@ -20,6 +20,7 @@ lint: venv
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports  # the layer and import contracts in pyproject.toml
 
 test: lint
 	$(BIN)/python -m pytest -q

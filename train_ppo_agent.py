@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Train the PPO portfolio allocator and write an out-of-sample report (thin shim).
 
-All the work is in :mod:`advanced_risk.training.ppo`; the flags are documented by ``--help`` and in
-``docs/training.md``. Examples::
+All the work is in :mod:`advanced_risk.training.pipeline`; the flags are documented by ``--help``
+and in ``docs/training.md``. Examples::
 
     python train_ppo_agent.py --quick
     python train_ppo_agent.py --episodes 5 --asset-count 5 --evaluate --plot --out runs/x

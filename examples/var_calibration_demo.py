@@ -36,10 +36,9 @@ from advanced_risk import AdvancedRiskManager, MarketState, Portfolio, RiskConfi
 from advanced_risk.config import TrackerConfig
 from advanced_risk.data import load_sp500_stocks
 from advanced_risk.measures import christoffersen_independence, kupiec_pof, z2_test
-from advanced_risk.measures.var import VaRMethod, _fhs
-from advanced_risk.measures.volatility import _ewma_variance
+from advanced_risk.measures.kernels import ewma_variance_kernel, fhs_kernel
+from advanced_risk.measures.var_method import VaRMethod
 from advanced_risk.risk.garch import GarchParams, fit_gjr_garch
-from advanced_risk.risk.tracker import _garch_scale
 
 PERIODS = {"train": ("2005-01-01", "2012-12-31"), "test": ("2013-01-01", "2022-12-31")}
 ALPHA, ES_ALPHA = 0.99, 0.975
@@ -179,19 +178,19 @@ def forecasts(path: BookPath, v: Variant, alpha: float) -> tuple[np.ndarray, np.
             continue  # nothing held: nothing to lose
         live = [(params, s) for start, params, s in fits if start <= t]
         if v.filter == "ewma" or not live:  # the engine uses fhs_ewma until its first fit is in
-            pair = _fhs(p, _ewma_variance(p, 0.94, float(np.mean(p * p))), 0.0, alpha)
+            pair = fhs_kernel(p, ewma_variance_kernel(p, 0.94, float(np.mean(p * p))), 0.0, alpha)
         elif v.filter == "garch_raw":
             params = live[-1][0]
-            pair = _fhs(p, params.variance(p), params.mu, alpha)
+            pair = fhs_kernel(p, params.variance(p), params.mu, alpha)
         elif v.filter == "garch_engine":
             params = live[-1][0]
-            scale = _garch_scale(params, float(np.mean(p * p)))
+            scale = params.book_scale(float(np.mean(p * p)))
             q = p / scale
-            pair = tuple(x * scale for x in _fhs(q, params.variance(q), params.mu, alpha))
+            pair = tuple(x * scale for x in fhs_kernel(q, params.variance(q), params.mu, alpha))
         else:
             params, s_fit = live[-1]
             k = s_fit / float(np.std(p))
-            pair = tuple(x / k for x in _fhs(k * p, params.variance(k * p), params.mu, alpha))
+            pair = tuple(x / k for x in fhs_kernel(k * p, params.variance(k * p), params.mu, alpha))
         var[i], cvar[i] = pair[0] * path.unhedged[i], pair[1] * path.unhedged[i]
     return var, cvar
 

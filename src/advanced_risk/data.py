@@ -31,6 +31,8 @@ from advanced_risk.errors import DataIntegrityError, DataValidationError
 
 __all__ = [
     "DATASETS",
+    "READ_ERRORS",
+    "error_name",
     "load_sp500_index",
     "load_sp500_stocks",
     "sha256_of",
@@ -82,7 +84,7 @@ def load_sp500_index() -> pd.DataFrame:
     return validate_ohlcv(raw)
 
 
-_READ_ERRORS: Final = (
+READ_ERRORS: Final = (
     OSError,  # unreadable, a directory, a bad gzip header (gzip.BadGzipFile), bz2 data errors
     EOFError,  # a truncated .gz / .bz2 / .xz
     ValueError,  # pandas' ParserError and EmptyDataError, UnicodeDecodeError, "Multiple files in ZIP"
@@ -108,14 +110,21 @@ def _as_frame(source: TableSource, what: str) -> pd.DataFrame:
         return pd.read_csv(source)
     except FileNotFoundError as exc:
         raise DataValidationError(f"{what} file not found: {source}") from exc
-    except _READ_ERRORS as exc:
+    except READ_ERRORS as exc:
         raise DataValidationError(
-            f"{what} file {source} cannot be read as CSV: {_error_name(exc)}: {exc}"
+            f"{what} file {source} cannot be read as CSV: {error_name(exc)}: {exc}"
         ) from exc
 
 
-def _error_name(exc: BaseException) -> str:
-    """The exception's class name, qualified where the bare name says nothing (``zlib.error``)."""
+def error_name(exc: BaseException) -> str:
+    """The exception's class name, qualified where the bare name says nothing (``zlib.error``).
+
+    Examples
+    --------
+    >>> import zlib
+    >>> error_name(zlib.error("bad")), error_name(ValueError("bad"))
+    ('zlib.error', 'ValueError')
+    """
     kind = type(exc)
     return f"{kind.__module__}.{kind.__name__}" if kind.__name__ == "error" else kind.__name__
 

@@ -15,7 +15,7 @@ from advanced_risk.config import EnvConfig
 from advanced_risk.rl.agents.policy import RiskAgents
 from advanced_risk.training.agents import train_agents, with_risk_defaults
 from advanced_risk.training.data import load_data
-from advanced_risk.training.ppo import TrainingSettings
+from advanced_risk.training.settings import TrainingSettings
 
 from .conftest import REPO, run_cli
 

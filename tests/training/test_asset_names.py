@@ -13,7 +13,8 @@ from advanced_risk.rl.agents.policy import RiskAgents
 from advanced_risk.rl.portfolio.allocator import load_allocator
 from advanced_risk.rl.portfolio.manager import RLPortfolioManager
 from advanced_risk.training.data import load_data
-from advanced_risk.training.ppo import TrainingSettings, run
+from advanced_risk.training.pipeline import run
+from advanced_risk.training.settings import TrainingSettings
 
 TINY_PPO = {"num_steps": 16, "update_epochs": 1, "num_minibatches": 2, "hidden_sizes": [8, 8]}
 

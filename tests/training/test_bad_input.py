@@ -255,7 +255,7 @@ def test_split_overrides_name_the_bad_flag(train_end: str, test_start: str | Non
 
 def test_train_end_alone_on_sp500_splits_the_day_after(tmp_path: Path) -> None:
     from advanced_risk.training.data import load_data
-    from advanced_risk.training.ppo import TrainingSettings
+    from advanced_risk.training.settings import TrainingSettings
 
     # before: EnvConfig kept its default test_start 2013-01-01 and blamed it for a later --train-end
     bundle = load_data(TrainingSettings(data="sp500", asset_count=2, train_end="2015-06-30"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from advanced_risk.training.cli import build_parser, resolve_settings
-from advanced_risk.training.ppo import TrainingSettings
+from advanced_risk.training.settings import TrainingSettings
 
 from .conftest import run_cli
 
@@ -81,7 +81,7 @@ def test_flags_override_the_toml_and_the_run_dir_stores_the_resolved_config(tiny
 
 
 def test_resolved_config_round_trips_through_config_toml(tmp_path: Path, tiny_config: Path) -> None:
-    from advanced_risk.training.ppo import settings_to_toml
+    from advanced_risk.training.settings import settings_to_toml
 
     settings = resolve_settings(["--config", str(tiny_config), "--total-steps", "64", "--out", str(tmp_path)])
     stored = tmp_path / "config.toml"

@@ -28,7 +28,8 @@ def test_ray_backend_reproduces_the_local_backend(tmp_path: Path) -> None:
 
     from advanced_risk.training.data import load_data
     from advanced_risk.training.distributed import train_on_ray
-    from advanced_risk.training.ppo import TrainingSettings, train_agent
+    from advanced_risk.training.ppo import train_agent
+    from advanced_risk.training.settings import TrainingSettings
 
     torch.set_num_threads(1)
     settings = TrainingSettings(asset_count=3, max_steps=30, num_envs=4, total_steps=256, device="cpu",

@@ -16,7 +16,8 @@ import torch
 from advanced_risk.rl.ppo.model_file import read_model_file
 from advanced_risk.training.checkpoint import CHECKPOINT_KIND, checkpoint_files, load_latest, restore
 from advanced_risk.training.data import load_data
-from advanced_risk.training.ppo import TrainingSettings, train_agent
+from advanced_risk.training.ppo import train_agent
+from advanced_risk.training.settings import TrainingSettings
 
 from .conftest import SCRIPT
 
@@ -95,10 +96,10 @@ def test_sigkill_during_checkpointing_never_leaves_an_unloadable_checkpoint(tmp_
     from advanced_risk.rl.portfolio.accounting import observation_dim
     from advanced_risk.rl.portfolio.env import VectorTradingEnv
     from advanced_risk.rl.ppo.agent import PPOAgent
-    from advanced_risk.training.ppo import build_ppo_config
+    from advanced_risk.training.settings import build_ppo_config
 
     data = load_data(settings)
-    agent = PPOAgent(observation_dim(data.env_config), 4, build_ppo_config(settings, data))
+    agent = PPOAgent(observation_dim(data.env_config), 4, build_ppo_config(settings, data.env_config))
     restore(payload, agent, VectorTradingEnv(data.env_config, 2, seed=0, market=data.train_market))
     assert agent.num_updates >= 1
     assert kills == 4

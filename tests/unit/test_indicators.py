@@ -150,7 +150,7 @@ def test_indicators_return_arrays_of_the_input_length() -> None:
 def test_indicator_kernels_equal_their_plain_python_versions() -> None:
     high, low, close = _bars(400, seed=4)
     cases = [
-        (ind._rsi_python(close, 14), ind._rsi(close, 14)),
+        (ind._rsi_python(close, 14), ind.rsi_kernel(close, 14)),
         (ind._macd_python(close, 12, 26, 9), ind._macd(close, 12, 26, 9)),
         (ind._bollinger_python(close, 20, 2.0), ind._bollinger(close, 20, 2.0)),
         (ind._stochastic_python(high, low, close, 5, 3, 3), ind._stochastic(high, low, close, 5, 3, 3)),

@@ -143,7 +143,7 @@ def test_rolling_std_does_not_drift_over_a_long_price_series() -> None:
     _, _, close = _bars(200_000, seed=3)
     close *= 100.0
     window = 20
-    mean, std = vol._rolling_mean_std(close, window, 0)
+    mean, std = vol.rolling_mean_std_kernel(close, window, 0)
     windows = np.lib.stride_tricks.sliding_window_view(close, window)
     exact_std = windows.std(axis=1)
     np.testing.assert_allclose(mean[window - 1 :], windows.mean(axis=1), rtol=1e-12)
@@ -203,7 +203,7 @@ def test_rolling_mean_std_kernel_equals_its_plain_python_version() -> None:
     _, _, c = _bars(300, seed=6)
     for ddof in (0, 1):
         for got, want in zip(
-            vol._rolling_mean_std_python(c, 7, ddof), vol._rolling_mean_std(c, 7, ddof), strict=True
+            vol._rolling_mean_std_python(c, 7, ddof), vol.rolling_mean_std_kernel(c, 7, ddof), strict=True
         ):
             np.testing.assert_array_equal(got, want)
 

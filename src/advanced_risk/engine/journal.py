@@ -49,7 +49,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from advanced_risk.engine.state import StateStore, _journal_row
+from advanced_risk.engine.state import StateStore, journal_row
 from advanced_risk.errors import StateStoreError
 from advanced_risk.logs import get_logger
 from advanced_risk.types import TradingState
@@ -325,9 +325,7 @@ class JournalWriter:
             row = self._unwritten.get(decision_id)
         if row is not None:
             text = (
-                row.payload
-                if isinstance(row.payload, str)
-                else _journal_row(decision_id, row.payload, 0.0)[2]
+                row.payload if isinstance(row.payload, str) else journal_row(decision_id, row.payload, 0.0)[2]
             )
             data: dict[str, Any] = json.loads(text)
             return data

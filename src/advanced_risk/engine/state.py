@@ -328,7 +328,7 @@ class StateStore:
         StateStoreError
             If ``decision_id`` is already journaled or the database fails (nothing is written).
         """
-        row = _journal_row(decision_id, payload, ts)
+        row = journal_row(decision_id, payload, ts)
         return self._append(
             "append_decision",
             lambda conn: int(
@@ -351,7 +351,7 @@ class StateStore:
         if timestamps is not None and len(timestamps) != len(entries):
             raise InvalidInputError(f"timestamps must have one value per entry, got {len(timestamps)}")
         when: Sequence[float | None] = [None] * len(entries) if timestamps is None else timestamps
-        rows = [_journal_row(i, payload, ts) for (i, payload), ts in zip(entries, when, strict=True)]
+        rows = [journal_row(i, payload, ts) for (i, payload), ts in zip(entries, when, strict=True)]
         self._append(
             "append_decisions",
             lambda conn: conn.executemany(
@@ -572,12 +572,23 @@ def _as_state(state: TradingState | str) -> TradingState:
         raise InvalidInputError(f"trading_state must be one of {allowed}, got {state!r}") from None
 
 
-def _journal_row(
+def journal_row(
     decision_id: str, payload: Mapping[str, Any] | str, ts: float | None
 ) -> tuple[str, float, str]:
     if not isinstance(decision_id, str) or not decision_id:
         raise InvalidInputError(f"decision_id must be a non-empty string, got {decision_id!r}")
     when = time.time() if ts is None else check_range(ts, "ts", 0.0, math.inf, hi_open=True)
+    """The ``(decision_id, ts, payload JSON)`` row the journal stores for one decision.
+
+    ``payload`` is a mapping (encoded here: enums, dataclasses and numpy values included, non-finite
+    floats as null) or text that is already JSON (kept as is); ``ts`` defaults to now.
+
+    Raises
+    ------
+    InvalidInputError
+        ``decision_id`` empty or not a string, ``ts`` negative or not finite, ``payload`` neither
+        a mapping nor a string, or holding a value JSON cannot represent (the message names it).
+    """
     if isinstance(payload, str):  # already JSON (the manager encodes on its own thread)
         return decision_id, when, payload
     if not isinstance(payload, Mapping):

@@ -73,6 +73,7 @@ _ewma_covariance = jit(_ewma_covariance_python)
 
 
 def _covariance_to_correlation_python(cov: FloatArray) -> FloatArray:
+    """Correlation of a square covariance matrix, NaN rows/columns for zero variances, clipped to [-1, 1]."""
     n = cov.shape[0]
     scale = np.empty(n)
     for j in range(n):
@@ -88,7 +89,7 @@ def _covariance_to_correlation_python(cov: FloatArray) -> FloatArray:
     return out
 
 
-_covariance_to_correlation = jit(_covariance_to_correlation_python)
+covariance_to_correlation_kernel = jit(_covariance_to_correlation_python)
 
 
 def _average_pairwise_correlation_python(corr: FloatArray) -> float:
@@ -143,7 +144,7 @@ def _ewma_step_python(state: FloatArray, row: FloatArray, lam: float, include: n
     return total / (m * (m - 1) / 2) if m > 1 else np.nan
 
 
-_ewma_step = jit(_ewma_step_python)
+ewma_correlation_step_kernel = jit(_ewma_step_python)
 
 
 def _window_moments_python(
@@ -315,12 +316,12 @@ def covariance_to_correlation(cov: ArrayLike) -> FloatArray:
     c = _as_square(cov, "cov")
     if (np.diag(c) < 0).any():
         raise InvalidInputError(f"cov must have a non-negative diagonal, got {np.diag(c).min()}")
-    return _covariance_to_correlation(c)
+    return covariance_to_correlation_kernel(c)
 
 
 def ewma_correlation(returns: ArrayLike, lam: float = 0.94) -> FloatArray:
     """Correlation matrix of :func:`ewma_covariance` (NaN rows/columns for zero-variance assets)."""
-    return _covariance_to_correlation(ewma_covariance(returns, lam))
+    return covariance_to_correlation_kernel(ewma_covariance(returns, lam))
 
 
 def rolling_correlation(returns: ArrayLike, window: int) -> FloatArray:

@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures.jit import jit
 from advanced_risk.measures.validation import FloatArray, as_array, check_positive_int, check_range
-from advanced_risk.measures.volatility import _rolling_mean_std, as_ohlc
+from advanced_risk.measures.volatility import as_ohlc, rolling_mean_std_kernel
 
 __all__ = ["bollinger_bands", "macd", "momentum", "rsi", "stochastic"]
 
@@ -80,6 +80,7 @@ _sma_into = jit(_sma_into_python)
 
 
 def _rsi_python(close: FloatArray, n: int) -> FloatArray:
+    """Wilder's RSI as :func:`rsi`, trusting ``close`` (finite, longer than ``n``) and ``n >= 1``."""
     out = np.empty(close.shape[0])
     out[:n] = np.nan
     gain = 0.0
@@ -106,7 +107,7 @@ def _rsi_python(close: FloatArray, n: int) -> FloatArray:
     return out
 
 
-_rsi = jit(_rsi_python)
+rsi_kernel = jit(_rsi_python)
 
 
 def _macd_python(close: FloatArray, fast: int, slow: int, signal: int) -> FloatArray3:
@@ -160,7 +161,7 @@ _macd = jit(_macd_python)
 
 
 def _bollinger_python(close: FloatArray, n: int, k: float) -> FloatArray3:
-    middle, std = _rolling_mean_std(close, n, 0)
+    middle, std = rolling_mean_std_kernel(close, n, 0)
     upper = np.empty(close.shape[0])
     lower = np.empty(close.shape[0])
     for t in range(close.shape[0]):
@@ -252,7 +253,7 @@ def rsi(close: ArrayLike, n: int = 14) -> FloatArray:
     [nan, nan, 66.6667, 85.7143]
     """
     period = check_positive_int(n, "n", minimum=2)
-    return _rsi(_as_series(close, "close", period), period)
+    return rsi_kernel(_as_series(close, "close", period), period)
 
 
 def macd(close: ArrayLike, fast: int = 12, slow: int = 26, signal: int = 9) -> FloatArray3:

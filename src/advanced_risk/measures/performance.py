@@ -1,8 +1,8 @@
 """Performance measures of a return series or an equity curve.
 
-Conventions: returns are simple per-period returns; ``periods_per_year`` annualises (252 for daily
-bars); Sharpe and Sortino use ``ddof=1`` and a per-period risk-free rate; drawdowns are positive
-fractions of the running peak (0.25 = 25 % below the peak).
+Conventions: returns are simple per-period returns; ``periods_per_year`` annualises (default
+``PERIODS_PER_YEAR``, 252, for daily bars); Sharpe and Sortino use ``ddof=1`` and a per-period
+risk-free rate; drawdowns are positive fractions of the running peak (0.25 = 25 % below the peak).
 
 Degenerate inputs, defined rather than left to floating point:
 
@@ -27,6 +27,7 @@ from numpy.typing import ArrayLike
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures.jit import jit
 from advanced_risk.measures.validation import (
+    PERIODS_PER_YEAR,
     FloatArray,
     as_array,
     as_positive,
@@ -137,7 +138,7 @@ def max_drawdown(returns: ArrayLike) -> float:
     return float(_drawdown_series(_as_compounded_returns(returns)).max())
 
 
-def annualised_return(returns: ArrayLike, periods_per_year: int = 252) -> float:
+def annualised_return(returns: ArrayLike, periods_per_year: int = PERIODS_PER_YEAR) -> float:
     """Geometric annualised return ``prod(1 + r) ** (periods_per_year / T) - 1`` (-1 after ruin).
 
     Raises ``InvalidInputError`` for a return below -1.
@@ -148,7 +149,9 @@ def annualised_return(returns: ArrayLike, periods_per_year: int = 252) -> float:
     return -1.0 if growth <= 0.0 else growth ** (ppy / r.shape[0]) - 1.0
 
 
-def sharpe_ratio(returns: ArrayLike, risk_free: float = 0.0, periods_per_year: int = 252) -> float:
+def sharpe_ratio(
+    returns: ArrayLike, risk_free: float = 0.0, periods_per_year: int = PERIODS_PER_YEAR
+) -> float:
     """Annualised Sharpe ratio ``sqrt(P) * mean(r - rf) / std(r - rf, ddof=1)``; 0 for zero volatility.
 
     Zero volatility includes a std at or below ``ZERO_STD_RTOL * max(max|r|, |rf|)`` (rounding
@@ -169,7 +172,7 @@ def sharpe_ratio(returns: ArrayLike, risk_free: float = 0.0, periods_per_year: i
     return math.sqrt(ppy) * float(z.mean()) / sd
 
 
-def sortino_ratio(returns: ArrayLike, target: float = 0.0, periods_per_year: int = 252) -> float:
+def sortino_ratio(returns: ArrayLike, target: float = 0.0, periods_per_year: int = PERIODS_PER_YEAR) -> float:
     """Annualised Sortino ratio ``sqrt(P) * mean(r - t) / sqrt(mean(min(r - t, 0)**2))``.
 
     Returns ``inf`` when there is no downside and the mean excess is positive, 0 when both are 0.
@@ -189,7 +192,7 @@ def sortino_ratio(returns: ArrayLike, target: float = 0.0, periods_per_year: int
     return math.sqrt(ppy) * (mean_z / downside_z)
 
 
-def calmar_ratio(returns: ArrayLike, periods_per_year: int = 252) -> float:
+def calmar_ratio(returns: ArrayLike, periods_per_year: int = PERIODS_PER_YEAR) -> float:
     """Annualised return over maximum drawdown; ``inf`` when there is no drawdown and a gain.
 
     Raises ``InvalidInputError`` for a return below -1.

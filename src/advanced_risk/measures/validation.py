@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -25,6 +25,7 @@ from advanced_risk.errors import InvalidInputError
 
 __all__ = [
     "MAX_ABS_RETURN",
+    "PERIODS_PER_YEAR",
     "as_array",
     "as_matrix",
     "as_positive",
@@ -46,6 +47,10 @@ MAX_ABS_RETURN = 1e6
 any real move, so a larger value is a feed or unit error (a price passed as a return, 1e300 from a
 bad parse). Bounding returns here keeps their moments finite: ``T * MAX_ABS_RETURN**4`` is below
 the float maximum for any ``T`` under 1e284 rows."""
+
+PERIODS_PER_YEAR: Final = 252
+"""Trading days in a year: the annualisation factor of daily bars (Sharpe ``* sqrt(252)``, an
+annual volatility, a year of GBM time steps). The one definition every layer imports."""
 
 
 def _describe(value: Any) -> str:

@@ -35,16 +35,15 @@ from advanced_risk.measures.validation import (
     check_positive_int,
 )
 from advanced_risk.measures.var_kernels import (
-    _cornish_fisher,
-    _gaussian,
-    _historical,
-    _rolling_fhs,
-    _rolling_tail,
+    cornish_fisher_kernel,
+    fhs_kernel,
+    gaussian_kernel,
+    historical_kernel,
+    rolling_fhs_kernel,
+    rolling_tail_kernel,
 )
-from advanced_risk.measures.var_kernels import _fhs as _fhs  # re-exported: risk.tracker uses these two
-from advanced_risk.measures.var_kernels import _sorted_tail as _sorted_tail
-from advanced_risk.measures.var_method import VaRMethod
-from advanced_risk.measures.volatility import _ewma_variance
+from advanced_risk.measures.var_method import VaRMethod, as_var_method
+from advanced_risk.measures.volatility import ewma_variance_kernel
 
 __all__ = [
     "VaRMethod",
@@ -60,33 +59,42 @@ __all__ = [
     "portfolio_var",
     "rolling_fhs_cvar",
     "rolling_fhs_var",
+    "rolling_fhs_var_cvar",
     "rolling_historical_cvar",
     "rolling_historical_var",
+    "rolling_historical_var_cvar",
 ]
 
 
 _NORMAL = NormalDist()
 
 
-def _as_method(method: VaRMethod | str) -> VaRMethod:
-    try:
-        return VaRMethod(method)
-    except ValueError:
-        raise InvalidInputError(
-            f"method must be one of {[m.value for m in VaRMethod]}, got {method!r}"
-        ) from None
+def var_cvar_kernel(r: FloatArray, a: float, method: VaRMethod) -> tuple[float, float]:
+    """(VaR, CVaR) of ``r`` at level ``a`` by ``method``, trusting its inputs (no validation).
 
+    The dispatch behind every single-window estimate here: callers that validate once and then
+    estimate many windows (``risk.tracker``, ``risk.var_backtest``) call it per window.
 
-def _pair_of(r: FloatArray, a: float, method: VaRMethod) -> tuple[float, float]:
-    """(VaR, CVaR) of validated returns ``r`` at validated level ``a``."""
+    Parameters
+    ----------
+    r : 1-D float64 array of finite returns, at least 2 values, ``|r| <= MAX_ABS_RETURN``.
+    a : confidence level in (0, 1), already checked.
+    method : historical, gaussian, cornish_fisher or fhs_ewma (RiskMetrics filter, lam 0.94,
+        started at the sample mean square).
+
+    Raises
+    ------
+    InvalidInputError
+        ``method`` is fhs_garch, which needs fitted parameters (``advanced_risk.risk.garch``).
+    """
     if method is VaRMethod.HISTORICAL:
-        return _historical(r, a)
+        return historical_kernel(r, a)
     if method is VaRMethod.FHS_EWMA:  # RiskMetrics filter (lam 0.94) started at the sample mean square
-        return _fhs(r, _ewma_variance(r, 0.94, float(np.mean(r * r))), 0.0, a)
+        return fhs_kernel(r, ewma_variance_kernel(r, 0.94, float(np.mean(r * r))), 0.0, a)
     q = _NORMAL.inv_cdf(1.0 - a)
     kernels: dict[VaRMethod, Callable[[FloatArray, float, float, float], tuple[float, float]]] = {
-        VaRMethod.GAUSSIAN: _gaussian,
-        VaRMethod.CORNISH_FISHER: _cornish_fisher,
+        VaRMethod.GAUSSIAN: gaussian_kernel,
+        VaRMethod.CORNISH_FISHER: cornish_fisher_kernel,
     }
     if method not in kernels:
         raise InvalidInputError(
@@ -98,7 +106,7 @@ def _pair_of(r: FloatArray, a: float, method: VaRMethod) -> tuple[float, float]:
 def _pair(returns: ArrayLike, alpha: float, method: VaRMethod) -> tuple[float, float]:
     a = check_alpha(alpha)
     r = as_returns(returns)
-    var, cvar = _pair_of(r, a, method)
+    var, cvar = var_cvar_kernel(r, a, method)
     return float(var), float(cvar)
 
 
@@ -106,10 +114,10 @@ def _portfolio_pair(
     weights: ArrayLike, returns: ArrayLike, alpha: float, method: VaRMethod | str
 ) -> tuple[float, float]:
     a = check_alpha(alpha)
-    m = _as_method(method)
+    m = as_var_method(method)
     r = as_matrix(returns)
     w = as_weights(weights, r.shape[1])
-    var, cvar = _pair_of(np.ascontiguousarray(r @ w), a, m)
+    var, cvar = var_cvar_kernel(np.ascontiguousarray(r @ w), a, m)
     return float(var), float(cvar)
 
 
@@ -127,11 +135,22 @@ def _fhs_inputs(returns: ArrayLike, variance: ArrayLike, mu: float) -> tuple[Flo
 def _fhs_pair(returns: ArrayLike, variance: ArrayLike, alpha: float, mu: float) -> tuple[float, float]:
     a = check_alpha(alpha)
     r, v, m = _fhs_inputs(returns, variance, mu)
-    var, cvar = _fhs(r, v, m, a)
+    var, cvar = fhs_kernel(r, v, m, a)
     return float(var), float(cvar)
 
 
-def _rolling_historical_pair(returns: ArrayLike, window: int, alpha: float) -> tuple[FloatArray, FloatArray]:
+def rolling_historical_var_cvar(
+    returns: ArrayLike, window: int = 250, alpha: float = 0.99
+) -> tuple[FloatArray, FloatArray]:
+    """Rolling historical (VaR, CVaR) in one pass: the pair `rolling_historical_var` and
+    `rolling_historical_cvar` return one half of (same arguments, layout and NaN prefix).
+
+    Examples
+    --------
+    >>> var, cvar = rolling_historical_var_cvar([-0.02, 0.01, -0.01, 0.03], window=2, alpha=0.75)
+    >>> var.round(4).tolist(), cvar.round(4).tolist()
+    ([nan, nan, 0.0125, 0.005], [nan, nan, 0.02, 0.01])
+    """
     a = check_alpha(alpha)
     w = check_positive_int(window, "window", minimum=2)
     r = as_array(returns, "returns", ndim=(1, 2), min_len=w, max_abs=MAX_ABS_RETURN)
@@ -139,13 +158,27 @@ def _rolling_historical_pair(returns: ArrayLike, window: int, alpha: float) -> t
     out_var = np.full(cols.shape, np.nan)
     out_cvar = np.full(cols.shape, np.nan)
     for j in range(cols.shape[1]):
-        out_var[w:, j], out_cvar[w:, j] = _rolling_tail(np.ascontiguousarray(cols[:, j]), w, a, w)
+        out_var[w:, j], out_cvar[w:, j] = rolling_tail_kernel(np.ascontiguousarray(cols[:, j]), w, a, w)
     return out_var.reshape(r.shape), out_cvar.reshape(r.shape)
 
 
-def _rolling_fhs_pair(
-    returns: ArrayLike, variance: ArrayLike, window: int, alpha: float, mu: float, start: int | None
+def rolling_fhs_var_cvar(
+    returns: ArrayLike,
+    variance: ArrayLike,
+    window: int = 500,
+    alpha: float = 0.99,
+    mu: float = 0.0,
+    start: int | None = None,
 ) -> tuple[FloatArray, FloatArray]:
+    """Rolling filtered historical simulation (VaR, CVaR) in one pass: the pair `rolling_fhs_var`
+    and `rolling_fhs_cvar` return one half of (same arguments, layout and NaN prefix).
+
+    Examples
+    --------
+    >>> var, cvar = rolling_fhs_var_cvar([-0.02, 0.01, -0.01, 0.03], [1e-4] * 5, window=2, alpha=0.75)
+    >>> var.round(4).tolist(), cvar.round(4).tolist()
+    ([nan, nan, 0.0125, 0.005], [nan, nan, 0.02, 0.01])
+    """
     a = check_alpha(alpha)
     w = check_positive_int(window, "window", minimum=2)
     r, v, m = _fhs_inputs(returns, variance, mu)
@@ -154,7 +187,7 @@ def _rolling_fhs_pair(
         raise InvalidInputError(f"start must be <= len(returns) = {r.shape[0]}, got {first}")
     out_var = np.full(r.shape[0], np.nan)
     out_cvar = np.full(r.shape[0], np.nan)
-    out_var[first:], out_cvar[first:] = _rolling_fhs(r, v, m, w, a, first)
+    out_var[first:], out_cvar[first:] = rolling_fhs_kernel(r, v, m, w, a, first)
     return out_var, out_cvar
 
 
@@ -333,7 +366,7 @@ def rolling_historical_var(returns: ArrayLike, window: int = 250, alpha: float =
     >>> rolling_historical_var([-0.02, 0.01, -0.01, 0.03], window=2, alpha=0.75).round(4).tolist()
     [nan, nan, 0.0125, 0.005]
     """
-    return _rolling_historical_pair(returns, window, alpha)[0]
+    return rolling_historical_var_cvar(returns, window, alpha)[0]
 
 
 def rolling_historical_cvar(returns: ArrayLike, window: int = 250, alpha: float = 0.99) -> FloatArray:
@@ -344,7 +377,7 @@ def rolling_historical_cvar(returns: ArrayLike, window: int = 250, alpha: float 
     >>> rolling_historical_cvar([-0.02, 0.01, -0.01, 0.03], window=2, alpha=0.75).round(4).tolist()
     [nan, nan, 0.02, 0.01]
     """
-    return _rolling_historical_pair(returns, window, alpha)[1]
+    return rolling_historical_var_cvar(returns, window, alpha)[1]
 
 
 def rolling_fhs_var(
@@ -368,7 +401,7 @@ def rolling_fhs_var(
     >>> rolling_fhs_var([-0.02, 0.01, -0.01, 0.03], v, window=2, alpha=0.75).round(4).tolist()
     [nan, nan, 0.0125, 0.005]
     """
-    return _rolling_fhs_pair(returns, variance, window, alpha, mu, start)[0]
+    return rolling_fhs_var_cvar(returns, variance, window, alpha, mu, start)[0]
 
 
 def rolling_fhs_cvar(
@@ -387,4 +420,4 @@ def rolling_fhs_cvar(
     >>> rolling_fhs_cvar([-0.02, 0.01, -0.01, 0.03], v, window=2, alpha=0.75).round(4).tolist()
     [nan, nan, 0.02, 0.01]
     """
-    return _rolling_fhs_pair(returns, variance, window, alpha, mu, start)[1]
+    return rolling_fhs_var_cvar(returns, variance, window, alpha, mu, start)[1]

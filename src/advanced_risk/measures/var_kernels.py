@@ -2,7 +2,8 @@
 share one body.
 
 Each kernel is plain Python over arrays and scalars (``_x_python``) compiled by the compat ``jit``
-(``_x``); the public, validating functions live in ``var.py``. Kernels trust their inputs.
+(``x_kernel``); the public, validating functions live in ``var.py``. Kernels trust their inputs:
+finite float64 returns (at least 2), ``alpha`` in (0, 1), positive variances.
 Quantiles are numpy's linear ones, interpolated exactly as ``numpy._lerp`` does it.
 """
 
@@ -38,15 +39,16 @@ def _sorted_tail_python(s: FloatArray, n: int, p: float) -> tuple[float, float]:
     return -q, -tail_mean
 
 
-_sorted_tail = jit(_sorted_tail_python)
+sorted_tail_kernel = jit(_sorted_tail_python)
 
 
 def _historical_python(x: FloatArray, alpha: float) -> tuple[float, float]:
+    """Historical (VaR, CVaR) of ``x`` at level ``alpha`` (sorts a copy)."""
     s = np.sort(x)
-    return _sorted_tail(s, s.shape[0], 1.0 - alpha)
+    return sorted_tail_kernel(s, s.shape[0], 1.0 - alpha)
 
 
-_historical = jit(_historical_python)
+historical_kernel = jit(_historical_python)
 
 
 def _moments_python(x: FloatArray) -> tuple[float, float, float, float]:
@@ -66,14 +68,16 @@ _moments = jit(_moments_python)
 
 
 def _gaussian_python(x: FloatArray, alpha: float, q: float, phi_q: float) -> tuple[float, float]:
+    """Gaussian (VaR, CVaR); ``q = Phi^-1(1 - alpha)`` and ``phi_q`` its density, from the caller."""
     mu, sigma, _, _ = _moments(x)
     return -(mu + q * sigma), -mu + sigma * phi_q / (1.0 - alpha)
 
 
-_gaussian = jit(_gaussian_python)
+gaussian_kernel = jit(_gaussian_python)
 
 
 def _cornish_fisher_python(x: FloatArray, alpha: float, q: float, phi_q: float) -> tuple[float, float]:
+    """Cornish-Fisher (VaR, CVaR); ``q``, ``phi_q`` as in the Gaussian kernel."""
     mu, sigma, s, k = _moments(x)
     p = 1.0 - alpha
     q_cf = q + (q * q - 1.0) * s / 6.0 + (q**3 - 3.0 * q) * k / 24.0 - (2.0 * q**3 - 5.0 * q) * s * s / 36.0
@@ -84,18 +88,23 @@ def _cornish_fisher_python(x: FloatArray, alpha: float, q: float, phi_q: float) 
     return -(mu + q_cf * sigma), -(mu + tail * sigma)
 
 
-_cornish_fisher = jit(_cornish_fisher_python)
+cornish_fisher_kernel = jit(_cornish_fisher_python)
 
 
 def _fhs_python(returns: FloatArray, variance: FloatArray, mu: float, alpha: float) -> tuple[float, float]:
+    """Filtered historical simulation (VaR, CVaR) for the next bar.
+
+    ``z_t = (r_t - mu) / sqrt(variance[t])``; the historical pair of ``z`` rescaled by
+    ``sqrt(variance[n])``. ``variance`` has ``len(returns) + 1`` positive entries.
+    """
     n = returns.shape[0]
     z = (returns - mu) / np.sqrt(variance[:n])
-    var_z, cvar_z = _historical(z, alpha)
+    var_z, cvar_z = historical_kernel(z, alpha)
     sigma = math.sqrt(variance[n])
     return -mu + sigma * var_z, -mu + sigma * cvar_z
 
 
-_fhs = jit(_fhs_python)
+fhs_kernel = jit(_fhs_python)
 
 
 def _head_insert_python(head: FloatArray, hn: int, h: int, v: float) -> int:
@@ -201,17 +210,18 @@ def _rolling_tail_python(
     return out_var, out_cvar
 
 
-_rolling_tail = jit(_rolling_tail_python)
+rolling_tail_kernel = jit(_rolling_tail_python)
 
 
 def _rolling_fhs_python(
     returns: FloatArray, variance: FloatArray, mu: float, window: int, alpha: float, start: int
 ) -> tuple[FloatArray, FloatArray]:
+    """Rolling filtered historical simulation (VaR, CVaR) for bars ``start..len(returns) - 1``."""
     n = returns.shape[0]
     z = (returns - mu) / np.sqrt(variance[:n])
-    var_z, cvar_z = _rolling_tail(z, window, alpha, start)
+    var_z, cvar_z = rolling_tail_kernel(z, window, alpha, start)
     sigma = np.sqrt(variance[start:n])
     return -mu + sigma * var_z, -mu + sigma * cvar_z
 
 
-_rolling_fhs = jit(_rolling_fhs_python)
+rolling_fhs_kernel = jit(_rolling_fhs_python)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["VaRMethod"]
+from advanced_risk.errors import InvalidInputError
+
+__all__ = ["VaRMethod", "as_var_method"]
 
 
 class VaRMethod(StrEnum):
@@ -15,3 +17,24 @@ class VaRMethod(StrEnum):
     CORNISH_FISHER = "cornish_fisher"
     FHS_EWMA = "fhs_ewma"
     FHS_GARCH = "fhs_garch"
+
+
+def as_var_method(method: VaRMethod | str) -> VaRMethod:
+    """``method`` as a :class:`VaRMethod` (its value or the member itself).
+
+    Raises
+    ------
+    InvalidInputError
+        ``method`` names no estimator; the message lists the valid names.
+
+    Examples
+    --------
+    >>> as_var_method("gaussian")
+    <VaRMethod.GAUSSIAN: 'gaussian'>
+    """
+    try:
+        return VaRMethod(method)
+    except ValueError:
+        raise InvalidInputError(
+            f"method must be one of {[m.value for m in VaRMethod]}, got {method!r}"
+        ) from None

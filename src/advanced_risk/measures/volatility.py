@@ -37,6 +37,7 @@ __all__ = [
 
 
 def _ewma_variance_python(returns: FloatArray, lam: float, init: float) -> FloatArray:
+    """EWMA variance forecasts as :func:`ewma_variance`, trusting ``lam`` in (0, 1) and ``init >= 0``."""
     n = returns.shape[0]
     out = np.empty(n + 1)
     out[0] = init
@@ -45,12 +46,13 @@ def _ewma_variance_python(returns: FloatArray, lam: float, init: float) -> Float
     return out
 
 
-_ewma_variance = jit(_ewma_variance_python)
+ewma_variance_kernel = jit(_ewma_variance_python)
 
 
 def _gjr_garch_variance_python(
     returns: FloatArray, mu: float, omega: float, alpha: float, gamma: float, beta: float, init: float
 ) -> FloatArray:
+    """GJR-GARCH(1,1) variance forecasts as :func:`gjr_garch_variance`, trusting the parameters."""
     n = returns.shape[0]
     out = np.empty(n + 1)
     out[0] = init
@@ -61,7 +63,7 @@ def _gjr_garch_variance_python(
     return out
 
 
-_gjr_garch_variance = jit(_gjr_garch_variance_python)
+gjr_garch_variance_kernel = jit(_gjr_garch_variance_python)
 
 
 def ewma_variance(returns: ArrayLike, lam: float = 0.94, init: float | None = None) -> FloatArray:
@@ -87,7 +89,7 @@ def ewma_variance(returns: ArrayLike, lam: float = 0.94, init: float | None = No
     r = as_returns(returns)
     check_range(lam, "lam", 0.0, 1.0, lo_open=True, hi_open=True)
     s0 = float(np.mean(r * r)) if init is None else check_range(init, "init", 0.0, np.inf, hi_open=True)
-    return _ewma_variance(r, float(lam), s0)
+    return ewma_variance_kernel(r, float(lam), s0)
 
 
 def gjr_garch_variance(
@@ -125,7 +127,7 @@ def gjr_garch_variance(
     s0 = (
         float(np.mean((r - m) ** 2)) if init is None else check_range(init, "init", 0.0, np.inf, hi_open=True)
     )
-    return _gjr_garch_variance(r, m, w, a, g, b, s0)
+    return gjr_garch_variance_kernel(r, m, w, a, g, b, s0)
 
 
 # --- OHLC validation (shared with indicators.stochastic) -----------------------------------------
@@ -375,7 +377,7 @@ def _rolling_mean_std_python(x: FloatArray, window: int, ddof: int) -> tuple[Flo
     return mean, std
 
 
-_rolling_mean_std = jit(_rolling_mean_std_python)
+rolling_mean_std_kernel = jit(_rolling_mean_std_python)
 
 
 def _annualise(periods_per_year: int | None) -> float:
@@ -411,7 +413,7 @@ def realised_volatility(
     w = check_period(window, "window", minimum=2)
     r = as_returns(returns, min_len=w)
     scale = _annualise(periods_per_year)
-    std = _rolling_mean_std(r, w, 1)[1]
+    std = rolling_mean_std_kernel(r, w, 1)[1]
     return std * scale if scale != 1.0 else std
 
 

@@ -15,6 +15,7 @@ raised during a fit reaches the caller: each is logged (``garch_fit_warning``) i
 
 from __future__ import annotations
 
+import math
 import threading
 import warnings
 from collections import deque
@@ -27,9 +28,9 @@ from numpy.typing import ArrayLike
 
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.logs import get_logger
+from advanced_risk.measures.kernels import gjr_garch_variance_kernel
 from advanced_risk.measures.validation import FloatArray, as_returns, check_finite_scalar, check_positive_int
 from advanced_risk.measures.var import filtered_historical_cvar, filtered_historical_var
-from advanced_risk.measures.volatility import _gjr_garch_variance
 
 __all__ = ["GarchBlock", "GarchDist", "GarchFilter", "GarchParams", "fit_gjr_garch", "garch_variance_blocks"]
 
@@ -68,6 +69,19 @@ class GarchParams:
         """``alpha + gamma / 2 + beta`` (below 1 for a stationary, symmetric-innovation model)."""
         return self.alpha + 0.5 * self.gamma + self.beta
 
+    def book_scale(self, mean_square: float) -> float:
+        """A book's scale relative to this model: ``sqrt(mean_square / (omega / (1 - persistence) + mu**2))``.
+
+        ``mean_square`` is the book's mean squared return; the denominator is the model's
+        unconditional second moment, so the fitted book has scale 1 and k times it scale k. Returns 1
+        when the model has no finite unconditional variance (persistence >= 1, or omega <= 0).
+        """
+        persistence = self.persistence
+        if not (persistence < 1.0 and self.omega > 0.0):
+            return 1.0
+        moment = self.omega / (1.0 - persistence) + self.mu * self.mu
+        return math.sqrt(mean_square / moment)
+
     def variance(self, returns: ArrayLike, init: float | None = None) -> FloatArray:
         """One-step-ahead variance forecasts, length ``len(returns) + 1`` (``out[-1]``: the next bar).
 
@@ -75,7 +89,7 @@ class GarchParams:
         """
         r = as_returns(returns, min_len=1)
         s0 = float(np.mean((r - self.mu) ** 2)) if init is None else check_finite_scalar(init, "init")
-        return _gjr_garch_variance(r, self.mu, self.omega, self.alpha, self.gamma, self.beta, s0)
+        return gjr_garch_variance_kernel(r, self.mu, self.omega, self.alpha, self.gamma, self.beta, s0)
 
 
 def _as_dist(dist: GarchDist | str) -> GarchDist:
@@ -251,7 +265,9 @@ class GarchFilter:
         elif self.params is not None:
             p = self.params
             self._variance.append(self._next)
-            step = _gjr_garch_variance(np.array([x]), p.mu, p.omega, p.alpha, p.gamma, p.beta, self._next)
+            step = gjr_garch_variance_kernel(
+                np.array([x]), p.mu, p.omega, p.alpha, p.gamma, p.beta, self._next
+            )
             self._next = float(step[1])
         return self._next
 

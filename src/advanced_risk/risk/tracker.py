@@ -27,7 +27,14 @@ from numpy.typing import ArrayLike
 
 from advanced_risk.config import TrackerConfig
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.measures.covariance import _covariance_to_correlation, _ewma_step
+from advanced_risk.measures.kernels import (
+    covariance_to_correlation_kernel,
+    ewma_correlation_step_kernel,
+    ewma_variance_kernel,
+    fhs_kernel,
+    sorted_tail_kernel,
+    var_cvar_kernel,
+)
 from advanced_risk.measures.validation import (
     FloatArray,
     IntArray,
@@ -35,8 +42,7 @@ from advanced_risk.measures.validation import (
     check_alpha,
     check_positive_int,
 )
-from advanced_risk.measures.var import VaRMethod, _as_method, _fhs, _pair_of, _sorted_tail
-from advanced_risk.measures.volatility import _ewma_variance
+from advanced_risk.measures.var_method import VaRMethod, as_var_method
 
 if TYPE_CHECKING:
     from advanced_risk.risk.garch import GarchParams
@@ -162,7 +168,7 @@ class RiskTracker:
         # a late joiner's correlations count once it has correlation_warmup bars of its own (before,
         # a handful of bars make them noise that would flag a correlation shock)
         include = (self._age >= cfg.correlation_warmup) | (self._age == self._n_obs)
-        self._fast_correlation = float(_ewma_step(self._ewma_state, row, lam, include))
+        self._fast_correlation = float(ewma_correlation_step_kernel(self._ewma_state, row, lam, include))
         self._ewma_weight = lam * self._ewma_weight + (1.0 - lam)
         self._update_shock(self._fast_correlation)
 
@@ -245,7 +251,7 @@ class RiskTracker:
 
     def correlation(self) -> FloatArray:
         """EWMA correlation matrix (n, n); zero-variance assets have NaN rows and columns."""
-        return _covariance_to_correlation(self._ewma_state)
+        return covariance_to_correlation_kernel(self._ewma_state)
 
     def covariance(self) -> FloatArray:
         """EWMA covariance matrix (n, n) (RiskMetrics, zero mean; zeros before the first bar).
@@ -366,7 +372,7 @@ class RiskTracker:
         self, weights: ArrayLike, method: VaRMethod | str | None, alpha: float | None
     ) -> tuple[float, float, VaRMethod, float]:
         cfg = self._config
-        m = self._method if method is None else _as_method(method)
+        m = self._method if method is None else as_var_method(method)
         a = check_alpha(alpha) if alpha is not None else 0.99 if cfg.alpha is None else cfg.alpha
         w = self._as_weights(weights)
         if self._n_obs < cfg.window:
@@ -380,9 +386,9 @@ class RiskTracker:
         elif m is VaRMethod.HISTORICAL:
             # = _historical(p, a); numpy's SIMD sort is ~6x faster than numba's on 250 fresh values
             s = np.sort(self._buffer[end - cfg.window : end] @ w)
-            var, cvar = _sorted_tail(s, s.shape[0], 1.0 - a)
+            var, cvar = sorted_tail_kernel(s, s.shape[0], 1.0 - a)
         else:
-            var, cvar = _pair_of(self._buffer[end - cfg.window : end] @ w, a, m)
+            var, cvar = var_cvar_kernel(self._buffer[end - cfg.window : end] @ w, a, m)
         return float(var), float(cvar), m, a
 
     def _as_weights(self, weights: ArrayLike) -> FloatArray:
@@ -401,15 +407,15 @@ class RiskTracker:
         if mean_square == 0.0:  # all-zero portfolio returns (e.g. all cash): nothing to lose
             return 0.0, 0.0
         if method is VaRMethod.FHS_EWMA:
-            return _fhs(p, _ewma_variance(p, self._config.ewma_lambda, mean_square), 0.0, alpha)
+            return fhs_kernel(p, ewma_variance_kernel(p, self._config.ewma_lambda, mean_square), 0.0, alpha)
         params = self._garch_params_for(p)
         # the fit is of one book (equal weight); filtering another book's returns with its constant
         # omega would make VaR(k * book) != k * VaR(book): a book a tenth the size read as a tenth
         # as volatile plus omega (measured: 49 breaches against 20 expected for the demo's small
         # books). So the book is rescaled to the fit's unconditional scale, filtered, scaled back.
-        scale = _garch_scale(params, mean_square)
+        scale = params.book_scale(mean_square)
         q = p / scale
-        var, cvar = _fhs(q, params.variance(q), params.mu, alpha)
+        var, cvar = fhs_kernel(q, params.variance(q), params.mu, alpha)
         return var * scale, cvar * scale
 
     def _garch_params_for(self, p: FloatArray) -> GarchParams:
@@ -433,14 +439,3 @@ class RiskTracker:
             self._garch = fit_gjr_garch(p)
             self._garch_fit_bar = self._n_obs
         return self._garch
-
-
-def _garch_scale(params: GarchParams, mean_square: float) -> float:
-    """``sqrt(mean(p**2) / (omega / (1 - persistence) + mu**2))``: the book's scale relative to the
-    fitted model's unconditional second moment (1 for the fitted book, k for k times it); 1 when the
-    model has no finite unconditional variance (persistence >= 1, or omega <= 0)."""
-    persistence = params.persistence
-    if not (persistence < 1.0 and params.omega > 0.0):
-        return 1.0
-    moment = params.omega / (1.0 - persistence) + params.mu * params.mu
-    return math.sqrt(mean_square / moment)

@@ -33,14 +33,10 @@ from advanced_risk.measures.backtest import (
     kupiec_pof,
     z2_test,
 )
+from advanced_risk.measures.kernels import var_cvar_kernel
 from advanced_risk.measures.validation import FloatArray, as_returns, check_alpha, check_positive_int
-from advanced_risk.measures.var import (
-    VaRMethod,
-    _as_method,
-    _pair_of,
-    _rolling_fhs_pair,
-    _rolling_historical_pair,
-)
+from advanced_risk.measures.var import rolling_fhs_var_cvar, rolling_historical_var_cvar
+from advanced_risk.measures.var_method import VaRMethod, as_var_method
 from advanced_risk.measures.volatility import ewma_variance
 from advanced_risk.risk.garch import GarchDist, garch_variance_blocks
 
@@ -123,7 +119,7 @@ def forecast_var_cvar(
     """VaR and CVaR (ES) forecasts for days ``window .. T-1``, one row per alpha, from returns before
     each day. Each method's filter is fitted once for all levels."""
     r = as_returns(returns)
-    m = _as_method(method)
+    m = as_var_method(method)
     levels = [check_alpha(a) for a in alphas]
     w = check_positive_int(window, "window", minimum=20)
     s = settings or BacktestSettings()
@@ -132,16 +128,16 @@ def forecast_var_cvar(
     cvar = np.empty((len(levels), n - w))
     if m is VaRMethod.HISTORICAL:
         for i, a in enumerate(levels):
-            v, c = _rolling_historical_pair(r, w, a)
+            v, c = rolling_historical_var_cvar(r, w, a)
             var[i], cvar[i] = v[w:], c[w:]
     elif m in (VaRMethod.GAUSSIAN, VaRMethod.CORNISH_FISHER):
         for t in range(w, n):
             for i, a in enumerate(levels):
-                var[i, t - w], cvar[i, t - w] = _pair_of(r[t - w : t], a, m)
+                var[i, t - w], cvar[i, t - w] = var_cvar_kernel(r[t - w : t], a, m)
     elif m is VaRMethod.FHS_EWMA:
         variance = ewma_variance(r, s.ewma_lambda, init=float(np.mean(r[:w] ** 2)))
         for i, a in enumerate(levels):
-            v, c = _rolling_fhs_pair(r, variance, s.fhs_window, a, 0.0, w)
+            v, c = rolling_fhs_var_cvar(r, variance, s.fhs_window, a, 0.0, w)
             var[i], cvar[i] = v[w:], c[w:]
     else:
         blocks = garch_variance_blocks(
@@ -149,7 +145,7 @@ def forecast_var_cvar(
         )
         for blk in blocks:
             for i, a in enumerate(levels):
-                v, c = _rolling_fhs_pair(
+                v, c = rolling_fhs_var_cvar(
                     r[: blk.stop], blk.variance, s.fhs_window, a, blk.params.mu, blk.start
                 )
                 var[i, blk.start - w : blk.stop - w] = v[blk.start :]
@@ -249,7 +245,7 @@ def backtest_var(
     (300, (300,), 15.0)
     """
     r = as_returns(returns)
-    m = _as_method(method)
+    m = as_var_method(method)
     s = settings or BacktestSettings()
     var, es_test = _with_es(r, m, [alpha], window, s)
     return _evaluate(m, check_alpha(alpha), r[window:], var[0], s.significance, es_test)
@@ -269,7 +265,7 @@ def backtest_table(
     s = settings or BacktestSettings()
     rows = []
     for method in methods:
-        m = _as_method(method)
+        m = as_var_method(method)
         var, es_test = _with_es(r, m, alphas, window, s)
         rows += [
             _evaluate(m, a, r[window:], var[i], s.significance, es_test).row for i, a in enumerate(alphas)

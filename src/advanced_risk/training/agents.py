@@ -1,7 +1,7 @@
 """``train_ppo_agent.py --agents risk``: train the MAPPO risk agents, save them, report on them.
 
 The same run directory layout, data flags and exit codes as the allocator's pipeline
-(:mod:`advanced_risk.training.ppo`)::
+(:mod:`advanced_risk.training.pipeline`)::
 
     data -> (resume from the latest checkpoint) -> MAPPO on RiskAgentsEnv with progress bar,
     structlog events and atomic checkpoints every N updates -> risk_agents.armodel -> report
@@ -31,7 +31,7 @@ from typing import Any, Final
 
 import torch
 
-from advanced_risk.config import MarketKind, PPOConfig
+from advanced_risk.config import MarketKind
 from advanced_risk.errors import InvalidInputError, ModelLoadError
 from advanced_risk.files import atomic_write_bytes
 from advanced_risk.logs import get_logger
@@ -64,6 +64,7 @@ from advanced_risk.training.data import (
     load_data,
     warn_if_names_differ,
 )
+from advanced_risk.training.settings import TrainingSettings, build_ppo_config, settings_to_toml
 
 __all__ = [
     "AGENTS_MODEL_FILE",
@@ -96,7 +97,7 @@ CALIBRATION_PATHS: Final = 16
 """Train-market paths on which each agent's 99th percentile of uncertainty becomes its gate threshold."""
 
 
-def with_risk_defaults(settings: Any) -> Any:
+def with_risk_defaults(settings: TrainingSettings) -> TrainingSettings:
     """``settings`` with :data:`RISK_ENV_DEFAULTS` / :data:`RISK_PPO_DEFAULTS` under its ``env`` / ``ppo``."""
     return dataclasses.replace(
         settings,
@@ -105,7 +106,7 @@ def with_risk_defaults(settings: Any) -> Any:
     )
 
 
-def agents_model_file(settings: Any) -> Path:
+def agents_model_file(settings: TrainingSettings) -> Path:
     """Where the agents are written (``--model-path``, default ``<out>/risk_agents.armodel``)."""
     return Path(settings.model_path) if settings.model_path else Path(settings.out) / AGENTS_MODEL_FILE
 
@@ -126,15 +127,9 @@ def agents_model_asset_count(path: Path) -> int:
 
 
 # -- training --------------------------------------------------------------------------------------
-def _ppo_config(settings: Any, data: DataBundle) -> PPOConfig:
-    from advanced_risk.training.ppo import build_ppo_config
-
-    return build_ppo_config(settings, data)
-
-
-def make_trainer(settings: Any, data: DataBundle) -> MAPPOTrainer:
+def make_trainer(settings: TrainingSettings, data: DataBundle) -> MAPPOTrainer:
     """A fresh MAPPO trainer on ``num_envs`` risk-agent environments over the train market."""
-    cfg = _ppo_config(settings, data)
+    cfg = build_ppo_config(settings, data.env_config)
     env_config, market = data.env_config, data.train_market
     # the actors start at the rules' usual action and learn deviations from it
     return MAPPOTrainer(lambda: RiskAgentsEnv(env_config, market=market), cfg, initial_actions=RULE_ACTIONS)
@@ -172,7 +167,7 @@ def _restore(directory: Path, trainer: MAPPOTrainer) -> Path:
 
 
 def train_agents(
-    settings: Any, data: DataBundle, *, stop_after: int | None = None
+    settings: TrainingSettings, data: DataBundle, *, stop_after: int | None = None
 ) -> tuple[MAPPOTrainer, list[Stats]]:
     """Train (or, with ``settings.resume``, continue) the agents; return the trainer and update stats.
 
@@ -226,7 +221,7 @@ def train_agents(
 
 
 # -- evaluation and report -------------------------------------------------------------------------
-def _test_path_bundle(settings: Any, data: DataBundle) -> DataBundle | None:
+def _test_path_bundle(settings: TrainingSettings, data: DataBundle) -> DataBundle | None:
     """The data whose test period the agents walk: the run's own table, else the bundled S&P 500."""
     if data.test_path is not None:
         return data
@@ -236,7 +231,7 @@ def _test_path_bundle(settings: Any, data: DataBundle) -> DataBundle | None:
 
 
 def evaluate_agents(
-    settings: Any, data: DataBundle, agents: RiskAgents
+    settings: TrainingSettings, data: DataBundle, agents: RiskAgents
 ) -> tuple[PathsEvaluation, PathEvaluation | None, dict[str, Any]]:
     """Held-out regime paths (common random numbers) and, when there is one, the real test period."""
     policies = default_policies(agents, seed=settings.seed)
@@ -253,7 +248,7 @@ def evaluate_agents(
 
 
 def _markdown(
-    settings: Any,
+    settings: TrainingSettings,
     data: DataBundle,
     paths: PathsEvaluation,
     path_eval: PathEvaluation | None,
@@ -285,7 +280,7 @@ def _markdown(
 
 
 def write_agents_report(
-    settings: Any, data: DataBundle, agents: RiskAgents, training: dict[str, Any]
+    settings: TrainingSettings, data: DataBundle, agents: RiskAgents, training: dict[str, Any]
 ) -> dict[str, Any]:
     """Evaluate ``agents`` and write ``report.md`` and ``report.json`` into ``settings.out``."""
     paths, path_eval, test_info = evaluate_agents(settings, data, agents)
@@ -323,7 +318,7 @@ def _clean(value: Any) -> Any:
 
 
 # -- entry points ----------------------------------------------------------------------------------
-def _model_env(path: Path, settings: Any) -> Any:
+def _model_env(path: Path, settings: TrainingSettings) -> TrainingSettings:
     """Settings whose ``env`` / ``asset_count`` follow the stored model (a mismatch is an error)."""
     agents_count = agents_model_asset_count(path)
     if agents_count != settings.asset_count:
@@ -335,7 +330,7 @@ def _model_env(path: Path, settings: Any) -> Any:
     return dataclasses.replace(settings, env={**env, **settings.env})
 
 
-def evaluate_agents_file(settings: Any) -> dict[str, Any]:
+def evaluate_agents_file(settings: TrainingSettings) -> dict[str, Any]:
     """``--evaluate --agents risk --model-path M``: load ``M`` (verified) and write the report."""
     path = agents_model_file(settings)
     settings = _model_env(path, settings)
@@ -349,10 +344,8 @@ def evaluate_agents_file(settings: Any) -> dict[str, Any]:
     return write_agents_report(settings, data, agents, {"model": str(path), "evaluated_only": True})
 
 
-def run_agents(settings: Any) -> dict[str, Any]:
+def run_agents(settings: TrainingSettings) -> dict[str, Any]:
     """The ``--agents risk`` pipeline (see the module docstring); returns a summary."""
-    from advanced_risk.training.ppo import settings_to_toml
-
     if settings.evaluate_only:
         return evaluate_agents_file(settings)
     if settings.backend != "local" or settings.sweep:
@@ -362,7 +355,7 @@ def run_agents(settings: Any) -> dict[str, Any]:
     data = load_data(settings)
     if settings.resume:
         load_latest(Path(settings.out) / "checkpoints")  # fail early, before anything is written
-    _ppo_config(settings, data)  # validate the [ppo] table before writing anything
+    build_ppo_config(settings, data.env_config)  # validate the [ppo] table before writing anything
     atomic_write_bytes(Path(settings.out) / "config.toml", settings_to_toml(settings).encode())
     trainer, history = train_agents(settings, data)
     train_seconds = time.perf_counter() - t0

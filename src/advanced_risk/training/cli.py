@@ -1,6 +1,6 @@
 """``train_ppo_agent.py``'s command line: flags, ``--config`` TOML, logging set-up and exit codes.
 
-Precedence: :class:`~advanced_risk.training.ppo.TrainingSettings` defaults < ``--quick`` sizes <
+Precedence: :class:`~advanced_risk.training.settings.TrainingSettings` defaults < ``--quick`` sizes <
 ``--config`` TOML < flags given on the command line. ``--resume`` reads ``<out>/config.toml``
 (the resolved settings of the run being resumed) and ignores other training settings.
 
@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 
 from advanced_risk.errors import AdvancedRiskError
 from advanced_risk.training.data import split_overrides
-from advanced_risk.training.ppo import TrainingSettings, apply_quick
+from advanced_risk.training.settings import TrainingSettings, apply_quick
 
 __all__ = ["MAX_SEED", "build_parser", "check_values", "main", "resolve_settings"]
 
@@ -165,7 +165,7 @@ def _type_problem(name: str, value: Any) -> str | None:
 def check_values(values: dict[str, Any]) -> None:
     """Refuse settings the training code would only trip over later, with a traceback.
 
-    Checks each value's type against :class:`~advanced_risk.training.ppo.TrainingSettings` (TOML files
+    Checks each value's type against :class:`~advanced_risk.training.settings.TrainingSettings` (TOML files
     can hold anything), that ``seed`` is in [0, ``MAX_SEED``], and that ``train_end`` and
     ``test_start`` are dates (each named by its flag) in order. TOML dates (``2012-12-31``
     unquoted) are accepted for the two split dates and turned into ISO strings in ``values``.
@@ -225,6 +225,7 @@ def configure_logging(json_lines: bool) -> None:
     root.setLevel(logging.WARNING)
     logging.getLogger("advanced_risk").setLevel(logging.INFO if json_lines else logging.WARNING)
     for name in (
+        "advanced_risk.training.pipeline",
         "advanced_risk.training.ppo",
         "advanced_risk.training.report",
         "advanced_risk.training.distributed",
@@ -237,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = resolve_settings(argv)
         configure_logging(settings.log_json)
-        from advanced_risk.training.ppo import run
+        from advanced_risk.training.pipeline import run  # torch loads only once the flags are valid
 
         summary = run(settings)
     except AdvancedRiskError as exc:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from advanced_risk.config import EnvConfig, MarketKind
-from advanced_risk.data import _READ_ERRORS, _error_name, load_sp500_stocks, validate_ohlcv, validate_prices
+from advanced_risk.data import READ_ERRORS, error_name, load_sp500_stocks, validate_ohlcv, validate_prices
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.files import sha256_file
 from advanced_risk.logs import get_logger
@@ -31,6 +31,7 @@ from advanced_risk.measures.validation import FloatArray
 from advanced_risk.rl.portfolio.accounting import history_length
 from advanced_risk.rl.portfolio.asset_names import AssetNames, check_asset_names
 from advanced_risk.rl.portfolio.market import MarketModel, make_market
+from advanced_risk.training.settings import TrainingSettings
 
 __all__ = [
     "EVAL_SEED_BASE",
@@ -189,9 +190,9 @@ def _read_table(data: str, data_csv: str | None) -> tuple[pd.DataFrame, dict[str
     digest = sha256_file(path)
     try:
         head = pd.read_csv(path, nrows=0)
-    except _READ_ERRORS as exc:  # the loaders' list: truncated or corrupt compression, empty, ...
+    except READ_ERRORS as exc:  # the loaders' list: truncated or corrupt compression, empty, ...
         raise InvalidInputError(
-            f"--data-csv: {path} cannot be read as CSV: {_error_name(exc)}: {exc}"
+            f"--data-csv: {path} cannot be read as CSV: {error_name(exc)}: {exc}"
         ) from exc
     is_ohlcv = looks_like_ohlcv(head.columns)
     try:
@@ -220,7 +221,7 @@ def _split(
     return returns.loc[returns.index <= end], returns.loc[returns.index >= start]
 
 
-def _table_bundle(settings: Any, base: EnvConfig) -> DataBundle:
+def _table_bundle(settings: TrainingSettings, base: EnvConfig) -> DataBundle:
     table, description = _read_table(settings.data, settings.data_csv)
     if settings.rows is not None:
         table = table.iloc[-int(settings.rows) :]
@@ -275,8 +276,8 @@ def warn_if_names_differ(model_names: AssetNames | None, data: DataBundle, model
         )
 
 
-def load_data(settings: Any) -> DataBundle:
-    """Build the :class:`DataBundle` for ``settings`` (a ``TrainingSettings``).
+def load_data(settings: TrainingSettings) -> DataBundle:
+    """Build the :class:`DataBundle` for ``settings``.
 
     Raises
     ------

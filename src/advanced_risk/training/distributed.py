@@ -24,18 +24,25 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from advanced_risk.config import PPOConfig
+from advanced_risk.config import EnvConfig, PPOConfig
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.evaluation.policy import Metric, PolicyStrategy, evaluate, evaluate_path
 from advanced_risk.logs import get_logger
 from advanced_risk.rl.portfolio.env import VectorTradingEnv
+from advanced_risk.rl.portfolio.market import MarketModel
 from advanced_risk.rl.ppo.agent import PPOAgent
 from advanced_risk.training.data import VALIDATION_SEED_BASE, DataBundle, ReturnsReplay
+from advanced_risk.training.ppo import train_agent
+from advanced_risk.training.settings import TrainingSettings
 
 __all__ = ["RayVectorEnv", "run_sweep", "train_on_ray"]
 
 log = get_logger(__name__)
 Stats = dict[str, float]
+StepResult = tuple[
+    NDArray[np.float32], NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_], dict[str, Any]
+]
+"""What a vector env's ``step`` returns: observations, rewards, terminated, truncated, info."""
 
 
 def _ray() -> Any:
@@ -48,7 +55,7 @@ def _ray() -> Any:
     return ray
 
 
-def _init(settings: Any) -> Any:
+def _init(settings: TrainingSettings) -> Any:  # the ray module (untyped)
     ray = _ray()
     if not ray.is_initialized():
         ray.init(
@@ -63,13 +70,13 @@ def _init(settings: Any) -> Any:
 class _EnvWorker:
     """The actor: one slice of the portfolios (plain class; wrapped with ``ray.remote``)."""
 
-    def __init__(self, config: Any, num_envs: int, seed: int, market: Any) -> None:
+    def __init__(self, config: EnvConfig, num_envs: int, seed: int, market: MarketModel) -> None:
         self.env = VectorTradingEnv(config, num_envs, seed=seed, market=market)
 
-    def reset(self, seed: int | None) -> Any:
+    def reset(self, seed: int | None) -> tuple[NDArray[np.float32], dict[str, Any]]:
         return self.env.reset(seed=seed)
 
-    def step(self, actions: NDArray[np.float32]) -> Any:
+    def step(self, actions: NDArray[np.float32]) -> StepResult:
         return self.env.step(actions)
 
     def state_dict(self) -> dict[str, Any]:
@@ -106,7 +113,7 @@ class RayVectorEnv:
         parts = self._ray.get([w.reset.remote(s) for w, s in zip(self._workers, seeds, strict=True)])
         return np.concatenate([p[0] for p in parts]), _merge([p[1] for p in parts])
 
-    def step(self, actions: NDArray[np.float32]) -> Any:
+    def step(self, actions: NDArray[np.float32]) -> StepResult:
         """Step every actor with its slice of ``actions``; outputs concatenated in env order."""
         a = np.asarray(actions)
         bounds = zip(self._offsets[:-1], self._offsets[1:], strict=True)
@@ -139,10 +146,8 @@ def _merge(infos: list[dict[str, Any]]) -> dict[str, Any]:
     return {k: np.concatenate([np.asarray(i[k]) for i in infos]) for k in infos[0]}
 
 
-def train_on_ray(settings: Any, data: DataBundle) -> tuple[PPOAgent, list[Stats]]:
+def train_on_ray(settings: TrainingSettings, data: DataBundle) -> tuple[PPOAgent, list[Stats]]:
     """:func:`~advanced_risk.training.ppo.train_agent` with a :class:`RayVectorEnv`."""
-    from advanced_risk.training.ppo import train_agent
-
     _init(settings)
     envs: list[RayVectorEnv] = []
 
@@ -168,11 +173,9 @@ def validation_sharpe(agent: PPOAgent, data: DataBundle, episodes: int = 8) -> f
     return float(path_report.values["ppo"][Metric.SHARPE])
 
 
-def _trial(config: dict[str, Any], settings: Any, data: DataBundle) -> dict[str, float]:
+def _trial(config: dict[str, Any], settings: TrainingSettings, data: DataBundle) -> dict[str, float]:
     """One Tune trial: train with ``config``'s hyperparameters, score on validation data."""
     import torch
-
-    from advanced_risk.training.ppo import train_agent
 
     torch.set_num_threads(1)
     trial_settings = dataclasses.replace(
@@ -204,7 +207,7 @@ def _trial_data(data: DataBundle) -> DataBundle:
     return dataclasses.replace(data, train_market=ReturnsReplay(returns))
 
 
-def run_sweep(settings: Any, data: DataBundle) -> tuple[dict[str, Any], Any]:
+def run_sweep(settings: TrainingSettings, data: DataBundle) -> tuple[dict[str, Any], TrainingSettings]:
     """Run ``settings.sweep`` Tune trials; return (sweep summary, settings with the best hyperparameters)."""
     ray = _init(settings)
     from ray import tune
@@ -215,7 +218,7 @@ def run_sweep(settings: Any, data: DataBundle) -> tuple[dict[str, Any], Any]:
         "ent_coef": tune.choice([0.0, 0.001, 0.01]),
     }
 
-    def trainable(config: dict[str, Any], settings: Any, data: DataBundle) -> None:
+    def trainable(config: dict[str, Any], settings: TrainingSettings, data: DataBundle) -> None:
         tune.report(_trial(config, settings, data))
 
     tuner = tune.Tuner(

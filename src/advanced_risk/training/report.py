@@ -43,6 +43,7 @@ from advanced_risk.rl.portfolio.asset_names import stored_asset_names
 from advanced_risk.rl.ppo.agent import PPOAgent
 from advanced_risk.rl.ppo.model_file import read_model_header
 from advanced_risk.training.data import EVAL_SEED_BASE, DataBundle, load_data, warn_if_names_differ
+from advanced_risk.training.settings import TrainingSettings
 
 __all__ = [
     "VAR_ALPHA",
@@ -145,7 +146,10 @@ def _clean(value: Any) -> Any:
 
 
 def _markdown(
-    settings: Any, data: DataBundle, report: EvaluationReport | PathReport, breaches: dict[str, Any]
+    settings: TrainingSettings,
+    data: DataBundle,
+    report: EvaluationReport | PathReport,
+    breaches: dict[str, Any],
 ) -> str:
     kind = "held-out simulated paths" if data.simulated else "the test period (one path)"
     lines = [
@@ -250,7 +254,7 @@ def _plot(out: Path, report: EvaluationReport | PathReport, policy: Strategy, da
 
 
 def write_report(
-    settings: Any,
+    settings: TrainingSettings,
     data: DataBundle,
     agent: PPOAgent,
     history: list[dict[str, float]],
@@ -330,7 +334,7 @@ def model_asset_count(path: Path) -> int | None:
     return None if stored is None else int(stored["asset_count"])
 
 
-def evaluate_model_file(settings: Any) -> dict[str, Any]:
+def evaluate_model_file(settings: TrainingSettings) -> dict[str, Any]:
     """``--evaluate --model-path M``: load ``M`` (verified) and report on the settings' test data.
 
     The model's stored ``env_config`` (when present) fixes the window, costs and asset count;

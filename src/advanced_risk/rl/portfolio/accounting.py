@@ -29,10 +29,9 @@ from numpy.typing import NDArray
 
 from advanced_risk.config import EnvConfig, RewardKind
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.measures.indicators import _rsi
 from advanced_risk.measures.jit import jit
-from advanced_risk.measures.validation import FloatArray
-from advanced_risk.measures.volatility import _rolling_mean_std
+from advanced_risk.measures.kernels import rolling_mean_std_kernel, rsi_kernel
+from advanced_risk.measures.validation import PERIODS_PER_YEAR, FloatArray
 
 __all__ = [
     "ACTION_BOUND",
@@ -53,7 +52,6 @@ ACTION_BOUND: Final = 10.0
 """Actions are clipped to ``[-10, 10]`` (the action space) before the softmax."""
 RSI_PERIOD: Final = 14
 MOMENTUM_PERIOD: Final = 10
-PERIODS_PER_YEAR: Final = 252
 
 
 def history_length(config: EnvConfig) -> int:
@@ -136,8 +134,8 @@ def _features_python(returns: FloatArray, history: int, window: int, steps: int)
         close[0] = 1.0
         for k in range(r.shape[0]):
             close[k + 1] = close[k] * (1.0 + r[k])
-        rsi = _rsi(close, RSI_PERIOD)
-        vol = _rolling_mean_std(r, w, 1)[1]
+        rsi = rsi_kernel(close, RSI_PERIOD)
+        vol = rolling_mean_std_kernel(r, w, 1)[1]
         log_r = np.log1p(r)
         for t in range(steps + 1):
             now = history + t  # price index of "now": after history + t returns

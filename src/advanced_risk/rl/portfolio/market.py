@@ -27,7 +27,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from advanced_risk.config import EnvConfig, MarketKind
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.measures.validation import FloatArray
+from advanced_risk.measures.validation import PERIODS_PER_YEAR, FloatArray
 
 __all__ = [
     "DEFAULT_TRANSITIONS",
@@ -40,9 +40,6 @@ __all__ = [
     "make_market",
 ]
 
-
-PERIODS_PER_YEAR: Final = 252
-"""Daily steps: annualised drift ``mu`` becomes ``mu / 252`` per step, volatility ``sigma / sqrt(252)``."""
 
 REGIMES: Final = ("bull", "bear", "crisis")
 """Regime names of :class:`RegimeSwitchingMarket`, in the order of the transition matrix."""
@@ -141,7 +138,7 @@ class CorrelatedGBM:
         self.drifts = _vector(drifts, "drifts", self._n)
         self.vols = _vector(vols, "vols", self._n, positive=True)
         self._chol = _cholesky(correlation, self._n)
-        dt = 1.0 / PERIODS_PER_YEAR
+        dt = 1.0 / PERIODS_PER_YEAR  # daily steps: drift mu / 252, volatility sigma / sqrt(252)
         self._mean = (self.drifts - 0.5 * self.vols**2) * dt
         self._scale = self._chol * (self.vols * np.sqrt(dt))[:, None]  # rows scaled: diag(s) L
 
