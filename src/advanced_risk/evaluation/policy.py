@@ -52,7 +52,7 @@ from advanced_risk.evaluation.stats import (
 )
 from advanced_risk.measures import performance
 from advanced_risk.measures.allocation import min_variance_weights
-from advanced_risk.measures.validation import FloatArray
+from advanced_risk.measures.validation import PERIODS_PER_YEAR, FloatArray
 from advanced_risk.rl.portfolio.accounting import history_length
 from advanced_risk.rl.portfolio.env import TradingEnvironment
 from advanced_risk.rl.portfolio.market import FixedPath, MarketModel, make_market
@@ -79,7 +79,6 @@ __all__ = [
 ]
 
 StepResult = tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]
-PERIODS_PER_YEAR = 252
 
 
 class Strategy(Protocol):

@@ -42,7 +42,7 @@ from numpy.typing import ArrayLike
 
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures.performance import sharpe_ratio
-from advanced_risk.measures.validation import FloatArray
+from advanced_risk.measures.validation import PERIODS_PER_YEAR, FloatArray
 
 __all__ = [
     "BootstrapKind",
@@ -60,7 +60,6 @@ __all__ = [
     "student_t_quantile",
 ]
 
-PERIODS_PER_YEAR: Final = 252
 _PERMUTATION_BATCH: Final = 2048  # sign vectors per vectorised batch: keeps memory flat
 
 
