@@ -28,7 +28,7 @@ from advanced_risk.evaluation.rules.books import (
     stock_books,
     synthetic_books,
 )
-from advanced_risk.evaluation.rules.evaluate import RulesEvaluation, evaluate_rules
+from advanced_risk.evaluation.rules.evaluate import evaluate_rules
 from advanced_risk.evaluation.rules.harness import (
     BarDecision,
     BookResult,
@@ -38,7 +38,13 @@ from advanced_risk.evaluation.rules.harness import (
     simulate,
     vol_target_exposure,
 )
-from advanced_risk.evaluation.rules.report import BookMetrics, PairedTest, book_metrics, paired_sharpe_test
+from advanced_risk.evaluation.rules.report import (
+    BookMetrics,
+    PairedTest,
+    RulesEvaluation,
+    book_metrics,
+    paired_sharpe_test,
+)
 
 __all__ = [
     "BOOK_KEYS",

@@ -14,9 +14,8 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from advanced_risk.config import RiskConfig
 from advanced_risk.errors import InvalidInputError
@@ -41,64 +40,9 @@ from advanced_risk.evaluation.rules.harness import (
     harness_config,
     run_book,
 )
-from advanced_risk.evaluation.rules.report import BLOCK, REPS
+from advanced_risk.evaluation.rules.report import BLOCK, REPS, BookMetrics, RulesEvaluation, book_metrics
 
-if TYPE_CHECKING:
-    from advanced_risk.evaluation.rules.report import BookMetrics
-
-__all__ = ["RulesEvaluation", "evaluate_rules"]
-
-
-@dataclass(frozen=True, eq=False)
-class RulesEvaluation:
-    """The answer of :func:`evaluate_rules`.
-
-    Attributes
-    ----------
-    periods : the periods evaluated (``train``, ``test`` or both), in report order.
-    results : every book's :class:`BookResult` (paths of the three strategies), in task order.
-    metrics : the matching :class:`~advanced_risk.evaluation.rules.report.BookMetrics`.
-    settings : how it was run (books, seeds, warm-up, cost, bootstrap ...).
-    config : the ``RiskConfig`` the manager ran with (after
-        :func:`~advanced_risk.evaluation.rules.harness.harness_config`), as a dict.
-    elapsed_s : wall time of the whole evaluation.
-    """
-
-    periods: tuple[str, ...]
-    results: tuple[BookResult, ...]
-    metrics: tuple[BookMetrics, ...]
-    settings: dict[str, Any]
-    config: dict[str, Any]
-    elapsed_s: float
-
-    def passes(self, period: str) -> tuple[int, int]:
-        """``(books passing the acceptance check, books)`` of one period."""
-        rows = [m for m in self.metrics if m.period == period]
-        return sum(m.passed for m in rows), len(rows)
-
-    def summary(self) -> list[str]:
-        """One line per period counting passes (real books and synthetic paths)."""
-        from advanced_risk.evaluation.rules import report
-
-        return report.summary_lines(self)
-
-    def to_markdown(self) -> str:
-        """The Markdown report (:func:`~advanced_risk.evaluation.rules.report.markdown_report`)."""
-        from advanced_risk.evaluation.rules import report
-
-        return report.markdown_report(self)
-
-    def to_json(self) -> str:
-        """The JSON report (:func:`~advanced_risk.evaluation.rules.report.json_report`)."""
-        from advanced_risk.evaluation.rules import report
-
-        return report.json_report(self)
-
-    def write(self, out: str | Path, *, plot: str | None = None) -> dict[str, Path]:
-        """Write Markdown, JSON and the PNG into ``out`` (see ``report.write_report``)."""
-        from advanced_risk.evaluation.rules import report
-
-        return report.write_report(self, out, plot=plot)
+__all__ = ["evaluate_rules"]
 
 
 def _periods(period: str) -> tuple[Period, ...]:
@@ -113,8 +57,6 @@ def _evaluate_one(
     book: Book, period: Period, config: RiskConfig | None, options: dict[str, Any]
 ) -> tuple[BookResult, BookMetrics]:
     """Replay one book over one period and compute its figures (run in a worker process)."""
-    from advanced_risk.evaluation.rules.report import book_metrics
-
     result = run_book(
         book,
         config,
@@ -187,7 +129,8 @@ def evaluate_rules(
 
     Returns
     -------
-    :class:`RulesEvaluation`; ``.write(out)`` writes the Markdown, JSON and PNG.
+    :class:`~advanced_risk.evaluation.rules.report.RulesEvaluation`; ``.write(out)`` writes the
+    Markdown, JSON and PNG.
 
     Raises
     ------

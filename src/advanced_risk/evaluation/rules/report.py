@@ -35,7 +35,7 @@ from advanced_risk.evaluation.stats import bootstrap_sharpes, centred_p_value, p
 from advanced_risk.measures.validation import FloatArray
 
 if TYPE_CHECKING:
-    from advanced_risk.evaluation.rules.harness import BookResult, RulesEvaluation, StrategyPath
+    from advanced_risk.evaluation.rules.harness import BookResult, StrategyPath
 
 __all__ = [
     "BLOCK",
@@ -46,6 +46,7 @@ __all__ = [
     "SHARPE_TOLERANCE",
     "BookMetrics",
     "PairedTest",
+    "RulesEvaluation",
     "StrategyMetrics",
     "acceptance_passed",
     "book_metrics",
@@ -377,6 +378,50 @@ def _detail_row(m: BookMetrics) -> str:
         f"{_three(m, 'exposure', 'num')} | {_pct(s.reducing)} | {_pct(s.halted)} | {s.degraded} | "
         f"{_paired(m.vs_unmanaged)} | {_paired(m.vs_voltarget)} | {m.seconds:.1f} |"
     )
+
+
+@dataclass(frozen=True, eq=False)
+class RulesEvaluation:
+    """The answer of :func:`~advanced_risk.evaluation.rules.evaluate.evaluate_rules`.
+
+    Attributes
+    ----------
+    periods : the periods evaluated (``train``, ``test`` or both), in report order.
+    results : every book's :class:`BookResult` (paths of the three strategies), in task order.
+    metrics : the matching :class:`BookMetrics`.
+    settings : how it was run (books, seeds, warm-up, cost, bootstrap ...).
+    config : the ``RiskConfig`` the manager ran with (after
+        :func:`~advanced_risk.evaluation.rules.harness.harness_config`), as a dict.
+    elapsed_s : wall time of the whole evaluation.
+    """
+
+    periods: tuple[str, ...]
+    results: tuple[BookResult, ...]
+    metrics: tuple[BookMetrics, ...]
+    settings: dict[str, Any]
+    config: dict[str, Any]
+    elapsed_s: float
+
+    def passes(self, period: str) -> tuple[int, int]:
+        """``(books passing the acceptance check, books)`` of one period."""
+        rows = [m for m in self.metrics if m.period == period]
+        return sum(m.passed for m in rows), len(rows)
+
+    def summary(self) -> list[str]:
+        """One line per period counting passes (real books and synthetic paths)."""
+        return summary_lines(self)
+
+    def to_markdown(self) -> str:
+        """The Markdown report (:func:`markdown_report`)."""
+        return markdown_report(self)
+
+    def to_json(self) -> str:
+        """The JSON report (:func:`json_report`)."""
+        return json_report(self)
+
+    def write(self, out: str | Path, *, plot: str | None = None) -> dict[str, Path]:
+        """Write Markdown, JSON and the PNG into ``out`` (see :func:`write_report`)."""
+        return write_report(self, out, plot=plot)
 
 
 def _period_rows(evaluation: RulesEvaluation, period: str) -> tuple[list[BookMetrics], list[BookMetrics]]:
