@@ -55,7 +55,7 @@ from advanced_risk.rl.agents.env import (
     observation_blocks,
     synthetic_bars,
 )
-from advanced_risk.rl.portfolio.accounting import _features, history_length, observation_layout
+from advanced_risk.rl.portfolio.accounting import history_length, market_features_kernel, observation_layout
 from advanced_risk.types import AgentAdvice
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ class RiskAgentsAdvisor:
         """
         if not self.ready or self._close is None:
             return None
-        market = _features(returns, returns.shape[0], self._window, 0)[0].astype(np.float64)
+        market = market_features_kernel(returns, returns.shape[0], self._window, 0)[0].astype(np.float64)
         blocks = observation_blocks(
             rsi=market[self._layout["rsi"]],
             momentum=market[self._layout["momentum"]],

@@ -46,7 +46,7 @@ from advanced_risk.rl.agents.interface import shared_actor_rows
 from advanced_risk.rl.ppo.agent import _resolve_device
 from advanced_risk.rl.ppo.buffer import RolloutBuffer
 from advanced_risk.rl.ppo.loss import LOSS_STATS, ppo_loss
-from advanced_risk.rl.ppo.network import ActorCriticNetwork, _linears
+from advanced_risk.rl.ppo.network import ActorCriticNetwork, mlp_linears
 from advanced_risk.rl.ppo.normalize import RunningMeanStd
 
 __all__ = ["AgentPolicy", "MAPPOTrainer", "central_critic", "shared_actor_rows"]
@@ -58,7 +58,7 @@ Stats = dict[str, float]
 def central_critic(state_dim: int, hidden_sizes: Sequence[int], generator: torch.Generator) -> nn.Sequential:
     """The centralised value MLP on the joint state (tanh hidden layers, linear head)."""
     layers: list[nn.Module] = []
-    for layer in _linears((state_dim, *hidden_sizes, 1), 1.0, generator):
+    for layer in mlp_linears((state_dim, *hidden_sizes, 1), 1.0, generator):
         layers += [layer, nn.Tanh()]
     return nn.Sequential(*layers[:-1])
 

@@ -124,6 +124,8 @@ def action_to_weights(action: NDArray[np.floating]) -> FloatArray:
 
 
 def _features_python(returns: FloatArray, history: int, window: int, steps: int) -> FloatArray:
+    """The market features of :func:`market_features` (float64) for ``t = 0..steps`` of a path whose
+    first ``history`` returns are the warm-up; trusts its inputs (finite returns, ``window >= 2``)."""
     n = returns.shape[1]
     w = window
     out = np.empty((steps + 1, n * (w + 3)))
@@ -147,7 +149,7 @@ def _features_python(returns: FloatArray, history: int, window: int, steps: int)
     return out
 
 
-_features = jit(_features_python)
+market_features_kernel = jit(_features_python)
 
 
 def market_features(returns: FloatArray, config: EnvConfig) -> NDArray[np.float32]:
@@ -163,7 +165,7 @@ def market_features(returns: FloatArray, config: EnvConfig) -> NDArray[np.float3
     ``(max_steps + 1, market_dim)`` float32; row ``t`` uses only ``returns[: H + t]``. RSI and
     realised volatility come from the ``measures`` kernels (Wilder RSI as TA-Lib, rolling std).
     """
-    out = _features(returns, history_length(config), config.window, config.max_steps)
+    out = market_features_kernel(returns, history_length(config), config.window, config.max_steps)
     return out.astype(np.float32)
 
 

@@ -58,8 +58,16 @@ __all__ = ["TradingEnvironment", "VectorTradingEnv", "action_to_weights", "obser
 ObsArray = NDArray[np.float32]
 
 
-def _resolve(config: EnvConfig | None, overrides: dict[str, Any]) -> EnvConfig:
-    """``config`` with keyword overrides applied (unknown names raise ``ConfigError``)."""
+def resolve_env_config(config: EnvConfig | None, overrides: dict[str, Any]) -> EnvConfig:
+    """``config`` (default ``EnvConfig()``) with keyword overrides applied.
+
+    Raises
+    ------
+    InvalidInputError
+        ``config`` is not an EnvConfig.
+    ConfigError
+        An unknown or bad override.
+    """
     if config is not None and not isinstance(config, EnvConfig):
         raise InvalidInputError(f"config must be an EnvConfig, got {type(config).__name__}")
     if not overrides:
@@ -95,8 +103,15 @@ def _as_actions(actions: ArrayLike, shape: tuple[int, ...], name: str = "action"
     return a
 
 
-def _as_weights(weights: ArrayLike, shape: tuple[int, ...]) -> FloatArray:
-    """Validated target weights: finite, >= 0 (tiny negatives from solvers clipped), rows sum to 1."""
+def as_target_weights(weights: ArrayLike, shape: tuple[int, ...]) -> FloatArray:
+    """Validated target weights of ``shape``: finite, >= 0 (tiny negatives from solvers clipped), each
+    row summing to 1 (within 1e-6; renormalised when off by more than 1e-12).
+
+    Raises
+    ------
+    InvalidInputError
+        A wrong shape, a NaN, inf or negative weight, or a row not summing to 1.
+    """
     w = np.asarray(weights, dtype=np.float64)
     if w.shape != shape:
         raise InvalidInputError(f"target_weights must have shape {shape}, got {w.shape}")
@@ -141,7 +156,7 @@ class TradingEnvironment(gym.Env[ObsArray, NDArray[np.float32]]):
         self, config: EnvConfig | None = None, *, market: MarketModel | None = None, **overrides: Any
     ) -> None:
         super().__init__()
-        self.config = _resolve(config, overrides)
+        self.config = resolve_env_config(config, overrides)
         self.market = _check_market(market if market is not None else make_market(self.config), self.config)
         self.observation_space, self.action_space = _spaces(self.config)  # type: ignore[assignment]
         self._book = Book(self.config, 1)
@@ -187,7 +202,7 @@ class TradingEnvironment(gym.Env[ObsArray, NDArray[np.float32]]):
         Baselines use it: equal weight, minimum variance, and buy-and-hold (target
         ``info["weights"]``, the drifted weights, which trades nothing).
         """
-        return self._advance(_as_weights(target_weights, (self.action_dim,)))
+        return self._advance(as_target_weights(target_weights, (self.action_dim,)))
 
     def _advance(self, target: FloatArray) -> tuple[ObsArray, SupportsFloat, bool, bool, dict[str, Any]]:
         if not self._live:
@@ -231,7 +246,7 @@ class VectorTradingEnv:
     ) -> None:
         if not isinstance(num_envs, int | np.integer) or num_envs < 1:
             raise InvalidInputError(f"num_envs must be an integer >= 1, got {num_envs!r}")
-        self.config = _resolve(config, {})
+        self.config = resolve_env_config(config, {})
         self.market = _check_market(market if market is not None else make_market(self.config), self.config)
         self.num_envs = int(num_envs)
         self.observation_dim = observation_dim(self.config)
@@ -279,7 +294,7 @@ class VectorTradingEnv:
         self, target_weights: ArrayLike
     ) -> tuple[ObsArray, FloatArray, NDArray[np.bool_], NDArray[np.bool_], dict[str, Any]]:
         """:meth:`step` with target weights ``(num_envs, asset_count + 1)`` given directly."""
-        return self._advance(_as_weights(target_weights, (self.num_envs, self.action_dim)))
+        return self._advance(as_target_weights(target_weights, (self.num_envs, self.action_dim)))
 
     def _advance(
         self, target: FloatArray

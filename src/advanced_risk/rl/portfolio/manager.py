@@ -45,13 +45,13 @@ from advanced_risk.measures.validation import FloatArray, as_matrix, check_posit
 from advanced_risk.risk.leverage import VolatilityTargetLeverage
 from advanced_risk.risk.sizing import KellySizer
 from advanced_risk.rl.portfolio.accounting import (
-    _features,
     action_to_weights,
     history_length,
+    market_features_kernel,
     observation_dim,
 )
 from advanced_risk.rl.portfolio.asset_names import AssetNames, check_asset_names, stored_asset_names
-from advanced_risk.rl.portfolio.env import VectorTradingEnv, _as_weights, _resolve
+from advanced_risk.rl.portfolio.env import VectorTradingEnv, as_target_weights, resolve_env_config
 from advanced_risk.rl.portfolio.market import MarketModel
 from advanced_risk.rl.ppo.agent import PPOAgent
 from advanced_risk.rl.ppo.io import MODEL_KIND
@@ -111,7 +111,7 @@ class RLPortfolioManager:
         asset_names: Iterable[str] | None = None,
         **env_overrides: Any,
     ) -> None:
-        self.env_config = _resolve(env_config, env_overrides)
+        self.env_config = resolve_env_config(env_config, env_overrides)
         self._asset_names = check_asset_names(asset_names, self.env_config.asset_count)
         if ppo_config is not None and not isinstance(ppo_config, PPOConfig):
             raise InvalidInputError(f"ppo_config must be a PPOConfig, got {type(ppo_config).__name__}")
@@ -245,7 +245,7 @@ class RLPortfolioManager:
             w = np.zeros(self.action_dim)
             w[-1] = 1.0
         else:
-            w = _as_weights(weights, (self.action_dim,))
+            w = as_target_weights(weights, (self.action_dim,))
         dd = check_range(drawdown, "drawdown", 0.0, 1.0, hi_open=True)
         return self._observation_trusted(r, w, dd), w
 
@@ -253,7 +253,7 @@ class RLPortfolioManager:
         self, returns: FloatArray, weights: FloatArray, drawdown: float
     ) -> NDArray[np.float32]:
         """The observation from inputs already validated (the manager's hot path skips the checks)."""
-        market = _features(returns, returns.shape[0], self.env_config.window, 0)[0]
+        market = market_features_kernel(returns, returns.shape[0], self.env_config.window, 0)[0]
         return np.concatenate([market, weights, [drawdown]]).astype(np.float32)
 
     def rebalance_trusted(

@@ -49,7 +49,7 @@ def layer_init(
     return layer
 
 
-def _linears(sizes: Sequence[int], head_std: float, generator: torch.Generator | None) -> list[nn.Linear]:
+def mlp_linears(sizes: Sequence[int], head_std: float, generator: torch.Generator | None) -> list[nn.Linear]:
     """Linear layers ``sizes[0] -> ... -> sizes[-1]``: hidden gain sqrt(2), head gain ``head_std``."""
     layers = [layer_init(nn.Linear(a, b), math.sqrt(2), generator=generator) for a, b in pairwise(sizes[:-1])]
     layers.append(layer_init(nn.Linear(sizes[-2], sizes[-1]), head_std, generator=generator))
@@ -109,8 +109,8 @@ class ActorCriticNetwork(nn.Module):
         # nn.Linear's default init draws from the global RNG before layer_init overwrites it; with
         # our own generator, fork the global RNG so constructing a network leaves it untouched
         with torch.random.fork_rng(devices=[], enabled=generator is not None):
-            critic_layers = _linears((*sizes, 1), 1.0, generator)
-            actor_layers = _linears((*sizes, self.action_dim), 0.01, generator)
+            critic_layers = mlp_linears((*sizes, 1), 1.0, generator)
+            actor_layers = mlp_linears((*sizes, self.action_dim), 0.01, generator)
         critic: list[nn.Module] = []
         for layer in critic_layers:
             critic += [layer, nn.Tanh()]
