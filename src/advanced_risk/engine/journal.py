@@ -13,17 +13,18 @@ Two committers share one commit lock, so rows land in the order they were queued
   within a deadline. On an event loop busy deciding for other tasks, handing the commit to a thread
   costs more than the commit itself: the thread waits for the GIL behind the loop (up to the
   interpreter's 5 ms switch interval per wait, several waits per commit), then the loop must get
-  round to resuming the waiting task. Measured with 100 tasks x 50 calls on 2 cores: 89 % of the
-  decisions missed a 5 ms deadline waiting for the thread; committing on the caller's thread costs
+  round to resuming the waiting task. With 100 tasks x 50 calls on 2 cores, 89 % of the decisions
+  miss a 5 ms deadline waiting for the thread (measured); committing on the caller's thread costs
   one fsync (~0.5 ms) inside the call. The cost: the caller blocks for that fsync, and
   ``commit_now`` bounds the wait for another process's lock by the deadline, but not a disk that
   stalls inside fsync (the manager then stops committing inline for a while; see manager.py).
 
 Rows nobody waits for (``submit(..., urgent=False)``: an in-memory store, or ``journal_sync=False``)
 linger: the thread waits up to ``linger_s`` after the first such row and commits everything queued
-meanwhile in one go. Waking the thread for every decision made it take the GIL from the deciding
-thread once per call (measured: +170 us at the median of a synchronous call with the PPO policy);
-lingering pays that once per batch. A durable row, a call, a flush or close ends the wait at once.
+meanwhile in one go. Waking the thread for every decision would make it take the GIL from the
+deciding thread once per call (measured: +170 us at the median of a synchronous call with the PPO
+policy); lingering pays that once per batch. A durable row, a call, a flush or close ends the wait
+at once.
 
 Failure policy: a failed commit (locked, read-only or full disk) marks the writer unhealthy and keeps
 the rows for retry (bounded by ``max_pending``; beyond it the oldest are dropped with an event), so a
@@ -35,6 +36,9 @@ Reading back: :meth:`JournalWriter.read_decision` answers from memory for a row 
 (queued, lingering or kept for retry: an index kept under the writer's lock) and from the store
 for a committed one; a row leaves the index only once its transaction committed, so every
 submitted row is always found in one place or the other.
+
+One module because :class:`JournalWriter`'s queue, commit lock, retry state and in-memory index
+keep one invariant together: every submitted row is in memory or in the store, in queue order.
 """
 
 from __future__ import annotations
