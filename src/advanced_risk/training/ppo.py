@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from advanced_risk.config import PPOConfig
 from advanced_risk.errors import InvalidInputError
@@ -23,6 +23,9 @@ from advanced_risk.rl.ppo.agent import PPOAgent, VectorEnv
 from advanced_risk.training.checkpoint import StatefulEnv, load_latest, restore, save_checkpoint
 from advanced_risk.training.data import DataBundle
 from advanced_risk.training.settings import TrainingSettings, build_ppo_config
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 __all__ = ["Monitor", "train_agent"]
 
@@ -46,7 +49,7 @@ class Monitor:
         self.settings, self.agent, self.vec_env, self.stop_after = settings, agent, vec_env, stop_after
         done = agent.num_updates - agent.schedule[0]
         self.bar = tqdm(total=total_updates, initial=done, unit="update", desc="ppo", dynamic_ncols=True)
-        self.writer: Any = None
+        self.writer: SummaryWriter | None = None
         if settings.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
