@@ -1,4 +1,4 @@
-"""Model files: atomic writes, verified SHA-256, weights-only loading, clear ModelLoadErrors."""
+"""Model files: atomic writes, verified SHA-256, safetensors arrays + JSON header, clear ModelLoadErrors."""
 
 from __future__ import annotations
 
@@ -9,14 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import safetensors.numpy
 import torch
 
 from advanced_risk import __version__
 from advanced_risk.config import PPOConfig
 from advanced_risk.errors import ModelLoadError
 from advanced_risk.files import atomic_write_bytes, sha256_file, sha256_hex
+from advanced_risk.rl.agents.policy import RiskAgents
 from advanced_risk.rl.ppo.agent import PPOAgent
-from advanced_risk.rl.ppo.model_file import MAGIC, read_model_header, write_model_file
+from advanced_risk.rl.ppo.io import read_policy_file
+from advanced_risk.rl.ppo.model_file import MAGIC, read_model_file, read_model_header, write_model_file
+from advanced_risk.training.checkpoint import pack, unpack
 
 OBS, ACT = 7, 4
 
@@ -60,9 +64,65 @@ def test_header_records_dims_config_versions_and_metadata(agent: PPOAgent, saved
     assert PPOConfig.from_dict(meta["config"]) == agent.config
     assert meta["user"] == {"note": "test", "sharpe": 1.25}
     assert header["advanced_risk_version"] == __version__
-    assert header["format_version"] == 1
+    assert header["numpy_version"] == np.__version__
+    assert header["safetensors_version"] == safetensors.__version__
+    assert header["torch_version"] == torch.__version__  # the writer had torch loaded
+    assert header["format_version"] == 2
     assert header["kind"] == "ppo_agent"
     assert header["created_at"].endswith("+00:00")
+
+
+def test_payload_is_a_safetensors_blob_of_the_named_arrays(agent: PPOAgent, saved: Path) -> None:
+    data = saved.read_bytes()
+    (header_len,) = struct.unpack("<Q", data[72:80])
+    arrays = safetensors.numpy.load(data[80 + header_len :])
+    state = agent.network.state_dict()
+    assert set(arrays) == {f"network.{k}" for k in state} | {"obs_rms.mean", "obs_rms.var"}
+    for name, tensor in state.items():
+        assert arrays[f"network.{name}"].dtype == np.float32
+        np.testing.assert_array_equal(arrays[f"network.{name}"], tensor.numpy())
+    np.testing.assert_array_equal(arrays["obs_rms.mean"], agent.obs_rms.mean)
+    assert read_model_header(saved)["metadata"]["obs_rms_count"] == agent.obs_rms.count
+
+
+def test_numpy_reader_gives_the_agents_inference_snapshot(agent: PPOAgent, saved: Path) -> None:
+    policy = read_policy_file(saved).numpy_policy()
+    x = probe().astype(np.float64)
+    np.testing.assert_array_equal(policy.mean_action(x), agent.select_action(probe()))
+    snapshot = agent.network.numpy_policy(agent.obs_rms, agent.config.obs_clip)
+    for a, b in zip((*policy.weights, *policy.biases), (*snapshot.weights, *snapshot.biases), strict=True):
+        assert a.tobytes() == b.tobytes()
+        assert a.flags.c_contiguous == b.flags.c_contiguous
+
+
+ARRAYS = {
+    "f32": np.arange(6, dtype=np.float32).reshape(2, 3),
+    "f64": np.array([np.pi, -0.0, 1e-300]),
+    "i64": np.array([-(2**62), 7], dtype=np.int64),
+    "u8": np.array([0, 255], dtype=np.uint8),
+    "bool": np.array([True, False]),
+    "scalar": np.array(2.5, dtype=np.float32),
+    "empty": np.zeros((0, 4), dtype=np.float32),
+    "transposed": np.arange(6.0).reshape(2, 3).T,
+}
+
+
+def test_arrays_round_trip_bit_for_bit_with_dtype_and_shape(tmp_path: Path) -> None:
+    path = tmp_path / "arrays.armodel"
+    write_model_file(path, ARRAYS, {"note": [1, "two", None]}, kind="test")
+    header, arrays = read_model_file(path, kind="test")
+    assert header["metadata"] == {"note": [1, "two", None]}
+    assert set(arrays) == set(ARRAYS)
+    for name, a in ARRAYS.items():
+        assert (arrays[name].dtype, arrays[name].shape) == (a.dtype, a.shape), name
+        np.testing.assert_array_equal(arrays[name], a)
+        assert arrays[name].flags.writeable
+
+
+def test_metadata_that_is_not_json_is_refused_at_write(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="Out of range float"):
+        write_model_file(tmp_path / "nan.armodel", {}, {"sharpe": float("nan")}, kind="test")
+    assert not (tmp_path / "nan.armodel").exists()
 
 
 def test_save_returns_the_sha256_stored_in_the_file(agent: PPOAgent, tmp_path: Path) -> None:
@@ -79,7 +139,7 @@ def test_missing_file_raises_model_load_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("where", ["payload", "header", "digest"])
-def test_flipped_byte_is_refused_before_unpickling(
+def test_flipped_byte_is_refused_before_decoding(
     saved: Path, where: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = bytearray(saved.read_bytes())
@@ -89,11 +149,14 @@ def test_flipped_byte_is_refused_before_unpickling(
     saved.write_bytes(bytes(data))
 
     def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("torch.load must not run on an unverified payload")
+        raise AssertionError("the payload must not be decoded before it is verified")
 
+    monkeypatch.setattr(safetensors.numpy, "load", refuse)
     monkeypatch.setattr(torch, "load", refuse)
     with pytest.raises(ModelLoadError, match="corrupt: SHA-256 mismatch"):
         PPOAgent.load(saved)
+    with pytest.raises(ModelLoadError, match="corrupt: SHA-256 mismatch"):
+        read_policy_file(saved)
 
 
 @pytest.mark.parametrize("keep", [0.5, 0.999], ids=["half", "last_bytes_missing"])
@@ -102,6 +165,8 @@ def test_truncated_file_raises_model_load_error(saved: Path, keep: float) -> Non
     saved.write_bytes(data[: int(len(data) * keep)])
     with pytest.raises(ModelLoadError, match="truncated"):
         PPOAgent.load(saved)
+    with pytest.raises(ModelLoadError, match="truncated"):
+        read_policy_file(saved)
 
 
 def test_file_cut_inside_the_header_is_truncated(saved: Path) -> None:
@@ -131,19 +196,47 @@ def test_wrong_dims_raise_model_load_error(saved: Path, kwargs: dict[str, int], 
         PPOAgent.load(saved, "cpu", **kwargs)
 
 
-def test_file_of_another_kind_is_refused(tmp_path: Path) -> None:
+def test_file_of_another_kind_is_refused(saved: Path, tmp_path: Path) -> None:
     path = tmp_path / "ckpt.pt"
-    write_model_file(path, {"x": torch.zeros(1)}, {"obs_dim": OBS, "action_dim": ACT}, kind="ppo_checkpoint")
+    write_model_file(path, {"x": np.zeros(1)}, {"obs_dim": OBS, "action_dim": ACT}, kind="ppo_checkpoint")
     with pytest.raises(ModelLoadError, match="expected a 'ppo_agent'"):
         PPOAgent.load(path)
+    with pytest.raises(ModelLoadError, match="holds a 'ppo_agent', expected a 'risk_agents'"):
+        RiskAgents.load(saved)
+
+
+def _policy_metadata(agent: PPOAgent) -> dict[str, object]:
+    return {"obs_dim": OBS, "action_dim": ACT, "config": agent.config.to_dict(), "global_step": 0,
+            "num_updates": 0, "obs_rms_count": 1.0, "user": {}}  # fmt: skip
 
 
 def test_verified_file_with_mismatched_weights_is_refused(agent: PPOAgent, tmp_path: Path) -> None:
     path = tmp_path / "bad.pt"
-    header = {"obs_dim": OBS, "action_dim": ACT, "config": agent.config.to_dict(), "global_step": 0,
-              "num_updates": 0, "user": {}}  # fmt: skip
-    write_model_file(path, {"network": {"bogus": torch.zeros(2)}, "obs_rms": {}}, header, kind="ppo_agent")
+    arrays = {
+        "network.bogus": np.zeros(2, np.float32),
+        "obs_rms.mean": np.zeros(OBS),
+        "obs_rms.var": np.ones(OBS),
+    }
+    write_model_file(path, arrays, _policy_metadata(agent), kind="ppo_agent")
     with pytest.raises(ModelLoadError, match="does not match"):
+        PPOAgent.load(path)
+    with pytest.raises(KeyError, match=r"actor_layers\.0\.weight"):
+        read_policy_file(path).numpy_policy()
+
+
+def test_verified_file_without_normaliser_moments_is_refused(agent: PPOAgent, tmp_path: Path) -> None:
+    path = tmp_path / "bad.pt"
+    write_model_file(path, {"network.x": np.zeros(1, np.float32)}, _policy_metadata(agent), kind="ppo_agent")
+    with pytest.raises(ModelLoadError, match="does not hold a PPO policy: KeyError"):
+        read_policy_file(path)
+
+
+def test_verified_file_whose_payload_is_not_safetensors_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "odd.pt"
+    header = json.dumps({"format_version": 2, "kind": "ppo_agent", "payload_bytes": 5, "metadata": {}})
+    tail = struct.pack("<Q", len(header)) + header.encode() + b"\x80\x04K\x01."  # a pickle, checksummed
+    path.write_bytes(MAGIC + sha256_hex(tail).encode() + tail)
+    with pytest.raises(ModelLoadError, match="payload cannot be loaded"):
         PPOAgent.load(path)
 
 
@@ -157,6 +250,18 @@ def test_future_format_version_is_refused(saved: Path) -> None:
     saved.write_bytes(MAGIC + sha256_hex(tail).encode() + tail)
     with pytest.raises(ModelLoadError, match="format_version 99"):
         PPOAgent.load(saved)
+
+
+def test_format_version_1_is_refused_with_the_converter_named(saved: Path) -> None:
+    data = saved.read_bytes()
+    (header_len,) = struct.unpack("<Q", data[72:80])
+    header = json.loads(data[80 : 80 + header_len])
+    header["format_version"] = 1
+    new_header = json.dumps(header).encode()
+    tail = struct.pack("<Q", len(new_header)) + new_header + data[80 + header_len :]
+    saved.write_bytes(MAGIC + sha256_hex(tail).encode() + tail)
+    with pytest.raises(ModelLoadError, match=r"format_version 1; .* reads 2 .*convert_model_files\.py"):
+        read_policy_file(saved)
 
 
 def test_atomic_write_replaces_content_and_leaves_no_temp_files(tmp_path: Path) -> None:
@@ -191,3 +296,40 @@ def test_saving_over_an_existing_model_is_atomic_and_loadable(agent: PPOAgent, s
     loaded = PPOAgent.load(saved)
     assert torch.equal(loaded.network.actor_logstd, agent.network.actor_logstd)
     np.testing.assert_array_equal(loaded.select_action(probe()), agent.select_action(probe()))
+
+
+# -- training checkpoints: a state tree split into JSON and arrays ------------------------------------
+def test_checkpoint_state_round_trips_with_types_intact(tmp_path: Path) -> None:
+    state = {
+        "network": {"w": torch.arange(4.0).reshape(2, 2)},
+        "optimizer": {"state": {0: {"step": torch.tensor(3.0)}}, "param_groups": [{"betas": (0.9, 0.999)}]},
+        "rng": np.random.default_rng(1).bit_generator.state,  # 128-bit integers
+        "obs": np.ones((2, 3), np.float32),
+        "count": np.int64(7),
+        "loss": float("nan"),
+        "best": float("-inf"),
+        "agents": ["sizer", "stop"],
+        "done": None,
+    }
+    tree, arrays = pack(state)
+    path = tmp_path / "ckpt.armodel"
+    write_model_file(path, arrays, {"state": tree}, kind="training_checkpoint")
+    header, stored = read_model_file(path, kind="training_checkpoint")
+    back = unpack(header["metadata"]["state"], stored)
+    assert torch.equal(back["network"]["w"], state["network"]["w"])
+    assert isinstance(back["optimizer"]["state"][0]["step"], torch.Tensor)
+    assert back["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.999)
+    assert back["rng"] == state["rng"]
+    assert back["obs"].dtype == np.float32
+    np.testing.assert_array_equal(back["obs"], state["obs"])
+    assert back["count"] == 7
+    assert back["count"].dtype == np.int64
+    assert np.isnan(back["loss"])
+    assert back["best"] == float("-inf")
+    assert back["agents"] == ["sizer", "stop"]
+    assert back["done"] is None
+
+
+def test_checkpoint_state_with_an_object_is_refused() -> None:
+    with pytest.raises(TypeError, match="state/env: cannot store a Generator"):
+        pack({"env": np.random.default_rng(0)})

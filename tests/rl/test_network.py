@@ -111,7 +111,7 @@ def test_invalid_constructor_arguments_raise(kwargs: dict[str, object]) -> None:
 def _snapshot(net: ActorCriticNetwork) -> tuple[NumpyPolicy, RunningMeanStd]:
     rms = RunningMeanStd((OBS,))
     rms.update(np.random.default_rng(5).normal(3.0, 2.0, (100, OBS)))
-    return NumpyPolicy.from_network(net, rms, obs_clip=10.0), rms
+    return net.numpy_policy(rms, obs_clip=10.0), rms
 
 
 def test_numpy_policy_matches_torch_forward() -> None:

@@ -49,13 +49,13 @@ from advanced_risk.rl.agents.evaluation import (
 from advanced_risk.rl.agents.mappo import MAPPOTrainer
 from advanced_risk.rl.agents.policy import MODEL_KIND, RiskAgents
 from advanced_risk.rl.portfolio.market import make_market
-from advanced_risk.rl.ppo.model_file import read_model_header, write_model_file
+from advanced_risk.rl.ppo.model_file import read_model_header
 from advanced_risk.training.checkpoint import (
-    CHECKPOINT_KIND,
     checkpoint_files,
     load_latest,
     to_numpy,
     to_torch,
+    write_checkpoint,
 )
 from advanced_risk.training.data import (
     EVAL_SEED_BASE,
@@ -143,7 +143,7 @@ def _save_checkpoint(directory: Path, trainer: MAPPOTrainer, metadata: dict[str,
         state[key] = to_torch(state[key])
     payload = {"trainer": state, "torch_rng": torch.get_rng_state()}
     header = {"trainer": _TRAINER, "num_updates": trainer.num_updates, "global_step": trainer.global_step}
-    digest = write_model_file(path, payload, header | metadata, kind=CHECKPOINT_KIND)
+    digest = write_checkpoint(path, payload, header | metadata)
     for old in checkpoint_files(directory)[:-keep]:
         with contextlib.suppress(OSError):
             old.unlink()

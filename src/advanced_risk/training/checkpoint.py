@@ -1,9 +1,12 @@
 """Training checkpoints: atomic, verified files that let a killed run continue bit for bit.
 
 A checkpoint is a :mod:`advanced_risk.rl.ppo.model_file` file of kind ``"training_checkpoint"`` (magic,
-SHA-256 over header and payload, JSON header, ``torch.save`` payload read with
-``weights_only=True``), written with a temporary file, fsync and rename, so a process killed at any
-moment leaves either the previous checkpoint or the new one, never a torn file. The payload holds
+SHA-256 over header and payload, JSON header, safetensors payload: no pickle), written with a
+temporary file, fsync and rename, so a process killed at any moment leaves either the previous
+checkpoint or the new one, never a torn file. A training state is a tree of dicts, lists, tuples,
+tensors, arrays and plain values; :func:`pack` splits it into a JSON tree (in the header's
+``metadata.state``) whose tensors and arrays are references into the payload, and :func:`unpack`
+puts it back together, tensors as tensors and arrays as arrays. The state holds
 
 - ``agent``: :meth:`PPOAgent.state_dict` (network, optimizer, grad scaler, observation
   statistics, its three RNG states, step and update counters, LR schedule, pending observation);
@@ -18,6 +21,9 @@ reporting) any that does not.
 from __future__ import annotations
 
 import contextlib
+import math
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Protocol, runtime_checkable
 
@@ -27,17 +33,21 @@ import torch
 from advanced_risk.errors import ModelLoadError
 from advanced_risk.logs import get_logger
 from advanced_risk.rl.ppo.agent import PPOAgent
-from advanced_risk.rl.ppo.model_file import read_model_file, write_model_file
+from advanced_risk.rl.ppo.model_file import Arrays, read_model_file, write_model_file
 
 __all__ = [
     "CHECKPOINT_KIND",
     "StatefulEnv",
     "checkpoint_files",
     "load_latest",
+    "pack",
+    "read_checkpoint",
     "restore",
     "save_checkpoint",
     "to_numpy",
     "to_torch",
+    "unpack",
+    "write_checkpoint",
 ]
 
 log = get_logger(__name__)
@@ -59,7 +69,7 @@ class StatefulEnv(Protocol):
 
 
 def to_torch(value: Any) -> Any:
-    """Numpy arrays -> tensors, recursively (``weights_only`` loading refuses numpy objects)."""
+    """Numpy arrays -> tensors, recursively."""
     if isinstance(value, np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(value))
     if isinstance(value, dict):
@@ -80,6 +90,90 @@ def to_numpy(value: Any) -> Any:
     return value
 
 
+_TAGS: Final = ("__tensor__", "__array__", "__scalar__", "__float__", "__tuple__", "__items__")
+
+
+def pack(value: Any, path: str = "state") -> tuple[Any, Arrays]:
+    """A training state as ``(JSON tree, arrays)``: tensors and arrays become references.
+
+    A tensor becomes ``{"__tensor__": name}`` and an array ``{"__array__": name}`` with
+    ``arrays[name]`` its (CPU, contiguous) NumPy copy; a NumPy scalar ``{"__scalar__": name}`` (a
+    0-d array); a non-finite float ``{"__float__": "nan" | "inf" | "-inf"}``; a tuple
+    ``{"__tuple__": [...]}``; a dict with a key that is not a string (an optimizer's parameter ids)
+    ``{"__items__": [[key, value], ...]}``. Names are the ``/``-joined path from the root.
+
+    Raises
+    ------
+    TypeError
+        A value of another type (not a dict, list, tuple, str, int, float, bool, None, tensor or array).
+    """
+    arrays: Arrays = {}
+
+    def walk(x: Any, where: str) -> Any:
+        if isinstance(x, torch.Tensor):
+            arrays[where] = np.require(x.detach().cpu().numpy(), requirements="C")
+            return {"__tensor__": where}
+        if isinstance(x, np.ndarray):
+            arrays[where] = np.require(x, requirements="C")
+            return {"__array__": where}
+        if isinstance(x, np.generic):
+            arrays[where] = np.asarray(x)
+            return {"__scalar__": where}
+        if isinstance(x, float) and not math.isfinite(x):
+            return {"__float__": repr(x)}
+        if x is None or isinstance(x, str | int | float):
+            return x
+        if isinstance(x, tuple):
+            return {"__tuple__": [walk(v, f"{where}/{i}") for i, v in enumerate(x)]}
+        if isinstance(x, list):
+            return [walk(v, f"{where}/{i}") for i, v in enumerate(x)]
+        if isinstance(x, Mapping):
+            if all(isinstance(k, str) and k not in _TAGS for k in x):
+                return {k: walk(v, f"{where}/{k}") for k, v in x.items()}
+            return {"__items__": [[walk(k, f"{where}/{i}.key"), walk(v, f"{where}/{i}")]
+                                  for i, (k, v) in enumerate(x.items())]}  # fmt: skip
+        raise TypeError(f"{where}: cannot store a {type(x).__name__} in a checkpoint")
+
+    return walk(value, path), arrays
+
+
+def unpack(tree: Any, arrays: Mapping[str, np.ndarray]) -> Any:
+    """The training state :func:`pack` split into ``(tree, arrays)`` (``KeyError`` on a missing array)."""
+    if isinstance(tree, list):
+        return [unpack(v, arrays) for v in tree]
+    if not isinstance(tree, dict):
+        return tree
+    if "__tensor__" in tree:
+        return torch.from_numpy(arrays[tree["__tensor__"]])
+    if "__array__" in tree:
+        return arrays[tree["__array__"]]
+    if "__scalar__" in tree:
+        return arrays[tree["__scalar__"]][()]
+    if "__float__" in tree:
+        return float(tree["__float__"])
+    if "__tuple__" in tree:
+        return tuple(unpack(v, arrays) for v in tree["__tuple__"])
+    if "__items__" in tree:
+        return {unpack(k, arrays): unpack(v, arrays) for k, v in tree["__items__"]}
+    return {k: unpack(v, arrays) for k, v in tree.items()}
+
+
+def write_checkpoint(path: str | os.PathLike[str], state: Any, metadata: Mapping[str, Any]) -> str:
+    """Write ``state`` (see :func:`pack`) with ``metadata`` (JSON values) atomically; return the SHA-256."""
+    tree, arrays = pack(state)
+    return write_model_file(path, arrays, {**metadata, "state": tree}, kind=CHECKPOINT_KIND)
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Any]:
+    """``(header, state)`` of a checkpoint file; ``ModelLoadError`` when it does not verify or decode."""
+    header, arrays = read_model_file(path, kind=CHECKPOINT_KIND)
+    try:
+        state = unpack(header["metadata"].pop("state"), arrays)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"checkpoint {path} has no valid training state: {exc!r}") from exc
+    return header, state
+
+
 def checkpoint_files(directory: Path) -> list[Path]:
     """Checkpoint files in ``directory``, oldest first."""
     return sorted(directory.glob(_PATTERN))
@@ -97,11 +191,11 @@ def save_checkpoint(
     path = directory / f"update_{agent.num_updates:08d}.ckpt"
     payload = {
         "agent": agent.state_dict(),
-        "env": to_torch(vec_env.state_dict()),
+        "env": vec_env.state_dict(),
         "torch_rng": torch.get_rng_state(),
     }
     header = {"num_updates": agent.num_updates, "global_step": agent.global_step, **metadata}
-    digest = write_model_file(path, payload, header, kind=CHECKPOINT_KIND)
+    digest = write_checkpoint(path, payload, header)
     for old in checkpoint_files(directory)[:-keep]:
         with contextlib.suppress(OSError):
             old.unlink()
@@ -128,7 +222,7 @@ def load_latest(directory: Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
     problems = []
     for path in reversed(files):
         try:
-            header, payload = read_model_file(path, kind=CHECKPOINT_KIND)
+            header, payload = read_checkpoint(path)
         except ModelLoadError as exc:
             log.warning("checkpoint_skipped", path=str(path), reason=str(exc))
             problems.append(str(exc))

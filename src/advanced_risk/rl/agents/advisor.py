@@ -6,17 +6,17 @@
 
 - :meth:`~RiskAgentsAdvisor.observe` (every bar, on the caller's thread) keeps what the agents'
   observation needs beyond the returns: Wilder ATR(14) of each asset on the training environment's
-  close-only bars (:func:`~advanced_risk.rl.agents.env.synthetic_bars`' convention, so the
+  close-only bars (:func:`~advanced_risk.rl.agents.interface.synthetic_bars`' convention, so the
   agents see the ATR they were trained on whatever high/low the bot sends), the entry close and
   highest close since entry of each held asset, and the previous bar's portfolio return. A position
   restarts (entry = highest = this close) when it is entered, when its close falls through the
   standing stop (the environment stops it out and re-enters; here the bot may not have sold) and
-  every :data:`~advanced_risk.rl.agents.env.POSITION_HORIZON` (252) bars of holding, as the
+  every :data:`~advanced_risk.rl.agents.interface.POSITION_HORIZON` (252) bars of holding, as the
   environment does. Without those restarts a
   bot that holds through its stops for years shows the agents ``from_entry`` / ``from_high``
   values tens of standard deviations outside their training data;
 - :meth:`~RiskAgentsAdvisor.request` snapshots one observation per agent with the environment's own
-  :func:`~advanced_risk.rl.agents.env.observation_blocks` (a copy: the worker thread never
+  :func:`~advanced_risk.rl.agents.interface.observation_blocks` (a copy: the worker thread never
   reads state the next bar changes);
 - :meth:`~RiskAgentsAdvisor.advise` (in the policy worker, within the deadline) acts with MC
   dropout and :func:`~advanced_risk.rl.agents.policy.gate`: an agent whose normalised uncertainty
@@ -28,7 +28,8 @@ monitor "none" (the drawdown rules, trading states and hedge apply in any case).
 therefore only *add* caution to the rules (smaller sizes, exposure cuts, hedges), except the stop
 agent, which may also widen the stop (up to 5 ATRs).
 
-torch is loaded only when an agents model is configured (the model file format needs it).
+Everything here is NumPy (and numba for the features): the agents load and act without torch,
+gymnasium or pettingzoo, so a core install (``pip install advanced_risk``) runs them.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ from advanced_risk.config import SizingConfig
 from advanced_risk.errors import InvalidInputError, ModelLoadError
 from advanced_risk.measures.validation import FloatArray
 from advanced_risk.risk.atr import StreamingATR
-from advanced_risk.rl.agents.env import (
+from advanced_risk.rl.agents.interface import (
     ATR_FLOOR,
     ATR_PERIOD,
     MONITOR_CUTS,
@@ -55,11 +56,9 @@ from advanced_risk.rl.agents.env import (
     observation_blocks,
     synthetic_bars,
 )
+from advanced_risk.rl.agents.policy import RiskAgents, Threshold, gate
 from advanced_risk.rl.portfolio.accounting import history_length, market_features_kernel, observation_layout
 from advanced_risk.types import AgentAdvice
-
-if TYPE_CHECKING:
-    from advanced_risk.rl.agents.policy import RiskAgents, Threshold
 
 __all__ = ["RiskAgentsAdvisor", "load_risk_agents"]
 
@@ -191,8 +190,6 @@ class RiskAgentsAdvisor:
 
     def advise(self, observations: Mapping[str, Any]) -> AgentAdvice:
         """Act with MC dropout, gate against the rules, and decode (runs in the policy worker)."""
-        from advanced_risk.rl.agents.policy import gate
-
         proposed = self.agents.act(observations, self.n_samples)
         actions, overridden = gate(proposed, self._rules, self.threshold)
         scale = float(np.clip(np.asarray(actions["sizer"]).reshape(-1)[0], 0.0, 1.0))
@@ -223,8 +220,6 @@ def load_risk_agents(
     """
     if value is None:
         return None
-    from advanced_risk.rl.agents.policy import RiskAgents
-
     if isinstance(value, str | os.PathLike):
         path = Path(value)
         if not path.is_file():

@@ -89,11 +89,14 @@ from advanced_risk.rl.portfolio.market import MarketModel, make_market
 __all__ = [
     "ACTION_BOUNDS",
     "AGENTS",
+    "ATR_FLOOR",
+    "ATR_PERIOD",
     "DRAWDOWN_WINDOW",
     "MONITOR_CUTS",
     "OBS_BLOCKS",
     "POSITION_HORIZON",
     "RULE_ACTIONS",
+    "STOP_RANGE",
     "MonitorAction",
     "RiskAgentsEnv",
     "agent_observations",
@@ -104,6 +107,7 @@ __all__ = [
 ]
 
 ObsArray = NDArray[np.float32]
+
 
 def stop_exit_return(
     r: FloatArray, stop_rel: FloatArray, wick: float

@@ -43,7 +43,7 @@ from advanced_risk.errors import InvalidInputError
 from advanced_risk.logs import get_logger
 from advanced_risk.rl.agents.env import RiskAgentsEnv, obs_dim
 from advanced_risk.rl.agents.interface import shared_actor_rows
-from advanced_risk.rl.ppo.agent import _resolve_device
+from advanced_risk.rl.ppo.agent import resolve_device
 from advanced_risk.rl.ppo.buffer import RolloutBuffer
 from advanced_risk.rl.ppo.loss import LOSS_STATS, ppo_loss
 from advanced_risk.rl.ppo.network import ActorCriticNetwork, mlp_linears
@@ -208,7 +208,7 @@ class MAPPOTrainer:
         if initial_actions and share_parameters:
             raise InvalidInputError("initial_actions needs one actor per agent (share_parameters=False)")
         self.config, self.share_parameters = cfg, share_parameters
-        self.device = _resolve_device(cfg.device)
+        self.device = resolve_device(cfg.device)
         self.envs = [make_env() for _ in range(cfg.num_envs)]
         env = self.envs[0]
         self.agents = list(env.possible_agents)

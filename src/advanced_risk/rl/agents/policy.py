@@ -1,9 +1,17 @@
 """RiskAgents: the trained sizer, stop and monitor agents at inference, with MC-dropout gating.
 
 A :class:`RiskAgents` holds what a trained :class:`~advanced_risk.rl.agents.mappo.MAPPOTrainer` needs to
-act: the three actors, their observation normalisers and the action spaces. It is what
-``train_ppo_agent.py --agents risk`` saves and what the manager loads (``RiskConfig.risk_agents_path``).
-The centralised critic is a training device and is not saved.
+act: the three actors (as NumPy :class:`AgentActor` snapshots), their observation normalisers and the
+action spaces. It is what ``train_ppo_agent.py --agents risk`` saves and what the manager loads
+(``RiskConfig.risk_agents_path``). The centralised critic is a training device and is not saved.
+Loading and acting need NumPy only (no torch, gymnasium or pettingzoo); building agents from a
+trainer's torch actors (:meth:`RiskAgents.from_trainer`) needs the training stack.
+
+File layout (a :mod:`advanced_risk.rl.ppo.model_file` file of kind ``"risk_agents"``): the arrays
+``<agent>.actor_layers.<k>.weight`` / ``.bias`` (torch's ``(out, in)`` layout),
+``<agent>.actor_logstd`` and, with observation normalisation, ``<agent>.obs_rms.mean`` / ``.var``;
+the header's ``metadata.risk_agents`` holds the settings (env config, shapes, thresholds, asset names,
+the normalisers' counts) and ``metadata.user`` the caller's metadata.
 
 Acting (:meth:`RiskAgents.act`): each agent's observation is normalised as in training and pushed
 through its actor ``n_samples`` times with dropout on (one batched pass per agent). The action is the
@@ -18,6 +26,9 @@ is in ``[0, 1]`` units of its action range:
 :func:`gate` replaces every agent whose uncertainty exceeds the threshold (default 0.1) with the
 rule-based action and says which agents were overridden and why; the manager and the evaluation use
 the same function.
+
+One module because the agents' arrays, their model file and the gated act that reads them describe
+one object, :class:`RiskAgents`.
 """
 
 from __future__ import annotations
@@ -25,27 +36,28 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
-from torch import nn
 
-from advanced_risk.config import EnvConfig, PPOConfig
+from advanced_risk.config import EnvConfig
 from advanced_risk.errors import InvalidInputError, ModelLoadError
 from advanced_risk.logs import get_logger
-from advanced_risk.rl.agents.env import ACTION_BOUNDS, AGENTS, RiskAgentsEnv, obs_dim
-from advanced_risk.rl.agents.mappo import AgentPolicy, MAPPOTrainer, central_critic, shared_actor_rows
+from advanced_risk.rl.agents.interface import ACTION_BOUNDS, AGENTS, obs_dim, shared_actor_rows
 from advanced_risk.rl.portfolio.asset_names import AssetNames, check_asset_names, stored_asset_names
 from advanced_risk.rl.ppo.inference import NumpyPolicy
-from advanced_risk.rl.ppo.model_file import read_model_file, write_model_file
+from advanced_risk.rl.ppo.model_file import Arrays, read_model_file, write_model_file
 from advanced_risk.rl.ppo.normalize import RunningMeanStd
+
+if TYPE_CHECKING:
+    from advanced_risk.rl.agents.mappo import AgentPolicy, MAPPOTrainer
 
 __all__ = [
     "DEFAULT_AGENT_UNCERTAINTY",
     "MODEL_KIND",
     "NOVELTY_LIMIT",
+    "AgentActor",
     "AgentsAction",
     "RiskAgents",
     "Threshold",
@@ -56,7 +68,7 @@ log = get_logger(__name__)
 
 MODEL_KIND = "risk_agents"
 DEFAULT_AGENT_UNCERTAINTY = 0.1
-"""Normalised MC-dropout std above which an agent is replaced by its rule (issue 7's default)."""
+"""Normalised MC-dropout std above which an agent is replaced by its rule (when none is calibrated)."""
 
 
 NOVELTY_LIMIT = 10.0
@@ -115,13 +127,49 @@ def gate(
     return actions, overridden
 
 
+@dataclass(frozen=True, slots=True)
+class AgentActor:
+    """One agent's actor for acting: its NumPy MLP and the shape of its input and output.
+
+    Attributes
+    ----------
+    network : the actor's weights (:class:`~advanced_risk.rl.ppo.inference.NumpyPolicy`, no
+        normaliser: :class:`RiskAgents` normalises the observations).
+    obs_dim : length of the actor's input (the agent's observation; with a shared actor the longest
+        observation plus the agents' one-hot id).
+    n_out : outputs the agent reads: its action length, or its number of choices when discrete.
+    discrete : a categorical agent (the monitor) whose outputs are logits.
+    """
+
+    network: NumpyPolicy
+    obs_dim: int
+    n_out: int
+    discrete: bool
+
+    @property
+    def head_dim(self) -> int:
+        """Outputs of the actor's head (``>= n_out``; larger for a shared actor)."""
+        return self.network.action_dim
+
+    @property
+    def hidden_sizes(self) -> tuple[int, ...]:
+        """Widths of the actor's hidden layers."""
+        return tuple(int(w.shape[1]) for w in self.network.weights[:-1])
+
+    @classmethod
+    def from_network(cls, policy: AgentPolicy, obs_clip: float = 10.0) -> AgentActor:
+        """A NumPy snapshot of a trainer's torch actor (an ``AgentPolicy``)."""
+        net = policy.numpy_policy(None, obs_clip)
+        return cls(net, int(policy.obs_dim), int(policy.n_out), bool(policy.discrete))
+
+
 class RiskAgents:
     """Trained risk agents for inference (see the module docstring).
 
     Parameters
     ----------
-    policies : agent name -> :class:`~advanced_risk.rl.agents.mappo.AgentPolicy`
-        (``sizer``, ``stop``, ``monitor``).
+    policies : agent name (``sizer``, ``stop``, ``monitor``) -> :class:`AgentActor`, or a trainer's
+        :class:`~advanced_risk.rl.agents.mappo.AgentPolicy` (snapshotted into an ``AgentActor``).
     obs_rms : agent name -> the observation normaliser of training (None: no normalisation).
     env_config : the environment the agents were trained on (asset count, window).
     share_parameters : whether the actors share one MLP (padded input with the agent's one-hot id).
@@ -131,15 +179,22 @@ class RiskAgents:
     asset_names : the assets the agents were trained on, in the order of their observations (e.g.
         the training data's tickers); saved with the model. None (default): unnamed.
 
+    Raises
+    ------
+    InvalidInputError
+        Not exactly the three agents, or an actor whose input width does not fit ``env_config``
+        (and ``share_parameters``).
+
     Notes
     -----
     Acting uses NumPy copies of the actors' weights taken at construction (the maths of
-    :class:`~advanced_risk.rl.ppo.inference.NumpyPolicy`); later changes to ``policies`` are not seen.
+    :class:`~advanced_risk.rl.ppo.inference.NumpyPolicy`); later changes to a trainer's actors are not
+    seen.
     """
 
     def __init__(
         self,
-        policies: Mapping[str, AgentPolicy],
+        policies: Mapping[str, AgentActor | AgentPolicy],
         obs_rms: Mapping[str, RunningMeanStd] | None,
         env_config: EnvConfig,
         *,
@@ -151,29 +206,33 @@ class RiskAgents:
     ) -> None:
         if set(policies) != set(AGENTS):
             raise InvalidInputError(f"policies must be exactly {list(AGENTS)}, got {sorted(policies)}")
-        self.policies = {a: policies[a] for a in AGENTS}
+        self.obs_clip = float(obs_clip)
+        self.policies = {a: _as_actor(policies[a], self.obs_clip) for a in AGENTS}
         self.obs_rms = None if obs_rms is None else {a: obs_rms[a] for a in AGENTS}
         self.env_config = env_config
         self._asset_names = check_asset_names(asset_names, env_config.asset_count)
         self.share_parameters = share_parameters
-        self.obs_clip = float(obs_clip)
         self.uncertainty_threshold: Threshold = _threshold(uncertainty_threshold)
         self.obs_dims = {a: obs_dim(a, env_config.asset_count) for a in AGENTS}
         self._pad = max(self.obs_dims.values())
+        for a, p in self.policies.items():
+            width = self._pad + len(AGENTS) if share_parameters else self.obs_dims[a]
+            if p.obs_dim != width or p.network.obs_dim != width or not 0 < p.n_out <= p.head_dim:
+                raise InvalidInputError(
+                    f"policies[{a!r}] takes {p.network.obs_dim} inputs and has {p.head_dim} outputs "
+                    f"({p.n_out} read); asset_count={env_config.asset_count} and "
+                    f"share_parameters={share_parameters} need {width} inputs"
+                )
         self.discrete = {a: self.policies[a].discrete for a in AGENTS}
         self._bounds = {
             a: (np.array(low, np.float64), np.array(high, np.float64))
             for a, (low, high) in ACTION_BOUNDS.items()
         }
-        for p in self.policies.values():
-            p.eval()
-        # One NumPy snapshot of the three actors side by side (block-diagonal weights): one MC-dropout
-        # pass for all agents. Each agent's outputs are exactly its own actor's (the off-diagonal
-        # blocks are zero and every unit has its own mask).
-        self._fused = _fuse(
-            [NumpyPolicy.from_network(p, None, self.obs_clip) for p in self.policies.values()]
-        )
-        heads = np.cumsum([0] + [p.action_dim for p in self.policies.values()])
+        # The three actors side by side (block-diagonal weights): one MC-dropout pass for all
+        # agents. Each agent's outputs are exactly its own actor's (the off-diagonal blocks are zero
+        # and every unit has its own mask).
+        self._fused = _fuse([p.network for p in self.policies.values()])
+        heads = np.cumsum([0] + [p.head_dim for p in self.policies.values()])
         self._heads = {
             a: slice(int(heads[k]), int(heads[k]) + self.policies[a].n_out) for k, a in enumerate(AGENTS)
         }
@@ -278,32 +337,35 @@ class RiskAgents:
         ``metadata`` (JSON values: data, command, ...) is stored beside them as ``metadata.user``.
         """
         first = self.policies[AGENTS[0]]
+        rms = self.obs_rms
         settings = {
             "env_config": self.env_config.to_dict(),
             "share_parameters": self.share_parameters,
             "obs_clip": self.obs_clip,
             "uncertainty_threshold": _threshold(self.uncertainty_threshold),
             "hidden_sizes": list(first.hidden_sizes),
-            "dropout": first.dropout,
+            "dropout": first.network.dropout,
             "actor_dims": {a: p.obs_dim for a, p in self.policies.items()},
-            "head_dims": {a: p.action_dim for a, p in self.policies.items()},
+            "head_dims": {a: p.head_dim for a, p in self.policies.items()},
             "outputs": {a: p.n_out for a, p in self.policies.items()},
             "discrete": dict(self.discrete),
+            "obs_rms_count": None if rms is None else {a: r.count for a, r in rms.items()},
             "asset_names": None if self._asset_names is None else list(self._asset_names),
         }
-        payload = {
-            "policies": {k: v.detach().cpu() for k, v in nn.ModuleDict(self.policies).state_dict().items()},
-            "obs_rms": None if self.obs_rms is None else {a: r.state_dict() for a, r in self.obs_rms.items()},
-        }
+        arrays: Arrays = {}
+        for a, p in self.policies.items():
+            arrays |= _actor_arrays(a, p.network)
+            if rms is not None:
+                arrays[f"{a}.obs_rms.mean"], arrays[f"{a}.obs_rms.var"] = rms[a].mean, rms[a].var
         digest = write_model_file(
-            path, payload, {"risk_agents": settings, "user": dict(metadata or {})}, kind=MODEL_KIND
+            path, arrays, {"risk_agents": settings, "user": dict(metadata or {})}, kind=MODEL_KIND
         )
         log.info("risk_agents_saved", path=str(path), sha256=digest)
         return digest
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, seed: int | None = 0) -> Self:
-        """Load agents written by :meth:`save` (on the CPU).
+        """Load agents written by :meth:`save` (NumPy only: torch is not needed).
 
         Parameters
         ----------
@@ -317,38 +379,32 @@ class RiskAgents:
         ModelLoadError
             Missing, truncated or corrupt file, another kind of model, weights that do not fit
             the stored settings, or invalid stored asset names. A file saved without asset names
-            (older files) loads with ``asset_names = None``.
+            loads with ``asset_names = None``.
         """
-        header, payload = read_model_file(path, kind=MODEL_KIND)
+        header, arrays = read_model_file(path, kind=MODEL_KIND)
         try:
             s = header["metadata"]["risk_agents"]
             env_config = EnvConfig.from_dict(s["env_config"])
             names = stored_asset_names(s.get("asset_names"), env_config.asset_count, path)
-            hidden = tuple(int(h) for h in s["hidden_sizes"])
-            critic = central_critic(obs_dim("state", env_config.asset_count), hidden, torch.Generator())
-            policies = {a: _policy(s, a, critic, hidden) for a in AGENTS}
-            if s["share_parameters"]:
-                for a in AGENTS[1:]:
-                    policies[a].actor_layers = policies[AGENTS[0]].actor_layers
-            nn.ModuleDict(policies).load_state_dict(payload["policies"])
-            rms = None
-            if payload["obs_rms"] is not None:
-                rms = {a: RunningMeanStd((int(obs_dim(a, env_config.asset_count)),)) for a in AGENTS}
-                for a in AGENTS:
-                    rms[a].load_state_dict(payload["obs_rms"][a])
+            obs_clip = float(s["obs_clip"])
+            policies = {a: _stored_actor(arrays, s, a, obs_clip) for a in AGENTS}
             agents = cls(
-                policies, rms, env_config, share_parameters=bool(s["share_parameters"]),
-                obs_clip=float(s["obs_clip"]), uncertainty_threshold=_threshold(s["uncertainty_threshold"]),
-                seed=seed, asset_names=names,
+                policies, _stored_rms(arrays, s["obs_rms_count"], env_config.asset_count), env_config,
+                share_parameters=bool(s["share_parameters"]), obs_clip=obs_clip,
+                uncertainty_threshold=_threshold(s["uncertainty_threshold"]), seed=seed, asset_names=names,
             )  # fmt: skip
-        except (KeyError, TypeError, ValueError, RuntimeError, InvalidInputError) as exc:
+        except (KeyError, TypeError, ValueError, InvalidInputError) as exc:
             raise ModelLoadError(f"model file {path} does not hold valid risk agents: {exc}") from exc
         log.info("risk_agents_loaded", path=str(path), asset_count=env_config.asset_count)
         return agents
 
     @classmethod
     def untrained(cls, env_config: EnvConfig | None = None, seed: int = 0) -> Self:
-        """Freshly initialised agents (for tests and benchmarks): near mid-range actions."""
+        """Freshly initialised agents (for tests and benchmarks): near mid-range actions. Needs torch."""
+        from advanced_risk.config import PPOConfig
+        from advanced_risk.rl.agents.env import RiskAgentsEnv
+        from advanced_risk.rl.agents.mappo import MAPPOTrainer
+
         cfg = env_config if env_config is not None else EnvConfig(asset_count=3)
         trainer = MAPPOTrainer(
             lambda: RiskAgentsEnv(cfg),
@@ -357,19 +413,55 @@ class RiskAgents:
         return cls.from_trainer(trainer)
 
 
-def _policy(
-    settings: Mapping[str, Any], agent: str, critic: nn.Sequential, hidden: tuple[int, ...]
-) -> AgentPolicy:
-    """An empty :class:`AgentPolicy` shaped as the stored settings say (weights loaded after)."""
-    return AgentPolicy(
+def _as_actor(policy: AgentActor | AgentPolicy, obs_clip: float) -> AgentActor:
+    """``policy`` itself, or the NumPy snapshot of a trainer's torch actor."""
+    if isinstance(policy, AgentActor):
+        return policy
+    return AgentActor.from_network(policy, obs_clip)
+
+
+def _actor_arrays(agent: str, net: NumpyPolicy) -> Arrays:
+    """An actor's weights under torch's state-dict names and layout (read back by ``from_state_dict``)."""
+    arrays: Arrays = {f"{agent}.actor_logstd": net.log_std.reshape(1, -1)}
+    for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+        arrays[f"{agent}.actor_layers.{k}.weight"] = np.ascontiguousarray(w.T)
+        arrays[f"{agent}.actor_layers.{k}.bias"] = b
+    return arrays
+
+
+def _stored_actor(arrays: Arrays, settings: Mapping[str, Any], agent: str, obs_clip: float) -> AgentActor:
+    """An agent's actor from a file's arrays, checked against the stored settings (``ValueError``)."""
+    net = NumpyPolicy.from_state_dict(
+        arrays, dropout=float(settings["dropout"]), obs_clip=obs_clip, prefix=f"{agent}."
+    )
+    actor = AgentActor(
+        net,
         int(settings["actor_dims"][agent]),
         int(settings["outputs"][agent]),
-        critic,
-        discrete=bool(settings["discrete"][agent]),
-        head_dim=int(settings["head_dims"][agent]),
-        hidden_sizes=hidden,
-        dropout=float(settings["dropout"]),
+        bool(settings["discrete"][agent]),
     )
+    hidden = tuple(int(h) for h in settings["hidden_sizes"])
+    stored = (actor.obs_dim, hidden, int(settings["head_dims"][agent]))
+    if (net.obs_dim, actor.hidden_sizes, actor.head_dim) != stored:
+        raise ValueError(
+            f"{agent}: weights for {net.obs_dim} inputs, hidden layers {actor.hidden_sizes} and "
+            f"{actor.head_dim} outputs; the settings say {stored[0]}, {stored[1]} and {stored[2]}"
+        )
+    return actor
+
+
+def _stored_rms(
+    arrays: Arrays, counts: Mapping[str, Any] | None, asset_count: int
+) -> dict[str, RunningMeanStd] | None:
+    """The agents' observation normalisers from a file's arrays (None: saved without normalisation)."""
+    if counts is None:
+        return None
+    rms = {a: RunningMeanStd((obs_dim(a, asset_count),)) for a in AGENTS}
+    for a, r in rms.items():
+        r.load_state_dict(
+            {"mean": arrays[f"{a}.obs_rms.mean"], "var": arrays[f"{a}.obs_rms.var"], "count": counts[a]}
+        )
+    return rms
 
 
 def _threshold(value: Any) -> float | dict[str, float]:

@@ -1,57 +1,75 @@
-"""The policy behind ``manage_risk``: a trained ``RLPortfolioManager`` seen as an ``Allocator``.
+"""The policy behind ``manage_risk``: a trained portfolio policy seen as an ``Allocator``.
 
 The manager accepts a model path, an ``RLPortfolioManager`` or any object with the
-:class:`~advanced_risk.engine.core.Allocator` interface. torch is imported only here, and only when a
-policy is actually configured, so a bot that uses the risk layer alone never loads it.
+:class:`~advanced_risk.engine.protocols.Allocator` interface. A model path is read into a
+:class:`~advanced_risk.rl.portfolio.policy.PortfolioPolicy` (NumPy inference, no torch), so the
+shipped policy runs in a core install; an ``RLPortfolioManager`` (torch) decides the same.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from advanced_risk.engine.core import Allocation, Allocator
+from advanced_risk.config import EnvConfig
+from advanced_risk.engine.protocols import Allocation, Allocator
 from advanced_risk.errors import InvalidInputError, ModelLoadError
 from advanced_risk.measures.validation import FloatArray
+from advanced_risk.rl.portfolio.accounting import history_length
+from advanced_risk.rl.portfolio.policy import PortfolioPolicy
 
-if TYPE_CHECKING:
-    from advanced_risk.rl.portfolio.manager import RLPortfolioManager
+__all__ = ["PolicyAllocator", "TradingPolicy", "load_allocator"]
 
-__all__ = ["PolicyAllocator", "load_allocator"]
+
+class TradingPolicy(Protocol):
+    """What :class:`PolicyAllocator` needs: ``PortfolioPolicy`` and ``RLPortfolioManager`` have it."""
+
+    @property
+    def env_config(self) -> EnvConfig: ...
+
+    @property
+    def asset_count(self) -> int: ...
+
+    @property
+    def uncertainty_threshold(self) -> float | None: ...
+
+    def rebalance_trusted(
+        self, returns: FloatArray, weights: FloatArray, drawdown: float, n_samples: int = 10
+    ) -> tuple[FloatArray, FloatArray]: ...
 
 
 class PolicyAllocator:
-    """Adapts an ``RLPortfolioManager`` to the engine: deterministic weights plus MC-dropout uncertainty.
+    """Adapts a portfolio policy to the engine: deterministic weights plus MC-dropout uncertainty.
 
-    The uncertainty is the mean, over the action's entries, of the standard deviation of the
-    pre-softmax action across ``n_samples`` dropout masks (0 for a policy without dropout).
+    ``policy`` is a :class:`~advanced_risk.rl.portfolio.policy.PortfolioPolicy` (read from a model
+    file) or an ``RLPortfolioManager``. The uncertainty is the mean, over the action's entries, of
+    the standard deviation of the pre-softmax action across ``n_samples`` dropout masks (0 for a
+    policy without dropout).
     """
 
-    def __init__(self, manager: RLPortfolioManager, n_samples: int = 10) -> None:
-        from advanced_risk.rl.portfolio.accounting import history_length
-
-        self.manager = manager
+    def __init__(self, policy: TradingPolicy, n_samples: int = 10) -> None:
+        self.policy = policy
         self.n_samples = n_samples
-        self._history = history_length(manager.env_config)
+        self._history = history_length(policy.env_config)
 
     @property
     def asset_count(self) -> int:
         """Assets the policy was trained on."""
-        return self.manager.asset_count
+        return self.policy.asset_count
 
     @property
     def asset_names(self) -> tuple[str, ...] | None:
         """The assets the policy was trained on, in order, as its model file records them (None: unnamed)."""
-        names: tuple[str, ...] | None = getattr(self.manager, "asset_names", None)
+        names: tuple[str, ...] | None = getattr(self.policy, "asset_names", None)
         return names
 
     @property
     def uncertainty_threshold(self) -> float | None:
         """The policy's own calibrated threshold (``RLPortfolioManager.calibrate_uncertainty``), if any."""
-        return self.manager.uncertainty_threshold
+        return self.policy.uncertainty_threshold
 
     @property
     def history_length(self) -> int:
@@ -61,13 +79,11 @@ class PolicyAllocator:
     def allocate(self, returns: FloatArray, weights: FloatArray, drawdown: float) -> Allocation:
         """Target weights (assets then cash) for this history, with the policy's uncertainty."""
         # The engine built these from validated inputs: skip rebalance()'s checks on the hot path.
-        target, std = self.manager.rebalance_trusted(
-            returns, weights, min(drawdown, 0.999999), self.n_samples
-        )
+        target, std = self.policy.rebalance_trusted(returns, weights, min(drawdown, 0.999999), self.n_samples)
         return Allocation(weights=target, uncertainty=float(np.mean(std)))
 
     def warm_up(self) -> None:
-        """One throwaway inference (torch's first call is slow); the manager calls it from ``open``."""
+        """One throwaway inference (loads numba's cached kernels); the manager calls it from ``open``."""
         n = self.asset_count
         weights = np.append(np.zeros(n), 1.0)
         self.allocate(np.zeros((self.history_length, n)), weights, 0.0)
@@ -75,6 +91,8 @@ class PolicyAllocator:
 
 def load_allocator(policy: Any, n_samples: int = 10) -> Allocator | None:
     """None, a model path, an ``RLPortfolioManager`` or an ``Allocator`` -> an ``Allocator`` (or None).
+
+    A model path becomes a :class:`~advanced_risk.rl.portfolio.policy.PortfolioPolicy` (no torch).
 
     Raises
     ------
@@ -86,12 +104,10 @@ def load_allocator(policy: Any, n_samples: int = 10) -> Allocator | None:
     if policy is None:
         return None
     if isinstance(policy, str | os.PathLike):
-        from advanced_risk.rl.portfolio.manager import RLPortfolioManager
-
         path = Path(policy)
         if not path.is_file():
             raise ModelLoadError(f"policy file not found: {path}")
-        return PolicyAllocator(RLPortfolioManager.load(path), n_samples)
+        return PolicyAllocator(PortfolioPolicy.load(path), n_samples)
     if all(hasattr(policy, name) for name in ("asset_count", "history_length", "allocate")):
         allocator: Allocator = policy
         return allocator

@@ -1,6 +1,6 @@
 """RLPortfolioManager: the trained PPO allocator, volatility-target leverage and Kelly sizing in one object.
 
-The seed's names are kept: :meth:`~RLPortfolioManager.train`, :meth:`~RLPortfolioManager.rebalance`,
+Its methods: :meth:`~RLPortfolioManager.train`, :meth:`~RLPortfolioManager.rebalance`,
 :meth:`~RLPortfolioManager.compute_leverage` and :meth:`~RLPortfolioManager.apply_kelly_criterion`.
 
 ``rebalance`` contract
@@ -27,6 +27,9 @@ Leverage and Kelly reuse :mod:`advanced_risk.risk.leverage` and :class:`~advance
 KellySizer` (itself built on :mod:`advanced_risk.measures.kelly`), so the manager and the standalone
 risk layer give the same numbers for the same settings. Defaults follow ``LeverageConfig`` and
 ``KellyConfig``: leverage in ``[0, 2]`` aiming at 15 % annualised volatility, half-Kelly capped at 0.25.
+
+One module because it is one class, :class:`RLPortfolioManager`, whose methods share the policy, its
+environment settings and the ``rebalance`` contract above.
 """
 
 from __future__ import annotations
@@ -39,23 +42,18 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from advanced_risk.config import EnvConfig, KellyConfig, LeverageConfig, PPOConfig
-from advanced_risk.errors import InvalidInputError, ModelLoadError
+from advanced_risk.errors import InvalidInputError
 from advanced_risk.logs import get_logger
 from advanced_risk.measures.validation import FloatArray, as_matrix, check_positive_int, check_range
 from advanced_risk.risk.leverage import VolatilityTargetLeverage
 from advanced_risk.risk.sizing import KellySizer
-from advanced_risk.rl.portfolio.accounting import (
-    action_to_weights,
-    history_length,
-    market_features_kernel,
-    observation_dim,
-)
-from advanced_risk.rl.portfolio.asset_names import AssetNames, check_asset_names, stored_asset_names
+from advanced_risk.rl.portfolio.accounting import action_to_weights, history_length, observation_dim
+from advanced_risk.rl.portfolio.asset_names import AssetNames, check_asset_names
 from advanced_risk.rl.portfolio.env import VectorTradingEnv, as_target_weights, resolve_env_config
 from advanced_risk.rl.portfolio.market import MarketModel
+from advanced_risk.rl.portfolio.policy import execute, manager_settings, policy_observation
 from advanced_risk.rl.ppo.agent import PPOAgent
-from advanced_risk.rl.ppo.io import MODEL_KIND
-from advanced_risk.rl.ppo.model_file import read_model_header
+from advanced_risk.rl.ppo.io import read_policy_file
 
 __all__ = ["RLPortfolioManager"]
 
@@ -79,7 +77,7 @@ class RLPortfolioManager:
     agent : an existing :class:`PPOAgent` (e.g. loaded); its dims must match ``env_config``.
     asset_names : the assets the policy is trained on, in training order (the columns of its
         returns), e.g. the tickers of the training data; saved with the model. None (default): unnamed.
-    **env_overrides : ``EnvConfig`` fields in the seed's keyword form, e.g.
+    **env_overrides : ``EnvConfig`` fields as keywords, e.g.
         ``RLPortfolioManager(asset_count=5)``; they override ``env_config``.
 
     Raises
@@ -186,7 +184,7 @@ class RLPortfolioManager:
 
         Parameters
         ----------
-        episodes : length of the run in episodes (the seed's unit): ``episodes * max_steps``
+        episodes : length of the run in episodes: ``episodes * max_steps``
             environment steps. Give this or ``total_timesteps``, not both.
         total_timesteps : length of the run in environment steps (default
             ``ppo_config.total_timesteps``). Rounded down to whole rollouts, at least one.
@@ -253,8 +251,7 @@ class RLPortfolioManager:
         self, returns: FloatArray, weights: FloatArray, drawdown: float
     ) -> NDArray[np.float32]:
         """The observation from inputs already validated (the manager's hot path skips the checks)."""
-        market = market_features_kernel(returns, returns.shape[0], self.env_config.window, 0)[0]
-        return np.concatenate([market, weights, [drawdown]]).astype(np.float32)
+        return policy_observation(returns, weights, drawdown, self.env_config)
 
     def rebalance_trusted(
         self, returns: FloatArray, weights: FloatArray, drawdown: float, n_samples: int = 10
@@ -334,13 +331,7 @@ class RLPortfolioManager:
 
     def _execute(self, held: FloatArray, target: FloatArray) -> FloatArray:
         """Weights after trading from ``held`` to ``target`` as the env trades (band, partial rate)."""
-        cfg = self.env_config
-        if np.abs(target - held).sum() < cfg.no_trade_band:
-            return held
-        if cfg.rebalance_rate == 1.0:
-            return target
-        out: FloatArray = held + cfg.rebalance_rate * (target - held)
-        return out
+        return execute(held, target, self.env_config)
 
     # -- leverage and sizing -----------------------------------------------------------------------
     def compute_leverage(self, volatility: float, *, correlation_shock: bool = False) -> float:
@@ -404,43 +395,33 @@ class RLPortfolioManager:
     def load(cls, path: str | os.PathLike[str], map_location: str = "cpu") -> Self:
         """Rebuild a manager saved by :meth:`save`: same env config (observation layout), policy, settings.
 
+        Needs torch (the agent can train on); to trade with a saved policy without torch, use
+        :class:`~advanced_risk.rl.portfolio.policy.PortfolioPolicy` (what the risk manager loads for
+        a model path).
+
         Raises
         ------
         ModelLoadError
             Missing, truncated or corrupt file, a file without manager settings, a policy whose
             dims do not match the stored env config, or invalid stored asset names. A file saved
-            without asset names (older files) loads with ``asset_names = None``.
+            without asset names loads with ``asset_names = None``.
         """
-        header = read_model_header(path, kind=MODEL_KIND)
-        try:
-            settings = dict(header["metadata"]["user"]["rl_portfolio_manager"])
-            env_config = EnvConfig.from_dict(settings["env_config"])
-            low, high = (float(x) for x in settings["leverage_range"])
-            target_vol, fraction, cap = (
-                float(settings[k]) for k in ("target_volatility", "kelly_fraction", "kelly_cap")
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelLoadError(f"model file {path} holds no RLPortfolioManager settings ({exc!r})") from exc
-        names = stored_asset_names(settings.get("asset_names"), env_config.asset_count, path)
-        agent = PPOAgent.load(
-            path,
-            map_location,
-            expected_obs_dim=observation_dim(env_config),
-            expected_action_dim=env_config.asset_count + 1,
-        )
+        stored = read_policy_file(path)
+        settings = manager_settings(stored, path)
+        agent = PPOAgent.from_policy_file(stored, map_location, path)
+        low, high = settings.leverage_range
         manager = cls(
-            env_config,
+            settings.env_config,
             agent.config,
             leverage_range=(low, high),
-            target_volatility=target_vol,
-            kelly_fraction=fraction,
-            kelly_cap=cap,
+            target_volatility=settings.target_volatility,
+            kelly_fraction=settings.kelly_fraction,
+            kelly_cap=settings.kelly_cap,
             agent=agent,
-            asset_names=names,
+            asset_names=settings.asset_names,
         )
-        threshold = settings.get("uncertainty_threshold")
-        manager.uncertainty_threshold = None if threshold is None else float(threshold)
-        log.info("portfolio_manager_loaded", path=str(path), asset_count=env_config.asset_count)
+        manager.uncertainty_threshold = settings.uncertainty_threshold
+        log.info("portfolio_manager_loaded", path=str(path), asset_count=settings.env_config.asset_count)
         return manager
 
     def calibrate_uncertainty(

@@ -23,6 +23,10 @@ generators (seeded by ``config.seed``), which also makes a restored :meth:`state
 training bit for bit. Thread counts (``torch.set_num_threads``) are the caller's choice.
 Inference (:meth:`select_action`) runs on a NumPy snapshot of the actor
 (:mod:`advanced_risk.rl.ppo.inference`), refreshed automatically when weights or statistics change.
+Policy files (:meth:`save`, :meth:`load`) are the torch-free format of :mod:`advanced_risk.rl.ppo.io`.
+
+One module because it is one class, :class:`PPOAgent`, whose rollout, update and state share the
+networks, the normaliser and the optimiser.
 """
 
 from __future__ import annotations
@@ -39,16 +43,16 @@ from numpy.typing import NDArray
 from torch import nn
 
 from advanced_risk.config import PPOConfig
-from advanced_risk.errors import InvalidInputError
+from advanced_risk.errors import ConfigError, InvalidInputError, ModelLoadError
 from advanced_risk.logs import get_logger
-from advanced_risk.rl.ppo import io as ppo_io
 from advanced_risk.rl.ppo.buffer import RolloutBatch, RolloutBuffer, compute_gae
-from advanced_risk.rl.ppo.inference import NumpyPolicy
+from advanced_risk.rl.ppo.inference import NumpyPolicy, check_obs
+from advanced_risk.rl.ppo.io import PolicyFile, read_policy_file, write_policy_file
 from advanced_risk.rl.ppo.loss import LOSS_STATS, ppo_loss
 from advanced_risk.rl.ppo.network import ActorCriticNetwork
 from advanced_risk.rl.ppo.normalize import RunningMeanStd
 
-__all__ = ["PPOAgent", "VectorEnv", "compute_gae"]
+__all__ = ["PPOAgent", "VectorEnv", "compute_gae", "resolve_device"]
 
 log = get_logger(__name__)
 Stats = dict[str, float]
@@ -75,7 +79,11 @@ class VectorEnv(Protocol):
     ]: ...
 
 
-def _resolve_device(spec: str) -> torch.device:
+def resolve_device(spec: str) -> torch.device:
+    """The torch device of a ``PPOConfig.device`` spec: ``"auto"`` is CUDA when available, else CPU.
+
+    Raises ``InvalidInputError`` for a CUDA device on a machine without CUDA.
+    """
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec.startswith("cuda") and not torch.cuda.is_available():
@@ -102,7 +110,7 @@ class PPOAgent:
     def __init__(self, state_dim: int, action_dim: int, config: PPOConfig | None = None) -> None:
         cfg = config if config is not None else PPOConfig()
         self.config, self.obs_dim, self.action_dim = cfg, int(state_dim), int(action_dim)
-        self.device = _resolve_device(cfg.device)
+        self.device = resolve_device(cfg.device)
         init_gen = torch.Generator().manual_seed(cfg.seed)
         self.network = ActorCriticNetwork(
             state_dim, action_dim, cfg.hidden_sizes, cfg.init_log_std, cfg.dropout, generator=init_gen
@@ -138,19 +146,12 @@ class PPOAgent:
         key = (self.obs_rms.version, *[p._version for p in self._policy_params])
         if self._policy is None or key != self._policy_key:
             rms = self.obs_rms if self.config.norm_obs else None
-            self._policy = NumpyPolicy.from_network(self.network, rms, self.config.obs_clip)
+            self._policy = self.network.numpy_policy(rms, self.config.obs_clip)
             self._policy_key = key
         return self._policy
 
     def _check_obs(self, obs: NDArray[np.floating] | Any) -> NDArray[np.float64]:
-        x = np.asarray(obs, dtype=np.float64)
-        if x.ndim not in (1, 2) or x.shape[-1] != self.obs_dim:
-            raise InvalidInputError(
-                f"obs must have shape ({self.obs_dim},) or (n, {self.obs_dim}), got {x.shape}"
-            )
-        if not np.isfinite(x).all():
-            raise InvalidInputError("obs contains NaN or inf")
-        return x
+        return check_obs(obs, self.obs_dim)
 
     def select_action(self, obs: NDArray[np.floating], deterministic: bool = True) -> NDArray[np.float32]:
         """Action for one observation ``(obs_dim,)`` or a batch ``(n, obs_dim)``.
@@ -354,27 +355,79 @@ class PPOAgent:
                 break
         return history
 
-    # -- checkpoints and model files (implemented in advanced_risk.rl.ppo.io) ----------------------
+    # -- checkpoints and model files --------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue training bit for bit (tensors and plain values only).
+        """Everything needed to continue training bit for bit (tensors, arrays and plain values).
 
         Network, optimizer, grad scaler, observation statistics, the three RNG states, progress
-        counters, the LR schedule and the pending observation of the vector env. Loads with
-        ``torch.load(weights_only=True)``; restore the environment's own state alongside it.
+        counters, the LR schedule and the pending observation of the vector env. Training
+        checkpoints (:mod:`advanced_risk.training.checkpoint`) store it; restore the environment's
+        own state alongside it.
         """
-        return ppo_io.agent_state_dict(self)
+        next_obs = self._next_obs
+        return {
+            "obs_dim": self.obs_dim,
+            "action_dim": self.action_dim,
+            "config": self.config.to_dict(),
+            "network": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "obs_rms": self.obs_rms.state_dict(),
+            "rng": {
+                "torch": self.torch_generator.get_state(),
+                "numpy": self.rng.bit_generator.state,
+                "inference": self.inference_rng.bit_generator.state,
+            },
+            "progress": {
+                "global_step": self.global_step,
+                "num_updates": self.num_updates,
+                "schedule": list(self.schedule),
+            },
+            "next_obs": None if next_obs is None else np.array(next_obs),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`; dims must match this agent's (else ``InvalidInputError``)."""
-        ppo_io.load_agent_state_dict(self, state)
+        if (state["obs_dim"], state["action_dim"]) != (self.obs_dim, self.action_dim):
+            raise InvalidInputError(
+                f"state has obs_dim={state['obs_dim']}, action_dim={state['action_dim']}; "
+                f"this agent has {self.obs_dim}, {self.action_dim}"
+            )
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.obs_rms.load_state_dict(state["obs_rms"])
+        self.torch_generator.set_state(state["rng"]["torch"])
+        self.rng.bit_generator.state = state["rng"]["numpy"]
+        self.inference_rng.bit_generator.state = state["rng"]["inference"]
+        progress = state["progress"]
+        self.global_step, self.num_updates = int(progress["global_step"]), int(progress["num_updates"])
+        self.schedule = (int(progress["schedule"][0]), int(progress["schedule"][1]))
+        next_obs = state["next_obs"]
+        self._next_obs = None if next_obs is None else np.asarray(next_obs, dtype=np.float32).copy()
+        self._env_id = None  # continue with whichever (restored) env is passed next
 
     def save(self, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> str:
         """Write the policy (network + observation statistics) atomically; return its SHA-256.
 
-        Format: :mod:`advanced_risk.rl.ppo.model_file`; ``metadata`` (JSON values) is stored in the
-        header under ``"user"`` next to dims, config and versions.
+        Format: :mod:`advanced_risk.rl.ppo.io` (safetensors arrays, JSON header); ``metadata`` (JSON
+        values) is stored in the header under ``"user"`` next to dims, config and versions.
         """
-        return ppo_io.save_policy(self, path, metadata)
+        digest = write_policy_file(
+            path,
+            network={k: v.detach().cpu().numpy() for k, v in self.network.state_dict().items()},
+            obs_rms=self.obs_rms.state_dict(),
+            obs_dim=self.obs_dim,
+            action_dim=self.action_dim,
+            config=self.config,
+            global_step=self.global_step,
+            num_updates=self.num_updates,
+            user=metadata,
+        )
+        log.info(
+            "model_saved", path=str(path), sha256=digest, obs_dim=self.obs_dim, action_dim=self.action_dim
+        )
+        return digest
 
     @classmethod
     def load(
@@ -391,6 +444,32 @@ class PPOAgent:
         ------
         ModelLoadError
             Missing, truncated or corrupt file (SHA-256 mismatch), unknown format, a file of another
-            kind, or dims different from ``expected_obs_dim`` / ``expected_action_dim``.
+            kind, dims different from ``expected_obs_dim`` / ``expected_action_dim``, or weights that
+            do not fit the stored config.
         """
-        return ppo_io.load_policy(cls, path, map_location, expected_obs_dim, expected_action_dim)
+        stored = read_policy_file(
+            path, expected_obs_dim=expected_obs_dim, expected_action_dim=expected_action_dim
+        )
+        return cls.from_policy_file(stored, map_location, path)
+
+    @classmethod
+    def from_policy_file(
+        cls, stored: PolicyFile, map_location: str | torch.device, path: str | os.PathLike[str]
+    ) -> Self:
+        """A new agent on ``map_location`` with the weights, statistics and counters of ``stored``.
+
+        Raises ``ModelLoadError`` (naming ``path``) when the weights do not fit the stored config.
+        """
+        try:
+            device = str(torch.device(map_location))
+            config = PPOConfig.from_dict({**stored.config.to_dict(), "device": device})
+            agent = cls(stored.obs_dim, stored.action_dim, config)
+            agent.network.load_state_dict({k: torch.from_numpy(v) for k, v in stored.network.items()})
+            agent.obs_rms.load_state_dict(
+                {"mean": stored.obs_mean, "var": stored.obs_var, "count": stored.obs_count}
+            )
+            agent.global_step, agent.num_updates = stored.global_step, stored.num_updates
+        except (ConfigError, KeyError, RuntimeError, TypeError, ValueError) as exc:
+            raise ModelLoadError(f"model file {path} does not match this PPOAgent: {exc}") from exc
+        log.info("model_loaded", path=str(path), obs_dim=stored.obs_dim, action_dim=stored.action_dim)
+        return agent

@@ -3,8 +3,11 @@
 One observation through torch costs ~50 us of dispatch overhead for three tiny matrix products; the
 same forward pass in NumPy costs ~5 us. ``NumpyPolicy`` is a read-only snapshot of the actor's
 weights and the observation normaliser, taken by ``PPOAgent`` whenever the weights or statistics
-changed, and computes exactly the maths of :class:`~advanced_risk.rl.ppo.network.ActorCriticNetwork`
-(float32 weights, float64 normalisation); a parity test keeps the two in step.
+changed (:meth:`~advanced_risk.rl.ppo.network.ActorCriticNetwork.numpy_policy`) or read from a model
+file (:meth:`NumpyPolicy.from_state_dict`), and computes exactly the maths of
+:class:`~advanced_risk.rl.ppo.network.ActorCriticNetwork` (float32 weights, float64 normalisation);
+a parity test keeps the two in step. This module needs NumPy only: the shipped policy and risk
+agents run without torch.
 
 MC dropout here shares the first layer across samples (dropout acts after each hidden activation,
 so every sample sees the same first-layer output) and draws its masks from a NumPy generator.
@@ -12,19 +15,28 @@ so every sample sees the same first-layer output) and draws its masks from a Num
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from torch import nn
 
-from advanced_risk.rl.ppo.network import ActorCriticNetwork
-from advanced_risk.rl.ppo.normalize import RunningMeanStd
+from advanced_risk.errors import InvalidInputError
 
-__all__ = ["NumpyPolicy"]
+__all__ = ["NumpyPolicy", "check_obs"]
 
 F32 = NDArray[np.float32]
+
+
+def check_obs(obs: Any, obs_dim: int) -> NDArray[np.float64]:
+    """``obs`` as float64 of shape ``(obs_dim,)`` or ``(n, obs_dim)``, finite; else ``InvalidInputError``."""
+    x = np.asarray(obs, dtype=np.float64)
+    if x.ndim not in (1, 2) or x.shape[-1] != obs_dim:
+        raise InvalidInputError(f"obs must have shape ({obs_dim},) or (n, {obs_dim}), got {x.shape}")
+    if not np.isfinite(x).all():
+        raise InvalidInputError("obs contains NaN or inf")
+    return x
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,22 +52,63 @@ class NumpyPolicy:
     obs_clip: float
 
     @classmethod
-    def from_network(
-        cls, net: ActorCriticNetwork, obs_rms: RunningMeanStd | None, obs_clip: float, eps: float = 1e-8
+    def from_state_dict(
+        cls,
+        state: Mapping[str, NDArray[Any]],
+        *,
+        dropout: float,
+        obs_mean: NDArray[np.float64] | None = None,
+        obs_var: NDArray[np.float64] | None = None,
+        obs_clip: float = 10.0,
+        eps: float = 1e-8,
+        prefix: str = "",
     ) -> NumpyPolicy:
-        """Snapshot ``net``'s actor (and ``obs_rms``, None when observations are not normalised)."""
-        layers = [cast(nn.Linear, layer) for layer in net.actor_layers]
-        weights = tuple(np.ascontiguousarray(layer.weight.detach().cpu().numpy().T) for layer in layers)
-        biases = tuple(layer.bias.detach().cpu().numpy().copy() for layer in layers)
+        """The actor of an ``ActorCriticNetwork`` state dict given as NumPy arrays (copied).
+
+        Reads ``{prefix}actor_layers.{k}.weight`` (torch's ``(out, in)`` layout, stored here as
+        ``(in, out)``), ``{prefix}actor_layers.{k}.bias`` for ``k = 0, 1, ...`` and
+        ``{prefix}actor_logstd``; other entries (the critic) are ignored. ``obs_mean`` / ``obs_var``
+        are the normaliser's moments (None: observations are not normalised); the scale is
+        ``sqrt(var + eps)``.
+
+        Raises
+        ------
+        KeyError
+            No ``actor_layers.0`` or no ``actor_logstd`` entry.
+        ValueError
+            Layer shapes that do not chain (a layer's input width is not the previous output width).
+        """
+        weights: list[F32] = []
+        biases: list[F32] = []
+        while f"{prefix}actor_layers.{len(weights)}.weight" in state or not weights:
+            k = len(weights)
+            w = np.asarray(state[f"{prefix}actor_layers.{k}.weight"], dtype=np.float32)
+            b = np.asarray(state[f"{prefix}actor_layers.{k}.bias"], dtype=np.float32)
+            if w.ndim != 2 or b.shape != (w.shape[0],) or (weights and weights[-1].shape[1] != w.shape[1]):
+                raise ValueError(f"actor layer {k}: weight {w.shape} and bias {b.shape} do not fit")
+            weights.append(np.ascontiguousarray(w.T))
+            biases.append(b.copy())
+        if (obs_mean is None) != (obs_var is None):
+            raise ValueError("give both obs_mean and obs_var, or neither")
         return cls(
-            weights=weights,
-            biases=biases,
-            log_std=net.actor_logstd.detach().cpu().numpy().reshape(-1).copy(),
-            dropout=net.dropout,
-            obs_mean=None if obs_rms is None else obs_rms.mean.copy(),
-            obs_scale=None if obs_rms is None else np.sqrt(obs_rms.var + eps),
-            obs_clip=obs_clip,
+            weights=tuple(weights),
+            biases=tuple(biases),
+            log_std=np.asarray(state[f"{prefix}actor_logstd"], dtype=np.float32).reshape(-1).copy(),
+            dropout=float(dropout),
+            obs_mean=None if obs_mean is None else np.array(obs_mean, dtype=np.float64),
+            obs_scale=None if obs_var is None else np.sqrt(np.asarray(obs_var, dtype=np.float64) + eps),
+            obs_clip=float(obs_clip),
         )
+
+    @property
+    def obs_dim(self) -> int:
+        """Length of an observation."""
+        return int(self.weights[0].shape[0])
+
+    @property
+    def action_dim(self) -> int:
+        """Length of an action (the head's outputs)."""
+        return int(self.weights[-1].shape[1])
 
     def normalize(self, obs: NDArray[np.floating]) -> F32:
         """The training-time observation transform (identity cast when not normalising)."""

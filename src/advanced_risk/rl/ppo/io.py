@@ -1,132 +1,165 @@
-"""How a :class:`~advanced_risk.rl.ppo.agent.PPOAgent` becomes bytes and back.
+"""The PPO policy file: what ``PPOAgent.save`` writes and what both loaders read, without torch.
 
-Two products, both loadable with ``torch.load(weights_only=True)``:
+A policy file is a :mod:`advanced_risk.rl.ppo.model_file` file of kind ``"ppo_agent"``:
 
-- the **training state** (``agent.state_dict()``): network, optimizer, grad scaler, observation
-  statistics, RNG states, progress and LR schedule, pending observation. With the environment's own
-  state restored alongside, training resumes bit for bit. Checkpoint files wrap it with
-  :func:`advanced_risk.rl.ppo.model_file.write_model_file`.
-- the **policy file** (``agent.save(path)``): network weights and observation statistics only, in
-  the verified format of :mod:`advanced_risk.rl.ppo.model_file` (kind ``"ppo_agent"``), with dims,
-  ``PPOConfig``, step counters and user metadata in the JSON header.
+- arrays: ``network.<name>`` for every entry of the
+  :class:`~advanced_risk.rl.ppo.network.ActorCriticNetwork` state dict (torch's names and
+  ``(out, in)`` layout, float32; the critic included, so training can continue from the file) and
+  ``obs_rms.mean`` / ``obs_rms.var`` (float64), the observation normaliser's moments;
+- metadata: ``obs_dim``, ``action_dim``, ``config`` (``PPOConfig.to_dict()``), ``global_step``,
+  ``num_updates``, ``obs_rms_count`` and ``user`` (the caller's JSON values; an
+  ``RLPortfolioManager`` keeps its settings there).
+
+:func:`read_policy_file` verifies and decodes a file into a :class:`PolicyFile` with NumPy only;
+``PPOAgent.load`` builds its torch network from it, and the trading path takes the actor's NumPy
+snapshot directly (:meth:`PolicyFile.numpy_policy`), so the shipped policy runs without torch.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
 
 import numpy as np
-import torch
+from numpy.typing import NDArray
 
 from advanced_risk.config import PPOConfig
-from advanced_risk.errors import ConfigError, InvalidInputError, ModelLoadError
-from advanced_risk.logs import get_logger
-from advanced_risk.rl.ppo.model_file import read_model_file, write_model_file
+from advanced_risk.errors import ConfigError, ModelLoadError
+from advanced_risk.rl.ppo.inference import NumpyPolicy
+from advanced_risk.rl.ppo.model_file import Arrays, read_model_file, write_model_file
 
-if TYPE_CHECKING:
-    from advanced_risk.rl.ppo.agent import PPOAgent
+__all__ = ["MODEL_KIND", "PolicyFile", "check_dims", "read_policy_file", "write_policy_file"]
 
-__all__ = ["MODEL_KIND", "agent_state_dict", "load_agent_state_dict", "load_policy", "save_policy"]
-
-log = get_logger(__name__)
-MODEL_KIND = "ppo_agent"
-AgentT = TypeVar("AgentT", bound="PPOAgent")
+MODEL_KIND: Final = "ppo_agent"
+_NETWORK: Final = "network."
 
 
-def agent_state_dict(agent: PPOAgent) -> dict[str, Any]:
-    """The full training state of ``agent`` (see :meth:`PPOAgent.state_dict`)."""
-    next_obs = agent._next_obs
-    return {
-        "obs_dim": agent.obs_dim,
-        "action_dim": agent.action_dim,
-        "config": agent.config.to_dict(),
-        "network": agent.network.state_dict(),
-        "optimizer": agent.optimizer.state_dict(),
-        "scaler": agent.scaler.state_dict(),
-        "obs_rms": agent.obs_rms.state_dict(),
-        "rng": {
-            "torch": agent.torch_generator.get_state(),
-            "numpy": agent.rng.bit_generator.state,
-            "inference": agent.inference_rng.bit_generator.state,
-        },
-        "progress": {
-            "global_step": agent.global_step,
-            "num_updates": agent.num_updates,
-            "schedule": list(agent.schedule),
-        },
-        "next_obs": None if next_obs is None else torch.from_numpy(np.array(next_obs)),
-    }
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyFile:
+    """A decoded policy file (see the module docstring).
 
+    Attributes
+    ----------
+    obs_dim, action_dim : the network's input and output lengths.
+    config : the agent's hyperparameters as saved (``device`` as it was when saved).
+    global_step, num_updates : training progress when saved.
+    user : the caller's metadata (JSON values).
+    network : the network's state dict as NumPy arrays, torch's names and layout.
+    obs_mean, obs_var, obs_count : the observation normaliser's moments and count.
+    """
 
-def load_agent_state_dict(agent: PPOAgent, state: dict[str, Any]) -> None:
-    """Restore a state from :func:`agent_state_dict` into ``agent`` (dims must match)."""
-    if (state["obs_dim"], state["action_dim"]) != (agent.obs_dim, agent.action_dim):
-        raise InvalidInputError(
-            f"state has obs_dim={state['obs_dim']}, action_dim={state['action_dim']}; "
-            f"this agent has {agent.obs_dim}, {agent.action_dim}"
+    obs_dim: int
+    action_dim: int
+    config: PPOConfig
+    global_step: int
+    num_updates: int
+    user: dict[str, Any]
+    network: Arrays
+    obs_mean: NDArray[np.float64]
+    obs_var: NDArray[np.float64]
+    obs_count: float
+
+    def numpy_policy(self) -> NumpyPolicy:
+        """The actor's NumPy snapshot, normalising observations iff ``config.norm_obs`` (as trained)."""
+        norm = self.config.norm_obs
+        return NumpyPolicy.from_state_dict(
+            self.network,
+            dropout=self.config.dropout,
+            obs_mean=self.obs_mean if norm else None,
+            obs_var=self.obs_var if norm else None,
+            obs_clip=self.config.obs_clip,
         )
-    agent.network.load_state_dict(state["network"])
-    agent.optimizer.load_state_dict(state["optimizer"])
-    agent.scaler.load_state_dict(state["scaler"])
-    agent.obs_rms.load_state_dict(state["obs_rms"])
-    agent.torch_generator.set_state(state["rng"]["torch"])
-    agent.rng.bit_generator.state = state["rng"]["numpy"]
-    agent.inference_rng.bit_generator.state = state["rng"]["inference"]
-    progress = state["progress"]
-    agent.global_step, agent.num_updates = int(progress["global_step"]), int(progress["num_updates"])
-    agent.schedule = (int(progress["schedule"][0]), int(progress["schedule"][1]))
-    next_obs = state["next_obs"]
-    agent._next_obs = None if next_obs is None else next_obs.numpy().astype(np.float32)
-    agent._env_id = None  # continue with whichever (restored) env is passed next
 
 
-def save_policy(agent: PPOAgent, path: str | os.PathLike[str], metadata: dict[str, Any] | None) -> str:
-    """Write ``agent``'s policy file atomically; return the file's SHA-256."""
-    payload = {
-        "network": {k: v.detach().cpu() for k, v in agent.network.state_dict().items()},
-        "obs_rms": agent.obs_rms.state_dict(),
-    }
-    header = {
-        "obs_dim": agent.obs_dim,
-        "action_dim": agent.action_dim,
-        "config": agent.config.to_dict(),
-        "global_step": agent.global_step,
-        "num_updates": agent.num_updates,
-        "user": dict(metadata or {}),
-    }
-    digest = write_model_file(path, payload, header, kind=MODEL_KIND)
-    log.info("model_saved", path=str(path), sha256=digest, obs_dim=agent.obs_dim, action_dim=agent.action_dim)
-    return digest
-
-
-def load_policy(
-    cls: type[AgentT],
+def write_policy_file(
     path: str | os.PathLike[str],
-    map_location: str | torch.device,
-    expected_obs_dim: int | None,
-    expected_action_dim: int | None,
-) -> AgentT:
-    """Verify and load a policy file into a new ``cls`` on ``map_location`` (see ``PPOAgent.load``)."""
-    header, payload = read_model_file(path, kind=MODEL_KIND, map_location=map_location)
+    *,
+    network: Mapping[str, NDArray[Any]],
+    obs_rms: Mapping[str, Any],
+    obs_dim: int,
+    action_dim: int,
+    config: PPOConfig,
+    global_step: int,
+    num_updates: int,
+    user: Mapping[str, Any] | None = None,
+) -> str:
+    """Write a policy file atomically; return its SHA-256.
+
+    ``network`` is the network's state dict as NumPy arrays (torch's names), ``obs_rms`` a
+    ``RunningMeanStd.state_dict()`` (``mean``, ``var``, ``count``).
+    """
+    arrays: Arrays = {_NETWORK + name: np.asarray(a) for name, a in network.items()}
+    arrays["obs_rms.mean"] = np.asarray(obs_rms["mean"], dtype=np.float64)
+    arrays["obs_rms.var"] = np.asarray(obs_rms["var"], dtype=np.float64)
+    metadata = {
+        "obs_dim": int(obs_dim),
+        "action_dim": int(action_dim),
+        "config": config.to_dict(),
+        "global_step": int(global_step),
+        "num_updates": int(num_updates),
+        "obs_rms_count": float(obs_rms["count"]),
+        "user": dict(user or {}),
+    }
+    return write_model_file(path, arrays, metadata, kind=MODEL_KIND)
+
+
+def read_policy_file(
+    path: str | os.PathLike[str],
+    *,
+    expected_obs_dim: int | None = None,
+    expected_action_dim: int | None = None,
+) -> PolicyFile:
+    """Verify and decode a policy file (NumPy only).
+
+    Raises
+    ------
+    ModelLoadError
+        Missing, truncated or corrupt file, another format version or kind, a header without dims
+        or with an invalid config, dims other than ``expected_obs_dim`` / ``expected_action_dim``,
+        or normaliser moments that do not fit ``obs_dim``.
+    """
+    header, arrays = read_model_file(path, kind=MODEL_KIND)
     try:
         meta = header["metadata"]
         obs_dim, action_dim = int(meta["obs_dim"]), int(meta["action_dim"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelLoadError(f"model file {path}: header lacks dims ({exc!r})") from exc
+    try:
+        policy = PolicyFile(
+            obs_dim=obs_dim,
+            action_dim=action_dim,
+            config=PPOConfig.from_dict(meta["config"]),
+            global_step=int(meta["global_step"]),
+            num_updates=int(meta["num_updates"]),
+            user=dict(meta.get("user") or {}),
+            network={k[len(_NETWORK) :]: a for k, a in arrays.items() if k.startswith(_NETWORK)},
+            obs_mean=arrays["obs_rms.mean"].astype(np.float64),
+            obs_var=arrays["obs_rms.var"].astype(np.float64),
+            obs_count=float(meta["obs_rms_count"]),
+        )
+    except (ConfigError, KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"model file {path} does not hold a PPO policy: {exc!r}") from exc
+    if policy.obs_mean.shape != (obs_dim,) or policy.obs_var.shape != (obs_dim,):
+        raise ModelLoadError(
+            f"model file {path}: observation statistics of shape {policy.obs_mean.shape}, "
+            f"expected ({obs_dim},)"
+        )
+    check_dims(policy, expected_obs_dim, expected_action_dim, path)
+    return policy
+
+
+def check_dims(
+    policy: PolicyFile,
+    expected_obs_dim: int | None,
+    expected_action_dim: int | None,
+    path: str | os.PathLike[str],
+) -> None:
+    """Raise ``ModelLoadError`` when a policy file's dims differ from the expected ones (None: any)."""
     for what, expected, found in (
-        ("obs_dim", expected_obs_dim, obs_dim),
-        ("action_dim", expected_action_dim, action_dim),
+        ("obs_dim", expected_obs_dim, policy.obs_dim),
+        ("action_dim", expected_action_dim, policy.action_dim),
     ):
         if expected is not None and expected != found:
             raise ModelLoadError(f"model file {path} has {what}={found}, expected {expected}")
-    try:
-        config = PPOConfig.from_dict({**meta["config"], "device": str(torch.device(map_location))})
-        agent = cls(obs_dim, action_dim, config)
-        agent.network.load_state_dict(payload["network"])
-        agent.obs_rms.load_state_dict(payload["obs_rms"])
-        agent.global_step, agent.num_updates = int(meta["global_step"]), int(meta["num_updates"])
-    except (ConfigError, KeyError, RuntimeError, TypeError, ValueError) as exc:
-        raise ModelLoadError(f"model file {path} does not match this PPOAgent: {exc}") from exc
-    log.info("model_loaded", path=str(path), obs_dim=obs_dim, action_dim=action_dim)
-    return agent

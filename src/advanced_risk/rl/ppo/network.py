@@ -31,6 +31,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from advanced_risk.errors import InvalidInputError
+from advanced_risk.rl.ppo.inference import NumpyPolicy
+from advanced_risk.rl.ppo.normalize import RunningMeanStd
 
 __all__ = ["ActorCriticNetwork", "layer_init"]
 
@@ -161,6 +163,26 @@ class ActorCriticNetwork(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Deterministic action: the policy mean with dropout off (what inference acts on)."""
         return self.action_mean(obs)
+
+    def numpy_policy(self, obs_rms: RunningMeanStd | None, obs_clip: float, eps: float = 1e-8) -> NumpyPolicy:
+        """A NumPy snapshot of the actor (and of ``obs_rms``; None: observations not normalised).
+
+        The same conversion as reading the weights from a model file
+        (:meth:`NumpyPolicy.from_state_dict`), so a saved and reloaded actor acts bit for bit alike.
+        """
+        state = {
+            name: tensor.detach().cpu().numpy()
+            for name, tensor in self.state_dict().items()
+            if name.startswith(("actor_layers.", "actor_logstd"))
+        }
+        return NumpyPolicy.from_state_dict(
+            state,
+            dropout=self.dropout,
+            obs_mean=None if obs_rms is None else obs_rms.mean,
+            obs_var=None if obs_rms is None else obs_rms.var,
+            obs_clip=obs_clip,
+            eps=eps,
+        )
 
     # -- MC-dropout uncertainty ------------------------------------------------------------------
     @torch.no_grad()

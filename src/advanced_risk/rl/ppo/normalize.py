@@ -8,8 +8,10 @@ model and frozen at inference, so a policy sees the same scaling it was trained 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
-import torch
 from numpy.typing import NDArray
 
 __all__ = ["RunningMeanStd"]
@@ -59,24 +61,16 @@ class RunningMeanStd:
         z = (np.asarray(obs, dtype=np.float64) - self.mean) / np.sqrt(self.var + eps)
         return np.clip(z, -clip, clip).astype(np.float32)
 
-    def state_dict(self) -> dict[str, torch.Tensor | float]:
-        """Tensors and floats only, so the state loads with ``torch.load(weights_only=True)``."""
-        return {
-            "mean": torch.from_numpy(self.mean.copy()),
-            "var": torch.from_numpy(self.var.copy()),
-            "count": self.count,
-        }
+    def state_dict(self) -> dict[str, NDArray[np.float64] | float]:
+        """Copies of the moments (float64 arrays) and the count (a float)."""
+        return {"mean": self.mean.copy(), "var": self.var.copy(), "count": self.count}
 
-    def load_state_dict(self, state: dict[str, torch.Tensor | float]) -> None:
-        """Restore moments saved by :meth:`state_dict`; the shape must match."""
-        mean, var = state["mean"], state["var"]
-        if not isinstance(mean, torch.Tensor) or not isinstance(var, torch.Tensor):
-            raise TypeError("obs normaliser state: 'mean' and 'var' must be tensors")
-        if tuple(mean.shape) != self.mean.shape or tuple(var.shape) != self.var.shape:
-            raise ValueError(
-                f"obs normaliser shape mismatch: saved {tuple(mean.shape)}, expected {self.mean.shape}"
-            )
-        self.mean = mean.detach().cpu().double().numpy().copy()
-        self.var = var.detach().cpu().double().numpy().copy()
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore moments saved by :meth:`state_dict` (arrays or CPU tensors); the shape must match."""
+        mean = np.array(state["mean"], dtype=np.float64)
+        var = np.array(state["var"], dtype=np.float64)
+        if mean.shape != self.mean.shape or var.shape != self.var.shape:
+            raise ValueError(f"obs normaliser shape mismatch: saved {mean.shape}, expected {self.mean.shape}")
+        self.mean, self.var = mean, var
         self.count = float(state["count"])
         self.version += 1

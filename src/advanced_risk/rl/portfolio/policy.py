@@ -1,0 +1,176 @@
+"""A saved portfolio policy for trading: the allocator's NumPy inference, without torch.
+
+:class:`PortfolioPolicy` reads a policy file saved by ``RLPortfolioManager.save`` (format:
+:mod:`advanced_risk.rl.ppo.io`) with NumPy and safetensors only and answers
+:meth:`~PortfolioPolicy.rebalance_trusted` exactly as ``RLPortfolioManager.load(path)`` does: the same
+observation (:func:`policy_observation`), the same actor snapshot
+(:class:`~advanced_risk.rl.ppo.inference.NumpyPolicy`, built from the same arrays), the same MC-dropout
+generator (``default_rng(config.seed + 1)``, a loaded ``PPOAgent``'s inference generator) and the
+same trading rule (:func:`execute`). It is what the manager runs for ``policy="model.armodel"``.
+
+The manager's settings stored beside the weights (``metadata.user.rl_portfolio_manager``) are read by
+:func:`manager_settings`, for this class and for ``RLPortfolioManager.load`` alike.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from advanced_risk.config import EnvConfig
+from advanced_risk.errors import InvalidInputError, ModelLoadError
+from advanced_risk.logs import get_logger
+from advanced_risk.measures.validation import FloatArray
+from advanced_risk.rl.portfolio.accounting import action_to_weights, market_features_kernel, observation_dim
+from advanced_risk.rl.portfolio.asset_names import AssetNames, stored_asset_names
+from advanced_risk.rl.ppo.inference import NumpyPolicy, check_obs
+from advanced_risk.rl.ppo.io import PolicyFile, check_dims, read_policy_file
+
+__all__ = ["ManagerSettings", "PortfolioPolicy", "execute", "manager_settings", "policy_observation"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManagerSettings:
+    """What an ``RLPortfolioManager`` saves beside its policy (see ``RLPortfolioManager.save``)."""
+
+    env_config: EnvConfig
+    leverage_range: tuple[float, float]
+    target_volatility: float
+    kelly_fraction: float
+    kelly_cap: float
+    uncertainty_threshold: float | None
+    asset_names: AssetNames | None
+
+
+def manager_settings(stored: PolicyFile, path: str | os.PathLike[str]) -> ManagerSettings:
+    """The manager settings of a policy file, checked against its dims.
+
+    Raises
+    ------
+    ModelLoadError
+        No (or malformed) ``rl_portfolio_manager`` settings, invalid stored asset names, or a
+        network whose dims do not fit the stored env config.
+    """
+    try:
+        settings: Mapping[str, Any] = stored.user["rl_portfolio_manager"]
+        env_config = EnvConfig.from_dict(settings["env_config"])
+        low, high = (float(x) for x in settings["leverage_range"])
+        target_vol, fraction, cap = (
+            float(settings[k]) for k in ("target_volatility", "kelly_fraction", "kelly_cap")
+        )
+        threshold = settings.get("uncertainty_threshold")
+        threshold = None if threshold is None else float(threshold)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"model file {path} holds no RLPortfolioManager settings ({exc!r})") from exc
+    names = stored_asset_names(settings.get("asset_names"), env_config.asset_count, path)
+    check_dims(stored, observation_dim(env_config), env_config.asset_count + 1, path)
+    return ManagerSettings(
+        env_config=env_config,
+        leverage_range=(low, high),
+        target_volatility=target_vol,
+        kelly_fraction=fraction,
+        kelly_cap=cap,
+        uncertainty_threshold=threshold,
+        asset_names=names,
+    )
+
+
+def policy_observation(
+    returns: FloatArray, weights: FloatArray, drawdown: float, config: EnvConfig
+) -> NDArray[np.float32]:
+    """The environment's observation: market features of ``returns``, then ``weights`` and ``drawdown``.
+
+    Inputs are trusted (validated by the caller): ``returns`` ``(T >= history_length, n)`` simple
+    returns, ``weights`` ``(n + 1,)`` over the assets then cash, ``drawdown`` in ``[0, 1)``.
+    """
+    market = market_features_kernel(returns, returns.shape[0], config.window, 0)[0]
+    return np.concatenate([market, weights, [drawdown]]).astype(np.float32)
+
+
+def execute(held: FloatArray, target: FloatArray, config: EnvConfig) -> FloatArray:
+    """Weights after trading from ``held`` to ``target`` as the env trades (band, partial rate).
+
+    Unchanged ``held`` when ``sum |target - held| < no_trade_band``; else
+    ``held + rebalance_rate * (target - held)`` (the target itself at rate 1).
+    """
+    if np.abs(target - held).sum() < config.no_trade_band:
+        return held
+    if config.rebalance_rate == 1.0:
+        return target
+    out: FloatArray = held + config.rebalance_rate * (target - held)
+    return out
+
+
+class PortfolioPolicy:
+    """A trained allocator's policy and settings for trading (see the module docstring).
+
+    Parameters
+    ----------
+    policy : the actor's NumPy snapshot (with the observation normaliser it was trained with).
+    settings : the manager settings saved with it.
+    seed : the agent's ``PPOConfig.seed``; MC-dropout masks are drawn from ``default_rng(seed + 1)``.
+    """
+
+    def __init__(self, policy: NumpyPolicy, settings: ManagerSettings, seed: int) -> None:
+        self.policy = policy
+        self.settings = settings
+        self.env_config = settings.env_config
+        self.uncertainty_threshold = settings.uncertainty_threshold
+        self.obs_dim = observation_dim(self.env_config)
+        if policy.obs_dim != self.obs_dim or policy.action_dim != self.asset_count + 1:
+            raise InvalidInputError(
+                f"policy has obs_dim={policy.obs_dim}, action_dim={policy.action_dim}; the env config "
+                f"needs {self.obs_dim}, {self.asset_count + 1}"
+            )
+        self._rng = np.random.default_rng(seed + 1)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> PortfolioPolicy:
+        """Read a policy file saved by ``RLPortfolioManager.save`` (NumPy only).
+
+        Raises
+        ------
+        ModelLoadError
+            Missing, truncated or corrupt file, another kind or format version, no manager
+            settings, invalid stored asset names, or weights that do not fit the stored config.
+        """
+        stored = read_policy_file(path)
+        settings = manager_settings(stored, path)
+        try:
+            policy = cls(stored.numpy_policy(), settings, stored.config.seed)
+        except (KeyError, ValueError) as exc:  # InvalidInputError is a ValueError
+            raise ModelLoadError(f"model file {path} does not hold a valid policy: {exc!r}") from exc
+        log.info("portfolio_policy_loaded", path=str(path), asset_count=settings.env_config.asset_count)
+        return policy
+
+    @property
+    def asset_count(self) -> int:
+        """Number of risky assets (weights have one more entry: cash)."""
+        return self.env_config.asset_count
+
+    @property
+    def asset_names(self) -> AssetNames | None:
+        """The assets the policy was trained on, in order (None: unnamed)."""
+        return self.settings.asset_names
+
+    def rebalance_trusted(
+        self, returns: FloatArray, weights: FloatArray, drawdown: float, n_samples: int = 10
+    ) -> tuple[FloatArray, FloatArray]:
+        """Weights to hold and the action's MC-dropout std, for inputs the caller guarantees valid.
+
+        ``returns`` ``(T >= history_length, asset_count)`` float64, ``weights`` ``(asset_count + 1,)``
+        ``>= 0`` summing to 1, ``drawdown`` in ``[0, 1)``; the same result as
+        ``RLPortfolioManager.rebalance_trusted`` on the same file.
+        """
+        if n_samples < 1:
+            raise InvalidInputError(f"n_samples must be >= 1, got {n_samples}")
+        obs = check_obs(policy_observation(returns, weights, drawdown, self.env_config), self.obs_dim)
+        action, std = self.policy.mc_dropout(obs, n_samples, self._rng)
+        return execute(weights, action_to_weights(action), self.env_config), std.astype(np.float64)
