@@ -145,11 +145,21 @@ class ActorCriticNetwork(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample (or score) actions: returns ``(action, log_prob, entropy, value)``.
 
+        The policy distribution is :meth:`sample_or_score`'s around :meth:`action_mean` (dropout off),
+        the value :meth:`get_value`'s.
+        """
+        action, log_prob, entropy = self.sample_or_score(self.action_mean(obs), action, generator)
+        return action, log_prob, entropy, self.get_value(obs)
+
+    def sample_or_score(
+        self, mean: torch.Tensor, action: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The diagonal Gaussian policy around the actor's output: ``(action, log_prob, entropy)``.
+
         ``log_prob`` and ``entropy`` are summed over action dimensions, shape ``(batch,)``. With
         ``action=None`` a new action is drawn as ``mean + std * N(0, 1)`` from ``generator`` (the
-        global RNG when None); otherwise the given actions are scored (PPO's update). Dropout is off.
+        global RNG when None); otherwise the given actions are scored (PPO's update).
         """
-        mean = self.action_mean(obs)
         log_std = self.actor_logstd.expand_as(mean)
         if action is None:
             noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
@@ -158,7 +168,7 @@ class ActorCriticNetwork(nn.Module):
         z = (action - mean) * torch.exp(-log_std)
         log_prob = (-0.5 * z.pow(2) - log_std - _HALF_LOG_2PI).sum(-1)
         entropy = (0.5 + _HALF_LOG_2PI + log_std).sum(-1)
-        return action, log_prob, entropy, self.get_value(obs)
+        return action, log_prob, entropy
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Deterministic action: the policy mean with dropout off (what inference acts on)."""
