@@ -333,3 +333,67 @@ def test_checkpoint_state_round_trips_with_types_intact(tmp_path: Path) -> None:
 def test_checkpoint_state_with_an_object_is_refused() -> None:
     with pytest.raises(TypeError, match="state/env: cannot store a Generator"):
         pack({"env": np.random.default_rng(0)})
+
+
+# -- the NumPy readers of the trading path -----------------------------------------------------------
+def test_portfolio_policy_decides_as_the_loaded_torch_manager(tmp_path: Path) -> None:
+    from advanced_risk.config import EnvConfig
+    from advanced_risk.rl.portfolio.manager import RLPortfolioManager
+    from advanced_risk.rl.portfolio.policy import PortfolioPolicy
+
+    manager = RLPortfolioManager(
+        EnvConfig(asset_count=3), PPOConfig(device="cpu", seed=4, hidden_sizes=(8, 8))
+    )
+    with torch.no_grad():
+        for p in manager.agent.network.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
+    path = tmp_path / "policy.armodel"
+    manager.save(path)
+    loaded, numpy_only = RLPortfolioManager.load(path), PortfolioPolicy.load(path)
+    rng = np.random.default_rng(3)
+    weights = np.full(4, 0.25)
+    for _ in range(20):
+        returns = rng.normal(0.0, 0.02, (40, 3))
+        a = loaded.rebalance_trusted(returns, weights, 0.05, n_samples=8)
+        b = numpy_only.rebalance_trusted(returns, weights, 0.05, n_samples=8)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+        weights = a[0]
+    assert numpy_only.asset_count == 3
+    assert numpy_only.uncertainty_threshold is None
+
+
+@pytest.mark.parametrize("share_parameters", [False, True], ids=["separate", "shared"])
+def test_risk_agents_round_trip_acts_bit_for_bit(tmp_path: Path, share_parameters: bool) -> None:
+    from advanced_risk.config import EnvConfig
+    from advanced_risk.rl.agents.env import RiskAgentsEnv
+    from advanced_risk.rl.agents.mappo import MAPPOTrainer
+
+    env = EnvConfig(asset_count=2, max_steps=10)
+    cfg = PPOConfig(num_envs=1, num_steps=8, num_minibatches=1, device="cpu", seed=2)
+    trainer = MAPPOTrainer(lambda: RiskAgentsEnv(env), cfg, share_parameters=share_parameters)
+    trainer.train(8)
+    agents = RiskAgents.from_trainer(trainer)
+    path = tmp_path / "agents.armodel"
+    agents.save(path)
+    loaded = RiskAgents.load(path, seed=5)
+    agents.reseed(5)
+    assert loaded.share_parameters is share_parameters
+    obs_rng = np.random.default_rng(0)
+    for _ in range(10):
+        obs = {a: obs_rng.normal(0.0, 1.0, d).astype(np.float32) for a, d in agents.obs_dims.items()}
+        a, b = agents.act(obs, 6), loaded.act(obs, 6)
+        assert a.uncertainty == b.uncertainty
+        assert a.novelty == b.novelty
+        for name in a.actions:
+            np.testing.assert_array_equal(a.actions[name], b.actions[name])
+
+
+def test_risk_agents_file_whose_weights_do_not_fit_its_settings_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "agents.armodel"
+    RiskAgents.untrained().save(path)
+    header, arrays = read_model_file(path, kind="risk_agents")
+    header["metadata"]["risk_agents"]["hidden_sizes"] = [32, 32]
+    write_model_file(path, arrays, header["metadata"], kind="risk_agents")
+    with pytest.raises(ModelLoadError, match=r"does not hold valid risk agents: sizer: weights for"):
+        RiskAgents.load(path)
