@@ -677,14 +677,14 @@ def _load_advisor(risk_agents: Any, config: RiskConfig) -> Advisor | None:
     if source is None:
         return None
     from advanced_risk.rl.agents.advisor import (
-        load_risk_agents,  # numba, gymnasium, torch: only when asked for
+        load_risk_agents,  # numba kernels: loaded only when asked for
     )
 
     return load_risk_agents(source, config.sizing, config.mc_samples, config.agents_uncertainty_threshold)
 
 
 def _warm_up(config: RiskConfig, allocator: Allocator | None, advisor: Advisor | None = None) -> None:
-    """Pay the one-off costs (numba cache loads, the ``arch`` import, torch's first inference) now.
+    """Pay the one-off costs (numba cache loads, the ``arch`` import, the first inference) now.
 
     Called from ``open`` (a worker thread), so the first bar meets its deadline. A failure here is
     not fatal: the first bars are then merely slow (and degraded if late).
