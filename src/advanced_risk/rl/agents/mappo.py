@@ -67,7 +67,9 @@ class AgentPolicy(ActorCriticNetwork):
     """One agent's actor next to the shared critic, in :class:`ActorCriticNetwork`'s interface.
 
     Input rows are ``[actor input (actor_dim) | state (state_dim)]``. ``action_mean`` reads the
-    first part, ``get_value`` the second (through ``critic``, shared by every agent).
+    first part, ``get_value`` the second (through ``critic``, shared by every agent), and a discrete
+    agent's ``sample_or_score`` is a categorical; the rest (``get_action_and_value``, ``predict``)
+    is :class:`ActorCriticNetwork`'s own, on top of these three.
 
     Parameters
     ----------
@@ -110,27 +112,19 @@ class AgentPolicy(ActorCriticNetwork):
         value: torch.Tensor = self.critic(obs[..., self.obs_dim :])
         return value.squeeze(-1)
 
-    def get_action_and_value(
-        self,
-        obs: torch.Tensor,
-        action: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(action, log_prob, entropy, value)``; categorical for a discrete agent (action ``(B, 1)``)."""
+    def sample_or_score(
+        self, mean: torch.Tensor, action: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:class:`ActorCriticNetwork`'s Gaussian, or for a discrete agent the categorical over the
+        logits ``mean`` (actions ``(B, 1)`` holding the choice as a float)."""
         if not self.discrete:
-            return super().get_action_and_value(obs, action, generator)
-        log_p = F.log_softmax(self.action_mean(obs), dim=-1)
+            return super().sample_or_score(mean, action, generator)
+        log_p = F.log_softmax(mean, dim=-1)
         if action is None:
             action = torch.multinomial(log_p.exp(), 1, generator=generator).to(log_p.dtype)
         log_prob = log_p.gather(-1, action.long()).squeeze(-1)
         entropy = -(log_p.exp() * log_p).sum(-1)
-        return action, log_prob, entropy, self.get_value(obs)
-
-    def mc_samples(self, obs: torch.Tensor, n_samples: int) -> torch.Tensor:
-        """``n_samples`` dropout-masked action means (or logits) in one pass: ``(n_samples, B, n_out)``."""
-        x = obs[..., : self.obs_dim]
-        out = self.action_mean(x.repeat(n_samples, 1), mc_dropout=True)
-        return out.reshape(n_samples, x.shape[0], self.n_out)
+        return action, log_prob, entropy
 
     def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
         """The mean action, or the most likely choice ``(B, 1)`` for a discrete agent."""
