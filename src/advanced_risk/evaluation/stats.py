@@ -1,7 +1,7 @@
 """The statistics of every evaluation pipeline: intervals, paired tests and block bootstraps.
 
 One implementation, shared by the policy evaluation (:mod:`advanced_risk.evaluation.policy`), the
-risk-agents evaluation (:mod:`advanced_risk.rl.agents.evaluation`) and the rules report
+risk-agents evaluation (:mod:`advanced_risk.evaluation.agents`) and the rules report
 (:mod:`advanced_risk.evaluation.rules.report`). The numerical work is the ecosystem's:
 
 - quantiles: :class:`statistics.NormalDist` and ``scipy.stats.t`` (scipy comes with ``arch``);

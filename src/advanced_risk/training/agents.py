@@ -8,7 +8,7 @@ The same run directory layout, data flags and exit codes as the allocator's pipe
 
 Training draws episodes from the data's train market (``--data regime``: regime-switching paths;
 ``--data sp500``: random windows of the train split). The report
-(:mod:`advanced_risk.rl.agents.evaluation`) compares the gated agents, the ungated agents, the
+(:mod:`advanced_risk.evaluation.agents`) compares the gated agents, the ungated agents, the
 rule-based components and no risk layer on held-out regime-switching paths (common random numbers)
 and on the real test period of the bundled S&P 500 stocks (the allocator's split).
 
@@ -33,10 +33,7 @@ import torch
 
 from advanced_risk.config import MarketKind
 from advanced_risk.errors import InvalidInputError, ModelLoadError
-from advanced_risk.files import atomic_write_bytes
-from advanced_risk.logs import get_logger
-from advanced_risk.rl.agents.env import RULE_ACTIONS, RiskAgentsEnv
-from advanced_risk.rl.agents.evaluation import (
+from advanced_risk.evaluation.agents import (
     PathEvaluation,
     PathsEvaluation,
     calibrate_threshold,
@@ -46,6 +43,9 @@ from advanced_risk.rl.agents.evaluation import (
     format_path,
     format_paths,
 )
+from advanced_risk.files import atomic_write_bytes
+from advanced_risk.logs import get_logger
+from advanced_risk.rl.agents.env import RULE_ACTIONS, RiskAgentsEnv
 from advanced_risk.rl.agents.mappo import MAPPOTrainer
 from advanced_risk.rl.agents.policy import MODEL_KIND, RiskAgents
 from advanced_risk.rl.portfolio.market import make_market

@@ -9,8 +9,7 @@ import pytest
 
 from advanced_risk.config import EnvConfig, HedgeConfig, RiskConfig
 from advanced_risk.errors import InvalidInputError
-from advanced_risk.rl.agents.env import MonitorAction, RiskAgentsEnv
-from advanced_risk.rl.agents.evaluation import (
+from advanced_risk.evaluation.agents import (
     AgentsMetric,
     FixedPath,
     NamedPolicy,
@@ -27,6 +26,7 @@ from advanced_risk.rl.agents.evaluation import (
     run_episode,
     sizer_rule,
 )
+from advanced_risk.rl.agents.env import MonitorAction, RiskAgentsEnv
 from advanced_risk.rl.agents.policy import RiskAgents
 from advanced_risk.rl.portfolio.accounting import history_length
 
