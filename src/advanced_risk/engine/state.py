@@ -28,6 +28,9 @@ a failed write is rolled back and leaves the store usable. Two faults SQLite doe
 checked before every operation of a writable file store: the file deleted or replaced (its inode
 changed), and the file, its WAL or its ``-shm`` index not writable (an immutable ``-shm`` that
 SQLite has mapped into memory would otherwise kill the process with SIGBUS).
+
+One module because :class:`StateStore` owns one connection and the lock that guards it, and every
+method (schema, safety state, journal) is one transaction on that connection under those checks.
 """
 
 from __future__ import annotations
@@ -575,9 +578,6 @@ def _as_state(state: TradingState | str) -> TradingState:
 def journal_row(
     decision_id: str, payload: Mapping[str, Any] | str, ts: float | None
 ) -> tuple[str, float, str]:
-    if not isinstance(decision_id, str) or not decision_id:
-        raise InvalidInputError(f"decision_id must be a non-empty string, got {decision_id!r}")
-    when = time.time() if ts is None else check_range(ts, "ts", 0.0, math.inf, hi_open=True)
     """The ``(decision_id, ts, payload JSON)`` row the journal stores for one decision.
 
     ``payload`` is a mapping (encoded here: enums, dataclasses and numpy values included, non-finite
@@ -589,6 +589,9 @@ def journal_row(
         ``decision_id`` empty or not a string, ``ts`` negative or not finite, ``payload`` neither
         a mapping nor a string, or holding a value JSON cannot represent (the message names it).
     """
+    if not isinstance(decision_id, str) or not decision_id:
+        raise InvalidInputError(f"decision_id must be a non-empty string, got {decision_id!r}")
+    when = time.time() if ts is None else check_range(ts, "ts", 0.0, math.inf, hi_open=True)
     if isinstance(payload, str):  # already JSON (the manager encodes on its own thread)
         return decision_id, when, payload
     if not isinstance(payload, Mapping):
