@@ -9,6 +9,10 @@ Monte Carlo p-value under a stated null (Student-t quantiles by a continued frac
 
 NaN policy: every input must be finite; NaN or inf raises
 :class:`~advanced_risk.errors.InvalidInputError` naming the field (nothing is dropped).
+
+One module because the VaR and ES backtests share the hit series, the result type and the
+closed-form distributions (chi-square, Student-t) that exist here only to give them p-values without
+scipy.
 """
 
 from __future__ import annotations

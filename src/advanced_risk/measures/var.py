@@ -11,6 +11,9 @@ rolling outputs are NaN where a window is not yet available, and only there.
 Overflow policy: a return above ``MAX_ABS_RETURN`` (1e6) in magnitude raises ``InvalidInputError``
 (a return is a fraction; ``+-1e300`` is a feed error), so the moments behind the Gaussian and
 Cornish-Fisher estimates stay finite and every VaR/CVaR of accepted input is finite.
+
+One module because every public estimator is a thin validating wrapper over one (VaR, CVaR) kernel,
+and the VaR and CVaR of each method are read side by side.
 """
 
 from __future__ import annotations

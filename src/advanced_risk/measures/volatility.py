@@ -7,6 +7,9 @@ The variance filters (EWMA and GJR-GARCH(1,1) recursions) return one-step-ahead 
 ``out[t]`` is the variance forecast for bar ``t`` made with returns up to ``t - 1``, and
 ``out[T]`` is the forecast for the next, not yet seen bar. Filtered historical simulation
 (``var.py``) divides returns by these forecasts and rescales by ``out[T]``.
+
+One module because each function is a volatility estimate of one series (bar ranges, realised,
+filtered) under the same input checks and NaN-prefix conventions.
 """
 
 from __future__ import annotations

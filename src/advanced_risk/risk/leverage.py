@@ -11,7 +11,7 @@ Properties (tested): the result always lies in ``[min_leverage, max_leverage]``;
 non-increasing in ``realised_vol``; a shock never raises it. Zero realised volatility gives
 ``max_leverage`` (the limit of the formula, capped), a deliberate, documented choice: a flat price
 series is the calmest market there is. A NaN, infinite or negative volatility is refused with
-``InvalidInputError``: it is a data fault, and levering up on it (the seed's 10x at a negative
+``InvalidInputError``: it is a data fault, and levering up on it (e.g. 10x at a negative
 volatility) is the one answer that must never come out.
 """
 

@@ -17,6 +17,9 @@ capped, and 0 on a negative edge (Kelly never sizes a short here).
 
 Both validate their inputs (``InvalidInputError`` naming the field and value) and are otherwise pure:
 no state, so one instance can serve every asset.
+
+One module because the two sizers answer one question from two sides (the loss at the stop, the
+stake given the edge) with the same input checks.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ The tracker is fed one return vector per bar and answers per bar, without recomp
 
 The ring buffer stores every row twice (at ``i`` and ``i + capacity``), so the last ``m`` rows are
 always one contiguous, chronologically ordered slice: no copy, no wrap-around logic per query.
+
+One module because the tracker's ring buffer, EWMA state and shock flag are updated together by one
+``update`` per bar and read by every query.
 """
 
 from __future__ import annotations

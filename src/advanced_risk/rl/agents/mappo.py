@@ -23,6 +23,9 @@ linearly and stops an epoch early once any agent's approximate KL exceeds ``targ
 With ``share_parameters=True`` all agents use one actor MLP whose input is the agent's observation
 zero-padded to the longest one plus the agent's one-hot id; each agent reads the first outputs it
 needs (its action dims or logits) and keeps its own log standard deviation.
+
+One module because the trainer, its per-agent policies and the central critic are one algorithm
+whose update touches all of them at once.
 """
 
 from __future__ import annotations
