@@ -24,6 +24,10 @@ bootstrap interval of each Sharpe ratio and paired block-bootstrap Sharpe differ
 Metrics (:mod:`advanced_risk.measures.performance`, daily returns of the book's value, costs
 included): Sharpe, maximum drawdown, Calmar, annualised return and volatility, and the mean
 exposure (held asset weight).
+
+One module because the four policies, the common random numbers they share and the comparisons
+between them must stay in step: a policy added in one place and not the other would be compared
+on different paths.
 """
 
 from __future__ import annotations

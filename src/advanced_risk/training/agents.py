@@ -15,6 +15,9 @@ and on the real test period of the bundled S&P 500 stocks (the allocator's split
 Checkpoints hold the trainer's full state (:meth:`MAPPOTrainer.state_dict`: networks, optimizer,
 normalisers, its generators, counters and every environment's episode) plus torch's global
 generator, so ``--resume`` continues with the rollouts the uninterrupted run would have made.
+
+One module because the run's steps (data, resume, training, checkpoints, save, report) share one
+run directory and one set of settings; each step is a function of its own.
 """
 
 from __future__ import annotations

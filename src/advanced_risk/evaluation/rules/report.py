@@ -16,6 +16,9 @@ strategies' return series at once, so each replicate keeps the bars aligned:
 
 NaN policy: no figure is NaN for a valid path (a flat series has Sharpe 0, drawdown 0, CVaR 0);
 ``recovery_bars`` is None (JSON null) when the managed book never re-risks within the period.
+
+One module because each figure, the acceptance check that reads it and the Markdown/JSON columns
+that print it are one definition: split, a column could name a figure computed another way.
 """
 
 from __future__ import annotations
