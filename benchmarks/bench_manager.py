@@ -13,7 +13,12 @@ and wrapped around; the first 300 bars warm the tracker and are not timed):
 - ``async, PPO, SQLite on disk``: journal durable (WAL, synchronous=FULL) before each return;
 - ``async, risk agents``, ``async, PPO + risk agents``, ``sync, PPO + risk agents``: the learned
   sizer, stop and monitor agents on (10 MC-dropout samples per agent, gated), beside the same mode
-  without them.
+  without them;
+- ``arrays, async PPO + agents``: ``await manage_risk_arrays`` (the bar as NumPy arrays in a fixed
+  asset order, the entry point for bots that hold arrays), PPO and the risk agents on.
+
+Goals (issue 14, quiet 2-core machine): async PPO + risk agents p99 < 1 ms (both entry points) and
+sync PPO p99 < 0.5 ms.
 
 Scaling (``--only scaling`` runs just these rows): rules only (no policy), state in memory, sync and
 async, for books of 20, 100, 500 and 1,000 assets of a synthetic one-factor market (each bar a new
@@ -87,6 +92,20 @@ async def _time_async(risk: AdvancedRiskManager, inputs: list[tuple[MarketState,
     for i, (market, book) in enumerate(inputs):
         start = time.perf_counter()
         await risk.manage_risk(market, book)
+        if i >= WARMUP:
+            samples.append(time.perf_counter() - start)
+    return samples
+
+
+async def _time_async_arrays(
+    risk: AdvancedRiskManager, tickers: list[str], rets: np.ndarray, prices: np.ndarray, book: Portfolio
+) -> list[float]:
+    """``await manage_risk_arrays`` per bar: the bot holds the bar as arrays in a fixed asset order."""
+    assets = tuple(tickers)
+    samples = []
+    for i in range(rets.shape[0]):
+        start = time.perf_counter()
+        await risk.manage_risk_arrays(assets, book, returns=rets[i], prices=prices[i])
         if i >= WARMUP:
             samples.append(time.perf_counter() - start)
     return samples
@@ -307,6 +326,12 @@ def main() -> None:
     results.append(("async, risk agents", asyncio.run(run_async(fast, False, True))))
     results.append(("async, PPO + 10 MC dropout", asyncio.run(run_async(fast, True))))
     results.append(("async, PPO + risk agents", asyncio.run(run_async(fast, True, True))))
+
+    async def run_arrays() -> list[float]:
+        async with AdvancedRiskManager(fast, policy=policy, risk_agents=agents) as risk:
+            return await _time_async_arrays(risk, tickers, rets, prices, inputs[0][1])
+
+    results.append(("arrays, async PPO + agents", asyncio.run(run_arrays())))
     results.append(("sync, PPO + 10 MC dropout", run_sync(False)))
     results.append(("sync, PPO + risk agents", run_sync(True)))
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,10 +11,12 @@ The manager orchestrates; the work is done by the :class:`~advanced_risk.engine.
 
 - validation at the edge: bad input raises ``InvalidInputError`` (the caller's own fault) and
   changes no state;
-- off the event loop: policy inference (one worker thread), SQLite reads, retries and rows nobody
-  waits for (the journal thread), GARCH refits (a worker process, so a fit never holds this
-  process's GIL); the loop itself runs the decision arithmetic and, with ``journal_sync`` on disk,
-  the commit of its own row (one fsync, in the next loop iteration: engine/journal.py says why);
+- off the event loop: a user's allocator or advisor (one worker thread, waited for until the
+  deadline), SQLite reads, retries and rows nobody waits for (the journal thread), GARCH refits (a
+  worker process, so a fit never holds this process's GIL); the loop itself runs the decision
+  arithmetic, the built-in NumPy inference while its measured cost fits a quarter of the deadline
+  (engine/components.py: no thread hop for bounded work) and, with ``journal_sync`` on disk, the
+  commit of its own row (one fsync, in the next loop iteration: engine/journal.py says why);
 - a deadline per call (``RiskConfig.deadline_ms``): a component that raises or is late yields the
   conservative decision (``degraded=True``, alert, ``decision_degraded`` event), never an exception;
 - calls are throttled (asyncio-throttle, ``rate_limit_per_s``), serialised (bars are sequential)
@@ -39,7 +41,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
@@ -49,6 +51,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from asyncio_throttle.throttler import Throttler
+from numpy.typing import ArrayLike
 
 from advanced_risk.config import RiskConfig
 from advanced_risk.engine.components import ComponentRunner, Components
@@ -131,10 +134,9 @@ class AdvancedRiskManager:
             )
         self._engine: DecisionEngine | None = None
         self._journal: JournalWriter | None = None
-        # the sync twin runs the built-in NumPy inference inline; a user's allocator may block, so
-        # it runs on the policy worker there too, within the deadline
-        inline = allocator is None or isinstance(allocator, PolicyAllocator)
-        self._components = ComponentRunner(inline=inline)
+        # the built-in NumPy inference runs inline (bounded, measured); a user's allocator may block,
+        # so it runs on the policy worker, within the deadline (engine/components.py)
+        self._components = ComponentRunner(deadline_ms=cfg.deadline_ms)
         self._pending_resume: tuple[Future[None], str] | None = None  # a resume waiting for the store
         self._background_pool = _garch_pool()
         self._garch_worker = shared_worker()  # one child per process; it exits with the process
@@ -298,7 +300,8 @@ class AdvancedRiskManager:
         """The synchronous twin of :meth:`manage_risk`: same core, same decision, no event loop.
 
         For strategy callbacks that are synchronous (backtests, nautilus ``on_bar``, freqtrade).
-        The policy runs inline; the deadline and journal semantics are the same.
+        The built-in policy and agents run inline (a user's allocator on the worker, within the
+        deadline); the deadline and journal semantics are the same.
         """
         with self._sync_lock:
             if self._engine is None:
@@ -318,6 +321,59 @@ class AdvancedRiskManager:
                 if not _landed(done):  # late, or the writer closed meanwhile
                     decision = self._journal_late(engine, decision, observed, start)
             return self._record(decision, start, deadline)
+
+    async def manage_risk_arrays(
+        self,
+        assets: Sequence[str],
+        portfolio: PortfolioInput,
+        *,
+        returns: ArrayLike | None = None,
+        prices: ArrayLike | None = None,
+        high: ArrayLike | None = None,
+        low: ArrayLike | None = None,
+        volatility: float | None = None,
+        trend: float | None = None,
+    ) -> RiskDecision:
+        """:meth:`manage_risk` for a bot that holds its market data as arrays in a fixed asset order.
+
+        Parameters
+        ----------
+        assets : the asset names, in the order of the arrays (the same tuple every bar is cheapest).
+        portfolio : as for :meth:`manage_risk`.
+        returns, prices, high, low : one value per asset each (None: not given this bar); see
+            :class:`~advanced_risk.types.MarketState` for what each enables.
+        volatility, trend : the summary fields of :class:`~advanced_risk.types.MarketState`.
+
+        The market state is built with :meth:`MarketState.from_arrays` (vectorised checks), so the
+        decision is the one :meth:`manage_risk` returns for the same values given as dicts.
+
+        Raises
+        ------
+        InvalidInputError
+            As :meth:`manage_risk`, and for an array whose shape is not ``(len(assets),)``.
+        """
+        market = MarketState.from_arrays(
+            assets, returns=returns, prices=prices, high=high, low=low, volatility=volatility, trend=trend
+        )
+        return await self.manage_risk(market, portfolio)
+
+    def manage_risk_arrays_sync(
+        self,
+        assets: Sequence[str],
+        portfolio: PortfolioInput,
+        *,
+        returns: ArrayLike | None = None,
+        prices: ArrayLike | None = None,
+        high: ArrayLike | None = None,
+        low: ArrayLike | None = None,
+        volatility: float | None = None,
+        trend: float | None = None,
+    ) -> RiskDecision:
+        """The synchronous twin of :meth:`manage_risk_arrays` (see :meth:`manage_risk_sync`)."""
+        market = MarketState.from_arrays(
+            assets, returns=returns, prices=prices, high=high, low=low, volatility=volatility, trend=trend
+        )
+        return self.manage_risk_sync(market, portfolio)
 
     def _refit_to_wait_for(self, engine: DecisionEngine) -> Future[GarchParams] | None:
         """A GARCH refit due at this bar and not done, with ``deterministic_refits`` only.

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from types import MappingProxyType
@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+from numpy.typing import ArrayLike, NDArray
 
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures.validation import check_finite_scalar, check_range
@@ -154,6 +155,67 @@ class MarketState:
                 raise InvalidInputError(f"market_state.high[{asset!r}]={hi} is below market_state.low={lo}")
 
     @classmethod
+    def from_arrays(
+        cls,
+        assets: Sequence[str],
+        *,
+        returns: ArrayLike | None = None,
+        prices: ArrayLike | None = None,
+        high: ArrayLike | None = None,
+        low: ArrayLike | None = None,
+        volatility: float | None = None,
+        trend: float | None = None,
+    ) -> MarketState:
+        """Build from arrays in the order of ``assets``, for bots that hold NumPy arrays.
+
+        Each array holds one value per asset (shape ``(len(assets),)``), converted to float64; None
+        leaves the field empty. The checks are those of the constructor, vectorised (one pass per
+        field), with the same messages; the result equals the constructor's on the same values:
+        ``MarketState.from_arrays(names, returns=r) == MarketState(returns=dict(zip(names, r.tolist())))``.
+
+        Raises
+        ------
+        InvalidInputError
+            Asset names that are empty, not str or repeated; an array of another shape; a value
+            that is not finite or out of its field's range; a high below its low.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> MarketState.from_arrays(("a", "b"), returns=np.array([0.01, -0.02])).returns["b"]
+        -0.02
+        """
+        names = _checked_asset_names(tuple(assets))
+        checked: dict[str, Any] = {}
+        for field_name, values, lo, hi in (
+            ("returns", returns, -1.0, math.inf),
+            ("prices", prices, 0.0, MAX_PRICE),
+            ("high", high, 0.0, MAX_PRICE),
+            ("low", low, 0.0, MAX_PRICE),
+        ):
+            if values is None:
+                checked[field_name] = MappingProxyType({})
+                continue
+            a = _checked_array(values, names, f"market_state.{field_name}", lo=lo, hi=hi)
+            checked[field_name] = a
+        hi_a, lo_a = checked["high"], checked["low"]
+        if isinstance(hi_a, np.ndarray) and isinstance(lo_a, np.ndarray) and (hi_a < lo_a).any():
+            i = int(np.flatnonzero(hi_a < lo_a)[0])
+            raise InvalidInputError(
+                f"market_state.high[{names[i]!r}]={hi_a[i]} is below market_state.low={lo_a[i]}"
+            )
+        state = object.__new__(cls)  # every field checked above: skip the per-asset checks
+        for field_name, value in checked.items():
+            if isinstance(value, np.ndarray):
+                value = MappingProxyType(dict(zip(names, value.tolist(), strict=True)))
+            object.__setattr__(state, field_name, value)
+        object.__setattr__(state, "volatility", _optional(volatility, "market_state.volatility", 0.0, 100.0))
+        object.__setattr__(
+            state, "trend", None if trend is None else check_finite_scalar(trend, "market_state.trend")
+        )
+        return state
+
+    @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> MarketState:
         """Build from a plain dict; unknown keys raise ``InvalidInputError`` (typos are not ignored)."""
         known = {f.name for f in fields(cls)}
@@ -161,6 +223,40 @@ class MarketState:
         if unknown:
             raise InvalidInputError(f"market_state has unknown field(s) {unknown}; known: {sorted(known)}")
         return cls(**dict(values))
+
+
+@functools.lru_cache(maxsize=64)  # a bot sends the same asset tuple every bar
+def _checked_asset_names(names: tuple[Any, ...]) -> tuple[str, ...]:
+    """``names`` if every one is a non-empty str and none repeats, else ``InvalidInputError``."""
+    for name in names:
+        if type(name) is not str or not name:
+            raise InvalidInputError(f"market_state assets must be non-empty asset names, got {name!r}")
+    if len(set(names)) != len(names):
+        seen: set[str] = set()
+        twice = sorted({a for a in names if a in seen or seen.add(a)})  # type: ignore[func-returns-value]
+        raise InvalidInputError(f"market_state assets must be unique, got {twice} more than once")
+    return names
+
+
+def _checked_array(
+    values: ArrayLike, assets: tuple[str, ...], name: str, *, lo: float, hi: float = math.inf
+) -> NDArray[np.float64]:
+    """``values`` as a float64 array of one finite value per asset in ``(lo, hi)`` (vectorised checks);
+    a bad entry raises the message the mapping form gives for it."""
+    try:
+        a = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name} must be an array of numbers, got {type(values).__name__}") from exc
+    if a.shape != (len(assets),):
+        raise InvalidInputError(
+            f"{name} must have shape ({len(assets)},) (one value per asset, in the order of assets), "
+            f"got {a.shape}"
+        )
+    ok = (a > lo) & (a < hi)  # False for NaN
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        _checked_float(assets[i], float(a[i]), name, lo, hi)
+    return a
 
 
 _PORTFOLIO_FIELDS = ("current_drawdown", "equity", "peak_equity")

@@ -2,11 +2,24 @@
 
 Their inputs are built on the caller's thread (:meth:`DecisionEngine.policy_request`,
 :meth:`DecisionEngine.agents_request`: snapshots of the engine's state). The work itself runs either
-inline (the sync twin with the built-in NumPy inference: bounded arithmetic) or on one worker
-thread, waited for until the call's deadline (a user's allocator may block; the event loop never
-waits on it). One run at a time: while a run for an earlier bar that missed its deadline is still
-going, no new one starts, so late runs never pile up, and the late result is dropped (it never
-reaches a later decision).
+inline, on the caller's thread, or on one worker thread, waited for until the call's deadline.
+
+Which one (:class:`InferencePath`, default ``AUTO``):
+
+- a component is *bounded* when its class declares ``bounded_cost = True`` (the built-in NumPy
+  inference: ``PolicyAllocator``, ``RiskAgentsAdvisor``; a fixed amount of arithmetic per bar that
+  cannot block); every other component (a user's allocator or advisor, a wrapper) may hang;
+- the sync twin runs bounded components inline;
+- the async path runs them inline too while their measured cost fits the budget: the running p99
+  estimate of a run (:class:`CostEstimate`, the last 256 runs) is at most
+  :data:`INLINE_BUDGET_FRACTION` of ``deadline_ms``. Inline there is no thread hop (a hand-off to
+  the worker and back through the loop costs ~0.15-0.3 ms, more than the inference itself);
+- anything else runs on the worker, waited for until the deadline: a late run gives the degraded
+  decision at the deadline, and the event loop never waits on it.
+
+One worker run at a time: while a run for an earlier bar that missed its deadline is still going,
+no new one starts (inline or on the worker: both would share the component's state), so late runs
+never pile up, and the late result is dropped (it never reaches a later decision).
 
 A component that raises, answers something invalid or is late is a fault (text for the degraded
 decision), never an exception for the caller.
@@ -19,6 +32,7 @@ import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -28,28 +42,91 @@ from advanced_risk.engine.protocols import Advisor, Allocation, Allocator
 from advanced_risk.measures.validation import FloatArray
 from advanced_risk.types import AgentAdvice
 
-__all__ = ["ComponentRunner", "Components", "PolicyRequest", "checked_allocation", "run_components"]
+__all__ = [
+    "INLINE_BUDGET_FRACTION",
+    "ComponentRunner",
+    "Components",
+    "CostEstimate",
+    "InferencePath",
+    "PolicyRequest",
+    "checked_allocation",
+    "is_bounded",
+    "run_components",
+]
 
 PolicyRequest = tuple[FloatArray, FloatArray, float]
 """The allocator's arguments: return history, held long weights plus cash, drawdown."""
 Components = tuple[Allocation | None, AgentAdvice | None, tuple[str, ...]]
 """The policy's allocation, the agents' advice and the faults of either."""
 
+INLINE_BUDGET_FRACTION = 0.25
+"""The async path runs bounded components inline while their cost's p99 estimate is at most this
+fraction of ``deadline_ms``; the rest of the deadline is the decision's own (observe, decide, the
+journal) and the loop's other tasks'."""
+
+
+class InferencePath(StrEnum):
+    """Where :class:`ComponentRunner` runs the components (``AUTO``: the rule of the module docstring)."""
+
+    AUTO = "auto"
+    INLINE = "inline"  # always on the caller's thread (tests; a component known to be bounded)
+    WORKER = "worker"  # always on the worker thread, waited for until the deadline
+
+
+class CostEstimate:
+    """A running p99 of the components' cost (wall time of one run, in ms) over the last ``window`` runs.
+
+    The costs sit in a ring of ``window`` floats (fixed memory); the estimate is refreshed every
+    ``every`` runs (one ``np.partition`` of the ring, ~3 us) and in between is raised at once by a
+    costlier run, so a slow-down takes effect at the next bar. The p99 of ``m`` costs is the
+    ``ceil(0.99 m)``-th smallest (the inverted-CDF order statistic). 0.0 before any run. A run that
+    missed its deadline counts with the time it was waited for, a lower bound of its cost.
+    """
+
+    __slots__ = ("_costs", "_every", "_runs", "p99_ms")
+
+    def __init__(self, every: int = 64, window: int = 256) -> None:
+        self._every = every
+        self._costs = np.zeros(window)
+        self._runs = 0
+        self.p99_ms = 0.0
+        """The current estimate (ms)."""
+
+    def record_ms(self, ms: float) -> None:
+        """Count one run's cost (O(1) but every ``every`` runs)."""
+        window = self._costs.shape[0]
+        self._costs[self._runs % window] = ms
+        self._runs += 1
+        if ms > self.p99_ms:
+            self.p99_ms = ms
+        elif self._runs % self._every == 0:
+            filled = min(self._runs, window)
+            k = math.ceil(0.99 * filled) - 1
+            self.p99_ms = float(np.partition(self._costs[:filled], k)[k])
+
+
+def is_bounded(component: Any) -> bool:
+    """Whether ``component`` is None or its class declares ``bounded_cost = True`` (looked up on the
+    class, so a wrapper that forwards attributes is not taken for the component it wraps)."""
+    return component is None or getattr(type(component), "bounded_cost", False) is True
+
 
 class ComponentRunner:
     """Runs an engine's allocator and advisor (``engine.allocator``, ``engine.advisor``), inline or on
-    its worker thread.
+    its worker thread (see the module docstring).
 
     Parameters
     ----------
-    inline : whether the synchronous path runs them on the caller's thread (the built-in
-        inference); the async path always uses the worker.
+    deadline_ms : the manager's ``RiskConfig.deadline_ms`` (the inline budget is a fraction of it).
+    path : where to run the components (:class:`InferencePath`); settable later through :attr:`path`.
     """
 
-    def __init__(self, *, inline: bool) -> None:
-        self.inline = inline
+    def __init__(self, *, deadline_ms: float, path: InferencePath = InferencePath.AUTO) -> None:
+        self.path = path
+        self.budget_ms = INLINE_BUDGET_FRACTION * deadline_ms
+        self.cost = CostEstimate()
         self._pool = _worker()
-        self._job: Future[Components] | None = None
+        self._job: Future[tuple[Components, float]] | None = None
 
     def shutdown(self) -> None:
         """Stop the worker without waiting (a run in progress finishes unseen)."""
@@ -60,50 +137,85 @@ class ComponentRunner:
         self._pool = _worker()
         self._job = None
 
+    def inline_for(self, engine: DecisionEngine, *, sync: bool) -> bool:
+        """Whether this bar's components run on the caller's thread (the module docstring's rule)."""
+        if self.path is not InferencePath.AUTO:
+            return self.path is InferencePath.INLINE
+        if not (is_bounded(engine.allocator) and is_bounded(engine.advisor)):
+            return False
+        return sync or self.cost.p99_ms <= self.budget_ms
+
     async def run_async(self, engine: DecisionEngine, observed: Observed, deadline: float) -> Components:
-        """The components of this bar on the worker, awaited until ``deadline`` (``perf_counter``)."""
+        """The components of this bar, inline or on the worker (awaited until ``deadline``, a
+        ``perf_counter`` time)."""
         policy, agents, faults = _requests(engine, observed)
         if policy is None and agents is None:
             return None, None, faults
+        if self.inline_for(engine, sync=False) and self._idle():
+            return self._inline(engine, policy, agents, faults)
         job = self._start(engine, policy, agents)
         if isinstance(job, str):
             return None, None, (*faults, job)
+        waited = time.perf_counter()
         try:
-            allocation, advice, more = await asyncio.wait_for(
+            (allocation, advice, more), cost = await asyncio.wait_for(
                 asyncio.shield(asyncio.wrap_future(job)), max(deadline - time.perf_counter(), 0.0)
             )
         except TimeoutError:
+            self.cost.record_ms((time.perf_counter() - waited) * 1000.0)
             return None, None, (*faults, _late(policy))
+        self.cost.record_ms(cost * 1000.0)
         return allocation, advice, faults + more
 
     def run_sync(self, engine: DecisionEngine, observed: Observed, deadline: float) -> Components:
-        """The components of this bar for the sync twin: inline when :attr:`inline`, else on the
+        """The components of this bar for the sync twin: inline for bounded components, else on the
         worker, waited for until ``deadline``."""
         policy, agents, faults = _requests(engine, observed)
         if policy is None and agents is None:
             return None, None, faults
-        if self.inline:
-            allocation, advice, more = run_components(engine.allocator, policy, engine.advisor, agents)
-            return allocation, advice, faults + more
+        if self.inline_for(engine, sync=True) and self._idle():
+            return self._inline(engine, policy, agents, faults)
         job = self._start(engine, policy, agents)
         if isinstance(job, str):
             return None, None, (*faults, job)
+        waited = time.perf_counter()
         try:
-            allocation, advice, more = job.result(timeout=max(deadline - time.perf_counter(), 0.0))
+            (allocation, advice, more), cost = job.result(timeout=max(deadline - time.perf_counter(), 0.0))
         except FutureTimeout:
+            self.cost.record_ms((time.perf_counter() - waited) * 1000.0)
             return None, None, (*faults, _late(policy))
+        self.cost.record_ms(cost * 1000.0)
+        return allocation, advice, faults + more
+
+    def _idle(self) -> bool:
+        """Whether no worker run is going (an inline run beside it would share the component's state)."""
+        return self._job is None or self._job.done()
+
+    def _inline(
+        self, engine: DecisionEngine, policy: PolicyRequest | None, agents: Any, faults: tuple[str, ...]
+    ) -> Components:
+        (allocation, advice, more), cost = _timed(engine.allocator, policy, engine.advisor, agents)
+        self.cost.record_ms(cost * 1000.0)
         return allocation, advice, faults + more
 
     def _start(
         self, engine: DecisionEngine, policy: PolicyRequest | None, agents: Any
-    ) -> Future[Components] | str:
+    ) -> Future[tuple[Components, float]] | str:
         """Start a run on the worker, or say why not: a run for an earlier bar is still going."""
-        running = self._job
-        if running is not None and not running.done():
+        if not self._idle():
             return f"{_late(policy)} (still busy with an earlier bar; not started)"
-        job = self._pool.submit(run_components, engine.allocator, policy, engine.advisor, agents)
+        job = self._pool.submit(_timed, engine.allocator, policy, engine.advisor, agents)
         self._job = job
         return job
+
+
+def _timed(
+    allocator: Allocator | None, policy: PolicyRequest | None, advisor: Advisor | None, agents: Any
+) -> tuple[Components, float]:
+    """:func:`run_components` and its wall time in seconds."""
+    start = time.perf_counter()
+    out = run_components(allocator, policy, advisor, agents)
+    return out, time.perf_counter() - start
 
 
 def run_components(

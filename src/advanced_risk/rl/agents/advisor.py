@@ -18,7 +18,7 @@
 - :meth:`~RiskAgentsAdvisor.request` snapshots one observation per agent with the environment's own
   :func:`~advanced_risk.rl.agents.interface.observation_blocks` (a copy: the worker thread never
   reads state the next bar changes);
-- :meth:`~RiskAgentsAdvisor.advise` (in the policy worker, within the deadline) acts with MC
+- :meth:`~RiskAgentsAdvisor.advise` (inline, or in the policy worker within the deadline) acts with MC
   dropout and :func:`~advanced_risk.rl.agents.policy.gate`: an agent whose normalised uncertainty
   exceeds the threshold is replaced by its rule, and the advice says which and why.
 
@@ -37,7 +37,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -77,6 +77,10 @@ class RiskAgentsAdvisor:
     threshold : one gate threshold for all agents; None uses the one(s) stored with the agents
         (0.1 unless calibrated by the training pipeline).
     """
+
+    bounded_cost: ClassVar[bool] = True
+    """A fixed amount of NumPy arithmetic per bar that cannot block: the manager may run it inline
+    (engine/components.py)."""
 
     def __init__(
         self, agents: RiskAgents, sizing: SizingConfig, n_samples: int = 10, threshold: float | None = None
@@ -189,7 +193,7 @@ class RiskAgentsAdvisor:
             scratch.advise(observations)
 
     def advise(self, observations: Mapping[str, Any]) -> AgentAdvice:
-        """Act with MC dropout, gate against the rules, and decode (runs in the policy worker)."""
+        """Act with MC dropout, gate against the rules, and decode (inline or in the policy worker)."""
         proposed = self.agents.act(observations, self.n_samples)
         actions, overridden = gate(proposed, self._rules, self.threshold)
         scale = float(np.clip(np.asarray(actions["sizer"]).reshape(-1)[0], 0.0, 1.0))

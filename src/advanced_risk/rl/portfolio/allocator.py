@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -49,6 +49,10 @@ class PolicyAllocator:
     the standard deviation of the pre-softmax action across ``n_samples`` dropout masks (0 for a
     policy without dropout).
     """
+
+    bounded_cost: ClassVar[bool] = True
+    """A fixed amount of NumPy (or torch) arithmetic per bar that cannot block: the manager may run
+    it inline (engine/components.py)."""
 
     def __init__(self, policy: TradingPolicy, n_samples: int = 10) -> None:
         self.policy = policy

@@ -1,0 +1,266 @@
+"""Where a decision's microseconds go: per-step timings and a pyinstrument profile (20 assets).
+
+Usage::
+
+    python benchmarks/profile_manager.py [--calls 2000] [--profile [--mode sync|async|arrays]]
+    python benchmarks/profile_manager.py --latency [--calls 2000]
+    python benchmarks/profile_manager.py --memory [--calls 2000]
+
+Replays the bundled 20 S&P 500 stocks through a manager with the shipped PPO policy
+(``models/ppo_sp500_2012.armodel``, 10 MC-dropout samples) and the shipped risk agents
+(``models/risk_agents_sp500.armodel``), state in memory. Without ``--profile`` it prints the median
+cost of each step of the sync twin (parse, observe, the policy's observation and MC dropout, the
+agents' request and advice, decide, the journal's JSON encoding), timed one by one on the same
+bars; with ``--profile`` it prints pyinstrument's call tree of ``--calls`` decisions of ``--mode``;
+``--latency`` times each entry point and inference path, ``--memory`` measures with tracemalloc
+the bytes each decision allocates (its transient peak) and the growth over ``--calls`` decisions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from advanced_risk import AdvancedRiskManager, MarketState, Portfolio, RiskConfig
+from advanced_risk.data import load_sp500_stocks
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = ROOT / "models" / "ppo_sp500_2012.armodel"
+AGENTS = ROOT / "models" / "risk_agents_sp500.armodel"
+WARMUP = 300
+
+
+def bars(calls: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Tickers, returns and closes of ``WARMUP + calls`` bars (the history wrapped around)."""
+    prices = load_sp500_stocks()
+    px = prices.to_numpy()
+    rets = px[1:] / px[:-1] - 1.0
+    idx = np.arange(WARMUP + calls) % rets.shape[0]
+    return list(prices.columns), rets[idx], px[1:][idx]
+
+
+def manager() -> AdvancedRiskManager:
+    config = RiskConfig(deadline_ms=50.0, rate_limit_per_s=None)
+    return AdvancedRiskManager(config, policy=str(POLICY), risk_agents=str(AGENTS))
+
+
+def _median_us(fn: Callable[[], Any], reps: int = 200) -> float:
+    samples = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return float(np.median(samples)) * 1e6
+
+
+def steps(calls: int) -> None:
+    """The median cost of each step of one sync decision, timed on the bar after ``calls`` bars."""
+    tickers, rets, prices = bars(calls)
+    risk = manager()
+    book = Portfolio(weights=dict.fromkeys(tickers, 1.0 / len(tickers)), equity=1.0, current_drawdown=0.01)
+    for i in range(rets.shape[0]):
+        market = MarketState(
+            returns=dict(zip(tickers, rets[i], strict=True)),
+            prices=dict(zip(tickers, prices[i], strict=True)),
+        )
+        risk.manage_risk_sync(market, book)
+    engine = risk._require_engine()  # a profiling script reads the internals
+    r, p = rets[-1], prices[-1]
+    raw = {
+        "returns": dict(zip(tickers, r.tolist(), strict=True)),
+        "prices": dict(zip(tickers, p.tolist(), strict=True)),
+    }
+    market = MarketState(**raw)
+    bar = engine.parse(market, book)
+    observed = engine.observe(bar)
+    policy = engine.policy_request(observed)
+    agents = engine.agents_request(observed)
+    allocator, advisor = engine.allocator, engine.advisor
+    assert allocator is not None
+    assert advisor is not None
+    assert policy is not None
+    assert agents is not None
+    from advanced_risk.rl.portfolio.policy import policy_observation
+
+    pol = allocator.policy  # type: ignore[attr-defined]
+    obs = policy_observation(*policy, pol.env_config)
+    allocation = allocator.allocate(*policy)
+    advice = advisor.advise(agents)
+    decision = engine.decide(observed, allocation, (), advice)
+    rows = [
+        ("MarketState from dicts", _median_us(lambda: MarketState(**raw))),
+        ("parse (MarketState given)", _median_us(lambda: engine.parse(market, book))),
+        ("observe (tracker, ATR, agents' state)", _median_us(lambda: engine.observe(bar))),
+        ("policy request (history copy)", _median_us(lambda: engine.policy_request(observed))),
+        ("policy observation", _median_us(lambda: policy_observation(*policy, pol.env_config))),
+        ("policy MC dropout (10 samples)", _median_us(lambda: pol.policy.mc_dropout(obs, 10, pol._rng))),
+        ("policy allocate (all of it)", _median_us(lambda: allocator.allocate(*policy))),
+        ("agents request (observations)", _median_us(lambda: engine.agents_request(observed))),
+        ("agents advise (3 actors x 10 MC)", _median_us(lambda: advisor.advise(agents))),
+        ("decide", _median_us(lambda: engine.decide(observed, allocation, (), advice))),
+        ("journal JSON encoding", _median_us(decision.to_json)),
+        ("whole sync decision", _median_us(lambda: risk.manage_risk_sync(market, book))),
+    ]
+    risk.close_sync()
+    print(f"median cost per step, 20 assets, after {calls} bars (us)")
+    for name, us in rows:
+        print(f"{name:<40} {us:>8.1f}")
+
+
+def profile(calls: int, mode: str) -> None:
+    from pyinstrument import Profiler
+
+    tickers, rets, prices = bars(calls)
+    book = Portfolio(weights=dict.fromkeys(tickers, 1.0 / len(tickers)), equity=1.0, current_drawdown=0.01)
+    inputs = [
+        MarketState(
+            returns=dict(zip(tickers, rets[i], strict=True)),
+            prices=dict(zip(tickers, prices[i], strict=True)),
+        )
+        for i in range(rets.shape[0])
+    ]
+    risk = manager()
+    profiler = Profiler(interval=0.0001)
+
+    async def run_async() -> None:
+        async with risk:
+            for i, market in enumerate(inputs):
+                if i == WARMUP:
+                    profiler.start()
+                if mode == "arrays":
+                    await risk.manage_risk_arrays(tickers, book, returns=rets[i], prices=prices[i])
+                else:
+                    await risk.manage_risk(market, book)
+            profiler.stop()
+
+    gc.collect()
+    gc.freeze()
+    if mode == "sync":
+        for i, market in enumerate(inputs):
+            if i == WARMUP:
+                profiler.start()
+            risk.manage_risk_sync(market, book)
+        profiler.stop()
+        risk.close_sync()
+    else:
+        asyncio.run(run_async())
+    print(profiler.output_text(unicode=False, color=False, show_all=False))
+
+
+def latency(calls: int) -> None:
+    """p50/p99 of each entry point and inference path (policy + agents), ``calls`` timed calls each."""
+    from advanced_risk.engine.components import InferencePath
+
+    tickers, rets, prices = bars(calls)
+    assets = tuple(tickers)
+    book = Portfolio(weights=dict.fromkeys(tickers, 1.0 / len(tickers)), equity=1.0, current_drawdown=0.01)
+    inputs = [
+        MarketState(
+            returns=dict(zip(tickers, rets[i], strict=True)),
+            prices=dict(zip(tickers, prices[i], strict=True)),
+        )
+        for i in range(rets.shape[0])
+    ]
+
+    def report(name: str, samples: list[float]) -> None:
+        a = np.array(samples) * 1e6
+        print(f"{name:<36} p50 {np.percentile(a, 50):>6.0f} us  p99 {np.percentile(a, 99):>6.0f} us")
+
+    def timed_sync(arrays: bool) -> list[float]:
+        risk = manager()
+        out = []
+        for i, market in enumerate(inputs):
+            start = time.perf_counter()
+            if arrays:
+                risk.manage_risk_arrays_sync(assets, book, returns=rets[i], prices=prices[i])
+            else:
+                risk.manage_risk_sync(market, book)
+            if i >= WARMUP:
+                out.append(time.perf_counter() - start)
+        risk.close_sync()
+        return out
+
+    async def timed_async(path: InferencePath, arrays: bool) -> list[float]:
+        risk = manager()
+        risk._components.path = path
+        out = []
+        async with risk:
+            for i, market in enumerate(inputs):
+                start = time.perf_counter()
+                if arrays:
+                    await risk.manage_risk_arrays(assets, book, returns=rets[i], prices=prices[i])
+                else:
+                    await risk.manage_risk(market, book)
+                if i >= WARMUP:
+                    out.append(time.perf_counter() - start)
+        return out
+
+    gc.collect()
+    gc.freeze()
+    print(f"PPO + risk agents (shipped models), 20 assets, {calls} timed calls per row")
+    report("sync, dicts", timed_sync(False))
+    report("sync, arrays", timed_sync(True))
+    report("async, dicts, worker (thread hop)", asyncio.run(timed_async(InferencePath.WORKER, False)))
+    report("async, dicts, auto (inline)", asyncio.run(timed_async(InferencePath.AUTO, False)))
+    report("async, arrays, auto (inline)", asyncio.run(timed_async(InferencePath.AUTO, True)))
+
+
+def memory(calls: int) -> None:
+    """tracemalloc: bytes allocated (transient peak) per decision and the traced growth over ``calls``."""
+    import tracemalloc
+
+    tickers, rets, prices = bars(calls)
+    assets = tuple(tickers)
+    book = Portfolio(weights=dict.fromkeys(tickers, 1.0 / len(tickers)), equity=1.0, current_drawdown=0.01)
+    config = RiskConfig(deadline_ms=50.0, rate_limit_per_s=None, memory_journal_rows=100)
+    risk = AdvancedRiskManager(config, policy=str(POLICY), risk_agents=str(AGENTS))
+    for i in range(WARMUP):
+        risk.manage_risk_arrays_sync(assets, book, returns=rets[i], prices=prices[i])
+    tracemalloc.start()
+    begin, _ = tracemalloc.get_traced_memory()
+    peaks = []
+    for i in range(WARMUP, rets.shape[0]):
+        tracemalloc.reset_peak()
+        before, _ = tracemalloc.get_traced_memory()
+        risk.manage_risk_arrays_sync(assets, book, returns=rets[i], prices=prices[i])
+        _, peak = tracemalloc.get_traced_memory()
+        peaks.append(peak - before)
+    end, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    risk.close_sync()
+    print(
+        "per decision (sync, arrays, PPO + agents): "
+        f"transient peak median {np.median(peaks) / 1024:.1f} KiB, "
+        f"p99 {np.percentile(peaks, 99) / 1024:.1f} KiB; "
+        f"traced growth over {calls} decisions "
+        f"{(end - begin) / 1024:.1f} KiB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--mode", choices=["sync", "async", "arrays"], default="sync")
+    parser.add_argument("--latency", action="store_true", help="p50/p99 per entry point and path")
+    parser.add_argument("--memory", action="store_true", help="tracemalloc bytes per decision")
+    args = parser.parse_args()
+    if args.latency:
+        latency(args.calls)
+    elif args.memory:
+        memory(args.calls)
+    elif args.profile:
+        profile(args.calls, args.mode)
+    else:
+        steps(args.calls)
+
+
+if __name__ == "__main__":
+    main()
