@@ -122,6 +122,7 @@ class DecisionEngine:
         self._stop = np.empty(0)
         self._stop_short = np.empty(0, dtype=bool)
         self._columns: dict[int, IntArray | None] = {}  # id(component) -> its columns in the universe
+        self._in_order: dict[int, bool] = {}  # id(component) -> its columns are 0, 1, ..., n - 1
         self._reduce_from: FloatArray | None = None  # |held| when REDUCING began (universe order)
         self._var_streak, self._loss_streak = Streak(), Streak()
         self._strategy: StrategyDrawdown | None = None  # made at the first bar (seeded from equity)
@@ -271,6 +272,7 @@ class DecisionEngine:
             log.info("universe_changed", joined=list(bar.joined), left=[self.assets[i] for i in left])
         self.assets = bar.assets
         self._columns.clear()
+        self._in_order.clear()
 
     def _feed_tracker(self, returns: FloatArray) -> None:
         """Update the tracker (made at the first returns) and start a GJR-GARCH refit if one is due."""
@@ -312,6 +314,7 @@ class DecisionEngine:
                 found = [index.get(a) for a in names]
                 cols = None if None in found else np.array(found, dtype=np.int64)
             self._columns[key] = cols
+            self._in_order[key] = cols is not None and _is_range(cols)
         return self._columns[key]
 
     def _history(self, component: Allocator | Advisor) -> tuple[IntArray, FloatArray] | None:
@@ -323,7 +326,8 @@ class DecisionEngine:
         if tracker.n_observations < length or int(tracker.asset_observations[cols].min()) < length:
             return None
         history = tracker.recent_returns(length)
-        return cols, history if cols.size == history.shape[1] and _is_range(cols) else history[:, cols]
+        whole = cols.size == history.shape[1] and self._in_order.get(id(component), False)
+        return cols, history if whole else history[:, cols]
 
     def policy_request(self, observed: Observed) -> tuple[FloatArray, FloatArray, float] | None:
         """The allocator's inputs (history, current weights with cash, drawdown), or None if not ready."""

@@ -54,7 +54,6 @@ from advanced_risk.rl.agents.interface import (
     MonitorAction,
     agent_observations,
     observation_blocks,
-    synthetic_bars,
 )
 from advanced_risk.rl.agents.policy import RiskAgents, Threshold, gate
 from advanced_risk.rl.portfolio.accounting import history_length, market_features_kernel, observation_layout
@@ -140,14 +139,14 @@ class RiskAgentsAdvisor:
         training environment, whether or not the bot executed the stop.
         """
         prev = self._close if self._close is not None else close
-        high, low = synthetic_bars(np.vstack([prev, close]), WICK)
-        self._atr.update(high[1], low[1], close)
+        high, low = _synthetic_bar(prev, close)
+        self._atr.update(high, low, close)
         self._close = close.copy()
         held_now = held > 0.0
         # A position (re)starts when it is entered, when its close falls through the stop and after
         # POSITION_HORIZON bars held, as in the environment (module docstring).
         self._age = np.where(held_now & self._in_position, self._age + 1, 0)
-        stopped = np.zeros_like(held_now) if stops is None else close <= np.nan_to_num(stops, nan=-np.inf)
+        stopped = np.zeros_like(held_now) if stops is None else close <= stops  # False where NaN: no stop
         restart = held_now & ((~self._in_position) | (self._age >= POSITION_HORIZON) | stopped)
         self._age[restart] = 0
         self._entry[restart] = close[restart]
@@ -208,6 +207,13 @@ class RiskAgentsAdvisor:
             uncertainty=dict(proposed.uncertainty),
             overridden=overridden,
         )
+
+
+def _synthetic_bar(prev: FloatArray, close: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The last row of :func:`~advanced_risk.rl.agents.interface.synthetic_bars` for the closes
+    ``[prev, close]`` (the same arithmetic, without stacking the two rows): high and low of one bar."""
+    r = np.abs(close / prev - 1.0)
+    return np.maximum(prev, close) * (1.0 + WICK * r), np.minimum(prev, close) * (1.0 - WICK * r)
 
 
 def load_risk_agents(

@@ -319,7 +319,7 @@ class RiskAgents:
             if self.discrete[a]:
                 probs = _softmax(samples)
                 mean, std = _mean_std(probs)
-                actions[a] = int(np.argmax(mean))
+                actions[a] = int(mean.argmax())
                 uncertainty[a] = float(std.max())
             else:
                 low, high = self._bounds[a]

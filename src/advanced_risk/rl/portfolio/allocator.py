@@ -84,7 +84,7 @@ class PolicyAllocator:
         """Target weights (assets then cash) for this history, with the policy's uncertainty."""
         # The engine built these from validated inputs: skip rebalance()'s checks on the hot path.
         target, std = self.policy.rebalance_trusted(returns, weights, min(drawdown, 0.999999), self.n_samples)
-        return Allocation(weights=target, uncertainty=float(np.mean(std)))
+        return Allocation(weights=target, uncertainty=float(std.mean()))
 
     def warm_up(self) -> None:
         """One throwaway inference (loads numba's cached kernels); the manager calls it from ``open``."""
