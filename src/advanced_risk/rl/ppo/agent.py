@@ -40,7 +40,6 @@ from typing import Any, Protocol, Self
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from torch import nn
 
 from advanced_risk.config import PPOConfig
 from advanced_risk.errors import ConfigError, InvalidInputError, ModelLoadError
@@ -49,13 +48,14 @@ from advanced_risk.rl.ppo.buffer import RolloutBatch, RolloutBuffer, compute_gae
 from advanced_risk.rl.ppo.inference import NumpyPolicy, check_obs
 from advanced_risk.rl.ppo.io import PolicyFile, read_policy_file, write_policy_file
 from advanced_risk.rl.ppo.loss import LOSS_STATS, ppo_loss
-from advanced_risk.rl.ppo.network import ActorCriticNetwork
+from advanced_risk.rl.ppo.network import ActorCriticNetwork, RolloutSampler
 from advanced_risk.rl.ppo.normalize import RunningMeanStd
 
 __all__ = ["PPOAgent", "VectorEnv", "compute_gae", "resolve_device"]
 
 log = get_logger(__name__)
 Stats = dict[str, float]
+_KL = LOSS_STATS.index("approx_kl")
 
 
 class VectorEnv(Protocol):
@@ -119,6 +119,8 @@ class PPOAgent:
         self.optimizer = torch.optim.Adam(
             self.network.parameters(), lr=cfg.learning_rate, eps=1e-5, fused=True
         )
+        # opt-in: compiling forward and backward halves a minibatch's cost but takes ~30 s up front
+        self._loss = torch.compile(ppo_loss, dynamic=False) if cfg.torch_compile else ppo_loss
         self.use_amp = cfg.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.use_amp)
         self.obs_rms = RunningMeanStd((self.obs_dim,))
@@ -185,8 +187,28 @@ class PPOAgent:
 
     @torch.inference_mode()
     def _values(self, obs: NDArray[np.float32]) -> NDArray[np.float64]:
+        if self.device.type == "cpu":
+            return self.network.rollout_sampler().value(obs).astype(np.float64)
         value = self.network.get_value(torch.as_tensor(obs, device=self.device))
         return value.double().cpu().numpy()
+
+    @torch.inference_mode()
+    def _act(
+        self, obs: NDArray[np.float32], sampler: RolloutSampler | None
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float64]]:
+        """``(action, log_prob, value)`` of a batch of normalised observations under the current policy.
+
+        On CPU (``sampler`` given) the forward pass runs in NumPy on views of the weights; the noise is
+        drawn from ``torch_generator`` in both paths, so the seeded sequence of draws is the same.
+        """
+        if sampler is not None:
+            noise = torch.randn((obs.shape[0], self.action_dim), generator=self.torch_generator).numpy()
+            action, logp, value = sampler.sample(obs, noise)
+            return action, logp, value.astype(np.float64)
+        action_t, logp_t, _, value_t = self.network.get_action_and_value(
+            torch.as_tensor(obs, device=self.device), generator=self.torch_generator
+        )
+        return action_t.cpu().numpy(), logp_t.cpu().numpy(), value_t.double().cpu().numpy()
 
     def collect_rollout(self, vec_env: VectorEnv) -> Stats:
         """Fill the buffer with ``num_steps`` steps of every env and compute GAE; return episode stats.
@@ -206,6 +228,7 @@ class PPOAgent:
         space = vec_env.single_action_space
         low, high = np.asarray(space.low, np.float32), np.asarray(space.high, np.float32)
         buf.reset()
+        sampler = self.network.rollout_sampler() if self.device.type == "cpu" else None
         raw_obs = self._next_obs
         returns: list[float] = []
         lengths: list[float] = []
@@ -213,17 +236,12 @@ class PPOAgent:
             if cfg.norm_obs:
                 self.obs_rms.update(raw_obs)
             obs = self._normalize(raw_obs)
-            with torch.inference_mode():
-                action_t, logp_t, _, value_t = self.network.get_action_and_value(
-                    torch.as_tensor(obs, device=self.device), generator=self.torch_generator
-                )
-            action = action_t.cpu().numpy()
+            action, logp, value = self._act(obs, sampler)
             raw_obs, reward, terminated, truncated, info = vec_env.step(np.clip(action, low, high))
             final_values = np.zeros(cfg.num_envs)
             if truncated.any():  # bootstrap from the last real observation, not the reset one
                 final_values[truncated] = self._values(self._normalize(info["final_obs"][truncated]))
-            buf.add(obs, action, logp_t.cpu().numpy(), value_t.double().cpu().numpy(),
-                    reward, terminated, truncated, final_values)  # fmt: skip
+            buf.add(obs, action, logp, value, reward, terminated, truncated, final_values)
             done = terminated | truncated
             if done.any():
                 returns += np.asarray(info["episode_return"])[done].tolist()
@@ -238,27 +256,50 @@ class PPOAgent:
         }
 
     # -- update ----------------------------------------------------------------------------------
-    def _accumulate_gradients(self, mb: RolloutBatch) -> Stats:
+    def _accumulate_gradients(self, mb: RolloutBatch) -> torch.Tensor:
         """Zero the gradients, then backpropagate the PPO loss of ``mb`` in ``grad_accum_steps`` slices.
 
         Each slice's loss is weighted by its share of the minibatch, so the accumulated gradient is
-        the gradient of the whole minibatch's mean loss. Returns the minibatch's loss statistics.
+        the gradient of the whole minibatch's mean loss. Returns the minibatch's loss statistics as
+        one detached tensor in :data:`LOSS_STATS` order (read by the caller once per update).
         """
         cfg, n = self.config, len(mb)
         self.optimizer.zero_grad(set_to_none=True)
         advantages = mb.advantages
         if cfg.norm_adv:  # per minibatch, over the whole minibatch (not per slice)
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        totals = torch.zeros(len(LOSS_STATS), device=self.device)
         k = min(cfg.grad_accum_steps, n)
+        if k == 1 and not self.use_amp:  # the common case: one backward, no scaling by a share of 1
+            loss, stats = self._loss(self.network, mb, advantages, cfg)
+            torch.autograd.backward(loss)
+            return torch.stack(stats)
+        totals = torch.zeros(len(LOSS_STATS), device=self.device)
         bounds = np.cumsum([0, *[n // k + (i < n % k) for i in range(k)]])  # torch.tensor_split's sizes
         for lo, hi in itertools.pairwise(bounds.tolist()):  # slices are views: no copies per micro-batch
             share = (hi - lo) / n
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
-                loss, stats = ppo_loss(self.network, mb[lo:hi], advantages[lo:hi], cfg)
+                loss, stats = self._loss(self.network, mb[lo:hi], advantages[lo:hi], cfg)
             torch.autograd.backward(self.scaler.scale(loss * share))
             totals += share * torch.stack(stats)
-        return dict(zip(LOSS_STATS, totals.tolist(), strict=True))
+        return totals
+
+    def _optimizer_step(self) -> None:
+        """Clip the global gradient norm to ``max_grad_norm`` and take one Adam step.
+
+        The clip is ``torch.nn.utils.clip_grad_norm_``'s arithmetic (per-tensor norms, the norm of
+        those, ``grad *= min(1, max_norm / (norm + 1e-6))``) in four foreach calls on the optimizer's
+        own parameter list, without its per-call grouping and checks.
+        """
+        if self.use_amp:
+            self.scaler.unscale_(self.optimizer)
+        grads = [p.grad for p in self.optimizer.param_groups[0]["params"] if p.grad is not None]
+        total_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        torch._foreach_mul_(grads, torch.clamp(self.config.max_grad_norm / (total_norm + 1e-6), max=1.0))
+        if self.use_amp:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
 
     def current_learning_rate(self) -> float:
         """Learning rate of the next update: linear decay over the current schedule when annealing."""
@@ -274,41 +315,37 @@ class PPOAgent:
         Keys: ``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``, ``clipfrac``,
         ``explained_variance``, ``lr``, ``epochs_run``, ``optimizer_steps``, ``early_stop``.
         """
-        cfg, net = self.config, self.network
+        cfg = self.config
         assert self.buffer.full, "update() needs a full rollout; call collect_rollout() first"
         lr = self.current_learning_rate()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         batch = self.buffer.get(self.device)
-        sums: Stats = {}
+        sums = torch.zeros(len(LOSS_STATS), device=self.device)
         minibatches = epochs_run = steps = 0
         early_stop = False
         for _epoch in range(cfg.update_epochs):
             epochs_run += 1
-            shuffled = batch[torch.as_tensor(self.rng.permutation(len(batch)), device=self.device)]
+            shuffled = batch.gather(torch.as_tensor(self.rng.permutation(len(batch)), device=self.device))
             for start in range(0, len(batch), cfg.minibatch_size):  # contiguous views of one gather
                 stats = self._accumulate_gradients(shuffled[start : start + cfg.minibatch_size])
                 minibatches += 1
-                for key, value in stats.items():
-                    sums[key] = sums.get(key, 0.0) + value
-                if cfg.target_kl is not None and stats["approx_kl"] > cfg.target_kl:
+                sums += stats
+                if cfg.target_kl is not None and float(stats[_KL]) > cfg.target_kl:
                     early_stop = True  # stop before this step moves the policy further away
                     break
-                self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm, foreach=True)
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
+                self._optimizer_step()
                 steps += 1
             if early_stop:
                 log.debug(
-                    "ppo_early_stop", epoch=epochs_run, approx_kl=stats["approx_kl"], target_kl=cfg.target_kl
+                    "ppo_early_stop", epoch=epochs_run, approx_kl=float(stats[_KL]), target_kl=cfg.target_kl
                 )
                 break
         self.num_updates += 1
         y_true, y_pred = self.buffer.returns, self.buffer.values
         var_y = float(np.var(y_true))
         explained_var = float("nan") if var_y == 0 else 1.0 - float(np.var(y_true - y_pred)) / var_y
-        out = {key: value / minibatches for key, value in sums.items()}
+        out = dict(zip(LOSS_STATS, (sums / minibatches).tolist(), strict=True))
         out |= {"explained_variance": explained_var, "lr": lr, "epochs_run": float(epochs_run),
                 "optimizer_steps": float(steps), "early_stop": float(early_stop)}  # fmt: skip
         return out

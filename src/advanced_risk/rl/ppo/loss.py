@@ -42,7 +42,8 @@ def ppo_loss(
     with torch.no_grad():
         approx_kl = ((ratio - 1) - logratio).mean()  # Schulman's low-variance k3 estimator
         clipfrac = ((ratio - 1.0).abs() > clip).float().mean()
-    policy_loss = torch.max(-advantages * ratio, -advantages * ratio.clamp(1 - clip, 1 + clip)).mean()
+    neg_adv = -advantages
+    policy_loss = torch.max(neg_adv * ratio, neg_adv * ratio.clamp(1 - clip, 1 + clip)).mean()
     new_value = new_value.float()
     value_loss_unclipped = (new_value - batch.returns) ** 2
     if cfg.clip_vloss:

@@ -24,9 +24,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import pairwise
+from typing import cast
 
+import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch import nn
 from torch.nn import functional as F
 
@@ -34,7 +38,7 @@ from advanced_risk.errors import InvalidInputError
 from advanced_risk.rl.ppo.inference import NumpyPolicy
 from advanced_risk.rl.ppo.normalize import RunningMeanStd
 
-__all__ = ["ActorCriticNetwork", "layer_init"]
+__all__ = ["ActorCriticNetwork", "RolloutSampler", "layer_init", "mlp_forward"]
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -49,6 +53,60 @@ def layer_init(
     nn.init.orthogonal_(layer.weight, std, generator=generator)
     nn.init.constant_(layer.bias, bias_const)
     return layer
+
+
+def mlp_forward(x: torch.Tensor, linears: Sequence[nn.Linear]) -> torch.Tensor:
+    """``x`` through ``linears`` with tanh between them (none after the last), as plain functional calls.
+
+    The same arithmetic as an ``nn.Sequential`` of ``Linear`` and ``Tanh`` modules without the
+    per-module call overhead (hooks, dispatch), which is most of a small MLP's cost on CPU.
+    """
+    *hidden, head = linears
+    for layer in hidden:
+        x = torch.tanh(F.linear(x, layer.weight, layer.bias))
+    return F.linear(x, head.weight, head.bias)
+
+
+F32 = NDArray[np.float32]
+Layers = tuple[tuple[F32, F32], ...]
+
+
+def numpy_mlp(x: F32, layers: Layers) -> F32:
+    """``x`` through ``(weight, bias)`` pairs (``x @ weight.T + bias``) with tanh between them, in NumPy."""
+    *hidden, (w, b) = layers
+    for w_h, b_h in hidden:
+        x = np.tanh(x @ w_h.T + b_h)
+    out: F32 = x @ w.T + b
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutSampler:
+    """The policy and value of a CPU :class:`ActorCriticNetwork` in NumPy, for rollout collection.
+
+    The arrays are views of the live parameters (no copies), so they follow every in-place update
+    of the weights. A few rows through three small layers cost ~10 us in NumPy against ~100 us of
+    torch dispatch; the Gaussian noise still comes from the caller's torch generator, so a seed
+    gives the same sequence of draws as the torch path. The maths is
+    :meth:`ActorCriticNetwork.get_action_and_value`'s in float32, equal to it up to rounding.
+    """
+
+    actor: Layers
+    critic: Layers
+    log_std: F32
+    """``(1, action_dim)``."""
+
+    def value(self, obs: F32) -> F32:
+        """``V(obs)``, shape ``(batch,)``."""
+        return numpy_mlp(obs, self.critic)[:, 0]
+
+    def sample(self, obs: F32, noise: F32) -> tuple[F32, F32, F32]:
+        """``(action, log_prob, value)`` with ``action = mean + exp(log_std) * noise``."""
+        mean = numpy_mlp(obs, self.actor)
+        action: F32 = (mean + np.exp(self.log_std) * noise).astype(np.float32, copy=False)
+        z = (action - mean) * np.exp(-self.log_std)
+        log_prob: F32 = (-0.5 * z * z - self.log_std - np.float32(_HALF_LOG_2PI)).sum(-1)
+        return action, log_prob, self.value(obs)
 
 
 def mlp_linears(sizes: Sequence[int], head_std: float, generator: torch.Generator | None) -> list[nn.Linear]:
@@ -121,8 +179,16 @@ class ActorCriticNetwork(nn.Module):
         self.actor_logstd = nn.Parameter(torch.full((1, self.action_dim), float(init_log_std)))
 
     # -- the policy ------------------------------------------------------------------------------
+    def _actor_linears(self) -> Sequence[nn.Linear]:
+        return cast("Sequence[nn.Linear]", self.actor_layers)
+
+    def _critic_linears(self) -> Sequence[nn.Linear]:
+        return [m for m in self.critic if isinstance(m, nn.Linear)]
+
     def action_mean(self, obs: torch.Tensor, mc_dropout: bool = False) -> torch.Tensor:
         """Mean of the Gaussian policy; ``mc_dropout=True`` applies dropout after each hidden layer."""
+        if not (mc_dropout and self.dropout > 0.0):
+            return mlp_forward(obs, self._actor_linears())
         x = obs
         *hidden, head = self.actor_layers
         for layer in hidden:
@@ -134,8 +200,7 @@ class ActorCriticNetwork(nn.Module):
 
     def get_value(self, obs: torch.Tensor) -> torch.Tensor:
         """State values, shape ``(batch,)``."""
-        value: torch.Tensor = self.critic(obs)
-        return value.squeeze(-1)
+        return mlp_forward(obs, self._critic_linears()).squeeze(-1)
 
     def get_action_and_value(
         self,
@@ -160,15 +225,27 @@ class ActorCriticNetwork(nn.Module):
         ``action=None`` a new action is drawn as ``mean + std * N(0, 1)`` from ``generator`` (the
         global RNG when None); otherwise the given actions are scored (PPO's update).
         """
-        log_std = self.actor_logstd.expand_as(mean)
+        # the (1, action_dim) log-std broadcasts over the batch: every row gets the same numbers as
+        # an expanded copy would, with the exp and the entropy computed once instead of per row
+        log_std = self.actor_logstd
         if action is None:
             noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
             action = mean + log_std.exp() * noise
         # diagonal Gaussian: log N(a; mu, sigma) = -(a - mu)^2 / (2 sigma^2) - log sigma - log(2 pi) / 2
         z = (action - mean) * torch.exp(-log_std)
         log_prob = (-0.5 * z.pow(2) - log_std - _HALF_LOG_2PI).sum(-1)
-        entropy = (0.5 + _HALF_LOG_2PI + log_std).sum(-1)
+        entropy = (0.5 + _HALF_LOG_2PI + log_std).sum(-1).expand(mean.shape[:-1])
         return action, log_prob, entropy
+
+    def rollout_sampler(self) -> RolloutSampler:
+        """NumPy views of the policy and value parameters (CPU networks only, see :class:`RolloutSampler`)."""
+
+        def layers(linears: Sequence[nn.Linear]) -> Layers:
+            return tuple((lin.weight.detach().numpy(), lin.bias.detach().numpy()) for lin in linears)
+
+        return RolloutSampler(
+            layers(self._actor_linears()), layers(self._critic_linears()), self.actor_logstd.detach().numpy()
+        )
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Deterministic action: the policy mean with dropout off (what inference acts on)."""
