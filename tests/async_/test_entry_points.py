@@ -23,7 +23,7 @@ import pytest
 
 from advanced_risk import AdvancedRiskManager, RiskConfig
 from advanced_risk.data import load_sp500_stocks
-from advanced_risk.engine.components import InferencePath, is_bounded
+from advanced_risk.engine.components import CostEstimate, InferencePath, is_bounded
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.types import MarketState, Portfolio, RiskDecision
 
@@ -196,3 +196,14 @@ def test_steady_state_allocates_no_growing_memory(bars: Any) -> None:
         tracemalloc.stop()
         risk.close_sync()
     assert after_2500 - after_500 < 256 * 1024, (after_500, after_2500)
+
+
+def test_the_cost_estimate_ignores_one_outlier_and_follows_a_slow_down() -> None:
+    estimate = CostEstimate(every=16, window=256)
+    for _ in range(255):
+        estimate.record_ms(0.3)
+    estimate.record_ms(50.0)  # one GC pause
+    assert estimate.p99_ms == pytest.approx(0.3)
+    for _ in range(16):
+        estimate.record_ms(4.0)  # the machine got slower
+    assert estimate.p99_ms == pytest.approx(4.0)

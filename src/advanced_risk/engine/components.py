@@ -77,15 +77,16 @@ class CostEstimate:
     """A running p99 of the components' cost (wall time of one run, in ms) over the last ``window`` runs.
 
     The costs sit in a ring of ``window`` floats (fixed memory); the estimate is refreshed every
-    ``every`` runs (one ``np.partition`` of the ring, ~3 us) and in between is raised at once by a
-    costlier run, so a slow-down takes effect at the next bar. The p99 of ``m`` costs is the
-    ``ceil(0.99 m)``-th smallest (the inverted-CDF order statistic). 0.0 before any run. A run that
-    missed its deadline counts with the time it was waited for, a lower bound of its cost.
+    ``every`` runs (one ``np.partition`` of the ring, ~3 us). The p99 of ``m`` costs is the
+    ``ceil(0.99 m)``-th smallest (the inverted-CDF order statistic): over 256 runs, the third
+    largest, so one outlier (a GC pause) moves nothing while a slower machine moves it within
+    ``every`` runs. 0.0 until the first refresh. A run that missed its deadline counts with the
+    time it was waited for, a lower bound of its cost.
     """
 
     __slots__ = ("_costs", "_every", "_runs", "p99_ms")
 
-    def __init__(self, every: int = 64, window: int = 256) -> None:
+    def __init__(self, every: int = 16, window: int = 256) -> None:
         self._every = every
         self._costs = np.zeros(window)
         self._runs = 0
@@ -97,9 +98,7 @@ class CostEstimate:
         window = self._costs.shape[0]
         self._costs[self._runs % window] = ms
         self._runs += 1
-        if ms > self.p99_ms:
-            self.p99_ms = ms
-        elif self._runs % self._every == 0:
+        if self._runs % self._every == 0:
             filled = min(self._runs, window)
             k = math.ceil(0.99 * filled) - 1
             self.p99_ms = float(np.partition(self._costs[:filled], k)[k])
