@@ -15,7 +15,9 @@ and wrapped around; the first 300 bars warm the tracker and are not timed):
   sizer, stop and monitor agents on (10 MC-dropout samples per agent, gated), beside the same mode
   without them;
 - ``arrays, async PPO + agents``: ``await manage_risk_arrays`` (the bar as NumPy arrays in a fixed
-  asset order, the entry point for bots that hold arrays), PPO and the risk agents on.
+  asset order, the entry point for bots that hold arrays), PPO and the risk agents on. Its timing
+  includes building the market state from the arrays; the dict rows time calls with a
+  ``MarketState`` built beforehand.
 
 Goals (issue 14, quiet 2-core machine): async PPO + risk agents p99 < 1 ms (both entry points) and
 sync PPO p99 < 0.5 ms.

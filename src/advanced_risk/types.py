@@ -185,29 +185,27 @@ class MarketState:
         >>> MarketState.from_arrays(("a", "b"), returns=np.array([0.01, -0.02])).returns["b"]
         -0.02
         """
-        names = _checked_asset_names(tuple(assets))
-        checked: dict[str, Any] = {}
-        for field_name, values, lo, hi in (
-            ("returns", returns, -1.0, math.inf),
-            ("prices", prices, 0.0, MAX_PRICE),
-            ("high", high, 0.0, MAX_PRICE),
-            ("low", low, 0.0, MAX_PRICE),
-        ):
-            if values is None:
-                checked[field_name] = MappingProxyType({})
-                continue
-            a = _checked_array(values, names, f"market_state.{field_name}", lo=lo, hi=hi)
-            checked[field_name] = a
-        hi_a, lo_a = checked["high"], checked["low"]
-        if isinstance(hi_a, np.ndarray) and isinstance(lo_a, np.ndarray) and (hi_a < lo_a).any():
+        names = _checked_asset_names(assets if type(assets) is tuple else tuple(assets))
+        arrays = {
+            field_name: None
+            if values is None
+            else _checked_array(values, names, f"market_state.{field_name}", lo=lo, hi=hi)
+            for field_name, values, lo, hi in (
+                ("returns", returns, -1.0, math.inf),
+                ("prices", prices, 0.0, MAX_PRICE),
+                ("high", high, 0.0, MAX_PRICE),
+                ("low", low, 0.0, MAX_PRICE),
+            )
+        }
+        hi_a, lo_a = arrays["high"], arrays["low"]
+        if hi_a is not None and lo_a is not None and (hi_a < lo_a).any():
             i = int(np.flatnonzero(hi_a < lo_a)[0])
             raise InvalidInputError(
                 f"market_state.high[{names[i]!r}]={hi_a[i]} is below market_state.low={lo_a[i]}"
             )
         state = object.__new__(cls)  # every field checked above: skip the per-asset checks
-        for field_name, value in checked.items():
-            if isinstance(value, np.ndarray):
-                value = MappingProxyType(dict(zip(names, value.tolist(), strict=True)))
+        for field_name, a in arrays.items():
+            value = _EMPTY if a is None else MappingProxyType(dict(zip(names, a.tolist(), strict=True)))
             object.__setattr__(state, field_name, value)
         object.__setattr__(state, "volatility", _optional(volatility, "market_state.volatility", 0.0, 100.0))
         object.__setattr__(
@@ -223,6 +221,9 @@ class MarketState:
         if unknown:
             raise InvalidInputError(f"market_state has unknown field(s) {unknown}; known: {sorted(known)}")
         return cls(**dict(values))
+
+
+_EMPTY: Mapping[str, float] = MappingProxyType({})
 
 
 @functools.lru_cache(maxsize=64)  # a bot sends the same asset tuple every bar
@@ -252,9 +253,8 @@ def _checked_array(
             f"{name} must have shape ({len(assets)},) (one value per asset, in the order of assets), "
             f"got {a.shape}"
         )
-    ok = (a > lo) & (a < hi)  # False for NaN
-    if not ok.all():
-        i = int(np.flatnonzero(~ok)[0])
+    if a.size and not (a.min() > lo and a.max() < hi):  # a NaN makes both comparisons False
+        i = int(np.flatnonzero(~((a > lo) & (a < hi)))[0])
         _checked_float(assets[i], float(a[i]), name, lo, hi)
     return a
 
