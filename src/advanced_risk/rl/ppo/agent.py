@@ -18,6 +18,13 @@ optimiser step is the same and only the peak memory changes. Mixed precision (``
 float16 with a ``GradScaler``) is active only when ``config.amp`` is set and the device is CUDA; on
 CPU both are disabled and the code path is identical.
 
+Speed on CPU (docs/performance.md, "Trainer"): the rollout's policy and value run in NumPy on views
+of the weights (:class:`~advanced_risk.rl.ppo.network.RolloutSampler`; the Gaussian noise still
+comes from the agent's torch generator), the update gathers each epoch's shuffle with one
+``index_select``, clips the gradient norm in four foreach calls, steps a fused Adam and reads its
+loss statistics once per update (once per minibatch only for the ``target_kl`` test).
+``config.torch_compile`` compiles the loss (opt-in: it pays only over long runs).
+
 The agent never changes global torch state: weights are initialised and actions sampled from its own
 generators (seeded by ``config.seed``), which also makes a restored :meth:`state_dict` continue
 training bit for bit. Thread counts (``torch.set_num_threads``) are the caller's choice.
@@ -119,8 +126,13 @@ class PPOAgent:
         self.optimizer = torch.optim.Adam(
             self.network.parameters(), lr=cfg.learning_rate, eps=1e-5, fused=True
         )
-        # opt-in: compiling forward and backward halves a minibatch's cost but takes ~30 s up front
-        self._loss = torch.compile(ppo_loss, dynamic=False) if cfg.torch_compile else ppo_loss
+        # opt-in (docs/performance.md): Inductor fuses the loss's elementwise work into C++ kernels
+        # called from a C++ wrapper, ~25 % off an update, for ~20 s of compilation on first use
+        self._loss = (
+            torch.compile(ppo_loss, dynamic=False, options={"cpp_wrapper": True})
+            if cfg.torch_compile
+            else ppo_loss
+        )
         self.use_amp = cfg.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.use_amp)
         self.obs_rms = RunningMeanStd((self.obs_dim,))
@@ -185,14 +197,13 @@ class PPOAgent:
             return np.asarray(obs, dtype=np.float32)
         return self.obs_rms.normalize(obs, self.config.obs_clip)
 
-    @torch.inference_mode()
     def _values(self, obs: NDArray[np.float32]) -> NDArray[np.float64]:
         if self.device.type == "cpu":
             return self.network.rollout_sampler().value(obs).astype(np.float64)
-        value = self.network.get_value(torch.as_tensor(obs, device=self.device))
+        with torch.inference_mode():
+            value = self.network.get_value(torch.as_tensor(obs, device=self.device))
         return value.double().cpu().numpy()
 
-    @torch.inference_mode()
     def _act(
         self, obs: NDArray[np.float32], sampler: RolloutSampler | None
     ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float64]]:
@@ -205,9 +216,10 @@ class PPOAgent:
             noise = torch.randn((obs.shape[0], self.action_dim), generator=self.torch_generator).numpy()
             action, logp, value = sampler.sample(obs, noise)
             return action, logp, value.astype(np.float64)
-        action_t, logp_t, _, value_t = self.network.get_action_and_value(
-            torch.as_tensor(obs, device=self.device), generator=self.torch_generator
-        )
+        with torch.inference_mode():
+            action_t, logp_t, _, value_t = self.network.get_action_and_value(
+                torch.as_tensor(obs, device=self.device), generator=self.torch_generator
+            )
         return action_t.cpu().numpy(), logp_t.cpu().numpy(), value_t.double().cpu().numpy()
 
     def collect_rollout(self, vec_env: VectorEnv) -> Stats:
