@@ -35,6 +35,7 @@ __all__ = [
     "MAX_PRICE",
     "AgentAdvice",
     "CorrelationState",
+    "DriftStatus",
     "HedgeInstruction",
     "MarketState",
     "Portfolio",
@@ -401,6 +402,26 @@ class CorrelationState:
 
 
 @dataclass(frozen=True, slots=True)
+class DriftStatus:
+    """How far a model's recent inputs have moved from those it was trained on.
+
+    Attributes
+    ----------
+    score : the model's drift score over the monitor's window (>= 0; 0 = like training;
+        docs/drift.md defines it). NaN until the window holds ``min_bars`` observations.
+    threshold : the score above which the model counts as drifted.
+    drifted : ``score > threshold`` (False while the score is NaN): the engine then replaces the
+        model's advice by the rules and says so in an alert.
+    features : the names of the features that moved most, largest first (empty when not drifted).
+    """
+
+    score: float
+    threshold: float
+    drifted: bool
+    features: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class AgentAdvice:
     """What the risk agents advise for this bar, after gating.
 
@@ -414,6 +435,7 @@ class AgentAdvice:
     cut : the monitor action's exposure cut (0, 0.25, 0.5, 1).
     uncertainty : agent -> normalised MC-dropout std.
     overridden : agent -> why the rule replaced it (empty when every agent was confident).
+    drift : the agents' input drift (None when their model file has no training statistics).
     """
 
     scale: float
@@ -423,6 +445,7 @@ class AgentAdvice:
     cut: float
     uncertainty: Mapping[str, float]
     overridden: Mapping[str, str]
+    drift: DriftStatus | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
@@ -434,7 +457,17 @@ class AgentAdvice:
             "cut": self.cut,
             "uncertainty": dict(self.uncertainty),
             "overridden": dict(self.overridden),
+            "drift": None if self.drift is None else _drift_dict(self.drift),
         }
+
+
+def _drift_dict(drift: DriftStatus) -> dict[str, Any]:
+    return {
+        "score": drift.score,
+        "threshold": drift.threshold,
+        "drifted": drift.drifted,
+        "features": list(drift.features),
+    }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -470,6 +503,13 @@ class RiskDecision(Mapping[str, Any]):
         in milliseconds (the row holds the same value); ``metrics()`` reports the full call time,
         any wait for the row to be durable included.
     decision_id : the key of this decision in the journal.
+    equity : ``portfolio.equity`` as given with this bar (None when not given): with the next
+        decision's it gives the book's realised return that the journal's VaR backtest uses.
+    drawdown : the account drawdown the rules used, in [0, 1] (the larger of the bot's and the
+        store's peak-to-equity drawdown); NaN on a degraded decision made before any input was read.
+    drift : model -> input drift score of the learned components that track it (``"policy"``,
+        ``"risk_agents"``; None when none does). A drifted model's advice was replaced by the
+        rules, with an alert naming the features that moved.
     """
 
     rebalance_weights: Mapping[str, float]
@@ -488,6 +528,9 @@ class RiskDecision(Mapping[str, Any]):
     degraded: bool = False
     latency_ms: float = 0.0
     decision_id: str = ""
+    equity: float | None = None
+    drawdown: float = math.nan
+    drift: Mapping[str, float] | None = None
 
     def to_json(self) -> str:
         """The decision as compact JSON (enums as values, non-finite floats as null): the journal row.
@@ -513,6 +556,9 @@ class RiskDecision(Mapping[str, Any]):
             "alerts": list(self.alerts),
             "degraded": self.degraded,
             "latency_ms": self.latency_ms,
+            "equity": self.equity,
+            "drawdown": self.drawdown,
+            "drift": None if self.drift is None else dict(self.drift),
         }
         # orjson: ~10x faster than json for the thousands of floats of a 500-asset book
         return orjson.dumps(data).decode()

@@ -59,6 +59,7 @@ from advanced_risk.risk.tracker import RiskTracker
 from advanced_risk.types import (
     AgentAdvice,
     CorrelationState,
+    DriftStatus,
     HedgeInstruction,
     MarketState,
     Portfolio,
@@ -366,6 +367,8 @@ class DecisionEngine:
         bar = observed.bar
         shock = self.tracker.correlation_shock if self.tracker is not None else False
         alerts = [late_refit] if late_refit else []
+        drift = _drift_scores(allocation, advice)
+        allocation, advice = _drift_gate(allocation, advice, alerts)
         state = self._trading_state(observed, shock, alerts)
         target, reference = self._target_book(bar, state, allocation, advice, alerts)
         uncertainty = None if allocation is None else allocation.uncertainty
@@ -396,6 +399,9 @@ class DecisionEngine:
             uncertainty=uncertainty,
             risk_agents=advice,
             alerts=tuple(alerts),
+            equity=bar.portfolio.equity,
+            drawdown=observed.drawdown,
+            drift=drift,
         )
         self.last = decision
         return decision
@@ -596,6 +602,8 @@ class DecisionEngine:
             uncertainty=None,
             alerts=(reason,),
             degraded=True,
+            equity=observed.bar.portfolio.equity if observed is not None else None,
+            drawdown=observed.drawdown if observed is not None else math.nan,
         )
 
     # -- components -----------------------------------------------------------------------------------
@@ -818,6 +826,38 @@ def _check_derived_returns(bar: Bar, derived: FloatArray | None) -> None:
 
 def _gaussian_cvar(sigma: float, z: float, alpha: float) -> float:
     return sigma * NormalDist().pdf(z) / (1.0 - alpha)
+
+
+def _drift_scores(allocation: Allocation | None, advice: AgentAdvice | None) -> dict[str, float] | None:
+    """Model -> input drift score of the components that track it (None when none does)."""
+    scores = {}
+    if allocation is not None and allocation.drift is not None:
+        scores["policy"] = allocation.drift.score
+    if advice is not None and advice.drift is not None:
+        scores["risk_agents"] = advice.drift.score
+    return scores or None
+
+
+def _drift_gate(
+    allocation: Allocation | None, advice: AgentAdvice | None, alerts: list[str]
+) -> tuple[Allocation | None, AgentAdvice | None]:
+    """The allocation and advice to use: a drifted model's is dropped (the rules decide instead),
+    with an alert naming its score and the features that moved most."""
+    if allocation is not None and allocation.drift is not None and allocation.drift.drifted:
+        alerts.append(_drift_alert("policy", allocation.drift))
+        allocation = None
+    if advice is not None and advice.drift is not None and advice.drift.drifted:
+        alerts.append(_drift_alert("risk agents", advice.drift))
+        advice = None
+    return allocation, advice
+
+
+def _drift_alert(model: str, drift: DriftStatus) -> str:
+    features = ", ".join(drift.features[:5]) or "n/a"
+    return (
+        f"input drift: {model} score {drift.score:.3g} > {drift.threshold:g} "
+        f"(features: {features}); replaced by the rules"
+    )
 
 
 def _advice_alerts(advice: AgentAdvice) -> list[str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from advanced_risk.measures.validation import FloatArray
-from advanced_risk.types import AgentAdvice
+from advanced_risk.types import AgentAdvice, DriftStatus
 
 __all__ = ["Advisor", "Allocation", "Allocator"]
 
@@ -28,10 +28,13 @@ class Allocation:
     ----------
     weights : ``(asset_count + 1,)`` long-only weights in [0, 1], assets then cash, summing to 1.
     uncertainty : the policy's MC-dropout uncertainty (finite, >= 0), or None when it has none.
+    drift : the policy's input drift (None when it does not track it). When ``drifted``, the engine
+        replaces the allocation by the rules for this bar.
     """
 
     weights: FloatArray
     uncertainty: float | None
+    drift: DriftStatus | None = None
 
 
 class Allocator(Protocol):
