@@ -64,6 +64,8 @@ from advanced_risk.histogram import LatencyHistogram
 from advanced_risk.logs import get_logger
 from advanced_risk.measures.validation import FloatArray, check_range
 from advanced_risk.measures.var_method import VaRMethod
+from advanced_risk.monitoring.alerts import AlertEvent
+from advanced_risk.monitoring.hooks import AlertDispatcher, AlertHook, AlertPager
 from advanced_risk.risk.garch import GarchParams
 from advanced_risk.risk.garch_worker import shared_worker
 from advanced_risk.risk.rules import check_reason
@@ -102,6 +104,11 @@ class AdvancedRiskManager:
         ``train_ppo_agent.py --agents risk``) or :class:`~advanced_risk.rl.agents.policy.RiskAgents`:
         learned sizer, stop and monitor agents gated by their MC-dropout uncertainty
         (:mod:`advanced_risk.rl.agents.advisor`).
+    on_alert : None, or a function or coroutine function called with an
+        :class:`~advanced_risk.monitoring.alerts.AlertEvent` for trading-state changes, the kill
+        switch, resumes, the start and end of a degraded run and of a model's input drift
+        (:mod:`advanced_risk.monitoring.hooks`). It runs off the deciding thread (a coroutine on the
+        bot's loop); one that is slow, hangs or raises never delays or changes a decision.
 
     Raises
     ------
@@ -112,10 +119,20 @@ class AdvancedRiskManager:
     """
 
     def __init__(
-        self, config: RiskConfig | None = None, policy: PolicyInput = None, risk_agents: Any = None
+        self,
+        config: RiskConfig | None = None,
+        policy: PolicyInput = None,
+        risk_agents: Any = None,
+        *,
+        on_alert: AlertHook | None = None,
     ) -> None:
         if config is not None and not isinstance(config, RiskConfig):
             raise InvalidInputError(f"config must be a RiskConfig, got {type(config).__name__}")
+        if on_alert is not None and not callable(on_alert):
+            raise InvalidInputError(f"on_alert must be callable, got {type(on_alert).__name__}")
+        self._on_alert = on_alert
+        self._pager = AlertPager()
+        self._dispatcher: AlertDispatcher | None = None
         self.config = cfg = config or RiskConfig()
         self._allocator: Allocator | None = load_allocator(policy, cfg.mc_samples)
         self._advisor: Advisor | None = _load_advisor(risk_agents, cfg)
@@ -190,6 +207,8 @@ class AdvancedRiskManager:
             except Exception as exc:  # refits then come late (degraded, and said so), never wrong
                 log.warning("garch_worker_start_failed", error=repr(exc))
         self._journal = JournalWriter(store)
+        if self._on_alert is not None and self._dispatcher is None:
+            self._dispatcher = AlertDispatcher(self._on_alert)
         self._engine = DecisionEngine(
             self.config,
             restored=restored,
@@ -215,6 +234,9 @@ class AdvancedRiskManager:
             self._journal.close()
             self._journal = None
         self._engine = None
+        if self._dispatcher is not None:
+            self._dispatcher.close()
+            self._dispatcher = None
         self._components.shutdown()
         self._background_pool.shutdown(wait=False, cancel_futures=True)
         self._pools_closed = True
@@ -522,7 +544,15 @@ class AdvancedRiskManager:
         self._degraded += decision.degraded
         self._late += now > deadline
         self._latencies.record_ms((now - start) * 1000.0)
+        if self._dispatcher is not None:
+            for event in self._pager.events(decision):
+                self._dispatcher.emit(event)
         return decision
+
+    def _page(self, message: str) -> None:
+        """Raise an operator control's event to the ``on_alert`` hook (if any)."""
+        if self._dispatcher is not None:
+            self._dispatcher.emit(AlertEvent.now(message, self.trading_state))
 
     # -- operator controls -------------------------------------------------------------------------
     async def resume(self, reason: str) -> StateChange:
@@ -546,7 +576,9 @@ class AdvancedRiskManager:
                 return StateChange(changed=machine.resume(why), durable=False)
             done = journal.set_safety_state(TradingState.ACTIVE, f"resumed: {why}", False)
             if await self._durable_within(done, start):
-                return StateChange(changed=machine.resume(why), durable=True)
+                changed = machine.resume(why)
+                self._page(f"trading state halted -> active: resumed: {why}")
+                return StateChange(changed=changed, durable=True)
             self._pending_resume = (done, why)
             return StateChange(changed=False, durable=False, pending=True)
 
@@ -559,7 +591,10 @@ class AdvancedRiskManager:
             start = time.perf_counter()
             engine = self._require_engine()
             self._pending_resume = None  # a halt cancels a resume still waiting for the store
+            before = engine.machine.state
             changed = engine.machine.engage_kill_switch(reason)
+            if changed:
+                self._page(f"trading state {before.value} -> halted: {engine.machine.reason}")
             journal = self._journal
             if journal is None:
                 return StateChange(changed=changed, durable=False)
@@ -581,8 +616,8 @@ class AdvancedRiskManager:
         if pending is None or not pending[0].done():
             return
         self._pending_resume = None
-        if pending[0].exception() is None:
-            engine.machine.resume(pending[1])
+        if pending[0].exception() is None and engine.machine.resume(pending[1]):
+            self._page(f"trading state halted -> active: resumed: {pending[1]}")
 
     async def reset_peak(self, value: float, reason: str) -> None:
         """Set the peak equity drawdowns are measured from (after a deposit, a withdrawal or a bad

@@ -40,7 +40,7 @@ import numpy as np
 from advanced_risk.engine.core import DecisionEngine, Observed, component_fault
 from advanced_risk.engine.protocols import Advisor, Allocation, Allocator
 from advanced_risk.measures.validation import FloatArray
-from advanced_risk.types import AgentAdvice
+from advanced_risk.types import AgentAdvice, DriftStatus
 
 __all__ = [
     "INLINE_BUDGET_FRACTION",
@@ -245,7 +245,8 @@ def checked_allocation(allocation: Any, n_assets: int) -> Allocation:
 
     Valid: an :class:`Allocation` whose weights are ``n_assets + 1`` finite numbers in [0, 1]
     (assets, then cash) summing to 1 (within 1e-6), and whose uncertainty is None or finite >= 0.
-    The weights returned are clipped to [0, 1] (removing rounding below 1e-9).
+    The weights returned are clipped to [0, 1] (removing rounding below 1e-9); the drift status, if
+    any, must be a :class:`~advanced_risk.types.DriftStatus`.
     """
     if not isinstance(allocation, Allocation):
         raise ValueError(f"allocate returned {type(allocation).__name__}, not an Allocation")
@@ -261,7 +262,10 @@ def checked_allocation(allocation: Any, n_assets: int) -> Allocation:
         isinstance(u, int | float | np.floating) and not isinstance(u, bool) and math.isfinite(u) and u >= 0.0
     ):
         raise ValueError(f"allocation uncertainty must be None or finite >= 0, got {u!r}")
-    return Allocation(np.clip(weights, 0.0, 1.0), None if u is None else float(u))
+    drift = allocation.drift
+    if drift is not None and not isinstance(drift, DriftStatus):
+        raise ValueError(f"allocation drift must be None or a DriftStatus, got {type(drift).__name__}")
+    return Allocation(np.clip(weights, 0.0, 1.0), None if u is None else float(u), drift)
 
 
 def _requests(
