@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import array
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -52,7 +53,7 @@ class LatencyHistogram:
     [0.2, 5.0]
     """
 
-    __slots__ = ("_counts", "_view", "max_ms")
+    __slots__ = ("_counts", "_view", "max_ms", "sum_ms")
 
     def __init__(self) -> None:
         # counted through array.array (an item increment costs ~0.1 us, a NumPy one ~0.2 us), read
@@ -61,6 +62,8 @@ class LatencyHistogram:
         self._view = np.frombuffer(self._counts, dtype=np.int64)
         self.max_ms = -math.inf
         """Largest value recorded, exactly (-inf before the first)."""
+        self.sum_ms = 0.0
+        """Sum of the values recorded, in ms (NaN and values <= 0 add nothing): Prometheus' ``_sum``."""
 
     @property
     def count(self) -> int:
@@ -76,6 +79,8 @@ class LatencyHistogram:
         elif i >= _BUCKETS:
             i = _BUCKETS - 1
         self._counts[i] += 1
+        if ms > 0.0:
+            self.sum_ms += ms
         if ms > self.max_ms:
             self.max_ms = ms
 
@@ -100,3 +105,46 @@ class LatencyHistogram:
             low = math.ldexp(0.5, octave + _E_MIN) + sub * width
             out.append(min((low + width / 2.0) / 1000.0, self.max_ms))
         return out
+
+    def cumulative_counts(self, bounds_s: Sequence[float]) -> list[int]:
+        """For each upper bound (seconds), the values recorded below it: a Prometheus ``le`` bucket.
+
+        The count at bound ``b`` is that of the buckets wholly below the bucket ``b`` falls in: the
+        number of values ``< b``, exact except for values in ``b``'s own bucket (within 1/1,024 of
+        ``b``, below it), which count as above it. A bound that is a bucket edge (every whole number
+        of microseconds below 2,048 us, e.g. 100 us, 1 ms; also 2.5 ms, 5 ms, 10 ms) is exact. NaN
+        and values <= 0 count below every bound. ``math.inf`` gives the count of every value (the
+        ``+Inf`` bucket). One ``np.cumsum`` over the counters per call (~30 us), whatever the bounds.
+
+        Parameters
+        ----------
+        bounds_s : upper bounds in seconds, each > 0 (``math.inf`` allowed), in any order.
+
+        Raises
+        ------
+        ValueError
+            A bound that is NaN or <= 0.
+
+        Examples
+        --------
+        >>> h = LatencyHistogram()
+        >>> for ms in (0.05, 0.2, 0.7, 3.0):
+        ...     h.record_ms(ms)
+        >>> h.cumulative_counts((1e-4, 1e-3, math.inf)), round(h.sum_ms, 6)
+        ([1, 3, 4], 3.95)
+        """
+        cumulative = np.cumsum(self._view)
+        out = []
+        for bound in bounds_s:
+            if not bound > 0.0:
+                raise ValueError(f"bucket bound must be > 0 seconds, got {bound}")
+            i = _BUCKETS if bound == math.inf else _bucket_of_us(bound * 1e6)
+            out.append(int(cumulative[i - 1]) if i > 0 else 0)
+        return out
+
+
+def _bucket_of_us(us: float) -> int:
+    """The counter a positive value of ``us`` microseconds counts in (:meth:`~LatencyHistogram.record_ms`
+    inlines the same arithmetic, to save a call on the hot path)."""
+    m, e = math.frexp(us)
+    return min(max((e - _E_MIN) * _SUB + int((m - 0.5) * (2 * _SUB)), 0), _BUCKETS - 1)

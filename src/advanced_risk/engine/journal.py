@@ -137,6 +137,7 @@ class JournalWriter:
         self._gave_up = False  # a commit of the current drain failed: no further attempts in it
         self._last_error: str | None = None
         self._committed = 0
+        self._last_commit_ts: float | None = None
         self._dropped = 0
         self._thread = threading.Thread(target=self._run, name="advanced-risk-journal", daemon=True)
         self._thread.start()
@@ -156,6 +157,12 @@ class JournalWriter:
     def committed(self) -> int:
         """Rows made durable by this writer."""
         return self._committed
+
+    @property
+    def last_commit_ts(self) -> float | None:
+        """Unix time (``time.time()``) of the last commit that made decision rows durable; None
+        before the first. Its age tells a monitor that the journal has stopped landing rows."""
+        return self._last_commit_ts
 
     @property
     def pending(self) -> int:
@@ -440,6 +447,8 @@ class JournalWriter:
             self._fail(rows, max(peaks, default=None), exc)
             return
         self._committed += len(rows)
+        if rows:
+            self._last_commit_ts = time.time()
         self._retry = []
         self._forget(rows)  # only now: until the commit, read_decision answers from memory
         try:  # the rows are durable now; a failed peak update is retried on its own
