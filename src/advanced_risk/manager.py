@@ -48,7 +48,7 @@ from dataclasses import replace
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from asyncio_throttle.throttler import Throttler
 from numpy.typing import ArrayLike
@@ -60,17 +60,20 @@ from advanced_risk.engine.journal import JournalWriter
 from advanced_risk.engine.protocols import Advisor, Allocator
 from advanced_risk.engine.state import StateStore
 from advanced_risk.errors import InvalidInputError, StateStoreError
-from advanced_risk.histogram import LatencyHistogram
 from advanced_risk.logs import get_logger
 from advanced_risk.measures.validation import FloatArray, check_range
 from advanced_risk.measures.var_method import VaRMethod
 from advanced_risk.monitoring.alerts import AlertEvent
 from advanced_risk.monitoring.hooks import AlertDispatcher, AlertHook, AlertPager
+from advanced_risk.monitoring.telemetry import JournalCounters, Telemetry, TelemetrySnapshot
 from advanced_risk.risk.garch import GarchParams
 from advanced_risk.risk.garch_worker import shared_worker
 from advanced_risk.risk.rules import check_reason
 from advanced_risk.rl.portfolio.allocator import PolicyAllocator, load_allocator
 from advanced_risk.types import MarketState, Portfolio, RiskDecision, StateChange, TradingState
+
+if TYPE_CHECKING:
+    from advanced_risk.monitoring.prometheus import MetricsServer, RiskMetricsCollector
 
 __all__ = ["AdvancedRiskManager"]
 
@@ -164,8 +167,8 @@ class AdvancedRiskManager:
         self._throttler = None if rate is None else Throttler(rate_limit=max(int(rate), 1), period=1.0)
         self._ids = itertools.count(1)
         self._run = uuid.uuid4().hex[:12]
-        self._latencies = LatencyHistogram()  # every call's latency: fixed memory, O(1) per call
-        self._calls = self._degraded = self._late = 0
+        # counts, latency histogram and the last decision's gauges: O(1) per call, fixed memory
+        self._telemetry = Telemetry()
         self._inline_paused_until = 0.0  # perf_counter time: commits go to the journal thread until then
         self._inline_strikes = 0  # inline commits in a row that overran the deadline
         self._decided_this_tick = False  # a decision started in this event-loop iteration
@@ -540,10 +543,7 @@ class AdvancedRiskManager:
         encoded (the time to decide up to the journal hand-off).
         """
         now = time.perf_counter()
-        self._calls += 1
-        self._degraded += decision.degraded
-        self._late += now > deadline
-        self._latencies.record_ms((now - start) * 1000.0)
+        self._telemetry.record(decision, now - start, now > deadline)
         if self._dispatcher is not None:
             for event in self._pager.events(decision):
                 self._dispatcher.emit(event)
@@ -745,21 +745,58 @@ class AdvancedRiskManager:
 
             The ``journal_*`` counts are of the current opening (0 after ``close``).
         """
-        p50, p99 = self._latencies.percentiles_ms((50.0, 99.0))
+        t = self._telemetry
+        p50, p99 = t.latencies.percentiles_ms((50.0, 99.0))
         journal = self._journal
         return {
-            "calls": self._calls,
-            "degraded": self._degraded,
-            "deadline_violations": self._late,
+            "calls": t.decisions,
+            "degraded": t.degraded,
+            "deadline_violations": t.deadline_misses,
             "latency_p50_ms": p50,
             "latency_p99_ms": p99,
-            "latency_max_ms": self._latencies.max_ms if self._calls else float("nan"),
+            "latency_max_ms": t.latencies.max_ms if t.decisions else float("nan"),
             "journal_healthy": journal.healthy if journal is not None else False,
             "journal_committed": journal.committed if journal is not None else 0,
             "journal_pending": journal.pending if journal is not None else 0,
             "journal_evicted": journal.evicted if journal is not None else 0,
             "journal_dropped": journal.dropped if journal is not None else 0,
         }
+
+    def telemetry_snapshot(self) -> TelemetrySnapshot:
+        """Everything :meth:`metrics` and the Prometheus metrics report, frozen, now.
+
+        Counts since the manager was created; the gauges are the last decision's, the trading state
+        and kill switch the live ones (an operator control may have moved them since). Cheap enough
+        for a scrape (~0.2 ms), not meant for every bar.
+        """
+        journal, engine = self._journal, self._engine
+        return self._telemetry.snapshot(
+            journal=None if journal is None else JournalCounters.read(journal),
+            kill_switch=engine is not None and engine.machine.kill_switch,
+            trading_state=None if engine is None else engine.machine.state,
+        )
+
+    def metrics_collector(self, namespace: str = "advanced_risk") -> RiskMetricsCollector:
+        """A Prometheus collector of this manager's metrics, to register on the bot's own registry
+        (``registry.register(risk.metrics_collector())``); read at scrape time only.
+
+        Needs the ``[metrics]`` extra (``prometheus-client``); docs/operations.md lists the metrics.
+        """
+        from advanced_risk.monitoring.prometheus import RiskMetricsCollector
+
+        return RiskMetricsCollector(self.telemetry_snapshot, namespace)
+
+    def serve_metrics(self, port: int, addr: str = "127.0.0.1") -> MetricsServer:
+        """Serve this manager's Prometheus metrics over HTTP at ``http://addr:port/metrics``.
+
+        A background thread of ``prometheus_client`` answers scrapes (nothing runs per decision).
+        ``port=0`` picks a free port (``server.port``); ``server.close()`` stops it. The default
+        address is the local host only: expose it wider on purpose (``addr="0.0.0.0"``).
+        Needs the ``[metrics]`` extra.
+        """
+        from advanced_risk.monitoring.prometheus import serve_metrics
+
+        return serve_metrics(self.telemetry_snapshot, port, addr)
 
 
 def _load_advisor(risk_agents: Any, config: RiskConfig) -> Advisor | None:
