@@ -27,6 +27,7 @@ test: lint
 
 test-all: lint
 	$(BIN)/python -m pip install --quiet -e ".[dev,distributed]"  # Ray, for the slow Ray tests
+	command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y chromium)  # the report's screenshot test
 	$(BIN)/python -m pytest -q -m ""
 
 demo: venv

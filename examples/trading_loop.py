@@ -17,8 +17,15 @@ like a bot would:
   This bot trades weights, so of their advice only the monitor's exposure cut and hedge reach its
   book; the sizer's and stop agent's advice shows in ``position_sizes`` / ``stop_levels``.
 
+The managers keep their state in memory (so no disk write can delay a decision and change the
+figures); at the end of the first replay (PPO + risk) the bot copies its manager's journal, row by
+row as ``read_decision`` returns it, into ``demo_output/journal.db`` (a fresh file each run), and the
+demo ends by writing the HTML risk report of that journal (``demo_output/risk_report.html``,
+:func:`advanced_risk.monitoring.report.write_journal_report`; ``python -m advanced_risk journal
+demo_output/journal.db`` lists its rows).
+
 Run:  python examples/trading_loop.py [--start 2013-01-01] [--model models/ppo_sp500_2012.armodel]
-      [--risk-agents models/risk_agents_sp500.armodel | none]
+      [--risk-agents models/risk_agents_sp500.armodel | none] [--out demo_output]
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ import numpy as np
 
 from advanced_risk import AdvancedRiskManager, MarketState, Portfolio, RiskConfig, measures
 from advanced_risk.data import load_sp500_stocks
+from advanced_risk.engine.state import StateStore
+from advanced_risk.monitoring.report import write_journal_report
 from advanced_risk.rl import history_length
 from advanced_risk.rl.portfolio.manager import RLPortfolioManager
 
@@ -43,6 +52,7 @@ COST = 0.001  # 10 bp of traded value
 WARMUP_BARS = 300  # bars fed before the start date so the tracker and the policy have history
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "ppo_sp500_2012.armodel"
 DEFAULT_AGENTS = Path(__file__).resolve().parent.parent / "models" / "risk_agents_sp500.armodel"
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "demo_output"
 
 
 def summary_row(name: str, returns: np.ndarray, turnover: float) -> str:
@@ -134,9 +144,19 @@ class Replay:
 
 
 async def replay(
-    config: RiskConfig, model: Path, agents: Path | None, tickers: list[str], rets: np.ndarray, px: np.ndarray
+    config: RiskConfig,
+    model: Path,
+    agents: Path | None,
+    tickers: list[str],
+    rets: np.ndarray,
+    px: np.ndarray,
+    journal: Path | None = None,
 ) -> Replay:
-    """The bot's loop: each bar drifts the book, asks ``manage_risk`` and trades to its decision."""
+    """The bot's loop: each bar drifts the book, asks ``manage_risk`` and trades to its decision.
+
+    With ``journal``, the manager's journal of the run is copied there at the end (:func:`save_journal`).
+    """
+    decided: list[tuple[str, float]] = []
     n = len(tickers)
     out = Replay()
     equity = 1.0
@@ -166,6 +186,7 @@ async def replay(
                 equity=equity,  # the manager measures the drawdown (RiskConfig.drawdown_window)
             )
             decision = await risk.manage_risk(market, book)
+            decided.append((decision.decision_id, time.time()))
             # 3. apply it: weights x leverage, hedge shortens the exposure, pay costs
             target = np.array([decision.rebalance_weights[a] for a in tickers])
             unhedged = 1.0 - (decision.hedge.ratio if decision.hedge.active else 0.0)
@@ -184,11 +205,24 @@ async def replay(
             last_var = decision.var * unhedged  # VaR scales with the book; the hedge shrinks it
             prev_state = decision.trading_state.value
         out.metrics = risk.metrics()
-    out.elapsed = time.perf_counter() - started
+        out.elapsed = time.perf_counter() - started  # the replay's time, not the copy's below
+        if journal is not None:
+            await risk.flush()
+            save_journal(risk, decided, journal)
     return out
 
 
-async def run(start: str, model: Path, agents: Path | None) -> None:
+def save_journal(risk: AdvancedRiskManager, decisions: list[tuple[str, float]], path: Path) -> None:
+    """Copy the manager's journal rows of ``decisions`` (id, Unix time) into a fresh file ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):  # a fresh file: no earlier run's rows
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    rows = [(i, risk.read_decision(i)) for i, _ in decisions]
+    with StateStore(path) as store:
+        store.append_decisions([(i, row) for i, row in rows if row is not None], [t for _, t in decisions])
+
+
+async def run(start: str, model: Path, agents: Path | None, out: Path = DEFAULT_OUT) -> None:
     prices = load_sp500_stocks()
     tickers = list(prices.columns)
     first = int(prices.index.searchsorted(np.datetime64(start)))
@@ -210,7 +244,8 @@ async def run(start: str, model: Path, agents: Path | None) -> None:
         ew_returns.append(float(r.mean()) - COST * ew_turnovers[-1])
         gross = policy_alone.step(rets[: t + 1], r)
         vol_targeted.step(r, gross, policy_alone.weights)
-    managed = await replay(config, model, None, tickers, rets, px)
+    journal = out / "journal.db"
+    managed = await replay(config, model, None, tickers, rets, px, journal)
     with_agents = None if agents is None else await replay(config, model, agents, tickers, rets, px)
 
     span = f"{dates[WARMUP_BARS].date()} to {dates[-1].date()}"
@@ -250,6 +285,8 @@ async def run(start: str, model: Path, agents: Path | None) -> None:
             f"  latency: p50 {m['latency_p50_ms'] * 1000:.0f} us, p99 {m['latency_p99_ms'] * 1000:.0f} us, "
             f"max {m['latency_max_ms']:.2f} ms ({m['calls']} calls, {result.elapsed:.1f} s wall)"
         )
+    page = write_journal_report(journal, out, alpha=config.alpha)
+    print(f"\nrisk report of the manage_risk run's journal ({journal}): {page}")
 
 
 def main() -> None:
@@ -264,10 +301,16 @@ def main() -> None:
         default=DEFAULT_AGENTS,
         help=f"risk agents file, also replayed with them (default {DEFAULT_AGENTS}); 'none' to skip",
     )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"folder of the journal and its report (default {DEFAULT_OUT})",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the summary reports states, hedges and faults
     agents = None if str(args.risk_agents).lower() == "none" else args.risk_agents
-    asyncio.run(run(args.start, args.model, agents))
+    asyncio.run(run(args.start, args.model, agents, args.out))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,12 @@
 """``python -m advanced_risk``: the command-line entry points of the package.
 
 - ``python -m advanced_risk report``: VaR backtests of the S&P 500 index and a risk snapshot of
-  20 S&P 500 stocks (the foundation's report).
+  20 S&P 500 stocks (the foundation's report). With ``--journal PATH [--out DIR] [--alpha A]``:
+  the HTML risk report of a decision journal instead, ``DIR/risk_report.html``
+  (docs/journal_and_report.md).
+- ``python -m advanced_risk journal PATH [--last N] [--since T] [--until T] [--state S]
+  [--degraded] [--json] [--csv FILE] [--parquet FILE]``: the journal's rows, one a line, or
+  exported (docs/journal_and_report.md).
 - ``python -m advanced_risk evaluate-rules [--period train|test|all] [--books KEY,...]
   [--synthetic N] [--out DIR] [--quick]``: the risk layer against the unmanaged book and a
   textbook vol target on the bundled books and synthetic paths (docs/rules_evaluation.md); writes
@@ -11,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from typing import TYPE_CHECKING, NoReturn
@@ -88,19 +94,122 @@ def _add_evaluate_rules(sub: argparse._SubParsersAction[_OneLineParser]) -> None
     )
 
 
+def _add_report(sub: argparse._SubParsersAction[_OneLineParser]) -> None:
+    cmd = sub.add_parser(
+        "report",
+        help="VaR backtest table (S&P 500 index) and a 20-stock risk snapshot; with --journal, the "
+        "HTML report of a decision journal",
+    )
+    cmd.add_argument("--journal", metavar="PATH", help="a state file (RiskConfig.state_path) to report on")
+    cmd.add_argument("--out", metavar="DIR", help="folder of risk_report.html (with --journal; default .)")
+    cmd.add_argument(
+        "--alpha", type=float, default=None, help="the VaR confidence the journal recorded (default 0.99)"
+    )
+
+
+def _add_journal(sub: argparse._SubParsersAction[_OneLineParser]) -> None:
+    from advanced_risk.types import TradingState
+
+    cmd = sub.add_parser("journal", help="the rows of a decision journal, one a line, or exported")
+    cmd.add_argument("path", metavar="PATH", help="a state file (RiskConfig.state_path)")
+    cmd.add_argument(
+        "--last", type=int, default=None, metavar="N", help="the newest N rows that pass (default 20 printed)"
+    )
+    cmd.add_argument("--since", metavar="TIME", help="rows at or after TIME (ISO 8601 or Unix seconds; UTC)")
+    cmd.add_argument("--until", metavar="TIME", help="rows at or before TIME (ISO 8601 or Unix seconds)")
+    cmd.add_argument("--state", choices=[s.value for s in TradingState], help="rows in this trading state")
+    cmd.add_argument("--degraded", action="store_true", help="degraded decisions only")
+    cmd.add_argument("--json", action="store_true", help="JSON lines (the payload with id and ts)")
+    cmd.add_argument("--csv", metavar="FILE", help="write the rows that pass to FILE as CSV")
+    cmd.add_argument("--parquet", metavar="FILE", help="write them as Parquet (extra [report])")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m advanced_risk", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
-    sub.add_parser("report", help="VaR backtest table (S&P 500 index) and a 20-stock risk snapshot")
+    _add_report(sub)
     _add_evaluate_rules(sub)
+    _add_journal(sub)
     args = parser.parse_args(argv)
     if args.command == "report":
+        if args.journal is not None:
+            return _journal_report(args)
+        if args.out is not None or args.alpha is not None:
+            print("python -m advanced_risk report: error: --out and --alpha need --journal", file=sys.stderr)
+            return 2
         from advanced_risk.reports import risk_report
 
         risk_report()
     elif args.command == "evaluate-rules":
         return _evaluate_rules(args)
+    elif args.command == "journal":
+        return _journal(args)
+    return 0
+
+
+def _journal_report(args: argparse.Namespace) -> int:
+    """``report --journal``: write the HTML page, print its path; 2 on a bad file or option."""
+    from advanced_risk.errors import InvalidInputError, StateStoreError
+
+    try:
+        from advanced_risk.monitoring.report import write_journal_report
+
+        alpha = 0.99 if args.alpha is None else args.alpha
+        page = write_journal_report(args.journal, args.out or ".", alpha=alpha)
+    except ImportError as exc:
+        print(
+            f"python -m advanced_risk report: error: {exc.name or exc} is missing; "
+            "pip install 'advanced_risk[report]'",
+            file=sys.stderr,
+        )
+        return 2
+    except (InvalidInputError, StateStoreError, OSError) as exc:
+        print(f"python -m advanced_risk report: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    print(page)
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _journal(args: argparse.Namespace) -> int:
+    """``journal``: print or export the rows that pass the filters; 2 on a bad file or option."""
+    from advanced_risk.errors import InvalidInputError, StateStoreError
+    from advanced_risk.monitoring import journal as jr
+
+    prog = "python -m advanced_risk journal"
+    try:
+        if args.last is not None and args.last < 0:
+            raise InvalidInputError(f"--last must be >= 0, got {args.last}")
+        if args.parquet is not None and importlib.util.find_spec("pyarrow") is None:
+            raise InvalidInputError("--parquet needs pyarrow: pip install 'advanced_risk[report]'")
+        filtered = any(v is not None for v in (args.since, args.until, args.state)) or args.degraded
+        exporting = args.csv is not None or args.parquet is not None
+        last = args.last if args.last is not None or exporting else 20
+        frame = jr.read_journal(args.path, last=None if filtered else last)
+        frame = jr.filter_journal(
+            frame, since=args.since, until=args.until, state=args.state, degraded=args.degraded or None
+        )
+        frame = frame if last is None else frame.iloc[len(frame) - min(last, len(frame)) :]
+        written = [
+            jr.export_journal(frame, file, fmt)  # type: ignore[arg-type]
+            for fmt, file in (("csv", args.csv), ("parquet", args.parquet))
+            if file is not None
+        ]
+    except (InvalidInputError, StateStoreError, OSError) as exc:
+        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    for file in written:
+        print(f"wrote {len(frame)} rows to {file}")
+    if not written:
+        try:
+            for _, row in frame.iterrows():
+                print(jr.json_line(row) if args.json else jr.format_row(row))
+        except BrokenPipeError:  # e.g. piped into head: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

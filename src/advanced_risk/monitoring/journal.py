@@ -1,0 +1,310 @@
+"""Reading a decision journal: a flat pandas frame, filters, one line of text per row, exports.
+
+The journal is the ``journal`` table of a :class:`~advanced_risk.engine.state.StateStore` file, one
+row per decision (``RiskDecision.to_json``). It is opened read-only (WAL readers never block the
+running manager's writer), so these tools may read the file of a live bot.
+
+Columns of :func:`journal_frame` (one row per decision, in journal order, i.e. by row id):
+
+``id``, ``decision_id``, ``ts`` (UTC datetime of the journal write), ``trading_state``,
+``risk_level``, ``leverage``, ``hedge_active``, ``hedge_ratio``, ``var``, ``cvar``, ``equity``,
+``drawdown``, ``degraded``, ``latency_ms``, ``alerts`` (list of str), ``correlation_average``,
+``correlation_shock``, ``uncertainty`` and ``payload`` (the row's JSON object, as a dict).
+
+NaN policy: a value the row holds as null (VaR before enough history, the correlation of one asset,
+no uncertainty without a policy) and a field an older journal lacks (``equity``, ``drawdown``) are
+NaN in the frame; nothing is dropped or filled.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from advanced_risk.engine.state import JournalEntry, StateStore
+from advanced_risk.errors import InvalidInputError
+from advanced_risk.logs import get_logger
+from advanced_risk.types import TradingState
+
+__all__ = [
+    "COLUMNS",
+    "export_journal",
+    "filter_journal",
+    "flat_records",
+    "format_row",
+    "journal_frame",
+    "json_line",
+    "parse_time",
+    "read_journal",
+]
+
+log = get_logger(__name__)
+
+COLUMNS: tuple[str, ...] = (
+    "id",
+    "decision_id",
+    "ts",
+    "trading_state",
+    "risk_level",
+    "leverage",
+    "hedge_active",
+    "hedge_ratio",
+    "var",
+    "cvar",
+    "equity",
+    "drawdown",
+    "degraded",
+    "latency_ms",
+    "alerts",
+    "correlation_average",
+    "correlation_shock",
+    "uncertainty",
+    "payload",
+)
+"""The columns of :func:`journal_frame`, in order."""
+
+
+def _number(value: Any) -> float:
+    """A JSON number as float; null, a missing field or anything else non-numeric as NaN."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return math.nan
+    return float(value)
+
+
+def _mapping(payload: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """The nested object ``payload[key]``; empty when it is missing or not an object."""
+    value = payload.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _flat(entry: JournalEntry) -> dict[str, Any]:
+    """One journal entry as the flat record of :data:`COLUMNS`."""
+    p = entry.payload
+    hedge, corr = _mapping(p, "hedge"), _mapping(p, "correlation")
+    alerts = p.get("alerts")
+    return {
+        "id": entry.id,
+        "decision_id": entry.decision_id,
+        "ts": entry.ts,
+        "trading_state": str(p.get("trading_state", "")),
+        "risk_level": str(p.get("risk_level", "")),
+        "leverage": _number(p.get("leverage")),
+        "hedge_active": bool(hedge.get("active", False)),
+        "hedge_ratio": _number(hedge.get("ratio")),
+        "var": _number(p.get("var")),
+        "cvar": _number(p.get("cvar")),
+        "equity": _number(p.get("equity")),
+        "drawdown": _number(p.get("drawdown")),
+        "degraded": bool(p.get("degraded", False)),
+        "latency_ms": _number(p.get("latency_ms")),
+        "alerts": [str(a) for a in alerts] if isinstance(alerts, list) else [],
+        "correlation_average": _number(corr.get("average")),
+        "correlation_shock": bool(corr.get("shock", False)),
+        "uncertainty": _number(p.get("uncertainty")),
+        "payload": p,
+    }
+
+
+def journal_frame(entries: Sequence[JournalEntry]) -> pd.DataFrame:
+    """The entries as a flat frame with the columns :data:`COLUMNS` (see the module docstring).
+
+    ``ts`` becomes a UTC datetime (``datetime64[ns, UTC]``) from the stored Unix seconds; numeric
+    fields that are null or missing in a row are NaN. The frame's index is 0..n-1 in the order of
+    ``entries``.
+
+    Examples
+    --------
+    >>> e = JournalEntry(1, "d-1", 0.0, {"trading_state": "active", "leverage": 0.5, "var": None})
+    >>> row = journal_frame([e]).iloc[0]
+    >>> row["ts"].isoformat(), float(row["leverage"]), bool(pd.isna(row["var"])), bool(pd.isna(row["equity"]))
+    ('1970-01-01T00:00:00+00:00', 0.5, True, True)
+    """
+    frame = pd.DataFrame([_flat(e) for e in entries], columns=list(COLUMNS))
+    frame["ts"] = pd.to_datetime(frame["ts"].astype("float64"), unit="s", utc=True)
+    for name in ("hedge_active", "degraded", "correlation_shock"):
+        frame[name] = frame[name].astype(bool)
+    frame["id"] = frame["id"].astype("int64")
+    return frame
+
+
+def read_journal(path: str | Path, *, last: int | None = None) -> pd.DataFrame:
+    """The journal of the state file ``path``, opened read-only, as :func:`journal_frame`.
+
+    Parameters
+    ----------
+    path : a ``StateStore`` database file (e.g. ``RiskConfig.state_path``).
+    last : only the newest ``last`` rows (None: all of them, read into memory at once).
+
+    Raises
+    ------
+    StateStoreError
+        The file is missing, not a database, or of another schema version.
+    InvalidInputError
+        ``last`` is not an integer >= 0.
+    """
+    if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 0):
+        raise InvalidInputError(f"last must be an integer >= 0, got {last!r}")
+    with StateStore(path, read_only=True) as store:
+        entries = store.journal(store.count() if last is None else last)
+    log.debug("journal_read", path=str(path), rows=len(entries))
+    return journal_frame(entries)
+
+
+def parse_time(value: str | float | pd.Timestamp, name: str = "time") -> pd.Timestamp:
+    """A UTC timestamp from Unix seconds (a number or numeric text) or ISO 8601 text.
+
+    ISO text without a zone is taken as UTC.
+
+    Raises
+    ------
+    InvalidInputError
+        ``value`` is neither (the message names ``name``).
+
+    Examples
+    --------
+    >>> parse_time("1700000000").isoformat(), parse_time("2023-11-14T22:13:20").isoformat()
+    ('2023-11-14T22:13:20+00:00', '2023-11-14T22:13:20+00:00')
+    """
+    if isinstance(value, pd.Timestamp):
+        return value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if math.isfinite(seconds):
+        return pd.Timestamp(seconds, unit="s", tz="UTC")
+    try:
+        stamp = pd.Timestamp(str(value))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"{name} must be ISO 8601 (e.g. 2024-05-01T12:00:00Z) or Unix seconds, got {value!r}"
+        ) from exc
+    if pd.isna(stamp):
+        raise InvalidInputError(f"{name} must be a time, got {value!r}")
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def filter_journal(
+    frame: pd.DataFrame,
+    *,
+    since: str | float | pd.Timestamp | None = None,
+    until: str | float | pd.Timestamp | None = None,
+    state: str | TradingState | None = None,
+    degraded: bool | None = None,
+) -> pd.DataFrame:
+    """The rows of a :func:`journal_frame` that pass every filter given (None: no filter).
+
+    ``since`` and ``until`` bound ``ts`` inclusively (:func:`parse_time` forms); ``state`` keeps one
+    trading state; ``degraded`` keeps the degraded (True) or the normal (False) decisions.
+
+    Raises
+    ------
+    InvalidInputError
+        A time that does not parse, or a state that is not a ``TradingState`` value.
+    """
+    keep = pd.Series(True, index=frame.index)
+    if since is not None:
+        keep &= frame["ts"] >= parse_time(since, "since")
+    if until is not None:
+        keep &= frame["ts"] <= parse_time(until, "until")
+    if state is not None:
+        allowed = [s.value for s in TradingState]
+        if str(state) not in allowed:
+            raise InvalidInputError(f"state must be one of {allowed}, got {state!r}")
+        keep &= frame["trading_state"] == str(state)
+    if degraded is not None:
+        keep &= frame["degraded"] == bool(degraded)
+    return frame[keep]
+
+
+def _pct(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.2%}"
+
+
+def format_row(row: pd.Series | Mapping[str, Any]) -> str:
+    """One line of text for one row of a :func:`journal_frame` (a ``Series`` or a mapping).
+
+    ``ts id decision_id state level lev hedge var cvar [eq dd] latency [DEGRADED] | alerts``;
+    null numbers print as ``-``.
+
+    Examples
+    --------
+    >>> e = JournalEntry(7, "d-7", 0.0, {"trading_state": "active", "risk_level": "low",
+    ...     "leverage": 0.5, "var": 0.0123, "cvar": 0.02, "latency_ms": 0.4, "alerts": ["x"]})
+    >>> format_row(journal_frame([e]).iloc[0])
+    '1970-01-01T00:00:00.000Z #7 d-7 active low lev 0.50 hedge off var 1.23% cvar 2.00% 0.40 ms | x'
+    """
+    ts = pd.Timestamp(row["ts"]).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    hedge = f"{row['hedge_ratio']:.2f}" if row["hedge_active"] else "off"
+    parts = [
+        ts,
+        f"#{row['id']}",
+        str(row["decision_id"]),
+        str(row["trading_state"]),
+        str(row["risk_level"]),
+        f"lev {row['leverage']:.2f}",
+        f"hedge {hedge}",
+        f"var {_pct(row['var'])}",
+        f"cvar {_pct(row['cvar'])}",
+    ]
+    if not math.isnan(row["equity"]):
+        parts.append(f"eq {row['equity']:,.2f}")
+    if not math.isnan(row["drawdown"]):
+        parts.append(f"dd {_pct(row['drawdown'])}")
+    parts.append(f"{row['latency_ms']:.2f} ms")
+    if row["degraded"]:
+        parts.append("DEGRADED")
+    alerts = list(row["alerts"])
+    return " ".join(parts) + (" | " + "; ".join(alerts) if alerts else "")
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+def flat_records(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with ``alerts`` and ``payload`` as JSON text: the form the exports write.
+
+    CSV and Parquet readers give the other columns back as they were (``ts`` as text in CSV);
+    ``json.loads`` gives back the two JSON columns.
+    """
+    out = frame.copy()
+    out["alerts"] = [_json_text(list(a)) for a in frame["alerts"]]
+    out["payload"] = [_json_text(p) for p in frame["payload"]]
+    return out
+
+
+def export_journal(frame: pd.DataFrame, path: str | Path, fmt: Literal["csv", "parquet"]) -> Path:
+    """Write the frame (as :func:`flat_records`) to ``path`` as CSV or Parquet; returns the path.
+
+    Raises
+    ------
+    InvalidInputError
+        ``fmt`` is neither; Parquet without ``pyarrow`` (the message names the extra to install).
+    """
+    target = Path(path)
+    flat = flat_records(frame)
+    if fmt == "csv":
+        flat.to_csv(target, index=False)
+    elif fmt == "parquet":
+        if importlib.util.find_spec("pyarrow") is None:
+            raise InvalidInputError("parquet export needs pyarrow: pip install 'advanced_risk[report]'")
+        flat.to_parquet(target, index=False)
+    else:
+        raise InvalidInputError(f"fmt must be 'csv' or 'parquet', got {fmt!r}")
+    return target
+
+
+def json_line(row: pd.Series | Mapping[str, Any]) -> str:
+    """One row of a :func:`journal_frame` as one line of JSON: the payload plus ``id`` and ``ts``.
+
+    ``ts`` is ISO 8601 UTC; the payload's fields are kept as the journal holds them (nulls included).
+    """
+    ts = pd.Timestamp(row["ts"]).isoformat()
+    return _json_text({"id": int(row["id"]), "ts": ts, **dict(row["payload"])})
