@@ -23,7 +23,7 @@ lint: venv
 	$(BIN)/lint-imports  # the layer and import contracts in pyproject.toml
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25  # the slowest tests, to keep the suite under 10 min on 2 cores
 
 test-all: lint
 	$(BIN)/python -m pip install --quiet -e ".[dev,distributed]"  # Ray, for the slow Ray tests
