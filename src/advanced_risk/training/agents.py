@@ -48,9 +48,11 @@ from advanced_risk.evaluation.agents import (
 )
 from advanced_risk.files import atomic_write_bytes
 from advanced_risk.logs import get_logger
+from advanced_risk.rl.agents.drift import agents_reference
 from advanced_risk.rl.agents.env import RULE_ACTIONS, RiskAgentsEnv
 from advanced_risk.rl.agents.mappo import MAPPOTrainer
 from advanced_risk.rl.agents.policy import MODEL_KIND, RiskAgents
+from advanced_risk.rl.portfolio.drift import training_paths
 from advanced_risk.rl.portfolio.market import make_market
 from advanced_risk.rl.ppo.model_file import read_model_header
 from advanced_risk.training.checkpoint import (
@@ -369,6 +371,10 @@ def run_agents(settings: TrainingSettings) -> dict[str, Any]:
     )
     log.info(
         "uncertainty_threshold_calibrated", threshold=agents.uncertainty_threshold, paths=len(calibration)
+    )
+    # the drift monitor's training statistics (docs/drift.md), saved by agents.save
+    agents.observation_reference = agents_reference(
+        training_paths(data.train_market, settings.seed), data.env_config, data.asset_names
     )
     model = agents_model_file(settings)
     model.parent.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,7 @@ import torch
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.files import atomic_write_bytes
 from advanced_risk.logs import get_logger
+from advanced_risk.rl.portfolio.drift import REFERENCE_KEY, policy_reference, training_paths
 from advanced_risk.rl.portfolio.manager import RLPortfolioManager
 from advanced_risk.training import report as training_report
 from advanced_risk.training.agents import run_agents
@@ -94,6 +95,10 @@ def run_allocator(settings: TrainingSettings) -> dict[str, Any]:
         "env_config": data.env_config.to_dict(),
         "data": data.description,
         "settings": settings.to_dict(),
+        # the drift monitor's training statistics (docs/drift.md)
+        REFERENCE_KEY: policy_reference(
+            training_paths(data.train_market, settings.seed), data.env_config, data.asset_names
+        ).to_dict(),
     }
     settings.model_file.parent.mkdir(parents=True, exist_ok=True)
     RLPortfolioManager(data.env_config, agent=agent, asset_names=data.asset_names).save(

@@ -44,6 +44,7 @@ import numpy as np
 from advanced_risk.config import SizingConfig
 from advanced_risk.errors import InvalidInputError, ModelLoadError
 from advanced_risk.measures.validation import FloatArray
+from advanced_risk.monitoring.drift import DriftSettings, DriftStatus
 from advanced_risk.risk.atr import StreamingATR
 from advanced_risk.rl.agents.interface import (
     ATR_FLOOR,
@@ -59,7 +60,10 @@ from advanced_risk.rl.agents.policy import RiskAgents, Threshold, gate
 from advanced_risk.rl.portfolio.accounting import history_length, market_features_kernel, observation_layout
 from advanced_risk.types import AgentAdvice
 
-__all__ = ["RiskAgentsAdvisor", "load_risk_agents"]
+__all__ = ["DRIFT_KEY", "RiskAgentsAdvisor", "load_risk_agents"]
+
+DRIFT_KEY = "drift"
+"""Key of the drift status in the snapshot :meth:`RiskAgentsAdvisor.request` returns."""
 
 WICK = 0.5
 """The training environment's bar approximation (``RiskAgentsEnv(wick=0.5)``)."""
@@ -75,6 +79,11 @@ class RiskAgentsAdvisor:
     n_samples : MC-dropout samples per agent (``RiskConfig.mc_samples``).
     threshold : one gate threshold for all agents; None uses the one(s) stored with the agents
         (0.1 unless calibrated by the training pipeline).
+    drift : settings of the drift monitor (default ``DriftSettings()``), used when the agents carry
+        an ``observation_reference``: :meth:`request` feeds it the bar's shared market features
+        (``rl/agents/drift.py``) and ``AgentAdvice.drift`` carries its status (also
+        :attr:`last_drift`); None without a reference. The advisor does not act on drift: the engine
+        replaces a drifted model's advice by the rules.
     """
 
     bounded_cost: ClassVar[bool] = True
@@ -82,9 +91,17 @@ class RiskAgentsAdvisor:
     (engine/components.py)."""
 
     def __init__(
-        self, agents: RiskAgents, sizing: SizingConfig, n_samples: int = 10, threshold: float | None = None
+        self,
+        agents: RiskAgents,
+        sizing: SizingConfig,
+        n_samples: int = 10,
+        threshold: float | None = None,
+        drift: DriftSettings | None = None,
     ) -> None:
         self.agents = agents
+        self._drift = (drift or DriftSettings()).monitor(getattr(agents, "observation_reference", None))
+        self.last_drift: DriftStatus | None = None
+        """The drift status of the last :meth:`request` (None: no reference, or not called yet)."""
         self.n_samples = n_samples
         self.threshold: Threshold = agents.uncertainty_threshold if threshold is None else float(threshold)
         cfg = agents.env_config
@@ -164,12 +181,16 @@ class RiskAgentsAdvisor:
         if not self.ready or self._close is None:
             return None
         market = market_features_kernel(returns, returns.shape[0], self._window, 0)[0].astype(np.float64)
+        atr_frac = np.maximum(self._atr.value / self._close, ATR_FLOOR)
+        if self._drift is not None:
+            shared = market[self._layout["rsi"].start : self._layout["volatility"].stop]
+            self.last_drift = self._drift.update(np.concatenate((shared, 100.0 * atr_frac)))
         blocks = observation_blocks(
             rsi=market[self._layout["rsi"]],
             momentum=market[self._layout["momentum"]],
             volatility=market[self._layout["volatility"]],
             close=self._close,
-            atr_frac=np.maximum(self._atr.value / self._close, ATR_FLOOR),
+            atr_frac=atr_frac,
             high=self._high,
             entry=self._entry,
             in_position=self._in_position,
@@ -177,11 +198,13 @@ class RiskAgentsAdvisor:
             exposure=exposure,
             last_return=self._last_return,
         )
-        return agent_observations(blocks)
+        observations: dict[str, Any] = dict(agent_observations(blocks))
+        observations[DRIFT_KEY] = self.last_drift
+        return observations
 
     def warm_up(self) -> None:
         """Run a scratch copy through synthetic bars (numba cache loads, first inference) at open."""
-        scratch = RiskAgentsAdvisor(self.agents, SizingConfig(), self.n_samples)
+        scratch = RiskAgentsAdvisor(self.agents, SizingConfig(), self.n_samples)  # its own drift window
         n, rng = self.asset_count, np.random.default_rng(0)
         returns = rng.normal(0.0, 0.01, (self._history, n))
         close = np.cumprod(1.0 + returns, axis=0)
@@ -206,6 +229,7 @@ class RiskAgentsAdvisor:
             cut=MONITOR_CUTS[monitor],
             uncertainty=dict(proposed.uncertainty),
             overridden=overridden,
+            drift=observations.get(DRIFT_KEY),
         )
 
 
@@ -217,9 +241,15 @@ def _synthetic_bar(prev: FloatArray, close: FloatArray) -> tuple[FloatArray, Flo
 
 
 def load_risk_agents(
-    value: Any, sizing: SizingConfig, n_samples: int = 10, threshold: float | None = None
+    value: Any,
+    sizing: SizingConfig,
+    n_samples: int = 10,
+    threshold: float | None = None,
+    drift: DriftSettings | None = None,
 ) -> RiskAgentsAdvisor | None:
     """None, a model path or a ``RiskAgents`` -> a :class:`RiskAgentsAdvisor` (or None).
+
+    ``drift`` configures the advisor's drift monitor (default ``DriftSettings()``).
 
     Raises
     ------
@@ -238,4 +268,4 @@ def load_risk_agents(
     if not isinstance(value, RiskAgents):
         kind = type(value).__name__
         raise InvalidInputError(f"risk_agents must be None, a model path or RiskAgents, got {kind}")
-    return RiskAgentsAdvisor(value, sizing, n_samples, threshold)
+    return RiskAgentsAdvisor(value, sizing, n_samples, threshold, drift)

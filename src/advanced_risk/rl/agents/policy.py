@@ -44,8 +44,10 @@ from numpy.typing import NDArray
 from advanced_risk.config import EnvConfig
 from advanced_risk.errors import InvalidInputError, ModelLoadError
 from advanced_risk.logs import get_logger
+from advanced_risk.monitoring.drift import FeatureReference
 from advanced_risk.rl.agents.interface import ACTION_BOUNDS, AGENTS, obs_dim, shared_actor_rows
 from advanced_risk.rl.portfolio.asset_names import AssetNames, check_asset_names, stored_asset_names
+from advanced_risk.rl.portfolio.drift import REFERENCE_KEY, stored_reference
 from advanced_risk.rl.ppo.inference import NumpyPolicy
 from advanced_risk.rl.ppo.model_file import Arrays, read_model_file, write_model_file
 from advanced_risk.rl.ppo.normalize import RunningMeanStd
@@ -241,6 +243,9 @@ class RiskAgents:
         rms = self.obs_rms or {}
         self._obs_mean = {a: r.mean.copy() for a, r in rms.items()}
         self._obs_scale = {a: np.sqrt(r.var + 1e-8) for a, r in rms.items()}
+        self.observation_reference: FeatureReference | None = None
+        """Training statistics of the agents' shared market features (``rl/agents/drift.py``): read
+        from and saved to ``metadata.user.observation_reference``; None: no drift tracking."""
 
     @property
     def asset_count(self) -> int:
@@ -334,7 +339,9 @@ class RiskAgents:
         """Write the agents (atomic, SHA-256, see :mod:`~advanced_risk.rl.ppo.model_file`); return the digest.
 
         The settings (``metadata.risk_agents`` in the header) include :attr:`asset_names`;
-        ``metadata`` (JSON values: data, command, ...) is stored beside them as ``metadata.user``.
+        ``metadata`` (JSON values: data, command, ...) is stored beside them as ``metadata.user``,
+        with :attr:`observation_reference` (when set) under ``observation_reference`` unless
+        ``metadata`` has one.
         """
         first = self.policies[AGENTS[0]]
         rms = self.obs_rms
@@ -357,9 +364,10 @@ class RiskAgents:
             arrays |= _actor_arrays(a, p.network)
             if rms is not None:
                 arrays[f"{a}.obs_rms.mean"], arrays[f"{a}.obs_rms.var"] = rms[a].mean, rms[a].var
-        digest = write_model_file(
-            path, arrays, {"risk_agents": settings, "user": dict(metadata or {})}, kind=MODEL_KIND
-        )
+        user = dict(metadata or {})
+        if self.observation_reference is not None:
+            user.setdefault(REFERENCE_KEY, self.observation_reference.to_dict())
+        digest = write_model_file(path, arrays, {"risk_agents": settings, "user": user}, kind=MODEL_KIND)
         log.info("risk_agents_saved", path=str(path), sha256=digest)
         return digest
 
@@ -395,6 +403,8 @@ class RiskAgents:
             )  # fmt: skip
         except (KeyError, TypeError, ValueError, InvalidInputError) as exc:
             raise ModelLoadError(f"model file {path} does not hold valid risk agents: {exc}") from exc
+        user = header["metadata"].get("user") or {}
+        agents.observation_reference = stored_reference(user, 4 * env_config.asset_count, path)
         log.info("risk_agents_loaded", path=str(path), asset_count=env_config.asset_count)
         return agents
 

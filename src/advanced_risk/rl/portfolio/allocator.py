@@ -18,7 +18,8 @@ from advanced_risk.config import EnvConfig
 from advanced_risk.engine.protocols import Allocation, Allocator
 from advanced_risk.errors import InvalidInputError, ModelLoadError
 from advanced_risk.measures.validation import FloatArray
-from advanced_risk.rl.portfolio.accounting import history_length
+from advanced_risk.monitoring.drift import DriftSettings, DriftStatus
+from advanced_risk.rl.portfolio.accounting import history_length, market_dim, market_features_kernel
 from advanced_risk.rl.portfolio.policy import PortfolioPolicy
 
 __all__ = ["PolicyAllocator", "TradingPolicy", "load_allocator"]
@@ -48,16 +49,30 @@ class PolicyAllocator:
     file) or an ``RLPortfolioManager``. The uncertainty is the mean, over the action's entries, of
     the standard deviation of the pre-softmax action across ``n_samples`` dropout masks (0 for a
     policy without dropout).
+
+    When the policy carries an observation reference (``PortfolioPolicy.observation_reference``,
+    from its model file) the allocator owns a
+    :class:`~advanced_risk.monitoring.drift.DriftMonitor` (``drift`` settings) fed with each bar's
+    market features, and ``Allocation.drift`` carries its status (also :attr:`last_drift`); without
+    one, ``drift`` is None. The allocator does not act on drift: the engine replaces a drifted
+    policy's allocation by the rules.
     """
 
     bounded_cost: ClassVar[bool] = True
     """A fixed amount of NumPy (or torch) arithmetic per bar that cannot block: the manager may run
     it inline (engine/components.py)."""
 
-    def __init__(self, policy: TradingPolicy, n_samples: int = 10) -> None:
+    def __init__(
+        self, policy: TradingPolicy, n_samples: int = 10, drift: DriftSettings | None = None
+    ) -> None:
         self.policy = policy
         self.n_samples = n_samples
         self._history = history_length(policy.env_config)
+        reference = getattr(policy, "observation_reference", None)
+        self._drift = (drift or DriftSettings()).monitor(reference)
+        self._market_dim = market_dim(policy.env_config)
+        self.last_drift: DriftStatus | None = None
+        """The drift status of the last :meth:`allocate` (None: no reference, or not called yet)."""
 
     @property
     def asset_count(self) -> int:
@@ -84,7 +99,17 @@ class PolicyAllocator:
         """Target weights (assets then cash) for this history, with the policy's uncertainty."""
         # The engine built these from validated inputs: skip rebalance()'s checks on the hot path.
         target, std = self.policy.rebalance_trusted(returns, weights, min(drawdown, 0.999999), self.n_samples)
-        return Allocation(weights=target, uncertainty=float(std.mean()))
+        drift = None if self._drift is None else self._drift.update(self._market_features(returns))
+        self.last_drift = drift
+        return Allocation(weights=target, uncertainty=float(std.mean()), drift=drift)
+
+    def _market_features(self, returns: FloatArray) -> FloatArray:
+        """The market part of this bar's observation (the policy's own, when it kept it)."""
+        market: FloatArray | None = getattr(self.policy, "last_market", None)
+        if market is None or market.shape[0] != self._market_dim:
+            cfg = self.policy.env_config
+            market = market_features_kernel(returns, returns.shape[0], cfg.window, 0)[0]
+        return market
 
     def warm_up(self) -> None:
         """One throwaway inference (loads numba's cached kernels); the manager calls it from ``open``."""
@@ -93,10 +118,11 @@ class PolicyAllocator:
         self.allocate(np.zeros((self.history_length, n)), weights, 0.0)
 
 
-def load_allocator(policy: Any, n_samples: int = 10) -> Allocator | None:
+def load_allocator(policy: Any, n_samples: int = 10, drift: DriftSettings | None = None) -> Allocator | None:
     """None, a model path, an ``RLPortfolioManager`` or an ``Allocator`` -> an ``Allocator`` (or None).
 
-    A model path becomes a :class:`~advanced_risk.rl.portfolio.policy.PortfolioPolicy` (no torch).
+    A model path becomes a :class:`~advanced_risk.rl.portfolio.policy.PortfolioPolicy` (no torch);
+    ``drift`` (default ``DriftSettings()``) configures its drift monitor when its file has a reference.
 
     Raises
     ------
@@ -111,12 +137,12 @@ def load_allocator(policy: Any, n_samples: int = 10) -> Allocator | None:
         path = Path(policy)
         if not path.is_file():
             raise ModelLoadError(f"policy file not found: {path}")
-        return PolicyAllocator(PortfolioPolicy.load(path), n_samples)
+        return PolicyAllocator(PortfolioPolicy.load(path), n_samples, drift)
     if all(hasattr(policy, name) for name in ("asset_count", "history_length", "allocate")):
         allocator: Allocator = policy
         return allocator
     if hasattr(policy, "rebalance") and hasattr(policy, "env_config"):
-        return PolicyAllocator(policy, n_samples)
+        return PolicyAllocator(policy, n_samples, drift)
     raise InvalidInputError(
         "policy must be None, a model path, an RLPortfolioManager or an Allocator, "
         f"got {type(policy).__name__}"

@@ -45,10 +45,17 @@ from advanced_risk.config import EnvConfig, KellyConfig, LeverageConfig, PPOConf
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.logs import get_logger
 from advanced_risk.measures.validation import FloatArray, as_matrix, check_positive_int, check_range
+from advanced_risk.monitoring.drift import FeatureReference
 from advanced_risk.risk.leverage import VolatilityTargetLeverage
 from advanced_risk.risk.sizing import KellySizer
-from advanced_risk.rl.portfolio.accounting import action_to_weights, history_length, observation_dim
+from advanced_risk.rl.portfolio.accounting import (
+    action_to_weights,
+    history_length,
+    market_dim,
+    observation_dim,
+)
 from advanced_risk.rl.portfolio.asset_names import AssetNames, check_asset_names
+from advanced_risk.rl.portfolio.drift import REFERENCE_KEY, stored_reference
 from advanced_risk.rl.portfolio.env import VectorTradingEnv, as_target_weights, resolve_env_config
 from advanced_risk.rl.portfolio.market import MarketModel
 from advanced_risk.rl.portfolio.policy import execute, manager_settings, policy_observation
@@ -125,6 +132,10 @@ class RLPortfolioManager:
         self.market = market
         self.obs_dim = observation_dim(self.env_config)
         self.uncertainty_threshold: float | None = None  # set by calibrate_uncertainty, saved with the model
+        self.observation_reference: FeatureReference | None = None
+        """Training statistics of the policy's market features for the drift monitor
+        (``metadata.user.observation_reference``; docs/drift.md): read by :meth:`load`, written by
+        :meth:`save` unless its ``metadata`` has one. None: no drift tracking."""
         self.action_dim = self.env_config.asset_count + 1
         if agent is None:
             agent = PPOAgent(self.obs_dim, self.action_dim, self.ppo_config)
@@ -383,11 +394,13 @@ class RLPortfolioManager:
 
         The settings (``metadata.user.rl_portfolio_manager`` in the header) hold the env config,
         leverage and Kelly settings, the uncertainty threshold and :attr:`asset_names`.
-        ``metadata`` (JSON values, e.g. the training data range and command) is stored beside them.
+        ``metadata`` (JSON values, e.g. the training data range and command) is stored beside them,
+        with :attr:`observation_reference` (when set) unless ``metadata`` has one.
         """
-        digest = self.agent.save(
-            path, metadata={**(metadata or {}), "rl_portfolio_manager": self._settings()}
-        )
+        user = {**(metadata or {}), "rl_portfolio_manager": self._settings()}
+        if self.observation_reference is not None:
+            user.setdefault(REFERENCE_KEY, self.observation_reference.to_dict())
+        digest = self.agent.save(path, metadata=user)
         log.info("portfolio_manager_saved", path=str(path), sha256=digest)
         return digest
 
@@ -421,6 +434,7 @@ class RLPortfolioManager:
             asset_names=settings.asset_names,
         )
         manager.uncertainty_threshold = settings.uncertainty_threshold
+        manager.observation_reference = stored_reference(stored.user, market_dim(settings.env_config), path)
         log.info("portfolio_manager_loaded", path=str(path), asset_count=settings.env_config.asset_count)
         return manager
 

@@ -26,8 +26,15 @@ from advanced_risk.config import EnvConfig
 from advanced_risk.errors import InvalidInputError, ModelLoadError
 from advanced_risk.logs import get_logger
 from advanced_risk.measures.validation import FloatArray
-from advanced_risk.rl.portfolio.accounting import action_to_weights, market_features_kernel, observation_dim
+from advanced_risk.monitoring.drift import FeatureReference
+from advanced_risk.rl.portfolio.accounting import (
+    action_to_weights,
+    market_dim,
+    market_features_kernel,
+    observation_dim,
+)
 from advanced_risk.rl.portfolio.asset_names import AssetNames, stored_asset_names
+from advanced_risk.rl.portfolio.drift import stored_reference
 from advanced_risk.rl.ppo.inference import NumpyPolicy, check_obs
 from advanced_risk.rl.ppo.io import PolicyFile, check_dims, read_policy_file
 
@@ -91,6 +98,10 @@ def policy_observation(
     returns, ``weights`` ``(n + 1,)`` over the assets then cash, ``drawdown`` in ``[0, 1)``.
     """
     market = market_features_kernel(returns, returns.shape[0], config.window, 0)[0]
+    return _observation(market, weights, drawdown)
+
+
+def _observation(market: FloatArray, weights: FloatArray, drawdown: float) -> NDArray[np.float32]:
     return np.concatenate([market, weights, [drawdown]]).astype(np.float32)
 
 
@@ -116,6 +127,12 @@ class PortfolioPolicy:
     policy : the actor's NumPy snapshot (with the observation normaliser it was trained with).
     settings : the manager settings saved with it.
     seed : the agent's ``PPOConfig.seed``; MC-dropout masks are drawn from ``default_rng(seed + 1)``.
+
+    Attributes
+    ----------
+    observation_reference : the training statistics of the policy's market features (its model
+        file's ``metadata.user.observation_reference``; None when the file has none).
+    last_market : the market features of the last :meth:`rebalance_trusted` (float64; None before).
     """
 
     def __init__(self, policy: NumpyPolicy, settings: ManagerSettings, seed: int) -> None:
@@ -130,6 +147,8 @@ class PortfolioPolicy:
                 f"needs {self.obs_dim}, {self.asset_count + 1}"
             )
         self._rng = np.random.default_rng(seed + 1)
+        self.observation_reference: FeatureReference | None = None
+        self.last_market: FloatArray | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> PortfolioPolicy:
@@ -147,6 +166,7 @@ class PortfolioPolicy:
             policy = cls(stored.numpy_policy(), settings, stored.config.seed)
         except (KeyError, ValueError) as exc:  # InvalidInputError is a ValueError
             raise ModelLoadError(f"model file {path} does not hold a valid policy: {exc!r}") from exc
+        policy.observation_reference = stored_reference(stored.user, market_dim(settings.env_config), path)
         log.info("portfolio_policy_loaded", path=str(path), asset_count=settings.env_config.asset_count)
         return policy
 
@@ -171,6 +191,8 @@ class PortfolioPolicy:
         """
         if n_samples < 1:
             raise InvalidInputError(f"n_samples must be >= 1, got {n_samples}")
-        obs = check_obs(policy_observation(returns, weights, drawdown, self.env_config), self.obs_dim)
+        market = market_features_kernel(returns, returns.shape[0], self.env_config.window, 0)[0]
+        self.last_market = market
+        obs = check_obs(_observation(market, weights, drawdown), self.obs_dim)
         action, std = self.policy.mc_dropout(obs, n_samples, self._rng)
         return execute(weights, action_to_weights(action), self.env_config), std.astype(np.float64)
