@@ -64,6 +64,7 @@ from advanced_risk.logs import get_logger
 from advanced_risk.measures.validation import FloatArray, check_range
 from advanced_risk.measures.var_method import VaRMethod
 from advanced_risk.monitoring.alerts import AlertEvent
+from advanced_risk.monitoring.drift import DriftSettings
 from advanced_risk.monitoring.hooks import AlertDispatcher, AlertHook, AlertPager
 from advanced_risk.monitoring.telemetry import JournalCounters, Telemetry, TelemetrySnapshot
 from advanced_risk.risk.garch import GarchParams
@@ -137,7 +138,7 @@ class AdvancedRiskManager:
         self._pager = AlertPager()
         self._dispatcher: AlertDispatcher | None = None
         self.config = cfg = config or RiskConfig()
-        self._allocator: Allocator | None = load_allocator(policy, cfg.mc_samples)
+        self._allocator: Allocator | None = load_allocator(policy, cfg.mc_samples, _drift_settings(cfg))
         self._advisor: Advisor | None = _load_advisor(risk_agents, cfg)
         allocator, advisor = self._allocator, self._advisor
         names = (getattr(allocator, "asset_names", None), getattr(advisor, "asset_names", None))
@@ -808,7 +809,20 @@ def _load_advisor(risk_agents: Any, config: RiskConfig) -> Advisor | None:
         load_risk_agents,  # numba kernels: loaded only when asked for
     )
 
-    return load_risk_agents(source, config.sizing, config.mc_samples, config.agents_uncertainty_threshold)
+    return load_risk_agents(
+        source,
+        config.sizing,
+        config.mc_samples,
+        config.agents_uncertainty_threshold,
+        drift=_drift_settings(config),
+    )
+
+
+def _drift_settings(config: RiskConfig) -> DriftSettings:
+    """The input-drift monitors' settings of ``config`` (docs/drift.md)."""
+    return DriftSettings(
+        window=config.drift_window, threshold=config.drift_threshold, min_bars=config.drift_min_bars
+    )
 
 
 def _warm_up(config: RiskConfig, allocator: Allocator | None, advisor: Advisor | None = None) -> None:
