@@ -27,6 +27,9 @@ NaN policy: a NaN entry of an observation falls in its feature's missing bin (tr
 one stray NaN moves the score little and a feature that stays NaN drifts, as it should: the model was
 never trained on it. ``+inf`` / ``-inf`` fall in the outermost bins. A reference is built from
 finite samples only.
+
+One module because the reference, the monitor's kernel and the settings that build monitors share
+one bin layout (edges, the missing slot, the smoothing): a change to any of them changes all three.
 """
 
 from __future__ import annotations
