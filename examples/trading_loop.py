@@ -139,6 +139,7 @@ class Replay:
     hedged: int = 0
     overridden: int = 0
     advised: int = 0
+    drifted: dict[str, int] = field(default_factory=dict)  # model -> bars its advice was replaced
     metrics: dict[str, Any] = field(default_factory=dict)
     elapsed: float = 0.0
 
@@ -197,6 +198,10 @@ async def replay(
                 out.returns[-1] -= COST * traded
                 out.hedged += decision.hedge.active
                 out.halts += decision.trading_state.value == "halted" and prev_state != "halted"
+                for alert in decision.alerts:
+                    if alert.startswith("input drift: "):  # the model was replaced by the rules
+                        model = alert.removeprefix("input drift: ").split(" score ")[0]
+                        out.drifted[model] = out.drifted.get(model, 0) + 1
                 if decision.risk_agents is not None:
                     out.advised += 1
                     out.overridden += bool(decision.risk_agents.overridden)
@@ -276,6 +281,8 @@ async def run(start: str, model: Path, agents: Path | None, out: Path = DEFAULT_
         print(f"\n{name}: VaR {config.alpha:.0%} breaches {result.breaches} of {result.forecasts} bars "
               f"(expected {expected:.1f}); halts {result.halts}; bars with hedge on {result.hedged}; "
               f"degraded decisions {m['degraded']}")  # fmt: skip
+        drifted = ", ".join(f"{model} on {bars}" for model, bars in result.drifted.items()) or "none"
+        print(f"  input drift (docs/drift.md): bars a model was replaced by the rules: {drifted}")
         if result.advised:
             print(
                 f"  agents advised on {result.advised} bars; "
