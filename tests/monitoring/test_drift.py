@@ -153,8 +153,11 @@ def test_score_is_non_negative_and_near_zero_on_data_from_the_reference(
     statuses = _statuses(monitor, rng.standard_t(4, size=(window + 50, d)))
     scores = np.array([s.score for s in statuses[window - 1 :]])
     assert np.all(scores >= 0.0)
-    # independent draws: E[PSI] ~ (bins - 1) / window per feature
-    assert scores.max() < 4.0 * 9 / window + 0.02
+    # independent draws: window * PSI of one feature is about chi-squared with bins - 1 = 9 degrees
+    # of freedom (mean 9); P(chi2_9 > 60) ~ 1e-9, so 60 / window bounds every window of every
+    # example (the mean over d features is tighter still). Found by hypothesis: d=1, window=92
+    # reached 37.8 / window (p ~ 2e-5 for one window), over an earlier bound of 36 / window.
+    assert scores.max() < 60.0 / window
     assert monitor.nbytes == before
     assert monitor.count == window
 
