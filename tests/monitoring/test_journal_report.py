@@ -14,9 +14,9 @@ from advanced_risk.__main__ import main
 from advanced_risk.engine.state import StateStore
 from advanced_risk.measures.backtest import christoffersen_independence, kupiec_pof
 from advanced_risk.monitoring.journal import read_journal
-from advanced_risk.monitoring.report import REPORT_NAME, var_backtest, write_journal_report
+from advanced_risk.monitoring.report import REPORT_NAME, render_report, var_backtest, write_journal_report
 
-SECTIONS = {"definitions", "equity", "var", "exposure", "states", "alerts", "latency", "backtest"}
+SECTIONS = {"definitions", "equity", "var", "exposure", "states", "alerts", "drift", "latency", "backtest"}
 NEEDS_EQUITY = ("equity", "var", "backtest")
 
 
@@ -61,6 +61,25 @@ def page(manager_journal: Path, tmp_path_factory: pytest.TempPathFactory) -> Pag
 def test_the_page_has_every_section(page: Page) -> None:
     assert set(page.sections) == SECTIONS
     assert "no equity recorded" not in " ".join(page.sections.values())
+
+
+def test_the_drift_section_plots_each_models_score_and_counts_its_replacements(
+    manager_journal: Path,
+) -> None:
+    frame = read_journal(manager_journal)
+    assert "No model tracked input drift" in Page(render_report(frame)).sections["drift"]
+    n = len(frame)
+    scores = np.linspace(0.0, 0.8, n)
+    frame["payload"] = [
+        {**p, "drift": {"policy": None if i < 50 else float(scores[i]), "risk_agents": 0.1}}
+        for i, p in enumerate(frame["payload"])
+    ]
+    drifted = "input drift: policy score 0.7 > 0.4 (features: a); replaced by the rules"
+    frame["alerts"] = [[*a, drifted] if scores[i] > 0.4 else a for i, a in enumerate(frame["alerts"])]
+    page = Page(render_report(frame))
+    expected = int((scores > 0.4).sum())
+    assert f"policy on {expected}, risk_agents on 0" in page.sections["drift"]
+    assert len(page.images) == 6
 
 
 def test_every_image_is_an_embedded_png_and_nothing_is_fetched(page: Page) -> None:

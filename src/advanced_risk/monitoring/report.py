@@ -3,8 +3,8 @@
 Inline CSS, figures as embedded base64 PNG (matplotlib Agg, extra ``[report]``), no external URL and
 no JavaScript: the file can be mailed or archived and opens the same anywhere. Sections: equity and
 drawdown; VaR and CVaR against the realised book returns, breaches marked; leverage and hedge ratio;
-the trading-state timeline; alerts (counts, last 50); decision latency (histogram, p50/p99/max);
-Kupiec and Christoffersen tests of the recorded VaR.
+the trading-state timeline; alerts (counts, last 50); each model's input drift score; decision
+latency (histogram, p50/p99/max); Kupiec and Christoffersen tests of the recorded VaR.
 
 Definitions (the page states them too):
 
@@ -302,6 +302,34 @@ def _alerts_section(frame: pd.DataFrame) -> str:
     return _section("alerts", "Alerts", body)
 
 
+def _drift_section(frame: pd.DataFrame) -> str:
+    """Each model's input drift score over the decisions, and the decisions it was replaced on."""
+    rows = [p.get("drift") if isinstance(p, dict) else None for p in frame["payload"]]
+    models = sorted({m for r in rows if isinstance(r, dict) for m in r})
+    if not models:
+        return _section("drift", "Input drift", _p("No model tracked input drift in this journal.", "muted"))
+    scores = {m: np.array([_score(r, m) for r in rows]) for m in models}
+    replaced = {m: _replaced_by_drift(frame, m.replace("_", " ")) for m in models}
+    counts = ", ".join(f"{m} on {int(replaced[m].sum())}" for m in models)
+    text = (
+        f"Drift score per model (docs/drift.md; NaN until its window is full). Decisions whose advice "
+        f"the rules replaced because the model had drifted: {counts}."
+    )
+    return _section(
+        "drift", "Input drift", _p(text) + _img(figures.drift_figure(_x(frame), scores, replaced), "drift")
+    )
+
+
+def _score(row: object, model: str) -> float:
+    value = row.get(model) if isinstance(row, dict) else None
+    return float(value) if isinstance(value, int | float) else math.nan
+
+
+def _replaced_by_drift(frame: pd.DataFrame, model: str) -> NDArray[np.bool_]:
+    prefix = f"input drift: {model} "
+    return np.array([any(a.startswith(prefix) for a in alerts) for alerts in frame["alerts"]], dtype=bool)
+
+
 def _latency_section(frame: pd.DataFrame) -> str:
     lat = frame["latency_ms"].to_numpy(np.float64)
     finite = lat[np.isfinite(lat)]
@@ -381,6 +409,7 @@ def render_report(frame: pd.DataFrame, *, alpha: float = 0.99, source: str = "")
         _exposure_section(frame),
         _state_section(frame),
         _alerts_section(frame),
+        _drift_section(frame),
         _latency_section(frame),
         _backtest_section(frame, bt),
     ]

@@ -117,3 +117,16 @@ def latency_figure(latency_ms: FloatArray) -> str:
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("decisions")
     return _png(fig)
+
+
+def drift_figure(x: FloatArray, scores: dict[str, FloatArray], replaced: dict[str, NDArray[np.bool_]]) -> str:
+    """Each model's input drift score per decision (NaN: gaps), the decisions it was replaced marked."""
+    fig, (ax,) = _figure(1, 3.0)
+    for model, score in scores.items():
+        (line,) = ax.plot(x, score, lw=1.0, label=model)
+        hit = replaced.get(model, np.zeros(len(x), dtype=bool))
+        ax.scatter(x[hit], score[hit], color=line.get_color(), s=6, zorder=3)
+    ax.set_xlabel("decision (journal order); dots: the model's advice was replaced by the rules")
+    ax.set_ylabel("drift score")
+    ax.legend(loc="upper left", fontsize=8)
+    return _png(fig)
