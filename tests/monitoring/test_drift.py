@@ -22,6 +22,7 @@ from advanced_risk.monitoring.drift import (
     DriftMonitor,
     DriftSettings,
     FeatureReference,
+    in_sample_threshold,
     psi,
     reference_from_samples,
 )
@@ -282,10 +283,40 @@ def test_shipped_models_carry_an_observation_reference(name: str) -> None:
     ref = FeatureReference.from_dict(user["observation_reference"])
     policy = name.startswith("ppo")
     assert ref.dim == (160 if policy else 80)
-    assert ref.threshold == (POLICY_DRIFT_THRESHOLD if policy else AGENTS_DRIFT_THRESHOLD)
+    floor = POLICY_DRIFT_THRESHOLD if policy else AGENTS_DRIFT_THRESHOLD
+    assert ref.threshold is not None
+    assert ref.threshold >= floor  # raised to the 99th percentile of its training windows' scores
     if name != "risk_agents_regime.armodel":
         assert ref.names[-1] in ("volatility[XOM]", "atr[XOM]")
         assert ref.count == 5796 - 28 + 1  # every bar of the train split with a full history
+
+
+def test_the_shipped_policy_flags_at_most_1_percent_of_its_own_training_windows() -> None:
+    from advanced_risk.rl.portfolio.policy import PortfolioPolicy
+
+    policy = PortfolioPolicy.load(MODELS / "ppo_sp500_2012.armodel")
+    ref = policy.observation_reference
+    assert ref is not None
+    assert ref.threshold is not None
+    rows = policy_features(HistoricalReplay(20, split="train").returns, policy.env_config)
+    monitor = DriftMonitor(ref, 250, ref.threshold, 250)
+    flagged = np.array([monitor.update(np.ascontiguousarray(r)).drifted for r in rows])[249:]
+    assert 0.0 < flagged.mean() <= 0.01 + 1.0 / flagged.size  # the 99th percentile, by construction
+
+
+def test_in_sample_threshold_is_the_floor_or_the_99th_percentile_of_training_windows() -> None:
+    rng = np.random.default_rng(4)
+    calm = rng.normal(size=(2_000, 3))
+    ref = reference_from_samples(calm, ["a", "b", "c"])
+    assert in_sample_threshold(ref, [calm], floor=5.0, window=100, min_bars=100) == 5.0
+    regimes = np.vstack([rng.normal(0.0, 1.0, (500, 3)), rng.normal(0.0, 3.0, (500, 3))])
+    ref = reference_from_samples(regimes, ["a", "b", "c"])
+    raised = in_sample_threshold(ref, [regimes], floor=0.01, window=100, min_bars=100)
+    monitor = DriftMonitor(ref, 100, raised, 100)
+    flagged = np.array([monitor.update(r).drifted for r in regimes])[99:]
+    assert raised > 0.01
+    assert flagged.mean() <= 0.011
+    assert in_sample_threshold(ref, [regimes[:50]], floor=0.3, window=100, min_bars=100) == 0.3
 
 
 def _bundled(bars: int) -> tuple[np.ndarray, np.ndarray]:

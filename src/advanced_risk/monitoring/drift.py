@@ -52,6 +52,7 @@ __all__ = [
     "DEFAULT_MIN_BARS",
     "DEFAULT_THRESHOLD",
     "DEFAULT_WINDOW",
+    "IN_SAMPLE_QUANTILE",
     "REFERENCE_VERSION",
     "SMOOTHING",
     "TOP_FEATURES",
@@ -59,6 +60,7 @@ __all__ = [
     "DriftSettings",
     "DriftStatus",
     "FeatureReference",
+    "in_sample_threshold",
     "psi",
     "reference_from_samples",
     "smoothing_weight",
@@ -80,8 +82,12 @@ DEFAULT_THRESHOLD: Final = 0.4
 then: the PPO policy's calibrated value (docs/drift.md)."""
 DEFAULT_MIN_BARS: Final = 250
 """Default ``drift_min_bars``: chosen on training data, docs/drift.md."""
+IN_SAMPLE_QUANTILE: Final = 0.99
+"""A model's stored threshold is at least this quantile of the scores of its own training windows
+(:func:`in_sample_threshold`): its training data never look drifted on more than 1 % of bars."""
 
 IntArray = NDArray[np.int64]
+_NEVER: Final = 1e300  # a threshold no score reaches
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -401,6 +407,41 @@ def _check_settings(window: object, threshold: object, min_bars: object) -> None
         raise InvalidInputError(
             f"drift_min_bars must be an integer in 1..drift_window ({window}), got {min_bars!r}"
         )
+
+
+def in_sample_threshold(
+    reference: FeatureReference,
+    streams: Sequence[FloatArray],
+    floor: float,
+    window: int = DEFAULT_WINDOW,
+    min_bars: int = DEFAULT_MIN_BARS,
+) -> float:
+    """A model's threshold: the larger of ``floor`` and the :data:`IN_SAMPLE_QUANTILE` of the scores
+    its own training data get.
+
+    Each stream (the feature rows of one training path, in bar order) is run through a fresh
+    :class:`DriftMonitor` of ``reference`` (built from those same rows); the scores of every full
+    window (``min_bars`` on) are pooled. ``floor`` is the feature set's threshold calibrated on
+    synthetic paths (docs/drift.md); real markets' regimes persist longer than the generator's, so
+    a real model's own training windows may score above it, and the threshold is raised to keep the
+    false alarms on the training data itself at 1 %. Streams shorter than ``min_bars`` add nothing;
+    with no full window at all the threshold is ``floor``.
+    """
+    pooled = [
+        _stream_scores(reference, np.ascontiguousarray(s, dtype=np.float64), window, min_bars)
+        for s in streams
+        if len(s) >= min_bars
+    ]
+    scores = np.concatenate(pooled) if pooled else np.empty(0)
+    scores = scores[np.isfinite(scores)]
+    if scores.size == 0:
+        return float(floor)
+    return max(float(floor), float(np.quantile(scores, IN_SAMPLE_QUANTILE)))
+
+
+def _stream_scores(reference: FeatureReference, rows: FloatArray, window: int, min_bars: int) -> FloatArray:
+    monitor = DriftMonitor(reference, window, _NEVER, min_bars)  # scores only
+    return np.array([monitor.update(row).score for row in rows], dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

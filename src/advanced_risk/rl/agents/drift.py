@@ -10,6 +10,7 @@ depend on how the bot trades and are not watched. Stored like the policy's
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Final
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 from advanced_risk.config import EnvConfig
 from advanced_risk.measures.validation import FloatArray
 from advanced_risk.measures.volatility import wilder_atr
-from advanced_risk.monitoring.drift import FeatureReference, reference_from_samples
+from advanced_risk.monitoring.drift import FeatureReference, in_sample_threshold, reference_from_samples
 from advanced_risk.rl.agents.interface import ATR_FLOOR, ATR_PERIOD, synthetic_bars
 from advanced_risk.rl.portfolio.accounting import history_length
 from advanced_risk.rl.portfolio.drift import asset_labels, policy_features
@@ -67,8 +68,10 @@ def agents_features(returns: FloatArray, config: EnvConfig) -> FloatArray:
 def agents_reference(
     paths: Sequence[FloatArray], config: EnvConfig, asset_names: Sequence[str] | None = None
 ) -> FeatureReference:
-    """The agents' reference from training return paths (each ``(T, n)``, features pooled)."""
-    rows = np.vstack([agents_features(p, config) for p in paths])
-    return reference_from_samples(
-        rows, agents_feature_names(config, asset_names), threshold=AGENTS_DRIFT_THRESHOLD
-    )
+    """The agents' reference from training return paths (each ``(T, n)``, features pooled), with its
+    threshold: :data:`AGENTS_DRIFT_THRESHOLD` or, if higher, the 99th percentile of the scores of
+    the training paths' own windows (:func:`~advanced_risk.monitoring.drift.in_sample_threshold`)."""
+    streams = [agents_features(p, config) for p in paths]
+    reference = reference_from_samples(np.vstack(streams), agents_feature_names(config, asset_names))
+    threshold = in_sample_threshold(reference, streams, AGENTS_DRIFT_THRESHOLD)
+    return replace(reference, threshold=threshold)

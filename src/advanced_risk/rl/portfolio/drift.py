@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Final
 
 import numpy as np
@@ -23,7 +24,7 @@ import numpy as np
 from advanced_risk.config import EnvConfig
 from advanced_risk.errors import InvalidInputError, ModelLoadError
 from advanced_risk.measures.validation import FloatArray
-from advanced_risk.monitoring.drift import FeatureReference, reference_from_samples
+from advanced_risk.monitoring.drift import FeatureReference, in_sample_threshold, reference_from_samples
 from advanced_risk.rl.portfolio.accounting import history_length, market_features_kernel
 from advanced_risk.rl.portfolio.market import MarketModel
 
@@ -80,11 +81,13 @@ def policy_features(returns: FloatArray, config: EnvConfig) -> FloatArray:
 def policy_reference(
     paths: Sequence[FloatArray], config: EnvConfig, asset_names: Sequence[str] | None = None
 ) -> FeatureReference:
-    """The policy's reference from training return paths (each ``(T, n)``, features pooled)."""
-    rows = np.vstack([policy_features(p, config) for p in paths])
-    return reference_from_samples(
-        rows, policy_feature_names(config, asset_names), threshold=POLICY_DRIFT_THRESHOLD
-    )
+    """The policy's reference from training return paths (each ``(T, n)``, features pooled), with its
+    threshold: :data:`POLICY_DRIFT_THRESHOLD` or, if higher, the 99th percentile of the scores of
+    the training paths' own windows (:func:`~advanced_risk.monitoring.drift.in_sample_threshold`)."""
+    streams = [policy_features(p, config) for p in paths]
+    reference = reference_from_samples(np.vstack(streams), policy_feature_names(config, asset_names))
+    threshold = in_sample_threshold(reference, streams, POLICY_DRIFT_THRESHOLD)
+    return replace(reference, threshold=threshold)
 
 
 SIMULATED_PATHS: Final = 64
