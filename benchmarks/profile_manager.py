@@ -5,6 +5,7 @@ Usage::
     python benchmarks/profile_manager.py [--calls 2000] [--profile [--mode sync|async|arrays]]
     python benchmarks/profile_manager.py --latency [--calls 2000]
     python benchmarks/profile_manager.py --memory [--calls 2000]
+    python benchmarks/profile_manager.py --flow [--calls 2000]
 
 Replays the bundled 20 S&P 500 stocks through a manager with the shipped PPO policy
 (``models/ppo_sp500_2012.armodel``, 10 MC-dropout samples) and the shipped risk agents
@@ -13,7 +14,8 @@ cost of each step of the sync twin (parse, observe, the policy's observation and
 agents' request and advice, decide, the journal's JSON encoding), timed one by one on the same
 bars; with ``--profile`` it prints pyinstrument's call tree of ``--calls`` decisions of ``--mode``;
 ``--latency`` times each entry point and inference path, ``--memory`` measures with tracemalloc
-the bytes each decision allocates (its transient peak) and the growth over ``--calls`` decisions.
+the bytes each decision allocates (its transient peak) and the growth over ``--calls`` decisions,
+``--flow`` times each step where it runs inside consecutive decisions (the steps then add up).
 """
 
 from __future__ import annotations
@@ -212,6 +214,68 @@ def latency(calls: int) -> None:
     report("async, arrays, auto (inline)", asyncio.run(timed_async(InferencePath.AUTO, True)))
 
 
+def _timed_method(owner: Any, name: str, label: str, spent: dict[str, float]) -> None:
+    """Replace ``owner.name`` by a wrapper that adds its wall time to ``spent[label]``."""
+    inner = getattr(owner, name)
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            spent[label] = spent.get(label, 0.0) + time.perf_counter() - start
+
+    setattr(owner, name, timed)
+
+
+def flow(calls: int) -> None:
+    """The mean time of each step inside ``calls`` consecutive sync decisions (not each step alone).
+
+    ``steps`` times each step on its own, repeated on one bar with warm caches; here every step is
+    timed where it runs, bar after bar, so the figures add up to the decision (the wrappers add
+    ~1 us each).
+    """
+    from advanced_risk.engine.components import ComponentRunner
+    from advanced_risk.engine.core import DecisionEngine
+    from advanced_risk.rl.agents.advisor import RiskAgentsAdvisor
+    from advanced_risk.rl.agents.policy import RiskAgents
+    from advanced_risk.rl.portfolio.allocator import PolicyAllocator
+
+    spent: dict[str, float] = {}
+    timed = (
+        (AdvancedRiskManager, "manage_risk_sync", "whole sync decision"),
+        (DecisionEngine, "parse", "parse"),
+        (DecisionEngine, "observe", "observe"),
+        (ComponentRunner, "run_sync", "components (all)"),
+        (DecisionEngine, "policy_request", "  policy request"),
+        (PolicyAllocator, "allocate", "  policy allocate (MC dropout, drift)"),
+        (DecisionEngine, "agents_request", "  agents request (observations, drift)"),
+        (RiskAgentsAdvisor, "advise", "  agents advise (all)"),
+        (RiskAgents, "act", "    3 actors x 10 MC samples, decoding"),
+        (DecisionEngine, "decide", "decide"),
+        (AdvancedRiskManager, "_record", "telemetry, alert pager"),
+    )
+    for owner, name, label in timed:
+        _timed_method(owner, name, label, spent)
+    tickers, rets, prices = bars(calls)
+    risk = manager()
+    book = Portfolio(weights=dict.fromkeys(tickers, 1.0 / len(tickers)), equity=1.0, current_drawdown=0.01)
+    for i in range(rets.shape[0]):
+        if i == WARMUP:
+            spent.clear()
+            gc.collect()
+            gc.freeze()
+        market = MarketState(
+            returns=dict(zip(tickers, rets[i], strict=True)),
+            prices=dict(zip(tickers, prices[i], strict=True)),
+        )
+        risk.manage_risk_sync(market, book)
+    risk.close_sync()
+    print(f"mean time per decision inside {calls} consecutive sync decisions, 20 assets (us)")
+    for _, _, label in timed:
+        print(f"{label:42s} {spent.get(label, 0.0) / calls * 1e6:8.1f}")
+
+
 def memory(calls: int) -> None:
     """tracemalloc: bytes allocated (transient peak) per decision and the traced growth over ``calls``."""
     import tracemalloc
@@ -251,11 +315,14 @@ def main() -> None:
     parser.add_argument("--mode", choices=["sync", "async", "arrays"], default="sync")
     parser.add_argument("--latency", action="store_true", help="p50/p99 per entry point and path")
     parser.add_argument("--memory", action="store_true", help="tracemalloc bytes per decision")
+    parser.add_argument("--flow", action="store_true", help="each step's time inside consecutive decisions")
     args = parser.parse_args()
     if args.latency:
         latency(args.calls)
     elif args.memory:
         memory(args.calls)
+    elif args.flow:
+        flow(args.calls)
     elif args.profile:
         profile(args.calls, args.mode)
     else:
