@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import numpy as np
@@ -60,6 +60,7 @@ __all__ = [
     "DriftSettings",
     "DriftStatus",
     "FeatureReference",
+    "calibrated_reference",
     "in_sample_threshold",
     "psi",
     "reference_from_samples",
@@ -437,6 +438,15 @@ def in_sample_threshold(
     if scores.size == 0:
         return float(floor)
     return max(float(floor), float(np.quantile(scores, IN_SAMPLE_QUANTILE)))
+
+
+def calibrated_reference(
+    streams: Sequence[FloatArray], names: Sequence[str], floor: float
+) -> FeatureReference:
+    """A model's reference from its training feature rows (one ``(T, d)`` stream per training path,
+    pooled), with its threshold from :func:`in_sample_threshold` (at least ``floor``)."""
+    reference = reference_from_samples(np.vstack(streams), names)
+    return replace(reference, threshold=in_sample_threshold(reference, streams, floor))
 
 
 def _stream_scores(reference: FeatureReference, rows: FloatArray, window: int, min_bars: int) -> FloatArray:

@@ -10,7 +10,6 @@ depend on how the bot trades and are not watched. Stored like the policy's
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Final
 
 import numpy as np
@@ -18,7 +17,7 @@ import numpy as np
 from advanced_risk.config import EnvConfig
 from advanced_risk.measures.validation import FloatArray
 from advanced_risk.measures.volatility import wilder_atr
-from advanced_risk.monitoring.drift import FeatureReference, in_sample_threshold, reference_from_samples
+from advanced_risk.monitoring.drift import FeatureReference, calibrated_reference
 from advanced_risk.rl.agents.interface import ATR_FLOOR, ATR_PERIOD, synthetic_bars
 from advanced_risk.rl.portfolio.accounting import history_length
 from advanced_risk.rl.portfolio.drift import asset_labels, policy_features
@@ -72,6 +71,4 @@ def agents_reference(
     threshold: :data:`AGENTS_DRIFT_THRESHOLD` or, if higher, the 99th percentile of the scores of
     the training paths' own windows (:func:`~advanced_risk.monitoring.drift.in_sample_threshold`)."""
     streams = [agents_features(p, config) for p in paths]
-    reference = reference_from_samples(np.vstack(streams), agents_feature_names(config, asset_names))
-    threshold = in_sample_threshold(reference, streams, AGENTS_DRIFT_THRESHOLD)
-    return replace(reference, threshold=threshold)
+    return calibrated_reference(streams, agents_feature_names(config, asset_names), AGENTS_DRIFT_THRESHOLD)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any, Final
 
 import numpy as np
@@ -24,7 +23,7 @@ import numpy as np
 from advanced_risk.config import EnvConfig
 from advanced_risk.errors import InvalidInputError, ModelLoadError
 from advanced_risk.measures.validation import FloatArray
-from advanced_risk.monitoring.drift import FeatureReference, in_sample_threshold, reference_from_samples
+from advanced_risk.monitoring.drift import FeatureReference, calibrated_reference
 from advanced_risk.rl.portfolio.accounting import history_length, market_features_kernel
 from advanced_risk.rl.portfolio.market import MarketModel
 
@@ -85,9 +84,7 @@ def policy_reference(
     threshold: :data:`POLICY_DRIFT_THRESHOLD` or, if higher, the 99th percentile of the scores of
     the training paths' own windows (:func:`~advanced_risk.monitoring.drift.in_sample_threshold`)."""
     streams = [policy_features(p, config) for p in paths]
-    reference = reference_from_samples(np.vstack(streams), policy_feature_names(config, asset_names))
-    threshold = in_sample_threshold(reference, streams, POLICY_DRIFT_THRESHOLD)
-    return replace(reference, threshold=threshold)
+    return calibrated_reference(streams, policy_feature_names(config, asset_names), POLICY_DRIFT_THRESHOLD)
 
 
 SIMULATED_PATHS: Final = 64
