@@ -23,6 +23,7 @@ counted (a hung hook must not grow memory without bound).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import queue
 import threading
@@ -117,7 +118,6 @@ class AlertDispatcher:
     def __init__(self, hook: AlertHook, max_pending: int = 1000, timeout_s: float = 30.0) -> None:
         self._hook = hook
         self._timeout_s = timeout_s
-        self._is_async = inspect.iscoroutinefunction(hook)
         self._queue: queue.Queue[Any] = queue.Queue(max_pending)
         self.delivered = 0
         """Events the hook returned from (or whose coroutine completed) without raising."""
@@ -130,8 +130,13 @@ class AlertDispatcher:
         self._thread.start()
 
     def emit(self, event: AlertEvent) -> None:
-        """Queue ``event`` (O(1), never blocks; dropped and counted when the queue is full)."""
-        loop = _running_loop() if self._is_async else None
+        """Queue ``event`` (O(1), never blocks; dropped and counted when the queue is full).
+
+        The caller's running loop (if any) travels with the event, whatever the hook looks like: an
+        object with an ``async def __call__``, a ``functools.partial`` or a lambda returning a
+        coroutine are awaited on the bot's loop too (events are rare, so the lookup costs nothing).
+        """
+        loop = _running_loop()
         try:
             self._queue.put_nowait((event, loop))
         except queue.Full:
@@ -139,12 +144,17 @@ class AlertDispatcher:
             log.warning("alert_dropped", kind=event.kind.value, pending=self._queue.qsize())
 
     def close(self, timeout: float = 2.0) -> None:
-        """Deliver what is queued (up to ``timeout`` seconds), then stop the thread."""
+        """Deliver what is queued (up to ``timeout`` seconds), then stop the thread.
+
+        Called from the hook itself (a hook that closes the manager, e.g. on the kill switch), the
+        thread stops once the hook returns: a thread cannot wait for itself.
+        """
         try:
             self._queue.put((_STOP, None), timeout=timeout)
         except queue.Full:
             return  # a hung hook: the daemon thread is abandoned
-        self._thread.join(timeout)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
 
     def _run(self) -> None:
         while True:
@@ -166,14 +176,28 @@ class AlertDispatcher:
             log.warning("alert_hook_failed", kind=event.kind.value, error=repr(exc))
 
     def _await(self, awaitable: Awaitable[None], loop: asyncio.AbstractEventLoop | None) -> None:
-        """Run a coroutine hook to completion: on the bot's loop while it runs, else on our own."""
+        """Run a coroutine hook to completion: on the bot's loop while it runs, else on our own.
+
+        The bot's loop may end between the event and its delivery (``asyncio.run`` returning
+        cancels what is scheduled, then closes the loop): a hook that had not started there yet runs
+        on our own loop instead of being lost; one cancelled while it ran counts as failed.
+        """
+        started = False
 
         async def wrapped() -> None:
+            nonlocal started
+            started = True
             await awaitable
 
         if loop is not None and loop.is_running():
-            asyncio.run_coroutine_threadsafe(wrapped(), loop).result(self._timeout_s)
-            return
+            job = wrapped()
+            try:
+                asyncio.run_coroutine_threadsafe(job, loop).result(self._timeout_s)
+                return
+            except (concurrent.futures.CancelledError, RuntimeError):  # RuntimeError: loop closed
+                if started:
+                    raise
+                job.close()  # never started: nothing of the hook ran on the bot's loop
         if self._own_loop is None:
             self._own_loop = asyncio.new_event_loop()
         self._own_loop.run_until_complete(wrapped())

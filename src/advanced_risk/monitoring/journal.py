@@ -28,7 +28,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from advanced_risk.engine.state import JournalEntry, StateStore
-from advanced_risk.errors import InvalidInputError
+from advanced_risk.errors import InvalidInputError, StateStoreError
 from advanced_risk.logs import get_logger
 from advanced_risk.types import TradingState
 
@@ -38,6 +38,7 @@ __all__ = [
     "filter_journal",
     "flat_records",
     "format_row",
+    "is_decision",
     "journal_frame",
     "json_line",
     "parse_time",
@@ -111,8 +112,20 @@ def _flat(entry: JournalEntry) -> dict[str, Any]:
     }
 
 
+def is_decision(entry: JournalEntry) -> bool:
+    """Whether a journal entry is a decision: a JSON object that is not an operator event.
+
+    The journal also holds rows that are not decisions: ``reset_peak`` writes
+    ``{"event": "reset_peak", ...}``. Those (and a row whose payload is not a JSON object) are not
+    decisions: they have no state, leverage or VaR, and counted as decisions they would add a row of
+    NaN, two false state changes in the report and break the pairs of the VaR backtest.
+    """
+    return isinstance(entry.payload, Mapping) and "event" not in entry.payload
+
+
 def journal_frame(entries: Sequence[JournalEntry]) -> pd.DataFrame:
-    """The entries as a flat frame with the columns :data:`COLUMNS` (see the module docstring).
+    """The decisions among the entries as a flat frame with the columns :data:`COLUMNS` (see the
+    module docstring); entries that are not decisions (:func:`is_decision`) are left out.
 
     ``ts`` becomes a UTC datetime (``datetime64[ns, UTC]``) from the stored Unix seconds; numeric
     fields that are null or missing in a row are NaN. The frame's index is 0..n-1 in the order of
@@ -125,7 +138,7 @@ def journal_frame(entries: Sequence[JournalEntry]) -> pd.DataFrame:
     >>> row["ts"].isoformat(), float(row["leverage"]), bool(pd.isna(row["var"])), bool(pd.isna(row["equity"]))
     ('1970-01-01T00:00:00+00:00', 0.5, True, True)
     """
-    frame = pd.DataFrame([_flat(e) for e in entries], columns=list(COLUMNS))
+    frame = pd.DataFrame([_flat(e) for e in entries if is_decision(e)], columns=list(COLUMNS))
     frame["ts"] = pd.to_datetime(frame["ts"].astype("float64"), unit="s", utc=True)
     for name in ("hedge_active", "degraded", "correlation_shock"):
         frame[name] = frame[name].astype(bool)
@@ -134,26 +147,37 @@ def journal_frame(entries: Sequence[JournalEntry]) -> pd.DataFrame:
 
 
 def read_journal(path: str | Path, *, last: int | None = None) -> pd.DataFrame:
-    """The journal of the state file ``path``, opened read-only, as :func:`journal_frame`.
+    """The decisions of the journal in the state file ``path``, opened read-only, as :func:`journal_frame`.
 
     Parameters
     ----------
     path : a ``StateStore`` database file (e.g. ``RiskConfig.state_path``).
-    last : only the newest ``last`` rows (None: all of them, read into memory at once).
+    last : only the newest ``last`` decisions (None: all of them, read into memory at once); rows
+        that are not decisions (``reset_peak`` events) do not count.
 
     Raises
     ------
     StateStoreError
-        The file is missing, not a database, or of another schema version.
+        The file is missing, not a database, of another schema version, or holds a row that is not
+        JSON (a corrupt file).
     InvalidInputError
         ``last`` is not an integer >= 0.
     """
     if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 0):
         raise InvalidInputError(f"last must be an integer >= 0, got {last!r}")
-    with StateStore(path, read_only=True) as store:
-        entries = store.journal(store.count() if last is None else last)
+    try:
+        with StateStore(path, read_only=True) as store:
+            total = store.count()
+            want = total if last is None else min(last, total)
+            entries = store.journal(want)
+            # event rows do not count towards ``last``: read further back until enough decisions
+            while len(entries) < total and sum(map(is_decision, entries)) < want:
+                entries = store.journal(min(2 * len(entries) + 1, total))
+    except json.JSONDecodeError as exc:  # a row's payload is not JSON: a corrupt file
+        raise StateStoreError(f"journal of {path} holds a row that is not JSON: {exc}") from exc
     log.debug("journal_read", path=str(path), rows=len(entries))
-    return journal_frame(entries)
+    frame = journal_frame(entries)
+    return frame if last is None else frame.iloc[len(frame) - min(last, len(frame)) :].reset_index(drop=True)
 
 
 def parse_time(value: str | float | pd.Timestamp, name: str = "time") -> pd.Timestamp:
@@ -178,7 +202,12 @@ def parse_time(value: str | float | pd.Timestamp, name: str = "time") -> pd.Time
     except (TypeError, ValueError):
         seconds = math.nan
     if math.isfinite(seconds):
-        return pd.Timestamp(seconds, unit="s", tz="UTC")
+        try:
+            return pd.Timestamp(seconds, unit="s", tz="UTC")
+        except (OverflowError, ValueError) as exc:  # pandas' OutOfBoundsDatetime is a ValueError
+            raise InvalidInputError(
+                f"{name} {value!r} is out of range as Unix seconds (years 1677 to 2262)"
+            ) from exc
     try:
         stamp = pd.Timestamp(str(value))
     except (TypeError, ValueError) as exc:

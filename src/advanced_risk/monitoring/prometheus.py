@@ -282,7 +282,8 @@ def serve_metrics(
     ValueError
         ``registry`` already holds metrics of these names (prometheus_client's duplicate check).
     OSError
-        The address cannot be bound (port in use); the collector is unregistered again.
+        The address cannot be bound (port in use): the message names ``addr:port``, ``errno`` is the
+        socket's (e.g. ``EADDRINUSE``); the collector is unregistered again.
     """
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise InvalidInputError(f"port must be an int in [0, 65535], got {port!r}")
@@ -291,6 +292,9 @@ def serve_metrics(
     registry.register(collector)
     try:
         server, thread = start_http_server(port, addr=addr, registry=registry)
+    except OSError as exc:  # the same OSError (errno kept), saying which address could not be bound
+        registry.unregister(collector)
+        raise OSError(exc.errno, f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}") from exc
     except BaseException:
         registry.unregister(collector)
         raise
