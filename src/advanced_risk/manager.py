@@ -137,6 +137,7 @@ class AdvancedRiskManager:
         self._on_alert = on_alert
         self._pager = AlertPager()
         self._dispatcher: AlertDispatcher | None = None
+        self._servers: list[MetricsServer] = []  # closed with the manager
         self.config = cfg = config or RiskConfig()
         self._allocator: Allocator | None = load_allocator(policy, cfg.mc_samples, _drift_settings(cfg))
         self._advisor: Advisor | None = _load_advisor(risk_agents, cfg)
@@ -241,6 +242,9 @@ class AdvancedRiskManager:
         if self._dispatcher is not None:
             self._dispatcher.close()
             self._dispatcher = None
+        for server in self._servers:
+            server.close()
+        self._servers.clear()
         self._components.shutdown()
         self._background_pool.shutdown(wait=False, cancel_futures=True)
         self._pools_closed = True
@@ -791,13 +795,21 @@ class AdvancedRiskManager:
         """Serve this manager's Prometheus metrics over HTTP at ``http://addr:port/metrics``.
 
         A background thread of ``prometheus_client`` answers scrapes (nothing runs per decision).
-        ``port=0`` picks a free port (``server.port``); ``server.close()`` stops it. The default
-        address is the local host only: expose it wider on purpose (``addr="0.0.0.0"``).
-        Needs the ``[metrics]`` extra.
+        ``port=0`` picks a free port (``server.port``); ``server.close()`` stops it, and so does
+        closing the manager. The default address is the local host only: expose it wider on purpose
+        (``addr="0.0.0.0"``). Needs the ``[metrics]`` extra.
+
+        Raises
+        ------
+        OSError
+            The address cannot be served (e.g. the port is in use); the message names it.
         """
         from advanced_risk.monitoring.prometheus import serve_metrics
 
-        return serve_metrics(self.telemetry_snapshot, port, addr)
+        server = serve_metrics(self.telemetry_snapshot, port, addr)
+        self._servers = [s for s in self._servers if not s.closed]
+        self._servers.append(server)
+        return server
 
 
 def _load_advisor(risk_agents: Any, config: RiskConfig) -> Advisor | None:

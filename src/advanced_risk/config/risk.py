@@ -18,7 +18,19 @@ from advanced_risk.config._base import _as_enum, _collect, _ConfigMixin, _in_ran
 from advanced_risk.measures.validation import check_positive_int
 from advanced_risk.measures.var_method import VaRMethod
 
-__all__ = ["HedgeConfig", "KellyConfig", "LeverageConfig", "RiskConfig", "SizingConfig", "TrackerConfig"]
+__all__ = [
+    "MAX_DRIFT_WINDOW",
+    "HedgeConfig",
+    "KellyConfig",
+    "LeverageConfig",
+    "RiskConfig",
+    "SizingConfig",
+    "TrackerConfig",
+]
+
+MAX_DRIFT_WINDOW = 20_000
+"""Largest ``RiskConfig.drift_window`` (bars): the window's memory grows with it (2 bytes per feature
+and bar)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -285,12 +297,15 @@ class RiskConfig(_ConfigMixin):
     its observation features against the training statistics in its model file; docs/drift.md).
     The defaults (window, min_bars and each shipped model's threshold) were chosen on training data
     only: the lowest detection delay of a volatility x2.5 shift with <= 1 % false alarms on held-out
-    in-distribution paths (docs/drift.md)."""
+    in-distribution paths (docs/drift.md). At most ``MAX_DRIFT_WINDOW`` (20,000) bars: the window
+    keeps one 2-byte bin index per feature and bar (~6 MB for the shipped policy's 160 features at
+    the maximum). The window lives in memory: after a restart a model is scored again only once
+    ``drift_min_bars`` bars have passed."""
     drift_threshold: float | None = None
     """Drift score (mean PSI over the model's features) above which the model's advice is replaced by
     the rules for the bar, with an alert naming the features that moved most. None: each model's own
-    threshold, stored with its training statistics (PPO policy 0.4, risk agents 1.25; calibrated for
-    the default window and min_bars: set one here when you change those)."""
+    threshold, stored with its training statistics (the shipped PPO policy 0.448, S&P 500 risk agents
+    1.444; calibrated for the default window and min_bars: set one here when you change those)."""
     drift_min_bars: int = 250
     """Bars the drift window must hold before a model can be declared drifted (1..drift_window)."""
     drawdown_window: int | None = 252
@@ -418,7 +433,12 @@ class RiskConfig(_ConfigMixin):
                         self.agents_uncertainty_threshold, "agents_uncertainty_threshold", 0.0, 1.0
                     )
                 ),
-                lambda: check_positive_int(self.drift_window, "drift_window", minimum=2),
+                lambda: _in_range(
+                    check_positive_int(self.drift_window, "drift_window", minimum=2),
+                    "drift_window",
+                    2,
+                    MAX_DRIFT_WINDOW,
+                ),
                 lambda: (
                     None
                     if self.drift_threshold is None

@@ -42,6 +42,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
+from advanced_risk.config.risk import MAX_DRIFT_WINDOW
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.logs import get_logger
 from advanced_risk.measures.jit import jit
@@ -400,8 +401,8 @@ class DriftMonitor:
 
 
 def _check_settings(window: object, threshold: object, min_bars: object) -> None:
-    if not isinstance(window, int | np.integer) or window < 2:
-        raise InvalidInputError(f"drift_window must be an integer >= 2, got {window!r}")
+    if not isinstance(window, int | np.integer) or not 2 <= window <= MAX_DRIFT_WINDOW:
+        raise InvalidInputError(f"drift_window must be an integer in 2..{MAX_DRIFT_WINDOW}, got {window!r}")
     if not isinstance(threshold, int | float) or not math.isfinite(threshold) or threshold <= 0:
         raise InvalidInputError(f"drift_threshold must be a finite number > 0, got {threshold!r}")
     if not isinstance(min_bars, int | np.integer) or not 1 <= min_bars <= window:
@@ -464,7 +465,8 @@ class DriftSettings:
     Raises
     ------
     InvalidInputError
-        ``window < 2``, ``threshold`` not finite and > 0, or ``min_bars`` outside ``1..window``.
+        ``window`` outside ``2..MAX_DRIFT_WINDOW``, ``threshold`` not finite and > 0, or ``min_bars``
+        outside ``1..window``.
     """
 
     window: int = DEFAULT_WINDOW

@@ -112,10 +112,17 @@ class PolicyAllocator:
         return market
 
     def warm_up(self) -> None:
-        """One throwaway inference (loads numba's cached kernels); the manager calls it from ``open``."""
+        """One throwaway inference (loads numba's cached kernels); the manager calls it from ``open``.
+
+        The drift monitor is set aside meanwhile: the throwaway bar never enters its window.
+        """
         n = self.asset_count
         weights = np.append(np.zeros(n), 1.0)
-        self.allocate(np.zeros((self.history_length, n)), weights, 0.0)
+        monitor, last, self._drift = self._drift, self.last_drift, None
+        try:
+            self.allocate(np.zeros((self.history_length, n)), weights, 0.0)
+        finally:
+            self._drift, self.last_drift = monitor, last
 
 
 def load_allocator(policy: Any, n_samples: int = 10, drift: DriftSettings | None = None) -> Allocator | None:
