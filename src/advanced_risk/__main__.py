@@ -120,6 +120,11 @@ def _add_journal(sub: argparse._SubParsersAction[_OneLineParser]) -> None:
     cmd.add_argument("--state", choices=[s.value for s in TradingState], help="rows in this trading state")
     cmd.add_argument("--degraded", action="store_true", help="degraded decisions only")
     cmd.add_argument("--json", action="store_true", help="JSON lines (the payload with id and ts)")
+    cmd.add_argument(
+        "--events",
+        action="store_true",
+        help="the operator's controls instead (kill switch, resume, peak reset; with --since/--until/--last)",
+    )
     cmd.add_argument("--csv", metavar="FILE", help="write the rows that pass to FILE as CSV")
     cmd.add_argument("--parquet", metavar="FILE", help="write them as Parquet (extra [report])")
 
@@ -186,6 +191,8 @@ def _journal(args: argparse.Namespace) -> int:
             raise InvalidInputError(f"--last must be >= 0, got {args.last}")
         if args.parquet is not None and importlib.util.find_spec("pyarrow") is None:
             raise InvalidInputError("--parquet needs pyarrow: pip install 'advanced_risk[report]'")
+        if args.events:
+            return _journal_events(args)
         filtered = any(v is not None for v in (args.since, args.until, args.state)) or args.degraded
         exporting = args.csv is not None or args.parquet is not None
         last = args.last if args.last is not None or exporting else 20
@@ -210,6 +217,25 @@ def _journal(args: argparse.Namespace) -> int:
                 print(jr.json_line(row) if args.json else jr.format_row(row))
         except BrokenPipeError:  # e.g. piped into head: the reader has what it wanted
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def _journal_events(args: argparse.Namespace) -> int:
+    """``journal --events``: the operator's controls, one a line (or JSON lines)."""
+    from advanced_risk.errors import InvalidInputError
+    from advanced_risk.monitoring import journal as jr
+
+    if args.state is not None or args.degraded or args.csv is not None or args.parquet is not None:
+        raise InvalidInputError("--events takes only --since, --until, --last and --json")
+    frame = jr.read_events(args.path)
+    if args.since is not None:
+        frame = frame[frame["ts"] >= jr.parse_time(args.since, "--since")]
+    if args.until is not None:
+        frame = frame[frame["ts"] <= jr.parse_time(args.until, "--until")]
+    if args.last is not None:
+        frame = frame.iloc[len(frame) - min(args.last, len(frame)) :]
+    for _, row in frame.iterrows():
+        print(jr.json_line(row) if args.json else jr.format_event(row))
     return 0
 
 

@@ -554,6 +554,17 @@ class AdvancedRiskManager:
                 self._dispatcher.emit(event)
         return decision
 
+    def _journal_event(self, event: str, *, urgent: bool = False, **fields: Any) -> None:
+        """Journal an operator control as a row of its own (``{"event": ..., ...}``, id
+        ``<run>-<event>-<n>``) beside the decisions, for the audit trail (``python -m advanced_risk
+        journal PATH --events``); queued, never waited for (``urgent``: committed without lingering)."""
+        journal = self._journal
+        if journal is not None:
+            row = json.dumps({"event": event, **fields})
+            journal.submit(
+                f"{self._run}-{event.replace('_', '-')}-{next(self._ids)}", row, None, urgent=urgent
+            )
+
     def _page(self, message: str) -> None:
         """Raise an operator control's event to the ``on_alert`` hook (if any)."""
         if self._dispatcher is not None:
@@ -583,6 +594,7 @@ class AdvancedRiskManager:
             if await self._durable_within(done, start):
                 changed = machine.resume(why)
                 self._page(f"trading state halted -> active: resumed: {why}")
+                self._journal_event("resume", reason=why)
                 return StateChange(changed=changed, durable=True)
             self._pending_resume = (done, why)
             return StateChange(changed=False, durable=False, pending=True)
@@ -603,7 +615,10 @@ class AdvancedRiskManager:
             journal = self._journal
             if journal is None:
                 return StateChange(changed=changed, durable=False)
-            durable = await self._durable_within(_submit_safety_state(journal, engine), start)
+            written = _submit_safety_state(journal, engine)
+            if changed:
+                self._journal_event("kill_switch", reason=str(reason), previous=before.value)
+            durable = await self._durable_within(written, start)
             return StateChange(changed=changed, durable=durable)
 
     async def _durable_within(self, done: Future[None], start: float) -> bool:
@@ -623,6 +638,7 @@ class AdvancedRiskManager:
         self._pending_resume = None
         if pending[0].exception() is None and engine.machine.resume(pending[1]):
             self._page(f"trading state halted -> active: resumed: {pending[1]}")
+            self._journal_event("resume", reason=pending[1])
 
     async def reset_peak(self, value: float, reason: str) -> None:
         """Set the peak equity drawdowns are measured from (after a deposit, a withdrawal or a bad
@@ -645,13 +661,9 @@ class AdvancedRiskManager:
                 )
             journal = self._journal
             if journal is not None:  # disk first: memory is never less cautious than the store
-                row = {
-                    "event": "reset_peak",
-                    "previous": previous,
-                    "peak_equity": peak,
-                    "reason": str(reason),
-                }
-                journal.submit(f"{self._run}-reset-peak-{next(self._ids)}", json.dumps(row), None)
+                self._journal_event(
+                    "reset_peak", urgent=True, previous=previous, peak_equity=peak, reason=str(reason)
+                )
                 await asyncio.wrap_future(journal.call(lambda store: store.set_peak_equity(peak)))
             engine.reset_peak(peak)
             log.warning("peak_equity_reset", previous=previous, peak_equity=peak, reason=reason)

@@ -16,7 +16,18 @@ from advanced_risk.measures.backtest import christoffersen_independence, kupiec_
 from advanced_risk.monitoring.journal import read_journal
 from advanced_risk.monitoring.report import REPORT_NAME, render_report, var_backtest, write_journal_report
 
-SECTIONS = {"definitions", "equity", "var", "exposure", "states", "alerts", "drift", "latency", "backtest"}
+SECTIONS = {
+    "definitions",
+    "equity",
+    "var",
+    "exposure",
+    "states",
+    "alerts",
+    "events",
+    "drift",
+    "latency",
+    "backtest",
+}
 NEEDS_EQUITY = ("equity", "var", "backtest")
 
 

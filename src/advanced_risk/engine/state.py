@@ -373,6 +373,16 @@ class StateStore:
             ).fetchall()
         return [JournalEntry(r[0], r[1], r[2], json.loads(r[3])) for r in reversed(rows)]
 
+    def operator_events(self) -> list[JournalEntry]:
+        """The journal's operator rows (``{"event": ...}``: kill switch, resume, peak reset), oldest
+        first; the decisions between them are not read (a text prefix match in SQL)."""
+        with self._op("operator_events") as conn:
+            rows = conn.execute(
+                "SELECT id, decision_id, ts, payload FROM journal "
+                "WHERE payload LIKE '{\"event\":%' ORDER BY id"
+            ).fetchall()
+        return [JournalEntry(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
     def get_decision(self, decision_id: str) -> JournalEntry | None:
         """The journaled decision with this id, or None."""
         with self._op("get_decision") as conn:

@@ -11,6 +11,10 @@ Columns of :func:`journal_frame` (one row per decision, in journal order, i.e. b
 ``drawdown``, ``degraded``, ``latency_ms``, ``alerts`` (list of str), ``correlation_average``,
 ``correlation_shock``, ``uncertainty`` and ``payload`` (the row's JSON object, as a dict).
 
+Beside the decisions the journal holds the operator's controls as rows of their own, ``{"event":
+...}``: ``kill_switch`` (reason, the state before), ``resume`` (reason) and ``reset_peak`` (previous
+and new peak, reason). :func:`read_events` reads those; :func:`journal_frame` leaves them out.
+
 NaN policy: a value the row holds as null (VaR before enough history, the correlation of one asset,
 no uncertainty without a policy) and a field an older journal lacks (``equity``, ``drawdown``) are
 NaN in the frame; nothing is dropped or filled.
@@ -37,11 +41,13 @@ __all__ = [
     "export_journal",
     "filter_journal",
     "flat_records",
+    "format_event",
     "format_row",
     "is_decision",
     "journal_frame",
     "json_line",
     "parse_time",
+    "read_events",
     "read_journal",
 ]
 
@@ -337,3 +343,43 @@ def json_line(row: pd.Series | Mapping[str, Any]) -> str:
     """
     ts = pd.Timestamp(row["ts"]).isoformat()
     return _json_text({"id": int(row["id"]), "ts": ts, **dict(row["payload"])})
+
+
+EVENT_COLUMNS: tuple[str, ...] = ("id", "decision_id", "ts", "event", "payload")
+"""The columns of :func:`read_events`, in order."""
+
+
+def read_events(path: str | Path) -> pd.DataFrame:
+    """The operator's controls journalled in the state file ``path`` (kill switch, resume, peak
+    reset), oldest first, as a frame with the columns :data:`EVENT_COLUMNS` (``ts`` UTC datetime,
+    ``payload`` the row as a dict). Opened read-only; decisions are not read.
+
+    Raises
+    ------
+    StateStoreError
+        The file is missing, not a database, of another schema version, or corrupt.
+    """
+    try:
+        with StateStore(path, read_only=True) as store:
+            entries = store.operator_events()
+    except json.JSONDecodeError as exc:
+        raise StateStoreError(f"journal of {path} holds a row that is not JSON: {exc}") from exc
+    rows = [(e.id, e.decision_id, e.ts, str(e.payload["event"]), e.payload) for e in entries]
+    frame = pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
+    frame["ts"] = pd.to_datetime(frame["ts"].astype("float64"), unit="s", utc=True)
+    frame["id"] = frame["id"].astype("int64")
+    return frame
+
+
+def format_event(row: pd.Series | Mapping[str, Any]) -> str:
+    """One line for one operator event: ``ts id decision_id EVENT key=value ...``.
+
+    Examples
+    --------
+    >>> format_event({"ts": pd.Timestamp(0, unit="s", tz="UTC"), "id": 3, "decision_id": "r-kill-switch-3",
+    ...     "event": "kill_switch", "payload": {"event": "kill_switch", "reason": "fat finger"}})
+    "1970-01-01T00:00:00.000Z #3 r-kill-switch-3 KILL_SWITCH reason='fat finger'"
+    """
+    ts = pd.Timestamp(row["ts"]).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    fields = " ".join(f"{k}={v!r}" for k, v in dict(row["payload"]).items() if k != "event")
+    return f"{ts} #{row['id']} {row['decision_id']} {str(row['event']).upper()} {fields}".rstrip()

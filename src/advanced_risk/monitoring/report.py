@@ -3,8 +3,9 @@
 Inline CSS, figures as embedded base64 PNG (matplotlib Agg, extra ``[report]``), no external URL and
 no JavaScript: the file can be mailed or archived and opens the same anywhere. Sections: equity and
 drawdown; VaR and CVaR against the realised book returns, breaches marked; leverage and hedge ratio;
-the trading-state timeline; alerts (counts, last 50); each model's input drift score; decision
-latency (histogram, p50/p99/max); Kupiec and Christoffersen tests of the recorded VaR.
+the trading-state timeline; alerts (counts, last 50); the operator's controls; each model's input
+drift score; decision latency (histogram, p50/p99/max); Kupiec and Christoffersen tests of the
+recorded VaR.
 
 Definitions (the page states them too):
 
@@ -45,7 +46,7 @@ from advanced_risk.logs import get_logger
 from advanced_risk.measures import backtest
 from advanced_risk.measures.validation import check_alpha
 from advanced_risk.monitoring import report_figures as figures
-from advanced_risk.monitoring.journal import read_journal
+from advanced_risk.monitoring.journal import read_events, read_journal
 
 __all__ = [
     "REPORT_NAME",
@@ -302,6 +303,23 @@ def _alerts_section(frame: pd.DataFrame) -> str:
     return _section("alerts", "Alerts", body)
 
 
+def _events_section(events: pd.DataFrame | None) -> str:
+    """The operator's controls (kill switch, resume, peak reset) journalled beside the decisions."""
+    title = "Operator controls"
+    if events is None or events.empty:
+        return _section("events", title, _p("No kill switch, resume or peak reset in this journal.", "muted"))
+    rows = [
+        [
+            _ts(r["ts"]),
+            str(r["decision_id"]),
+            str(r["event"]),
+            ", ".join(f"{k}: {v}" for k, v in r["payload"].items() if k != "event"),
+        ]
+        for _, r in events.iterrows()
+    ]
+    return _section("events", title, _table(["time (UTC)", "id", "control", "details"], rows))
+
+
 def _drift_section(frame: pd.DataFrame) -> str:
     """Each model's input drift score over the decisions, and the decisions it was replaced on."""
     rows = [p.get("drift") if isinstance(p, dict) else None for p in frame["payload"]]
@@ -388,8 +406,11 @@ def _definitions(alpha: float) -> str:
     )
 
 
-def render_report(frame: pd.DataFrame, *, alpha: float = 0.99, source: str = "") -> str:
-    """The report page of a :func:`~advanced_risk.monitoring.journal.journal_frame` as HTML text.
+def render_report(
+    frame: pd.DataFrame, *, alpha: float = 0.99, source: str = "", events: pd.DataFrame | None = None
+) -> str:
+    """The report page of a :func:`~advanced_risk.monitoring.journal.journal_frame` as HTML text;
+    ``events`` (:func:`~advanced_risk.monitoring.journal.read_events`) fills the operator's controls.
 
     Raises
     ------
@@ -409,6 +430,7 @@ def render_report(frame: pd.DataFrame, *, alpha: float = 0.99, source: str = "")
         _exposure_section(frame),
         _state_section(frame),
         _alerts_section(frame),
+        _events_section(events),
         _drift_section(frame),
         _latency_section(frame),
         _backtest_section(frame, bt),
@@ -440,7 +462,7 @@ def write_journal_report(path: str | Path, out_dir: str | Path, *, alpha: float 
         An empty journal, or ``alpha`` outside (0, 1).
     """
     frame = read_journal(path)
-    page = render_report(frame, alpha=alpha, source=str(path))
+    page = render_report(frame, alpha=alpha, source=str(path), events=read_events(path))
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / REPORT_NAME
