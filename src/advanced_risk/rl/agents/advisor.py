@@ -218,19 +218,25 @@ class RiskAgentsAdvisor:
         """Act with MC dropout, gate against the rules, and decode (inline or in the policy worker)."""
         proposed = self.agents.act(observations, self.n_samples)
         actions, overridden = gate(proposed, self._rules, self.threshold)
-        scale = float(np.clip(np.asarray(actions["sizer"]).reshape(-1)[0], 0.0, 1.0))
-        stop = np.asarray(actions["stop"], np.float64).reshape(-1)
+        scale = _clip(float(np.asarray(actions["sizer"]).reshape(-1)[0]), 0.0, 1.0)
+        stop = np.asarray(actions["stop"], np.float64).reshape(-1).tolist()
         monitor = MonitorAction(int(actions["monitor"]))
         return AgentAdvice(
             scale=scale,
-            stop_multiple=float(np.clip(stop[0], *STOP_RANGE)),
-            trailing=bool(stop[1] >= 0.5),
+            stop_multiple=_clip(stop[0], *STOP_RANGE),
+            trailing=stop[1] >= 0.5,
             monitor=monitor.name.lower(),
             cut=MONITOR_CUTS[monitor],
             uncertainty=dict(proposed.uncertainty),
             overridden=overridden,
             drift=observations.get(DRIFT_KEY),
         )
+
+
+def _clip(value: float, low: float, high: float) -> float:
+    """``float(np.clip(value, low, high))`` without NumPy's dispatch, as NumPy 2 clips a float: NaN stays
+    NaN and a value equal to a bound is kept (``-0.0`` clipped at ``0.0`` stays ``-0.0``)."""
+    return low if value < low else high if value > high else value
 
 
 def _synthetic_bar(prev: FloatArray, close: FloatArray) -> tuple[FloatArray, FloatArray]:

@@ -33,6 +33,7 @@ one object, :class:`RiskAgents`.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from advanced_risk.config import EnvConfig
 from advanced_risk.errors import InvalidInputError, ModelLoadError
 from advanced_risk.logs import get_logger
 from advanced_risk.monitoring.drift import FeatureReference
+from advanced_risk.rl.agents.decode import decode_kernel, fused_input_kernel, shifted_logits_kernel
 from advanced_risk.rl.agents.interface import ACTION_BOUNDS, AGENTS, obs_dim, shared_actor_rows
 from advanced_risk.rl.portfolio.asset_names import AssetNames, check_asset_names, stored_asset_names
 from advanced_risk.rl.portfolio.drift import REFERENCE_KEY, stored_reference
@@ -123,7 +125,7 @@ def gate(
         z = proposed.novelty.get(agent, 0.0)
         if novelty_limit is not None and not z <= novelty_limit:  # checked first: deterministic
             overridden[agent] = f"observation {z:.3g} std from training data > {novelty_limit:g}"
-        elif not (np.isfinite(u) and u <= limit):
+        elif not (math.isfinite(u) and u <= limit):
             overridden[agent] = f"uncertainty {u:.3g} > {limit:.3g}"
         actions[agent] = rules[agent] if agent in overridden else action
     return actions, overridden
@@ -226,23 +228,13 @@ class RiskAgents:
                     f"share_parameters={share_parameters} need {width} inputs"
                 )
         self.discrete = {a: self.policies[a].discrete for a in AGENTS}
-        self._bounds = {
-            a: (np.array(low, np.float64), np.array(high, np.float64))
-            for a, (low, high) in ACTION_BOUNDS.items()
-        }
         # The three actors side by side (block-diagonal weights): one MC-dropout pass for all
         # agents. Each agent's outputs are exactly its own actor's (the off-diagonal blocks are zero
         # and every unit has its own mask).
         self._fused = _fuse([p.network for p in self.policies.values()])
-        heads = np.cumsum([0] + [p.head_dim for p in self.policies.values()])
-        self._heads = {
-            a: slice(int(heads[k]), int(heads[k]) + self.policies[a].n_out) for k, a in enumerate(AGENTS)
-        }
+        self._decoding = _Decoding.of(self.policies)
+        self._inputs = _Inputs.of(self.obs_rms, self.obs_dims, self._pad, share_parameters)
         self._rng = np.random.default_rng(seed)
-        # the normalisers' statistics as used by RunningMeanStd.normalize (eps 1e-8), kept unclipped
-        rms = self.obs_rms or {}
-        self._obs_mean = {a: r.mean.copy() for a, r in rms.items()}
-        self._obs_scale = {a: np.sqrt(r.var + 1e-8) for a, r in rms.items()}
         self.observation_reference: FeatureReference | None = None
         """Training statistics of the agents' shared market features (``rl/agents/drift.py``): read
         from and saved to ``metadata.user.observation_reference``; None: no drift tracking."""
@@ -285,54 +277,61 @@ class RiskAgents:
         )
 
     # -- acting -----------------------------------------------------------------------------------------
-    def _actor_input(
-        self, k: int, agent: str, obs: NDArray[np.floating]
-    ) -> tuple[NDArray[np.float32], float | None]:
-        """The actor's input row and the observation's novelty (largest |z|; None without a normaliser)."""
-        x = np.asarray(obs, dtype=np.float64).reshape(1, -1)
-        if x.shape[1] != self.obs_dims[agent]:
+    def _fused_input(
+        self, obs: Mapping[str, NDArray[np.floating]]
+    ) -> tuple[NDArray[np.float32], dict[str, float]]:
+        """The three actors' input row side by side and each observation's novelty (largest |z|).
+
+        One kernel normalises the three observations (``decode.fused_input_kernel``: the float64
+        arithmetic of ``RunningMeanStd.normalize``, clipped, cast to float32); the novelty is empty
+        without normalisers. Observations that are not 1-D float32 / float64 arrays of the right
+        length are converted (and checked) one by one first.
+        """
+        given = tuple(obs[a] for a in AGENTS)
+        dtype = getattr(given[0], "dtype", None)
+        if not all(
+            type(o) is np.ndarray and o.dtype == dtype and o.ndim == 1 and o.shape[0] == self.obs_dims[a]
+            for a, o in zip(AGENTS, given, strict=True)
+        ) or dtype not in (np.float32, np.float64):
+            given = tuple(self._observation(a, o) for a, o in zip(AGENTS, given, strict=True))
+        inp = self._inputs
+        x, novelty = fused_input_kernel(
+            given, inp.mean, inp.scale, self.obs_clip, self.obs_rms is not None, inp.template, inp.positions
+        )
+        return x, ({} if self.obs_rms is None else dict(zip(AGENTS, novelty.tolist(), strict=True)))
+
+    def _observation(self, agent: str, obs: Any) -> NDArray[np.float64]:
+        """``obs`` as a 1-D float64 array of the agent's observation length (else ``InvalidInputError``)."""
+        x = np.asarray(obs, dtype=np.float64).reshape(-1)
+        if x.shape[0] != self.obs_dims[agent]:
             raise InvalidInputError(
-                f"obs[{agent!r}] has {x.shape[1]} values, expected {self.obs_dims[agent]} "
+                f"obs[{agent!r}] has {x.shape[0]} values, expected {self.obs_dims[agent]} "
                 f"(asset_count={self.asset_count})"
             )
-        if self.obs_rms is None:
-            z, novelty = x.astype(np.float32), None
-        else:
-            raw = (x - self._obs_mean[agent]) / self._obs_scale[agent]
-            novelty = float(np.abs(raw).max())
-            z = np.minimum(np.maximum(raw, -self.obs_clip), self.obs_clip).astype(np.float32)
-        return (shared_actor_rows(z, k, len(AGENTS), self._pad) if self.share_parameters else z), novelty
+        return x
 
     def reseed(self, seed: int | None) -> None:
         """Restart the generator of the MC-dropout masks (reproducible evaluations)."""
         self._rng = np.random.default_rng(seed)
 
     def act(self, obs: Mapping[str, NDArray[np.floating]], n_samples: int = 10) -> AgentsAction:
-        """MC-dropout mean action of every agent and its normalised uncertainty (module docstring)."""
+        """MC-dropout mean action of every agent and its normalised uncertainty (module docstring).
+
+        The decoding (softmax or rescaling, mean and std over the samples) runs in two kernels around
+        one ``np.exp`` (``rl/agents/decode.py``), with NumPy's arithmetic and summation order.
+        """
         if n_samples < 1:
             raise InvalidInputError(f"n_samples must be >= 1, got {n_samples}")
-        inputs = [self._actor_input(k, a, obs[a]) for k, a in enumerate(AGENTS)]
-        x = np.concatenate([z for z, _ in inputs], axis=1)
-        novelty = {a: z for a, (_, z) in zip(AGENTS, inputs, strict=True) if z is not None}
-        net = self._fused
+        x, novelty = self._fused_input(obs)
+        net, dec = self._fused, self._decoding
         raw = net.mc_samples(x, n_samples, self._rng) if n_samples > 1 else net.mean_action(x)[None]
-        everything = raw[:, 0, :].astype(np.float64)
+        logits = shifted_logits_kernel(raw, dec.spec, dec.logit_width)
+        np.exp(logits, out=logits)
+        values, choices, spread = decode_kernel(raw, logits, dec.spec, dec.low, dec.high)
         actions: dict[str, Any] = {}
-        uncertainty: dict[str, float] = {}
-        for a in AGENTS:
-            samples = everything[:, self._heads[a]]
-            if self.discrete[a]:
-                probs = _softmax(samples)
-                mean, std = _mean_std(probs)
-                actions[a] = int(mean.argmax())
-                uncertainty[a] = float(std.max())
-            else:
-                low, high = self._bounds[a]
-                scaled = low + (np.minimum(np.maximum(samples, -1.0), 1.0) + 1.0) / 2.0 * (high - low)
-                mean, std = _mean_std(scaled)
-                actions[a] = mean.astype(np.float32)
-                uncertainty[a] = float((std / (high - low)).max())
-        return AgentsAction(actions, uncertainty, novelty)
+        for a, choice, (start, stop) in zip(AGENTS, choices.tolist(), dec.actions, strict=True):
+            actions[a] = choice if self.discrete[a] else values[start:stop]
+        return AgentsAction(actions, dict(zip(AGENTS, spread.tolist(), strict=True)), novelty)
 
     # -- persistence ------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None) -> str:
@@ -508,13 +507,85 @@ def _fuse(nets: list[NumpyPolicy]) -> NumpyPolicy:
     )
 
 
-def _mean_std(x: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Mean and population std over the first axis (``np.std``'s Python overhead is most of its cost here)."""
-    mean = x.sum(axis=0) / x.shape[0]
-    return mean, np.sqrt(((x - mean) ** 2).sum(axis=0) / x.shape[0])
+@dataclass(frozen=True, slots=True)
+class _Inputs:
+    """Where each observation value goes in the fused actor input, and its normaliser's statistics.
+
+    ``mean`` / ``scale`` are the three normalisers' statistics concatenated in :data:`AGENTS` order as
+    ``RunningMeanStd.normalize`` uses them (scale ``sqrt(var + 1e-8)``; empty without normalisers);
+    ``template`` is the fused input with every observation value 0 (a shared actor's padding and
+    one-hot ids in place) and ``positions`` the column of each observation value.
+    """
+
+    mean: NDArray[np.float64]
+    scale: NDArray[np.float64]
+    template: NDArray[np.float32]
+    positions: NDArray[np.int64]
+
+    @classmethod
+    def of(
+        cls, rms: Mapping[str, RunningMeanStd] | None, dims: Mapping[str, int], pad: int, shared: bool
+    ) -> _Inputs:
+        """The layout for observations of ``dims`` (``InvalidInputError``: a normaliser of another shape)."""
+        rows, positions, start = [], [], 0
+        for k, a in enumerate(AGENTS):
+            zero = np.zeros((1, dims[a]), np.float32)
+            rows.append(shared_actor_rows(zero, k, len(AGENTS), pad) if shared else zero)
+            positions.append(start + np.arange(dims[a]))
+            start += rows[-1].shape[1]
+        if rms is not None and any(rms[a].mean.shape != (dims[a],) for a in AGENTS):
+            shapes = {a: rms[a].mean.shape for a in AGENTS}
+            raise InvalidInputError(f"obs_rms shapes {shapes} do not fit the observations {dict(dims)}")
+        stats = [(r.mean, np.sqrt(r.var + 1e-8)) for r in (rms or {}).values()]
+        return cls(
+            mean=np.concatenate([m for m, _ in stats], dtype=np.float64) if stats else np.zeros(0),
+            scale=np.concatenate([s for _, s in stats], dtype=np.float64) if stats else np.zeros(0),
+            template=np.concatenate(rows, axis=1),
+            positions=np.concatenate(positions).astype(np.int64),
+        )
 
 
-def _softmax(logits: NDArray[np.float64]) -> NDArray[np.float64]:
-    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    out: NDArray[np.float64] = z / z.sum(axis=-1, keepdims=True)
-    return out
+@dataclass(frozen=True, slots=True)
+class _Decoding:
+    """The heads as ``decode.decode_kernel`` reads them (``spec``, ``low``, ``high``: see decode.py).
+
+    ``logit_width`` is the discrete heads' total width, ``actions`` each agent's ``(start, stop)`` in
+    the kernel's continuous actions (``(0, 0)`` for a discrete agent).
+    """
+
+    spec: NDArray[np.int64]
+    low: NDArray[np.float64]
+    high: NDArray[np.float64]
+    logit_width: int
+    actions: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def of(cls, policies: Mapping[str, AgentActor]) -> _Decoding:
+        """The heads of ``policies`` (``InvalidInputError``: a continuous agent without an action box
+        of its width in :data:`ACTION_BOUNDS`)."""
+        spec: list[tuple[int, int, int, int]] = []
+        low: list[float] = []
+        high: list[float] = []
+        actions: list[tuple[int, int]] = []
+        first = logit_width = 0
+        for a in AGENTS:
+            p = policies[a]
+            if p.discrete:
+                spec.append((first, p.n_out, 1, logit_width))
+                actions.append((0, 0))
+                logit_width += p.n_out
+            else:
+                box_low, box_high = ACTION_BOUNDS.get(a, ((), ()))
+                if len(box_low) != p.n_out:
+                    raise InvalidInputError(f"{a}: {p.n_out} continuous outputs, action box {box_low}")
+                spec.append((first, p.n_out, 0, len(low)))
+                actions.append((len(low), len(low) + p.n_out))
+                low, high = low + list(box_low), high + list(box_high)
+            first += p.head_dim
+        return cls(
+            spec=np.array(spec, np.int64),
+            low=np.array(low, np.float64),
+            high=np.array(high, np.float64),
+            logit_width=logit_width,
+            actions=tuple(actions),
+        )

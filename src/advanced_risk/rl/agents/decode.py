@@ -1,0 +1,233 @@
+"""The kernels of :meth:`RiskAgents.act <advanced_risk.rl.agents.policy.RiskAgents.act>`: the three
+agents' inputs in one pass and the decoding of their heads in two (issue 14).
+
+Each decision used to run ~80 small NumPy calls here (per agent: normalise, clip, novelty; softmax or
+rescaling, mean and std over the MC-dropout samples); inside the flow each first call pays for cold
+caches (docs/performance.md). These kernels do the same float64 arithmetic in the same order, so the
+outputs are bit for bit NumPy's (``tests/rl/test_agents_fast_decode.py`` compares them with the NumPy
+formulation; the shipped models' SHA-256 fixture pins them). What they reproduce of NumPy 2:
+
+- elementwise ``+ - * /``, ``sqrt``, the float32 casts, ``np.maximum`` / ``np.minimum`` against a
+  scalar (NaN propagates) and ``max`` / ``argmax`` (NaN wins; the first maximum): exact in any order;
+- ``x.sum(axis=0)`` of a C-contiguous ``(n, w)`` array: row after row from 0.0 when ``w > 1``, and
+  NumPy's pairwise summation of the column (after 0.0) when ``w == 1``; a row-wise
+  ``sum(axis=-1)``: 0.0 plus the pairwise sum of the row (sequential under 8 values);
+- ``np.exp`` is *not* reproduced: NumPy's float64 exp is its own SIMD code on AVX-512 machines and
+  libm's elsewhere, so the caller applies ``np.exp`` between :func:`shifted_logits_kernel` and
+  :func:`decode_kernel`.
+
+``spec`` describes the heads, one row per agent: ``(first output, width, discrete, offset)`` where
+``offset`` indexes ``low`` / ``high`` for a continuous agent and the columns of the shifted logits
+for a discrete one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from advanced_risk.measures.jit import jit
+
+__all__ = ["decode_kernel", "fused_input_kernel", "pairwise_sum_kernel", "shifted_logits_kernel"]
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+_BLOCK = 128
+"""NumPy's ``PW_BLOCKSIZE``: ranges up to this length are summed with 8 accumulators, longer ones split."""
+
+
+def _leaf_python(a: FloatArray, lo: int, n: int) -> float:
+    """NumPy's ``pairwise_sum`` of ``a[lo:lo + n]`` for ``n <= 128`` (no split)."""
+    if n < 8:
+        res = -0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return float(res)
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - n % 8:
+        k = lo + i
+        r0, r1, r2, r3 = r0 + a[k], r1 + a[k + 1], r2 + a[k + 2], r3 + a[k + 3]
+        r4, r5, r6, r7 = r4 + a[k + 4], r5 + a[k + 5], r6 + a[k + 6], r7 + a[k + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return float(res)
+
+
+def _pairwise_sum_python(a: FloatArray) -> float:
+    """NumPy's pairwise summation of the 1-D ``a`` (its recursion, unrolled onto an explicit stack)."""
+    n = a.shape[0]
+    if n <= _BLOCK:
+        return _leaf_kernel(a, 0, n)
+    los, ns = np.empty(64, np.int64), np.empty(64, np.int64)
+    stage, left = np.zeros(64, np.int64), np.zeros(64)
+    top, los[0], ns[0], value, returned = 0, 0, n, 0.0, False
+    while True:
+        if not returned:  # descend into the range on top of the stack
+            m = ns[top]
+            if m <= _BLOCK:
+                value, returned, top = _leaf_kernel(a, los[top], m), True, top - 1
+            else:
+                half = m // 2
+                half -= half % 8
+                stage[top] = 1
+                los[top + 1], ns[top + 1], stage[top + 1] = los[top], half, 0
+                top += 1
+        elif top < 0:
+            return value
+        elif stage[top] == 1:  # the left half is summed: now the right half
+            half = ns[top] // 2
+            half -= half % 8
+            left[top], stage[top] = value, 2
+            los[top + 1], ns[top + 1], stage[top + 1] = los[top] + half, ns[top] - half, 0
+            top, returned = top + 1, False
+        else:  # both halves summed
+            value, top = left[top] + value, top - 1
+
+
+def _column_sum_python(x: FloatArray, j: int) -> float:
+    """``x.sum(axis=0)[j]`` of a C-contiguous ``(n, w)`` array as NumPy sums it (module docstring)."""
+    if x.shape[1] == 1:
+        return 0.0 + _pairwise_sum_kernel(x[:, 0])
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += x[i, j]
+    return s
+
+
+def _nan_max_python(a: FloatArray) -> float:
+    """``a.max()`` of a non-empty 1-D array: NaN when any entry is NaN."""
+    m = a[0]
+    for i in range(1, a.shape[0]):
+        v = a[i]
+        if m == m and not v <= m:
+            m = v
+    return float(m)
+
+
+def _fused_input_python(
+    obs: tuple[NDArray[np.floating], ...],
+    mean: FloatArray, scale: FloatArray, clip: float, normalise: bool,
+    template: NDArray[np.float32], positions: IntArray,
+) -> tuple[NDArray[np.float32], FloatArray]:  # fmt: skip
+    """The fused actor input and each agent's novelty (largest |z|; zeros without ``normalise``).
+
+    ``obs`` are the agents' 1-D observations in order, their values concatenated the entries of
+    ``mean`` / ``scale`` / ``positions`` (where each value goes in a copy of ``template``). As
+    ``RiskAgents._actor_input``: ``z = (x - mean) / scale``, novelty ``max |z|``, then ``z`` clipped
+    to ``[-clip, clip]`` and cast to float32 (without ``normalise``: the cast only).
+    """
+    x = template.copy()
+    novelty = np.zeros(len(obs))
+    k = 0
+    for agent, o in enumerate(obs):
+        top = -1.0
+        for i in range(o.shape[0]):
+            v = float(o[i])
+            if normalise:
+                v = (v - mean[k]) / scale[k]
+                a = abs(v)
+                if top == top and not a <= top:
+                    top = a
+                if v < -clip:
+                    v = -clip
+                if v > clip:
+                    v = clip
+            x[0, positions[k]] = np.float32(v)
+            k += 1
+        if normalise:
+            novelty[agent] = top
+    return x, novelty
+
+
+def _shifted_logits_python(raw: NDArray[np.float32], spec: IntArray, width: int) -> FloatArray:
+    """Every discrete head's float64 logits minus their row maximum, side by side (``width`` columns)."""
+    n = raw.shape[0]
+    out = np.empty((n, width))
+    row = np.empty(raw.shape[2])
+    for a in range(spec.shape[0]):
+        start, w, discrete, offset = spec[a, 0], spec[a, 1], spec[a, 2], spec[a, 3]
+        if not discrete:
+            continue
+        for i in range(n):
+            for j in range(w):
+                row[j] = np.float64(raw[i, 0, start + j])
+            m = _nan_max_kernel(row[:w])
+            for j in range(w):
+                out[i, offset + j] = row[j] - m
+    return out
+
+
+def _decode_python(
+    raw: NDArray[np.float32], exp_logits: FloatArray, spec: IntArray, low: FloatArray, high: FloatArray
+) -> tuple[NDArray[np.float32], IntArray, FloatArray]:
+    """Continuous actions (float32, side by side in ``low``'s order), choices and uncertainties.
+
+    Per agent, as ``RiskAgents.act`` did in NumPy: the samples rescaled to the action box (a
+    continuous agent) or the softmax of its logits (``exp_logits``: ``np.exp`` of
+    :func:`shifted_logits_kernel`), then their mean and population std over the samples; the action
+    is the mean (continuous) or its argmax (``choices``; -1 for a continuous agent), the uncertainty
+    the largest std (divided by the box's width when continuous).
+    """
+    n, n_agents = raw.shape[0], spec.shape[0]
+    actions, choices = np.empty(low.shape[0], np.float32), np.full(n_agents, -1, np.int64)
+    uncertainty = np.empty(n_agents)
+    for a in range(n_agents):
+        start, w, discrete, offset = spec[a, 0], spec[a, 1], spec[a, 2], spec[a, 3]
+        x = np.empty((n, w))
+        for i in range(n):
+            if discrete:
+                total = 0.0 + _pairwise_sum_kernel(exp_logits[i, offset : offset + w])
+                for j in range(w):
+                    x[i, j] = exp_logits[i, offset + j] / total
+            else:
+                for j in range(w):
+                    v = float(raw[i, 0, start + j])
+                    v = v if v >= -1.0 or v != v else -1.0
+                    v = v if v <= 1.0 or v != v else 1.0
+                    x[i, j] = low[offset + j] + (v + 1.0) / 2.0 * (high[offset + j] - low[offset + j])
+        mean, spread = _mean_std_kernel(x)
+        if discrete:
+            best = 0
+            for j in range(1, w):
+                if mean[best] == mean[best] and not mean[j] <= mean[best]:
+                    best = j
+            choices[a], uncertainty[a] = best, _nan_max_kernel(spread)
+        else:
+            for j in range(w):
+                actions[offset + j] = np.float32(mean[j])
+                spread[j] = spread[j] / (high[offset + j] - low[offset + j])
+            uncertainty[a] = _nan_max_kernel(spread)
+    return actions, choices, uncertainty
+
+
+def _mean_std_python(x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``policy._mean_std``: mean and population std over the first axis, NumPy's sums (module docstring)."""
+    n, w = x.shape
+    mean, std = np.empty(w), np.empty(w)
+    for j in range(w):
+        mean[j] = _column_sum_kernel(x, j) / n
+    dev = np.empty((n, w))
+    for i in range(n):
+        for j in range(w):
+            d = x[i, j] - mean[j]
+            dev[i, j] = d * d
+    for j in range(w):
+        std[j] = np.sqrt(_column_sum_kernel(dev, j) / n)
+    return mean, std
+
+
+_leaf_kernel = jit(_leaf_python)
+_pairwise_sum_kernel = jit(_pairwise_sum_python)
+_column_sum_kernel = jit(_column_sum_python)
+_nan_max_kernel = jit(_nan_max_python)
+_mean_std_kernel = jit(_mean_std_python)
+pairwise_sum_kernel = _pairwise_sum_kernel
+fused_input_kernel = jit(_fused_input_python)
+shifted_logits_kernel = jit(_shifted_logits_python)
+decode_kernel = jit(_decode_python)
