@@ -23,7 +23,15 @@ from advanced_risk.rl.agents.decode import (
     pairwise_sum_kernel,
     shifted_logits_kernel,
 )
-from advanced_risk.rl.agents.interface import ACTION_BOUNDS, AGENTS, obs_dim, shared_actor_rows
+from advanced_risk.rl.agents.interface import (
+    ACTION_BOUNDS,
+    AGENTS,
+    agent_observations,
+    obs_dim,
+    observation_blocks,
+    shared_actor_rows,
+)
+from advanced_risk.rl.agents.observation_kernel import block_index, observations_kernel
 from advanced_risk.rl.agents.policy import AgentActor, RiskAgents
 from advanced_risk.rl.ppo.inference import NumpyPolicy
 from advanced_risk.rl.ppo.normalize import RunningMeanStd
@@ -281,3 +289,57 @@ def test_clip_is_numpys_clip(value: float, low: float, high: float) -> None:
         got = _clip(v, low, high)
         assert np.array_equal(got, expected, equal_nan=True)
         assert math.copysign(1, got) == math.copysign(1, expected)
+
+
+# -- the observations of one bar ---------------------------------------------------------------------
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), n=st.integers(1, 25), specials=st.booleans())
+def test_observations_kernel_equals_observation_blocks(data: st.DataObject, n: int, specials: bool) -> None:
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    market = rng.normal(0.0, 30.0, 5 * n + 3)
+    close, high, entry = (rng.lognormal(0.0, 1.0, n) for _ in range(3))
+    atr_frac = np.maximum(rng.lognormal(-4.0, 1.0, n), 1e-4)
+    in_position = rng.random(n) < data.draw(st.sampled_from([0.0, 0.5, 1.0]))
+    scalars = [float(x) for x in rng.normal(0.0, 1.0, 3)]
+    if specials:
+        market[rng.integers(0, market.size)] = rng.choice([np.nan, np.inf, -0.0])
+        close[rng.integers(0, n)] = rng.choice([np.nan, np.inf])
+        scalars[rng.integers(0, 3)] = float(rng.choice([np.nan, -0.0, np.inf]))
+    dd, exposure, last = scalars
+    blocks = observation_blocks(
+        rsi=market[n : 2 * n], momentum=market[2 * n : 3 * n], volatility=market[3 * n : 4 * n],
+        close=close, atr_frac=atr_frac, high=high, entry=entry, in_position=in_position,
+        drawdown=scalars[0], exposure=scalars[1], last_return=scalars[2],
+    )  # fmt: skip
+    expected = agent_observations(blocks)
+    ok, *got = observations_kernel(
+        market, n, 2 * n, 3 * n, close, atr_frac, high, entry, in_position, dd, exposure, last, block_index(n)
+    )
+    assert ok
+    assert_same(dict(zip(AGENTS, got, strict=True)), expected)
+
+
+def test_observations_kernel_declines_a_zero_divisor() -> None:
+    n = 2
+    ones = np.ones(n)
+    index = block_index(n)
+    for zero in ("high", "entry", "atr_frac"):
+        args = {"high": ones.copy(), "entry": ones.copy(), "atr_frac": ones.copy()}
+        args[zero][1] = 0.0
+        held = np.array([True, True])
+        ok, *_ = observations_kernel(
+            np.ones(5 * n),
+            0,
+            n,
+            2 * n,
+            ones,
+            args["atr_frac"],
+            args["high"],
+            args["entry"],
+            held,
+            0.0,
+            1.0,
+            0.0,
+            index,
+        )
+        assert not ok

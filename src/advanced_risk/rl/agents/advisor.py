@@ -47,6 +47,7 @@ from advanced_risk.measures.validation import FloatArray
 from advanced_risk.monitoring.drift import DriftSettings, DriftStatus
 from advanced_risk.risk.atr import StreamingATR
 from advanced_risk.rl.agents.interface import (
+    AGENTS,
     ATR_FLOOR,
     ATR_PERIOD,
     MONITOR_CUTS,
@@ -56,6 +57,7 @@ from advanced_risk.rl.agents.interface import (
     agent_observations,
     observation_blocks,
 )
+from advanced_risk.rl.agents.observation_kernel import block_index, observations_kernel
 from advanced_risk.rl.agents.policy import RiskAgents, Threshold, gate
 from advanced_risk.rl.portfolio.accounting import history_length, market_features_kernel, observation_layout
 from advanced_risk.types import AgentAdvice
@@ -108,6 +110,9 @@ class RiskAgentsAdvisor:
         self._window = cfg.window
         self._history = history_length(cfg)
         self._layout = observation_layout(cfg)
+        self._obs_index = block_index(cfg.asset_count)
+        rsi, momentum, volatility = (self._layout[b].start for b in ("rsi", "momentum", "volatility"))
+        self._feature_starts = (rsi, momentum, volatility)
         n = cfg.asset_count
         self._rules: dict[str, Any] = {
             "sizer": np.array([1.0], np.float32),
@@ -185,6 +190,14 @@ class RiskAgentsAdvisor:
         if self._drift is not None:
             shared = market[self._layout["rsi"].start : self._layout["volatility"].stop]
             self.last_drift = self._drift.update(np.concatenate((shared, 100.0 * atr_frac)))
+        ok, *observed = observations_kernel(
+            market, *self._feature_starts, self._close, atr_frac, self._high, self._entry,
+            self._in_position, float(drawdown), float(exposure), self._last_return, self._obs_index,
+        )  # fmt: skip
+        if ok:  # one kernel, as the blocks below (observation_kernel.py)
+            observations: dict[str, Any] = dict(zip(AGENTS, observed, strict=True))
+            observations[DRIFT_KEY] = self.last_drift
+            return observations
         blocks = observation_blocks(
             rsi=market[self._layout["rsi"]],
             momentum=market[self._layout["momentum"]],
@@ -198,7 +211,7 @@ class RiskAgentsAdvisor:
             exposure=exposure,
             last_return=self._last_return,
         )
-        observations: dict[str, Any] = dict(agent_observations(blocks))
+        observations = dict(agent_observations(blocks))
         observations[DRIFT_KEY] = self.last_drift
         return observations
 
