@@ -47,6 +47,7 @@ from advanced_risk.engine.refits import Background, GarchRefits
 from advanced_risk.engine.state import PersistedState
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.logs import get_logger
+from advanced_risk.measures.stop_kernels import position_sizes_kernel, trail_stops_kernel
 from advanced_risk.measures.validation import BoolArray, FloatArray, IntArray
 from advanced_risk.measures.var import VaRMethod
 from advanced_risk.risk.atr import StreamingATR
@@ -679,10 +680,12 @@ class DecisionEngine:
             return {}, self._stop_levels(bar.assets)
         ready = self._atr.ready
         multiple = self.config.sizing.atr_multiplier if advice is None else advice.stop_multiple
-        distance = multiple * self._atr.value
-        short = np.where(target != 0.0, target < 0.0, bar.held < 0.0)
         trailing = advice is None or advice.trailing  # the stop agent may keep a live stop where it is
-        self._trail_stops(bar.held, prices, distance, short, ready, trailing=trailing)
+        # the stops move in one kernel (measures.stop_kernels: the same elementwise arithmetic as the
+        # NumPy formulation of tests/unit/test_decide_fast_paths.py, bit for bit)
+        distance, short, self._stop, self._stop_short = trail_stops_kernel(
+            target, bar.held, prices, self._atr.value, multiple, ready, self._stop, self._stop_short, trailing
+        )
         stops = self._stop_levels(bar.assets)
         equity = bar.portfolio.equity
         if equity is None or not ready.any():
@@ -691,38 +694,6 @@ class DecisionEngine:
             return dict.fromkeys(_names_where(bar.assets, ready), 0.0), stops
         size = self._position_sizes(equity, prices, distance, short, leverage, advice)
         return _map_where(bar.assets, size, ready), stops
-
-    def _trail_stops(
-        self,
-        held: FloatArray,
-        prices: FloatArray,
-        distance: FloatArray,
-        short: BoolArray,
-        ready: BoolArray,
-        *,
-        trailing: bool,
-    ) -> None:
-        """Move the stops of the assets whose ATR is ready (the others keep theirs).
-
-        The candidate stop is ``distance`` below the close of a long (floored at 0) and above the
-        close of a short. A live stop (a held position on the same side, the price not through it)
-        moves to the tighter of itself and the candidate, or stays when ``trailing`` is False;
-        any other stop restarts at the candidate.
-        """
-        candidate = np.where(short, prices + distance, np.maximum(prices - distance, 0.0))
-        previous = self._stop
-        live = (
-            (held != 0.0)
-            & ~np.isnan(previous)
-            & (short == self._stop_short)
-            & np.where(short, prices < previous, prices > previous)
-        )
-        if trailing:
-            kept = np.where(short, np.fmin(previous, candidate), np.fmax(previous, candidate))
-        else:
-            kept = previous
-        self._stop = np.where(ready, np.where(live, kept, candidate), previous)
-        self._stop_short = np.where(ready, short, self._stop_short)
 
     def _position_sizes(
         self,
@@ -737,9 +708,9 @@ class DecisionEngine:
         ``equity * max_position_fraction * leverage / price`` and, with Kelly on, at the Kelly stake;
         then scaled by the agents' ``scale * (1 - cut)``."""
         sizing = self.config.sizing
-        by_risk = equity * sizing.risk_per_trade / np.maximum(distance, 1e-12)
-        by_cap = equity * sizing.max_position_fraction * leverage / prices
-        size = np.minimum(by_risk, by_cap)
+        at_risk = equity * sizing.risk_per_trade
+        capped = equity * sizing.max_position_fraction * leverage
+        size = position_sizes_kernel(distance, prices, at_risk, capped)  # the minimum of the two, per asset
         kelly = self._kelly_fractions(short)
         if kelly is not None:
             size = np.minimum(size, kelly * equity * leverage / prices)

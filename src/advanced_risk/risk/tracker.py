@@ -30,6 +30,7 @@ from numpy.typing import ArrayLike
 
 from advanced_risk.config import TrackerConfig
 from advanced_risk.errors import InvalidInputError
+from advanced_risk.measures.fhs_fused import fhs_garch_kernel, mean_square_kernel
 from advanced_risk.measures.kernels import (
     covariance_to_correlation_kernel,
     ewma_correlation_step_kernel,
@@ -406,7 +407,9 @@ class RiskTracker:
         return as_weights(weights, self._n)
 
     def _fhs_pair(self, p: FloatArray, method: VaRMethod, alpha: float) -> tuple[float, float]:
-        mean_square = float(np.mean(p * p))
+        # np.mean(p * p) and, for fhs_garch, GarchParams.variance's filter in fused kernels with the
+        # same arithmetic and summation order (measures.fhs_fused; tests/unit/test_decide_fast_paths.py)
+        mean_square = float(mean_square_kernel(p))
         if mean_square == 0.0:  # all-zero portfolio returns (e.g. all cash): nothing to lose
             return 0.0, 0.0
         if method is VaRMethod.FHS_EWMA:
@@ -417,8 +420,12 @@ class RiskTracker:
         # as volatile plus omega (measured: 49 breaches against 20 expected for the demo's small
         # books). So the book is rescaled to the fit's unconditional scale, filtered, scaled back.
         scale = params.book_scale(mean_square)
-        q = p / scale
-        var, cvar = fhs_kernel(q, params.variance(q), params.mu, alpha)
+        var, cvar, ok = fhs_garch_kernel(
+            p, scale, params.mu, params.omega, params.alpha, params.gamma, params.beta, alpha
+        )
+        if not ok:  # a rescaled return as_returns refuses: the validating path raises as before
+            q = p / scale
+            var, cvar = fhs_kernel(q, params.variance(q), params.mu, alpha)
         return var * scale, cvar * scale
 
     def _garch_params_for(self, p: FloatArray) -> GarchParams:
