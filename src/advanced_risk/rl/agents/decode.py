@@ -27,73 +27,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from advanced_risk.measures.jit import jit
+from advanced_risk.measures.pairwise import pairwise_sum_kernel
 
 __all__ = ["decode_kernel", "fused_input_kernel", "pairwise_sum_kernel", "shifted_logits_kernel"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
-_BLOCK = 128
-"""NumPy's ``PW_BLOCKSIZE``: ranges up to this length are summed with 8 accumulators, longer ones split."""
-
-
-def _leaf_python(a: FloatArray, lo: int, n: int) -> float:
-    """NumPy's ``pairwise_sum`` of ``a[lo:lo + n]`` for ``n <= 128`` (no split)."""
-    if n < 8:
-        res = -0.0
-        for i in range(lo, lo + n):
-            res += a[i]
-        return float(res)
-    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-    i = 8
-    while i < n - n % 8:
-        k = lo + i
-        r0, r1, r2, r3 = r0 + a[k], r1 + a[k + 1], r2 + a[k + 2], r3 + a[k + 3]
-        r4, r5, r6, r7 = r4 + a[k + 4], r5 + a[k + 5], r6 + a[k + 6], r7 + a[k + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += a[lo + i]
-        i += 1
-    return float(res)
-
-
-def _pairwise_sum_python(a: FloatArray) -> float:
-    """NumPy's pairwise summation of the 1-D ``a`` (its recursion, unrolled onto an explicit stack)."""
-    n = a.shape[0]
-    if n <= _BLOCK:
-        return _leaf_kernel(a, 0, n)
-    los, ns = np.empty(64, np.int64), np.empty(64, np.int64)
-    stage, left = np.zeros(64, np.int64), np.zeros(64)
-    top, los[0], ns[0], value, returned = 0, 0, n, 0.0, False
-    while True:
-        if not returned:  # descend into the range on top of the stack
-            m = ns[top]
-            if m <= _BLOCK:
-                value, returned, top = _leaf_kernel(a, los[top], m), True, top - 1
-            else:
-                half = m // 2
-                half -= half % 8
-                stage[top] = 1
-                los[top + 1], ns[top + 1], stage[top + 1] = los[top], half, 0
-                top += 1
-        elif top < 0:
-            return value
-        elif stage[top] == 1:  # the left half is summed: now the right half
-            half = ns[top] // 2
-            half -= half % 8
-            left[top], stage[top] = value, 2
-            los[top + 1], ns[top + 1], stage[top + 1] = los[top] + half, ns[top] - half, 0
-            top, returned = top + 1, False
-        else:  # both halves summed
-            value, top = left[top] + value, top - 1
-
 
 def _column_sum_python(x: FloatArray, j: int) -> float:
     """``x.sum(axis=0)[j]`` of a C-contiguous ``(n, w)`` array as NumPy sums it (module docstring)."""
     if x.shape[1] == 1:
-        return 0.0 + _pairwise_sum_kernel(x[:, 0])
+        return 0.0 + pairwise_sum_kernel(x[:, 0])
     s = 0.0
     for i in range(x.shape[0]):
         s += x[i, j]
@@ -182,7 +127,7 @@ def _decode_python(
         x = np.empty((n, w))
         for i in range(n):
             if discrete:
-                total = 0.0 + _pairwise_sum_kernel(exp_logits[i, offset : offset + w])
+                total = 0.0 + pairwise_sum_kernel(exp_logits[i, offset : offset + w])
                 for j in range(w):
                     x[i, j] = exp_logits[i, offset + j] / total
             else:
@@ -222,12 +167,9 @@ def _mean_std_python(x: FloatArray) -> tuple[FloatArray, FloatArray]:
     return mean, std
 
 
-_leaf_kernel = jit(_leaf_python)
-_pairwise_sum_kernel = jit(_pairwise_sum_python)
 _column_sum_kernel = jit(_column_sum_python)
 _nan_max_kernel = jit(_nan_max_python)
 _mean_std_kernel = jit(_mean_std_python)
-pairwise_sum_kernel = _pairwise_sum_kernel
 fused_input_kernel = jit(_fused_input_python)
 shifted_logits_kernel = jit(_shifted_logits_python)
 decode_kernel = jit(_decode_python)
