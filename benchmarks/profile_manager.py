@@ -48,6 +48,18 @@ def bars(calls: int) -> tuple[list[str], np.ndarray, np.ndarray]:
     return list(prices.columns), rets[idx], px[1:][idx]
 
 
+def equal_book(tickers: list[str]) -> Portfolio:
+    """The equal-weight book every run holds (the same object each bar)."""
+    return Portfolio(weights=dict.fromkeys(tickers, 1.0 / len(tickers)), equity=1.0, current_drawdown=0.01)
+
+
+def market_at(tickers: list[str], rets: np.ndarray, prices: np.ndarray, i: int) -> MarketState:
+    """Bar ``i`` as a dict-built ``MarketState`` (returns and closes)."""
+    return MarketState(
+        returns=dict(zip(tickers, rets[i], strict=True)), prices=dict(zip(tickers, prices[i], strict=True))
+    )
+
+
 def manager() -> AdvancedRiskManager:
     config = RiskConfig(deadline_ms=50.0, rate_limit_per_s=None)
     return AdvancedRiskManager(config, policy=str(POLICY), risk_agents=str(AGENTS))
@@ -66,12 +78,9 @@ def steps(calls: int) -> None:
     """The median cost of each step of one sync decision, timed on the bar after ``calls`` bars."""
     tickers, rets, prices = bars(calls)
     risk = manager()
-    book = Portfolio(weights=dict.fromkeys(tickers, 1.0 / len(tickers)), equity=1.0, current_drawdown=0.01)
+    book = equal_book(tickers)
     for i in range(rets.shape[0]):
-        market = MarketState(
-            returns=dict(zip(tickers, rets[i], strict=True)),
-            prices=dict(zip(tickers, prices[i], strict=True)),
-        )
+        market = market_at(tickers, rets, prices, i)
         risk.manage_risk_sync(market, book)
     engine = risk._require_engine()  # a profiling script reads the internals
     r, p = rets[-1], prices[-1]
@@ -120,14 +129,8 @@ def profile(calls: int, mode: str) -> None:
     from pyinstrument import Profiler
 
     tickers, rets, prices = bars(calls)
-    book = Portfolio(weights=dict.fromkeys(tickers, 1.0 / len(tickers)), equity=1.0, current_drawdown=0.01)
-    inputs = [
-        MarketState(
-            returns=dict(zip(tickers, rets[i], strict=True)),
-            prices=dict(zip(tickers, prices[i], strict=True)),
-        )
-        for i in range(rets.shape[0])
-    ]
+    book = equal_book(tickers)
+    inputs = [market_at(tickers, rets, prices, i) for i in range(rets.shape[0])]
     risk = manager()
     profiler = Profiler(interval=0.0001)
 
@@ -162,14 +165,8 @@ def latency(calls: int) -> None:
 
     tickers, rets, prices = bars(calls)
     assets = tuple(tickers)
-    book = Portfolio(weights=dict.fromkeys(tickers, 1.0 / len(tickers)), equity=1.0, current_drawdown=0.01)
-    inputs = [
-        MarketState(
-            returns=dict(zip(tickers, rets[i], strict=True)),
-            prices=dict(zip(tickers, prices[i], strict=True)),
-        )
-        for i in range(rets.shape[0])
-    ]
+    book = equal_book(tickers)
+    inputs = [market_at(tickers, rets, prices, i) for i in range(rets.shape[0])]
 
     def report(name: str, samples: list[float]) -> None:
         a = np.array(samples) * 1e6
@@ -259,16 +256,13 @@ def flow(calls: int) -> None:
         _timed_method(owner, name, label, spent)
     tickers, rets, prices = bars(calls)
     risk = manager()
-    book = Portfolio(weights=dict.fromkeys(tickers, 1.0 / len(tickers)), equity=1.0, current_drawdown=0.01)
+    book = equal_book(tickers)
     for i in range(rets.shape[0]):
         if i == WARMUP:
             spent.clear()
             gc.collect()
             gc.freeze()
-        market = MarketState(
-            returns=dict(zip(tickers, rets[i], strict=True)),
-            prices=dict(zip(tickers, prices[i], strict=True)),
-        )
+        market = market_at(tickers, rets, prices, i)
         risk.manage_risk_sync(market, book)
     risk.close_sync()
     print(f"mean time per decision inside {calls} consecutive sync decisions, 20 assets (us)")
@@ -282,7 +276,7 @@ def memory(calls: int) -> None:
 
     tickers, rets, prices = bars(calls)
     assets = tuple(tickers)
-    book = Portfolio(weights=dict.fromkeys(tickers, 1.0 / len(tickers)), equity=1.0, current_drawdown=0.01)
+    book = equal_book(tickers)
     config = RiskConfig(deadline_ms=50.0, rate_limit_per_s=None, memory_journal_rows=100)
     risk = AdvancedRiskManager(config, policy=str(POLICY), risk_agents=str(AGENTS))
     for i in range(WARMUP):
