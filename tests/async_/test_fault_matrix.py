@@ -20,6 +20,8 @@ from advanced_risk.engine.protocols import Allocation
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.types import RiskDecision, StateChange
 
+pytestmark = pytest.mark.timing  # wall-clock bounds: run alone, not beside another worker
+
 ASSETS = ("A", "B", "C")
 DEADLINE_MS = 20.0  # generous for a loaded CI machine; the check is 2x this
 

@@ -28,6 +28,8 @@ from advanced_risk.types import RiskDecision
 
 from .conftest import BarFeed, FakeAllocator, assert_conservative, fast_config
 
+pytestmark = pytest.mark.timing  # wall-clock bounds: run alone, not beside another worker
+
 DEADLINE_MS = 40.0
 SLACK_MS = 10.0
 

@@ -201,6 +201,7 @@ def test_drift_replaces_the_policy_and_pages_once_per_episode() -> None:
     assert "policy input drift is over" in hook.events[1].message
 
 
+@pytest.mark.timing
 def test_a_hung_hook_drops_and_counts_but_never_blocks() -> None:
     release = threading.Event()
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import advanced_risk
 
 
@@ -22,6 +24,7 @@ def test_lazy_names_resolve_to_their_modules() -> None:
     assert "historical_var" in dir(advanced_risk.measures)
 
 
+@pytest.mark.timing
 def test_import_is_fast_when_warm() -> None:
     code = "import time; t = time.perf_counter(); import advanced_risk; print(time.perf_counter() - t)"
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)  # warm the caches
