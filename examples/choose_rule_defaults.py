@@ -7,10 +7,11 @@ acceptance check; ties broken by the median of (managed Sharpe - vol target Shar
 2013 on is read, unless ``--judge-seed`` asks for the round to be judged afterwards on fresh
 synthetic test paths (and the real test books, reported beside them).
 
-Grids: ``defaults`` (round 1: volatility target, leverage cap, drawdown cuts) and ``triggers``
-(round 2: what a correlation shock and a VaR-breach streak do, on round 1's choice).
+Grids: ``defaults`` (round 1: volatility target, leverage cap, drawdown cuts), ``triggers``
+(round 2: what a correlation shock and a VaR-breach streak do, on round 1's choice) and ``trend``
+(round 3: a trend cut on the strategy's reference book, on round 2's defaults).
 
-Run:  python examples/choose_rule_defaults.py [--grid defaults|triggers] [--synthetic 16] [--jobs 2]
+Run:  python examples/choose_rule_defaults.py [--grid defaults|triggers|trend] [--synthetic 16] [--jobs 2]
           [--judge-seed 2000] [--out grid_train.json]
 """
 
@@ -75,7 +76,17 @@ def trigger_grid(base: RiskConfig | None = None) -> dict[str, RiskConfig]:
     return out
 
 
-GRIDS = {"defaults": grid, "triggers": trigger_grid}
+def trend_grid(base: RiskConfig | None = None) -> dict[str, RiskConfig]:
+    """Round 3: the trend cut's half-life x factor on ``base`` (default ``RiskConfig()``), and no cut."""
+    base = base or RiskConfig()
+    out = {"trend off": base}
+    for halflife, factor in itertools.product((50, 100, 200), (0.5, 0.25)):
+        leverage = dataclasses.replace(base.leverage, trend_halflife=halflife, trend_factor=factor)
+        out[f"trend {halflife} bars, x {factor}"] = dataclasses.replace(base, leverage=leverage)
+    return out
+
+
+GRIDS = {"defaults": grid, "triggers": trigger_grid, "trend": trend_grid}
 
 
 def score(

@@ -6,6 +6,8 @@ pre-crash level, and stays so in the calm that follows, whatever the cuts did to
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -52,6 +54,11 @@ def _run(basis: str, returns: np.ndarray) -> list[RiskDecision]:
         rate_limit_per_s=None,
         tracker=TrackerConfig(method="fhs_ewma"),
     )
+    return _run_config(config, returns)
+
+
+def _run_config(config: RiskConfig, returns: np.ndarray) -> list[RiskDecision]:
+    """The bot holds ``rebalance_weights x leverage x (1 - hedge ratio)`` decided at the previous bar."""
     risk = AdvancedRiskManager(config)
     decisions = []
     prices = np.full(2, 100.0)
@@ -92,3 +99,26 @@ def test_the_strategy_basis_re_risks_with_the_recovery(seed: int, crash: float, 
     assert first is not None, "never released after the recovery"
     assert first <= RELEASE_BARS, first
     assert all(_released(d) for d in after[first:]), "and it stays released in the calm"
+
+
+@pytest.mark.parametrize(("seed", "crash", "recovery_bars"), [(0, 0.25, 60), (1, 0.35, 120), (2, 0.15, 30)])
+def test_the_trend_cut_comes_off_with_the_recovery(seed: int, crash: float, recovery_bars: int) -> None:
+    returns, recovered = _market(seed, crash, recovery_bars)
+    base = RiskConfig(
+        halt_drawdown=0.95,
+        loss_streak=1000,
+        reduce_drawdown=0.9,  # only the leverage rule: the trend cut against the same rule without it
+        var_breach_streak=None,
+        reduce_on_correlation_shock=False,
+        deterministic_refits=True,
+        rate_limit_per_s=None,
+        tracker=TrackerConfig(method="fhs_ewma"),
+    )
+    trend = dataclasses.replace(base, leverage=dataclasses.replace(base.leverage, trend_halflife=50))
+    plain, cut = _run_config(base, returns), _run_config(trend, returns)
+    ratios = np.array(
+        [c.leverage / p.leverage if p.leverage > 0 else 1.0 for p, c in zip(plain, cut, strict=True)]
+    )
+    assert set(np.round(ratios, 12)) <= {0.5, 1.0}  # the cut is the factor or nothing
+    assert np.all(ratios[305:325] == 0.5)  # the crash: below the trend, leverage x trend_factor
+    assert np.all(ratios[recovered:] == 1.0)  # back at the peak the cut is off, and stays off

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -90,3 +92,6 @@ def test_leverage_is_non_increasing_in_volatility_and_within_its_bounds(
     for lev in (calm, wild):
         assert cfg.min_leverage <= lev <= cfg.max_leverage
     assert rule.leverage(low_vol, correlation_shock=True) <= rule.leverage(low_vol)
+    trend = VolatilityTargetLeverage(dataclasses.replace(cfg, trend_factor=factor))
+    cut = trend.leverage(low_vol, below_trend=True, correlation_shock=shock)
+    assert cfg.min_leverage <= cut <= trend.leverage(low_vol, correlation_shock=shock)  # never raises it

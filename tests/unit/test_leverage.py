@@ -79,9 +79,30 @@ def test_function_form_matches_the_class() -> None:
         ({"max_leverage": 0.0}, "max_leverage"),
         ({"min_leverage": 3.0, "max_leverage": 2.0}, "min_leverage"),
         ({"shock_factor": 1.5}, "shock_factor"),
+        ({"trend_factor": -0.1}, "trend_factor"),
+        ({"trend_halflife": 0}, "trend_halflife"),
     ],
-    ids=["target-zero", "target-nan", "min-neg", "max-zero", "min-gt-max", "factor-above-1"],
+    ids=[
+        "target-zero",
+        "target-nan",
+        "min-neg",
+        "max-zero",
+        "min-gt-max",
+        "factor-above-1",
+        "trend-neg",
+        "half-0",
+    ],
 )
 def test_bad_leverage_settings_raise_naming_the_field(kwargs: dict[str, float], field: str) -> None:
     with pytest.raises(ConfigError, match=field):
         LeverageConfig(**kwargs)
+
+
+def test_the_trend_cut_multiplies_by_its_factor_before_the_shock_and_respects_the_floor() -> None:
+    rule = VolatilityTargetLeverage(
+        LeverageConfig(target_volatility=0.1, max_leverage=2.0, trend_factor=0.25)
+    )
+    assert rule.leverage(0.1, below_trend=True) == 0.25
+    assert rule.leverage(0.1, below_trend=True, correlation_shock=True) == 0.125
+    floored = VolatilityTargetLeverage(LeverageConfig(min_leverage=0.2, trend_factor=0.0))
+    assert floored.leverage(0.15, below_trend=True) == 0.2

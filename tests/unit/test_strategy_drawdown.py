@@ -51,3 +51,33 @@ def test_nan_weights_and_returns_count_as_zero_and_bad_settings_are_refused() ->
         StrategyDrawdown(initial_drawdown=1.5)
     with pytest.raises(InvalidInputError, match="window"):
         StrategyDrawdown(window=0)
+
+
+def test_the_trend_is_the_ewma_of_log_equity_by_hand() -> None:
+    dd = StrategyDrawdown(window=None, trend_halflife=2)
+    a = 0.5**0.5
+    dd.set_weights(np.array([1.0]))
+    trend, equity = 0.0, 1.0
+    for r in (0.02, 0.03, -0.01, -0.04, -0.02, 0.05, 0.06):
+        dd.update(np.array([r]))
+        equity *= 1.0 + r
+        trend = a * trend + (1.0 - a) * np.log(equity)
+        assert dd.below_trend == (np.log(equity) < trend), r
+
+
+def test_no_trend_without_a_half_life_and_a_restart_in_drawdown_starts_below_it() -> None:
+    plain = StrategyDrawdown(window=None, initial_drawdown=0.3)
+    assert not plain.below_trend  # no trend followed
+    restarted = StrategyDrawdown(window=None, initial_drawdown=0.3, trend_halflife=50)
+    assert restarted.below_trend  # log 0.7 < the seed peak's log 1: as cautious as before the restart
+    assert not StrategyDrawdown(window=None, trend_halflife=50).below_trend  # a fresh start is at its trend
+    with pytest.raises(InvalidInputError, match="trend_halflife"):
+        StrategyDrawdown(trend_halflife=0)
+
+
+def test_a_steady_decline_goes_below_the_trend_and_a_recovery_comes_back_above() -> None:
+    dd = StrategyDrawdown(window=None, trend_halflife=20)
+    dd.set_weights(np.array([1.0]))
+    states = [(dd.update(np.array([r])), dd.below_trend)[1] for r in [-0.005] * 60 + [0.01] * 60]
+    assert all(states[5:60])  # a slow bear: below the trend throughout
+    assert not any(states[100:])  # the recovery: back above it, the cut comes off

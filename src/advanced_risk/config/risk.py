@@ -190,6 +190,12 @@ class LeverageConfig(_ConfigMixin):
     cost Sharpe or drawdown on the training books (docs/risk_rules.md)."""
     shock_factor: float = 0.5
     """Leverage is multiplied by this while a correlation shock is on."""
+    trend_halflife: int | None = None
+    """Half-life in bars of the trend cut's moving average of the strategy's log equity (None: no
+    trend cut). While the strategy's reference book is below it, the leverage is multiplied by
+    ``trend_factor`` (``risk/strategy_drawdown.py``, docs/risk_rules.md round 3)."""
+    trend_factor: float = 0.5
+    """Leverage is multiplied by this while the strategy is below its trend (``trend_halflife`` set)."""
 
     def __post_init__(self) -> None:
         _collect(
@@ -206,6 +212,12 @@ class LeverageConfig(_ConfigMixin):
                     f"min_leverage ({self.min_leverage}) must be <= max_leverage ({self.max_leverage})",
                 ),
                 lambda: _in_range(self.shock_factor, "shock_factor", 0.0, 1.0),
+                lambda: _in_range(self.trend_factor, "trend_factor", 0.0, 1.0),
+                lambda: (
+                    None
+                    if self.trend_halflife is None
+                    else check_positive_int(self.trend_halflife, "trend_halflife")
+                ),
             ],
             "LeverageConfig",
         )

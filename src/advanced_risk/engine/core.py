@@ -242,7 +242,11 @@ class DecisionEngine:
     def _strategy_update(self, returns: FloatArray | None, drawdown: float) -> float:
         """The reference book earns this bar's returns; its drawdown (seeded from the account's)."""
         if self._strategy is None:  # a restart starts from the restored drawdown, not from 0
-            self._strategy = StrategyDrawdown(self.config.drawdown_window, initial_drawdown=drawdown)
+            self._strategy = StrategyDrawdown(
+                self.config.drawdown_window,
+                initial_drawdown=drawdown,
+                trend_halflife=self.config.leverage.trend_halflife,
+            )
             return self._strategy.drawdown
         return self._strategy.update(returns) if returns is not None else self._strategy.drawdown
 
@@ -627,7 +631,8 @@ class DecisionEngine:
         vol = self._annual_vol(bar, target)
         if vol is None:
             return min(1.0, self.config.leverage.max_leverage)
-        return self.leverage_model.leverage(vol, correlation_shock=shock)
+        below_trend = self._strategy is not None and self._strategy.below_trend
+        return self.leverage_model.leverage(vol, correlation_shock=shock, below_trend=below_trend)
 
     def _var_cvar(self, bar: Bar, book: FloatArray) -> tuple[float, float, str]:
         """VaR/CVaR of the decided book: the tracker once ready, else Gaussian from the summary vol.

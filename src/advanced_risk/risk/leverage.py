@@ -3,16 +3,19 @@
 ::
 
     L = clip(target_volatility / realised_vol, min_leverage, max_leverage)
+    L = max(min_leverage, L * trend_factor)        while the strategy is below its trend
     L = max(min_leverage, L * shock_factor)        while a correlation shock is on
 
 ``target_volatility`` and ``realised_vol`` must be in the same units (both annualised, say).
 
 Properties (tested): the result always lies in ``[min_leverage, max_leverage]``; it is
-non-increasing in ``realised_vol``; a shock never raises it. Zero realised volatility gives
-``max_leverage`` (the limit of the formula, capped), a deliberate, documented choice: a flat price
-series is the calmest market there is. A NaN, infinite or negative volatility is refused with
-``InvalidInputError``: it is a data fault, and levering up on it (e.g. 10x at a negative
-volatility) is the one answer that must never come out.
+non-increasing in ``realised_vol``; a shock or a trend cut never raises it. The trend (the
+strategy's reference book below the moving average of its log equity) is followed by
+:class:`~advanced_risk.risk.strategy_drawdown.StrategyDrawdown`; this rule only applies the cut.
+Zero realised volatility gives ``max_leverage`` (the limit of the formula, capped), a deliberate,
+documented choice: a flat price series is the calmest market there is. A NaN, infinite or
+negative volatility is refused with ``InvalidInputError``: it is a data fault, and levering up on
+it (e.g. 10x at a negative volatility) is the one answer that must never come out.
 """
 
 from __future__ import annotations
@@ -75,6 +78,8 @@ class VolatilityTargetLeverage:
     >>> rule = VolatilityTargetLeverage(LeverageConfig(target_volatility=0.1, max_leverage=3.0))
     >>> rule.leverage(0.2), rule.leverage(0.0), rule.leverage(0.2, correlation_shock=True)
     (0.5, 3.0, 0.25)
+    >>> rule.leverage(0.2, below_trend=True, correlation_shock=True)  # trend_factor 0.5, then the shock
+    0.125
     """
 
     __slots__ = ("_config",)
@@ -90,8 +95,12 @@ class VolatilityTargetLeverage:
     def __repr__(self) -> str:
         return f"VolatilityTargetLeverage({self._config!r})"
 
-    def leverage(self, realised_vol: float, *, correlation_shock: bool = False) -> float:
+    def leverage(
+        self, realised_vol: float, *, correlation_shock: bool = False, below_trend: bool = False
+    ) -> float:
         """Leverage for this volatility (see the module docstring for the formula).
+
+        ``below_trend`` (the strategy below its trend) applies ``trend_factor``.
 
         Raises
         ------
@@ -102,6 +111,8 @@ class VolatilityTargetLeverage:
         cfg = self._config
         raw = math.inf if vol == 0.0 else cfg.target_volatility / vol
         lev = min(max(raw, cfg.min_leverage), cfg.max_leverage)
+        if below_trend:
+            lev = max(cfg.min_leverage, lev * cfg.trend_factor)
         if correlation_shock:
             lev = max(cfg.min_leverage, lev * cfg.shock_factor)
         return lev

@@ -16,10 +16,19 @@ at the previous bar::
 
 A reference return below -100 % (a book levered past its ruin) floors ``E`` at a tiny positive
 value (drawdown 1). NaN returns count as 0 (an asset without a print this bar).
+
+The trend (``trend_halflife`` given) is an exponential moving average of the log equity::
+
+    M_t = a * M_{t-1} + (1 - a) * log E_t        a = 0.5 ** (1 / trend_halflife)
+    below_trend_t = log E_t < M_t
+
+``M`` starts at the seed peak (log 1 = 0), so a book restarted in drawdown starts below its trend:
+a restart is not less cautious than the run before it.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Sequence
 
@@ -40,17 +49,38 @@ class StrategyDrawdown:
     window : bars of the rolling high-water mark (None: all-time).
     initial_drawdown : drawdown to start from, in [0, 1] (a restart seeds it from the account's
         restored drawdown, so a restart is not less cautious than the run before it).
+    trend_halflife : half-life in bars of the trend's moving average (None: no trend followed;
+        ``below_trend`` is then always False).
+
+    Examples
+    --------
+    >>> s = StrategyDrawdown(window=None, trend_halflife=1)  # a = 0.5
+    >>> s.set_weights(np.array([1.0]))
+    >>> s.update(np.array([0.10])), s.below_trend          # M = log(1.1) / 2 < log 1.1
+    (0.0, False)
+    >>> round(s.update(np.array([-0.10])), 4), s.below_trend  # log 0.99 < M = (log 1.1 / 2 + log 0.99) / 2
+    (0.1, True)
     """
 
-    __slots__ = ("_equity", "_peaks", "_weights")
+    __slots__ = ("_decay", "_equity", "_peaks", "_trend", "_weights")
 
-    def __init__(self, window: int | None = 252, initial_drawdown: float = 0.0) -> None:
+    def __init__(
+        self, window: int | None = 252, initial_drawdown: float = 0.0, trend_halflife: int | None = None
+    ) -> None:
         size = None if window is None else check_positive_int(window, "window")
         dd = check_range(initial_drawdown, "initial_drawdown", 0.0, 1.0)
         self._peaks: deque[float] = deque([1.0], maxlen=size)
         self._equity = max(1.0 - dd, _FLOOR)
         self._peaks.append(self._equity)
         self._weights = np.empty(0)
+        half = None if trend_halflife is None else check_positive_int(trend_halflife, "trend_halflife")
+        self._decay = None if half is None else 0.5 ** (1.0 / half)
+        self._trend = 0.0  # log of the seed peak
+
+    @property
+    def below_trend(self) -> bool:
+        """Whether the reference book's log equity is below its moving average (False without a trend)."""
+        return self._decay is not None and math.log(self._equity) < self._trend
 
     @property
     def drawdown(self) -> float:
@@ -71,6 +101,8 @@ class StrategyDrawdown:
             r = float(np.nansum(self._weights * returns))
             self._equity = max(self._equity * (1.0 + r), _FLOOR)
         self._peaks.append(self._equity)
+        if self._decay is not None:
+            self._trend = self._decay * self._trend + (1.0 - self._decay) * math.log(self._equity)
         return self.drawdown
 
     def set_weights(self, weights: FloatArray) -> None:
