@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from advanced_risk.measures.observe_kernels import atr_step_kernel
 from advanced_risk.measures.validation import BoolArray, FloatArray
 
 __all__ = ["StreamingATR"]
@@ -38,22 +39,18 @@ class StreamingATR:
         return ready
 
     def update(self, high: FloatArray, low: FloatArray, close: FloatArray) -> None:
-        """Feed one bar of highs, lows and closes (one value per asset)."""
-        pc = self.prev_close
-        seen = ~np.isnan(pc)  # an asset's first bar has no previous close: no true range yet
-        tr = np.maximum(high - low, np.maximum(np.abs(high - pc), np.abs(low - pc)))
-        counts = self.counts + seen
-        n = self.period
-        filling = seen & (counts < n)
-        self.total = np.where(filling, self.total + tr, self.total)
-        first = seen & (counts == n)
-        later = seen & (counts > n)
-        if first.any() or later.any():
-            self.value = np.where(
-                first, (self.total + tr) / n, np.where(later, (self.value * (n - 1) + tr) / n, self.value)
+        """Feed one bar of highs, lows and closes (one value per asset).
+
+        The state arrays are updated in place by one kernel (``measures.observe_kernels``: the
+        NumPy formulation's arithmetic per element, bit for bit; ``tests/unit/test_observe_fast_paths.py``).
+        """
+        expected = self.prev_close.shape
+        if not high.shape == low.shape == close.shape == expected:  # the kernel does not bounds-check
+            raise ValueError(
+                f"high, low and close must have shape {expected}, "
+                f"got {high.shape}, {low.shape}, {close.shape}"
             )
-        self.counts = counts
-        self.prev_close = close.copy()
+        atr_step_kernel(high, low, close, self.prev_close, self.counts, self.total, self.value, self.period)
 
     def add_assets(self, count: int) -> None:
         """Append ``count`` assets with no history."""

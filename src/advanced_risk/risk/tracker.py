@@ -33,12 +33,12 @@ from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures.fhs_fused import fhs_garch_kernel, mean_square_kernel
 from advanced_risk.measures.kernels import (
     covariance_to_correlation_kernel,
-    ewma_correlation_step_kernel,
     ewma_variance_kernel,
     fhs_kernel,
     sorted_tail_kernel,
     var_cvar_kernel,
 )
+from advanced_risk.measures.observe_kernels import tracker_step_kernel
 from advanced_risk.measures.validation import (
     FloatArray,
     IntArray,
@@ -153,26 +153,27 @@ class RiskTracker:
             raise InvalidInputError(f"returns_row must be numeric, got {returns_row!r:.60}") from exc
         if row.shape != (self._n,):
             raise InvalidInputError(f"returns_row must have shape ({self._n},), got {row.shape}")
-        magnitude = np.abs(row)
-        if not float(magnitude.max()) <= MAX_ABS_RETURN:  # NaN fails it too (no overflowing dot product)
-            bad = int(np.flatnonzero(~(magnitude <= MAX_ABS_RETURN))[0])
+        cfg = self._config
+        lam = cfg.ewma_lambda
+        # the check, the two ring-buffer writes, the ages, the warm-up mask and the EWMA step in one
+        # kernel (measures.observe_kernels: the same arithmetic, bit for bit); nothing is written
+        # when a return is refused. A late joiner's correlations count once it has
+        # correlation_warmup bars of its own (before, a handful of bars make them noise that would
+        # flag a correlation shock).
+        bad, fast = tracker_step_kernel(
+            row, self._buffer, self._pos, self._capacity, self._ewma_state, lam, self._age,
+            self._n_obs + 1, cfg.correlation_warmup, MAX_ABS_RETURN,
+        )  # fmt: skip
+        if bad >= 0:
             if not math.isfinite(row[bad]):
                 raise InvalidInputError(f"returns_row must be finite, got {row[bad]} at index {bad}")
             raise InvalidInputError(
                 f"returns_row must be within [-{MAX_ABS_RETURN:g}, {MAX_ABS_RETURN:g}] (a return is "
                 f"a fraction; a larger one is a feed error), got {row[bad]:g} at index {bad}"
             )
-        cfg = self._config
-        self._buffer[self._pos] = row
-        self._buffer[self._pos + self._capacity] = row
         self._pos = (self._pos + 1) % self._capacity
         self._n_obs += 1
-        lam = cfg.ewma_lambda
-        self._age += 1
-        # a late joiner's correlations count once it has correlation_warmup bars of its own (before,
-        # a handful of bars make them noise that would flag a correlation shock)
-        include = (self._age >= cfg.correlation_warmup) | (self._age == self._n_obs)
-        self._fast_correlation = float(ewma_correlation_step_kernel(self._ewma_state, row, lam, include))
+        self._fast_correlation = float(fast)
         self._ewma_weight = lam * self._ewma_weight + (1.0 - lam)
         self._update_shock(self._fast_correlation)
 

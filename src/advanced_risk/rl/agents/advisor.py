@@ -46,6 +46,7 @@ from advanced_risk.errors import InvalidInputError, ModelLoadError
 from advanced_risk.measures.validation import FloatArray
 from advanced_risk.monitoring.drift import DriftSettings, DriftStatus
 from advanced_risk.risk.atr import StreamingATR
+from advanced_risk.rl.agents.bookkeeping_kernel import bookkeeping_kernel
 from advanced_risk.rl.agents.interface import (
     AGENTS,
     ATR_FLOOR,
@@ -160,21 +161,23 @@ class RiskAgentsAdvisor:
         close is at or below its stop counts as stopped out and re-entered at this close, as in the
         training environment, whether or not the bot executed the stop.
         """
-        prev = self._close if self._close is not None else close
-        high, low = _synthetic_bar(prev, close)
-        self._atr.update(high, low, close)
-        self._close = close.copy()
-        held_now = held > 0.0
-        # A position (re)starts when it is entered, when its close falls through the stop and after
-        # POSITION_HORIZON bars held, as in the environment (module docstring).
-        self._age = np.where(held_now & self._in_position, self._age + 1, 0)
-        stopped = np.zeros_like(held_now) if stops is None else close <= stops  # False where NaN: no stop
-        restart = held_now & ((~self._in_position) | (self._age >= POSITION_HORIZON) | stopped)
-        self._age[restart] = 0
-        self._entry[restart] = close[restart]
-        self._high[restart] = close[restart]
-        self._high = np.where(held_now, np.maximum(self._high, close), self._high)
-        self._in_position = held_now
+        close = np.asarray(close, np.float64)
+        held = np.asarray(held, np.float64)
+        n = self._entry.shape[0]
+        if close.shape != (n,) or held.shape != (n,) or (stops is not None and np.shape(stops) != (n,)):
+            raise InvalidInputError(f"close, held and stops must have shape ({n},)")  # no bounds checks below
+        if self._close is None:  # the first bar is its own previous close
+            self._close = close.copy()
+        # The synthetic bar, the ATR and the positions in one kernel (bookkeeping_kernel.py: the
+        # arithmetic of the NumPy formulation, bit for bit). A position (re)starts when it is entered,
+        # when its close falls through the stop and after POSITION_HORIZON bars held, as in the
+        # environment (module docstring); self._close becomes this bar's closes.
+        atr = self._atr
+        bookkeeping_kernel(
+            self._close, close, held, close if stops is None else np.asarray(stops, np.float64),
+            stops is not None, WICK, POSITION_HORIZON, atr.prev_close, atr.counts, atr.total, atr.value,
+            atr.period, self._entry, self._high, self._in_position, self._age,
+        )  # fmt: skip
         if portfolio_return is not None:
             self._last_return = float(portfolio_return)
 
