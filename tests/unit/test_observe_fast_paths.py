@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from advanced_risk.config import TrackerConfig
 from advanced_risk.errors import InvalidInputError
@@ -31,6 +32,10 @@ from advanced_risk.risk.atr import StreamingATR
 from advanced_risk.risk.tracker import RiskTracker
 from advanced_risk.rl.agents.advisor import WICK, _synthetic_bar
 from advanced_risk.rl.agents.bookkeeping_kernel import bookkeeping_kernel
+from advanced_risk.rl.portfolio.accounting import market_features_kernel
+from advanced_risk.rl.portfolio.observation_kernel import observation_kernel
+from advanced_risk.rl.portfolio.policy import _observation
+from advanced_risk.rl.ppo.inference import check_obs
 
 
 def _identical(a: np.ndarray, b: np.ndarray) -> bool:
@@ -330,3 +335,45 @@ def test_advisor_observe_is_the_numpy_formulation() -> None:
     assert advisor._last_return == 0.001 * 299
     with pytest.raises(InvalidInputError, match="shape"):
         advisor.observe(closes[0][:-1], np.zeros(n - 1), None)
+
+
+# -- the policy's observation ------------------------------------------------------------------------
+@settings(max_examples=300, deadline=None)
+@given(
+    market=arrays(np.float64, st.integers(0, 40), elements=FLOATS),
+    weights=arrays(np.float64, st.integers(1, 25), elements=st.floats(-1e40, 1e40, width=64)),
+    drawdown=FLOATS,
+)
+def test_policy_observation_kernel_is_check_obs_of_the_observation(
+    market: np.ndarray, weights: np.ndarray, drawdown: float
+) -> None:
+    ok, got = observation_kernel(market, weights, drawdown)
+    dim = market.size + weights.size + 1
+    try:
+        with np.errstate(over="ignore"):  # beyond float32: inf, and a warning NumPy raises here
+            expected = check_obs(_observation(market, weights, drawdown), dim)
+    except InvalidInputError:
+        assert not ok
+        return
+    assert ok
+    assert _identical(got, expected)
+
+
+def test_policy_observation_kernel_on_the_shipped_policy_and_its_refusal() -> None:
+    from pathlib import Path
+
+    from advanced_risk.rl.portfolio.policy import PortfolioPolicy, policy_observation
+
+    path = Path(__file__).resolve().parents[2] / "models" / "ppo_sp500_2012.armodel"
+    policy = PortfolioPolicy.load(path)
+    n, t = policy.asset_count, 60
+    returns = np.random.default_rng(1).normal(0.0, 0.01, (t, n))
+    weights = np.full(n + 1, 1.0 / (n + 1))
+    obs = policy_observation(returns, weights, 0.05, policy.env_config).astype(np.float64)
+    ok, fused = observation_kernel(
+        market_features_kernel(returns, t, policy.env_config.window, 0)[0], weights, 0.05
+    )
+    assert ok
+    assert _identical(fused, obs)
+    with pytest.raises(InvalidInputError, match="NaN or inf"):
+        policy.rebalance_trusted(returns, np.append(weights[:-1], np.nan), 0.05)

@@ -35,6 +35,7 @@ from advanced_risk.rl.portfolio.accounting import (
 )
 from advanced_risk.rl.portfolio.asset_names import AssetNames, stored_asset_names
 from advanced_risk.rl.portfolio.drift import stored_reference
+from advanced_risk.rl.portfolio.observation_kernel import observation_kernel
 from advanced_risk.rl.ppo.inference import NumpyPolicy, check_obs
 from advanced_risk.rl.ppo.io import PolicyFile, check_dims, read_policy_file
 
@@ -193,6 +194,10 @@ class PortfolioPolicy:
             raise InvalidInputError(f"n_samples must be >= 1, got {n_samples}")
         market = market_features_kernel(returns, returns.shape[0], self.env_config.window, 0)[0]
         self.last_market = market
-        obs = check_obs(_observation(market, weights, drawdown), self.obs_dim)
+        # check_obs(_observation(...)) in one kernel (observation_kernel.py: the same casts, bit for
+        # bit); a non-finite entry or a wrong length takes their path, which raises as before
+        ok, obs = observation_kernel(market, weights, float(drawdown))
+        if not ok or obs.shape[0] != self.obs_dim:
+            obs = check_obs(_observation(market, weights, drawdown), self.obs_dim)
         action, std = self.policy.mc_dropout(obs, n_samples, self._rng)
         return execute(weights, action_to_weights(action), self.env_config), std.astype(np.float64)
