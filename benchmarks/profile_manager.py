@@ -5,7 +5,7 @@ Usage::
     python benchmarks/profile_manager.py [--calls 2000] [--profile [--mode sync|async|arrays]]
     python benchmarks/profile_manager.py --latency [--calls 2000]
     python benchmarks/profile_manager.py --memory [--calls 2000]
-    python benchmarks/profile_manager.py --flow [--calls 2000]
+    python benchmarks/profile_manager.py --flow [--calls 2000] [--idle-ms 2]
 
 Replays the bundled 20 S&P 500 stocks through a manager with the shipped PPO policy
 (``models/ppo_sp500_2012.armodel``, 10 MC-dropout samples) and the shipped risk agents
@@ -15,7 +15,8 @@ agents' request and advice, decide, the journal's JSON encoding), timed one by o
 bars; with ``--profile`` it prints pyinstrument's call tree of ``--calls`` decisions of ``--mode``;
 ``--latency`` times each entry point and inference path, ``--memory`` measures with tracemalloc
 the bytes each decision allocates (its transient peak) and the growth over ``--calls`` decisions,
-``--flow`` times each step where it runs inside consecutive decisions (the steps then add up).
+``--flow`` times each step where it runs inside consecutive decisions (the steps then add up;
+``--idle-ms`` waits between them, as a bot between bars, so the journal commits outside them).
 """
 
 from __future__ import annotations
@@ -225,12 +226,15 @@ def _timed_method(owner: Any, name: str, label: str, spent: dict[str, float]) ->
     setattr(owner, name, timed)
 
 
-def flow(calls: int) -> None:
+def flow(calls: int, idle_ms: float = 0.0) -> None:
     """The mean time of each step inside ``calls`` consecutive sync decisions (not each step alone).
 
     ``steps`` times each step on its own, repeated on one bar with warm caches; here every step is
     timed where it runs, bar after bar, so the figures add up to the decision (the wrappers add
-    ~1 us each).
+    ~1 us each). Back to back (``idle_ms = 0``), the journal thread's commit of the previous decision
+    runs when this decision first releases the GIL (the policy's history copy: NumPy releases it to
+    copy 500 values or more) and is counted in that step; ``idle_ms`` sleeps that long between
+    decisions, untimed, as a bot waits for its next bar, and the journal commits meanwhile.
     """
     from advanced_risk.engine.components import ComponentRunner
     from advanced_risk.engine.core import DecisionEngine
@@ -263,9 +267,12 @@ def flow(calls: int) -> None:
             gc.collect()
             gc.freeze()
         market = market_at(tickers, rets, prices, i)
+        if idle_ms:
+            time.sleep(idle_ms / 1000.0)
         risk.manage_risk_sync(market, book)
     risk.close_sync()
-    print(f"mean time per decision inside {calls} consecutive sync decisions, 20 assets (us)")
+    idle = f", {idle_ms:g} ms idle between them" if idle_ms else ""
+    print(f"mean time per decision inside {calls} consecutive sync decisions{idle}, 20 assets (us)")
     for _, _, label in timed:
         print(f"{label:42s} {spent.get(label, 0.0) / calls * 1e6:8.1f}")
 
@@ -310,13 +317,14 @@ def main() -> None:
     parser.add_argument("--latency", action="store_true", help="p50/p99 per entry point and path")
     parser.add_argument("--memory", action="store_true", help="tracemalloc bytes per decision")
     parser.add_argument("--flow", action="store_true", help="each step's time inside consecutive decisions")
+    parser.add_argument("--idle-ms", type=float, default=0.0, help="--flow: sleep between decisions")
     args = parser.parse_args()
     if args.latency:
         latency(args.calls)
     elif args.memory:
         memory(args.calls)
     elif args.flow:
-        flow(args.calls)
+        flow(args.calls, args.idle_ms)
     elif args.profile:
         profile(args.calls, args.mode)
     else:
