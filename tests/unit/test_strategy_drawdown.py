@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.risk.strategy_drawdown import StrategyDrawdown
@@ -81,3 +85,26 @@ def test_a_steady_decline_goes_below_the_trend_and_a_recovery_comes_back_above()
     states = [(dd.update(np.array([r])), dd.below_trend)[1] for r in [-0.005] * 60 + [0.01] * 60]
     assert all(states[5:60])  # a slow bear: below the trend throughout
     assert not any(states[100:])  # the recovery: back above it, the cut comes off
+
+
+@given(
+    window=st.one_of(st.none(), st.integers(1, 30)),
+    seed_dd=st.floats(0.0, 0.9),
+    returns=st.lists(st.one_of(st.floats(-0.5, 0.5), st.just(float("nan"))), min_size=1, max_size=120),
+)
+@settings(max_examples=200, deadline=None)
+def test_the_rolling_peak_and_the_return_equal_the_plain_formulation(
+    window: int | None, seed_dd: float, returns: list[float]
+) -> None:
+    """The monotonic queue against ``max`` over a ``deque(maxlen=window)``; the return against
+    ``np.nansum`` (bit for bit)."""
+    dd = StrategyDrawdown(window=window, initial_drawdown=seed_dd)
+    dd.set_weights(np.array([0.7, -0.4]))
+    peaks: deque[float] = deque([1.0], maxlen=window)
+    equity = max(1.0 - seed_dd, 1e-12)
+    peaks.append(equity)
+    for r in returns:
+        bar = np.array([r, -r / 2.0])
+        equity = max(equity * (1.0 + float(np.nansum(np.array([0.7, -0.4]) * bar))), 1e-12)
+        peaks.append(equity)
+        assert dd.update(bar) == min(max(1.0 - equity / max(peaks), 0.0), 1.0)
