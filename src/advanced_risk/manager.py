@@ -588,6 +588,7 @@ class AdvancedRiskManager:
             if machine.state is not TradingState.HALTED:
                 return StateChange(changed=False, durable=True)
             why = check_reason(reason)
+            self._pending_resume = None  # this request supersedes one still waiting for the store
             if journal is None:
                 return StateChange(changed=machine.resume(why), durable=False)
             done = journal.set_safety_state(TradingState.ACTIVE, f"resumed: {why}", False)

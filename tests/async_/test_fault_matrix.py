@@ -344,6 +344,31 @@ def test_a_resume_on_a_failing_store_waits_for_the_store(tmp_path: Any) -> None:
     asyncio.run(run())
 
 
+def test_a_resume_that_lands_supersedes_one_still_waiting(tmp_path: Any) -> None:
+    """Found by the stateful test: a resume asked during an outage, then a second one after the
+    store heals (no decision between). The second lands and resumes; the first is not left waiting
+    to resume again later."""
+    path = str(tmp_path / "risk.db")
+    bars = _bars(4)
+
+    async def run() -> None:
+        config = RiskConfig(deadline_ms=DEADLINE_MS, rate_limit_per_s=None, state_path=path)
+        async with AdvancedRiskManager(config) as risk:
+            await risk.manage_risk(*bars[0])
+            assert (await risk.engage_kill_switch("test")).durable
+            journal = risk._journal
+            assert journal is not None
+            await asyncio.wrap_future(journal.call(_query_only(True)))
+            assert (await risk.resume("desk")).pending
+            await asyncio.wrap_future(journal.call(_query_only(False)))
+            await risk.flush()
+            assert await risk.resume("desk, again") == StateChange(changed=True, durable=True)
+            assert risk._pending_resume is None
+            assert (await risk.manage_risk(*bars[1])).trading_state.value == "active"
+
+    asyncio.run(run())
+
+
 def test_a_deleted_state_file_is_a_store_fault_on_both_entry_points(tmp_path: Any) -> None:
     import os
 
