@@ -14,7 +14,7 @@ from advanced_risk.engine.protocols import Allocation
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.types import TradingState
 
-FAST = {"rate_limit_per_s": None, "deterministic_refits": True}
+FAST = {"rate_limit_per_s": None, "deterministic_refits": True, "deadline_ms": 1_000.0}  # not timing tests
 
 
 def _ohlc(prices: dict[str, float]) -> MarketState:
