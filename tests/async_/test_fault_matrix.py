@@ -321,23 +321,32 @@ def test_a_kill_switch_on_a_failing_store_returns_on_time_is_retried_and_lands(
     asyncio.run(run())
 
 
+async def _halted_with_a_pending_resume(risk: AdvancedRiskManager, bar: Any) -> Callable[[bool], Any]:
+    """One decision, the kill switch, then a resume asked while the store refuses writes (it waits
+    for the store). Returns ``set_read_only(on)`` for the test to heal the store with."""
+    await risk.manage_risk(*bar)
+    assert (await risk.engage_kill_switch("test")).durable
+    journal = risk._journal
+    assert journal is not None
+
+    def set_read_only(on: bool) -> Any:
+        return asyncio.wrap_future(journal.call(_query_only(on)))
+
+    await set_read_only(True)
+    assert await risk.resume("desk") == StateChange(changed=False, durable=False, pending=True)
+    return set_read_only
+
+
 def test_a_resume_on_a_failing_store_waits_for_the_store(tmp_path: Any) -> None:
     """Less caution goes to the store first: not durable -> memory stays HALTED; lands -> resumes."""
-    path = str(tmp_path / "risk.db")
+    config = RiskConfig(deadline_ms=DEADLINE_MS, rate_limit_per_s=None, state_path=str(tmp_path / "risk.db"))
     bars = _bars(8)
 
     async def run() -> None:
-        config = RiskConfig(deadline_ms=DEADLINE_MS, rate_limit_per_s=None, state_path=path)
         async with AdvancedRiskManager(config) as risk:
-            await risk.manage_risk(*bars[0])
-            assert (await risk.engage_kill_switch("test")).durable
-            journal = risk._journal
-            assert journal is not None
-            await asyncio.wrap_future(journal.call(_query_only(True)))
-            change = await risk.resume("desk")
-            assert change == StateChange(changed=False, durable=False, pending=True)
+            set_read_only = await _halted_with_a_pending_resume(risk, bars[0])
             assert (await risk.manage_risk(*bars[1])).trading_state.value == "halted"
-            await asyncio.wrap_future(journal.call(_query_only(False)))
+            await set_read_only(False)
             await risk.flush()
             assert (await risk.manage_risk(*bars[2])).trading_state.value == "active"
 
@@ -348,19 +357,13 @@ def test_a_resume_that_lands_supersedes_one_still_waiting(tmp_path: Any) -> None
     """Found by the stateful test: a resume asked during an outage, then a second one after the
     store heals (no decision between). The second lands and resumes; the first is not left waiting
     to resume again later."""
-    path = str(tmp_path / "risk.db")
+    config = RiskConfig(deadline_ms=DEADLINE_MS, rate_limit_per_s=None, state_path=str(tmp_path / "risk.db"))
     bars = _bars(4)
 
     async def run() -> None:
-        config = RiskConfig(deadline_ms=DEADLINE_MS, rate_limit_per_s=None, state_path=path)
         async with AdvancedRiskManager(config) as risk:
-            await risk.manage_risk(*bars[0])
-            assert (await risk.engage_kill_switch("test")).durable
-            journal = risk._journal
-            assert journal is not None
-            await asyncio.wrap_future(journal.call(_query_only(True)))
-            assert (await risk.resume("desk")).pending
-            await asyncio.wrap_future(journal.call(_query_only(False)))
+            set_read_only = await _halted_with_a_pending_resume(risk, bars[0])
+            await set_read_only(False)
             await risk.flush()
             assert await risk.resume("desk, again") == StateChange(changed=True, durable=True)
             assert risk._pending_resume is None
