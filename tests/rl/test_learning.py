@@ -18,7 +18,7 @@ import torch
 
 from advanced_risk.evaluation.policy import Metric
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timing]  # a training-time bound: run alone
 
 
 def test_ppo_beats_equal_weight_on_log_wealth_with_paired_p_below_005(

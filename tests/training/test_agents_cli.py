@@ -48,6 +48,7 @@ def test_interrupted_and_resumed_agents_end_with_the_same_weights(tmp_path: Path
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_quick_risk_run_writes_model_and_report_in_under_60_seconds(tmp_path: Path) -> None:
     out = tmp_path / "quick"
     start = time.perf_counter()
