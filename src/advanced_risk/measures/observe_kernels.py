@@ -70,8 +70,16 @@ def _atr_step_python(
     ``value = (value * (period - 1) + tr) / period``. An asset without a previous close (its first
     bar) counts nothing. Then ``prev_close`` becomes ``close``.
     """
+    m = close.shape[0]
+    if not (
+        high.shape[0] == low.shape[0] == prev_close.shape[0] == counts.shape[0] == total.shape[0] == m
+        and value.shape[0] == m
+    ):  # numba does not bounds-check: a wrong length would read and write outside the arrays
+        raise ValueError("atr_step_kernel: high, low, close and the ATR state must have one length")
+    if period < 1:  # the divisions below (numba raises ZeroDivisionError midway, state half written)
+        raise ValueError("atr_step_kernel: period must be >= 1")
     n = period
-    for i in range(close.shape[0]):
+    for i in range(m):
         pc = prev_close[i]
         if not math.isnan(pc):  # an asset's first bar has no previous close: no true range yet
             h, lo = high[i], low[i]
@@ -112,6 +120,15 @@ def _tracker_step_python(
     this one) included; ``fast`` is its average pairwise correlation.
     """
     n = row.shape[0]
+    if not (
+        buffer.shape[1] == n
+        and 0 <= pos < capacity
+        and buffer.shape[0] == 2 * capacity
+        and state.shape[0] == n
+        and state.shape[1] == n
+        and age.shape[0] == n
+    ):  # numba does not bounds-check: a wrong shape would read and write outside the arrays
+        raise ValueError("tracker_step_kernel: row, buffer, pos, state and age do not fit together")
     for j in range(n):
         if not abs(row[j]) <= max_abs:
             return j, np.nan

@@ -21,6 +21,8 @@ class StreamingATR:
     """
 
     def __init__(self, n_assets: int, period: int) -> None:
+        if not period >= 1:  # period 0 divides by zero in the kernel
+            raise ValueError(f"period must be >= 1, got {period}")
         self.period = period
         self.counts = np.zeros(n_assets, dtype=np.int64)
         self.total = np.zeros(n_assets)

@@ -10,6 +10,8 @@ NaN are False, as NumPy's.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -21,6 +23,21 @@ __all__ = ["bookkeeping_kernel"]
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
+
+
+def _ratio_python(c: float, prev: float) -> float:
+    """``c / prev`` with NumPy's IEEE result where ``prev`` is zero (numba and Python raise
+    ``ZeroDivisionError`` there): a NaN ``c`` stays that NaN, ``0 / 0`` is NaN, else a signed inf."""
+    if prev != 0.0:  # NaN included: no exception, NaN
+        return c / prev
+    if math.isnan(c):
+        return c
+    if c == 0.0:
+        return np.nan
+    return math.copysign(math.inf, c) * math.copysign(1.0, prev)
+
+
+_ratio_kernel = jit(_ratio_python)
 
 
 def _bookkeeping_python(
@@ -43,11 +60,17 @@ def _bookkeeping_python(
       ``held > 0``.
     """
     n = close.shape[0]
+    if not (
+        last_close.shape[0] == held.shape[0] == entry.shape[0] == high.shape[0] == n
+        and in_position.shape[0] == age.shape[0] == n
+        and (stops.shape[0] == n or not has_stops)
+    ):  # numba does not bounds-check: a wrong length would read and write outside the arrays
+        raise ValueError("bookkeeping_kernel: close, held, stops and the agents' state must have one length")
     bar_high = np.empty(n)
     bar_low = np.empty(n)
     for i in range(n):
         prev, c = last_close[i], close[i]
-        r = abs(c / prev - 1.0)
+        r = abs(_ratio_kernel(c, prev) - 1.0)  # a zero previous close: inf or NaN, as NumPy's
         bar_high[i] = maximum_kernel(prev, c) * (1.0 + wick * r)
         bar_low[i] = minimum_kernel(prev, c) * (1.0 - wick * r)
     atr_step_kernel(bar_high, bar_low, close, atr_prev_close, atr_counts, atr_total, atr_value, atr_period)
