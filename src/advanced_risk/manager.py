@@ -255,7 +255,11 @@ class AdvancedRiskManager:
         if self._engine is None:
             await self.open()
         # one loop tick per call: concurrent callers and the bot's other tasks take turns (without
-        # it a call that needs no worker never yields, and 100 tasks run one after another)
+        # it a call that needs no worker never yields, and 100 tasks run one after another). Twice:
+        # the loop makes the timers that came due during the previous decision ready only after this
+        # task's first resumption is queued, so with one yield the bot's timers (a heartbeat) would
+        # wait for this decision too (a ticker's lag was two decisions, measured)
+        await asyncio.sleep(0)
         await asyncio.sleep(0)
         if self._throttler is not None:
             async with self._throttler:
