@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from advanced_risk.measures.observe_kernels import atr_step_kernel
-from advanced_risk.measures.validation import BoolArray, FloatArray
+from advanced_risk.measures.validation import BoolArray, FloatArray, check_positive_int
 
 __all__ = ["StreamingATR"]
 
@@ -21,9 +21,7 @@ class StreamingATR:
     """
 
     def __init__(self, n_assets: int, period: int) -> None:
-        if not period >= 1:  # period 0 divides by zero in the kernel
-            raise ValueError(f"period must be >= 1, got {period}")
-        self.period = period
+        self.period = check_positive_int(period, "period")  # 0 would divide by zero in the kernel
         self.counts = np.zeros(n_assets, dtype=np.int64)
         self.total = np.zeros(n_assets)
         self.value = np.full(n_assets, np.nan)
