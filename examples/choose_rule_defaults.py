@@ -11,7 +11,7 @@ Grids: ``defaults`` (round 1: volatility target, leverage cap, drawdown cuts), `
 (round 2: what a correlation shock and a VaR-breach streak do, on round 1's choice) and ``trend``
 (round 3: a trend cut on the strategy's reference book, on round 2's defaults).
 
-Run:  python examples/choose_rule_defaults.py [--grid defaults|triggers|trend] [--synthetic 16] [--jobs 2]
+Run:  python examples/choose_rule_defaults.py [--grid defaults|triggers|trend|relative] [--synthetic 16] [--jobs 2]
           [--judge-seed 2000] [--out grid_train.json]
 """
 
@@ -86,7 +86,17 @@ def trend_grid(base: RiskConfig | None = None) -> dict[str, RiskConfig]:
     return out
 
 
-GRIDS = {"defaults": grid, "triggers": trigger_grid, "trend": trend_grid}
+def relative_grid(base: RiskConfig | None = None) -> dict[str, RiskConfig]:
+    """Round 4: the relative volatility target's fraction x half-life on ``base``, and none."""
+    base = base or RiskConfig()
+    out = {"relative off": base}
+    for k, halflife in itertools.product((0.6, 0.7, 0.8), (250, 1000)):
+        leverage = dataclasses.replace(base.leverage, relative_target=k, relative_halflife=halflife)
+        out[f"relative {k}, half-life {halflife}"] = dataclasses.replace(base, leverage=leverage)
+    return out
+
+
+GRIDS = {"defaults": grid, "triggers": trigger_grid, "trend": trend_grid, "relative": relative_grid}
 
 
 def score(

@@ -196,6 +196,14 @@ class LeverageConfig(_ConfigMixin):
     ``trend_factor`` (``risk/strategy_drawdown.py``, docs/risk_rules.md round 3)."""
     trend_factor: float = 0.5
     """Leverage is multiplied by this while the strategy is below its trend (``trend_halflife`` set)."""
+    relative_target: float | None = None
+    """With a value ``k``, the volatility aimed at is ``min(target_volatility, k * long-run
+    volatility)``, the long-run volatility being the mean of the book's own conditional variance over
+    ``relative_halflife`` bars (:class:`~advanced_risk.risk.leverage.LongRunVolatility`): a book calmer
+    than ``target_volatility`` is still held at ``k`` of its own risk on average, in any units of
+    time. None: ``target_volatility`` alone (docs/risk_rules.md round 4)."""
+    relative_halflife: int = 500
+    """Half-life in bars of the long-run volatility's moving average (``relative_target`` set)."""
 
     def __post_init__(self) -> None:
         _collect(
@@ -218,6 +226,12 @@ class LeverageConfig(_ConfigMixin):
                     if self.trend_halflife is None
                     else check_positive_int(self.trend_halflife, "trend_halflife")
                 ),
+                lambda: (
+                    None
+                    if self.relative_target is None
+                    else _in_range(self.relative_target, "relative_target", 0.0, 100.0, lo_open=True)
+                ),
+                lambda: check_positive_int(self.relative_halflife, "relative_halflife"),
             ],
             "LeverageConfig",
         )

@@ -53,7 +53,7 @@ from advanced_risk.measures.var import VaRMethod
 from advanced_risk.risk.atr import StreamingATR
 from advanced_risk.risk.garch import GarchParams
 from advanced_risk.risk.hedging import HedgingStrategy
-from advanced_risk.risk.leverage import VolatilityTargetLeverage
+from advanced_risk.risk.leverage import LongRunVolatility, VolatilityTargetLeverage
 from advanced_risk.risk.rules import RiskObservation, Streak, TradingStateMachine, classify_risk_level
 from advanced_risk.risk.strategy_drawdown import StrategyDrawdown
 from advanced_risk.risk.tracker import RiskTracker
@@ -115,6 +115,10 @@ class DecisionEngine:
         )
         self.hedger = None if config.hedge is None else HedgingStrategy.from_config(config)
         self.leverage_model = VolatilityTargetLeverage(config.leverage)
+        relative = config.leverage.relative_target is not None
+        # the long-run volatility of the book asked for (relative vol target); a restart starts it
+        # again, which can only raise the target back towards target_volatility's, never above it
+        self._long_run = LongRunVolatility(config.leverage.relative_halflife) if relative else None
         self.assets: tuple[str, ...] | None = None
         self.tracker: RiskTracker | None = None
         # per-asset state, in universe order (NaN: not seen / no stop)
@@ -377,7 +381,7 @@ class DecisionEngine:
         state = self._trading_state(observed, shock, alerts)
         target, reference = self._target_book(bar, state, allocation, advice, alerts)
         uncertainty = None if allocation is None else allocation.uncertainty
-        leverage = self._decided_leverage(bar, target, shock, state, uncertainty, alerts)
+        leverage = self._decided_leverage(bar, target, reference, shock, state, uncertainty, alerts)
         if self._strategy is not None:  # the book asked for, before any cut: its drawdown drives the cuts
             self._strategy.set_weights(reference)
         hedge = self._decided_hedge(observed, state, advice)
@@ -474,6 +478,7 @@ class DecisionEngine:
         self,
         bar: Bar,
         target: FloatArray,
+        reference: FloatArray,
         shock: bool,
         state: TradingState,
         uncertainty: float | None,
@@ -482,7 +487,7 @@ class DecisionEngine:
         """Volatility-target leverage of ``target``, times ``uncertainty_leverage_factor`` while the
         policy's uncertainty is above its threshold (with an alert); at most 1 while REDUCING, 0 when
         HALTED."""
-        leverage = self._leverage(bar, target, shock)
+        leverage = self._leverage(bar, target, reference, shock)
         threshold = self._uncertainty_threshold()
         if uncertainty is not None and uncertainty > threshold:
             leverage *= self.config.uncertainty_leverage_factor
@@ -627,12 +632,27 @@ class DecisionEngine:
             return HedgeInstruction(True, 1.0, "trading halted")
         return HedgeInstruction(False, 0.0, "no drawdown hedge (hedge=None)")
 
-    def _leverage(self, bar: Bar, target: FloatArray, shock: bool) -> float:
+    def _leverage(self, bar: Bar, target: FloatArray, reference: FloatArray, shock: bool) -> float:
         vol = self._annual_vol(bar, target)
         if vol is None:
             return min(1.0, self.config.leverage.max_leverage)
         below_trend = self._strategy is not None and self._strategy.below_trend
-        return self.leverage_model.leverage(vol, correlation_shock=shock, below_trend=below_trend)
+        long_run = self._long_run_vol(bar, target, vol, reference)
+        return self.leverage_model.leverage(
+            vol, correlation_shock=shock, below_trend=below_trend, long_run_vol=long_run
+        )
+
+    def _long_run_vol(self, bar: Bar, target: FloatArray, vol: float, reference: FloatArray) -> float | None:
+        """The long-run volatility of the book asked for (``reference``, before any cut), with this
+        bar's conditional volatility entered; None without a relative target. A flat book (zero
+        volatility) enters nothing: a bot out of the market keeps its long-run risk."""
+        long_run = self._long_run
+        if long_run is None:
+            return None
+        asked = vol if np.array_equal(reference, target) else self._annual_vol(bar, reference)
+        if asked is not None and asked > 0.0 and math.isfinite(asked):
+            return long_run.update(asked)
+        return long_run.value
 
     def _var_cvar(self, bar: Bar, book: FloatArray) -> tuple[float, float, str]:
         """VaR/CVaR of the decided book: the tracker once ready, else Gaussian from the summary vol.

@@ -2,11 +2,16 @@
 
 ::
 
-    L = clip(target_volatility / realised_vol, min_leverage, max_leverage)
+    target = min(target_volatility, relative_target * long_run_vol)   (relative_target set)
+    L = clip(target / realised_vol, min_leverage, max_leverage)
     L = max(min_leverage, L * trend_factor)        while the strategy is below its trend
     L = max(min_leverage, L * shock_factor)        while a correlation shock is on
 
 ``target_volatility`` and ``realised_vol`` must be in the same units (both annualised, say).
+``long_run_vol`` is the book's own long-run volatility (:class:`LongRunVolatility`, the mean of its
+conditional variance over ``relative_halflife`` bars), so the relative target holds a book calmer
+than ``target_volatility`` at ``relative_target`` of its own risk on average; it only ever lowers
+the target, so it is never less cautious than ``target_volatility`` alone.
 
 Properties (tested): the result always lies in ``[min_leverage, max_leverage]``; it is
 non-increasing in ``realised_vol``; a shock or a trend cut never raises it. The trend (the
@@ -23,9 +28,9 @@ from __future__ import annotations
 import math
 
 from advanced_risk.config import LeverageConfig
-from advanced_risk.measures.validation import check_range
+from advanced_risk.measures.validation import check_positive_int, check_range
 
-__all__ = ["VolatilityTargetLeverage", "volatility_target_leverage"]
+__all__ = ["LongRunVolatility", "VolatilityTargetLeverage", "volatility_target_leverage"]
 
 
 def volatility_target_leverage(
@@ -95,12 +100,27 @@ class VolatilityTargetLeverage:
     def __repr__(self) -> str:
         return f"VolatilityTargetLeverage({self._config!r})"
 
+    def target(self, long_run_vol: float | None = None) -> float:
+        """The volatility aimed at: ``target_volatility``, lowered to ``relative_target *
+        long_run_vol`` when ``relative_target`` is set and ``long_run_vol`` is known (not None)."""
+        cfg = self._config
+        if cfg.relative_target is None or long_run_vol is None:
+            return cfg.target_volatility
+        return min(cfg.target_volatility, cfg.relative_target * long_run_vol)
+
     def leverage(
-        self, realised_vol: float, *, correlation_shock: bool = False, below_trend: bool = False
+        self,
+        realised_vol: float,
+        *,
+        correlation_shock: bool = False,
+        below_trend: bool = False,
+        long_run_vol: float | None = None,
     ) -> float:
         """Leverage for this volatility (see the module docstring for the formula).
 
-        ``below_trend`` (the strategy below its trend) applies ``trend_factor``.
+        ``below_trend`` (the strategy below its trend) applies ``trend_factor``; ``long_run_vol``
+        (the book's long-run volatility, same units) lowers the target when ``relative_target`` is
+        set (:meth:`target`).
 
         Raises
         ------
@@ -109,10 +129,55 @@ class VolatilityTargetLeverage:
         """
         vol = check_range(realised_vol, "realised_vol", 0.0, math.inf, hi_open=True)
         cfg = self._config
-        raw = math.inf if vol == 0.0 else cfg.target_volatility / vol
+        target = self.target(long_run_vol)
+        raw = math.inf if vol == 0.0 else target / vol
         lev = min(max(raw, cfg.min_leverage), cfg.max_leverage)
         if below_trend:
             lev = max(cfg.min_leverage, lev * cfg.trend_factor)
         if correlation_shock:
             lev = max(cfg.min_leverage, lev * cfg.shock_factor)
         return lev
+
+
+class LongRunVolatility:
+    """The book's long-run volatility: the square root of the mean of its conditional variance.
+
+    ::
+
+        S_t = a S_{t-1} + sigma_t ** 2        W_t = a W_{t-1} + 1        a = 0.5 ** (1 / halflife)
+        long_run_vol_t = sqrt(S_t / W_t)
+
+    A bias-corrected exponential mean: the first values are averaged with equal weight rather than
+    one of them seeding the average for ``halflife`` bars, so a noisy first estimate (a tracker two
+    bars old) fades as the next ones come. Until the first update the value is None. A NaN, infinite
+    or negative volatility is refused (``InvalidInputError``), as by the leverage rule.
+
+    Examples
+    --------
+    >>> lr = LongRunVolatility(halflife=1)  # a = 0.5
+    >>> lr.value is None
+    True
+    >>> lr.update(0.1)
+    0.1
+    >>> round(lr.update(0.2), 6)  # sqrt((0.5 * 0.01 + 0.04) / 1.5)
+    0.173205
+    """
+
+    __slots__ = ("_decay", "_sum", "_weight")
+
+    def __init__(self, halflife: int = 500) -> None:
+        self._decay = 0.5 ** (1.0 / check_positive_int(halflife, "halflife"))
+        self._sum = 0.0
+        self._weight = 0.0
+
+    @property
+    def value(self) -> float | None:
+        """The long-run volatility, or None before the first update."""
+        return math.sqrt(self._sum / self._weight) if self._weight else None
+
+    def update(self, vol: float) -> float:
+        """Enter this bar's conditional volatility; returns the long-run volatility."""
+        vol = check_range(vol, "vol", 0.0, math.inf, hi_open=True)
+        self._sum = self._decay * self._sum + vol * vol
+        self._weight = self._decay * self._weight + 1.0
+        return math.sqrt(self._sum / self._weight)
