@@ -9,10 +9,11 @@ synthetic test paths (and the real test books, reported beside them).
 
 Grids: ``defaults`` (round 1: volatility target, leverage cap, drawdown cuts), ``triggers``
 (round 2: what a correlation shock and a VaR-breach streak do, on round 1's choice) and ``trend``
-(round 3: a trend cut on the strategy's reference book, on round 2's defaults).
+(round 3: a trend cut on the strategy's reference book, on round 2's defaults) and ``relative``
+(round 4: a volatility target relative to the book's own long-run volatility).
 
-Run:  python examples/choose_rule_defaults.py [--grid defaults|triggers|trend|relative] [--synthetic 16] [--jobs 2]
-          [--judge-seed 2000] [--out grid_train.json]
+Run:  python examples/choose_rule_defaults.py [--grid defaults|triggers|trend|relative]
+          [--synthetic 16] [--jobs 2] [--judge-seed 2000] [--out grid_train.json]
 """
 
 from __future__ import annotations

@@ -5,11 +5,19 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from advanced_risk.config import LeverageConfig, RiskConfig
 from advanced_risk.errors import ConfigError, InvalidInputError
-from advanced_risk.risk.leverage import VolatilityTargetLeverage, volatility_target_leverage
+from advanced_risk.risk.leverage import (
+    LongRunVolatility,
+    VolatilityTargetLeverage,
+    volatility_target_leverage,
+)
 
 
 @pytest.mark.parametrize(
@@ -81,6 +89,9 @@ def test_function_form_matches_the_class() -> None:
         ({"shock_factor": 1.5}, "shock_factor"),
         ({"trend_factor": -0.1}, "trend_factor"),
         ({"trend_halflife": 0}, "trend_halflife"),
+        ({"relative_target": 0.0}, "relative_target"),
+        ({"relative_target": math.inf}, "relative_target"),
+        ({"relative_halflife": 0}, "relative_halflife"),
     ],
     ids=[
         "target-zero",
@@ -91,6 +102,9 @@ def test_function_form_matches_the_class() -> None:
         "factor-above-1",
         "trend-neg",
         "half-0",
+        "relative-zero",
+        "relative-inf",
+        "relative-half-0",
     ],
 )
 def test_bad_leverage_settings_raise_naming_the_field(kwargs: dict[str, float], field: str) -> None:
@@ -106,3 +120,49 @@ def test_the_trend_cut_multiplies_by_its_factor_before_the_shock_and_respects_th
     assert rule.leverage(0.1, below_trend=True, correlation_shock=True) == 0.125
     floored = VolatilityTargetLeverage(LeverageConfig(min_leverage=0.2, trend_factor=0.0))
     assert floored.leverage(0.15, below_trend=True) == 0.2
+
+
+def test_the_relative_target_lowers_the_target_to_k_times_the_long_run_volatility() -> None:
+    rule = VolatilityTargetLeverage(LeverageConfig(target_volatility=0.15, relative_target=0.5))
+    assert rule.target(None) == 0.15  # no long-run volatility yet: the absolute target
+    assert rule.target(0.10) == 0.05  # a calm book: half of its own risk
+    assert rule.target(0.40) == 0.15  # a wild book: the absolute target binds
+    assert rule.leverage(0.10, long_run_vol=0.10) == pytest.approx(0.5)
+    assert rule.leverage(0.05, long_run_vol=0.10) == pytest.approx(1.0)  # calmer than usual: capped
+    off = VolatilityTargetLeverage(LeverageConfig(target_volatility=0.15))
+    assert off.leverage(0.10, long_run_vol=0.01) == 1.0  # relative_target None ignores it
+
+
+@given(
+    vol=st.floats(0.0, 5.0),
+    long_run=st.floats(0.0, 5.0),
+    k=st.floats(0.01, 3.0),
+    shock=st.booleans(),
+)
+def test_the_relative_target_is_never_less_cautious_than_the_absolute_one(
+    vol: float, long_run: float, k: float, shock: bool
+) -> None:
+    absolute = VolatilityTargetLeverage(LeverageConfig(max_leverage=2.0))
+    relative = VolatilityTargetLeverage(LeverageConfig(max_leverage=2.0, relative_target=k))
+    lev = relative.leverage(vol, long_run_vol=long_run, correlation_shock=shock)
+    assert 0.0 <= lev <= absolute.leverage(vol, correlation_shock=shock)
+
+
+@pytest.mark.parametrize("halflife", [1, 20, 500])
+def test_the_long_run_volatility_is_pandas_adjusted_ewm_of_the_variance(halflife: int) -> None:
+    vols = np.random.default_rng(halflife).uniform(0.05, 0.6, 300)
+    reference = np.sqrt(pd.Series(vols**2).ewm(halflife=halflife, adjust=True).mean().to_numpy())
+    lr = LongRunVolatility(halflife)
+    got = np.array([lr.update(v) for v in vols])
+    np.testing.assert_allclose(got, reference, rtol=1e-12)
+    assert lr.value == got[-1]
+
+
+@pytest.mark.parametrize("vol", [math.nan, math.inf, -0.1])
+def test_the_long_run_volatility_refuses_a_bad_volatility_naming_it(vol: float) -> None:
+    lr = LongRunVolatility(10)
+    with pytest.raises(InvalidInputError, match="vol"):
+        lr.update(vol)
+    assert lr.value is None  # and nothing was entered
+    with pytest.raises(InvalidInputError, match="halflife"):
+        LongRunVolatility(0)
