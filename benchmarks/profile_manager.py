@@ -6,6 +6,7 @@ Usage::
     python benchmarks/profile_manager.py --latency [--calls 2000]
     python benchmarks/profile_manager.py --memory [--calls 2000]
     python benchmarks/profile_manager.py --flow [--calls 2000] [--idle-ms 2]
+    python benchmarks/profile_manager.py --journal [--calls 6000]
 
 Replays the bundled 20 S&P 500 stocks through a manager with the shipped PPO policy
 (``models/ppo_sp500_2012.armodel``, 10 MC-dropout samples) and the shipped risk agents
@@ -16,7 +17,10 @@ bars; with ``--profile`` it prints pyinstrument's call tree of ``--calls`` decis
 ``--latency`` times each entry point and inference path, ``--memory`` measures with tracemalloc
 the bytes each decision allocates (its transient peak) and the growth over ``--calls`` decisions,
 ``--flow`` times each step where it runs inside consecutive decisions (the steps then add up;
-``--idle-ms`` waits between them, as a bot between bars, so the journal commits outside them).
+``--idle-ms`` waits between them, as a bot between bars, so the journal commits outside them);
+``--journal`` times back-to-back async decisions in blocks of 250, alternating within one process
+the journal thread's linger (2, 20 and 50 ms) and no journal at all (rows not queued), so the
+machine's drift over the run falls on every variant alike.
 """
 
 from __future__ import annotations
@@ -212,6 +216,57 @@ def latency(calls: int) -> None:
     report("async, arrays, auto (inline)", asyncio.run(timed_async(InferencePath.AUTO, True)))
 
 
+JOURNAL_VARIANTS = ("linger 2 ms", "linger 20 ms", "linger 50 ms", "no journal")
+
+
+def journal(calls: int, block: int = 250) -> None:
+    """p50/p90/p99 of async decisions (policy and agents) per journal variant, blocks alternated."""
+    from concurrent.futures import Future
+
+    from advanced_risk.engine.journal import JournalWriter
+
+    def nothing(*_args: Any, **_kwargs: Any) -> Future[None]:
+        done: Future[None] = Future()
+        done.set_result(None)
+        return done
+
+    rounds = max(calls // (block * len(JOURNAL_VARIANTS)), 1)
+    tickers, rets, prices = bars(rounds * block * len(JOURNAL_VARIANTS))
+    book = equal_book(tickers)
+    inputs = [market_at(tickers, rets, prices, i) for i in range(rets.shape[0])]
+
+    async def run() -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {v: [] for v in JOURNAL_VARIANTS}
+        async with manager() as risk:
+            writer = risk._journal
+            assert writer is not None
+            for market in inputs[:WARMUP]:
+                await risk.manage_risk(market, book)
+            i = WARMUP
+            for _ in range(rounds):
+                for variant in JOURNAL_VARIANTS:
+                    none = variant == "no journal"
+                    writer.submit = nothing if none else JournalWriter.submit.__get__(writer)  # type: ignore[method-assign]
+                    if not none:
+                        writer._linger_s = float(variant.split()[1]) / 1000.0
+                    for market in inputs[i : i + block]:
+                        start = time.perf_counter()
+                        await risk.manage_risk(market, book)
+                        out[variant].append(time.perf_counter() - start)
+                    i += block
+            del writer.submit
+        return out
+
+    gc.collect()
+    gc.freeze()
+    samples = asyncio.run(run())
+    print(f"async, PPO + risk agents, {rounds} rounds of {block} back-to-back calls per variant")
+    for variant, values in samples.items():
+        a = np.array(values) * 1e6
+        p50, p90, p99 = np.percentile(a, [50, 90, 99])
+        print(f"{variant:<14} p50 {p50:>6.0f} us  p90 {p90:>6.0f} us  p99 {p99:>6.0f} us")
+
+
 def _timed_method(owner: Any, name: str, label: str, spent: dict[str, float]) -> None:
     """Replace ``owner.name`` by a wrapper that adds its wall time to ``spent[label]``."""
     inner = getattr(owner, name)
@@ -318,9 +373,12 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true", help="tracemalloc bytes per decision")
     parser.add_argument("--flow", action="store_true", help="each step's time inside consecutive decisions")
     parser.add_argument("--idle-ms", type=float, default=0.0, help="--flow: sleep between decisions")
+    parser.add_argument("--journal", action="store_true", help="async latency per journal linger, alternated")
     args = parser.parse_args()
     if args.latency:
         latency(args.calls)
+    elif args.journal:
+        journal(args.calls)
     elif args.memory:
         memory(args.calls)
     elif args.flow:

@@ -20,11 +20,16 @@ Two committers share one commit lock, so rows land in the order they were queued
   stalls inside fsync (the manager then stops committing inline for a while; see manager.py).
 
 Rows nobody waits for (``submit(..., urgent=False)``: an in-memory store, or ``journal_sync=False``)
-linger: the thread waits up to ``linger_s`` after the first such row and commits everything queued
-meanwhile in one go. Waking the thread for every decision would make it take the GIL from the
-deciding thread once per call (measured: +170 us at the median of a synchronous call with the PPO
-policy); lingering pays that once per batch. A durable row, a call, a flush or close ends the wait
-at once.
+linger: the thread waits up to ``linger_s`` (50 ms) after the first such row and commits everything
+queued meanwhile in one go. A commit takes the GIL from the deciding thread at each of the
+decision's GIL releases (NumPy's larger copies, for one), so while decisions come back to back
+every commit lands inside one: waking the thread for every decision cost +170 us at the median of
+a synchronous call with the PPO policy, and a 2 ms linger (a commit every one or two decisions)
+~180 us (-50 to +310 over seven runs) at the median of back-to-back async calls with the policy and
+the risk agents against a 50 ms one (``benchmarks/profile_manager.py --journal``); 20 and 50 ms
+differ by less than the machine's noise. A durable row, a call, a flush or close ends the wait at once; a row nobody waits
+for reaches the store at most ``linger_s`` after it was decided (a crash loses at most that much
+of a journal the bot chose not to wait for).
 
 Failure policy: a failed commit (locked, read-only or full disk) marks the writer unhealthy and keeps
 the rows for retry (bounded by ``max_pending``; beyond it the oldest are dropped with an event), so a
@@ -114,7 +119,7 @@ class JournalWriter:
         max_batch: int = 1024,
         max_pending: int = 100_000,
         retry_interval_s: float = 0.05,
-        linger_s: float = 0.002,
+        linger_s: float = 0.05,
     ) -> None:
         self._store = store
         self._max_batch = max_batch
