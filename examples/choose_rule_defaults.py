@@ -77,24 +77,29 @@ def trigger_grid(base: RiskConfig | None = None) -> dict[str, RiskConfig]:
     return out
 
 
+def _leverage_grid(
+    base: RiskConfig | None, off: str, label: str, knobs: dict[str, tuple[Any, ...]]
+) -> dict[str, RiskConfig]:
+    """``base`` (default ``RiskConfig()``) as ``off``, and every product of the ``LeverageConfig``
+    values in ``knobs``, named by ``label.format(*values)``."""
+    base = base or RiskConfig()
+    out = {off: base}
+    for values in itertools.product(*knobs.values()):
+        leverage = dataclasses.replace(base.leverage, **dict(zip(knobs, values, strict=True)))
+        out[label.format(*values)] = dataclasses.replace(base, leverage=leverage)
+    return out
+
+
 def trend_grid(base: RiskConfig | None = None) -> dict[str, RiskConfig]:
     """Round 3: the trend cut's half-life x factor on ``base`` (default ``RiskConfig()``), and no cut."""
-    base = base or RiskConfig()
-    out = {"trend off": base}
-    for halflife, factor in itertools.product((50, 100, 200), (0.5, 0.25)):
-        leverage = dataclasses.replace(base.leverage, trend_halflife=halflife, trend_factor=factor)
-        out[f"trend {halflife} bars, x {factor}"] = dataclasses.replace(base, leverage=leverage)
-    return out
+    knobs = {"trend_halflife": (50, 100, 200), "trend_factor": (0.5, 0.25)}
+    return _leverage_grid(base, "trend off", "trend {} bars, x {}", knobs)
 
 
 def relative_grid(base: RiskConfig | None = None) -> dict[str, RiskConfig]:
     """Round 4: the relative volatility target's fraction x half-life on ``base``, and none."""
-    base = base or RiskConfig()
-    out = {"relative off": base}
-    for k, halflife in itertools.product((0.6, 0.7, 0.8), (250, 1000)):
-        leverage = dataclasses.replace(base.leverage, relative_target=k, relative_halflife=halflife)
-        out[f"relative {k}, half-life {halflife}"] = dataclasses.replace(base, leverage=leverage)
-    return out
+    knobs = {"relative_target": (0.6, 0.7, 0.8), "relative_halflife": (250, 1000)}
+    return _leverage_grid(base, "relative off", "relative {}, half-life {}", knobs)
 
 
 GRIDS = {"defaults": grid, "triggers": trigger_grid, "trend": trend_grid, "relative": relative_grid}
