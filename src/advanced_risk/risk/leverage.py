@@ -166,7 +166,9 @@ class LongRunVolatility:
     __slots__ = ("_decay", "_sum", "_weight")
 
     def __init__(self, halflife: int = 500) -> None:
-        self._decay = 0.5 ** (1.0 / check_positive_int(halflife, "halflife"))
+        # a half-life past 2**62 bars is an equal-weight mean in floats (the decay rounds to 1); the
+        # cap keeps an int too large for a float (10**400 passes the config) from overflowing here
+        self._decay = 0.5 ** (1.0 / min(check_positive_int(halflife, "halflife"), 2**62))
         self._sum = 0.0
         self._weight = 0.0
 
