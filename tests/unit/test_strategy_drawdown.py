@@ -108,3 +108,14 @@ def test_the_rolling_peak_and_the_return_equal_the_plain_formulation(
         equity = max(equity * (1.0 + float(np.nansum(np.array([0.7, -0.4]) * bar))), 1e-12)
         peaks.append(equity)
         assert dd.update(bar) == min(max(1.0 - equity / max(peaks), 0.0), 1.0)
+
+
+def test_a_trend_half_life_too_large_for_a_float_is_an_equal_weight_mean_not_an_overflow() -> None:
+    """10**400 is a valid integer half-life: the decay is its float limit, 1 (the trend stays at the
+    seed), rather than ``OverflowError`` at the first bar of a manager."""
+    s = StrategyDrawdown(window=None, trend_halflife=10**400)
+    s.set_weights(np.array([1.0]))
+    s.update(np.array([-0.10]))
+    assert s.below_trend  # log 0.9 < M = 0 (a = 1: the seed)
+    with pytest.raises(InvalidInputError, match="trend_halflife"):
+        StrategyDrawdown(trend_halflife=0)

@@ -201,7 +201,10 @@ class LeverageConfig(_ConfigMixin):
     volatility)``, the long-run volatility being the mean of the book's own conditional variance over
     ``relative_halflife`` bars (:class:`~advanced_risk.risk.leverage.LongRunVolatility`): a book calmer
     than ``target_volatility`` is still held at ``k`` of its own risk on average, in any units of
-    time. None: ``target_volatility`` alone (docs/risk_rules.md round 4)."""
+    time. The long-run volatility is the book's as asked (not per unit of exposure): a bot that
+    doubles its book is held near its old risk until the average catches up, and one that goes nearly
+    (not exactly) flat for a while pulls the average down. None: ``target_volatility`` alone
+    (docs/risk_rules.md round 4)."""
     relative_halflife: int = 500
     """Half-life in bars of the long-run volatility's moving average (``relative_target`` set)."""
 

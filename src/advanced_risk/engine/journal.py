@@ -27,9 +27,9 @@ every commit lands inside one: waking the thread for every decision cost +170 us
 a synchronous call with the PPO policy, and a 2 ms linger (a commit every one or two decisions)
 ~180 us (-50 to +310 over seven runs) at the median of back-to-back async calls with the policy and
 the risk agents against a 50 ms one (``benchmarks/profile_manager.py --journal``); 20 and 50 ms
-differ by less than the machine's noise. A durable row, a call, a flush or close ends the wait at once; a row nobody waits
-for reaches the store at most ``linger_s`` after it was decided (a crash loses at most that much
-of a journal the bot chose not to wait for).
+differ by less than the machine's noise. A durable row, a call, a flush or close ends the wait at
+once; a row nobody waits for reaches the store at most ``linger_s`` after it was decided (a crash
+loses at most that much of a journal the bot chose not to wait for).
 
 Failure policy: a failed commit (locked, read-only or full disk) marks the writer unhealthy and keeps
 the rows for retry (bounded by ``max_pending``; beyond it the oldest are dropped with an event), so a

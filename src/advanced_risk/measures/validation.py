@@ -36,6 +36,7 @@ __all__ = [
     "check_positive_int",
     "check_range",
     "check_same_length",
+    "halflife_decay",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -193,6 +194,18 @@ def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
     if int(value) < minimum:
         raise InvalidInputError(f"{name} must be >= {minimum}, got {int(value)}")
     return int(value)
+
+
+def halflife_decay(halflife: Any, name: str) -> float:
+    """The per-bar decay ``0.5 ** (1 / halflife)`` of a half-life in bars (an integer >= 1).
+
+    A half-life too large for a float (``10**400`` is a valid integer) gives the limit, 1.0 (an
+    equal-weight mean), rather than ``OverflowError``: past ``2**62`` bars the decay rounds to 1.
+
+    >>> halflife_decay(1, "halflife"), halflife_decay(10**400, "halflife")
+    (0.5, 1.0)
+    """
+    return float(0.5 ** (1.0 / min(check_positive_int(halflife, name), 2**62)))
 
 
 def check_same_length(name_a: str, a: FloatArray, name_b: str, b: FloatArray) -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 
 from advanced_risk.config import LeverageConfig
-from advanced_risk.measures.validation import check_positive_int, check_range
+from advanced_risk.measures.validation import check_range, halflife_decay
 
 __all__ = ["LongRunVolatility", "VolatilityTargetLeverage", "volatility_target_leverage"]
 
@@ -166,9 +166,7 @@ class LongRunVolatility:
     __slots__ = ("_decay", "_sum", "_weight")
 
     def __init__(self, halflife: int = 500) -> None:
-        # a half-life past 2**62 bars is an equal-weight mean in floats (the decay rounds to 1); the
-        # cap keeps an int too large for a float (10**400 passes the config) from overflowing here
-        self._decay = 0.5 ** (1.0 / min(check_positive_int(halflife, "halflife"), 2**62))
+        self._decay = halflife_decay(halflife, "halflife")
         self._sum = 0.0
         self._weight = 0.0
 

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from advanced_risk.measures.validation import FloatArray, check_positive_int, check_range
+from advanced_risk.measures.validation import FloatArray, check_positive_int, check_range, halflife_decay
 
 __all__ = ["StrategyDrawdown"]
 
@@ -77,8 +77,7 @@ class StrategyDrawdown:
         self._equity = max(1.0 - dd, _FLOOR)
         self._push(self._equity)
         self._weights = np.empty(0)
-        half = None if trend_halflife is None else check_positive_int(trend_halflife, "trend_halflife")
-        self._decay = None if half is None else 0.5 ** (1.0 / half)
+        self._decay = None if trend_halflife is None else halflife_decay(trend_halflife, "trend_halflife")
         self._trend = 0.0  # log of the seed peak
 
     @property
