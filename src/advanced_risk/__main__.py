@@ -8,9 +8,10 @@
   [--degraded] [--json] [--csv FILE] [--parquet FILE]``: the journal's rows, one a line, or
   exported (docs/journal_and_report.md).
 - ``python -m advanced_risk evaluate-rules [--period train|test|all] [--books KEY,...]
-  [--synthetic N] [--out DIR] [--quick]``: the risk layer against the unmanaged book and a
-  textbook vol target on the bundled books and synthetic paths (docs/rules_evaluation.md); writes
-  Markdown, JSON and a PNG into ``--out``. Exit 2 with a one-line error on bad input.
+  [--synthetic N] [--out DIR] [--quick] [--prices CSV [--weights W,...]]``: the risk layer against
+  the unmanaged book and a textbook vol target on the bundled books and synthetic paths, or on the
+  bot's own CSV of closes (docs/rules_evaluation.md); writes Markdown, JSON and a PNG into
+  ``--out``. Exit 2 with a one-line error on bad input.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     from advanced_risk.config import RiskConfig
+    from advanced_risk.evaluation.rules import Book
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -49,17 +51,36 @@ def _add_evaluate_rules(sub: argparse._SubParsersAction[_OneLineParser]) -> None
     )
     cmd.add_argument(
         "--books",
-        default=",".join(DEFAULT_BOOK_KEYS),
+        default=None,
         metavar="KEY,...",
         help=f"comma-separated real books, of {','.join(BOOK_KEYS)}; 'all' for every one, "
-        f"'none' for synthetic paths only (default {','.join(DEFAULT_BOOK_KEYS)})",
+        f"'none' for synthetic paths only (default {','.join(DEFAULT_BOOK_KEYS)}; none with --prices)",
+    )
+    cmd.add_argument(
+        "--prices",
+        default=None,
+        metavar="CSV",
+        help="your own book: a CSV of closes (dates in the first column, one column per asset)",
+    )
+    cmd.add_argument(
+        "--weights",
+        default=None,
+        metavar="W,...",
+        help="--prices: the desired weights, one per column, signed (default equal weight)",
+    )
+    cmd.add_argument(
+        "--split-date",
+        default=None,
+        metavar="DATE",
+        help="first date of the test period of real books (default 2013-01-01; with --prices, the "
+        "first date of the file: every bar is a test bar)",
     )
     cmd.add_argument(
         "--synthetic",
         type=int,
         default=None,
         metavar="N",
-        help="synthetic paths per period (default 64, 8 with --quick)",
+        help="synthetic paths per period (default 64, 8 with --quick, 0 with --prices)",
     )
     cmd.add_argument(
         "--synthetic-test-seed",
@@ -255,22 +276,48 @@ def _read_config(path: str | None) -> RiskConfig | None:
     return RiskConfig.from_dict(values.get("risk", values))
 
 
+def _own_book(prices: str | None, weights: str | None) -> Book | None:
+    """``--prices`` / ``--weights`` as a :class:`Book` (None without ``--prices``)."""
+    from advanced_risk.errors import InvalidInputError
+    from advanced_risk.evaluation.rules.books import csv_book
+
+    if prices is None:
+        if weights is not None:
+            raise InvalidInputError("weights: --weights needs --prices (the book they weigh)")
+        return None
+    if weights is None:
+        return csv_book(prices)
+    try:
+        values = [float(w) for w in weights.split(",")]
+    except ValueError as exc:
+        raise InvalidInputError(f"weights: comma-separated numbers expected, got {weights!r}") from exc
+    return csv_book(prices, values)
+
+
 def _evaluate_rules(args: argparse.Namespace) -> int:
     """``evaluate-rules``: run, write the report, print the summary tables; 2 on bad input."""
     from advanced_risk.errors import InvalidInputError
-    from advanced_risk.evaluation.rules import BOOK_KEYS, evaluate_rules
+    from advanced_risk.evaluation.rules import BOOK_KEYS, DEFAULT_BOOK_KEYS, SPLIT_DATE, evaluate_rules
     from advanced_risk.evaluation.rules.report import summary_table
 
     prog = "python -m advanced_risk evaluate-rules"
     try:
-        keys = [k.strip() for k in args.books.split(",") if k.strip()]
-        books = list(BOOK_KEYS) if keys == ["all"] else ([] if keys == ["none"] else keys)
+        own = _own_book(args.prices, args.weights)
+        default_books = "none" if own is not None else ",".join(DEFAULT_BOOK_KEYS)
+        keys = [k.strip() for k in (args.books or default_books).split(",") if k.strip()]
+        books: list[str | Book] = list(BOOK_KEYS) if keys == ["all"] else ([] if keys == ["none"] else keys)
+        if own is not None:
+            books.append(own)
         quick = args.quick
-        synthetic = args.synthetic if args.synthetic is not None else (8 if quick else 64)
+        default_synthetic = 0 if own is not None else (8 if quick else 64)
+        synthetic = args.synthetic if args.synthetic is not None else default_synthetic
+        first = None if own is None or own.dates is None else str(own.dates[0].date())
+        split_date = args.split_date or first or SPLIT_DATE
         evaluation = evaluate_rules(
             _read_config(args.config),
             books=books,
             period=args.period,
+            split_date=split_date,
             synthetic_paths=synthetic,
             synthetic_bars=504 if quick else 2520,
             max_bars=504 if quick else None,

@@ -23,7 +23,7 @@ from advanced_risk.evaluation.rules import (
     stock_books,
     vol_target_exposure,
 )
-from advanced_risk.evaluation.rules.books import book_window, index_book, synthetic_books
+from advanced_risk.evaluation.rules.books import book_window, csv_book, index_book, synthetic_books
 from advanced_risk.evaluation.rules.harness import ManagerDecider, book_returns
 from advanced_risk.evaluation.rules.report import (
     StrategyMetrics,
@@ -241,6 +241,8 @@ def test_fresh_synthetic_test_seeds() -> None:
         (["--books", "stocks21", "--synthetic", "0"], "books"),
         (["--books", "none", "--synthetic", "0"], "nothing to evaluate"),
         (["--synthetic", "1", "--risk-agents", "no/such.armodel"], "risk_agents: model file not found"),
+        (["--prices", "no/such.csv"], "prices: cannot read"),
+        (["--weights", "1,2"], "weights: --weights needs --prices"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(
@@ -255,3 +257,60 @@ def test_cli_bad_input_exits_2_with_one_line(
     assert message in err
     assert "\n" not in err
     assert not (tmp_path / "x").exists()
+
+
+def _closes_csv(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_a_csv_book_drops_rows_before_every_asset_has_a_close_and_carries_gaps(tmp_path: Path) -> None:
+    """Asset B lists on the second date; C misses a print on the fourth: the book starts on the
+    second date and C's missing close earns 0 (pandas' own pct_change of the filled frame)."""
+    text = "date,A,B,C\n2020-01-01,10,,5\n2020-01-02,11,20,5.5\n2020-01-03,12,21,6\n2020-01-06,12.5,22,\n"
+    text += "2020-01-07,12,23,6.6\n"
+    book = csv_book(_closes_csv(tmp_path / "own.csv", text), [1.0, 0.5, -0.5])
+    assert (book.assets, book.key, book.name) == (("A", "B", "C"), "csv", "own")
+    closes = np.array([[11, 20, 5.5], [12, 21, 6], [12.5, 22, 6], [12, 23, 6.6]])
+    np.testing.assert_allclose(book.returns, closes[1:] / closes[:-1] - 1.0, rtol=1e-15)
+    np.testing.assert_array_equal(book.prices, closes[1:])
+    assert [str(d.date()) for d in book.dates] == ["2020-01-03", "2020-01-06", "2020-01-07"]
+    np.testing.assert_array_equal(book.weights, [1.0, 0.5, -0.5])
+    assert csv_book(tmp_path / "own.csv").weights.tolist() == [1 / 3] * 3  # equal weight by default
+
+
+@pytest.mark.parametrize(
+    ("text", "weights", "field"),
+    [
+        ("date,A\n2020-01-01,10\n2020-01-02,0\n2020-01-03,12\n2020-01-04,12\n", None, "prices"),
+        ("date,A\n2020-01-01,10\n2020-01-02,abc\n2020-01-03,12\n2020-01-04,12\n", None, "prices"),
+        ("date,A\n2020-01-01,10\n2020-01-02,11\n", None, "prices"),  # too few rows
+        ("date,A,B\n2020-01-01,10,1\n2020-01-02,11,1\n2020-01-03,12,1\n", [1.0], "weights"),
+        ("date,A,B\n2020-01-01,10,1\n2020-01-02,11,1\n2020-01-03,12,1\n", [1.0, float("nan")], "weights"),
+    ],
+    ids=["zero-close", "text-close", "too-short", "weights-length", "weights-nan"],
+)
+def test_a_bad_csv_book_raises_naming_the_field(
+    tmp_path: Path, text: str, weights: list[float] | None, field: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=f"^{field}:"):
+        csv_book(_closes_csv(tmp_path / "bad.csv", text), weights)
+
+
+def test_the_cli_evaluates_a_bots_own_csv_of_closes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--prices alone: only that book, no synthetic path, every bar after the warm-up a test bar."""
+    closes = np.exp(np.cumsum(np.random.default_rng(3).normal(0.0003, 0.01, (420, 2)), axis=0)) * 100
+    dates = np.datetime64("2001-01-01") + np.arange(420)
+    lines = ["date,X,Y", *(f"{d},{a:.6f},{b:.6f}" for d, (a, b) in zip(dates, closes, strict=True))]
+    csv = _closes_csv(tmp_path / "mine.csv", "\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    code = main(
+        ["evaluate-rules", "--prices", str(csv), "--weights", "1.2,-0.2", "--out", str(out), "--jobs", "1"]
+    )
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert [(b["book"], b["key"], b["period"]) for b in report["books"]] == [("mine", "csv", "test")]
+    assert report["books"][0]["bars"] == 419 - 300  # 420 closes, 419 returns, 300 warm-up bars
+    assert "mine" in capsys.readouterr().out
