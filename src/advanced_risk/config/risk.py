@@ -301,7 +301,9 @@ class RiskConfig(_ConfigMixin):
     state_path: str | None = None
     """SQLite file for peak equity, trading state, kill switch and decision journal (None: in memory)."""
     journal_sync: bool = True
-    """Wait (within the deadline) until each decision's journal row is durable before returning it."""
+    """Wait (within the deadline) until each decision's journal row is durable before returning it.
+    False: rows are committed in batches by the journal's thread, at most 50 ms after each decision
+    (a crash can lose that much of the journal; the safety state is always written through)."""
     memory_journal_rows: int = 10_000
     """With ``state_path=None``: the journal in memory keeps only the newest this many decisions (a
     ring; older rows are evicted, counted in ``metrics()["journal_evicted"]``, and ``read_decision``
