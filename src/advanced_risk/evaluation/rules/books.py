@@ -24,6 +24,7 @@ Real books are split by date: ``train`` is every bar before :data:`SPLIT_DATE` (
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -250,7 +251,9 @@ def csv_book(
     """
     file = Path(path)
     try:
-        frame = pd.read_csv(file, index_col=0, parse_dates=[0])
+        with warnings.catch_warnings():  # pandas' date-format guess on a first column of non-dates
+            warnings.simplefilter("ignore", UserWarning)
+            frame = pd.read_csv(file, index_col=0, parse_dates=[0])
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise InvalidInputError(f"prices: cannot read {file} as a CSV of closes: {exc}") from exc
     if frame.shape[1] == 0 or not isinstance(frame.index, pd.DatetimeIndex):
