@@ -279,7 +279,7 @@ def _read_config(path: str | None) -> RiskConfig | None:
 def _own_book(prices: str | None, weights: str | None) -> Book | None:
     """``--prices`` / ``--weights`` as a :class:`Book` (None without ``--prices``)."""
     from advanced_risk.errors import InvalidInputError
-    from advanced_risk.evaluation.rules.books import csv_book
+    from advanced_risk.evaluation.rules.csv_book import csv_book
 
     if prices is None:
         if weights is not None:

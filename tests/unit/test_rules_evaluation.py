@@ -23,7 +23,8 @@ from advanced_risk.evaluation.rules import (
     stock_books,
     vol_target_exposure,
 )
-from advanced_risk.evaluation.rules.books import book_window, csv_book, index_book, synthetic_books
+from advanced_risk.evaluation.rules.books import book_window, index_book, synthetic_books
+from advanced_risk.evaluation.rules.csv_book import csv_book
 from advanced_risk.evaluation.rules.harness import ManagerDecider, book_returns
 from advanced_risk.evaluation.rules.report import (
     StrategyMetrics,

@@ -23,12 +23,12 @@ from advanced_risk.evaluation.rules.books import (
     SPLIT_DATE,
     Book,
     build_books,
-    csv_book,
     index_book,
     policy_book,
     stock_books,
     synthetic_books,
 )
+from advanced_risk.evaluation.rules.csv_book import csv_book
 from advanced_risk.evaluation.rules.evaluate import evaluate_rules
 from advanced_risk.evaluation.rules.harness import (
     BarDecision,

@@ -24,7 +24,6 @@ Real books are split by date: ``train`` is every bar before :data:`SPLIT_DATE` (
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -47,9 +46,9 @@ __all__ = [
     "BookWindow",
     "book_window",
     "build_books",
-    "csv_book",
     "index_book",
     "policy_book",
+    "returns_and_prices",
     "stock_books",
     "synthetic_books",
 ]
@@ -154,13 +153,15 @@ class BookWindow:
         return int(self.returns.shape[0] - self.warmup)
 
 
-def _returns_and_prices(closes: pd.DataFrame) -> tuple[FloatArray, FloatArray, pd.DatetimeIndex]:
+def returns_and_prices(closes: pd.DataFrame) -> tuple[FloatArray, FloatArray, pd.DatetimeIndex]:
+    """A frame of closes (dates by assets) as a book's per-bar simple returns, closes and dates:
+    bar ``t`` is the move from row ``t`` to row ``t + 1`` (the first row only prices the second)."""
     px = closes.to_numpy(dtype=np.float64)
     return px[1:] / px[:-1] - 1.0, px[1:], pd.DatetimeIndex(closes.index[1:])
 
 
 def _equal_weight(key: str, name: str, closes: pd.DataFrame) -> Book:
-    returns, prices, dates = _returns_and_prices(closes)
+    returns, prices, dates = returns_and_prices(closes)
     n = closes.shape[1]
     return Book(key, name, tuple(closes.columns), returns, prices, np.full(n, 1.0 / n), dates=dates)
 
@@ -193,7 +194,7 @@ def stock_books(seed: int = 0) -> list[Book]:
     weights = np.empty(len(tickers))
     weights[order[:half]] = 1.5 / half
     weights[order[half:]] = -0.5 / (len(tickers) - half)
-    returns, prices, dates = _returns_and_prices(closes)
+    returns, prices, dates = returns_and_prices(closes)
     books.append(
         Book("long-short", "long-short 150/50", tuple(tickers), returns, prices, weights, dates=dates)
     )
@@ -218,65 +219,6 @@ def policy_book(model: str | Path = DEFAULT_POLICY) -> Book:
     book = _equal_weight("policy", f"PPO policy ({path.name})", load_sp500_stocks())
     return Book(
         book.key, book.name, book.assets, book.returns, book.prices, book.weights, book.dates, None, str(path)
-    )
-
-
-def csv_book(
-    path: str | Path, weights: FloatArray | list[float] | None = None, *, name: str | None = None
-) -> Book:
-    """A bot's own book from a CSV of closes: the first column the dates, one column per asset.
-
-    Parameters
-    ----------
-    path : the CSV file (a header row of asset names; the first column's values parse as dates).
-    weights : the desired target weights, signed fractions of equity, one per asset column in the
-        file's order (default: equal weight, ``1 / n`` each); held again after every bar.
-    name : display name (default ``"<file stem>"``).
-
-    NaN policy: rows before every asset has its first close are dropped (the harness replays a
-    fixed universe); a missing close after that is the previous close carried forward (a bar with
-    no print earns 0). A close that is not a positive number, a file that cannot be read, fewer
-    than 3 rows left or weights of another length raise ``InvalidInputError`` naming the file and
-    the field.
-
-    Examples
-    --------
-    >>> import tempfile, os
-    >>> text = "date,A,B\\n2020-01-01,10,20\\n2020-01-02,11,\\n2020-01-03,12,21\\n"
-    >>> with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as fh:
-    ...     _ = fh.write(text)
-    >>> book = csv_book(fh.name, [1.5, -0.5]); os.unlink(fh.name)
-    >>> book.assets, book.returns.round(4).tolist()      # B's missing close: carried, return 0
-    (('A', 'B'), [[0.1, 0.0], [0.0909, 0.05]])
-    """
-    file = Path(path)
-    try:
-        with warnings.catch_warnings():  # pandas' date-format guess on a first column of non-dates
-            warnings.simplefilter("ignore", UserWarning)
-            frame = pd.read_csv(file, index_col=0, parse_dates=[0])
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise InvalidInputError(f"prices: cannot read {file} as a CSV of closes: {exc}") from exc
-    if frame.shape[1] == 0 or not isinstance(frame.index, pd.DatetimeIndex):
-        raise InvalidInputError(
-            f"prices: {file} needs dates in its first column and one close column per asset"
-        )
-    closes = frame.apply(pd.to_numeric, errors="coerce").astype(np.float64)
-    bad = [str(c) for c in closes.columns if (closes[c] <= 0.0).any() or np.isinf(closes[c]).any()]
-    unparsed = [str(c) for c in closes.columns if closes[c].isna().sum() > frame[c].isna().sum()]
-    if bad or unparsed:
-        raise InvalidInputError(f"prices: {file}: closes must be positive numbers; columns {bad + unparsed}")
-    closes = closes.sort_index().ffill().dropna()
-    if closes.shape[0] < 3:
-        raise InvalidInputError(f"prices: {file}: fewer than 3 rows where every asset has a close")
-    n = closes.shape[1]
-    w = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, dtype=np.float64)
-    if w.shape != (n,) or not np.all(np.isfinite(w)):
-        raise InvalidInputError(
-            f"weights: {n} finite numbers expected (one per column of {file}), got {w.tolist()}"
-        )
-    returns, prices, dates = _returns_and_prices(closes)
-    return Book(
-        "csv", name or file.stem, tuple(str(c) for c in closes.columns), returns, prices, w, dates=dates
     )
 
 
