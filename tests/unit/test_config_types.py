@@ -22,7 +22,7 @@ def test_config_reports_all_bad_fields_at_once() -> None:
     text = str(info.value)
     assert "alpha must be in (0, 1), got 1.5" in text
     assert "reduce_drawdown < halt_drawdown" in text
-    assert "deadline_ms must be > 0, got -1.0" in text
+    assert "deadline_ms must be in (0.0, inf], got -1.0" in text
 
 
 def test_config_error_is_an_invalid_input_error() -> None:
@@ -155,3 +155,28 @@ def test_standalone_tracker_uses_0_99_or_its_own_alpha() -> None:
             tracker.update(row)
         assert tracker.snapshot(w).alpha == expected
         assert tracker.var(w) == pytest.approx(portfolio_var(w, r[-50:], expected, VaRMethod.HISTORICAL))
+
+
+@pytest.mark.parametrize("field", ["deadline_ms", "drawdown_window", "periods_per_year"])
+def test_a_number_too_large_for_any_run_is_refused_naming_the_field(field: str) -> None:
+    """An integer too large for a float or a container (10**400 is a valid int) used to reach the
+    caller as ``OverflowError`` at the first decision, or degrade every decision."""
+    with pytest.raises(ConfigError, match=field):
+        RiskConfig.from_dict({field: 10**400})
+    assert RiskConfig.from_dict({field: 1_000}).to_dict()[field] == 1_000  # a large sane value is kept
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"window": 10**7},
+        {"fhs_window": 10**400},
+        {"correlation_warmup": 10**400},
+        {"garch_refit_every": 10**400},
+    ],
+    ids=["window", "fhs-window", "correlation-warmup", "refit"],
+)
+def test_a_tracker_window_past_its_memory_bound_is_refused_naming_it(kwargs: dict[str, int]) -> None:
+    (name,) = kwargs
+    with pytest.raises(ConfigError, match=name):
+        TrackerConfig(**kwargs)  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ defined: ``RiskConfig`` nests the component sections and checks them against its
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,9 @@ from advanced_risk.measures.validation import check_positive_int
 from advanced_risk.measures.var_method import VaRMethod
 
 __all__ = [
+    "MAX_BARS",
     "MAX_DRIFT_WINDOW",
+    "MAX_WINDOW",
     "HedgeConfig",
     "KellyConfig",
     "LeverageConfig",
@@ -27,6 +30,14 @@ __all__ = [
     "SizingConfig",
     "TrackerConfig",
 ]
+
+MAX_BARS = 10**9
+"""Largest count of bars a setting may name (a warm-up, a refit interval, a rolling peak's window):
+beyond any run, and small enough for every container and float it becomes."""
+
+MAX_WINDOW = 1_000_000
+"""Largest history the tracker keeps (``TrackerConfig.window``, ``fhs_window``): its memory is
+``window x assets x 8`` bytes (4 GB at 500 assets), so a larger one is a typo, not a setting."""
 
 MAX_DRIFT_WINDOW = 20_000
 """Largest ``RiskConfig.drift_window`` (bars): the window's memory grows with it (2 bytes per feature
@@ -65,8 +76,8 @@ class TrackerConfig(_ConfigMixin):
         _collect(
             [
                 lambda: _require(
-                    isinstance(self.window, int) and self.window >= 20,
-                    f"window must be >= 20, got {self.window}",
+                    isinstance(self.window, int) and 20 <= self.window <= MAX_WINDOW,
+                    f"window must be in [20, {MAX_WINDOW}], got {self.window}",
                 ),
                 lambda: (
                     None
@@ -87,16 +98,16 @@ class TrackerConfig(_ConfigMixin):
                     f"{self.clear_margin} and {self.shock_margin}",
                 ),
                 lambda: _require(
-                    isinstance(self.correlation_warmup, int) and self.correlation_warmup >= 2,
-                    f"correlation_warmup must be >= 2, got {self.correlation_warmup}",
+                    isinstance(self.correlation_warmup, int) and 2 <= self.correlation_warmup <= MAX_BARS,
+                    f"correlation_warmup must be in [2, {MAX_BARS}], got {self.correlation_warmup}",
                 ),
                 lambda: _require(
-                    isinstance(self.fhs_window, int) and self.fhs_window >= 100,
-                    f"fhs_window must be >= 100, got {self.fhs_window}",
+                    isinstance(self.fhs_window, int) and 100 <= self.fhs_window <= MAX_WINDOW,
+                    f"fhs_window must be in [100, {MAX_WINDOW}], got {self.fhs_window}",
                 ),
                 lambda: _require(
-                    isinstance(self.garch_refit_every, int) and self.garch_refit_every >= 1,
-                    f"garch_refit_every must be >= 1, got {self.garch_refit_every}",
+                    isinstance(self.garch_refit_every, int) and 1 <= self.garch_refit_every <= MAX_BARS,
+                    f"garch_refit_every must be in [1, {MAX_BARS}], got {self.garch_refit_every}",
                 ),
             ],
             "TrackerConfig",
@@ -421,7 +432,7 @@ class RiskConfig(_ConfigMixin):
                     "0 < reduce_drawdown < halt_drawdown < 1 required, got "
                     f"{self.reduce_drawdown} and {self.halt_drawdown}",
                 ),
-                lambda: _require(self.deadline_ms > 0, f"deadline_ms must be > 0, got {self.deadline_ms}"),
+                lambda: _in_range(self.deadline_ms, "deadline_ms", 0.0, math.inf, lo_open=True),
                 lambda: _require(
                     self.state_path is None or isinstance(self.state_path, str),
                     f"state_path must be a path string or None, got {self.state_path!r}",
@@ -433,7 +444,9 @@ class RiskConfig(_ConfigMixin):
                 ),
                 lambda: check_positive_int(self.mc_samples, "mc_samples"),
                 lambda: check_positive_int(self.memory_journal_rows, "memory_journal_rows"),
-                lambda: check_positive_int(self.periods_per_year, "periods_per_year"),
+                lambda: _in_range(
+                    check_positive_int(self.periods_per_year, "periods_per_year"), "periods_per_year", 1, 1e12
+                ),
                 lambda: check_positive_int(self.garch_install_lag, "garch_install_lag"),
                 lambda: _require(
                     self.drawdown_basis in ("strategy", "equity"),
@@ -487,7 +500,12 @@ class RiskConfig(_ConfigMixin):
                 lambda: (
                     None
                     if self.drawdown_window is None
-                    else check_positive_int(self.drawdown_window, "drawdown_window")
+                    else _in_range(
+                        check_positive_int(self.drawdown_window, "drawdown_window"),
+                        "drawdown_window",
+                        1,
+                        MAX_BARS,
+                    )
                 ),
                 lambda: _in_range(self.degraded_leverage_factor, "degraded_leverage_factor", 0.0, 1.0),
                 lambda: _in_range(self.degraded_hedge_ratio, "degraded_hedge_ratio", 0.0, 1.0),
