@@ -296,6 +296,7 @@ def flow(calls: int, idle_ms: float = 0.0) -> None:
     from advanced_risk.rl.agents.advisor import RiskAgentsAdvisor
     from advanced_risk.rl.agents.policy import RiskAgents
     from advanced_risk.rl.portfolio.allocator import PolicyAllocator
+    from advanced_risk.rl.ppo.inference import NumpyPolicy
 
     spent: dict[str, float] = {}
     timed = (
@@ -308,6 +309,7 @@ def flow(calls: int, idle_ms: float = 0.0) -> None:
         (DecisionEngine, "agents_request", "  agents request (observations, drift)"),
         (RiskAgentsAdvisor, "advise", "  agents advise (all)"),
         (RiskAgents, "act", "    3 actors x 10 MC samples, decoding"),
+        (NumpyPolicy, "_samples_from_first", "  MC-dropout samples (policy and agents)"),
         (DecisionEngine, "decide", "decide"),
         (AdvancedRiskManager, "_record", "telemetry, alert pager"),
     )
