@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from advanced_risk.config import RiskConfig
+from advanced_risk.config import RiskConfig, TrackerConfig
 from advanced_risk.engine.protocols import Allocation
 from advanced_risk.types import RiskDecision
 
@@ -110,6 +110,20 @@ def assert_conservative(decision: RiskDecision, fault: str) -> None:
     assert decision.hedge.ratio >= 0.5
     assert all(size == 0.0 for size in decision.position_sizes.values())
     assert_sane(decision)
+
+
+LEVERAGE_ONLY = RiskConfig(
+    halt_drawdown=0.95,
+    loss_streak=1000,
+    reduce_drawdown=0.9,
+    var_breach_streak=None,
+    reduce_on_correlation_shock=False,
+    deterministic_refits=True,
+    rate_limit_per_s=None,
+    tracker=TrackerConfig(method="fhs_ewma"),
+)
+"""Only the leverage rule decides: no drawdown cut, halt, streak or shock state in the way (for tests
+of the volatility target, the trend cut and the relative target against the same rule without them)."""
 
 
 def fast_config(**overrides: Any) -> RiskConfig:

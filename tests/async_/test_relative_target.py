@@ -13,20 +13,12 @@ import numpy as np
 import pytest
 
 from advanced_risk import AdvancedRiskManager, MarketState, Portfolio, RiskConfig
-from advanced_risk.config import TrackerConfig
 from advanced_risk.types import RiskDecision
 
+from .conftest import LEVERAGE_ONLY
+
 ASSETS = ("A", "B")
-BASE = RiskConfig(
-    halt_drawdown=0.95,
-    loss_streak=1000,
-    reduce_drawdown=0.9,
-    var_breach_streak=None,
-    reduce_on_correlation_shock=False,
-    deterministic_refits=True,
-    rate_limit_per_s=None,
-    tracker=TrackerConfig(method="fhs_ewma"),
-)
+BASE = LEVERAGE_ONLY
 
 
 def _relative(config: RiskConfig, k: float | None, halflife: int = 250) -> RiskConfig:

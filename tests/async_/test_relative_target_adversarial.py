@@ -22,20 +22,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from advanced_risk import AdvancedRiskManager, MarketState, Portfolio, RiskConfig
-from advanced_risk.config import LeverageConfig, TrackerConfig
+from advanced_risk.config import LeverageConfig
 from advanced_risk.errors import ConfigError, InvalidInputError
 from advanced_risk.risk.leverage import LongRunVolatility
 
-BASE = RiskConfig(
-    halt_drawdown=0.95,
-    loss_streak=1000,
-    reduce_drawdown=0.9,
-    var_breach_streak=None,
-    reduce_on_correlation_shock=False,
-    deterministic_refits=True,
-    rate_limit_per_s=None,
-    tracker=TrackerConfig(method="fhs_ewma"),
-)
+from .conftest import LEVERAGE_ONLY
+
+BASE = LEVERAGE_ONLY
 
 Step = tuple[MarketState | dict[str, object], Portfolio]
 
