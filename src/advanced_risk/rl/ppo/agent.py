@@ -23,7 +23,10 @@ of the weights (:class:`~advanced_risk.rl.ppo.network.RolloutSampler`; the Gauss
 comes from the agent's torch generator), the update gathers each epoch's shuffle with one
 ``index_select``, clips the gradient norm in four foreach calls, steps a fused Adam and reads its
 loss statistics once per update (once per minibatch only for the ``target_kl`` test).
-``config.torch_compile`` compiles the loss (opt-in: it pays only over long runs).
+Each minibatch's gradient comes from the hand-derived formulas of
+:mod:`advanced_risk.rl.ppo.gradients` (``config.analytic_gradients``, the default; autograd through
+:func:`~advanced_risk.rl.ppo.loss.ppo_loss` otherwise and under AMP). ``config.torch_compile``
+compiles that step (opt-in: it pays only over long runs).
 
 The agent never changes global torch state: weights are initialised and actions sampled from its own
 generators (seeded by ``config.seed``), which also makes a restored :meth:`state_dict` continue
@@ -52,6 +55,7 @@ from advanced_risk.config import PPOConfig
 from advanced_risk.errors import ConfigError, InvalidInputError, ModelLoadError
 from advanced_risk.logs import get_logger
 from advanced_risk.rl.ppo.buffer import RolloutBatch, RolloutBuffer, compute_gae
+from advanced_risk.rl.ppo.gradients import ppo_gradients
 from advanced_risk.rl.ppo.inference import NumpyPolicy, check_obs
 from advanced_risk.rl.ppo.io import PolicyFile, read_policy_file, write_policy_file
 from advanced_risk.rl.ppo.loss import LOSS_STATS, ppo_loss
@@ -98,6 +102,11 @@ def resolve_device(spec: str) -> torch.device:
     return torch.device(spec)
 
 
+def _compiled(fn: Callable[..., Any]) -> Any:
+    """``fn`` under ``torch.compile`` with static shapes and Inductor's C++ wrapper (CPU-friendly)."""
+    return torch.compile(fn, dynamic=False, options={"cpp_wrapper": True})
+
+
 class PPOAgent:
     """PPO actor-critic agent: rollout collection, GAE, clipped updates, fast inference, save/load.
 
@@ -126,14 +135,14 @@ class PPOAgent:
         self.optimizer = torch.optim.Adam(
             self.network.parameters(), lr=cfg.learning_rate, eps=1e-5, fused=True
         )
-        # opt-in (docs/performance.md): Inductor fuses the loss's elementwise work into C++ kernels
-        # called from a C++ wrapper, ~25 % off an update, for ~20 s of compilation on first use
-        self._loss = (
-            torch.compile(ppo_loss, dynamic=False, options={"cpp_wrapper": True})
-            if cfg.torch_compile
-            else ppo_loss
-        )
         self.use_amp = cfg.amp and self.device.type == "cuda"
+        # the hand-derived gradient (rl/ppo/gradients.py) unless asked for autograd; AMP's autocast
+        # and loss scaling need autograd
+        self.analytic = cfg.analytic_gradients and not self.use_amp
+        # opt-in (docs/performance.md): Inductor fuses the elementwise work into C++ kernels called
+        # from a C++ wrapper, for ~10-20 s of compilation on first use
+        self._loss = _compiled(ppo_loss) if cfg.torch_compile and not self.analytic else ppo_loss
+        self._gradients = _compiled(ppo_gradients) if cfg.torch_compile and self.analytic else ppo_gradients
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.use_amp)
         self.obs_rms = RunningMeanStd((self.obs_dim,))
         self.buffer = RolloutBuffer(cfg.num_steps, cfg.num_envs, self.obs_dim, self.action_dim)
@@ -281,6 +290,8 @@ class PPOAgent:
         if cfg.norm_adv:  # per minibatch, over the whole minibatch (not per slice)
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         k = min(cfg.grad_accum_steps, n)
+        if self.analytic:
+            return self._analytic_gradients(mb, advantages, k)
         if k == 1 and not self.use_amp:  # the common case: one backward, no scaling by a share of 1
             loss, stats = self._loss(self.network, mb, advantages, cfg)
             torch.autograd.backward(loss)
@@ -293,6 +304,43 @@ class PPOAgent:
                 loss, stats = self._loss(self.network, mb[lo:hi], advantages[lo:hi], cfg)
             torch.autograd.backward(self.scaler.scale(loss * share))
             totals += share * torch.stack(stats)
+        return totals
+
+    @torch.no_grad()
+    def _analytic_gradients(self, mb: RolloutBatch, advantages: torch.Tensor, k: int) -> torch.Tensor:
+        """:meth:`_accumulate_gradients` with the gradient of :func:`ppo_gradients` (no autograd).
+
+        With ``k`` micro-batches, each slice's gradient is weighted by its share of the minibatch,
+        as the autograd path weights each slice's loss.
+        """
+        cfg, net = self.config, self.network
+        actor, critic = net.linear_params()
+        params = [*[p for layer in actor for p in layer], *[p for layer in critic for p in layer]]
+        params.append(net.actor_logstd)
+        n = len(mb)
+        bounds = np.cumsum([0, *[n // k + (i < n % k) for i in range(k)]])  # torch.tensor_split's sizes
+        totals: torch.Tensor | None = None
+        for lo, hi in itertools.pairwise(bounds.tolist()):
+            part = mb if k == 1 else mb[lo:hi]
+            stats, actor_grads, critic_grads, log_std_grad = self._gradients(
+                actor, critic, net.actor_logstd, part.obs, part.actions, part.log_probs, part.values,
+                part.returns, advantages if k == 1 else advantages[lo:hi],
+                cfg.clip_coef, cfg.ent_coef, cfg.vf_coef, cfg.clip_vloss,
+            )  # fmt: skip
+            grads = [
+                *[g for layer in actor_grads for g in layer],
+                *[g for layer in critic_grads for g in layer],
+            ]
+            grads.append(log_std_grad)
+            if k == 1:
+                for p, g in zip(params, grads, strict=True):
+                    p.grad = g
+                return stats
+            share = (hi - lo) / n
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g * share if p.grad is None else p.grad.add_(g, alpha=share)
+            totals = share * stats if totals is None else totals + share * stats
+        assert totals is not None
         return totals
 
     def _optimizer_step(self) -> None:

@@ -185,6 +185,16 @@ class ActorCriticNetwork(nn.Module):
     def _critic_linears(self) -> Sequence[nn.Linear]:
         return [m for m in self.critic if isinstance(m, nn.Linear)]
 
+    def linear_params(
+        self,
+    ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[tuple[torch.Tensor, torch.Tensor]]]:
+        """The actor's and the critic's ``(weight, bias)`` per linear layer, input first (the live
+        parameters, not copies)."""
+        return (
+            [(lin.weight, lin.bias) for lin in self._actor_linears()],
+            [(lin.weight, lin.bias) for lin in self._critic_linears()],
+        )
+
     def action_mean(self, obs: torch.Tensor, mc_dropout: bool = False) -> torch.Tensor:
         """Mean of the Gaussian policy; ``mc_dropout=True`` applies dropout after each hidden layer."""
         if not (mc_dropout and self.dropout > 0.0):
