@@ -6,6 +6,7 @@ Usage::
     python benchmarks/bench_ppo.py --updates 2     # fewer timed updates per trainer
     python benchmarks/bench_ppo.py --threads 2     # torch intra-op threads for every trainer
     python benchmarks/bench_ppo.py --compile       # add ours with PPOConfig(torch_compile=True)
+    python benchmarks/bench_ppo.py --autograd      # add ours with PPOConfig(analytic_gradients=False)
 
 Training throughput: environment steps per second of a whole PPO run (collection *and* updates) on
 ``TradingEnvironment`` with the default ``EnvConfig`` (10 assets, 252-step episodes), 8 envs,
@@ -23,11 +24,12 @@ Inference latency: ``PPOAgent.select_action`` on one observation (deterministic 
 Why the trainer ratio is bounded: with identical hyperparameters both trainers do the same 80
 Adam steps on 256-sample minibatches per update, and that gradient work is most of our time on
 CPU. Our rollout (one numba call steps 8 portfolios, the policy runs in NumPy) is several times
-faster than SB3's; our update (functional MLP, inlined gradient clip, fused Adam, one
-``index_select`` per epoch, statistics read once per update) has less overhead, but the matrix
-products and tanh of the 80 forward and backward passes are the same work in both. With
-``--compile`` a further row trains with ``torch.compile`` on the loss; its warm-up column shows
-the compile time.
+faster than SB3's; our update (the gradient derived by hand instead of autograd, inlined gradient
+clip, fused Adam, one ``index_select`` per epoch, statistics read once per update) has less
+overhead, but the matrix products and tanh of the 80 forward and backward passes are the same work
+in both. With ``--compile`` a further row trains with ``torch.compile`` on the minibatch step; its
+warm-up column shows the compile time. ``--autograd`` adds our trainer with autograd's gradient
+(``analytic_gradients=False``), the path before the analytic one, timed in the same round robin.
 
 The ratios are printed next to the targets of issue 14 (trainer >= 3x SB3 DummyVecEnv) and of
 issue 4 (one ``select_action`` < 100 us, 10-sample MC dropout < 300 us); a miss prints MISSED.
@@ -88,9 +90,9 @@ def _timed(trainer: list[Trainer], fn: Callable[[], object]) -> None:
     trainer[0].updates[-1] += time.perf_counter() - start
 
 
-def make_ours(compile_loss: bool = False) -> Trainer:
+def make_ours(compile_loss: bool = False, autograd: bool = False) -> Trainer:
     """Our trainer: ``PPOAgent.collect_rollout`` + ``update`` on a ``VectorTradingEnv``."""
-    config = replace(PPO, torch_compile=compile_loss)
+    config = replace(PPO, torch_compile=compile_loss, analytic_gradients=not autograd)
     agent = PPOAgent(observation_dim(ENV), ENV.asset_count + 1, config)
     env = VectorTradingEnv(ENV, PPO.num_envs, seed=0)
     box: list[Trainer] = []
@@ -100,6 +102,7 @@ def make_ours(compile_loss: bool = False) -> Trainer:
         _timed(box, agent.update)
 
     name = "ours + torch.compile" if compile_loss else "ours: PPOAgent + VectorTradingEnv"
+    name = "ours, autograd (before the analytic)" if autograd else name
     box.append(Trainer(name, step))
     return box[0]
 
@@ -179,6 +182,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--calls", type=int, default=5000, help="latency samples (default 5000)")
     parser.add_argument("--no-subproc", action="store_true", help="skip SB3 with SubprocVecEnv")
     parser.add_argument("--compile", action="store_true", help="add ours with torch.compile on the loss")
+    parser.add_argument("--autograd", action="store_true", help="add ours with autograd's gradient")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")  # SB3's advice on unbounded observation boxes, CPU device
     torch.set_num_threads(args.threads)
@@ -196,6 +200,8 @@ def main(argv: list[str]) -> None:
     trainers = [make_ours(), make_sb3(subproc=False)]
     if args.compile:
         trainers.insert(1, make_ours(compile_loss=True))
+    if args.autograd:
+        trainers.insert(1, make_ours(autograd=True))
     if not args.no_subproc:
         trainers.append(make_sb3(subproc=True))
     try:
@@ -225,8 +231,9 @@ def main(argv: list[str]) -> None:
             f"{trainer.totals[0]:>7.1f}s {ratio:>7.1f}x {target:>7}  {ok}"
         )
     if args.compile:
-        compiled_s = trainers[1].median(trainers[1].totals)
-        dummy_s = trainers[2].median(trainers[2].totals)
+        by_name = {trainer.name: trainer for trainer in trainers}
+        compiled, dummy = by_name["ours + torch.compile"], by_name["SB3 PPO + DummyVecEnv"]
+        compiled_s, dummy_s = compiled.median(compiled.totals), dummy.median(dummy.totals)
         ratio = dummy_s / compiled_s
         ok = "yes" if ratio >= TARGET_TRAIN_RATIO else "MISSED"
         label = "SB3 DummyVecEnv vs ours + torch.compile"
