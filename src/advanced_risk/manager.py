@@ -54,6 +54,7 @@ from asyncio_throttle.throttler import Throttler
 from numpy.typing import ArrayLike
 
 from advanced_risk.config import RiskConfig
+from advanced_risk.engine.callers import CallerLock
 from advanced_risk.engine.components import ComponentRunner, Components
 from advanced_risk.engine.core import DecisionEngine, Observed, warm_up
 from advanced_risk.engine.journal import JournalWriter
@@ -163,8 +164,9 @@ class AdvancedRiskManager:
         self._background_pool = _garch_pool()
         self._garch_worker = shared_worker()  # one child per process; it exits with the process
         self._pools_closed = False
-        self._lock = asyncio.Lock()
-        self._sync_lock = threading.Lock()
+        # one caller at a time, whether a thread or a task of any event loop (engine/callers.py)
+        self._callers = CallerLock()
+        self._open_lock = threading.Lock()  # concurrent first calls open the store once
         rate = self.config.rate_limit_per_s
         self._throttler = None if rate is None else Throttler(rate_limit=max(int(rate), 1), period=1.0)
         self._ids = itertools.count(1)
@@ -191,8 +193,11 @@ class AdvancedRiskManager:
             await asyncio.to_thread(self._open_sync)
 
     def _open_sync(self) -> None:
-        if self._engine is not None:
-            return
+        with self._open_lock:
+            if self._engine is None:
+                self._open_locked()
+
+    def _open_locked(self) -> None:
         path = self.config.state_path
         store = StateStore(path, max_journal_rows=self.config.memory_journal_rows if path is None else None)
         if path is None:
@@ -267,13 +272,14 @@ class AdvancedRiskManager:
         return await self._manage_locked(market_state, portfolio)
 
     async def _manage_locked(self, market_state: MarketInput, portfolio: PortfolioInput) -> RiskDecision:
-        async with self._lock:
+        async with self._callers.held_async():
             await self._pace()
             start = time.perf_counter()
             deadline = start + self.config.deadline_ms / 1000.0
             engine = self._require_engine()
             bar = engine.parse(market_state, portfolio)  # InvalidInputError: the caller's fault
             self._apply_pending_resume(engine)
+            self._apply_store_halt(engine)
             observed = engine.observe(bar)
             components = await self._components.run_async(engine, observed, deadline)
             await self._refit_async(engine)
@@ -337,7 +343,7 @@ class AdvancedRiskManager:
         The built-in policy and agents run inline (a user's allocator on the worker, within the
         deadline); the deadline and journal semantics are the same.
         """
-        with self._sync_lock:
+        with self._callers.held():
             if self._engine is None:
                 self._open_sync()
             start = time.perf_counter()
@@ -345,6 +351,7 @@ class AdvancedRiskManager:
             engine = self._require_engine()
             bar = engine.parse(market_state, portfolio)
             self._apply_pending_resume(engine)
+            self._apply_store_halt(engine)
             observed = engine.observe(bar)
             components = self._components.run_sync(engine, observed, deadline)
             self._refit_sync(engine)
@@ -585,7 +592,7 @@ class AdvancedRiskManager:
         decision after it lands resumes.
         """
         await self.open()
-        async with self._lock:
+        async with self._callers.held_async():
             start = time.perf_counter()
             engine, journal = self._require_engine(), self._journal
             machine = engine.machine
@@ -595,7 +602,7 @@ class AdvancedRiskManager:
             self._pending_resume = None  # this request supersedes one still waiting for the store
             if journal is None:
                 return StateChange(changed=machine.resume(why), durable=False)
-            done = journal.set_safety_state(TradingState.ACTIVE, f"resumed: {why}", False)
+            done = journal.set_safety_state(TradingState.ACTIVE, f"resumed: {why}", False, resume=True)
             if await self._durable_within(done, start):
                 changed = machine.resume(why)
                 self._page(f"trading state halted -> active: resumed: {why}")
@@ -609,12 +616,13 @@ class AdvancedRiskManager:
         store. Returns within ``deadline_ms`` saying whether the halt is durable; if not, the write is
         retried at every later call (and decisions say so while the store fails)."""
         await self.open()
-        async with self._lock:
+        async with self._callers.held_async():
             start = time.perf_counter()
             engine = self._require_engine()
+            why = check_reason(reason)  # refused before anything changes
             self._pending_resume = None  # a halt cancels a resume still waiting for the store
             before = engine.machine.state
-            changed = engine.machine.engage_kill_switch(reason)
+            changed = engine.machine.engage_kill_switch(why)
             if changed:
                 self._page(f"trading state {before.value} -> halted: {engine.machine.reason}")
             journal = self._journal
@@ -622,7 +630,7 @@ class AdvancedRiskManager:
                 return StateChange(changed=changed, durable=False)
             written = _submit_safety_state(journal, engine)
             if changed:
-                self._journal_event("kill_switch", reason=str(reason), previous=before.value)
+                self._journal_event("kill_switch", reason=why, previous=before.value)
             durable = await self._durable_within(written, start)
             return StateChange(changed=changed, durable=durable)
 
@@ -645,6 +653,22 @@ class AdvancedRiskManager:
             self._page(f"trading state halted -> active: resumed: {pending[1]}")
             self._journal_event("resume", reason=pending[1])
 
+    def _apply_store_halt(self, engine: DecisionEngine) -> None:
+        """A halt the state file holds and this manager does not (another process engaged the kill
+        switch on the same file) halts it too, from this decision on. The journal reads the file's
+        state after each commit, so the halt takes effect at the first decision after the next
+        commit (with the default 50 ms linger: the decision after the one in flight)."""
+        journal = self._journal
+        reason = None if journal is None else journal.halted_in_store
+        if reason is None or engine.machine.state is TradingState.HALTED:
+            return
+        before = engine.machine.state
+        engine.machine.engage_kill_switch(f"halted in the state store: {reason}")
+        self._page(f"trading state {before.value} -> halted: {engine.machine.reason}")
+        self._journal_event(
+            "kill_switch", reason=f"halted in the state store: {reason}", previous=before.value
+        )
+
     async def reset_peak(self, value: float, reason: str) -> None:
         """Set the peak equity drawdowns are measured from (after a deposit, a withdrawal or a bad
         equity print), durably, with a journal row saying who changed it from what and why.
@@ -652,12 +676,14 @@ class AdvancedRiskManager:
         Raises
         ------
         InvalidInputError
-            If ``value`` is not a finite number > 0, or if it lowers the peak while HALTED: lowering
-            the peak lowers the drawdown, so it would un-halt by the back door; ``resume`` first.
+            If ``value`` is not a finite number > 0, ``reason`` is empty, or the new peak is lower
+            while HALTED: lowering the peak lowers the drawdown, so it would un-halt by the back
+            door; ``resume`` first.
         """
         peak = check_range(value, "value", 0.0, math.inf, lo_open=True, hi_open=True)
+        why = check_reason(reason)
         await self.open()
-        async with self._lock:
+        async with self._callers.held_async():
             engine = self._require_engine()
             previous = engine.peak_equity
             if engine.machine.state is TradingState.HALTED and (previous is None or peak < previous):
@@ -667,11 +693,11 @@ class AdvancedRiskManager:
             journal = self._journal
             if journal is not None:  # disk first: memory is never less cautious than the store
                 self._journal_event(
-                    "reset_peak", urgent=True, previous=previous, peak_equity=peak, reason=str(reason)
+                    "reset_peak", urgent=True, previous=previous, peak_equity=peak, reason=why
                 )
                 await asyncio.wrap_future(journal.call(lambda store: store.set_peak_equity(peak)))
             engine.reset_peak(peak)
-            log.warning("peak_equity_reset", previous=previous, peak_equity=peak, reason=reason)
+            log.warning("peak_equity_reset", previous=previous, peak_equity=peak, reason=why)
 
     async def _persist_state(self, engine: DecisionEngine) -> None:
         journal = self._journal

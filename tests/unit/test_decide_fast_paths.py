@@ -24,11 +24,17 @@ from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures.fhs_fused import fhs_garch_kernel, mean_square_kernel, pairwise_mean_kernel
 from advanced_risk.measures.kernels import ewma_variance_kernel, fhs_kernel
 from advanced_risk.measures.stop_kernels import position_sizes_kernel, trail_stops_kernel
+from advanced_risk.measures.var_kernels import FHS_SIGMA_FLOOR
 from advanced_risk.risk.garch import GarchParams
 from advanced_risk.risk.tracker import RiskTracker
 
 
-# -- the NumPy formulation before the kernels (tracker.py at 1a5b1c6), verbatim but for `self` --------
+# -- the NumPy formulation before the kernels (tracker.py at 1a5b1c6), verbatim but for `self`, with
+# the variance floor added since (measures.var_kernels.FHS_SIGMA_FLOOR) ----------------------------------
+def _floored(variance: np.ndarray, mean_square: float) -> np.ndarray:
+    return np.maximum(variance, FHS_SIGMA_FLOOR * FHS_SIGMA_FLOOR * mean_square)
+
+
 def reference_fhs_pair(
     p: np.ndarray, garch: GarchParams | None, lam: float, alpha: float
 ) -> tuple[float, float]:
@@ -36,10 +42,11 @@ def reference_fhs_pair(
     if mean_square == 0.0:
         return 0.0, 0.0
     if garch is None:
-        return fhs_kernel(p, ewma_variance_kernel(p, lam, mean_square), 0.0, alpha)
+        return fhs_kernel(p, _floored(ewma_variance_kernel(p, lam, mean_square), mean_square), 0.0, alpha)
     scale = garch.book_scale(mean_square)
     q = p / scale
-    var, cvar = fhs_kernel(q, garch.variance(q), garch.mu, alpha)
+    floor = float(np.mean((q - garch.mu) ** 2))
+    var, cvar = fhs_kernel(q, _floored(garch.variance(q), floor), garch.mu, alpha)
     return var * scale, cvar * scale
 
 
@@ -88,7 +95,9 @@ def test_fhs_garch_kernel_is_the_numpy_formulation(p: np.ndarray, params: GarchP
         return
     scale = params.book_scale(mean_square)
     q = p / scale
-    expected = fhs_kernel(q, params.variance(q), params.mu, level)
+    expected = fhs_kernel(
+        q, _floored(params.variance(q), float(np.mean((q - params.mu) ** 2))), params.mu, level
+    )
     var, cvar, ok = fhs_garch_kernel(
         p, scale, params.mu, params.omega, params.alpha, params.gamma, params.beta, level
     )

@@ -371,10 +371,13 @@ class DecisionEngine:
         """
         late_refit = None if self.tracker is None else self._refits.install(self.tracker)
         faults = observed.faults + faults
-        if faults:
-            return self.conservative(observed, faults)
-        bar = observed.bar
         shock = self.tracker.correlation_shock if self.tracker is not None else False
+        if faults:
+            # the rules still run on the bar's drawdown and streaks: a fault never holds back a HALT
+            changes: list[str] = []
+            self._trading_state(observed, shock, changes)
+            return self.conservative(observed, faults, tuple(changes))
+        bar = observed.bar
         alerts = [late_refit] if late_refit else []
         drift = _drift_scores(allocation, advice)
         allocation, advice = _drift_gate(allocation, advice, alerts)
@@ -579,9 +582,13 @@ class DecisionEngine:
         kept = np.flatnonzero(outside & (held != 0.0))
         return target, ", ".join(self.assets[i] for i in kept[:20]) + (" ..." if kept.size > 20 else "")
 
-    def conservative(self, observed: Observed | None, reasons: tuple[str, ...]) -> RiskDecision:
+    def conservative(
+        self, observed: Observed | None, reasons: tuple[str, ...], changes: tuple[str, ...] = ()
+    ) -> RiskDecision:
         """The fail-safe decision: no new risk (held weights, never above the last target), leverage cut,
-        hedge on. A position is never flipped or opened; one the last decision closed stays closed."""
+        hedge on. A position is never flipped or opened; one the last decision closed stays closed.
+        HALTED (the rules ran on this bar, or earlier) holds nothing. ``changes``: the alerts of a
+        trading-state change on this bar, after the reason it is degraded."""
         cfg, last = self.config, self.last
         assets = observed.bar.assets if observed is not None else (self.assets or ())
         held = observed.bar.held if observed is not None else np.zeros(len(assets))
@@ -610,7 +617,7 @@ class DecisionEngine:
             risk_level=RiskLevel.CRITICAL if self.machine.state is TradingState.HALTED else RiskLevel.HIGH,
             trading_state=self.machine.state,
             uncertainty=None,
-            alerts=(reason,),
+            alerts=(reason, *changes),
             degraded=True,
             equity=observed.bar.portfolio.equity if observed is not None else None,
             drawdown=observed.drawdown if observed is not None else math.nan,

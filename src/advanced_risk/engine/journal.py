@@ -137,7 +137,11 @@ class JournalWriter:
         self._retry: list[_Row] = []
         self._pending_peak: float | None = None
         # the latest safety state not yet durable, and every future waiting for it (or an older one)
-        self._pending_safety: tuple[TradingState, str, bool, list[Future[None]]] | None = None
+        self._pending_safety: tuple[TradingState, str, bool, bool, list[Future[None]]] | None = None
+        # the halt the store held at the last commit (another process's kill switch, say); a resume
+        # bumps the epoch, so a read that began before it can never re-halt the resumed manager
+        self._halted_in_store: str | None = None
+        self._epoch = 0
         self._healthy = True
         self._gave_up = False  # a commit of the current drain failed: no further attempts in it
         self._last_error: str | None = None
@@ -272,23 +276,35 @@ class JournalWriter:
             self._commit_lock.release()
         return self._healthy
 
-    def set_safety_state(self, state: TradingState, reason: str, kill_switch: bool) -> Future[None]:
+    def set_safety_state(
+        self, state: TradingState, reason: str, kill_switch: bool, *, resume: bool = False
+    ) -> Future[None]:
         """Make the safety state durable: written ahead of any row queued after it, and retried at
         every commit until it lands (a failed write is never dropped). A newer state replaces one
-        still pending; the futures of both complete when the newer lands.
+        still pending; the futures of both complete when the newer lands. Only a ``resume`` lowers
+        a halt stored by another process (:meth:`StateStore.set_safety_state`).
         """
         done: Future[None] = Future()
         with self._lock:
             if self._closing:
                 done.set_exception(StateStoreError("safety state write failed: writer closed"))
                 return done
-            waiting = [] if self._pending_safety is None else self._pending_safety[3]
-            self._pending_safety = (state, str(reason), bool(kill_switch), [*waiting, done])
+            waiting = [] if self._pending_safety is None else self._pending_safety[4]
+            if resume:
+                self._epoch += 1
+                self._halted_in_store = None
+            self._pending_safety = (state, str(reason), bool(kill_switch), resume, [*waiting, done])
             self._items.append(_SAFETY)
             self._urgent += 1
         self._work.set()
         self._wake.set()
         return done
+
+    @property
+    def halted_in_store(self) -> str | None:
+        """The reason of a HALTED state (or kill switch) the file store held at the last commit,
+        whoever wrote it; None when it held none, for an in-memory store, or since a resume."""
+        return self._halted_in_store
 
     @property
     def safety_pending(self) -> bool:
@@ -415,8 +431,8 @@ class JournalWriter:
         pending = self._pending_safety
         if pending is None:
             return True
-        state, reason, kill, waiting = pending
-        self._store.set_safety_state(state, reason, kill)  # StateStoreError: the caller keeps it
+        state, reason, kill, resume, waiting = pending
+        self._store.set_safety_state(state, reason, kill, resume=resume)  # StateStoreError: kept
         with self._lock:
             if self._pending_safety is pending:  # else a newer state arrived meanwhile: write it next
                 self._pending_safety = None
@@ -429,6 +445,7 @@ class JournalWriter:
             self._keep(self._retry + rows)
             return
         rows = self._retry + rows
+        epoch = self._epoch
         peaks = [r.peak_equity for r in rows if r.peak_equity is not None]
         if self._pending_peak is not None:
             peaks.append(self._pending_peak)
@@ -468,6 +485,20 @@ class JournalWriter:
             self._healthy = True
         for r in rows:
             _complete(r.done)
+        if rows and self._store.persistent:
+            self._read_halt(epoch)
+
+    def _read_halt(self, epoch: int) -> None:
+        """Note a halt the file holds (written by this process or another); a read that began
+        before a resume was asked for is discarded."""
+        try:
+            stored = self._store.load()
+        except StateStoreError:
+            return  # the next commit reads again
+        halted = stored.kill_switch or stored.trading_state is TradingState.HALTED
+        with self._lock:
+            if epoch == self._epoch:
+                self._halted_in_store = (stored.reason or "halted") if halted else None
 
     def _forget(self, rows: list[_Row]) -> None:
         """Drop committed (or dropped) rows from the in-memory index, unless the id was resubmitted."""

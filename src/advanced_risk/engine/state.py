@@ -278,14 +278,29 @@ class StateStore:
             (s.value, str(reason), time.time()),
         )
 
-    def set_safety_state(self, trading_state: TradingState | str, reason: str, kill_switch: bool) -> None:
-        """Persist the trading state, its reason and the kill switch in one transaction."""
+    def set_safety_state(
+        self, trading_state: TradingState | str, reason: str, kill_switch: bool, *, resume: bool = False
+    ) -> None:
+        """Persist the trading state, its reason and the kill switch in one transaction.
+
+        Only a ``resume`` lowers what is stored: otherwise a stored HALTED (and its reason) and an
+        engaged kill switch stay as they are, so a process writing its own state change (REDUCING)
+        never clears a halt another process (an operator's script) wrote to the same file.
+        """
         s = _as_state(trading_state)
-        self._write(
-            "set_safety_state",
-            "UPDATE risk_state SET trading_state = ?, reason = ?, kill_switch = ?, updated_ts = ?",
-            (s.value, str(reason), int(bool(kill_switch)), time.time()),
-        )
+        if resume:
+            sql = "UPDATE risk_state SET trading_state = ?, reason = ?, kill_switch = ?, updated_ts = ?"
+            params: tuple[Any, ...] = (s.value, str(reason), int(bool(kill_switch)), time.time())
+        else:  # SQLite evaluates every SET expression on the row as it was before the update
+            sql = (
+                "UPDATE risk_state SET "
+                "trading_state = CASE WHEN trading_state = ? THEN trading_state ELSE ? END, "
+                "reason = CASE WHEN trading_state = ? THEN reason ELSE ? END, "
+                "kill_switch = MAX(kill_switch, ?), updated_ts = ?"
+            )
+            halted = TradingState.HALTED.value
+            params = (halted, s.value, halted, str(reason), int(bool(kill_switch)), time.time())
+        self._write("set_safety_state", sql, params)
 
     def set_kill_switch(self, engaged: bool) -> None:
         """Persist the kill switch."""

@@ -21,7 +21,7 @@ import numpy as np
 from advanced_risk.measures.jit import jit
 from advanced_risk.measures.pairwise import pairwise_sum_kernel
 from advanced_risk.measures.validation import MAX_ABS_RETURN, FloatArray
-from advanced_risk.measures.var_kernels import fhs_kernel
+from advanced_risk.measures.var_kernels import fhs_kernel, floored_variance_kernel
 from advanced_risk.measures.volatility import gjr_garch_variance_kernel
 
 __all__ = ["fhs_garch_kernel", "mean_square_kernel", "pairwise_mean_kernel"]
@@ -48,7 +48,8 @@ def _fhs_garch_python(
     level: float,
 ) -> tuple[float, float, bool]:
     """FHS (VaR, CVaR) of ``q = p / scale`` filtered by GJR-GARCH, the filter started at
-    ``np.mean((q - mu) ** 2)``; as ``fhs_kernel(q, GarchParams.variance(q), mu, level)``.
+    ``np.mean((q - mu) ** 2)`` and floored (``floored_variance_kernel``, by that mean); as
+    ``fhs_kernel(q, floored_variance_kernel(GarchParams.variance(q), init), mu, level)``.
 
     The third value is False (and the pair NaN) when ``q`` would fail ``as_returns`` (a value
     non-finite or beyond ``MAX_ABS_RETURN``): the caller then takes the validating path.
@@ -62,7 +63,9 @@ def _fhs_garch_python(
         e = q[i] - mu
         dev[i] = e * e
     init = _pairwise_mean_kernel(dev)
-    variance = gjr_garch_variance_kernel(q, mu, omega, alpha, gamma, beta, init)
+    variance = floored_variance_kernel(
+        gjr_garch_variance_kernel(q, mu, omega, alpha, gamma, beta, init), init
+    )
     var, cvar = fhs_kernel(q, variance, mu, level)
     return var, cvar, True
 

@@ -106,6 +106,22 @@ def _fhs_python(returns: FloatArray, variance: FloatArray, mu: float, alpha: flo
 
 fhs_kernel = jit(_fhs_python)
 
+FHS_SIGMA_FLOOR = 0.1
+"""The risk tracker's FHS standardises each return by a filtered volatility of at least this share
+of the window's root mean square return (:func:`floored_variance_kernel`). On market data a filter
+stays well above it (a calm year's volatility is ~0.3x a window holding a crash); after a long run
+of unchanged prices (a stale quote, a closed market on a 24/7 clock) an EWMA or GARCH variance
+decays towards 0, and the first small move would standardise to thousands of sigmas: a CVaR of
+1e64 times the equity, found by an adversarial test of one flat asset."""
+
+
+def _floored_variance_python(variance: FloatArray, mean_square: float) -> FloatArray:
+    """``max(variance, (FHS_SIGMA_FLOOR ** 2) * mean_square)`` elementwise (a new array)."""
+    return np.maximum(variance, FHS_SIGMA_FLOOR * FHS_SIGMA_FLOOR * mean_square)
+
+
+floored_variance_kernel = jit(_floored_variance_python)
+
 
 def _head_insert_python(head: FloatArray, hn: int, h: int, v: float) -> int:
     """Insert ``v`` into the sorted ``head[:hn]`` (capacity ``h``: when full, the largest drops out)."""

@@ -286,8 +286,9 @@ class TradingStateMachine:
         bool
             Whether the state changed (False if it was already HALTED).
         """
+        why = check_reason(reason)  # a refused call changes nothing
         self._kill_switch = True
-        return self._set(TradingState.HALTED, f"kill switch: {check_reason(reason)}")
+        return self._set(TradingState.HALTED, f"kill switch: {why}")
 
     def resume(self, reason: str) -> bool:
         """Leave HALTED explicitly: release the kill switch, clear the halt votes, go ACTIVE.

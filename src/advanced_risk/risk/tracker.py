@@ -35,6 +35,7 @@ from advanced_risk.measures.kernels import (
     covariance_to_correlation_kernel,
     ewma_variance_kernel,
     fhs_kernel,
+    floored_variance_kernel,
     sorted_tail_kernel,
     var_cvar_kernel,
 )
@@ -414,7 +415,8 @@ class RiskTracker:
         if mean_square == 0.0:  # all-zero portfolio returns (e.g. all cash): nothing to lose
             return 0.0, 0.0
         if method is VaRMethod.FHS_EWMA:
-            return fhs_kernel(p, ewma_variance_kernel(p, self._config.ewma_lambda, mean_square), 0.0, alpha)
+            variance = ewma_variance_kernel(p, self._config.ewma_lambda, mean_square)
+            return fhs_kernel(p, floored_variance_kernel(variance, mean_square), 0.0, alpha)
         params = self._garch_params_for(p)
         # the fit is of one book (equal weight); filtering another book's returns with its constant
         # omega would make VaR(k * book) != k * VaR(book): a book a tenth the size read as a tenth
