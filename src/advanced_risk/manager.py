@@ -281,13 +281,27 @@ class AdvancedRiskManager:
             self._apply_pending_resume(engine)
             self._apply_store_halt(engine)
             observed = engine.observe(bar)
-            components = await self._components.run_async(engine, observed, deadline)
-            await self._refit_async(engine)
-            inline = self._inline_commits()
+            # from here the bar is consumed (the tracker, the streaks and the peak saw it): a call
+            # cancelled now still decides it, degraded and journalled, then re-raises the
+            # cancellation, so the state never holds a bar without its decision
+            cancelled = False
+            try:
+                components = await self._components.run_async(engine, observed, deadline)
+            except asyncio.CancelledError:
+                cancelled = True
+                components = (None, None, ("the call was cancelled while the components ran",))
+            if not cancelled:
+                try:
+                    await self._refit_async(engine)
+                except asyncio.CancelledError:
+                    cancelled = True
+            inline = self._inline_commits() and not cancelled
             decision, done = self._finish(engine, observed, components, start, inline=inline)
             if done is not None and inline:
                 await self._pace()  # the decision and its fsync in two loop iterations, not one
                 self._commit_inline(done, deadline)
+        if cancelled:
+            raise asyncio.CancelledError
         if done is not None:
             decision = await self._await_durable(decision, observed, done, start, deadline)
         return self._record(decision, start, deadline)

@@ -69,6 +69,13 @@ is quoted near it (in any currency), so a larger value is a feed error (e.g. 1e3
 parse); let through, it would poison the ATR, the stops and the position sizes for many bars."""
 
 
+MAX_ABS_WEIGHT = 1e6
+"""A held weight (fraction of equity in one asset) is refused beyond ``+-1e6``: no book holds a
+million times its equity in one name, and such a number is a bad parse (units instead of a
+fraction, a price in the weight field). Bounding it keeps the book's variance and VaR finite, where
+``1e200`` overflowed them and degraded the decision instead of refusing the bar."""
+
+
 def _frozen_floats(
     values: Mapping[str, Any] | None, name: str, *, lo: float = -math.inf, hi: float = math.inf
 ) -> Mapping[str, float]:
@@ -186,7 +193,7 @@ class MarketState:
         >>> MarketState.from_arrays(("a", "b"), returns=np.array([0.01, -0.02])).returns["b"]
         -0.02
         """
-        names = _checked_asset_names(assets if type(assets) is tuple else tuple(assets))
+        names = _asset_names(assets)
         arrays = {
             field_name: None
             if values is None
@@ -227,6 +234,16 @@ class MarketState:
 _EMPTY: Mapping[str, float] = MappingProxyType({})
 
 
+def _asset_names(assets: Sequence[Any]) -> tuple[str, ...]:
+    """The checked names of ``assets`` (a sequence of str), cached per tuple."""
+    names = assets if type(assets) is tuple else tuple(assets)
+    try:
+        return _checked_asset_names(names)
+    except TypeError:  # an unhashable name (a list): not a str, refused with the same message
+        bad = next(name for name in names if type(name) is not str)
+        raise InvalidInputError(f"market_state assets must be non-empty asset names, got {bad!r}") from None
+
+
 @functools.lru_cache(maxsize=64)  # a bot sends the same asset tuple every bar
 def _checked_asset_names(names: tuple[Any, ...]) -> tuple[str, ...]:
     """``names`` if every one is a non-empty str and none repeats, else ``InvalidInputError``."""
@@ -245,8 +262,13 @@ def _checked_array(
 ) -> NDArray[np.float64]:
     """``values`` as a float64 array of one finite value per asset in ``(lo, hi)`` (vectorised checks);
     a bad entry raises the message the mapping form gives for it."""
+    kind = values.dtype.kind if isinstance(values, np.ndarray) else np.asarray(values).dtype.kind
+    if kind in "bcmMSUV":  # bools, complex, times, text: the mapping form refuses each value
+        raise InvalidInputError(f"{name} must be an array of real numbers, got dtype kind {kind!r}")
     try:
         a = np.asarray(values, dtype=np.float64)
+    except OverflowError as exc:  # a Python int beyond the float range (the mapping form's message)
+        raise InvalidInputError(f"{name} must be finite, got a number too large for a float") from exc
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"{name} must be an array of numbers, got {type(values).__name__}") from exc
     if a.shape != (len(assets),):
@@ -338,7 +360,11 @@ class Portfolio:
     peak_equity: float | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "weights", _frozen_floats(self.weights, "portfolio.weights"))
+        object.__setattr__(
+            self,
+            "weights",
+            _frozen_floats(self.weights, "portfolio.weights", lo=-MAX_ABS_WEIGHT, hi=MAX_ABS_WEIGHT),
+        )
         object.__setattr__(
             self,
             "current_drawdown",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +250,40 @@ def test_a_resume_is_not_undone_by_the_halt_it_lifted(tmp_path: Path) -> None:
 
     assert set(asyncio.run(run())) == {TradingState.ACTIVE}
     assert _stored(path) == ("active", 0)
+
+
+def test_a_call_cancelled_while_its_policy_runs_still_decides_and_journals_its_bar() -> None:
+    """The bar is consumed once observed; the cancelled call's decision is journalled (degraded,
+    saying so) and the cancellation reaches the caller: the state never holds a bar without its
+    decision."""
+
+    class SlowPolicy:
+        asset_count = 2
+        history_length = 5
+        asset_names = ("A", "B")
+
+        def allocate(self, returns: np.ndarray, weights: np.ndarray, drawdown: float) -> Any:
+            from advanced_risk.engine.protocols import Allocation
+
+            time.sleep(0.02)
+            return Allocation(np.array([0.4, 0.4, 0.2]), 0.01)
+
+    async def run() -> tuple[int, int, list[Any]]:
+        async with AdvancedRiskManager(RiskConfig(deadline_ms=100.0), policy=SlowPolicy()) as risk:
+            bar, book = {"returns": {"A": -0.01, "B": 0.01}}, {"weights": {"A": 0.4, "B": 0.4}}
+            for _ in range(8):
+                await risk.manage_risk(bar, book)
+            engine = risk._require_engine()
+            seen = engine.tracker.n_observations if engine.tracker is not None else 0
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(risk.manage_risk(bar, book), timeout=0.005)
+            await risk.flush()
+            rows = risk._journal._store.journal(limit=3) if risk._journal is not None else []
+            after = engine.tracker.n_observations if engine.tracker is not None else 0
+            return seen, after, rows
+
+    seen, after, rows = asyncio.run(run())
+    assert after == seen + 1
+    latest = rows[-1].payload  # oldest first
+    assert latest["degraded"]
+    assert any("cancelled" in alert for alert in latest["alerts"])

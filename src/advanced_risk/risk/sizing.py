@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from advanced_risk.config import KellyConfig, SizingConfig
 from advanced_risk.errors import InvalidInputError
@@ -230,13 +230,16 @@ class PositionSizer:
         """Vectorised :meth:`plan` for many assets at once (ATR stops): ``(units, stop_prices)``.
 
         ``balance`` and ``leverage`` apply to each position separately (each is capped at
-        ``max_position_fraction * leverage`` of the balance). ``short`` is an optional boolean
-        mask; unmarked assets are long. About as fast for 20 assets as one scalar :meth:`plan`.
+        ``max_position_fraction * leverage`` of the balance). ``short`` is an optional mask of
+        booleans (or 0/1 integers), or of :class:`Side` values / their strings ``"long"`` and
+        ``"short"``; unmarked assets are long. About as fast for 20 assets as one scalar :meth:`plan`.
 
         Raises
         ------
         InvalidInputError
-            If shapes differ, a value is not finite, an ATR is <= 0 or a price <= 0 (index named).
+            If shapes differ, a value is not finite, an ATR is <= 0 or a price <= 0 (index named),
+            or ``short`` holds anything else (a NaN, another string: a protective stop on the wrong
+            side of the price is never guessed).
         """
         b = _nonnegative(balance, "balance")
         lev = _nonnegative(leverage, "leverage")
@@ -249,9 +252,7 @@ class PositionSizer:
         )
         if short is None:
             return units, np.maximum(price - distance, 0.0)
-        mask = np.asarray(short, dtype=bool)
-        if mask.shape != price.shape:
-            raise InvalidInputError(f"short must have shape {price.shape} like entry_price, got {mask.shape}")
+        mask = _short_mask(short, price.shape)
         return units, np.where(mask, price + distance, np.maximum(price - distance, 0.0))
 
     def stop_level(
@@ -403,3 +404,20 @@ class KellySizer:
     def _apply(self, full_kelly: float) -> float:
         f = check_finite_scalar(full_kelly, "full_kelly")
         return fractional_kelly(f, self._config.fraction, self._config.cap)
+
+
+def _short_mask(short: ArrayLike, shape: tuple[int, ...]) -> NDArray[np.bool_]:
+    """``short`` as a boolean mask of ``shape``: booleans, 0/1 integers or ``Side`` strings."""
+    raw = np.asarray(short)
+    if raw.shape != shape:
+        raise InvalidInputError(f"short must have shape {shape} like entry_price, got {raw.shape}")
+    if raw.dtype.kind == "b":
+        return raw
+    if raw.dtype.kind in "iu" and np.isin(raw, (0, 1)).all():
+        return raw.astype(bool)
+    if raw.dtype.kind in "UO":
+        text = raw.astype(str)
+        if np.isin(text, (Side.LONG.value, Side.SHORT.value)).all():
+            mask: NDArray[np.bool_] = text == Side.SHORT.value
+            return mask
+    raise InvalidInputError(f"short must hold booleans, 0/1 or 'long'/'short' (Side), got {short!r}"[:300])

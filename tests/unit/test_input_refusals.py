@@ -1,0 +1,62 @@
+"""Refusals found by an adversarial review (2026-12-01): the arrays entry point agrees with the dict
+one on bad values, absurd held weights are refused (not degraded), and a short mask is never guessed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from advanced_risk import AdvancedRiskManager, MarketState, Portfolio
+from advanced_risk.errors import InvalidInputError
+from advanced_risk.risk.sizing import PositionSizer, Side
+
+
+@pytest.mark.parametrize(
+    ("returns", "message"),
+    [
+        ([10**400, 0.0], "too large for a float"),
+        (np.array([0.01 + 1j, 0.0]), "real numbers"),
+        (np.array([True, False]), "real numbers"),
+        ([True, False], "real numbers"),
+        (np.array(["0.01", "0.0"]), "real numbers"),
+    ],
+)
+def test_the_arrays_entry_point_refuses_what_the_dict_one_refuses(returns: Any, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        MarketState.from_arrays(("A", "B"), returns=returns)
+    with pytest.raises(InvalidInputError):
+        MarketState(returns=dict(zip(("A", "B"), list(returns), strict=True)))
+
+
+def test_unhashable_asset_names_are_refused_by_name() -> None:
+    with pytest.raises(InvalidInputError, match=r"asset names, got \['A'\]"):
+        MarketState.from_arrays([["A"], ["B"]], returns=[0.01, 0.02])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("weights", [{"A": 1e200, "B": 0.1}, {"A": -1e300, "B": 1e300}, {"A": 10**400}])
+def test_absurd_held_weights_are_refused_before_any_state_changes(weights: dict[str, Any]) -> None:
+    with pytest.raises(InvalidInputError, match=r"portfolio\.weights\['A'\]"):
+        Portfolio(weights=weights)
+    risk = AdvancedRiskManager()
+    with pytest.raises(InvalidInputError, match=r"portfolio\.weights"):
+        risk.manage_risk_sync({"returns": {"A": 0.01, "B": 0.0}}, {"weights": weights})
+    d = risk.manage_risk_sync({"returns": {"A": 0.01, "B": 0.0}}, {"weights": {"A": 5e5, "B": 0.1}})
+    assert not d.degraded  # large but inside the bound: decided
+    risk.close_sync()
+
+
+@pytest.mark.parametrize(
+    "short",
+    [[False, True], [0, 1], ["long", "short"], [Side.LONG, Side.SHORT], np.array([False, True])],
+)
+def test_a_short_mask_takes_booleans_or_sides(short: Any) -> None:
+    _, stops = PositionSizer().plan_many(1e5, [2.0, 2.0], [100.0, 50.0], short=short)
+    assert stops.tolist() == [96.0, 54.0]  # the long's stop below its price, the short's above
+
+
+@pytest.mark.parametrize("short", [[np.nan, 0], ["long", "sell"], [2, 0], ["yes", ""]])
+def test_a_short_mask_of_anything_else_is_refused(short: Any) -> None:
+    with pytest.raises(InvalidInputError, match="short must hold"):
+        PositionSizer().plan_many(1e5, [2.0, 2.0], [100.0, 50.0], short=short)
