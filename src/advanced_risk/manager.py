@@ -168,7 +168,7 @@ class AdvancedRiskManager:
         self._callers = CallerLock()
         self._open_lock = threading.Lock()  # concurrent first calls open the store once
         rate = self.config.rate_limit_per_s
-        self._throttler = None if rate is None else Throttler(rate_limit=max(int(rate), 1), period=1.0)
+        self._throttler = None if rate is None else _throttler(rate)
         self._ids = itertools.count(1)
         self._run = uuid.uuid4().hex[:12]
         # counts, latency histogram and the last decision's gauges: O(1) per call, fixed memory
@@ -746,6 +746,8 @@ class AdvancedRiskManager:
         ------
         StateStoreError
             If the state store fails the read (e.g. the file is not a database).
+        InvalidInputError
+            If ``decision_id`` is not a str.
 
         Notes
         -----
@@ -765,6 +767,8 @@ class AdvancedRiskManager:
         True
         >>> risk.close_sync()
         """
+        if not isinstance(decision_id, str):
+            raise InvalidInputError(f"decision_id must be a str, got {type(decision_id).__name__}")
         journal = self._journal
         if journal is not None:
             try:
@@ -909,6 +913,13 @@ def _warm_up(config: RiskConfig, allocator: Allocator | None, advisor: Advisor |
             advisor_warm_up()
     except Exception as exc:
         log.warning("warm_up_failed", error=repr(exc))
+
+
+def _throttler(rate_per_s: float) -> Throttler:
+    """At most ``rate_per_s`` calls per second: ``n`` calls per ``n / rate_per_s`` seconds with
+    ``n = max(floor(rate), 1)`` (0.5/s is one call per 2 s, not one per second)."""
+    calls = max(int(rate_per_s), 1)
+    return Throttler(rate_limit=calls, period=calls / rate_per_s)
 
 
 def _submit_safety_state(journal: JournalWriter, engine: DecisionEngine) -> Future[None]:

@@ -376,6 +376,8 @@ class Portfolio:
         )
         if self.equity is not None and self.equity <= 0:
             raise InvalidInputError(f"portfolio.equity must be > 0, got {self.equity}")
+        if self.peak_equity is not None and self.peak_equity <= 0:  # drawdowns are measured from it
+            raise InvalidInputError(f"portfolio.peak_equity must be > 0, got {self.peak_equity}")
         if self.equity is not None and self.peak_equity is not None and self.peak_equity < self.equity:
             raise InvalidInputError(
                 f"portfolio.peak_equity ({self.peak_equity}) must be >= portfolio.equity ({self.equity})"

@@ -60,3 +60,30 @@ def test_a_short_mask_takes_booleans_or_sides(short: Any) -> None:
 def test_a_short_mask_of_anything_else_is_refused(short: Any) -> None:
     with pytest.raises(InvalidInputError, match="short must hold"):
         PositionSizer().plan_many(1e5, [2.0, 2.0], [100.0, 50.0], short=short)
+
+
+def test_config_and_call_arguments_found_loose() -> None:
+    from pathlib import Path
+
+    from advanced_risk import RiskConfig
+    from advanced_risk.errors import ConfigError
+
+    assert RiskConfig(state_path=Path("/tmp/risk.db")).state_path == "/tmp/risk.db"  # type: ignore[arg-type]
+    for bad in ("", "  ", ":memory:", "a\x00b", 3):
+        with pytest.raises(ConfigError, match="state_path"):
+            RiskConfig(state_path=bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="peak_equity must be > 0"):
+        Portfolio(weights={}, peak_equity=0.0)
+    risk = AdvancedRiskManager()
+    with pytest.raises(InvalidInputError, match="decision_id must be a str"):
+        risk.read_decision(["a"])  # type: ignore[arg-type]
+    risk.close_sync()
+
+
+def test_a_rate_limit_below_one_call_a_second_is_honoured() -> None:
+    from advanced_risk.manager import _throttler
+
+    slow = _throttler(0.5)
+    assert (slow.rate_limit, slow.period) == (1, 2.0)
+    fast = _throttler(2.5)
+    assert fast.rate_limit / fast.period == pytest.approx(2.5)

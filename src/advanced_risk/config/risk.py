@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -310,7 +311,8 @@ class RiskConfig(_ConfigMixin):
     leverage: LeverageConfig = dataclasses.field(default_factory=LeverageConfig)
     """Settings of volatility-target leverage."""
     state_path: str | None = None
-    """SQLite file for peak equity, trading state, kill switch and decision journal (None: in memory)."""
+    """SQLite file for peak equity, trading state, kill switch and decision journal (None: in memory;
+    an ``os.PathLike`` is stored as its string)."""
     journal_sync: bool = True
     """Wait (within the deadline) until each decision's journal row is durable before returning it.
     False: rows are committed in batches by the journal's thread, at most 50 ms after each decision
@@ -387,6 +389,9 @@ class RiskConfig(_ConfigMixin):
     effect at the first bar after it lands."""
 
     def __post_init__(self) -> None:
+        path: object = self.state_path
+        if isinstance(path, os.PathLike):  # a pathlib.Path is a path too
+            object.__setattr__(self, "state_path", os.fspath(path))
         for name, kind in _RISK_SUBCONFIGS.items():  # a TOML table becomes its config object
             value = getattr(self, name)
             if isinstance(value, Mapping):
@@ -434,8 +439,14 @@ class RiskConfig(_ConfigMixin):
                 ),
                 lambda: _in_range(self.deadline_ms, "deadline_ms", 0.0, math.inf, lo_open=True),
                 lambda: _require(
-                    self.state_path is None or isinstance(self.state_path, str),
-                    f"state_path must be a path string or None, got {self.state_path!r}",
+                    self.state_path is None
+                    or (
+                        isinstance(self.state_path, str)
+                        and self.state_path.strip() not in ("", ":memory:")
+                        and "\x00" not in self.state_path
+                    ),
+                    f"state_path must be a file path (str or os.PathLike; None keeps the state in "
+                    f"memory), got {self.state_path!r}",
                 ),
                 lambda: (
                     None
