@@ -248,7 +248,9 @@ def cornish_fisher_var(returns: ArrayLike, alpha: float = 0.99) -> float:
 
     ``q_cf = q + (q^2-1) S/6 + (q^3-3q) K/24 - (2q^3-5q) S^2/36``, ``q = Phi^-1(1 - alpha)``,
     S the skewness and K the excess kurtosis (population moments, scipy.stats' defaults), sigma
-    with ddof=1. A constant series has no shape: S = K = 0.
+    with ddof=1. A constant series has no shape: S = K = 0. Where the expansion folds over (it
+    decreases at ``q``, or its tail mean is above its quantile: extreme S and K, e.g. a flat history
+    and a few losses), it is no quantile, and the pair is the Gaussian one.
 
     Examples
     --------

@@ -77,14 +77,23 @@ gaussian_kernel = jit(_gaussian_python)
 
 
 def _cornish_fisher_python(x: FloatArray, alpha: float, q: float, phi_q: float) -> tuple[float, float]:
-    """Cornish-Fisher (VaR, CVaR); ``q``, ``phi_q`` as in the Gaussian kernel."""
+    """Cornish-Fisher (VaR, CVaR); ``q``, ``phi_q`` as in the Gaussian kernel.
+
+    The expansion ``q_cf(z) = c0 + c1 z + c2 z^2 + c3 z^3`` is a quantile only where it increases
+    in ``z``. With extreme skewness and kurtosis (a flat history followed by a few losses: skewness
+    -16, excess kurtosis 255) it has folded over at ``q`` and turned a long book's loss tail into a
+    gain (a negative VaR, a CVaR below the VaR). Where it decreases at ``q`` (``c1 + 2 c2 q +
+    3 c3 q^2 <= 0``), or its tail mean comes out below its quantile, the pair is the Gaussian one.
+    """
     mu, sigma, s, k = _moments(x)
     p = 1.0 - alpha
-    q_cf = q + (q * q - 1.0) * s / 6.0 + (q**3 - 3.0 * q) * k / 24.0 - (2.0 * q**3 - 5.0 * q) * s * s / 36.0
     # q_cf(z) = c0 + c1 z + c2 z^2 + c3 z^3; its mean over z < q uses the Gaussian partial
     # moments M_k = E[Z^k; Z < q]: M0 = p, M1 = -phi, M2 = p - q phi, M3 = -(q^2 + 2) phi.
     c0, c1, c2, c3 = -s / 6.0, 1.0 - k / 8.0 + 5.0 * s * s / 36.0, s / 6.0, k / 24.0 - s * s / 18.0
+    q_cf = q + (q * q - 1.0) * s / 6.0 + (q**3 - 3.0 * q) * k / 24.0 - (2.0 * q**3 - 5.0 * q) * s * s / 36.0
     tail = (c0 * p - c1 * phi_q + c2 * (p - q * phi_q) - c3 * (q * q + 2.0) * phi_q) / p
+    if c1 + 2.0 * c2 * q + 3.0 * c3 * q * q <= 0.0 or tail > q_cf:  # folded over: Gaussian
+        return -(mu + q * sigma), -mu + sigma * phi_q / p
     return -(mu + q_cf * sigma), -(mu + tail * sigma)
 
 
