@@ -16,8 +16,19 @@ from advanced_risk.measures.validation import FloatArray, as_array, check_positi
 __all__ = ["equal_weights", "min_variance_weights"]
 
 
+MAX_EQUAL_WEIGHT_ASSETS = 10_000_000
+"""Most assets :func:`equal_weights` builds weights for: 80 MB of float64, four orders of magnitude
+above any investable universe (``RiskConfig.max_assets`` defaults to 1,000). A larger count is a
+caller's error (an id or a price passed as the count), refused before NumPy tries to allocate it."""
+
+
 def equal_weights(n_assets: int) -> FloatArray:
     """``1 / n`` in every asset.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``n_assets`` is not an integer in ``[1, MAX_EQUAL_WEIGHT_ASSETS]`` (bools refused).
 
     Examples
     --------
@@ -25,7 +36,14 @@ def equal_weights(n_assets: int) -> FloatArray:
     [0.25, 0.25, 0.25, 0.25]
     """
     n = check_positive_int(n_assets, "n_assets")
+    if n > MAX_EQUAL_WEIGHT_ASSETS:
+        raise InvalidInputError(f"n_assets must be <= {MAX_EQUAL_WEIGHT_ASSETS:,}, got {_describe_count(n)}")
     return np.full(n, 1.0 / n)
+
+
+def _describe_count(n: int) -> str:
+    """``n`` for an error message; a huge count by its order of magnitude (its repr may be slow)."""
+    return str(n) if n.bit_length() <= 64 else f"an integer of about 10**{int(n.bit_length() * 0.30103)}"
 
 
 def _project_simplex_python(v: FloatArray) -> FloatArray:

@@ -16,7 +16,13 @@ from numpy.typing import ArrayLike
 
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures.jit import jit
-from advanced_risk.measures.validation import FloatArray, as_array, check_positive_int, check_range
+from advanced_risk.measures.validation import (
+    FloatArray,
+    as_array,
+    check_positive_int,
+    check_range,
+    float_array,
+)
 from advanced_risk.measures.volatility import as_ohlc, rolling_mean_std_kernel
 
 __all__ = ["bollinger_bands", "macd", "momentum", "rsi", "stochastic"]
@@ -35,13 +41,14 @@ _count_nonfinite = jit(_count_nonfinite_python)
 
 
 def _as_series(values: ArrayLike, name: str, lookback: int) -> FloatArray:
-    """A finite 1-D float64 series with at least ``lookback + 1`` values (one fast pass when valid)."""
-    try:
-        arr: FloatArray | None = np.ascontiguousarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        arr = None
-    if arr is None or arr.ndim != 1:
-        return as_array(values, name, ndim=1)  # raises, naming the field
+    """A finite 1-D float64 series with at least ``lookback + 1`` values (one fast pass when valid).
+
+    Text, complex numbers and a Python int beyond the float range (``10**400``) raise
+    ``InvalidInputError`` naming ``name`` (:func:`~advanced_risk.measures.validation.float_array`).
+    """
+    arr = float_array(values, name)
+    if arr.ndim != 1:
+        return as_array(arr, name, ndim=1)  # raises, naming the field
     if arr.shape[0] <= lookback:
         raise InvalidInputError(
             f"{name} needs at least {lookback + 1} values (lookback {lookback} + 1), got {arr.shape[0]}"

@@ -29,6 +29,14 @@ def kelly_discrete(win_prob: float, win_loss_ratio: float) -> float:
     win_prob : probability of a win ``p`` in [0, 1].
     win_loss_ratio : average win over average loss ``b`` (> 0).
 
+    Raises
+    ------
+    InvalidInputError
+        If ``win_prob`` is outside [0, 1], ``win_loss_ratio`` is not finite and > 0, or ``(1 - p) /
+        b`` exceeds the float range (``b`` of 1e-310 with ``p`` 0.5): a ratio that small is not an
+        estimate a bet can be sized on, and the fraction would be ``-inf``. The message names
+        ``win_loss_ratio``. A sure win (``p`` 1) gives 1 for every ``b``.
+
     Examples
     --------
     >>> round(kelly_discrete(0.6, 1.0), 12)
@@ -36,7 +44,13 @@ def kelly_discrete(win_prob: float, win_loss_ratio: float) -> float:
     """
     p = check_range(win_prob, "win_prob", 0.0, 1.0)
     b = check_range(win_loss_ratio, "win_loss_ratio", 0.0, np.inf, lo_open=True, hi_open=True)
-    return p - (1.0 - p) / b
+    loss_term = (1.0 - p) / b  # 0 for a sure win, whatever b; overflows only for a subnormal-ish b
+    if not np.isfinite(loss_term):
+        raise InvalidInputError(
+            f"win_loss_ratio={b:g} is too small for win_prob={p:g}: the Kelly fraction p - (1 - p) / b "
+            "overflows the float range"
+        )
+    return p - loss_term
 
 
 def kelly_continuous(mu: float, sigma: float) -> float:

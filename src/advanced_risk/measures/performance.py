@@ -102,14 +102,24 @@ def log_returns(prices: ArrayLike) -> FloatArray:
 
 
 def _drawdown_series_python(returns: FloatArray) -> FloatArray:
+    """``1 - equity / peak`` computed in log space, so it holds where the equity itself overflows.
+
+    ``gap = log(equity / peak) = log_equity - running_max(log_equity)`` (<= 0) follows its own
+    recursion ``gap = min(0, gap + log1p(r))``: a bar that lifts the log equity above the peak sets
+    a new peak (gap 0). Carrying the gap rather than the log equity and its peak keeps the numbers
+    small, so no rounding of a large log equity (60 bars of +1e6 reach about 829) leaks into the
+    drawdown. The drawdown is ``1 - exp(gap) = -expm1(gap)``; ruin (``r = -1``) makes the gap
+    ``-inf`` for good, a drawdown of exactly 1.
+    """
     n = returns.shape[0]
     out = np.empty(n)
-    equity = 1.0
-    peak = 1.0
+    gap = 0.0
     for t in range(n):
-        equity *= 1.0 + returns[t]
-        peak = max(peak, equity)
-        out[t] = 1.0 - equity / peak
+        r = returns[t]
+        # ruin is spelled out: log1p(-1) would warn (plain Python) or raise (math.log1p)
+        gap = min(0.0, gap + (-math.inf if r == -1.0 else math.log1p(r)))
+        # 0.0 - ...: a bar at its peak gives +0.0, never -0.0
+        out[t] = 0.0 - math.expm1(gap)
     return out
 
 
@@ -118,6 +128,10 @@ _drawdown_series = jit(_drawdown_series_python)
 
 def drawdown_series(returns: ArrayLike) -> FloatArray:
     """Drawdown after each period, ``1 - equity / running_peak``, starting from equity 1.
+
+    Computed in log space, ``1 - exp(log_equity - running_max(log_equity))`` with ``log_equity =
+    cumsum(log1p(r))``, so an equity beyond the float range (1.0 compounded 1100 times is 2**1100)
+    still gives its drawdowns; results on ordinary series agree with the product form to rounding.
 
     Each value is in [0, 1]; a return of -1 (ruin) gives 1 from then on. A return below -1 raises
     ``InvalidInputError`` (see the module's degenerate-input rules).
@@ -133,20 +147,54 @@ def drawdown_series(returns: ArrayLike) -> FloatArray:
 def max_drawdown(returns: ArrayLike) -> float:
     """Largest drawdown of the compounded return series, a positive fraction in [0, 1].
 
+    Computed from log equity (:func:`drawdown_series`), so it stays exact where the equity itself
+    would overflow: ``max_drawdown([1e6] * 60 + [-0.5])`` is 0.5.
+
     Raises ``InvalidInputError`` for a return below -1 (which would give a "drawdown" above 1).
     """
     return float(_drawdown_series(_as_compounded_returns(returns)).max())
 
 
+def _log_growth(returns: FloatArray) -> float:
+    """``log(prod(1 + r)) = sum(log1p(r))``, ``-inf`` after ruin (a return of exactly -1).
+
+    Summing logs keeps the total growth representable where the product itself would overflow
+    (``[0.5] * 2000``: growth 1.5**2000) or underflow to 0.
+    """
+    if (returns == -1.0).any():  # log1p(-1) is -inf with a divide-by-zero warning: say it here
+        return -math.inf
+    return float(np.log1p(returns).sum())
+
+
 def annualised_return(returns: ArrayLike, periods_per_year: int = PERIODS_PER_YEAR) -> float:
     """Geometric annualised return ``prod(1 + r) ** (periods_per_year / T) - 1`` (-1 after ruin).
 
+    Computed in log space as ``expm1(sum(log1p(r)) * periods_per_year / T)``, so a growth whose
+    product would overflow or underflow a float still gives its annualised value.
+
+    Returns ``inf`` when the annualised growth itself exceeds the float range (about 1.8e308):
+    e.g. three minute bars of +0.8 % in total with ``periods_per_year=252 * 390``, compounded over a
+    year of minute bars. It is the value's limit (an astronomically large return), as a Sortino ratio
+    is ``inf`` without downside; reports show it as not applicable.
+
     Raises ``InvalidInputError`` for a return below -1.
+
+    Examples
+    --------
+    >>> round(annualised_return([0.1, -0.05], periods_per_year=2), 12)
+    0.045
+    >>> annualised_return([0.01, -0.005, 0.02], periods_per_year=252 * 390)
+    inf
     """
     r = _as_compounded_returns(returns)
     ppy = check_positive_int(periods_per_year, "periods_per_year")
-    growth = float(np.prod(1.0 + r))
-    return -1.0 if growth <= 0.0 else growth ** (ppy / r.shape[0]) - 1.0
+    log_growth = _log_growth(r)
+    if log_growth == -math.inf:
+        return -1.0
+    try:
+        return math.expm1(log_growth * (ppy / r.shape[0]))
+    except OverflowError:  # math.expm1 raises beyond ~709.78 instead of returning inf
+        return math.inf
 
 
 def sharpe_ratio(
@@ -195,7 +243,8 @@ def sortino_ratio(returns: ArrayLike, target: float = 0.0, periods_per_year: int
 def calmar_ratio(returns: ArrayLike, periods_per_year: int = PERIODS_PER_YEAR) -> float:
     """Annualised return over maximum drawdown; ``inf`` when there is no drawdown and a gain.
 
-    Raises ``InvalidInputError`` for a return below -1.
+    Also ``inf`` when the annualised return is (see :func:`annualised_return`). Raises
+    ``InvalidInputError`` for a return below -1.
     """
     ann = annualised_return(returns, periods_per_year)
     mdd = max_drawdown(returns)

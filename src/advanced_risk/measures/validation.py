@@ -3,8 +3,9 @@
 Each check returns a clean ``float64`` C-contiguous array (or the checked scalar) or raises
 :class:`~advanced_risk.errors.InvalidInputError` naming the field, the bad value and what is
 allowed. Kernels behind the public functions trust what these return. Nothing is coerced silently:
-NaN and inf are rejected, not dropped. A number too large for a float (``10**400``) is rejected
-like inf, never surfaced as ``OverflowError``.
+NaN and inf are rejected, not dropped, and complex numbers are refused rather than cast to their
+real part. A number too large for a float (``10**400``) is rejected like inf, never surfaced as
+``OverflowError``.
 
 Returns are fractions: :func:`as_returns` and :func:`as_matrix` also refuse any return whose
 magnitude exceeds :data:`MAX_ABS_RETURN` (1e6, a +100,000,000 % bar), which no market produces and
@@ -36,6 +37,7 @@ __all__ = [
     "check_positive_int",
     "check_range",
     "check_same_length",
+    "float_array",
     "halflife_decay",
 ]
 
@@ -72,6 +74,61 @@ def _as_float(value: Any, name: str) -> float:
         ) from None
 
 
+_KEPT_KINDS: Final = frozenset("biuf")
+"""dtype kinds (bool, int, unsigned, float) whose conversion to float64 drops nothing silently."""
+
+
+def _source_for_float(values: Any, name: str) -> Any:
+    """What to hand ``np.ascontiguousarray(..., dtype=float64)``: ``values`` itself, or for a list or
+    tuple its NumPy array when that is plainly numeric (converted once, not twice).
+
+    Complex data is refused here: NumPy's cast to float drops the imaginary part with only a
+    ``ComplexWarning``. An array, a pandas Series or DataFrame says so by its dtype(s); a list does
+    so once NumPy reads it (a list of Python ``complex`` needs no check: ``float()`` refuses it).
+    """
+    if isinstance(values, np.ndarray):  # the hot path: one attribute test
+        kinds: tuple[str, ...] = (values.dtype.kind,)
+        source: Any = values
+    elif isinstance(values, list | tuple):
+        try:
+            source = np.asarray(values)
+        except (TypeError, ValueError, OverflowError):  # ragged and the like: the cast reports it
+            return values
+        kinds = (source.dtype.kind,)
+        if kinds[0] not in _KEPT_KINDS:  # object (a huge int), text...: converted as before
+            source = values
+    else:
+        dtype = getattr(values, "dtype", None)  # a pandas Series (its dtype may be pandas' own)
+        found = [dtype] if dtype is not None else getattr(values, "dtypes", None)  # a DataFrame
+        kinds = tuple(str(getattr(d, "kind", "")) for d in found) if found is not None else ()
+        source = values
+    if "c" in kinds:
+        raise InvalidInputError(f"{name} must be real numbers, got complex values")
+    return source
+
+
+def float_array(values: ArrayLike, name: str) -> FloatArray:
+    """``values`` as a C-contiguous float64 array of any rank; the values themselves are not checked.
+
+    The one conversion behind :func:`as_array` and the fast paths that check values in a compiled
+    pass of their own.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming ``name``, if ``values`` is not numeric, holds complex numbers, or a Python int beyond
+        the float range (``10**400``, rejected like inf, never surfaced as ``OverflowError``).
+    """
+    source = _source_for_float(values, name)
+    try:
+        arr: FloatArray = np.ascontiguousarray(source, dtype=np.float64)
+    except OverflowError as exc:  # a Python int beyond the float range, e.g. 10**400
+        raise InvalidInputError(f"{name} must be finite, got a number too large for a float") from exc
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name} must be numeric, got {_describe(values)}") from exc
+    return arr
+
+
 def as_array(
     values: ArrayLike,
     name: str,
@@ -88,15 +145,11 @@ def as_array(
     Raises
     ------
     InvalidInputError
-        If ``values`` is not numeric, has the wrong rank, too few rows, holds NaN/inf (or a Python
-        int beyond the float range), or an entry above ``max_abs`` in magnitude.
+        If ``values`` is not numeric (complex numbers included), has the wrong rank, too few rows,
+        holds NaN/inf (or a Python int beyond the float range), or an entry above ``max_abs`` in
+        magnitude.
     """
-    try:
-        arr = np.ascontiguousarray(values, dtype=np.float64)
-    except OverflowError as exc:  # a Python int beyond the float range, e.g. 10**400
-        raise InvalidInputError(f"{name} must be finite, got a number too large for a float") from exc
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{name} must be numeric, got {_describe(values)}") from exc
+    arr = float_array(values, name)
     ranks = (ndim,) if isinstance(ndim, int) else ndim
     if arr.ndim not in ranks:
         allowed = " or ".join(f"{r}-D" for r in ranks)

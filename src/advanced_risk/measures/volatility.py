@@ -27,6 +27,7 @@ from advanced_risk.measures.validation import (
     check_positive_int,
     check_range,
     check_same_length,
+    float_array,
 )
 
 __all__ = [
@@ -152,12 +153,14 @@ _count_bad_bars = jit(_count_bad_bars_python)
 
 
 def _as_price(values: ArrayLike, name: str) -> FloatArray:
-    try:
-        arr: FloatArray | None = np.ascontiguousarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        arr = None
-    if arr is None or arr.ndim != 1:
-        return as_positive(values, name)  # raises, naming the field
+    """A 1-D float64 price series; its values are checked by the caller's compiled pass.
+
+    Text, complex numbers and a Python int beyond the float range raise ``InvalidInputError``
+    naming ``name`` (:func:`~advanced_risk.measures.validation.float_array`).
+    """
+    arr = float_array(values, name)
+    if arr.ndim != 1:
+        return as_positive(arr, name)  # raises, naming the field
     return arr
 
 

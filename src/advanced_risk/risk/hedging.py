@@ -20,6 +20,8 @@ holds the on/off state between bars and returns explicit
 
 from __future__ import annotations
 
+import numpy as np
+
 from advanced_risk.config import HedgeConfig, RiskConfig
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.logs import get_logger
@@ -56,6 +58,15 @@ def next_hedge_active(active: bool, drawdown: float, threshold: float, release: 
     (False, True)
     """
     return drawdown > release if active else drawdown > threshold
+
+
+def _check_flag(value: object, name: str) -> bool:
+    """``value`` as a bool; only ``bool`` and ``numpy.bool_`` are flags (``'no'`` is truthy)."""
+    if type(value) is bool:  # the common case, without the numpy test
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    raise InvalidInputError(f"{name} must be a bool, got {value!r:.60}")
 
 
 class HedgingStrategy:
@@ -161,6 +172,8 @@ class HedgingStrategy:
         drawdown : drawdown from peak equity, in [0, 1].
         halted : trading is HALTED; the instruction is then a full hedge (ratio 1) whatever the
             drawdown, and the hedge stays on until a later call without ``halted`` releases it.
+            A ``bool`` (or NumPy bool): any other value, such as the string ``'no'`` (which is
+            truthy), raises ``InvalidInputError`` rather than being read by its truth value.
 
         Returns
         -------
@@ -168,6 +181,7 @@ class HedgingStrategy:
             ``active``, ``ratio`` in [0, 1] and a short ``reason``.
         """
         dd = check_range(drawdown, "drawdown", 0.0, 1.0)
+        halted = _check_flag(halted, "halted")
         threshold = self._config.max_drawdown_threshold
         was_active = self._active
         if halted:

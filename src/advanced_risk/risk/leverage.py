@@ -102,11 +102,22 @@ class VolatilityTargetLeverage:
 
     def target(self, long_run_vol: float | None = None) -> float:
         """The volatility aimed at: ``target_volatility``, lowered to ``relative_target *
-        long_run_vol`` when ``relative_target`` is set and ``long_run_vol`` is known (not None)."""
+        long_run_vol`` when ``relative_target`` is set and ``long_run_vol`` is known (not None).
+
+        ``long_run_vol`` is None (not known yet) or a finite volatility >= 0, checked whether or not
+        ``relative_target`` is set. 0 is a valid value (:class:`LongRunVolatility` of a book that
+        has only seen flat prices): the target is then 0, so the leverage is ``min_leverage``
+        (``max_leverage`` if the realised volatility is 0 too, the formula's limit). NaN, inf, a
+        negative value or a non-number raise ``InvalidInputError`` naming ``long_run_vol``: ignoring
+        them would silently fall back to the full absolute target.
+        """
         cfg = self._config
-        if cfg.relative_target is None or long_run_vol is None:
+        if long_run_vol is None:
             return cfg.target_volatility
-        return min(cfg.target_volatility, cfg.relative_target * long_run_vol)
+        long_run = check_range(long_run_vol, "long_run_vol", 0.0, math.inf, hi_open=True)
+        if cfg.relative_target is None:
+            return cfg.target_volatility
+        return min(cfg.target_volatility, cfg.relative_target * long_run)
 
     def leverage(
         self,
@@ -125,7 +136,9 @@ class VolatilityTargetLeverage:
         Raises
         ------
         InvalidInputError
-            If ``realised_vol`` is NaN, infinite or negative (``"realised_vol must be ..."``).
+            If ``realised_vol`` is NaN, infinite or negative (``"realised_vol must be ..."``), or
+            ``long_run_vol`` is neither None nor a finite number >= 0 (``"long_run_vol must be
+            ..."``, see :meth:`target`).
         """
         vol = check_range(realised_vol, "realised_vol", 0.0, math.inf, hi_open=True)
         cfg = self._config

@@ -315,12 +315,14 @@ class RiskTracker:
         self._late_joiners = self._late_joiners or self._n_obs > 0
 
     def remove_assets(self, indices: ArrayLike) -> None:
-        """Drop the assets at ``indices`` (their columns, covariance rows and columns)."""
-        idx = np.unique(np.asarray(indices, dtype=np.int64))
-        if idx.size and (idx[0] < 0 or idx[-1] >= self._n or idx.size >= self._n):
-            raise InvalidInputError(
-                f"indices must name some but not all of the {self._n} assets, got {idx.tolist()}"
-            )
+        """Drop the assets at ``indices`` (their columns, covariance rows and columns).
+
+        ``indices`` are integer positions in ``[0, n_assets)``, each at most once, naming some but
+        not all of the assets; an empty sequence removes nothing. Anything else (a float such as
+        0.7, which would be truncated to asset 0, a bool, text, a repeated or out-of-range index)
+        raises ``InvalidInputError`` naming ``indices``, before anything is changed.
+        """
+        idx = _asset_indices(indices, self._n)
         keep = np.setdiff1d(np.arange(self._n), idx)
         self._buffer = np.ascontiguousarray(self._buffer[:, keep])
         self._ewma_state = np.ascontiguousarray(self._ewma_state[np.ix_(keep, keep)])
@@ -328,8 +330,19 @@ class RiskTracker:
         self._n = int(keep.size)
 
     def recent_returns(self, n_rows: int | None = None) -> FloatArray:
-        """The last ``n_rows`` bars (default ``window``, capped at what was seen), oldest first; a view."""
-        m = min(self._config.window if n_rows is None else n_rows, self._n_obs, self._capacity)
+        """The last ``n_rows`` bars (default ``window``, capped at what was seen), oldest first; a view.
+
+        ``n_rows`` is None or an integer >= 0 (0 gives an empty ``(0, n_assets)`` array: the last
+        zero bars); a negative number, a float, a bool or text raises ``InvalidInputError`` naming
+        ``n_rows``.
+        """
+        if n_rows is None:
+            rows = self._config.window
+        elif type(n_rows) is int and n_rows >= 0:  # the engine's call, without the ABC checks
+            rows = n_rows
+        else:
+            rows = check_positive_int(n_rows, "n_rows", minimum=0)
+        m = min(rows, self._n_obs, self._capacity)
         end = self._pos + self._capacity
         return self._buffer[end - m : end]
 
@@ -452,3 +465,34 @@ class RiskTracker:
             self._garch = fit_gjr_garch(p)
             self._garch_fit_bar = self._n_obs
         return self._garch
+
+
+def _asset_indices(indices: ArrayLike, n_assets: int) -> IntArray:
+    """``indices`` as int64 asset positions: integers in ``[0, n_assets)``, distinct, not all.
+
+    Only an integer array passes: NumPy's ``astype(int64)`` would truncate 0.7 to asset 0. An empty
+    input (which NumPy reads as float) is the no-op it always was.
+    """
+    try:
+        raw = np.asarray(indices)
+    except (TypeError, ValueError) as exc:  # a ragged list and the like
+        raise InvalidInputError(f"indices must be integer asset positions, got {indices!r:.60}") from exc
+    if raw.size == 0:
+        return np.empty(0, dtype=np.int64)
+    if raw.dtype.kind not in "iu" or raw.ndim > 1:
+        raise InvalidInputError(
+            f"indices must be a sequence of integer asset positions, got {raw.tolist()!r:.60}"
+        )
+    if raw.min() < 0 or raw.max() >= n_assets:  # before the cast: a uint64 above 2**63 stays large
+        raise InvalidInputError(
+            f"indices must lie in [0, {n_assets}) (the {n_assets} assets), got {raw.tolist()!r:.60}"
+        )
+    idx = raw.astype(np.int64).ravel()
+    distinct = np.unique(idx)
+    if distinct.size != idx.size:
+        raise InvalidInputError(f"indices must name each asset at most once, got {idx.tolist()!r:.60}")
+    if distinct.size >= n_assets:
+        raise InvalidInputError(
+            f"indices must name some but not all of the {n_assets} assets, got {idx.tolist()!r:.60}"
+        )
+    return distinct
