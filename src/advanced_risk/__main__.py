@@ -152,7 +152,7 @@ def _add_journal(sub: argparse._SubParsersAction[_OneLineParser]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m advanced_risk", description=__doc__.splitlines()[0])
+    parser = _OneLineParser(prog="python -m advanced_risk", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     _add_report(sub)
     _add_evaluate_rules(sub)
@@ -295,8 +295,9 @@ def _own_book(prices: str | None, weights: str | None) -> Book | None:
 
 
 def _evaluate_rules(args: argparse.Namespace) -> int:
-    """``evaluate-rules``: run, write the report, print the summary tables; 2 on bad input."""
-    from advanced_risk.errors import InvalidInputError
+    """``evaluate-rules``: run, write the report, print the summary tables; 2 on bad input (an
+    unloadable ``--risk-agents`` file and an unwritable ``--out`` included)."""
+    from advanced_risk.errors import InvalidInputError, ModelLoadError
     from advanced_risk.evaluation.rules import BOOK_KEYS, DEFAULT_BOOK_KEYS, SPLIT_DATE, evaluate_rules
     from advanced_risk.evaluation.rules.report import summary_table
 
@@ -329,8 +330,8 @@ def _evaluate_rules(args: argparse.Namespace) -> int:
             synthetic_test_seed=args.synthetic_test_seed,
         )
         written = evaluation.write(args.out, plot=args.plot)
-    except InvalidInputError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+    except (InvalidInputError, ModelLoadError, OSError) as exc:
+        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     for period in evaluation.periods:
         print(f"\n{period} period\n")

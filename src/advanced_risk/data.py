@@ -129,22 +129,40 @@ def error_name(exc: BaseException) -> str:
     return f"{kind.__module__}.{kind.__name__}" if kind.__name__ == "error" else kind.__name__
 
 
+DATE_COLUMN_NAMES: Final = ("date", "datetime", "timestamp", "time")
+"""Names (any case) a table's date column may have; ``Date`` is the bundled files' own."""
+
+
+def _date_column(df: pd.DataFrame) -> str | None:
+    """The first column whose name is one of :data:`DATE_COLUMN_NAMES` in any case, or None."""
+    for column in df.columns:
+        if isinstance(column, str) and column.strip().lower() in DATE_COLUMN_NAMES:
+            return column
+    return None
+
+
 def _with_date_index(df: pd.DataFrame, what: str) -> pd.DataFrame:
-    if "Date" in df.columns:
+    column = _date_column(df)
+    if column is not None:
         try:
-            dates = pd.to_datetime(df["Date"], format="mixed")
+            dates = pd.to_datetime(df[column], format="mixed")
         except (ValueError, TypeError) as exc:
             raise DataValidationError(
-                f"{what}: column 'Date' holds a value that is not a date ({exc})"
+                f"{what}: column {column!r} holds a value that is not a date ({exc})"
             ) from exc
-        df = df.drop(columns="Date").set_index(pd.DatetimeIndex(dates, name="Date"))
+        df = df.drop(columns=column).set_index(pd.DatetimeIndex(dates, name="Date"))
     elif not isinstance(df.index, pd.DatetimeIndex):
-        raise DataValidationError(f"{what} needs a 'Date' column or a DatetimeIndex")
+        raise DataValidationError(
+            f"{what} needs a date column (named Date, Datetime, Timestamp or Time, any case) or a "
+            f"DatetimeIndex; found columns {list(df.columns)[:8]}"
+        )
     if len(df) < 2:
         raise DataValidationError(f"{what} needs at least 2 rows, got {len(df)}")
     duplicated = df.index.duplicated()
     if duplicated.any():
-        raise DataValidationError(f"{what}: duplicate date {df.index[duplicated][0].date()} in column 'Date'")
+        raise DataValidationError(
+            f"{what}: duplicate date {df.index[duplicated][0].date()} in the date column"
+        )
     backwards = np.flatnonzero(np.diff(df.index.to_numpy().astype(np.int64)) < 0)
     if backwards.size:
         i = int(backwards[0]) + 1

@@ -375,3 +375,12 @@ def test_check_values_accepts_the_seed_range_ends_and_toml_dates() -> None:
     values: dict[str, object] = {"train_end": datetime.date(2012, 12, 31), "test_start": None}
     check_values(values)
     assert values["train_end"] == "2012-12-31"
+
+
+@pytest.mark.parametrize("episodes", [0, 1])
+def test_fewer_than_two_eval_episodes_are_refused_not_silently_raised(episodes: int) -> None:
+    from advanced_risk.errors import InvalidInputError
+    from advanced_risk.training.settings import TrainingSettings
+
+    with pytest.raises(InvalidInputError, match=f"eval_episodes must be >= 2 .* got {episodes}"):
+        TrainingSettings(eval_episodes=episodes)

@@ -8,18 +8,21 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from advanced_risk.rl.ppo.model_file import read_model_file
 from advanced_risk.training.checkpoint import CHECKPOINT_KIND, checkpoint_files, load_latest, restore
+from advanced_risk.training.cli import resolve_settings
 from advanced_risk.training.data import load_data
 from advanced_risk.training.ppo import train_agent
 from advanced_risk.training.settings import TrainingSettings
 
-from .conftest import SCRIPT
+from .conftest import SCRIPT, run_cli
 
 
 def _settings(out: Path) -> TrainingSettings:
@@ -103,3 +106,41 @@ def test_sigkill_during_checkpointing_never_leaves_an_unloadable_checkpoint(tmp_
     restore(payload, agent, VectorTradingEnv(data.env_config, 2, seed=0, market=data.train_market))
     assert agent.num_updates >= 1
     assert kills == 4
+
+
+def test_resume_continues_a_moved_run_in_the_out_given_not_the_stored_one(
+    tmp_path: Path, tiny_config: Path
+) -> None:
+    first, moved = tmp_path / "runA", tmp_path / "runB"
+    trained = run_cli("--config", str(tiny_config), "--total-steps", "128", "--checkpoint-every", "1",
+                      "--device", "cpu", "--out", str(first))  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    first.rename(moved)  # config.toml still says out = ".../runA"
+    for name in ("model.pt", "report.md"):
+        (moved / name).unlink()
+    resumed = run_cli("--resume", "--out", str(moved))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert not first.exists(), "the stored out was recreated"
+    assert str(moved / "checkpoints") in resumed.stderr  # the checkpoint resumed from is the moved one
+    assert (moved / "model.pt").is_file()
+    assert (moved / "report.md").is_file()
+    assert tomllib.loads((moved / "config.toml").read_text())["out"] == str(moved)
+
+
+def test_resume_replaces_the_stored_out_and_a_model_path_inside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "config.toml").write_text(
+        'out = "original"\nmodel_path = "original/policy.pt"\nasset_count = 3\n'
+    )
+    settings = resolve_settings(["--resume", "--out", "copy"])
+    assert (settings.out, settings.model_path, settings.resume) == (
+        "copy",
+        str(Path("copy", "policy.pt")),
+        True,
+    )
+    assert settings.run_dir.resolve() == (tmp_path / "copy").resolve()  # relative to the cwd at resume
+    (tmp_path / "copy" / "config.toml").write_text('out = "original"\nmodel_path = "/elsewhere/policy.pt"\n')
+    assert resolve_settings(["--resume", "--out", "copy"]).model_path == "/elsewhere/policy.pt"

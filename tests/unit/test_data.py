@@ -100,6 +100,22 @@ def test_validate_prices_reads_csv_path(tmp_path: Path) -> None:
     assert data.validate_prices(path).shape == (2, 2)
 
 
+@pytest.mark.parametrize("name", ["date", "Timestamp", "DATETIME", " time"])
+def test_validate_prices_takes_the_common_date_column_names(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "prices.csv"
+    path.write_text(f"{name},A\n2020-01-01,1.0\n2020-01-02,1.1\n")
+    frame = data.validate_prices(path)
+    assert frame.index.name == "Date"
+    assert [str(d.date()) for d in frame.index] == ["2020-01-01", "2020-01-02"]
+
+
+def test_a_table_without_a_date_column_is_refused_naming_the_names_taken(tmp_path: Path) -> None:
+    path = tmp_path / "prices.csv"
+    path.write_text("when,A\n2020-01-01,1.0\n2020-01-02,1.1\n")
+    with pytest.raises(InvalidInputError, match=r"needs a date column .* found columns \['when', 'A'\]"):
+        data.validate_prices(path)
+
+
 def test_validate_prices_rejects_zero_price_naming_column(tmp_path: Path) -> None:
     path = tmp_path / "prices.csv"
     path.write_text("Date,A,B\n2020-01-01,1.0,2.0\n2020-01-02,1.1,0.0\n")

@@ -244,11 +244,15 @@ def test_fresh_synthetic_test_seeds() -> None:
         (["--synthetic", "1", "--risk-agents", "no/such.armodel"], "risk_agents: model file not found"),
         (["--prices", "no/such.csv"], "prices: cannot read"),
         (["--weights", "1,2"], "weights: --weights needs --prices"),
+        (["--synthetic", "1", "--risk-agents", "GARBAGE"], "risk_agents: "),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    garbage = tmp_path / "garbage.armodel"
+    garbage.write_bytes(b"not a model")
+    argv = [str(garbage) if a == "GARBAGE" else a for a in argv]
     try:
         code = main(["evaluate-rules", "--out", str(tmp_path / "x"), *argv])
     except SystemExit as exc:
@@ -288,14 +292,43 @@ def test_a_csv_book_drops_rows_before_every_asset_has_a_close_and_carries_gaps(t
         ("date,A\n2020-01-01,10\n2020-01-02,11\n", None, "prices"),  # too few rows
         ("date,A,B\n2020-01-01,10,1\n2020-01-02,11,1\n2020-01-03,12,1\n", [1.0], "weights"),
         ("date,A,B\n2020-01-01,10,1\n2020-01-02,11,1\n2020-01-03,12,1\n", [1.0, float("nan")], "weights"),
+        ("date,A,B\n2020-01-01,10,1\n2020-01-02,11,1\n2020-01-03,12,1\n", [0.0, 0.0], "weights"),
+        ("date,A\n2020-01-01,10\n2020-01-02,11\n2020-01-02,12\n2020-01-03,12\n", None, "prices"),
+        ("date,A\n2020-01-01,10\n2020-01-02,1e-300\n2020-01-03,12\n2020-01-06,12\n", None, "prices"),
     ],
-    ids=["zero-close", "text-close", "too-short", "weights-length", "weights-nan"],
+    ids=[
+        "zero-close",
+        "text-close",
+        "too-short",
+        "weights-length",
+        "weights-nan",
+        "weights-zero",
+        "duplicate-date",
+        "tiny-close",
+    ],
 )
 def test_a_bad_csv_book_raises_naming_the_field(
     tmp_path: Path, text: str, weights: list[float] | None, field: str
 ) -> None:
     with pytest.raises(InvalidInputError, match=f"^{field}:"):
         csv_book(_closes_csv(tmp_path / "bad.csv", text), weights)
+
+
+def test_a_csv_book_names_the_column_and_date_of_an_impossible_move(tmp_path: Path) -> None:
+    text = "date,A,B\n2020-01-01,10,1\n2020-01-02,11,1\n2020-01-03,11,1e-300\n2020-01-06,12,1\n"
+    with pytest.raises(InvalidInputError, match="column B moves from 1 to 1e-300 on 2020-01-03"):
+        csv_book(_closes_csv(tmp_path / "bad.csv", text))
+    with pytest.raises(InvalidInputError, match="duplicate date 2020-01-02"):
+        csv_book(_closes_csv(tmp_path / "dup.csv", "date,A\n2020-01-01,1\n2020-01-02,2\n2020-01-02,3\n"))
+
+
+def test_the_command_line_refuses_an_unknown_command_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["bogus"])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2
+    assert "invalid choice: 'bogus'" in err
+    assert "\n" not in err
 
 
 def test_the_cli_evaluates_a_bots_own_csv_of_closes(

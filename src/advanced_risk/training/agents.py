@@ -241,7 +241,7 @@ def evaluate_agents(
     """Held-out regime paths (common random numbers) and, when there is one, the real test period."""
     policies = default_policies(agents, seed=settings.seed)
     regime = dataclasses.replace(data.env_config, market=MarketKind.REGIME)
-    seeds = [EVAL_SEED_BASE + 1000 * settings.seed + k for k in range(max(settings.eval_episodes, 2))]
+    seeds = [EVAL_SEED_BASE + 1000 * settings.seed + k for k in range(settings.eval_episodes)]
     paths = evaluate_on_paths(policies, regime, seeds, market=make_market(regime))
     test = _test_path_bundle(settings, data)
     path_eval, test_info = None, {}

@@ -2,7 +2,9 @@
 
 Precedence: :class:`~advanced_risk.training.settings.TrainingSettings` defaults < ``--quick`` sizes <
 ``--config`` TOML < flags given on the command line. ``--resume`` reads ``<out>/config.toml``
-(the resolved settings of the run being resumed) and ignores other training settings.
+(the resolved settings of the run being resumed) and ignores other training settings, except
+``out`` itself: the run continues in the ``--out`` given (relative to the current directory), not
+in the directory stored in the file, so a moved or copied run directory resumes where it lies.
 
 Exit codes: 0 success; 2 bad input (missing, corrupt or invalid data, an OHLCV file missing a
 column; corrupt or mismatched model; unwritable ``--out``; bad flags or config: a value of the
@@ -114,7 +116,7 @@ def resolve_settings(argv: Sequence[str] | None = None) -> TrainingSettings:
         stored = out / "config.toml"
         if not stored.is_file():
             raise AdvancedRiskError(f"--resume: {stored} not found (is --out the run to resume?)")
-        values = _read_toml(str(stored)) | {"resume": True}
+        values = _relocated(_read_toml(str(stored)), out) | {"resume": True}
         for key in ("log_json", "tensorboard", "plot", "torch_threads", "evaluate"):
             if key in args:
                 values[key] = args[key]
@@ -134,6 +136,40 @@ def resolve_settings(argv: Sequence[str] | None = None) -> TrainingSettings:
         if count is not None:
             values["asset_count"] = count
     return _make(values)
+
+
+def _relocated(stored: dict[str, Any], out: Path) -> dict[str, Any]:
+    """The stored settings of a run being resumed, moved to the run directory ``out``.
+
+    ``out`` is the ``--out`` given with ``--resume`` (relative to the current directory now), and
+    it replaces the stored ``out``: a run directory that was moved or copied since it was written
+    continues where it lies now, never in (and never over) the directory it was trained in. A
+    stored ``model_path`` inside the stored run directory moves with it; one elsewhere is kept.
+
+    Parameters
+    ----------
+    stored : dict
+        The values read from ``<out>/config.toml``.
+    out : Path
+        The run directory named on the command line.
+
+    Returns
+    -------
+    dict
+        A copy of ``stored`` with ``out`` (and a ``model_path`` under the old ``out``) replaced.
+    """
+    values = dict(stored)
+    old_out = values.get("out")
+    values["out"] = str(out)
+    model_path = values.get("model_path")
+    if isinstance(old_out, str) and isinstance(model_path, str):
+        try:  # lexical: the stored paths were written together, in the same form
+            inside = Path(model_path).relative_to(old_out)
+        except ValueError:
+            inside = None
+        if inside is not None:
+            values["model_path"] = str(out / inside)
+    return values
 
 
 MAX_SEED = 2**32 - 1

@@ -105,7 +105,7 @@ def evaluate_agent(
     """The policy and the three baselines on the test data (see the module docstring)."""
     strategies: list[Strategy] = [PolicyStrategy(agent), *baselines()]
     if data.test_path is None:
-        seeds = [EVAL_SEED_BASE + 1000 * seed + k for k in range(max(episodes, 2))]
+        seeds = [EVAL_SEED_BASE + 1000 * seed + k for k in range(episodes)]
         report: EvaluationReport | PathReport = evaluate(
             strategies, data.env_config, seeds, market=data.train_market, n_permutations=5000
         )

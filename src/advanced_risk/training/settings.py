@@ -34,6 +34,9 @@ __all__ = [
 QUICK_ROWS = 500
 """``--quick`` trains and evaluates on the last 500 rows of its table."""
 
+MIN_EVAL_EPISODES = 2
+"""Fewest held-out paths an evaluation runs: its paired bootstrap needs two."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrainingSettings:
@@ -80,7 +83,7 @@ class TrainingSettings:
     evaluate: bool = False
     """Evaluate; with --model-path and no training length, evaluate that model without training."""
     eval_episodes: int = 32
-    """Held-out paths for simulated data (more: tighter intervals)."""
+    """Held-out paths for simulated data, >= 2 (more: tighter intervals)."""
     plot: bool = False
     """Also write PNGs: equity curves, drawdowns, policy weights over time."""
     tensorboard: bool = False
@@ -121,9 +124,14 @@ class TrainingSettings:
         for name in ("asset_count", "max_steps", "num_envs", "grad_accum", "torch_threads"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("checkpoint_every", "sweep", "eval_episodes", "num_workers"):
+        for name in ("checkpoint_every", "sweep", "num_workers"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.eval_episodes < MIN_EVAL_EPISODES:
+            problems.append(
+                f"eval_episodes must be >= {MIN_EVAL_EPISODES} (the paired comparison needs two paths), "
+                f"got {self.eval_episodes}"
+            )
         if problems:
             raise InvalidInputError("; ".join(problems))
 

@@ -15,9 +15,29 @@ import pandas as pd
 
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.evaluation.rules.books import Book, returns_and_prices
-from advanced_risk.measures.validation import FloatArray
+from advanced_risk.measures.validation import MAX_ABS_RETURN, FloatArray
 
 __all__ = ["csv_book"]
+
+
+def _when(stamp: pd.Timestamp) -> str:
+    """A row's date for a message: the day alone for daily bars, the full time otherwise."""
+    return str(stamp.date()) if stamp == stamp.normalize() else str(stamp)
+
+
+def _check_moves(returns: FloatArray, closes: pd.DataFrame, file: Path) -> None:
+    """Refuse a bar whose return is a total loss or beyond :data:`MAX_ABS_RETURN`, naming the
+    column and date: a close that is a tiny number (``1e-300``) is a feed or unit error."""
+    bad = (returns <= -1.0) | (returns > MAX_ABS_RETURN)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        px = closes.to_numpy(dtype=np.float64)
+        before, after = px[row, col], px[row + 1, col]
+        raise InvalidInputError(
+            f"prices: {file}: column {closes.columns[col]!s} moves from {before:g} to {after:g} on "
+            f"{_when(closes.index[row + 1])} (a return of {returns[row, col]:g}): a close in other "
+            "units or a bad print"
+        )
 
 
 def csv_book(
@@ -36,7 +56,8 @@ def csv_book(
     fixed universe); a missing close after that is the previous close carried forward (a bar with
     no print earns 0). A close that is not a positive number, a file that cannot be read, fewer
     than 3 rows left or weights of another length raise ``InvalidInputError`` naming the file and
-    the field.
+    the field, as do a repeated date, all-zero weights and a bar whose return is a total loss or
+    beyond ``MAX_ABS_RETURN`` (a close of ``1e-300``: named by column and date).
 
     Examples
     --------
@@ -64,6 +85,11 @@ def csv_book(
     unparsed = [str(c) for c in closes.columns if closes[c].isna().sum() > frame[c].isna().sum()]
     if bad or unparsed:
         raise InvalidInputError(f"prices: {file}: closes must be positive numbers; columns {bad + unparsed}")
+    duplicated = closes.index.duplicated()
+    if duplicated.any():
+        raise InvalidInputError(
+            f"prices: {file}: duplicate date {_when(closes.index[duplicated][0])} in the first column"
+        )
     closes = closes.sort_index().ffill().dropna()
     if closes.shape[0] < 3:
         raise InvalidInputError(f"prices: {file}: fewer than 3 rows where every asset has a close")
@@ -73,7 +99,10 @@ def csv_book(
         raise InvalidInputError(
             f"weights: {n} finite numbers expected (one per column of {file}), got {w.tolist()}"
         )
+    if not np.any(w):
+        raise InvalidInputError("weights: at least one must be non-zero (a book holding nothing has no risk)")
     returns, prices, dates = returns_and_prices(closes)
+    _check_moves(returns, closes, file)
     return Book(
         "csv", name or file.stem, tuple(str(c) for c in closes.columns), returns, prices, w, dates=dates
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from advanced_risk.config import RiskConfig
-from advanced_risk.errors import InvalidInputError
+from advanced_risk.errors import InvalidInputError, ModelLoadError
 from advanced_risk.evaluation.rules.books import (
     DEFAULT_BOOK_KEYS,
     DEFAULT_POLICY,
@@ -41,6 +41,7 @@ from advanced_risk.evaluation.rules.harness import (
     run_book,
 )
 from advanced_risk.evaluation.rules.report import BLOCK, REPS, BookMetrics, RulesEvaluation, book_metrics
+from advanced_risk.rl.agents.policy import RiskAgents
 
 __all__ = ["evaluate_rules"]
 
@@ -188,9 +189,20 @@ def _check_run_arguments(
     _check_int(block, "block", 1)
     if not (isinstance(cost, float | int) and 0.0 <= cost < 1.0):
         raise InvalidInputError(f"cost must be in [0, 1), got {cost!r}")
-    if risk_agents is not None and not Path(risk_agents).is_file():
-        raise InvalidInputError(f"risk_agents: model file not found: {risk_agents}")
+    if risk_agents is not None:
+        _check_risk_agents_file(risk_agents)
     return jobs
+
+
+def _check_risk_agents_file(path: str | Path) -> None:
+    """Load the risk-agents file once here, so a missing or corrupt one is refused before any
+    worker starts (each worker loads its own copy)."""
+    if not Path(path).is_file():
+        raise InvalidInputError(f"risk_agents: model file not found: {path}")
+    try:
+        RiskAgents.load(path)
+    except ModelLoadError as exc:
+        raise InvalidInputError(f"risk_agents: {exc}") from exc
 
 
 def _chosen_books(books: Sequence[str | Book] | None, *, seed: int, policy: str | Path) -> list[Book]:
