@@ -23,6 +23,8 @@ import sys
 from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from advanced_risk.config import RiskConfig
     from advanced_risk.evaluation.rules import Book
 
@@ -233,12 +235,18 @@ def _journal(args: argparse.Namespace) -> int:
     for file in written:
         print(f"wrote {len(frame)} rows to {file}")
     if not written:
-        try:
-            for _, row in frame.iterrows():
-                print(jr.json_line(row) if args.json else jr.format_row(row))
-        except BrokenPipeError:  # e.g. piped into head: the reader has what it wanted
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _print_lines(jr.json_line(row) if args.json else jr.format_row(row) for _, row in frame.iterrows())
     return 0
+
+
+def _print_lines(lines: Iterable[str]) -> None:
+    """Print the lines; a reader that stops early (piped into ``head``) is not an error."""
+    try:
+        for line in lines:
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader has what it wanted: silence the flush at exit too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _journal_events(args: argparse.Namespace) -> int:
@@ -248,15 +256,15 @@ def _journal_events(args: argparse.Namespace) -> int:
 
     if args.state is not None or args.degraded or args.csv is not None or args.parquet is not None:
         raise InvalidInputError("--events takes only --since, --until, --last and --json")
+    start, end = jr.check_time_range(args.since, args.until)
     frame = jr.read_events(args.path)
-    if args.since is not None:
-        frame = frame[frame["ts"] >= jr.parse_time(args.since, "--since")]
-    if args.until is not None:
-        frame = frame[frame["ts"] <= jr.parse_time(args.until, "--until")]
+    if start is not None:
+        frame = frame[frame["ts"] >= start]
+    if end is not None:
+        frame = frame[frame["ts"] <= end]
     if args.last is not None:
         frame = frame.iloc[len(frame) - min(args.last, len(frame)) :]
-    for _, row in frame.iterrows():
-        print(jr.json_line(row) if args.json else jr.format_event(row))
+    _print_lines(jr.json_line(row) if args.json else jr.format_event(row) for _, row in frame.iterrows())
     return 0
 
 

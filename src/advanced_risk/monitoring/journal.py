@@ -38,6 +38,7 @@ from advanced_risk.types import TradingState
 
 __all__ = [
     "COLUMNS",
+    "check_time_range",
     "export_journal",
     "filter_journal",
     "flat_records",
@@ -189,7 +190,8 @@ def read_journal(path: str | Path, *, last: int | None = None) -> pd.DataFrame:
 def parse_time(value: str | float | pd.Timestamp, name: str = "time") -> pd.Timestamp:
     """A UTC timestamp from Unix seconds (a number or numeric text) or ISO 8601 text.
 
-    ISO text without a zone is taken as UTC.
+    ISO text without a zone is taken as UTC; ``"now"`` is the current UTC time and ``"today"`` the
+    start (00:00 UTC) of the current UTC day.
 
     Raises
     ------
@@ -214,8 +216,14 @@ def parse_time(value: str | float | pd.Timestamp, name: str = "time") -> pd.Time
             raise InvalidInputError(
                 f"{name} {value!r} is out of range as Unix seconds (years 1677 to 2262)"
             ) from exc
+    text = str(value)
+    if text in ("now", "today"):
+        # pandas reads these two words as the local wall-clock time without a zone, which taken as
+        # UTC below would be off by the machine's offset: now is the current UTC time, today its day
+        now = pd.Timestamp.now(tz="UTC")
+        return now if text == "now" else now.normalize()
     try:
-        stamp = pd.Timestamp(str(value))
+        stamp = pd.Timestamp(text)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(
             f"{name} must be ISO 8601 (e.g. 2024-05-01T12:00:00Z) or Unix seconds, got {value!r}"
@@ -223,6 +231,26 @@ def parse_time(value: str | float | pd.Timestamp, name: str = "time") -> pd.Time
     if pd.isna(stamp):
         raise InvalidInputError(f"{name} must be a time, got {value!r}")
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def check_time_range(
+    since: str | float | pd.Timestamp | None, until: str | float | pd.Timestamp | None
+) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """``since`` and ``until`` as UTC times (:func:`parse_time`; None stays None).
+
+    Raises
+    ------
+    InvalidInputError
+        A time that does not parse, or ``until`` before ``since`` (a range no row can be in: a typo
+        or swapped bounds, which would otherwise print nothing and look like an empty journal).
+    """
+    start = None if since is None else parse_time(since, "since")
+    end = None if until is None else parse_time(until, "until")
+    if start is not None and end is not None and end < start:
+        raise InvalidInputError(
+            f"until {until!r} ({end.isoformat()}) is before since {since!r} ({start.isoformat()})"
+        )
+    return start, end
 
 
 def filter_journal(
@@ -241,13 +269,15 @@ def filter_journal(
     Raises
     ------
     InvalidInputError
-        A time that does not parse, or a state that is not a ``TradingState`` value.
+        A time that does not parse, ``until`` before ``since``, or a state that is not a
+        ``TradingState`` value.
     """
     keep = pd.Series(True, index=frame.index)
-    if since is not None:
-        keep &= frame["ts"] >= parse_time(since, "since")
-    if until is not None:
-        keep &= frame["ts"] <= parse_time(until, "until")
+    start, end = check_time_range(since, until)
+    if start is not None:
+        keep &= frame["ts"] >= start
+    if end is not None:
+        keep &= frame["ts"] <= end
     if state is not None:
         allowed = [s.value for s in TradingState]
         if str(state) not in allowed:
@@ -260,6 +290,10 @@ def filter_journal(
 
 def _pct(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.2%}"
+
+
+def _num(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.2f}"
 
 
 def format_row(row: pd.Series | Mapping[str, Any]) -> str:
@@ -276,14 +310,14 @@ def format_row(row: pd.Series | Mapping[str, Any]) -> str:
     '1970-01-01T00:00:00.000Z #7 d-7 active low lev 0.50 hedge off var 1.23% cvar 2.00% 0.40 ms | x'
     """
     ts = pd.Timestamp(row["ts"]).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    hedge = f"{row['hedge_ratio']:.2f}" if row["hedge_active"] else "off"
+    hedge = _num(row["hedge_ratio"]) if row["hedge_active"] else "off"
     parts = [
         ts,
         f"#{row['id']}",
         str(row["decision_id"]),
         str(row["trading_state"]),
         str(row["risk_level"]),
-        f"lev {row['leverage']:.2f}",
+        f"lev {_num(row['leverage'])}",
         f"hedge {hedge}",
         f"var {_pct(row['var'])}",
         f"cvar {_pct(row['cvar'])}",
@@ -292,7 +326,7 @@ def format_row(row: pd.Series | Mapping[str, Any]) -> str:
         parts.append(f"eq {row['equity']:,.2f}")
     if not math.isnan(row["drawdown"]):
         parts.append(f"dd {_pct(row['drawdown'])}")
-    parts.append(f"{row['latency_ms']:.2f} ms")
+    parts.append(f"{_num(row['latency_ms'])} ms")
     if row["degraded"]:
         parts.append("DEGRADED")
     alerts = list(row["alerts"])

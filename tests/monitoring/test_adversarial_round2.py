@@ -1,0 +1,154 @@
+"""Adversarial tests of the journal tools, round 2: odd times, readers that stop early, null numbers.
+
+Found by breaking ``python -m advanced_risk journal`` as a user would: ``--events`` piped into
+``head`` ended with ``error: [Errno 32] Broken pipe`` and exit status 2 (the decision lines already
+handled it); ``--until`` before ``--since`` printed nothing with exit status 0, as if the journal were
+empty; ``--since now`` (pandas' word for the local wall-clock time, then taken as UTC) was off by the
+machine's UTC offset; a null leverage or latency printed ``lev nan`` / ``nan ms`` where the
+documented form of a null number is ``-``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from tests.async_.conftest import BarFeed
+
+from advanced_risk import AdvancedRiskManager, RiskConfig
+from advanced_risk.__main__ import main
+from advanced_risk.engine.state import JournalEntry
+from advanced_risk.errors import InvalidInputError
+from advanced_risk.monitoring.journal import (
+    filter_journal,
+    format_row,
+    journal_frame,
+    parse_time,
+    read_journal,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str], str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err
+
+
+@pytest.fixture(scope="module")
+def control_journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 decisions, a kill switch, 2 decisions, a resume, 2 decisions (8 decisions, 2 events)."""
+    path = tmp_path_factory.mktemp("controls") / "s.db"
+
+    async def run() -> None:
+        feed = BarFeed()
+        async with AdvancedRiskManager(RiskConfig(state_path=str(path), deadline_ms=2_000.0)) as risk:
+            for market, portfolio in feed.bars(4):
+                await risk.manage_risk(market, portfolio)
+            await risk.engage_kill_switch("fat finger")
+            for market, portfolio in feed.bars(2):
+                await risk.manage_risk(market, portfolio)
+            await risk.resume("checked")
+            for market, portfolio in feed.bars(2):
+                await risk.manage_risk(market, portfolio)
+
+    asyncio.run(run())
+    return path
+
+
+def test_events_piped_into_a_reader_that_stops_early_is_not_an_error(control_journal: Path) -> None:
+    """Bug (fixed in __main__._journal_events): ``journal --events | head -1`` printed
+    ``error: [Errno 32] Broken pipe`` and exited 2; the decision lines already exited 0 quietly."""
+    for extra in (["--events"], ["--events", "--json"], []):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "advanced_risk", "journal", str(control_journal), *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        )
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        proc.stdout.close()  # the reader is gone before the first line: every write is EPIPE
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 0, err
+        assert "Broken pipe" not in err, err
+        assert "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("events", [False, True])
+def test_until_before_since_exits_2_naming_both(
+    control_journal: Path, events: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bug (fixed in filter_journal and --events): swapped bounds printed nothing, exit 0."""
+    argv = ["journal", str(control_journal), "--since", "2099-01-01", "--until", "2000-01-01"]
+    code, lines, err = _cli([*argv, "--events"] if events else argv, capsys)
+    assert (code, lines) == (2, [])
+    assert len(err.strip().splitlines()) == 1
+    assert "until '2000-01-01'" in err
+    assert "before since '2099-01-01'" in err
+    with pytest.raises(InvalidInputError, match="before since"):
+        filter_journal(read_journal(control_journal), since="2099-01-01", until="2000-01-01")
+
+
+def test_equal_since_and_until_is_a_valid_one_instant_range(
+    control_journal: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = read_journal(control_journal)
+    stamp = frame["ts"].iloc[3].isoformat()
+    assert len(filter_journal(frame, since=stamp, until=stamp)) >= 1
+    code, lines, _ = _cli(["journal", str(control_journal), "--since", stamp, "--until", stamp], capsys)
+    assert code == 0
+    assert len(lines) >= 1
+    code, lines, _ = _cli(["journal", str(control_journal), "--since", "2099-01-01"], capsys)
+    assert (code, lines) == (0, [])  # a future start is a valid range with nothing in it yet
+
+
+def test_now_and_today_are_utc_whatever_the_machine_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bug (fixed in parse_time): pandas reads ``now`` as the local wall-clock time without a zone;
+    taken as UTC it was off by the machine's offset (``--since now`` in Tokyo: 9 h in the future)."""
+    if not hasattr(time, "tzset"):
+        pytest.skip("time.tzset is POSIX only")
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        before = pd.Timestamp.now(tz="UTC")
+        now = parse_time("now", "since")
+        after = pd.Timestamp.now(tz="UTC")
+        assert before <= now <= after
+        today = parse_time("today", "since")
+        assert today == after.normalize() or today == before.normalize()
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_until_now_keeps_every_row_already_written(
+    control_journal: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, lines, _ = _cli(["journal", str(control_journal), "--until", "now"], capsys)
+    assert code == 0
+    assert len(lines) == 8
+
+
+def test_null_leverage_hedge_ratio_and_latency_print_as_a_dash() -> None:
+    """Bug (fixed in format_row): a null leverage or latency printed ``lev nan`` and ``nan ms``; the
+    documented form of a null number is ``-`` (as VaR and CVaR already were)."""
+    payload: dict[str, Any] = {
+        "trading_state": "active",
+        "risk_level": "low",
+        "leverage": None,
+        "hedge": {"active": True, "ratio": None},
+        "var": None,
+    }
+    line = format_row(journal_frame([JournalEntry(1, "d-1", 0.0, payload)]).iloc[0])
+    assert "nan" not in line
+    assert "lev - hedge - var - cvar - - ms" in line
