@@ -255,8 +255,9 @@ def _table_bundle(settings: TrainingSettings, base: EnvConfig) -> DataBundle:
     description |= {
         "rows": len(table),
         "tickers": list(names or ()),
-        "train": f"{train.index[0].date()} .. {train.index[-1].date()} ({len(train)} returns)",
-        "test": f"{test.index[0].date()} .. {test.index[-1].date()} ({len(test)} returns)",
+        # bars with a time of day (minute bars) keep it: a date alone would name one day twice
+        "train": f"{_iso(train.index[0])} .. {_iso(train.index[-1])} ({len(train)} returns)",
+        "test": f"{_iso(test.index[0])} .. {_iso(test.index[-1])} ({len(test)} returns)",
     }
     return DataBundle(env_config, ReturnsReplay(train_values), test_path, validation_path, description, names)
 

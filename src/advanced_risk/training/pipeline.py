@@ -35,14 +35,14 @@ from advanced_risk.logs import get_logger
 from advanced_risk.rl.portfolio.drift import REFERENCE_KEY, policy_reference, training_paths
 from advanced_risk.rl.portfolio.manager import RLPortfolioManager
 from advanced_risk.training import report as training_report
-from advanced_risk.training.agents import run_agents
+from advanced_risk.training.agents import agents_model_file, run_agents
 from advanced_risk.training.checkpoint import load_latest
 from advanced_risk.training.data import load_data
 from advanced_risk.training.distributed import run_sweep, train_on_ray
 from advanced_risk.training.ppo import train_agent
 from advanced_risk.training.settings import TrainingSettings, build_ppo_config, settings_to_toml
 
-__all__ = ["prepare_run_dir", "run", "run_allocator"]
+__all__ = ["prepare_model_path", "prepare_run_dir", "run", "run_allocator"]
 
 log = get_logger(__name__)
 
@@ -57,6 +57,24 @@ def prepare_run_dir(path: Path) -> None:
         raise InvalidInputError(f"--out {path} is not a writable directory: {exc.strerror or exc}") from exc
 
 
+def prepare_model_path(path: Path) -> None:
+    """Refuse a ``--model-path`` the trained model could not be written to, before training.
+
+    A directory (the atomic write would fail only after the whole training run), or a parent that
+    cannot be created or written: a clear ``InvalidInputError`` naming ``--model-path``.
+    """
+    if path.is_dir():
+        raise InvalidInputError(f"--model-path {path} is a directory; give the file to write the model to")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise InvalidInputError(
+            f"--model-path {path}: its directory is not writable: {exc.strerror or exc}"
+        ) from exc
+
+
 def run(settings: TrainingSettings) -> dict[str, Any]:
     """Run the pipeline for ``settings``; return a summary (paths, timings, headline numbers).
 
@@ -68,6 +86,8 @@ def run(settings: TrainingSettings) -> dict[str, Any]:
     """
     torch.set_num_threads(settings.torch_threads)
     prepare_run_dir(settings.run_dir)
+    if not settings.evaluate_only:  # training writes the model at the end: check its path first
+        prepare_model_path(agents_model_file(settings) if settings.agents == "risk" else settings.model_file)
     if settings.agents == "risk":
         return run_agents(settings)
     if settings.evaluate_only:

@@ -109,6 +109,8 @@ class TrainingSettings:
 
     def __post_init__(self) -> None:
         problems = []
+        if not str(self.out).strip():
+            problems.append("out must name a run directory, got an empty path")
         if self.data not in ("synthetic", "regime", "sp500"):
             problems.append(f"data must be synthetic, regime or sp500, got {self.data!r}")
         if self.agents not in ("allocator", "risk"):

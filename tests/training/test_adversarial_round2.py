@@ -1,0 +1,69 @@
+"""Adversarial round 2: paths and data shapes a user's world hands the training CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from advanced_risk.training.cli import main
+from advanced_risk.training.data import load_data
+from advanced_risk.training.settings import TrainingSettings
+
+from .conftest import TINY_TOML
+
+
+@pytest.mark.parametrize("agents", ["allocator", "risk"])
+def test_a_model_path_that_is_a_directory_is_refused_before_training(
+    tmp_path: Path, agents: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found: training ran to the end, then the atomic write failed with
+    # "error: <dir>/.<name>.xxxx.tmp: Is a directory" and config.toml was already written.
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_TOML)
+    model_dir = tmp_path / "models"
+    model_dir.mkdir()
+    out = tmp_path / "run"
+    code = main(
+        ["--config", str(config), "--agents", agents, "--total-steps", "64", "--out", str(out),
+         "--model-path", str(model_dir)]
+    )  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert "\n" not in err
+    assert err.startswith("error: --model-path")
+    assert "is a directory" in err
+    assert not (out / "config.toml").exists()
+    assert not (out / "checkpoints").exists()
+    assert list(model_dir.iterdir()) == []
+
+
+def test_an_empty_out_is_refused_instead_of_writing_into_the_current_directory(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Found: --out "" ran and wrote config.toml, model.pt and the report into the cwd.
+    assert main(["--out", "", "--total-steps", "64"]) == 2
+    assert capsys.readouterr().err.strip() == "error: out must name a run directory, got an empty path"
+
+
+def test_minute_bars_keep_their_time_of_day_in_the_split_description(tmp_path: Path) -> None:
+    # Found: both splits of a day of minute bars read "2015-01-01 .. 2015-01-01" in the report.
+    index = pd.date_range("2015-01-01 09:30", periods=200, freq="min", name="Date")
+    prices = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 1e-3, (200, 2)), axis=0))
+    path = tmp_path / "minute.csv"
+    pd.DataFrame(prices, index=index, columns=["A", "B"]).to_csv(path)
+    data = load_data(TrainingSettings(data_csv=str(path), asset_count=2, max_steps=20))
+    assert data.description["train"] == "2015-01-01T09:31:00 .. 2015-01-01T11:49:00 (139 returns)"
+    assert data.description["test"] == "2015-01-01T11:50:00 .. 2015-01-01T12:49:00 (60 returns)"
+
+
+def test_daily_bars_still_describe_their_split_by_date(tmp_path: Path) -> None:
+    index = pd.bdate_range("2015-01-01", periods=120, name="Date")
+    prices = 100 * np.exp(np.cumsum(np.random.default_rng(1).normal(0, 1e-2, (120, 1)), axis=0))
+    path = tmp_path / "daily.csv"
+    pd.DataFrame(prices, index=index, columns=["A"]).to_csv(path)
+    data = load_data(TrainingSettings(data_csv=str(path), asset_count=1, max_steps=20))
+    assert data.description["train"].startswith("2015-01-02 .. ")
+    assert "T" not in data.description["train"] + data.description["test"]
