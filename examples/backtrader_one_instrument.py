@@ -78,6 +78,7 @@ from advanced_risk.types import TradingState
 
 ASSET = "SPX"
 START_CASH = 100_000.0
+SMA_PERIOD = 200  # the trend filter's window; the strategy trades once it is full
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +118,7 @@ class RiskManagedStrategy(bt.Strategy):  # type: ignore[misc]
     params = (
         ("risk", None),  # an AdvancedRiskManager
         ("stats", None),  # a Stats to fill
-        ("sma_period", 200),
+        ("sma_period", SMA_PERIOD),
         ("short", False),  # short below the SMA instead of flat
         # cap on an entry's notional / equity at the decision's close: a cash account, with 2 %
         # headroom for a gap up to the next open, where the market order fills
@@ -276,9 +277,15 @@ def run_backtest(
     *,
     short: bool = False,
     config: RiskConfig | None = None,
-    sma_period: int = 200,
+    sma_period: int = SMA_PERIOD,
 ) -> tuple[Stats, pd.DataFrame]:
-    """Run the strategy over the first ``bars`` bars; returns what it recorded and the bars used."""
+    """Run the strategy over the first ``bars`` bars; returns what it recorded and the bars used.
+
+    Raises ``ValueError`` when ``bars`` is fewer than ``sma_period`` (backtrader's SMA would end in
+    an IndexError deep inside ``cerebro.run``) or would not take the first bars (0 or negative).
+    """
+    if bars is not None and (isinstance(bars, bool) or not isinstance(bars, int) or bars < sma_period):
+        raise ValueError(f"bars must be an int >= the SMA period ({sma_period}), got {bars!r}")
     df = load_bars(bars)
     config = config or RiskConfig(deterministic_refits=True, periods_per_year=252)
     risk = AdvancedRiskManager(config)
@@ -326,6 +333,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--bars", type=int, default=None, help="first N bars (default: all 5,031)")
     parser.add_argument("--short", action="store_true", help="short below the SMA instead of flat")
     args = parser.parse_args(argv)
+    if args.bars is not None and args.bars < SMA_PERIOD:
+        parser.error(f"--bars must be >= {SMA_PERIOD} (the SMA period), got {args.bars}")
     start = time.perf_counter()
     stats, df = run_backtest(args.bars, short=args.short)
     print(summary(stats, df, time.perf_counter() - start))

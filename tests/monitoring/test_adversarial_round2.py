@@ -15,7 +15,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pandas as pd
@@ -152,3 +154,20 @@ def test_null_leverage_hedge_ratio_and_latency_print_as_a_dash() -> None:
     line = format_row(journal_frame([JournalEntry(1, "d-1", 0.0, payload)]).iloc[0])
     assert "nan" not in line
     assert "lev - hedge - var - cvar - - ms" in line
+
+
+@pytest.mark.parametrize("bars", ["0", "-5", "199"])
+def test_the_backtrader_example_refuses_fewer_bars_than_its_sma_in_one_line(
+    load_example: Callable[[str], ModuleType], bars: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bug (fixed in examples/backtrader_one_instrument.py): ``--bars 199`` (or 0, 1, 30) ended in an
+    IndexError traceback inside backtrader's SMA; ``--bars -5`` silently ran all but the last 5."""
+    pytest.importorskip("backtrader")
+    example = load_example("backtrader_one_instrument")
+    with pytest.raises(SystemExit) as exit_info:
+        example.main(["--bars", bars])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith(f"--bars must be >= 200 (the SMA period), got {bars}")
+    with pytest.raises(ValueError, match="SMA period"):
+        example.run_backtest(int(bars))
