@@ -44,6 +44,7 @@ from torch.nn import functional as F
 from advanced_risk.config import PPOConfig
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.logs import get_logger
+from advanced_risk.measures.validation import check_positive_int
 from advanced_risk.rl.agents.env import RiskAgentsEnv, obs_dim
 from advanced_risk.rl.agents.interface import shared_actor_rows
 from advanced_risk.rl.ppo.agent import resolve_device
@@ -434,7 +435,11 @@ class MAPPOTrainer:
     def train(self, total_timesteps: int | None = None) -> list[Stats]:
         """Collect-and-update for ``total_timesteps`` joint env steps (whole rollouts, at least one)."""
         cfg = self.config
-        steps = cfg.total_timesteps if total_timesteps is None else int(total_timesteps)
+        steps = (
+            cfg.total_timesteps
+            if total_timesteps is None
+            else check_positive_int(total_timesteps, "total_timesteps")
+        )
         n_updates = max(1, steps // cfg.batch_size)
         history = []
         for k in range(n_updates):

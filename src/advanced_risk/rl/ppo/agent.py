@@ -54,6 +54,7 @@ from numpy.typing import NDArray
 from advanced_risk.config import PPOConfig
 from advanced_risk.errors import ConfigError, InvalidInputError, ModelLoadError
 from advanced_risk.logs import get_logger
+from advanced_risk.measures.validation import check_positive_int
 from advanced_risk.rl.ppo.buffer import RolloutBatch, RolloutBuffer, compute_gae
 from advanced_risk.rl.ppo.gradients import ppo_gradients
 from advanced_risk.rl.ppo.inference import NumpyPolicy, check_obs
@@ -433,8 +434,12 @@ class PPOAgent:
         Each stats dict holds :meth:`update`'s keys plus ``update``, ``global_step``, ``episodes``,
         ``episode_return_mean``, ``episode_length_mean`` (NaN when no episode ended) and ``sps``.
         """
-        if reset_num_timesteps:
-            steps = self.config.total_timesteps if total_timesteps is None else int(total_timesteps)
+        if reset_num_timesteps:  # 0 or a negative count was silently one whole update
+            steps = (
+                self.config.total_timesteps
+                if total_timesteps is None
+                else check_positive_int(total_timesteps, "total_timesteps")
+            )
             self.schedule = (self.num_updates, max(1, steps // self.config.batch_size))
         start, length = self.schedule
         history: list[Stats] = []

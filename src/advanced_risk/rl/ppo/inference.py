@@ -31,7 +31,12 @@ F32 = NDArray[np.float32]
 
 def check_obs(obs: Any, obs_dim: int) -> NDArray[np.float64]:
     """``obs`` as float64 of shape ``(obs_dim,)`` or ``(n, obs_dim)``, finite; else ``InvalidInputError``."""
-    x = np.asarray(obs, dtype=np.float64)
+    if isinstance(obs, np.ndarray) and obs.dtype.kind not in "fiubO":  # complex: no silent cast
+        raise InvalidInputError(f"obs must be real numbers, got dtype {obs.dtype}")
+    try:
+        x = np.asarray(obs, dtype=np.float64)
+    except (TypeError, ValueError) as exc:  # strings, complex or ragged lists
+        raise InvalidInputError(f"obs must be real numbers: {exc}") from exc
     if x.ndim not in (1, 2) or x.shape[-1] != obs_dim:
         raise InvalidInputError(f"obs must have shape ({obs_dim},) or (n, {obs_dim}), got {x.shape}")
     if not np.isfinite(x).all():
