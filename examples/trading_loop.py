@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from advanced_risk import AdvancedRiskManager, MarketState, Portfolio, RiskConfig, measures
 from advanced_risk.data import load_sp500_stocks
@@ -50,6 +51,7 @@ from advanced_risk.rl.portfolio.manager import RLPortfolioManager
 
 COST = 0.001  # 10 bp of traded value
 WARMUP_BARS = 300  # bars fed before the start date so the tracker and the policy have history
+MIN_BARS = 20  # bars replayed at least, from the start date on
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "ppo_sp500_2012.armodel"
 DEFAULT_AGENTS = Path(__file__).resolve().parent.parent / "models" / "risk_agents_sp500.armodel"
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "demo_output"
@@ -200,8 +202,8 @@ async def replay(
                 out.halts += decision.trading_state.value == "halted" and prev_state != "halted"
                 for alert in decision.alerts:
                     if alert.startswith("input drift: "):  # the model was replaced by the rules
-                        model = alert.removeprefix("input drift: ").split(" score ")[0]
-                        out.drifted[model] = out.drifted.get(model, 0) + 1
+                        name = alert.removeprefix("input drift: ").split(" score ")[0]
+                        out.drifted[name] = out.drifted.get(name, 0) + 1
                 if decision.risk_agents is not None:
                     out.advised += 1
                     out.overridden += bool(decision.risk_agents.overridden)
@@ -227,10 +229,31 @@ def save_journal(risk: AdvancedRiskManager, decisions: list[tuple[str, float]], 
         store.append_decisions([(i, row) for i, row in rows if row is not None], [t for _, t in decisions])
 
 
+def first_bar(prices: pd.DataFrame, start: str) -> int:
+    """The row of ``prices`` the replay starts at: the first bar on or after ``start``.
+
+    Raises ``ValueError`` when ``start`` is not a date, or leaves fewer than ``WARMUP_BARS`` bars
+    before it or fewer than ``MIN_BARS`` from it on (a negative slice would silently replay the
+    wrong bars, too few would end in an IndexError).
+    """
+    try:
+        stamp = np.datetime64(start)
+    except ValueError as exc:
+        raise ValueError(f"--start {start!r} is not a date (YYYY-MM-DD)") from exc
+    first = int(prices.index.searchsorted(stamp))
+    lo, hi = WARMUP_BARS + 1, len(prices) - MIN_BARS
+    if not lo <= first <= hi:
+        raise ValueError(
+            f"--start {start} must leave {WARMUP_BARS} bars of history before it and {MIN_BARS} from it "
+            f"on: the bundled data allow {prices.index[lo].date()} to {prices.index[hi].date()}"
+        )
+    return first
+
+
 async def run(start: str, model: Path, agents: Path | None, out: Path = DEFAULT_OUT) -> None:
     prices = load_sp500_stocks()
     tickers = list(prices.columns)
-    first = int(prices.index.searchsorted(np.datetime64(start)))
+    first = first_bar(prices, start)
     window = prices.iloc[first - WARMUP_BARS - 1 :]
     px = window.to_numpy()
     rets = px[1:] / px[:-1] - 1.0
@@ -317,6 +340,10 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the summary reports states, hedges and faults
     agents = None if str(args.risk_agents).lower() == "none" else args.risk_agents
+    try:
+        first_bar(load_sp500_stocks(), args.start)
+    except ValueError as exc:
+        parser.error(str(exc))
     asyncio.run(run(args.start, args.model, agents, args.out))
 
 

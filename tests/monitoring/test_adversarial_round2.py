@@ -171,3 +171,27 @@ def test_the_backtrader_example_refuses_fewer_bars_than_its_sma_in_one_line(
     assert err[-1].endswith(f"--bars must be >= 200 (the SMA period), got {bars}")
     with pytest.raises(ValueError, match="SMA period"):
         example.run_backtest(int(bars))
+
+
+@pytest.mark.parametrize("start", ["2030-01-01", "1990-06-01", "garbage", "2022-12-28"])
+def test_the_trading_loop_refuses_a_start_without_its_history_or_bars_in_one_line(
+    load_example: Callable[[str], ModuleType],
+    start: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Bug (fixed in examples/trading_loop.py): ``--start 2030-01-01`` (or the last days of the data)
+    ended in an IndexError traceback, ``--start garbage`` in numpy's ValueError, and a start within
+    the first 300 bars sliced from the end of the data (a negative index) instead of refusing."""
+    example = load_example("trading_loop")
+    monkeypatch.setattr(sys, "argv", ["trading_loop.py", "--start", start, "--risk-agents", "none"])
+    with pytest.raises(SystemExit) as exit_info:
+        example.main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert f"--start {start}" in err[-1] or f"--start {start!r}" in err[-1]
+    prices = example.load_sp500_stocks()
+    with pytest.raises(ValueError, match="--start"):
+        example.first_bar(prices, start)
+    first = example.first_bar(prices, "2013-01-01")  # the default start
+    assert prices.index[first] >= pd.Timestamp("2013-01-01") > prices.index[first - 1]
