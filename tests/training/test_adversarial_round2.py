@@ -67,3 +67,29 @@ def test_daily_bars_still_describe_their_split_by_date(tmp_path: Path) -> None:
     data = load_data(TrainingSettings(data_csv=str(path), asset_count=1, max_steps=20))
     assert data.description["train"].startswith("2015-01-02 .. ")
     assert "T" not in data.description["train"] + data.description["test"]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "shown"),
+    [(1e300, 1e-300, "-1.0"), (1e-300, 1e300, "inf")],
+    ids=["rounds-to-total-loss", "overflows"],
+)
+def test_a_price_move_the_environment_cannot_hold_is_refused_naming_column_and_date(
+    tmp_path: Path, before: float, after: float, shown: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found: valid (positive, finite) prices whose ratio is exactly -1 or inf: a ZeroDivisionError
+    # traceback from the feature kernel (exit 1), or "actions must not contain NaN" after training.
+    index = pd.bdate_range("2015-01-01", periods=200, name="Date")
+    prices = 100 * np.exp(np.cumsum(np.random.default_rng(2).normal(0, 1e-2, (200, 2)), axis=0))
+    prices[:120, 1], prices[120:, 1] = before, after
+    path = tmp_path / "prices.csv"
+    pd.DataFrame(prices, index=index, columns=["A", "B"]).to_csv(path)
+    out = tmp_path / "run"
+    code = main(["--data-csv", str(path), "--asset-count", "2", "--total-steps", "64", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err == (
+        f"error: {path}: the price move into {index[120].date()} in column 'B' is a return of {shown}; "
+        "a price must change by a finite factor and never round to zero"
+    )
+    assert not (out / "config.toml").exists()

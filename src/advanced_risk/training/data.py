@@ -221,6 +221,25 @@ def _split(
     return returns.loc[returns.index <= end], returns.loc[returns.index >= start]
 
 
+def _check_returns(returns: pd.DataFrame, file: str) -> None:
+    """Refuse a table whose valid prices still give a return the environment cannot hold.
+
+    Prices are positive and finite, but a ratio of two of them can overflow (``1e-300`` to ``1e300``:
+    an infinite return) or round to a total loss (``1e300`` to ``1e-300``: exactly -1, a zero price
+    in the features' close series, which divided by zero in the feature kernel after the data had
+    been accepted). Named by column and date, like the price checks.
+    """
+    values = returns.to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values) | (values <= -1.0)
+    if bad.any():
+        row, col = (int(k[0]) for k in np.nonzero(bad))
+        stamp = pd.Timestamp(returns.index[row])
+        raise InvalidInputError(
+            f"{file}: the price move into {_iso(stamp)} in column {returns.columns[col]!r} is a return "
+            f"of {float(values[row, col])!r}; a price must change by a finite factor and never round to zero"
+        )
+
+
 def _table_bundle(settings: TrainingSettings, base: EnvConfig) -> DataBundle:
     table, description = _read_table(settings.data, settings.data_csv)
     if settings.rows is not None:
@@ -234,6 +253,7 @@ def _table_bundle(settings: TrainingSettings, base: EnvConfig) -> DataBundle:
     except InvalidInputError as exc:
         raise InvalidInputError(f"{description['file']}: the column names cannot name assets: {exc}") from exc
     returns = table.pct_change().iloc[1:]
+    _check_returns(returns, str(description["file"]))
     train_end, test_start = settings.train_end, settings.test_start
     if settings.data_csv is None and settings.rows is None and train_end is None and test_start is None:
         train_end, test_start = base.train_end, base.test_start  # the documented split of the bundle
