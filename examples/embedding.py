@@ -17,7 +17,7 @@ import argparse
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from advanced_risk import AdvancedRiskManager, MarketState, Portfolio, RiskConfig, RiskDecision
 from advanced_risk.data import load_sp500_stocks
@@ -98,10 +98,12 @@ def bridged_callback(feed: Feed, n: int) -> float:
     return elapsed
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=2000, help="bars per way (default 2000)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.bars < 1:  # 0 divided the elapsed time by zero; a negative count printed "-0 us"
+        parser.error(f"--bars must be >= 1, got {args.bars}")
     feed = Feed(args.bars)
     results = {
         "async bot: await manage_risk": asyncio.run(async_bot(feed, args.bars)),

@@ -195,3 +195,16 @@ def test_the_trading_loop_refuses_a_start_without_its_history_or_bars_in_one_lin
         example.first_bar(prices, start)
     first = example.first_bar(prices, "2013-01-01")  # the default start
     assert prices.index[first] >= pd.Timestamp("2013-01-01") > prices.index[first - 1]
+
+
+@pytest.mark.parametrize("bars", ["0", "-3"])
+def test_the_embedding_example_refuses_no_bars_in_one_line(
+    load_example: Callable[[str], ModuleType], bars: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bug (fixed in examples/embedding.py): ``--bars 0`` ended in a ZeroDivisionError traceback,
+    ``--bars -3`` printed a table of ``-0 us``."""
+    example = load_example("embedding")
+    with pytest.raises(SystemExit) as exit_info:
+        example.main(["--bars", bars])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"--bars must be >= 1, got {bars}")
