@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 
 import numpy as np
@@ -73,6 +75,10 @@ def snapshot_section() -> None:
 
 
 def risk_report() -> None:
-    """Print both sections."""
-    var_backtest_section()
-    snapshot_section()
+    """Print both sections; a reader that stops early (piped into ``head``) is not an error."""
+    try:
+        var_backtest_section()
+        snapshot_section()
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader has what it wanted: silence the flush at exit too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -208,3 +208,24 @@ def test_the_embedding_example_refuses_no_bars_in_one_line(
         example.main(["--bars", bars])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"--bars must be >= 1, got {bars}")
+
+
+def test_the_plain_report_piped_into_a_reader_that_stops_early_is_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Bug (fixed in reports.risk_report): ``python -m advanced_risk report | head -2`` ended in a
+    BrokenPipeError traceback (the journal command already handled it)."""
+    from advanced_risk import reports
+
+    def many_lines() -> None:
+        for i in range(10_000):
+            print(f"line {i} " + "x" * 60)
+
+    monkeypatch.setattr(reports, "var_backtest_section", many_lines)
+    monkeypatch.setattr(reports, "snapshot_section", many_lines)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone: every write is EPIPE
+    with os.fdopen(write_end, "w") as pipe:
+        monkeypatch.setattr(sys, "stdout", pipe)
+        reports.risk_report()  # no BrokenPipeError
+        monkeypatch.undo()
