@@ -93,3 +93,22 @@ def test_a_price_move_the_environment_cannot_hold_is_refused_naming_column_and_d
         "a price must change by a finite factor and never round to zero"
     )
     assert not (out / "config.toml").exists()
+
+
+def test_a_finite_move_that_overflows_the_float32_observation_is_refused_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found: a 1e60-fold move is a finite return, but the float32 momentum/volatility features
+    # overflowed: "error: actions must not contain NaN" only after the whole training run.
+    index = pd.bdate_range("2015-01-01", periods=200, name="Date")
+    prices = 100 * np.exp(np.cumsum(np.random.default_rng(3).normal(0, 1e-2, (200, 2)), axis=0))
+    prices[:120, 0], prices[120:, 0] = 1e-30, 1e30
+    path = tmp_path / "prices.csv"
+    pd.DataFrame(prices, index=index, columns=["A", "B"]).to_csv(path)
+    out = tmp_path / "run"
+    code = main(["--data-csv", str(path), "--asset-count", "2", "--total-steps", "64", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith(f"error: {path}: column 'A' moves too far for the policy's observation")
+    assert f"a return of 1e+60 into {index[120].date()}" in err
+    assert not (out / "config.toml").exists()

@@ -28,7 +28,7 @@ from advanced_risk.errors import InvalidInputError
 from advanced_risk.files import sha256_file
 from advanced_risk.logs import get_logger
 from advanced_risk.measures.validation import FloatArray
-from advanced_risk.rl.portfolio.accounting import history_length
+from advanced_risk.rl.portfolio.accounting import history_length, market_features_kernel
 from advanced_risk.rl.portfolio.asset_names import AssetNames, check_asset_names
 from advanced_risk.rl.portfolio.market import MarketModel, make_market
 from advanced_risk.training.settings import TrainingSettings
@@ -221,7 +221,7 @@ def _split(
     return returns.loc[returns.index <= end], returns.loc[returns.index >= start]
 
 
-def _check_returns(returns: pd.DataFrame, file: str) -> None:
+def _check_returns(returns: pd.DataFrame, file: str, config: EnvConfig) -> None:
     """Refuse a table whose valid prices still give a return the environment cannot hold.
 
     Prices are positive and finite, but a ratio of two of them can overflow (``1e-300`` to ``1e300``:
@@ -238,6 +238,24 @@ def _check_returns(returns: pd.DataFrame, file: str) -> None:
             f"{file}: the price move into {_iso(stamp)} in column {returns.columns[col]!r} is a return "
             f"of {float(values[row, col])!r}; a price must change by a finite factor and never round to zero"
         )
+    h = history_length(config)
+    if len(values) <= h:
+        return  # too short to train on: the split check says so
+    # The observation is float32: moves of 1e60 are finite returns but overflow its momentum and
+    # volatility features (NaN actions after the whole training run). Check the features themselves.
+    features = market_features_kernel(values, h, config.window, len(values) - h)
+    finite = (np.abs(features) <= np.finfo(np.float32).max).all(axis=0)  # NaN compares False
+    if not finite.all():
+        n, w = values.shape[1], config.window
+        j = int(np.flatnonzero(~finite)[0])
+        col = j // w if j < n * w else (j - n * w) % n
+        row = int(np.nanargmax(np.abs(values[:, col])))
+        stamp = pd.Timestamp(returns.index[row])
+        raise InvalidInputError(
+            f"{file}: column {returns.columns[col]!r} moves too far for the policy's observation "
+            f"(float32 features overflow; largest move: a return of {float(values[row, col]):.3g} "
+            f"into {_iso(stamp)})"
+        )
 
 
 def _table_bundle(settings: TrainingSettings, base: EnvConfig) -> DataBundle:
@@ -253,7 +271,7 @@ def _table_bundle(settings: TrainingSettings, base: EnvConfig) -> DataBundle:
     except InvalidInputError as exc:
         raise InvalidInputError(f"{description['file']}: the column names cannot name assets: {exc}") from exc
     returns = table.pct_change().iloc[1:]
-    _check_returns(returns, str(description["file"]))
+    _check_returns(returns, str(description["file"]), base)
     train_end, test_start = settings.train_end, settings.test_start
     if settings.data_csv is None and settings.rows is None and train_end is None and test_start is None:
         train_end, test_start = base.train_end, base.test_start  # the documented split of the bundle
