@@ -11,6 +11,7 @@ documented form of a null number is ``-``.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from tests.async_.conftest import BarFeed
@@ -28,6 +30,7 @@ from advanced_risk import AdvancedRiskManager, RiskConfig
 from advanced_risk.__main__ import main
 from advanced_risk.engine.state import JournalEntry
 from advanced_risk.errors import InvalidInputError
+from advanced_risk.monitoring.drift import MAX_EDGES, DriftMonitor, FeatureReference, reference_from_samples
 from advanced_risk.monitoring.journal import (
     filter_journal,
     format_row,
@@ -229,3 +232,18 @@ def test_the_plain_report_piped_into_a_reader_that_stops_early_is_not_a_tracebac
         monkeypatch.setattr(sys, "stdout", pipe)
         reports.risk_report()  # no BrokenPipeError
         monkeypatch.undo()
+
+
+def test_a_reference_with_more_bins_than_the_int16_ring_holds_is_refused() -> None:
+    """Bug (fixed in monitoring/drift.py): ``reference_from_samples(..., bins=40_000)`` built a
+    reference the monitor stored as int16 bin indices: they wrapped, and its counts went negative."""
+    samples = np.random.default_rng(0).normal(size=(80_000, 1))
+    with pytest.raises(InvalidInputError, match=f"at most {MAX_EDGES}"):
+        reference_from_samples(samples, ["f"], bins=40_000)
+    edges = np.arange(MAX_EDGES, dtype=np.float64)  # the most edges allowed: every bin index fits
+    reference = FeatureReference(("f",), (edges,), (np.full(MAX_EDGES + 1, 1.0 / (MAX_EDGES + 1)),), 1)
+    monitor = DriftMonitor(reference, window=4, threshold=0.5, min_bars=2)
+    for value in (-1.0, float(MAX_EDGES), math.nan, 5.5, 1e9):  # lowest, highest, missing bins
+        monitor.update(np.array([value]))
+    assert int(monitor._counts.min()) >= 0
+    assert int(monitor._counts.sum()) == 4

@@ -75,6 +75,9 @@ REFERENCE_VERSION: Final = 1
 SMOOTHING: Final = 0.5
 """Pseudo-count per bin slot in a full window (see the module docstring)."""
 TOP_FEATURES: Final = 5
+MAX_EDGES: Final = int(np.iinfo(np.int16).max) - 2
+"""Most bin edges of one feature: the monitor's ring holds bin indices (``0..E + 1``, the last the
+missing bin) as int16, so more would wrap and corrupt the counts."""
 """Feature names a drifted status reports."""
 
 DEFAULT_WINDOW: Final = 250
@@ -167,6 +170,8 @@ def _check_feature(j: int, edges: FloatArray, shares: FloatArray) -> None:
     """Edges 1-D, finite, strictly increasing; one share per bin, each >= 0, summing to 1."""
     if edges.ndim != 1 or edges.size < 1 or not np.all(np.isfinite(edges)) or np.any(np.diff(edges) <= 0):
         raise InvalidInputError(f"reference edges[{j}] must be finite and strictly increasing, got {edges}")
+    if edges.size > MAX_EDGES:
+        raise InvalidInputError(f"reference edges[{j}] holds {edges.size} edges, at most {MAX_EDGES}")
     if shares.shape != (edges.size + 1,) or np.any(shares < 0) or not math.isclose(shares.sum(), 1.0):
         raise InvalidInputError(
             f"reference proportions[{j}] must be {edges.size + 1} shares >= 0 summing to 1, got {shares}"
