@@ -112,3 +112,22 @@ def test_a_finite_move_that_overflows_the_float32_observation_is_refused_before_
     assert err.startswith(f"error: {path}: column 'A' moves too far for the policy's observation")
     assert f"a return of 1e+60 into {index[120].date()}" in err
     assert not (out / "config.toml").exists()
+
+
+def test_resume_names_the_flags_it_ignores(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Found: --resume --total-steps N silently continued the stored run to its stored length.
+    from advanced_risk.training.cli import resolve_settings
+    from advanced_risk.training.settings import settings_to_toml
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.toml").write_text(settings_to_toml(TrainingSettings(out=str(out), total_steps=2048)))
+    flags = ["--total-steps", "5000", "--seed", "0", "--plot", "--torch-threads", "2"]
+    settings = resolve_settings(["--resume", "--out", str(out), *flags])
+    assert (settings.total_steps, settings.plot, settings.torch_threads) == (2048, True, 2)
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"warning: --resume continues the run as stored in {out / 'config.toml'}; ignored: --total-steps 5000"
+    )
+    resolve_settings(["--resume", "--out", str(out), "--seed", "0"])  # the stored value: nothing to say
+    assert capsys.readouterr().err == ""

@@ -117,9 +117,11 @@ def resolve_settings(argv: Sequence[str] | None = None) -> TrainingSettings:
         if not stored.is_file():
             raise AdvancedRiskError(f"--resume: {stored} not found (is --out the run to resume?)")
         values = _relocated(_read_toml(str(stored)), out) | {"resume": True}
-        for key in ("log_json", "tensorboard", "plot", "torch_threads", "evaluate"):
+        kept = ("log_json", "tensorboard", "plot", "torch_threads", "evaluate")
+        for key in kept:
             if key in args:
                 values[key] = args[key]
+        _warn_ignored_on_resume(args, values, config, stored, kept)
         return _make(values)
     values = _read_toml(config) if config else {}
     explicit = set(args) | set(values)
@@ -136,6 +138,29 @@ def resolve_settings(argv: Sequence[str] | None = None) -> TrainingSettings:
         if count is not None:
             values["asset_count"] = count
     return _make(values)
+
+
+def _warn_ignored_on_resume(
+    args: dict[str, Any], stored: dict[str, Any], config: str | None, path: Path, kept: Sequence[str]
+) -> None:
+    """One stderr line naming the flags ``--resume`` ignores (the stored settings win), if any.
+
+    ``--resume --total-steps N`` used to continue the stored run to its stored length without a word.
+    A flag equal to its stored value is not named.
+    """
+    _same = object()
+    ignored = [
+        f"--{k.replace('_', '-')} {args[k]}"
+        for k in sorted(args)
+        if k not in (*kept, "out", "resume") and stored.get(k, _same) != args[k]
+    ]
+    if config is not None:
+        ignored.insert(0, f"--config {config}")
+    if ignored:
+        print(
+            f"warning: --resume continues the run as stored in {path}; ignored: {', '.join(ignored)}",
+            file=sys.stderr,
+        )
 
 
 def _relocated(stored: dict[str, Any], out: Path) -> dict[str, Any]:
