@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -247,3 +248,29 @@ def test_a_reference_with_more_bins_than_the_int16_ring_holds_is_refused() -> No
         monitor.update(np.array([value]))
     assert int(monitor._counts.min()) >= 0
     assert int(monitor._counts.sum()) == 4
+
+
+@pytest.mark.parametrize("ts", ["abc", 1e20, -1e20])
+@pytest.mark.parametrize("event", [False, True])
+def test_a_row_whose_time_is_not_unix_seconds_exits_2_with_one_line(
+    control_journal: Path, tmp_path: Path, ts: object, event: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bug (fixed in monitoring/journal.py): a row time of text (``ValueError: could not convert
+    string to float``) or beyond 2262 (``OutOfBoundsDatetime``) ended the journal and report commands
+    in a traceback instead of the documented one line and exit status 2 for a corrupt file."""
+    path = tmp_path / "bad_ts.db"
+    path.write_bytes(control_journal.read_bytes())
+    with sqlite3.connect(path) as conn:
+        where = "payload LIKE '%\"event\"%'" if event else "payload NOT LIKE '%\"event\"%'"
+        conn.execute(
+            f"UPDATE journal SET ts = ? WHERE id = (SELECT MIN(id) FROM journal WHERE {where})", (ts,)
+        )
+    argvs = [
+        ["journal", str(path), "--events" if event else "--since=0"],
+        ["report", "--journal", str(path), "--out", str(tmp_path)],
+    ]
+    for argv in argvs:
+        code, lines, err = _cli(argv, capsys)
+        assert (code, lines) == (2, [])
+        assert len(err.strip().splitlines()) == 1
+        assert "has a time that is not Unix seconds" in err

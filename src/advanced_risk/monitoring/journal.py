@@ -183,8 +183,24 @@ def read_journal(path: str | Path, *, last: int | None = None) -> pd.DataFrame:
     except json.JSONDecodeError as exc:  # a row's payload is not JSON: a corrupt file
         raise StateStoreError(f"journal of {path} holds a row that is not JSON: {exc}") from exc
     log.debug("journal_read", path=str(path), rows=len(entries))
+    _check_times(entries, path)
     frame = journal_frame(entries)
     return frame if last is None else frame.iloc[len(frame) - min(last, len(frame)) :].reset_index(drop=True)
+
+
+_TS_RANGE = (pd.Timestamp.min.timestamp(), pd.Timestamp.max.timestamp())  # years 1677 to 2262
+
+
+def _check_times(entries: Sequence[JournalEntry], path: str | Path) -> None:
+    """Every row's time is Unix seconds a UTC datetime can hold (the store writes ``time.time()``);
+    anything else (text, a time beyond 2262) is a corrupt file, not a traceback of the frame's build."""
+    lo, hi = _TS_RANGE
+    for e in entries:
+        ts = e.ts
+        if isinstance(ts, bool) or not isinstance(ts, int | float) or not lo < ts < hi:
+            raise StateStoreError(
+                f"journal of {path}: row {e.id} has a time that is not Unix seconds: {ts!r}"
+            )
 
 
 def parse_time(value: str | float | pd.Timestamp, name: str = "time") -> pd.Timestamp:
@@ -398,6 +414,7 @@ def read_events(path: str | Path) -> pd.DataFrame:
             entries = store.operator_events()
     except json.JSONDecodeError as exc:
         raise StateStoreError(f"journal of {path} holds a row that is not JSON: {exc}") from exc
+    _check_times(entries, path)
     rows = [(e.id, e.decision_id, e.ts, str(e.payload["event"]), e.payload) for e in entries]
     frame = pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
     frame["ts"] = pd.to_datetime(frame["ts"].astype("float64"), unit="s", utc=True)
