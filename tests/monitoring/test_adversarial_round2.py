@@ -11,6 +11,7 @@ documented form of a null number is ``-``.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import sqlite3
@@ -274,3 +275,30 @@ def test_a_row_whose_time_is_not_unix_seconds_exits_2_with_one_line(
         assert (code, lines) == (2, [])
         assert len(err.strip().splitlines()) == 1
         assert "has a time that is not Unix seconds" in err
+
+
+def test_a_nan_or_infinity_in_a_row_exports_as_null(
+    control_journal: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bug (fixed in monitoring/journal.py): a row holding ``NaN`` / ``Infinity`` (JSON that Python's
+    reader accepts, written by another writer) ended ``--json`` and ``--csv`` in ``ValueError: Out of
+    range float values are not JSON compliant``; this library journals such values as null."""
+    path = tmp_path / "nan.db"
+    path.write_bytes(control_journal.read_bytes())
+    with sqlite3.connect(path) as conn:
+        (rid, text) = conn.execute(
+            "SELECT id, payload FROM journal WHERE payload NOT LIKE '%\"event\"%' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        payload = json.loads(text)
+        payload.update(var=math.nan, cvar=math.inf, alerts=["x", -math.inf])
+        conn.execute("UPDATE journal SET payload = ? WHERE id = ?", (json.dumps(payload), rid))
+    code, lines, _ = _cli(["journal", str(path), "--last", "1", "--json"], capsys)
+    assert code == 0
+    row = json.loads(lines[0])
+    assert (row["var"], row["cvar"]) == (None, None)
+    csv = tmp_path / "nan.csv"
+    code, lines, _ = _cli(["journal", str(path), "--last", "1", "--csv", str(csv)], capsys)
+    assert (code, lines) == (0, [f"wrote 1 rows to {csv}"])
+    exported = pd.read_csv(csv)
+    assert json.loads(exported["payload"][0])["var"] is None
+    assert json.loads(exported["alerts"][0]) == ["x", "-inf"]  # alerts are text in the frame

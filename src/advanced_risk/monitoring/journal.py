@@ -350,7 +350,23 @@ def format_row(row: pd.Series | Mapping[str, Any]) -> str:
 
 
 def _json_text(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    """Strict JSON text; a NaN or infinity (a row of another writer: this library journals null)
+    becomes null instead of a ValueError ending the export."""
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(value), separators=(",", ":"), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None, through dicts and lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def flat_records(frame: pd.DataFrame) -> pd.DataFrame:
