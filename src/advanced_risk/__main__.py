@@ -219,6 +219,11 @@ def _journal(args: argparse.Namespace) -> int:
         filtered = any(v is not None for v in (args.since, args.until, args.state)) or args.degraded
         exporting = args.csv is not None or args.parquet is not None
         last = args.last if args.last is not None or exporting else 20
+        for flag, file in (("--csv", args.csv), ("--parquet", args.parquet)):
+            if file is not None and jr.is_state_file(file, args.path):
+                raise InvalidInputError(
+                    f"{flag} {file} would overwrite the journal {args.path}: choose another file"
+                )
         frame = jr.read_journal(args.path, last=None if filtered else last)
         frame = jr.filter_journal(
             frame, since=args.since, until=args.until, state=args.state, degraded=args.degraded or None

@@ -302,3 +302,35 @@ def test_a_nan_or_infinity_in_a_row_exports_as_null(
     exported = pd.read_csv(csv)
     assert json.loads(exported["payload"][0])["var"] is None
     assert json.loads(exported["alerts"][0]) == ["x", "-inf"]  # alerts are text in the frame
+
+
+@pytest.mark.parametrize("flag", ["--csv", "--parquet"])
+@pytest.mark.parametrize("name", ["s.db", "s.db-wal", "s.db-shm", "link.db"])
+def test_an_export_onto_the_journal_itself_is_refused_and_the_journal_survives(
+    control_journal: Path, tmp_path: Path, flag: str, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bug (fixed in __main__._journal): ``journal s.db --csv s.db`` wrote the CSV over the bot's
+    state file (exit 0, journal and state gone); ``--csv s.db-wal`` over its write-ahead log."""
+    path = tmp_path / "s.db"
+    path.write_bytes(control_journal.read_bytes())
+    os.link(path, tmp_path / "link.db")  # another name of the same file
+    before = path.read_bytes()
+    code, lines, err = _cli(["journal", str(path), flag, str(tmp_path / name)], capsys)
+    assert (code, lines) == (2, [])
+    assert len(err.strip().splitlines()) == 1
+    assert "would overwrite the journal" in err
+    assert path.read_bytes() == before
+    assert len(read_journal(path)) == 8
+
+
+def test_a_report_onto_the_journal_itself_is_refused(
+    control_journal: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bug (fixed in write_journal_report): a state file named ``risk_report.html`` reported into its
+    own folder was overwritten by the page."""
+    path = tmp_path / "risk_report.html"
+    path.write_bytes(control_journal.read_bytes())
+    code, lines, err = _cli(["report", "--journal", str(path), "--out", str(tmp_path)], capsys)
+    assert (code, lines) == (2, [])
+    assert "would overwrite the journal" in err
+    assert len(read_journal(path)) == 8

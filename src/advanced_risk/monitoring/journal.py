@@ -45,6 +45,7 @@ __all__ = [
     "format_event",
     "format_row",
     "is_decision",
+    "is_state_file",
     "journal_frame",
     "json_line",
     "parse_time",
@@ -379,6 +380,22 @@ def flat_records(frame: pd.DataFrame) -> pd.DataFrame:
     out["alerts"] = [_json_text(list(a)) for a in frame["alerts"]]
     out["payload"] = [_json_text(p) for p in frame["payload"]]
     return out
+
+
+def is_state_file(target: str | Path, state_path: str | Path) -> bool:
+    """Whether writing ``target`` would overwrite the state file ``state_path`` or one of SQLite's
+    files beside it (``-wal``, ``-shm``, ``-journal``): the same path, or another name (a link) of
+    the same file. An export or a report written there would destroy the bot's journal and state.
+    """
+    source = Path(state_path).expanduser().resolve()
+    path = Path(target).expanduser().resolve()
+    guarded = [source, *(source.with_name(source.name + s) for s in ("-wal", "-shm", "-journal"))]
+    if path in guarded:
+        return True
+    try:
+        return any(g.exists() and path.exists() and path.samefile(g) for g in guarded)
+    except OSError:
+        return False
 
 
 def export_journal(frame: pd.DataFrame, path: str | Path, fmt: Literal["csv", "parquet"]) -> Path:

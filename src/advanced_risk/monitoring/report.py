@@ -46,7 +46,7 @@ from advanced_risk.logs import get_logger
 from advanced_risk.measures import backtest
 from advanced_risk.measures.validation import check_alpha
 from advanced_risk.monitoring import report_figures as figures
-from advanced_risk.monitoring.journal import read_events, read_journal
+from advanced_risk.monitoring.journal import is_state_file, read_events, read_journal
 
 __all__ = [
     "REPORT_NAME",
@@ -459,13 +459,18 @@ def write_journal_report(path: str | Path, out_dir: str | Path, *, alpha: float 
     StateStoreError
         The journal file is missing, corrupt or of another schema.
     InvalidInputError
-        An empty journal, or ``alpha`` outside (0, 1).
+        An empty journal, ``alpha`` outside (0, 1), or a page that would overwrite the journal
+        (a state file named ``risk_report.html`` in ``out_dir``).
     """
+    target = Path(out_dir) / REPORT_NAME
+    if is_state_file(target, path):
+        raise InvalidInputError(
+            f"the report {target} would overwrite the journal {path}: choose another folder"
+        )
     frame = read_journal(path)
     page = render_report(frame, alpha=alpha, source=str(path), events=read_events(path))
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / REPORT_NAME
     target.write_text(page, encoding="utf-8")
     log.info("journal_report_written", path=str(target), rows=len(frame))
     return target
