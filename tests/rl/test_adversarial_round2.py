@@ -62,3 +62,27 @@ def test_select_action_still_takes_lists_and_integer_arrays() -> None:
     agent, _, obs = _agent()
     assert np.array_equal(agent.select_action(obs.tolist()), agent.select_action(obs))
     assert agent.select_action(np.zeros(obs.shape, dtype=np.int64)).shape == (2,)
+
+
+def test_a_bar_that_triples_has_a_positive_synthetic_low_in_the_env_and_the_advisor() -> None:
+    # Found: a +250 % day (|r| >= 1 / wick) gave low = min(C_prev, C) * (1 - 0.5 * 2.5) < 0, and
+    # --agents risk on such a CSV stopped with "error: low must be > 0, got ... at index 150".
+    from advanced_risk.rl.agents.advisor import _synthetic_bar
+    from advanced_risk.rl.agents.interface import LOW_FLOOR, synthetic_bars
+    from advanced_risk.training.data import ReturnsReplay
+
+    close = np.array([[10.0, 10.0], [35.0, 10.5], [36.0, np.nan]])
+    high, low = synthetic_bars(close, 0.5)
+    assert low[1, 0] == 10.0 * LOW_FLOOR
+    assert low[1, 1] == 10.0 * (1.0 - 0.5 * abs(10.5 / 10.0 - 1.0))  # ordinary bars: unchanged
+    assert np.isnan(low[2, 1])
+    one_high, one_low = _synthetic_bar(close[0], close[1])
+    assert np.array_equal(one_low, low[1])
+    assert np.array_equal(one_high, high[1])
+
+    returns = np.random.default_rng(0).normal(0.0, 0.01, (120, 2))
+    returns[60, 0] = 2.5
+    env = RiskAgentsEnv(EnvConfig(asset_count=2, max_steps=60), market=ReturnsReplay(returns))
+    for seed in range(5):
+        obs, _ = env.reset(seed=seed)
+        assert all(np.isfinite(o).all() for o in obs.values())

@@ -51,6 +51,7 @@ from advanced_risk.rl.agents.interface import (
     AGENTS,
     ATR_FLOOR,
     ATR_PERIOD,
+    LOW_FLOOR,
     MONITOR_CUTS,
     POSITION_HORIZON,
     STOP_RANGE,
@@ -259,7 +260,9 @@ def _synthetic_bar(prev: FloatArray, close: FloatArray) -> tuple[FloatArray, Flo
     """The last row of :func:`~advanced_risk.rl.agents.interface.synthetic_bars` for the closes
     ``[prev, close]`` (the same arithmetic, without stacking the two rows): high and low of one bar."""
     r = np.abs(close / prev - 1.0)
-    return np.maximum(prev, close) * (1.0 + WICK * r), np.minimum(prev, close) * (1.0 - WICK * r)
+    down = 1.0 - WICK * r
+    low = np.minimum(prev, close) * np.where(down <= 0.0, LOW_FLOOR, down)
+    return np.maximum(prev, close) * (1.0 + WICK * r), low
 
 
 def load_risk_agents(

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from advanced_risk.measures.jit import jit
 from advanced_risk.measures.observe_kernels import atr_step_kernel, maximum_kernel, minimum_kernel
+from advanced_risk.rl.agents.interface import LOW_FLOOR
 
 __all__ = ["bookkeeping_kernel"]
 
@@ -72,7 +73,10 @@ def _bookkeeping_python(
         prev, c = last_close[i], close[i]
         r = abs(_ratio_kernel(c, prev) - 1.0)  # a zero previous close: inf or NaN, as NumPy's
         bar_high[i] = maximum_kernel(prev, c) * (1.0 + wick * r)
-        bar_low[i] = minimum_kernel(prev, c) * (1.0 - wick * r)
+        down = 1.0 - wick * r
+        if down <= 0.0:  # interface.LOW_FLOOR (NaN compares False and stays NaN, as np.where's)
+            down = LOW_FLOOR
+        bar_low[i] = minimum_kernel(prev, c) * down
     atr_step_kernel(bar_high, bar_low, close, atr_prev_close, atr_counts, atr_total, atr_value, atr_period)
     for i in range(n):
         c = close[i]

@@ -99,15 +99,24 @@ def obs_dim(name: str, asset_count: int) -> int:
     return sum(asset_count if b in _PER_ASSET else 1 for b in OBS_BLOCKS[name])
 
 
+LOW_FLOOR: Final = 1e-6
+"""The smallest low factor of a synthetic bar: ``1 - wick * |r|`` is <= 0 for a move of ``|r| >= 1 /
+wick`` (a tripling at wick 0.5), a low <= 0 that the ATR refused (``low must be > 0``: a CSV with one
++200 % day stopped ``--agents risk``). Such a bar's low is ``LOW_FLOOR * min(C_prev, C)`` instead; a
+factor > 0 (every move below that size) is unchanged, bit for bit, and NaN stays NaN."""
+
+
 def synthetic_bars(close: FloatArray, wick: float) -> tuple[FloatArray, FloatArray]:
     """Approximate highs and lows from closes: ``min/max(C_prev, C) * (1 -/+ wick * |r|)``.
 
-    Bar 0 has high = low = close. Works on 1-D ``(T,)`` or 2-D ``(T, n)`` closes.
+    Bar 0 has high = low = close. Works on 1-D ``(T,)`` or 2-D ``(T, n)`` closes. The low factor is
+    at least :data:`LOW_FLOOR` (a move of ``|r| >= 1 / wick`` would give a low <= 0).
     """
     prev = np.concatenate([close[:1], close[:-1]])
     r = np.abs(close / prev - 1.0)
     high = np.maximum(prev, close) * (1.0 + wick * r)
-    low = np.minimum(prev, close) * (1.0 - wick * r)
+    down = 1.0 - wick * r
+    low = np.minimum(prev, close) * np.where(down <= 0.0, LOW_FLOOR, down)
     return high, low
 
 
