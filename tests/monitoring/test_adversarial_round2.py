@@ -35,6 +35,7 @@ from advanced_risk.errors import InvalidInputError
 from advanced_risk.monitoring.drift import MAX_EDGES, DriftMonitor, FeatureReference, reference_from_samples
 from advanced_risk.monitoring.journal import (
     filter_journal,
+    format_event,
     format_row,
     journal_frame,
     parse_time,
@@ -334,3 +335,22 @@ def test_a_report_onto_the_journal_itself_is_refused(
     assert (code, lines) == (2, [])
     assert "would overwrite the journal" in err
     assert len(read_journal(path)) == 8
+
+
+def test_a_line_break_in_an_alert_or_id_keeps_the_row_on_one_line() -> None:
+    """Bug (fixed in format_row/format_event): the manager accepts an asset named ``"a\\nb"``, and an
+    alert naming it (``closing a\\nb, c``) split the row over two lines of ``journal`` output."""
+    payload: dict[str, Any] = {"trading_state": "halted", "risk_level": "critical", "leverage": 0.0}
+    payload["alerts"] = ["closing a\nb, c (trading state halted)", "ünïcødé ✓"]
+    line = format_row(journal_frame([JournalEntry(1, "d\r-1", 0.0, payload)]).iloc[0])
+    assert len(line.splitlines()) == 1
+    assert "d\\r-1" in line
+    assert line.endswith("| closing a\\nb, c (trading state halted); ünïcødé ✓")
+    event = {
+        "ts": pd.Timestamp(0, unit="s", tz="UTC"),
+        "id": 2,
+        "decision_id": "r-kill\n-2",
+        "event": "kill_switch",
+    }
+    text = format_event({**event, "payload": {"event": "kill_switch", "reason": "fat\nfinger"}})
+    assert len(text.splitlines()) == 1

@@ -309,6 +309,15 @@ def _pct(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.2%}"
 
 
+def _text(value: object) -> str:
+    """``str(value)`` on one line: a line break or other control character (an asset named
+    ``"a\\nb"`` in an alert) is written escaped, as Python writes it in a string (``\\n``)."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _num(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.2f}"
 
@@ -331,9 +340,9 @@ def format_row(row: pd.Series | Mapping[str, Any]) -> str:
     parts = [
         ts,
         f"#{row['id']}",
-        str(row["decision_id"]),
-        str(row["trading_state"]),
-        str(row["risk_level"]),
+        _text(row["decision_id"]),
+        _text(row["trading_state"]),
+        _text(row["risk_level"]),
         f"lev {_num(row['leverage'])}",
         f"hedge {hedge}",
         f"var {_pct(row['var'])}",
@@ -346,7 +355,7 @@ def format_row(row: pd.Series | Mapping[str, Any]) -> str:
     parts.append(f"{_num(row['latency_ms'])} ms")
     if row["degraded"]:
         parts.append("DEGRADED")
-    alerts = list(row["alerts"])
+    alerts = [_text(a) for a in row["alerts"]]
     return " ".join(parts) + (" | " + "; ".join(alerts) if alerts else "")
 
 
@@ -465,5 +474,5 @@ def format_event(row: pd.Series | Mapping[str, Any]) -> str:
     "1970-01-01T00:00:00.000Z #3 r-kill-switch-3 KILL_SWITCH reason='fat finger'"
     """
     ts = pd.Timestamp(row["ts"]).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    fields = " ".join(f"{k}={v!r}" for k, v in dict(row["payload"]).items() if k != "event")
-    return f"{ts} #{row['id']} {row['decision_id']} {str(row['event']).upper()} {fields}".rstrip()
+    fields = " ".join(f"{_text(k)}={v!r}" for k, v in dict(row["payload"]).items() if k != "event")
+    return f"{ts} #{row['id']} {_text(row['decision_id'])} {_text(row['event']).upper()} {fields}".rstrip()
