@@ -131,3 +131,19 @@ def test_resume_names_the_flags_it_ignores(tmp_path: Path, capsys: pytest.Captur
     )
     resolve_settings(["--resume", "--out", str(out), "--seed", "0"])  # the stored value: nothing to say
     assert capsys.readouterr().err == ""
+
+
+def test_an_env_table_asset_count_or_max_steps_that_the_top_level_overrides_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found: [env] asset_count = 7 / max_steps = 15 trained 5 assets and 252-day episodes without a
+    # word (the top-level defaults won), and config.toml recorded both values.
+    config = tmp_path / "c.toml"
+    config.write_text("total_steps = 64\n[env]\nasset_count = 7\n")
+    out = tmp_path / "run"
+    assert main(["--config", str(config), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: [env] asset_count = 7 disagrees with asset_count = 5, which wins")
+    assert not out.exists()
+    same = TrainingSettings(asset_count=7, env={"asset_count": 7, "max_steps": 252})  # agreeing: fine
+    assert same.env["asset_count"] == same.asset_count

@@ -129,6 +129,13 @@ class TrainingSettings:
         for name in ("checkpoint_every", "sweep", "num_workers"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("asset_count", "max_steps"):
+            # the top-level value always wins: a different [env] one was silently ignored
+            if name in self.env and self.env[name] != getattr(self, name):
+                problems.append(
+                    f"[env] {name} = {self.env[name]!r} disagrees with {name} = {getattr(self, name)!r}, "
+                    f"which wins; set {name} at the top level (or --{name.replace('_', '-')}), not in [env]"
+                )
         if self.eval_episodes < MIN_EVAL_EPISODES:
             problems.append(
                 f"eval_episodes must be >= {MIN_EVAL_EPISODES} (the paired comparison needs two paths), "
