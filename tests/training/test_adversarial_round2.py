@@ -147,3 +147,37 @@ def test_an_env_table_asset_count_or_max_steps_that_the_top_level_overrides_is_r
     assert not out.exists()
     same = TrainingSettings(asset_count=7, env={"asset_count": 7, "max_steps": 252})  # agreeing: fine
     assert same.env["asset_count"] == same.asset_count
+
+
+def test_evaluating_a_model_on_a_table_with_fewer_columns_names_both_asset_counts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found: "model file M has obs_dim=7202, expected 74" for a 300-asset model on a 3-column CSV.
+    index = pd.bdate_range("2015-01-01", periods=200, name="Date")
+    prices = 100 * np.exp(np.cumsum(np.random.default_rng(4).normal(0, 1e-2, (200, 3)), axis=0))
+    wide, narrow = tmp_path / "wide.csv", tmp_path / "narrow.csv"
+    pd.DataFrame(prices, index=index, columns=["A", "B", "C"]).to_csv(wide)
+    pd.DataFrame(prices[:, :2], index=index, columns=["A", "B"]).to_csv(narrow)
+    config = tmp_path / "tiny.toml"
+    config.write_text(
+        TINY_TOML.replace('data = "synthetic"\n', "").replace("max_steps = 30", "max_steps = 20")
+    )
+    model = tmp_path / "m.pt"
+    trained = [
+        "--config",
+        str(config),
+        "--data-csv",
+        str(wide),
+        "--total-steps",
+        "64",
+        "--checkpoint-every",
+        "0",
+    ]
+    assert main([*trained, "--out", str(tmp_path / "train"), "--model-path", str(model)]) == 0
+    capsys.readouterr()
+    code = main(
+        ["--evaluate", "--model-path", str(model), "--data-csv", str(narrow), "--out", str(tmp_path / "e")]
+    )
+    assert code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the data's asset_count_reduced warning
+    assert last == f"error: model {model} was trained on 3 assets, the data has 2"

@@ -355,6 +355,10 @@ def evaluate_model_file(settings: TrainingSettings) -> dict[str, Any]:
         settings = dataclasses.replace(settings, env={**env, **settings.env})
     data = load_data(settings)
     cfg: EnvConfig = data.env_config
+    if stored is not None and cfg.asset_count != int(stored["asset_count"]):  # a table with fewer columns
+        raise ModelLoadError(
+            f"model {path} was trained on {stored['asset_count']} assets, the data has {cfg.asset_count}"
+        )
     agent = PPOAgent.load(
         path, "cpu", expected_obs_dim=observation_dim(cfg), expected_action_dim=cfg.asset_count + 1
     )
