@@ -107,13 +107,32 @@ def _as_frame(source: TableSource, what: str) -> pd.DataFrame:
     if isinstance(source, pd.DataFrame):
         return source.copy()
     try:
-        return pd.read_csv(source)
+        frame = pd.read_csv(source)
+        header = pd.read_csv(source, header=None, nrows=1, dtype=str, keep_default_na=False)
     except FileNotFoundError as exc:
         raise DataValidationError(f"{what} file not found: {source}") from exc
     except READ_ERRORS as exc:
         raise DataValidationError(
             f"{what} file {source} cannot be read as CSV: {error_name(exc)}: {exc}"
         ) from exc
+    _check_header([str(name) for name in header.iloc[0]] if len(header) else [], what, source)
+    return frame
+
+
+def _check_header(names: list[str], what: str, source: object) -> None:
+    """Refuse a header with an empty or repeated name: pandas would rename them (``Unnamed: 1``,
+    ``A.1``) and those invented names would become asset names in a model file."""
+    stripped = [name.strip() for name in names]
+    empty = [i for i, name in enumerate(stripped) if not name]
+    if empty:
+        raise DataValidationError(f"{what} file {source}: column {empty[0] + 1} of the header has no name")
+    seen: set[str] = set()
+    for name in stripped:
+        if name in seen:
+            raise DataValidationError(
+                f"{what} file {source}: column name {name!r} appears twice in the header"
+            )
+        seen.add(name)
 
 
 def error_name(exc: BaseException) -> str:
@@ -141,17 +160,29 @@ def _date_column(df: pd.DataFrame) -> str | None:
     return None
 
 
+def _naive_utc(dates: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """Dates with a time zone as naive UTC (the splits compare against naive dates); naive kept."""
+    return dates if dates.tz is None else dates.tz_convert("UTC").tz_localize(None)
+
+
 def _with_date_index(df: pd.DataFrame, what: str) -> pd.DataFrame:
     column = _date_column(df)
     if column is not None:
+        if pd.api.types.is_numeric_dtype(df[column]):
+            raise DataValidationError(
+                f"{what}: column {column!r} holds numbers, not dates (Unix times are ambiguous: "
+                "seconds or milliseconds; write them as dates, e.g. 2015-01-02 or 2015-01-02T14:30:00Z)"
+            )
         try:
-            dates = pd.to_datetime(df[column], format="mixed")
+            dates = pd.DatetimeIndex(pd.to_datetime(df[column], format="mixed"), name="Date")
         except (ValueError, TypeError) as exc:
             raise DataValidationError(
                 f"{what}: column {column!r} holds a value that is not a date ({exc})"
             ) from exc
-        df = df.drop(columns=column).set_index(pd.DatetimeIndex(dates, name="Date"))
-    elif not isinstance(df.index, pd.DatetimeIndex):
+        df = df.drop(columns=column).set_index(_naive_utc(dates))
+    elif isinstance(df.index, pd.DatetimeIndex):
+        df = df.set_axis(_naive_utc(df.index), axis=0)
+    else:
         raise DataValidationError(
             f"{what} needs a date column (named Date, Datetime, Timestamp or Time, any case) or a "
             f"DatetimeIndex; found columns {list(df.columns)[:8]}"

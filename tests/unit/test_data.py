@@ -224,3 +224,31 @@ def test_a_good_csv_gz_still_reads(tmp_path: Path) -> None:
     table = data.validate_prices(path)
     assert table.shape == (28, 1)
     assert table["A"].iloc[-1] == 128.0
+
+
+def test_time_zone_aware_dates_become_naive_utc(tmp_path: Path) -> None:
+    path = tmp_path / "prices.csv"
+    path.write_text("Date,A\n2020-01-01 09:30:00-05:00,1.0\n2020-01-02 09:30:00-05:00,1.1\n")
+    frame = data.validate_prices(path)
+    assert frame.index.tz is None
+    assert [str(d) for d in frame.index] == ["2020-01-01 14:30:00", "2020-01-02 14:30:00"]
+    indexed = pd.DataFrame({"A": [1.0, 1.1]}, index=pd.date_range("2020-01-01", periods=2, tz="Asia/Tokyo"))
+    assert str(data.validate_prices(indexed).index[0]) == "2019-12-31 15:00:00"
+
+
+def test_numeric_dates_are_refused_not_read_as_nanoseconds(tmp_path: Path) -> None:
+    path = tmp_path / "prices.csv"
+    path.write_text("Date,A\n1420070400,1.0\n1420156800,1.1\n")
+    with pytest.raises(InvalidInputError, match="holds numbers, not dates"):
+        data.validate_prices(path)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [("Date,A,A", "'A' appears twice"), ("Date,,B", "column 2 of the header has no name")],
+)
+def test_a_header_with_a_repeated_or_empty_name_is_refused(tmp_path: Path, header: str, message: str) -> None:
+    path = tmp_path / "prices.csv"
+    path.write_text(f"{header}\n2020-01-01,1.0,2.0\n2020-01-02,1.1,2.1\n")
+    with pytest.raises(InvalidInputError, match=message):
+        data.validate_prices(path)
