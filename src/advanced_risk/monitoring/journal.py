@@ -15,6 +15,10 @@ Beside the decisions the journal holds the operator's controls as rows of their 
 ...}``: ``kill_switch`` (reason, the state before), ``resume`` (reason) and ``reset_peak`` (previous
 and new peak, reason). :func:`read_events` reads those; :func:`journal_frame` leaves them out.
 
+One module because the frame's columns above are its one contract: reading, filtering, the text
+line, the JSON line and the exports each read or write exactly those columns, and splitting them
+would spread one definition of a journal row over several files.
+
 NaN policy: a value the row holds as null (VaR before enough history, the correlation of one asset,
 no uncertainty without a policy) and a field an older journal lacks (``equity``, ``drawdown``) are
 NaN in the frame; nothing is dropped or filled.
