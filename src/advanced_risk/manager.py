@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import json
 import math
@@ -96,6 +97,21 @@ PortfolioInput = Portfolio | Mapping[str, Any]
 PolicyInput = Allocator | str | PathLike[str] | Any | None
 
 
+def _check_alert_hook(hook: object) -> None:
+    """Refuse an ``on_alert`` that is not callable with one argument (the event) at construction,
+    rather than at the first alert, where its failure would only be logged."""
+    if not callable(hook):
+        raise InvalidInputError(f"on_alert must be callable, got {type(hook).__name__}")
+    try:
+        signature = inspect.signature(hook)
+    except (TypeError, ValueError):  # a builtin or C callable without a signature: trust it
+        return
+    try:
+        signature.bind(None)
+    except TypeError as exc:
+        raise InvalidInputError(f"on_alert must take one argument (the AlertEvent): {exc}") from exc
+
+
 class AdvancedRiskManager:
     """The risk engine a bot embeds: one decision per bar, fast, fail-safe, persistent.
 
@@ -113,7 +129,9 @@ class AdvancedRiskManager:
         :class:`~advanced_risk.monitoring.alerts.AlertEvent` for trading-state changes, the kill
         switch, resumes, the start and end of a degraded run and of a model's input drift
         (:mod:`advanced_risk.monitoring.hooks`). It runs off the deciding thread (a coroutine on the
-        bot's loop); one that is slow, hangs or raises never delays or changes a decision.
+        bot's loop); one that is slow, hangs or raises never delays or changes a decision. One
+        that cannot be called with the event alone (``lambda: None``) is refused here with
+        ``InvalidInputError`` rather than failing, only logged, at the first alert.
 
     Raises
     ------
@@ -133,8 +151,8 @@ class AdvancedRiskManager:
     ) -> None:
         if config is not None and not isinstance(config, RiskConfig):
             raise InvalidInputError(f"config must be a RiskConfig, got {type(config).__name__}")
-        if on_alert is not None and not callable(on_alert):
-            raise InvalidInputError(f"on_alert must be callable, got {type(on_alert).__name__}")
+        if on_alert is not None:
+            _check_alert_hook(on_alert)
         self._on_alert = on_alert
         self._pager = AlertPager()
         self._dispatcher: AlertDispatcher | None = None

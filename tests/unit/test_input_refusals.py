@@ -87,3 +87,17 @@ def test_a_rate_limit_below_one_call_a_second_is_honoured() -> None:
     assert (slow.rate_limit, slow.period) == (1, 2.0)
     fast = _throttler(2.5)
     assert fast.rate_limit / fast.period == pytest.approx(2.5)
+
+
+@pytest.mark.parametrize("hook", [lambda: None, lambda event, extra: None, "print"])
+def test_an_alert_hook_that_cannot_take_the_event_is_refused_at_construction(hook: Any) -> None:
+    with pytest.raises(InvalidInputError, match="on_alert"):
+        AdvancedRiskManager(on_alert=hook)
+
+
+def test_alert_hooks_of_every_accepted_shape_construct() -> None:
+    async def coroutine_hook(event: Any) -> None:
+        return None
+
+    for hook in (print, coroutine_hook, lambda event, *rest, **options: None):
+        AdvancedRiskManager(on_alert=hook)
