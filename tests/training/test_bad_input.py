@@ -384,3 +384,22 @@ def test_fewer_than_two_eval_episodes_are_refused_not_silently_raised(episodes: 
 
     with pytest.raises(InvalidInputError, match=f"eval_episodes must be >= 2 .* got {episodes}"):
         TrainingSettings(eval_episodes=episodes)
+
+
+def test_an_intraday_split_flag_given_alone_drops_no_bar_of_its_day() -> None:
+    import dataclasses
+
+    import pandas as pd
+
+    from advanced_risk.config import EnvConfig
+    from advanced_risk.training.data import _split, split_overrides
+
+    dates = split_overrides("2015-01-01 05:00", None)
+    assert dates == {"train_end": "2015-01-01T05:00:00", "test_start": "2015-01-01T05:00:00.000001"}
+    assert split_overrides(None, "2015-01-01 05:00")["train_end"] == "2015-01-01T04:59:59.999999"
+    assert split_overrides("2012-12-31", None) == {"train_end": "2012-12-31", "test_start": "2013-01-01"}
+    dataclasses.replace(EnvConfig(), **dates)  # the environment accepts the pair
+    index = pd.date_range("2015-01-01 04:58", periods=5, freq="min")
+    returns = pd.DataFrame({"A": range(5)}, index=index, dtype=float)
+    train, test = _split(returns, "2015-01-01 05:00", None)
+    assert (len(train), len(test)) == (3, 2)

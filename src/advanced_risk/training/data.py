@@ -159,22 +159,30 @@ def _iso(stamp: pd.Timestamp) -> str:
     return stamp.date().isoformat() if stamp == stamp.normalize() else stamp.isoformat()
 
 
+def _implied_gap(stamp: pd.Timestamp) -> pd.Timedelta:
+    """How far the split flag not given lies from ``stamp``: a day for a date (daily bars), one
+    microsecond for a time of day (intraday bars: a day would drop the rest of that day's bars)."""
+    return pd.Timedelta(days=1) if stamp == stamp.normalize() else pd.Timedelta(microseconds=1)
+
+
 def split_overrides(train_end: Any, test_start: Any) -> dict[str, str]:
     """The EnvConfig ``train_end`` / ``test_start`` of the given split flags, validated.
 
     Each flag is checked on its own (:func:`split_date`, naming it); when both are given the test
     split must start after the train split ends. A flag given alone implies the other as the day
     after (before) it, exactly as the table split does, so the environment's dates never mix a given
-    flag with an unrelated default. Dates are returned in ISO form (they compare as strings).
+    flag with an unrelated default; with a time of day (intraday bars) the other is one microsecond
+    after (before) it, so no bar of that day is dropped. Dates are returned in ISO form (they compare
+    as strings).
     """
     end = None if train_end is None else split_date(train_end, "--train-end")
     start = None if test_start is None else split_date(test_start, "--test-start")
     if end is not None and start is not None and start <= end:
         raise InvalidInputError(f"--test-start ({_iso(start)}) must come after --train-end ({_iso(end)})")
     if start is not None:
-        end = start - pd.Timedelta(days=1) if end is None else end
+        end = start - _implied_gap(start) if end is None else end
     elif end is not None:
-        start = end + pd.Timedelta(days=1)
+        start = end + _implied_gap(end)
     else:
         return {}
     return {"train_end": _iso(end), "test_start": _iso(start)}
