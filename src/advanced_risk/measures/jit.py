@@ -3,7 +3,8 @@
 Kernels are written as plain Python over arrays and scalars, then compiled with ``jit``. Setting
 the environment variable ``ADVANCED_RISK_DISABLE_NUMBA=1`` turns compilation off, so the same
 kernels run as plain Python for debugging, coverage and the parity tests. Compiled kernels are
-cached on disk (``cache=True``) so only the very first import pays the compile time.
+cached on disk (``cache=True``) so only the very first import pays the compile time; where no cache
+folder is writable (a read-only install, a user without a home) they compile once per process.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def jit(func: F, *, contract: bool = False) -> F:
     """
     if NUMBA_DISABLED:
         return func
-    if contract:
-        return cast(F, njit(cache=True, fastmath={"contract"})(func))
-    return cast(F, njit(cache=True)(func))
+    options: dict[str, Any] = {"fastmath": {"contract"}} if contract else {}
+    try:
+        return cast(F, njit(cache=True, **options)(func))
+    except RuntimeError:  # "no locator available": neither the package folder nor a user cache
+        # folder is writable (a read-only install run by a user without a home): compile per process
+        return cast(F, njit(cache=False, **options)(func))
