@@ -224,7 +224,9 @@ def _journal(args: argparse.Namespace) -> int:
                 raise InvalidInputError(
                     f"{flag} {file} would overwrite the journal {args.path}: choose another file"
                 )
-        frame = jr.read_journal(args.path, last=None if filtered else last)
+        frame = jr.read_journal(
+            args.path, last=None if filtered else last, since=args.since, until=args.until
+        )
         frame = jr.filter_journal(
             frame, since=args.since, until=args.until, state=args.state, degraded=args.degraded or None
         )

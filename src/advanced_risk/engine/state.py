@@ -388,6 +388,31 @@ class StateStore:
             ).fetchall()
         return [JournalEntry(r[0], r[1], r[2], json.loads(r[3])) for r in reversed(rows)]
 
+    def journal_between(
+        self,
+        since: float | None = None,
+        until: float | None = None,
+        *,
+        valid: tuple[float, float] = (-math.inf, math.inf),
+    ) -> list[JournalEntry]:
+        """The journal's rows written at Unix time ``since`` <= ts <= ``until`` (None: unbounded),
+        oldest first; only those rows are read and decoded.
+
+        A row whose ``ts`` is not a number, or a number outside ``valid`` (a corrupt file), is
+        returned whatever the bounds, so the caller's check of the times still sees it.
+        """
+        for name, bound in (("since", since), ("until", until)):
+            if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int | float)):
+                raise InvalidInputError(f"{name} must be Unix seconds or None, got {bound!r}")
+        with self._op("journal_between") as conn:
+            rows = conn.execute(
+                "SELECT id, decision_id, ts, payload FROM journal "
+                "WHERE ((?1 IS NULL OR ts >= ?1) AND (?2 IS NULL OR ts <= ?2)) "
+                "OR typeof(ts) NOT IN ('real', 'integer') OR ts <= ?3 OR ts >= ?4 ORDER BY id",
+                (since, until, max(valid[0], -1e300), min(valid[1], 1e300)),
+            ).fetchall()
+        return [JournalEntry(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
     def operator_events(self) -> list[JournalEntry]:
         """The journal's operator rows (``{"event": ...}``: kill switch, resume, peak reset), oldest
         first; the decisions between them are not read (a text prefix match in SQL)."""
