@@ -69,6 +69,19 @@ def test_daily_bars_still_describe_their_split_by_date(tmp_path: Path) -> None:
     assert "T" not in data.description["train"] + data.description["test"]
 
 
+def _jumping_book(
+    tmp_path: Path, *, column: int, before: float, after: float, seed: int
+) -> tuple[pd.DatetimeIndex, Path, Path]:
+    """A 2-asset CSV of 200 daily closes whose ``column`` is ``before`` then, from row 120, ``after``;
+    its dates, its path and a run folder."""
+    index = pd.bdate_range("2015-01-01", periods=200, name="Date")
+    prices = 100 * np.exp(np.cumsum(np.random.default_rng(seed).normal(0, 1e-2, (200, 2)), axis=0))
+    prices[:120, column], prices[120:, column] = before, after
+    path = tmp_path / "prices.csv"
+    pd.DataFrame(prices, index=index, columns=["A", "B"]).to_csv(path)
+    return index, path, tmp_path / "run"
+
+
 @pytest.mark.parametrize(
     ("before", "after", "shown"),
     [(1e300, 1e-300, "-1.0"), (1e-300, 1e300, "inf")],
@@ -79,12 +92,7 @@ def test_a_price_move_the_environment_cannot_hold_is_refused_naming_column_and_d
 ) -> None:
     # Found: valid (positive, finite) prices whose ratio is exactly -1 or inf: a ZeroDivisionError
     # traceback from the feature kernel (exit 1), or "actions must not contain NaN" after training.
-    index = pd.bdate_range("2015-01-01", periods=200, name="Date")
-    prices = 100 * np.exp(np.cumsum(np.random.default_rng(2).normal(0, 1e-2, (200, 2)), axis=0))
-    prices[:120, 1], prices[120:, 1] = before, after
-    path = tmp_path / "prices.csv"
-    pd.DataFrame(prices, index=index, columns=["A", "B"]).to_csv(path)
-    out = tmp_path / "run"
+    index, path, out = _jumping_book(tmp_path, column=1, before=before, after=after, seed=2)
     code = main(["--data-csv", str(path), "--asset-count", "2", "--total-steps", "64", "--out", str(out)])
     err = capsys.readouterr().err.strip()
     assert code == 2
@@ -100,12 +108,7 @@ def test_a_finite_move_that_overflows_the_float32_observation_is_refused_before_
 ) -> None:
     # Found: a 1e60-fold move is a finite return, but the float32 momentum/volatility features
     # overflowed: "error: actions must not contain NaN" only after the whole training run.
-    index = pd.bdate_range("2015-01-01", periods=200, name="Date")
-    prices = 100 * np.exp(np.cumsum(np.random.default_rng(3).normal(0, 1e-2, (200, 2)), axis=0))
-    prices[:120, 0], prices[120:, 0] = 1e-30, 1e30
-    path = tmp_path / "prices.csv"
-    pd.DataFrame(prices, index=index, columns=["A", "B"]).to_csv(path)
-    out = tmp_path / "run"
+    index, path, out = _jumping_book(tmp_path, column=0, before=1e-30, after=1e30, seed=3)
     code = main(["--data-csv", str(path), "--asset-count", "2", "--total-steps", "64", "--out", str(out)])
     err = capsys.readouterr().err.strip()
     assert code == 2
