@@ -61,7 +61,12 @@ from advanced_risk.rl.agents.interface import (
 )
 from advanced_risk.rl.agents.observation_kernel import block_index, observations_kernel
 from advanced_risk.rl.agents.policy import RiskAgents, Threshold, gate
-from advanced_risk.rl.portfolio.accounting import history_length, market_features_kernel, observation_layout
+from advanced_risk.rl.portfolio.accounting import (
+    check_history,
+    history_length,
+    market_features_kernel,
+    observation_layout,
+)
 from advanced_risk.types import AgentAdvice
 
 __all__ = ["DRIFT_KEY", "RiskAgentsAdvisor", "load_risk_agents"]
@@ -185,8 +190,14 @@ class RiskAgentsAdvisor:
     def request(self, returns: FloatArray, drawdown: float, exposure: float) -> dict[str, Any] | None:
         """The agents' observations for this bar (a snapshot), or None before the ATR is ready.
 
-        ``returns`` holds at least :attr:`history_length` rows, oldest first.
+        ``returns`` holds at least :attr:`history_length` rows, oldest first, one column per asset.
+
+        Raises
+        ------
+        InvalidInputError
+            ``returns`` of another shape (the feature kernels do not bounds-check).
         """
+        check_history(returns, self._history, self._entry.shape[0])
         if not self.ready or self._close is None:
             return None
         market = market_features_kernel(returns, returns.shape[0], self._window, 0)[0].astype(np.float64)

@@ -38,6 +38,7 @@ __all__ = [
     "MOMENTUM_PERIOD",
     "RSI_PERIOD",
     "action_to_weights",
+    "check_history",
     "history_length",
     "market_dim",
     "market_features",
@@ -57,6 +58,33 @@ MOMENTUM_PERIOD: Final = 10
 def history_length(config: EnvConfig) -> int:
     """Warm-up rows before an episode's first step: ``max(window, 2 * RSI_PERIOD)``."""
     return max(config.window, 2 * RSI_PERIOD)
+
+
+def check_history(returns: Any, history: int, asset_count: int) -> None:
+    """Refuse ``returns`` that are not a ``(T >= history, asset_count)`` array, naming ``returns``.
+
+    The shape guard of the public inference entry points (``PolicyAllocator.allocate``,
+    ``PortfolioPolicy.rebalance_trusted``, ``RiskAgentsAdvisor.request``): the numba feature kernels
+    do not bounds-check, and fewer rows than the RSI or volatility window made them write past their
+    buffers (heap corruption, an aborted process); fewer than ``history`` rows gave features the
+    policy never saw in training. A few attribute reads, nothing on the values (checked downstream).
+
+    Raises
+    ------
+    InvalidInputError
+        ``returns`` is not a 2-D NumPy array with ``asset_count`` columns and ``>= history`` rows.
+    """
+    if not isinstance(returns, np.ndarray) or returns.ndim != 2:
+        raise InvalidInputError(
+            f"returns must be a 2-D array (rows: bars, oldest first; columns: {asset_count} assets), "
+            f"got {type(returns).__name__} of shape {getattr(returns, 'shape', None)}"
+        )
+    shape = returns.shape
+    if shape[0] < history or shape[1] != asset_count:
+        raise InvalidInputError(
+            f"returns must have at least {history} rows and {asset_count} columns "
+            f"(history_length x asset_count), got shape {shape}"
+        )
 
 
 def market_dim(config: EnvConfig) -> int:

@@ -19,7 +19,12 @@ from advanced_risk.engine.protocols import Allocation, Allocator
 from advanced_risk.errors import InvalidInputError, ModelLoadError
 from advanced_risk.measures.validation import FloatArray
 from advanced_risk.monitoring.drift import DriftSettings, DriftStatus
-from advanced_risk.rl.portfolio.accounting import history_length, market_dim, market_features_kernel
+from advanced_risk.rl.portfolio.accounting import (
+    check_history,
+    history_length,
+    market_dim,
+    market_features_kernel,
+)
 from advanced_risk.rl.portfolio.policy import PortfolioPolicy
 
 __all__ = ["PolicyAllocator", "TradingPolicy", "load_allocator"]
@@ -96,8 +101,23 @@ class PolicyAllocator:
         return self._history
 
     def allocate(self, returns: FloatArray, weights: FloatArray, drawdown: float) -> Allocation:
-        """Target weights (assets then cash) for this history, with the policy's uncertainty."""
-        # The engine built these from validated inputs: skip rebalance()'s checks on the hot path.
+        """Target weights (assets then cash) for this history, with the policy's uncertainty.
+
+        ``returns`` ``(T >= history_length, asset_count)``, ``weights`` ``(asset_count + 1,)``.
+
+        Raises
+        ------
+        InvalidInputError
+            ``returns`` or ``weights`` of another shape (naming which); the values are trusted.
+        """
+        # The engine built these from validated inputs: skip rebalance()'s value checks on the hot
+        # path, but not the shapes (the feature kernels do not bounds-check).
+        n = self.policy.asset_count
+        check_history(returns, self._history, n)
+        if np.shape(weights) != (n + 1,):
+            raise InvalidInputError(
+                f"weights must have shape ({n + 1},) (the assets then cash), got {np.shape(weights)}"
+            )
         target, std = self.policy.rebalance_trusted(returns, weights, min(drawdown, 0.999999), self.n_samples)
         drift = None if self._drift is None else self._drift.update(self._market_features(returns))
         self.last_drift = drift

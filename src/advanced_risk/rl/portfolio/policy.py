@@ -29,6 +29,8 @@ from advanced_risk.measures.validation import FloatArray
 from advanced_risk.monitoring.drift import FeatureReference
 from advanced_risk.rl.portfolio.accounting import (
     action_to_weights,
+    check_history,
+    history_length,
     market_dim,
     market_features_kernel,
     observation_dim,
@@ -192,6 +194,7 @@ class PortfolioPolicy:
         """
         if n_samples < 1:
             raise InvalidInputError(f"n_samples must be >= 1, got {n_samples}")
+        check_history(returns, history_length(self.env_config), self.asset_count)
         market = market_features_kernel(returns, returns.shape[0], self.env_config.window, 0)[0]
         self.last_market = market
         # check_obs(_observation(...)) in one kernel (observation_kernel.py: the same casts, bit for

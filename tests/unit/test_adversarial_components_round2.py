@@ -1,0 +1,68 @@
+"""Adversarial round 2 on the components a user runs alone (allocator, advisor, risk pieces)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from advanced_risk.config import SizingConfig
+from advanced_risk.errors import InvalidInputError
+from advanced_risk.rl.agents.advisor import load_risk_agents
+from advanced_risk.rl.portfolio.allocator import load_allocator
+from advanced_risk.rl.portfolio.policy import PortfolioPolicy
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+POLICY = MODELS / "ppo_sp500_2012.armodel"
+AGENTS = MODELS / "risk_agents_sp500.armodel"
+
+
+@pytest.mark.skipif(not POLICY.is_file(), reason="shipped policy not present")
+@pytest.mark.parametrize(("rows", "cols"), [(0, 0), (1, 0), (5, 0), (20, 0), (None, -1), (None, 3)], ids=str)
+def test_allocator_refuses_returns_of_the_wrong_shape(rows: int | None, cols: int) -> None:
+    """Fewer rows than the RSI/volatility windows made the unchecked feature kernel write past its
+    buffers; fewer than history_length gave unseen features; another asset count a garbled obs."""
+    allocator = load_allocator(POLICY)
+    assert allocator is not None
+    n, history = allocator.asset_count, allocator.history_length
+    returns = np.zeros((history if rows is None else rows, n + cols))
+    weights = np.append(np.zeros(n), 1.0)
+    with pytest.raises(InvalidInputError, match="returns must have at least"):
+        allocator.allocate(returns, weights, 0.0)
+    policy = PortfolioPolicy.load(POLICY)
+    with pytest.raises(InvalidInputError, match="returns must have at least"):
+        policy.rebalance_trusted(returns, weights, 0.0)
+
+
+@pytest.mark.skipif(not POLICY.is_file(), reason="shipped policy not present")
+def test_allocator_refuses_1d_or_list_returns_and_weights_without_cash() -> None:
+    allocator = load_allocator(POLICY)
+    assert allocator is not None
+    n, history = allocator.asset_count, allocator.history_length
+    weights = np.append(np.zeros(n), 1.0)
+    with pytest.raises(InvalidInputError, match="returns must be a 2-D array"):
+        allocator.allocate(np.zeros(n), weights, 0.0)
+    with pytest.raises(InvalidInputError, match="returns must be a 2-D array"):
+        allocator.allocate(np.zeros((history, n)).tolist(), weights, 0.0)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match=r"weights must have shape"):
+        allocator.allocate(np.zeros((history, n)), weights[:-1], 0.0)
+    longer = allocator.allocate(np.zeros((history + 50, n)), weights, 0.0).weights  # more is fine
+    assert longer.shape == (n + 1,)
+
+
+@pytest.mark.skipif(not AGENTS.is_file(), reason="shipped risk agents not present")
+@pytest.mark.parametrize(("rows", "cols"), [(0, 0), (5, 0), (20, 0), (None, -1), (None, 5)], ids=str)
+def test_advisor_request_refuses_returns_of_the_wrong_shape(rows: int | None, cols: int) -> None:
+    """request(returns[:0]) corrupted the heap ('malloc(): unaligned tcache chunk', process abort)."""
+    advisor = load_risk_agents(AGENTS, SizingConfig())
+    assert advisor is not None
+    n, history = advisor.asset_count, advisor.history_length
+    rng = np.random.default_rng(0)
+    good = rng.normal(0.0, 0.01, (history + 20, n))
+    for row in 100.0 * np.cumprod(1.0 + good, axis=0):
+        advisor.observe(row, np.full(n, 1.0 / n), 0.0)
+    assert advisor.request(good, 0.0, 1.0) is not None
+    bad = np.zeros((history if rows is None else rows, n + cols))
+    with pytest.raises(InvalidInputError, match="returns must have at least"):
+        advisor.request(bad, 0.0, 1.0)
