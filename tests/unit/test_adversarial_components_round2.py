@@ -66,3 +66,45 @@ def test_advisor_request_refuses_returns_of_the_wrong_shape(rows: int | None, co
     bad = np.zeros((history if rows is None else rows, n + cols))
     with pytest.raises(InvalidInputError, match="returns must have at least"):
         advisor.request(bad, 0.0, 1.0)
+
+
+def test_classify_risk_level_refuses_a_nan_or_out_of_range_drawdown() -> None:
+    """A NaN drawdown compared False everywhere and graded LOW (the least cautious answer)."""
+    from advanced_risk.config import RiskConfig
+    from advanced_risk.risk.rules import classify_risk_level
+
+    config = RiskConfig()
+    for bad in (float("nan"), -0.5, 1.5, "0.5"):
+        with pytest.raises(InvalidInputError, match="drawdown"):
+            classify_risk_level(bad, config)  # type: ignore[arg-type]
+    assert classify_risk_level(np.float64(1.0), config).value == "critical"
+
+
+def test_hedge_reset_refuses_a_truthy_non_bool() -> None:
+    from advanced_risk.risk.hedging import HedgingStrategy
+
+    hedger = HedgingStrategy()
+    with pytest.raises(InvalidInputError, match="active must be a bool"):
+        hedger.reset(active="no")  # type: ignore[arg-type]
+    assert hedger.active is False
+    hedger.reset(active=np.bool_(True))  # type: ignore[arg-type]
+    assert hedger.active is True
+
+
+def test_percentile_interval_of_no_replicates_is_an_invalid_input() -> None:
+    from advanced_risk.evaluation.stats import percentile_interval
+
+    with pytest.raises(InvalidInputError, match="replicates"):
+        percentile_interval([])
+
+
+def test_position_sizes_that_overflow_are_refused() -> None:
+    from advanced_risk.risk.sizing import PositionSizer
+
+    sizer = PositionSizer(0.02, 2.0, 0.5)
+    with pytest.raises(InvalidInputError, match="overflows"):
+        sizer.plan(1e308, 1e-300, 1e-6, leverage=2.0)
+    with pytest.raises(InvalidInputError, match="overflows at index 1"):
+        sizer.plan_many(1e308, [1.0, 1e-300], [1.0, 1e-6], leverage=2.0)
+    plan = sizer.plan(10_000, 2.5, 100.0, side="short")  # hand: 200 / 5 = 40 units, stop 105
+    assert (plan.units, plan.stop_price) == (40.0, 105.0)

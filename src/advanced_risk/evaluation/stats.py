@@ -286,7 +286,10 @@ def percentile_interval(replicates: ArrayLike, confidence: float = 0.95) -> tupl
     (2.5, 7.5)
     """
     tail = (1.0 - _check_probability(confidence, "confidence")) / 2.0
-    low, high = np.quantile(np.asarray(replicates, dtype=np.float64), [tail, 1.0 - tail])
+    x = np.asarray(replicates, dtype=np.float64)
+    if x.size == 0:
+        raise InvalidInputError("replicates must hold at least one value, got none")
+    low, high = np.quantile(x, [tail, 1.0 - tail])
     return float(low), float(high)
 
 

@@ -213,5 +213,8 @@ class HedgingStrategy:
         return instruction
 
     def reset(self, *, active: bool = False) -> None:
-        """Set the on/off state directly (e.g. restored after a restart); no event is emitted."""
-        self._active = bool(active)
+        """Set the on/off state directly (e.g. restored after a restart); no event is emitted.
+
+        ``active`` is a ``bool`` (or NumPy bool): ``InvalidInputError`` otherwise, as for ``halted``.
+        """
+        self._active = _check_flag(active, "active")

@@ -356,6 +356,7 @@ def classify_risk_level(
     ====================  ==========================  ====================  ===============
 
     A VaR that is None or NaN (tracker warming up), or a ``var_limit`` of None, grades nothing.
+    ``drawdown`` must be in [0, 1] (``InvalidInputError`` naming it otherwise, NaN included).
 
     Examples
     --------
@@ -365,6 +366,7 @@ def classify_risk_level(
     >>> classify_risk_level(0.01, cfg, var=0.06).value, classify_risk_level(0.2, cfg).value
     ('high', 'critical')
     """
+    drawdown = check_range(drawdown, "drawdown", 0.0, 1.0)  # a NaN compared False: it graded LOW
     level = RiskLevel.LOW
     if drawdown >= config.halt_drawdown:
         level = RiskLevel.CRITICAL

@@ -208,6 +208,10 @@ class PositionSizer:
         by_risk = b * self._config.risk_per_trade / distance
         by_cap = b * self._config.max_position_fraction * lev / price
         units = min(by_risk, by_cap)
+        if not math.isfinite(units):
+            raise InvalidInputError(
+                f"position size overflows (balance {b}, stop distance {distance}, entry_price {price})"
+            )
         return PositionPlan(
             units=units,
             notional=units * price,
@@ -247,9 +251,14 @@ class PositionSizer:
         price = as_positive(entry_price, "entry_price")
         check_same_length("atr", a, "entry_price", price)
         distance = self._config.atr_multiplier * a
-        units = np.minimum(
-            b * self._config.risk_per_trade / distance, b * self._config.max_position_fraction * lev / price
-        )
+        with np.errstate(over="ignore"):  # an overflow is refused just below
+            units = np.minimum(
+                b * self._config.risk_per_trade / distance,
+                b * self._config.max_position_fraction * lev / price,
+            )
+        if not np.isfinite(units).all():
+            i = int(np.argmin(np.isfinite(units)))
+            raise InvalidInputError(f"position size overflows at index {i} (balance {b}, atr {a[i]})")
         if short is None:
             return units, np.maximum(price - distance, 0.0)
         mask = _short_mask(short, price.shape)
