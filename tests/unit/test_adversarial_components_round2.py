@@ -108,3 +108,18 @@ def test_position_sizes_that_overflow_are_refused() -> None:
         sizer.plan_many(1e308, [1.0, 1e-300], [1.0, 1e-6], leverage=2.0)
     plan = sizer.plan(10_000, 2.5, 100.0, side="short")  # hand: 200 / 5 = 40 units, stop 105
     assert (plan.units, plan.stop_price) == (40.0, 105.0)
+
+
+@pytest.mark.skipif(not AGENTS.is_file(), reason="shipped risk agents not present")
+@pytest.mark.parametrize("bad", [float("nan"), 0.0, -1.0, float("inf")])
+def test_advisor_observe_refuses_a_close_that_would_poison_the_atr(bad: float) -> None:
+    """Found: one NaN close left that asset's ATR NaN for good (every later advice overridden by the
+    rules); a zero or negative close was accepted."""
+    advisor = load_risk_agents(AGENTS, SizingConfig())
+    assert advisor is not None
+    n = advisor.asset_count
+    closes = np.full(n, 100.0)
+    closes[n // 2] = bad
+    with pytest.raises(InvalidInputError, match=rf"close\[{n // 2}\]"):
+        advisor.observe(closes, np.zeros(n), 0.0)
+    advisor.observe(np.full(n, 100.0), np.zeros(n), 0.0)  # nothing was updated: a good bar is the first

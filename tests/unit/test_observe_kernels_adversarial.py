@@ -386,8 +386,10 @@ def test_advisor_refuses_wrong_shapes_and_keeps_its_state(advisor_factory: Any) 
     assert _same_bookkeeping(_advisor_state(advisor), ref)
 
 
-def test_a_zero_close_does_not_fault_the_advisor_for_good(advisor_factory: Any) -> None:
-    """Regression: numba's ``c / prev`` raised ZeroDivisionError on a zero previous close, every bar after."""
+def test_a_zero_close_is_refused_and_changes_nothing(advisor_factory: Any) -> None:
+    """A zero, negative or NaN close is refused before anything is updated (it once raised
+    ZeroDivisionError every bar after, then left that asset's ATR NaN for good); the bookkeeping
+    stays the NumPy formulation's over the bars that were accepted."""
     advisor = advisor_factory()
     n = advisor.asset_count
     ref = REF._bookkeeping_state(n)
@@ -395,17 +397,18 @@ def test_a_zero_close_does_not_fault_the_advisor_for_good(advisor_factory: Any) 
     close = 20.0 + rng.random(n)
     for t in range(40):
         close = close * (1.0 + rng.normal(0.0, 0.02, n))
-        if t in (3, 4, 10):
-            close[0] = 0.0 if t != 4 else -0.0  # zero, then zero again (0 / 0), then once more
-        if t == 11:
-            close[1] = 0.0
         held = np.where(rng.random(n) < 0.7, 1.0 / n, 0.0)
         stops = close * rng.choice([0.9, 1.1], size=n)
-        with np.errstate(all="ignore"):  # ADVANCED_RISK_DISABLE_NUMBA=1: NumPy scalars warn
-            advisor.observe(close, held, 0.001, stops)
+        if t in (3, 4, 10, 11):
+            bad = close.copy()
+            bad[t % 2] = (0.0, -0.0, np.nan, -1.0)[(3, 4, 10, 11).index(t)]
+            with pytest.raises(InvalidInputError, match=rf"close\[{t % 2}\]"):
+                advisor.observe(bad, held, 0.001, stops)
+            assert _same_bookkeeping(_advisor_state(advisor), ref)
+        advisor.observe(close, held, 0.001, stops)
         _ref_observe(ref, close, held, stops)
         assert _same_bookkeeping(_advisor_state(advisor), ref)
-    assert advisor.ready  # the other assets warmed up; the zeroed ones' ATR is NaN, as NumPy's
+    assert advisor.ready
 
 
 @settings(max_examples=40, deadline=None)
@@ -442,6 +445,12 @@ def test_advisor_odd_closes_dtypes_and_layouts_are_the_numpy_formulation(
         else:
             i = ["strided", "reversed", "readonly"].index(kind)
             c, h = _layouts(raw)[i], _layouts(held_raw)[i]
+        as_float = np.asarray(c, dtype=np.float64)
+        if not ((as_float > 0.0) & (as_float < np.inf)).all():  # refused, nothing updated
+            with pytest.raises(InvalidInputError, match="must be a finite price > 0"):
+                advisor.observe(c, h, None, stops_raw)
+            assert _same_bookkeeping(_advisor_state(advisor), ref)
+            continue
         with np.errstate(all="ignore"):  # ADVANCED_RISK_DISABLE_NUMBA=1: NumPy scalars warn
             advisor.observe(c, h, None, stops_raw)
         _ref_observe(ref, c, h, stops_raw)

@@ -34,6 +34,7 @@ gymnasium or pettingzoo, so a core install (``pip install advanced_risk``) runs 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -165,13 +166,18 @@ class RiskAgentsAdvisor:
 
         ``stops`` are the stop levels of the previous decision (NaN where none): a held asset whose
         close is at or below its stop counts as stopped out and re-entered at this close, as in the
-        training environment, whether or not the bot executed the stop.
+        training environment, whether or not the bot executed the stop. A close that is not a finite
+        number > 0 raises ``InvalidInputError`` naming its index, before anything is updated (a NaN
+        would otherwise stay in that asset's ATR for good).
         """
         close = np.asarray(close, np.float64)
         held = np.asarray(held, np.float64)
         n = self._entry.shape[0]
         if close.shape != (n,) or held.shape != (n,) or (stops is not None and np.shape(stops) != (n,)):
             raise InvalidInputError(f"close, held and stops must have shape ({n},)")  # no bounds checks below
+        if not ((close > 0.0) & (close < math.inf)).all():  # NaN fails both: a NaN ATR would stick
+            bad = int(np.flatnonzero(~((close > 0.0) & (close < math.inf)))[0])
+            raise InvalidInputError(f"close[{bad}] must be a finite price > 0, got {close[bad]!r}")
         if self._close is None:  # the first bar is its own previous close
             self._close = close.copy()
         # The synthetic bar, the ATR and the positions in one kernel (bookkeeping_kernel.py: the
