@@ -29,8 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import queue
+import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from enum import StrEnum
 from typing import Any
@@ -286,5 +289,64 @@ def _late(policy: PolicyRequest | None) -> str:
     return f"{'policy' if policy is not None else 'risk agents'} missed the deadline"
 
 
-def _worker() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(1, thread_name_prefix="advanced-risk-policy")
+def _worker() -> _DaemonWorker:
+    return _DaemonWorker("advanced-risk-policy_0")
+
+
+class _DaemonWorker:
+    """One daemon thread running submitted calls in order, with ``ThreadPoolExecutor``'s ``submit``
+    and ``shutdown``.
+
+    Not a ``ThreadPoolExecutor``: the interpreter joins its workers at exit, so a user's allocator
+    that never returns kept the process from exiting even after ``close()``. A daemon thread is
+    abandoned at exit instead (a run in progress finishes unseen, as after :meth:`shutdown`).
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            future: Future[Any] = Future()
+            self._queue.put((future, fn, args))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+            return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._closed = True
+            if cancel_futures:
+                while True:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is not None:
+                        item[0].cancel()
+            self._queue.put(None)
+            thread = self._thread
+        if wait and thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, fn, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # handed to the waiting caller, as an executor does
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+            del future, fn, args, item
