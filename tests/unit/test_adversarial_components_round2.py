@@ -123,3 +123,19 @@ def test_advisor_observe_refuses_a_close_that_would_poison_the_atr(bad: float) -
     with pytest.raises(InvalidInputError, match=rf"close\[{n // 2}\]"):
         advisor.observe(closes, np.zeros(n), 0.0)
     advisor.observe(np.full(n, 100.0), np.zeros(n), 0.0)  # nothing was updated: a good bar is the first
+
+
+def test_flags_must_be_bools_not_truthy_values() -> None:
+    """Found: ``leverage(correlation_shock="no")`` applied the cut and ``TradingStateMachine(
+    kill_switch="no")`` started HALTED: a string read by its truth value."""
+    from advanced_risk.risk.leverage import VolatilityTargetLeverage
+    from advanced_risk.risk.rules import TradingStateMachine
+
+    lev = VolatilityTargetLeverage()
+    for flag in ("correlation_shock", "below_trend"):
+        with pytest.raises(InvalidInputError, match=flag):
+            lev.leverage(0.2, **{flag: "no"})
+        assert lev.leverage(0.2, **{flag: np.bool_(False)}) == lev.leverage(0.2)
+    with pytest.raises(InvalidInputError, match="kill_switch"):
+        TradingStateMachine(kill_switch="no")  # type: ignore[arg-type]
+    assert TradingStateMachine(kill_switch=True).state.value == "halted"

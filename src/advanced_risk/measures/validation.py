@@ -34,6 +34,7 @@ __all__ = [
     "as_weights",
     "check_alpha",
     "check_finite_scalar",
+    "check_flag",
     "check_positive_int",
     "check_range",
     "check_same_length",
@@ -238,6 +239,19 @@ def check_range(
         left, right = ("(" if lo_open else "["), (")" if hi_open else "]")
         raise InvalidInputError(f"{name} must be in {left}{lo}, {hi}{right}, got {v}")
     return v
+
+
+def check_flag(value: object, name: str) -> bool:
+    """``value`` as a bool: only ``bool`` and ``numpy.bool_`` are flags.
+
+    Anything else (the string ``'no'``, which is truthy; 0/1; None) raises ``InvalidInputError``
+    naming ``name`` rather than being read by its truth value.
+    """
+    if type(value) is bool:  # the common case, without the numpy test
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    raise InvalidInputError(f"{name} must be a bool, got {value!r:.60}")
 
 
 def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:

@@ -20,12 +20,10 @@ holds the on/off state between bars and returns explicit
 
 from __future__ import annotations
 
-import numpy as np
-
 from advanced_risk.config import HedgeConfig, RiskConfig
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.logs import get_logger
-from advanced_risk.measures.validation import check_range
+from advanced_risk.measures.validation import check_flag, check_range
 from advanced_risk.types import HedgeInstruction
 
 __all__ = ["HedgingStrategy", "hedge_ratio", "next_hedge_active"]
@@ -58,15 +56,6 @@ def next_hedge_active(active: bool, drawdown: float, threshold: float, release: 
     (False, True)
     """
     return drawdown > release if active else drawdown > threshold
-
-
-def _check_flag(value: object, name: str) -> bool:
-    """``value`` as a bool; only ``bool`` and ``numpy.bool_`` are flags (``'no'`` is truthy)."""
-    if type(value) is bool:  # the common case, without the numpy test
-        return value
-    if isinstance(value, np.bool_):
-        return bool(value)
-    raise InvalidInputError(f"{name} must be a bool, got {value!r:.60}")
 
 
 class HedgingStrategy:
@@ -181,7 +170,7 @@ class HedgingStrategy:
             ``active``, ``ratio`` in [0, 1] and a short ``reason``.
         """
         dd = check_range(drawdown, "drawdown", 0.0, 1.0)
-        halted = _check_flag(halted, "halted")
+        halted = check_flag(halted, "halted")
         threshold = self._config.max_drawdown_threshold
         was_active = self._active
         if halted:
@@ -217,4 +206,4 @@ class HedgingStrategy:
 
         ``active`` is a ``bool`` (or NumPy bool): ``InvalidInputError`` otherwise, as for ``halted``.
         """
-        self._active = _check_flag(active, "active")
+        self._active = check_flag(active, "active")

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 
 from advanced_risk.config import LeverageConfig
-from advanced_risk.measures.validation import check_range, halflife_decay
+from advanced_risk.measures.validation import check_flag, check_range, halflife_decay
 
 __all__ = ["LongRunVolatility", "VolatilityTargetLeverage", "volatility_target_leverage"]
 
@@ -138,9 +138,12 @@ class VolatilityTargetLeverage:
         InvalidInputError
             If ``realised_vol`` is NaN, infinite or negative (``"realised_vol must be ..."``), or
             ``long_run_vol`` is neither None nor a finite number >= 0 (``"long_run_vol must be
-            ..."``, see :meth:`target`).
+            ..."``, see :meth:`target`), or a flag is not a bool (``"correlation_shock must be a
+            bool"``: the string ``'no'`` is truthy).
         """
         vol = check_range(realised_vol, "realised_vol", 0.0, math.inf, hi_open=True)
+        below_trend = check_flag(below_trend, "below_trend")
+        correlation_shock = check_flag(correlation_shock, "correlation_shock")
         cfg = self._config
         target = self.target(long_run_vol)
         raw = math.inf if vol == 0.0 else target / vol

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from advanced_risk.config import RiskConfig
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.logs import get_logger
-from advanced_risk.measures.validation import check_positive_int, check_range
+from advanced_risk.measures.validation import check_flag, check_positive_int, check_range
 from advanced_risk.types import RiskLevel, TradingState
 
 __all__ = [
@@ -224,7 +224,7 @@ class TradingStateMachine:
             allowed = [s.value for s in TradingState]
             raise InvalidInputError(f"state must be one of {allowed}, got {state!r}") from None
         self._reason = str(reason)
-        self._kill_switch = bool(kill_switch)
+        self._kill_switch = check_flag(kill_switch, "kill_switch")
         if self._kill_switch and self._state is not TradingState.HALTED:
             self._state, self._reason = TradingState.HALTED, self._reason or "kill switch"
         self._halt_votes = 0
