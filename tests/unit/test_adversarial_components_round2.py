@@ -139,3 +139,15 @@ def test_flags_must_be_bools_not_truthy_values() -> None:
     with pytest.raises(InvalidInputError, match="kill_switch"):
         TradingStateMachine(kill_switch="no")  # type: ignore[arg-type]
     assert TradingStateMachine(kill_switch=True).state.value == "halted"
+
+
+def test_a_short_trailing_stop_from_no_stop_is_placed_not_left_at_zero() -> None:
+    """Found: update_trailing_stop(0, ..., side='short') returned 0, a stop hit at every price."""
+    from advanced_risk.risk.sizing import PositionSizer
+
+    sizer = PositionSizer(atr_multiplier=2.0)
+    stop = sizer.update_trailing_stop(0.0, price=100.0, atr=2.5, side="short")
+    assert stop == 105.0
+    assert not sizer.stop_hit(stop, 101.0, side="short")
+    assert sizer.update_trailing_stop(stop, price=90.0, atr=2.5, side="short") == 95.0  # tightens
+    assert sizer.update_trailing_stop(95.0, price=99.0, atr=2.5, side="short") == 95.0  # never loosens

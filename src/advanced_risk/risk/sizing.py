@@ -285,7 +285,9 @@ class PositionSizer:
     ) -> float:
         """Move a trailing stop with the price; it only ever tightens.
 
-        Long: ``max(current_stop, price - d)``. Short: ``min(current_stop, price + d)``.
+        Long: ``max(current_stop, price - d)``. Short: ``min(current_stop, price + d)``. A
+        ``current_stop`` of 0 means no stop yet on either side (a short's stop at 0 would be hit at
+        every price), so the first call places it at ``price -/+ d``.
 
         Examples
         --------
@@ -294,12 +296,16 @@ class PositionSizer:
         105.0
         >>> sizer.update_trailing_stop(105.0, price=101.0, atr=2.5)  # price fell: stop stays
         105.0
+        >>> sizer.update_trailing_stop(0.0, price=100.0, atr=2.5, side="short")  # no stop yet
+        105.0
         """
         stop = _nonnegative(current_stop, "current_stop")
         p = _positive(price, "price")
         s = _as_side(side)
         candidate = _stop(p, self.stop_distance(atr, stop_points), s)
-        return max(stop, candidate) if s is Side.LONG else min(stop, candidate)
+        if s is Side.LONG:
+            return max(stop, candidate)
+        return candidate if stop == 0.0 else min(stop, candidate)
 
     @staticmethod
     def stop_hit(stop_price: float, price: float, side: Side | str = Side.LONG) -> bool:

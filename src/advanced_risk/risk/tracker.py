@@ -97,7 +97,8 @@ class RiskTracker:
 
     Parameters
     ----------
-    n_assets : number of assets (length of every return vector and weight vector), >= 2.
+    n_assets : number of assets (length of every return vector and weight vector), >= 1 (with one
+        asset there are no pairs: the average correlation is NaN).
     config : window lengths, default method and level, decays and shock margins.
 
     Examples
