@@ -262,6 +262,8 @@ def _checked_array(
 ) -> NDArray[np.float64]:
     """``values`` as a float64 array of one finite value per asset in ``(lo, hi)`` (vectorised checks);
     a bad entry raises the message the mapping form gives for it."""
+    if not isinstance(values, np.ndarray):
+        _check_labels(values, assets, name)
     kind = values.dtype.kind if isinstance(values, np.ndarray) else np.asarray(values).dtype.kind
     if kind in "bcmMSUV":  # bools, complex, times, text: the mapping form refuses each value
         raise InvalidInputError(f"{name} must be an array of real numbers, got dtype kind {kind!r}")
@@ -280,6 +282,26 @@ def _checked_array(
         i = int(np.flatnonzero(~((a > lo) & (a < hi)))[0])
         _checked_float(assets[i], float(a[i]), name, lo, hi)
     return a
+
+
+def _check_labels(values: Any, assets: tuple[str, ...], name: str) -> None:
+    """Refuse a labelled array (a pandas Series) whose labels are not ``assets`` in order.
+
+    Its values are read by position, so a Series indexed by asset in another order (or by other
+    assets) would give each asset another asset's value without a word. A Series with the default
+    positional index (0, 1, ...) is read by position like an array.
+    """
+    index = getattr(values, "index", None)
+    if index is None or callable(index):  # not labelled (a list's ``index`` is a method)
+        return
+    labels = tuple(index)
+    if labels == assets or labels == tuple(range(len(labels))):
+        return
+    shown = list(labels[:10]) + (["..."] if len(labels) > 10 else [])
+    raise InvalidInputError(
+        f"{name} is labelled {shown}, not the assets in their order; values are read by position: "
+        "pass it reindexed to the assets (.reindex(assets)) or as a plain array"
+    )
 
 
 _PORTFOLIO_FIELDS = ("current_drawdown", "equity", "peak_equity")

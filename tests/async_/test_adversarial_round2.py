@@ -56,3 +56,26 @@ def test_a_hanging_allocator_does_not_keep_the_process_from_exiting(entry: str) 
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "closed" in done.stdout
+
+
+def test_a_series_labelled_in_another_order_is_refused_not_misread() -> None:
+    """``from_arrays`` reads values by position: a pandas Series indexed by asset in another order
+    gave each asset another asset's return without a word (here A's -50 % went to B)."""
+    pd = pytest.importorskip("pandas")
+    from advanced_risk import AdvancedRiskManager, InvalidInputError, MarketState
+
+    with pytest.raises(InvalidInputError, match=r"market_state\.returns is labelled \['B', 'A'\]"):
+        MarketState.from_arrays(["A", "B"], returns=pd.Series({"B": 0.05, "A": -0.5}))
+    with pytest.raises(InvalidInputError, match=r"market_state\.prices is labelled"):
+        MarketState.from_arrays(["A", "B"], prices=pd.Series({"A": 1.0, "C": 2.0}))
+    risk = AdvancedRiskManager()
+    with pytest.raises(InvalidInputError, match="labelled"):
+        risk.manage_risk_arrays_sync(["A", "B"], {"A": 0.5}, returns=pd.Series({"B": 0.01, "A": 0.0}))
+    # labelled by the assets in their order, or positionally: read as before
+    assert MarketState.from_arrays(["A", "B"], returns=pd.Series({"A": -0.5, "B": 0.05})).returns == {
+        "A": -0.5,
+        "B": 0.05,
+    }
+    assert MarketState.from_arrays(["A", "B"], returns=pd.Series([0.1, 0.2])).returns == {"A": 0.1, "B": 0.2}
+    assert MarketState.from_arrays(["A", "B"], returns=[0.1, 0.2]).returns == {"A": 0.1, "B": 0.2}
+    risk.close_sync()
