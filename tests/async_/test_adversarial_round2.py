@@ -79,3 +79,37 @@ def test_a_series_labelled_in_another_order_is_refused_not_misread() -> None:
     assert MarketState.from_arrays(["A", "B"], returns=pd.Series([0.1, 0.2])).returns == {"A": 0.1, "B": 0.2}
     assert MarketState.from_arrays(["A", "B"], returns=[0.1, 0.2]).returns == {"A": 0.1, "B": 0.2}
     risk.close_sync()
+
+
+def test_a_kill_switch_from_a_loop_gets_in_between_back_to_back_sync_calls() -> None:
+    """A thread calling ``manage_risk_sync`` back to back re-took the released lock at once, so an
+    operator's ``engage_kill_switch`` (a task polling for the lock) waited as long as it called."""
+    import asyncio
+    import threading
+    import time
+
+    from advanced_risk import AdvancedRiskManager
+
+    risk = AdvancedRiskManager()
+    risk.manage_risk_sync({"returns": {"a": 0.001}}, {"a": 0.5})
+    stop = threading.Event()
+
+    def bars() -> None:
+        while not stop.is_set():
+            risk.manage_risk_sync({"returns": {"a": 0.001}}, {"a": 0.5})
+
+    threads = [threading.Thread(target=bars, daemon=True) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(0.05)
+        start = time.perf_counter()
+        change = asyncio.run(asyncio.wait_for(risk.engage_kill_switch("operator"), timeout=10.0))
+        assert change.changed
+        assert time.perf_counter() - start < 5.0
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10.0)
+    assert risk.trading_state == "halted"
+    risk.close_sync()

@@ -12,6 +12,9 @@ served within the loop; one per loop, because an ``asyncio.Lock`` belongs to the
 waited on it), then take the thread lock without blocking their loop: at once when it is free, the
 common case, else by polling it every 0.1-2 ms while a thread of the same manager holds it.
 Cancelled while polling, a task holds nothing; cancelled while holding, it releases on the way out.
+While a task of another loop polls, a thread about to take the lock first lets it in (waiting at
+most ``_YIELD_MAX_S``): a thread that calls back to back re-takes a released lock at once, so a
+polling task (an operator's ``engage_kill_switch``) could otherwise wait for as long as it calls.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ __all__ = ["CallerLock"]
 
 _POLL_FIRST_S = 0.0001
 _POLL_MAX_S = 0.002
+_YIELD_MAX_S = 0.05
 
 
 class CallerLock:
@@ -36,6 +40,8 @@ class CallerLock:
         self._queues: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = WeakKeyDictionary()
         self._queues_guard = threading.Lock()
         self._holder_loop: asyncio.AbstractEventLoop | None = None  # the loop of a task holding it
+        self._polling: dict[asyncio.AbstractEventLoop, int] = {}  # loops with a task polling, guarded by:
+        self._turn = threading.Condition()
 
     def locked(self) -> bool:
         """Whether a caller holds the lock now."""
@@ -52,6 +58,8 @@ class CallerLock:
             would stop the loop the holder needs to finish (a deadlock), so the caller is told to
             await the async entry point instead.
         """
+        if self._polling:  # a task is polling for the lock: it goes first
+            self._yield_to_tasks()
         if not self._thread.acquire(blocking=False):
             loop = _running_loop()
             if loop is not None and loop is self._holder_loop:
@@ -74,16 +82,38 @@ class CallerLock:
             if queue is None:
                 queue = self._queues[loop] = asyncio.Lock()
         async with queue:
-            wait = _POLL_FIRST_S
-            while not self._thread.acquire(blocking=False):
-                await asyncio.sleep(wait)
-                wait = min(2.0 * wait, _POLL_MAX_S)
+            if not self._thread.acquire(blocking=False):
+                await self._poll(loop)
             self._holder_loop = loop
             try:
                 yield
             finally:
                 self._holder_loop = None
                 self._thread.release()
+
+    async def _poll(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Take the thread lock by polling it, announced to the threads so that they let us in."""
+        with self._turn:
+            self._polling[loop] = self._polling.get(loop, 0) + 1
+        try:
+            wait = _POLL_FIRST_S
+            while not self._thread.acquire(blocking=False):
+                await asyncio.sleep(wait)
+                wait = min(2.0 * wait, _POLL_MAX_S)
+        finally:
+            with self._turn:
+                if self._polling[loop] == 1:
+                    del self._polling[loop]
+                else:
+                    self._polling[loop] -= 1
+                self._turn.notify_all()
+
+    def _yield_to_tasks(self) -> None:
+        """Wait (at most ``_YIELD_MAX_S``) until no task of another loop polls for the lock; a task
+        of this thread's own loop cannot run while this thread waits, so it is not waited for."""
+        own = _running_loop()
+        with self._turn:
+            self._turn.wait_for(lambda: all(loop is own for loop in self._polling), timeout=_YIELD_MAX_S)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
