@@ -257,7 +257,15 @@ class AdvancedRiskManager:
         await asyncio.to_thread(self.close_sync)
 
     def close_sync(self) -> None:
-        """:meth:`close` for synchronous callers."""
+        """:meth:`close` for synchronous callers.
+
+        It waits for a decision in flight on another thread or loop (one caller at a time): closing
+        the journal under it lost that decision's row, and the rows of the calls that reopened it.
+        """
+        with self._callers.held():
+            self._close_locked()
+
+    def _close_locked(self) -> None:
         if self._journal is not None:
             self._journal.close()
             self._journal = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 
@@ -113,3 +114,38 @@ def test_a_kill_switch_from_a_loop_gets_in_between_back_to_back_sync_calls() -> 
             thread.join(10.0)
     assert risk.trading_state == "halted"
     risk.close_sync()
+
+
+def test_close_during_a_decision_on_another_thread_loses_no_journal_row(tmp_path: Any) -> None:
+    """``close_sync`` did not wait for a decision in flight on another thread: the journal closed
+    under it, and the decision the bot received (and later ones) never reached the journal."""
+    import threading
+    import time
+
+    from advanced_risk import AdvancedRiskManager, RiskConfig
+
+    config = RiskConfig(state_path=str(tmp_path / "risk.db"), deadline_ms=20.0)
+    risk = AdvancedRiskManager(config)
+    risk.manage_risk_sync({"returns": {"a": 0.001}}, {"a": 0.5})
+    decisions: list[Any] = []
+    stop = threading.Event()
+
+    def bars() -> None:
+        while not stop.is_set():
+            decisions.append(risk.manage_risk_sync({"returns": {"a": 0.001}}, {"a": 0.5}))
+
+    thread = threading.Thread(target=bars, daemon=True)
+    thread.start()
+    try:
+        for _ in range(5):
+            time.sleep(0.05)
+            risk.close_sync()
+    finally:
+        stop.set()
+        thread.join(30.0)
+    risk.close_sync()
+    reader = AdvancedRiskManager(config)
+    assert decisions
+    missing = [d.decision_id for d in decisions if reader.read_decision(d.decision_id) is None]
+    assert missing == []
+    reader.close_sync()
