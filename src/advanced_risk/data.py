@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import lzma
+import math
 import tarfile
 import zipfile
 import zlib
@@ -158,6 +159,31 @@ def _date_column(df: pd.DataFrame) -> str | None:
         if isinstance(column, str) and column.strip().lower() in DATE_COLUMN_NAMES:
             return column
     return None
+
+
+def stamp_text(stamp: pd.Timestamp) -> str:
+    """A row's time for a message or a setting: the day alone at midnight (daily bars), else ISO 8601.
+
+    Examples
+    --------
+    >>> stamp_text(pd.Timestamp("2015-01-02")), stamp_text(pd.Timestamp("2015-01-02 14:30"))
+    ('2015-01-02', '2015-01-02T14:30:00')
+    """
+    return stamp.date().isoformat() if stamp == stamp.normalize() else stamp.isoformat()
+
+
+def impossible_move(returns: np.ndarray, max_abs: float = math.inf) -> tuple[int, int] | None:
+    """``(row, column)`` of the first simple return (row-major) that is not finite, a total loss
+    (``<= -1``: valid prices whose ratio rounds to zero) or above ``max_abs``; None if there is none.
+
+    Positive finite prices can still give such a return (``1e-300`` to ``1e300``), which no market
+    makes: callers refuse the table naming the column and date.
+    """
+    bad = ~np.isfinite(returns) | (returns <= -1.0) | (returns > max_abs)
+    if not bad.any():
+        return None
+    row, col = np.argwhere(bad)[0]
+    return int(row), int(col)
 
 
 def _naive_utc(dates: pd.DatetimeIndex) -> pd.DatetimeIndex:

@@ -23,7 +23,15 @@ import numpy as np
 import pandas as pd
 
 from advanced_risk.config import EnvConfig, MarketKind
-from advanced_risk.data import READ_ERRORS, error_name, load_sp500_stocks, validate_ohlcv, validate_prices
+from advanced_risk.data import (
+    READ_ERRORS,
+    error_name,
+    impossible_move,
+    load_sp500_stocks,
+    stamp_text,
+    validate_ohlcv,
+    validate_prices,
+)
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.files import sha256_file
 from advanced_risk.logs import get_logger
@@ -155,10 +163,6 @@ def split_date(value: Any, flag: str) -> pd.Timestamp:
     return stamp
 
 
-def _iso(stamp: pd.Timestamp) -> str:
-    return stamp.date().isoformat() if stamp == stamp.normalize() else stamp.isoformat()
-
-
 def _implied_gap(stamp: pd.Timestamp) -> pd.Timedelta:
     """How far the split flag not given lies from ``stamp``: a day for a date (daily bars), one
     microsecond for a time of day (intraday bars: a day would drop the rest of that day's bars)."""
@@ -178,14 +182,16 @@ def split_overrides(train_end: Any, test_start: Any) -> dict[str, str]:
     end = None if train_end is None else split_date(train_end, "--train-end")
     start = None if test_start is None else split_date(test_start, "--test-start")
     if end is not None and start is not None and start <= end:
-        raise InvalidInputError(f"--test-start ({_iso(start)}) must come after --train-end ({_iso(end)})")
+        raise InvalidInputError(
+            f"--test-start ({stamp_text(start)}) must come after --train-end ({stamp_text(end)})"
+        )
     if start is not None:
         end = start - _implied_gap(start) if end is None else end
     elif end is not None:
         start = end + _implied_gap(end)
     else:
         return {}
-    return {"train_end": _iso(end), "test_start": _iso(start)}
+    return {"train_end": stamp_text(end), "test_start": stamp_text(start)}
 
 
 def _read_table(data: str, data_csv: str | None) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -238,12 +244,12 @@ def _check_returns(returns: pd.DataFrame, file: str, config: EnvConfig) -> None:
     been accepted). Named by column and date, like the price checks.
     """
     values = returns.to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values) | (values <= -1.0)
-    if bad.any():
-        row, col = (int(k[0]) for k in np.nonzero(bad))
+    found = impossible_move(values)
+    if found is not None:
+        row, col = found
         stamp = pd.Timestamp(returns.index[row])
         raise InvalidInputError(
-            f"{file}: the price move into {_iso(stamp)} in column {returns.columns[col]!r} is a return "
+            f"{file}: the price move into {stamp_text(stamp)} in column {returns.columns[col]!r} is a return "
             f"of {float(values[row, col])!r}; a price must change by a finite factor and never round to zero"
         )
     h = history_length(config)
@@ -262,7 +268,7 @@ def _check_returns(returns: pd.DataFrame, file: str, config: EnvConfig) -> None:
         raise InvalidInputError(
             f"{file}: column {returns.columns[col]!r} moves too far for the policy's observation "
             f"(float32 features overflow; largest move: a return of {float(values[row, col]):.3g} "
-            f"into {_iso(stamp)})"
+            f"into {stamp_text(stamp)})"
         )
 
 
@@ -302,8 +308,8 @@ def _table_bundle(settings: TrainingSettings, base: EnvConfig) -> DataBundle:
         "rows": len(table),
         "tickers": list(names or ()),
         # bars with a time of day (minute bars) keep it: a date alone would name one day twice
-        "train": f"{_iso(train.index[0])} .. {_iso(train.index[-1])} ({len(train)} returns)",
-        "test": f"{_iso(test.index[0])} .. {_iso(test.index[-1])} ({len(test)} returns)",
+        "train": f"{stamp_text(train.index[0])} .. {stamp_text(train.index[-1])} ({len(train)} returns)",
+        "test": f"{stamp_text(test.index[0])} .. {stamp_text(test.index[-1])} ({len(test)} returns)",
     }
     return DataBundle(env_config, ReturnsReplay(train_values), test_path, validation_path, description, names)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from advanced_risk.data import impossible_move, stamp_text
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.evaluation.rules.books import Book, returns_and_prices
 from advanced_risk.measures.validation import MAX_ABS_RETURN, FloatArray
@@ -20,22 +21,17 @@ from advanced_risk.measures.validation import MAX_ABS_RETURN, FloatArray
 __all__ = ["csv_book"]
 
 
-def _when(stamp: pd.Timestamp) -> str:
-    """A row's date for a message: the day alone for daily bars, the full time otherwise."""
-    return str(stamp.date()) if stamp == stamp.normalize() else str(stamp)
-
-
 def _check_moves(returns: FloatArray, closes: pd.DataFrame, file: Path) -> None:
     """Refuse a bar whose return is a total loss or beyond :data:`MAX_ABS_RETURN`, naming the
     column and date: a close that is a tiny number (``1e-300``) is a feed or unit error."""
-    bad = (returns <= -1.0) | (returns > MAX_ABS_RETURN)
-    if bad.any():
-        row, col = (int(i) for i in np.argwhere(bad)[0])
+    found = impossible_move(returns, MAX_ABS_RETURN)
+    if found is not None:
+        row, col = found
         px = closes.to_numpy(dtype=np.float64)
         before, after = px[row, col], px[row + 1, col]
         raise InvalidInputError(
             f"prices: {file}: column {closes.columns[col]!s} moves from {before:g} to {after:g} on "
-            f"{_when(closes.index[row + 1])} (a return of {returns[row, col]:g}): a close in other "
+            f"{stamp_text(closes.index[row + 1])} (a return of {returns[row, col]:g}): a close in other "
             "units or a bad print"
         )
 
@@ -88,7 +84,7 @@ def csv_book(
     duplicated = closes.index.duplicated()
     if duplicated.any():
         raise InvalidInputError(
-            f"prices: {file}: duplicate date {_when(closes.index[duplicated][0])} in the first column"
+            f"prices: {file}: duplicate date {stamp_text(closes.index[duplicated][0])} in the first column"
         )
     closes = closes.sort_index().ffill().dropna()
     if closes.shape[0] < 3:
