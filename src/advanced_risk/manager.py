@@ -527,7 +527,8 @@ class AdvancedRiskManager:
             return decision, None
         on_disk = self.config.state_path is not None
         changed = (engine.machine.state, engine.machine.kill_switch) != before
-        safety = _submit_safety_state(journal, engine) if changed else None  # written ahead of the row
+        # written ahead of the row; in memory it lands with the rows (nothing to wait for)
+        safety = _submit_safety_state(journal, engine, urgent=on_disk) if changed else None
         # memory: nothing to wait for; a store already failing: the decision is degraded anyway and
         # waiting for its row would only burn the rest of the deadline (the row stays queued for retry)
         durable = self.config.journal_sync and on_disk and not store_down
@@ -948,10 +949,13 @@ def _throttler(rate_per_s: float) -> Throttler:
     return Throttler(rate_limit=calls, period=calls / rate_per_s)
 
 
-def _submit_safety_state(journal: JournalWriter, engine: DecisionEngine) -> Future[None]:
-    """Hand the trading state, its reason and the kill switch to the journal (durable, retried)."""
+def _submit_safety_state(
+    journal: JournalWriter, engine: DecisionEngine, *, urgent: bool = True
+) -> Future[None]:
+    """Hand the trading state, its reason and the kill switch to the journal (durable, retried);
+    ``urgent=False``: nobody waits for it (``JournalWriter.set_safety_state``)."""
     machine = engine.machine
-    return journal.set_safety_state(machine.state, machine.reason, machine.kill_switch)
+    return journal.set_safety_state(machine.state, machine.reason, machine.kill_switch, urgent=urgent)
 
 
 def _uses_garch(config: RiskConfig) -> bool:

@@ -20,16 +20,18 @@ Two committers share one commit lock, so rows land in the order they were queued
   stalls inside fsync (the manager then stops committing inline for a while; see manager.py).
 
 Rows nobody waits for (``submit(..., urgent=False)``: an in-memory store, or ``journal_sync=False``)
-linger: the thread waits up to ``linger_s`` (50 ms) after the first such row and commits everything
-queued meanwhile in one go. A commit takes the GIL from the deciding thread at each of the
-decision's GIL releases (NumPy's larger copies, for one), so while decisions come back to back
-every commit lands inside one: waking the thread for every decision cost +170 us at the median of
-a synchronous call with the PPO policy, and a 2 ms linger (a commit every one or two decisions)
-~180 us (-50 to +310 over seven runs) at the median of back-to-back async calls with the policy and
-the risk agents against a 50 ms one (``benchmarks/profile_manager.py --journal``); 20 and 50 ms
-differ by less than the machine's noise. A durable row, a call, a flush or close ends the wait at
-once; a row nobody waits for reaches the store at most ``linger_s`` after it was decided (a crash
-loses at most that much of a journal the bot chose not to wait for).
+linger: the thread waits up to ``linger_s`` (50 ms in a file, 1 s in memory, or until
+``linger_rows`` rows are queued) after the first such row and commits everything queued meanwhile
+in one go; rows that arrive during that commit wait for the next one (see ``_drain``). A commit
+takes the GIL from the deciding thread at each of the decision's GIL releases (NumPy's larger
+copies, for one), so while decisions come back to back every commit lands inside one: waking the
+thread for every decision cost +170 us at the median of a synchronous call with the PPO policy, and
+a 2 ms linger (a commit every one or two decisions) ~180 us (-50 to +310 over seven runs) at the
+median of back-to-back async calls with the policy and the risk agents against a 50 ms one
+(``benchmarks/profile_manager.py --journal``); 20 and 50 ms differ by less than the machine's noise.
+A durable row, a call, a flush or close ends the wait at once; a row nobody waits for reaches the
+store about ``linger_s`` after it was decided, plus the commit before it (a crash loses about that
+much of a journal the bot chose not to wait for).
 
 Failure policy: a failed commit (locked, read-only or full disk) marks the writer unhealthy and keeps
 the rows for retry (bounded by ``max_pending``; beyond it the oldest are dropped with an event), so a
@@ -50,6 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import threading
 import time
 from collections import deque
@@ -100,6 +103,16 @@ def _complete(future: Future[Any], result: Any = None, error: BaseException | No
         future.set_exception(error)
 
 
+#: seconds a row nobody waits for may wait, in a file, to be committed with the rows that follow
+LINGER_S = 0.05
+#: the same for an in-memory store: its rows are lost with the process whenever they land, so
+#: landing them early buys nothing, while each commit costs the deciding thread GIL hand-overs.
+#: Bounded all the same, so the journal's commit age (a metric worth an alert) stays meaningful
+MEMORY_LINGER_S = 1.0
+#: rows queued that end a linger (bounds the memory rows waiting to land)
+LINGER_ROWS = 10_000
+
+
 class JournalWriter:
     """Owns a :class:`StateStore` and group-commits journal rows, on its thread or the caller's.
 
@@ -109,7 +122,11 @@ class JournalWriter:
     max_batch : rows written in one transaction at most.
     max_pending : rows kept for retry while the store fails; older ones are dropped beyond this.
     retry_interval_s : wait between retries while the store fails.
-    linger_s : how long the thread waits after a non-urgent row before committing (0: no wait).
+    linger_s : how long the thread waits after a non-urgent row before committing (0: no wait,
+        ``math.inf``: until something else ends the wait); default :data:`LINGER_S` for a file,
+        :data:`MEMORY_LINGER_S` for an in-memory store.
+    linger_rows : queued rows that end a linger at once; default :data:`LINGER_ROWS`, or the
+        store's ``max_journal_rows`` when smaller (a bounded ring queues no more than it keeps).
     """
 
     def __init__(
@@ -119,13 +136,19 @@ class JournalWriter:
         max_batch: int = 1024,
         max_pending: int = 100_000,
         retry_interval_s: float = 0.05,
-        linger_s: float = 0.05,
+        linger_s: float | None = None,
+        linger_rows: int | None = None,
     ) -> None:
         self._store = store
         self._max_batch = max_batch
         self._max_pending = max_pending
         self._retry_interval_s = retry_interval_s
+        if linger_s is None:
+            linger_s = LINGER_S if store.persistent else MEMORY_LINGER_S
         self._linger_s = linger_s
+        if linger_rows is None:
+            linger_rows = min(LINGER_ROWS, store.max_journal_rows or LINGER_ROWS)
+        self._linger_rows = linger_rows
         self._work = threading.Event()  # set while items are queued (or close was called)
         self._wake = threading.Event()  # set by urgent work: ends a linger
         self._lock = threading.Lock()  # guards _items, _unwritten, _closing and _pending_safety
@@ -218,8 +241,9 @@ class JournalWriter:
             self._unwritten[decision_id] = row
             self._items.append(row)
             self._urgent += urgent
+            backlog = len(self._items)
         self._work.set()
-        if urgent:
+        if urgent or backlog >= self._linger_rows:
             self._wake.set()
         return done
 
@@ -277,12 +301,21 @@ class JournalWriter:
         return self._healthy
 
     def set_safety_state(
-        self, state: TradingState, reason: str, kill_switch: bool, *, resume: bool = False
+        self,
+        state: TradingState,
+        reason: str,
+        kill_switch: bool,
+        *,
+        resume: bool = False,
+        urgent: bool = True,
     ) -> Future[None]:
         """Make the safety state durable: written ahead of any row queued after it, and retried at
         every commit until it lands (a failed write is never dropped). A newer state replaces one
         still pending; the futures of both complete when the newer lands. Only a ``resume`` lowers
         a halt stored by another process (:meth:`StateStore.set_safety_state`).
+
+        ``urgent=False`` (nobody waits for it) does not end a linger: the state lands with the next
+        commit, still ahead of every row queued after it.
         """
         done: Future[None] = Future()
         with self._lock:
@@ -294,10 +327,12 @@ class JournalWriter:
                 self._epoch += 1
                 self._halted_in_store = None
             self._pending_safety = (state, str(reason), bool(kill_switch), resume, [*waiting, done])
-            self._items.append(_SAFETY)
-            self._urgent += 1
-        self._work.set()
-        self._wake.set()
+            if urgent:
+                self._items.append(_SAFETY)
+                self._urgent += 1
+        if urgent:
+            self._work.set()
+            self._wake.set()
         return done
 
     @property
@@ -384,24 +419,36 @@ class JournalWriter:
     def _behind(self) -> bool:
         return bool(self._retry) or self._pending_peak is not None or self._pending_safety is not None
 
-    def _take(self) -> list[_Item]:
-        """Up to ``max_batch`` queued items, oldest first (clears ``_work`` once the queue is empty)."""
+    def _take(self, limit: int | None = None) -> list[_Item]:
+        """Up to ``max_batch`` (and ``limit``) queued items, oldest first (clears ``_work`` once the
+        queue is empty)."""
         with self._lock:
-            n = min(len(self._items), self._max_batch)
+            n = min(len(self._items), self._max_batch, len(self._items) if limit is None else limit)
             batch = [self._items.popleft() for _ in range(n)]
             self._urgent -= sum(not isinstance(item, _Row) or item.urgent for item in batch)
             if not self._items and not self._closing:
                 self._work.clear()
         return batch
 
-    def _drain(self) -> bool:
-        """Commit everything queued, in order (the caller holds the commit lock); whether healthy.
+    def _drain(self, *, arrived: bool = True) -> bool:
+        """Commit what is queued, in order (the caller holds the commit lock); whether healthy.
+
+        ``arrived=False`` (the writer thread) commits only the items queued when the drain began:
+        rows that arrive meanwhile linger for the next one. Each SQLite step hands the GIL over, so
+        while the deciding thread computes back to back every transaction of the writer stretches
+        over several of its switch intervals; draining until the queue is empty then never ends,
+        and the deciding thread hands the GIL over for a transaction of a few rows at a time, all
+        the time (p50 +75 us, p99 +300-400 us of a synchronous decision, measured).
 
         At most one commit attempt fails per drain: after it, the rest are kept for the retry (a
         caller's time budget is spent once, not once per queued call).
         """
         self._gave_up = False
-        while batch := self._take():
+        with self._lock:
+            left = None if arrived else len(self._items)
+        while left != 0 and (batch := self._take(left)):
+            if left is not None:
+                left -= len(batch)
             rows: list[_Row] = []
             for item in batch:
                 if isinstance(item, _Row):
@@ -530,11 +577,12 @@ class JournalWriter:
 
     # -- the writer thread -------------------------------------------------------------------------
     def _lingering(self) -> float:
-        """Seconds the oldest queued item may still linger: a row nobody waits for yet (or one
-        whose caller is about to commit it inline) waits ``linger_s`` from its submission."""
+        """Seconds the oldest queued item may still linger (``math.inf``: no limit): a row nobody
+        waits for yet (or one whose caller is about to commit it inline) waits ``linger_s`` from
+        its submission, unless ``linger_rows`` items are queued."""
         with self._lock:
             head = self._items[0] if self._items else None
-            urgent = self._urgent > 0
+            urgent = self._urgent > 0 or len(self._items) >= self._linger_rows
         if self._closing or urgent or not isinstance(head, _Row):
             return 0.0
         return min(max(self._linger_s - (time.time() - head.ts), 0.0), self._linger_s)  # clock steps
@@ -543,14 +591,15 @@ class JournalWriter:
         while True:
             queued = self._work.wait(self._retry_interval_s if self._behind() else None)
             if queued and (wait := self._lingering()) > 0.0:
-                self._wake.wait(wait)  # gather what follows; urgent work ends the wait
+                # gather what follows; urgent work (or linger_rows rows) ends the wait
+                self._wake.wait(None if math.isinf(wait) else wait)
             self._wake.clear()  # after the wait: work queued since is drained below or next turn
             with self._commit_lock:
                 # while this thread waited for the lock, a caller may have committed inline and
                 # queued its next row: that one is the caller's to commit (it lingers again)
                 if queued and self._lingering() > 0.0:
                     continue
-                self._drain()  # a retry too, when nothing was queued
+                self._drain(arrived=self._closing)  # a retry too, when nothing was queued
                 if self._closing and not self._items:
                     break
             if not self._healthy:
