@@ -186,3 +186,17 @@ def test_append_decisions_writes_every_row_of_a_batch_larger_than_one_statement(
         assert got[-1].payload == {"i": count - 1, "text": 'it\'s "quoted", ü'}
     finally:
         store.close()
+
+
+def test_an_idle_writer_woken_with_nothing_queued_goes_back_to_sleep() -> None:
+    # a caller's inline commit can take the last row between a submit and its wake-up: the writer
+    # then wakes to an empty queue and must wait again, not spin
+    journal = _writer(LONG_LINGER_S)
+    try:
+        journal._work.set()
+        time.sleep(0.05)
+        start = time.process_time()
+        time.sleep(0.3)
+        assert time.process_time() - start < 0.1
+    finally:
+        journal.close()

@@ -446,7 +446,7 @@ class JournalWriter:
         self._gave_up = False
         with self._lock:
             left = None if arrived else len(self._items)
-        while left != 0 and (batch := self._take(left)):
+        while batch := self._take(left):  # also clears _work when nothing is queued
             if left is not None:
                 left -= len(batch)
             rows: list[_Row] = []
