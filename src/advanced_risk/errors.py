@@ -12,6 +12,7 @@ __all__ = [
     "ConfigError",
     "DataIntegrityError",
     "DataValidationError",
+    "DuplicateDecisionError",
     "InvalidInputError",
     "ModelLoadError",
     "StateStoreError",
@@ -45,3 +46,8 @@ class ModelLoadError(AdvancedRiskError):
 
 class StateStoreError(AdvancedRiskError):
     """The SQLite state store failed; inside the manager this degrades decisions, never leaks."""
+
+
+class DuplicateDecisionError(StateStoreError):
+    """A journal write was refused because its ``decision_id`` is journalled already (ids are
+    unique); the store itself is healthy, so retrying the same row can never succeed."""

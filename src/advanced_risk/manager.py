@@ -720,6 +720,9 @@ class AdvancedRiskManager:
             If ``value`` is not a finite number > 0, ``reason`` is empty, or the new peak is lower
             while HALTED: lowering the peak lowers the drawdown, so it would un-halt by the back
             door; ``resume`` first.
+        StateStoreError
+            If the store fails the new peak, or the decisions journalled before it (the peak would
+            otherwise land ahead of the higher peak they carry); the peak in memory is unchanged.
         """
         peak = check_range(value, "value", 0.0, math.inf, lo_open=True, hi_open=True)
         why = check_reason(reason)
@@ -747,7 +750,14 @@ class AdvancedRiskManager:
         await asyncio.wrap_future(_submit_safety_state(journal, engine))
 
     async def flush(self) -> None:
-        """Wait until every decision returned so far is durable in the journal."""
+        """Wait until every decision returned so far is durable in the journal.
+
+        Raises
+        ------
+        StateStoreError
+            If the state store fails to commit them (the message says how many rows wait and why):
+            they stay queued and are retried; ``flush`` again to wait for them.
+        """
         if self._journal is not None:
             await asyncio.wrap_future(self._journal.flush())
 

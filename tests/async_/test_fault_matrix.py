@@ -267,11 +267,11 @@ def _store_fault(kind: str, risk: AdvancedRiskManager, path: str) -> Iterator[No
     if kind == "read-only":
         journal = risk._journal
         assert journal is not None
-        journal.call(_query_only(True)).result(timeout=5.0)
+        journal.call(_query_only(True), ordered=False).result(timeout=5.0)
         try:
             yield
         finally:
-            journal.call(_query_only(False)).result(timeout=10.0)
+            journal.call(_query_only(False), ordered=False).result(timeout=10.0)
         return
     locker = sqlite3.connect(path, isolation_level=None, timeout=0.0)
     locker.execute("BEGIN EXCLUSIVE")  # engage_kill_switch blocked 11.95 s on this before
@@ -330,7 +330,7 @@ async def _halted_with_a_pending_resume(risk: AdvancedRiskManager, bar: Any) -> 
     assert journal is not None
 
     def set_read_only(on: bool) -> Any:
-        return asyncio.wrap_future(journal.call(_query_only(on)))
+        return asyncio.wrap_future(journal.call(_query_only(on), ordered=False))
 
     await set_read_only(True)
     assert await risk.resume("desk") == StateChange(changed=False, durable=False, pending=True)

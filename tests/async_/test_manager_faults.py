@@ -254,11 +254,11 @@ async def test_a_read_only_database_degrades_in_time_and_recovers_after_the_jour
     risk, _, feed = durable
     journal = risk._journal
     assert journal is not None
-    await asyncio.wrap_future(journal.call(_query_only(True)))
+    await asyncio.wrap_future(journal.call(_query_only(True), ordered=False))
     await _faulty_calls(risk, feed, 1, "journal not durable within the deadline (state store:")
     decisions = await _faulty_calls(risk, feed, 5, "readonly")
     assert all(d.latency_ms < DEADLINE_MS / 2 for d in decisions)  # a known-bad store is not waited on
-    await asyncio.wrap_future(journal.call(_query_only(False)))
+    await asyncio.wrap_future(journal.call(_query_only(False), ordered=False))
     assert await _recovers(risk, feed) <= 2
     await risk.flush()
     metrics = risk.metrics()

@@ -37,7 +37,12 @@ Failure policy: a failed commit (locked, read-only or full disk) marks the write
 the rows for retry (bounded by ``max_pending``; beyond it the oldest are dropped with an event), so a
 transient fault loses nothing. Futures of rows not yet committed stay pending; a later successful
 commit completes them and marks the writer healthy again. Retries run on the writer thread only,
-``retry_interval_s`` apart and at each new submission.
+``retry_interval_s`` apart and at each new submission. A call or flush queued behind rows the store
+fails fails itself (``StateStoreError``): it never reports durable what is not. A row no store could
+ever write is refused before it is queued (``InvalidInputError`` from :meth:`JournalWriter.submit`),
+and one whose id the store holds already is rejected at its commit (its future fails with
+``DuplicateDecisionError``) while the rest of the commit lands: neither can hold the journal back.
+Any other error of a commit counts as a store failure: the writer thread never dies of one.
 
 Reading back: :meth:`JournalWriter.read_decision` answers from memory for a row not yet committed
 (queued, lingering or kept for retry: an index kept under the writer's lock) and from the store
@@ -62,7 +67,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from advanced_risk.engine.state import StateStore, journal_row
-from advanced_risk.errors import StateStoreError
+from advanced_risk.errors import DuplicateDecisionError, InvalidInputError, StateStoreError
 from advanced_risk.logs import get_logger
 from advanced_risk.types import TradingState
 
@@ -87,10 +92,29 @@ class _Row:
 class _Call:
     fn: Callable[[StateStore], Any]
     done: Future[Any]
+    ordered: bool = True  # fails while earlier rows are not durable
 
 
 _SAFETY = object()  # wakes the writer for a pending safety state
 _Item = _Row | _Call | object
+
+
+def _positive(value: Any) -> bool:
+    """Whether ``value`` is a finite real number > 0 (False for NaN, text, None or a bool)."""
+    try:
+        return not isinstance(value, bool) and bool(0.0 < value < math.inf)
+    except (TypeError, ValueError):  # not a number; an array
+        return False
+
+
+def _store_error(exc: Exception) -> StateStoreError:
+    """``exc`` as the store failure it is to the writer (any error of a commit is one: the rows are
+    kept and retried, and the writer thread lives on)."""
+    if isinstance(exc, StateStoreError):
+        return exc
+    error = StateStoreError(f"journal commit failed: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
 
 
 def _complete(future: Future[Any], result: Any = None, error: BaseException | None = None) -> None:
@@ -231,13 +255,30 @@ class JournalWriter:
 
         ``urgent=False`` for a row nobody waits for: it may linger up to ``linger_s`` to be committed
         with the rows that follow it.
+
+        Raises
+        ------
+        InvalidInputError
+            At once, on the caller's thread, for a row that no commit could ever write:
+            ``decision_id`` empty, not a string or still queued, ``payload`` neither JSON text nor
+            a mapping JSON can represent (a mapping is encoded here), ``peak_equity`` not a finite
+            number > 0. A ``decision_id`` the store holds already fails the row's future with
+            :class:`DuplicateDecisionError` at its commit (the other rows of the commit land).
         """
+        if not isinstance(payload, str):  # the text the row will hold; InvalidInputError names it
+            payload = journal_row(decision_id, payload, 0.0)[2]
+        elif not isinstance(decision_id, str) or not decision_id:
+            raise InvalidInputError(f"decision_id must be a non-empty string, got {decision_id!r}")
+        if peak_equity is not None and not _positive(peak_equity):
+            raise InvalidInputError(f"peak_equity must be a finite number > 0 or None, got {peak_equity!r}")
         done: Future[None] = Future()
         row = _Row(decision_id, payload, peak_equity, done, urgent)
         with self._lock:
             if self._closing:
                 done.set_exception(StateStoreError(f"journal of {decision_id!r} failed: writer closed"))
                 return done
+            if decision_id in self._unwritten:  # one commit would write both: neither would land
+                raise InvalidInputError(f"decision_id {decision_id!r} is queued already (ids are unique)")
             self._unwritten[decision_id] = row
             self._items.append(row)
             self._urgent += urgent
@@ -317,6 +358,11 @@ class JournalWriter:
         ``urgent=False`` (nobody waits for it) does not end a linger: the state lands with the next
         commit, still ahead of every row queued after it.
         """
+        try:  # a state no store could write would be retried ahead of every row, for ever
+            state = TradingState(state)
+        except ValueError:
+            allowed = [s.value for s in TradingState]
+            raise InvalidInputError(f"state must be one of {allowed}, got {state!r}") from None
         done: Future[None] = Future()
         with self._lock:
             if self._closing:
@@ -346,18 +392,21 @@ class JournalWriter:
         """Whether a safety state is waiting to be durable (retried at every commit)."""
         return self._pending_safety is not None
 
-    def call(self, fn: Callable[[StateStore], T]) -> Future[T]:
+    def call(self, fn: Callable[[StateStore], T], *, ordered: bool = True) -> Future[T]:
         """Run ``fn(store)`` after everything queued before it is committed (on whichever thread
         commits next).
 
-        After :meth:`close` the future fails at once with ``StateStoreError``.
+        The future fails with ``StateStoreError`` after :meth:`close` (at once), and while the store
+        fails the rows (or the trading state) queued before the call: they are kept for retry, and
+        ``fn`` does not run, so nothing it writes can land ahead of them. ``ordered=False`` runs
+        ``fn`` all the same (a read, say: it answers what the store holds).
         """
         done: Future[T] = Future()
         with self._lock:
             if self._closing:
                 done.set_exception(StateStoreError("journal call failed: writer closed"))
                 return done
-            self._items.append(_Call(fn, done))
+            self._items.append(_Call(fn, done, ordered))
             self._urgent += 1
         self._work.set()
         self._wake.set()
@@ -396,11 +445,12 @@ class JournalWriter:
             )
             data: dict[str, Any] = json.loads(text)
             return data
-        entry = self.call(lambda store: store.get_decision(decision_id)).result()
+        entry = self.call(lambda store: store.get_decision(decision_id), ordered=False).result()
         return None if entry is None else entry.payload
 
     def flush(self) -> Future[None]:
-        """A future that completes once every row queued before it has been committed."""
+        """A future that completes once every row queued before it has been committed; it fails
+        with ``StateStoreError`` if the store fails them (they stay kept for retry: flush again)."""
         return self.call(lambda store: None)
 
     def close(self, timeout: float = 5.0) -> None:
@@ -463,9 +513,18 @@ class JournalWriter:
         return self._healthy
 
     def _run_call(self, call: _Call) -> None:
-        # a call runs after earlier rows and safety state are durable
+        # a call runs after earlier rows and safety state are durable; while the store fails them,
+        # an ordered call fails too (a flush must never report durable what is not)
         if self._behind():
             self._commit([])
+        if call.ordered and not self._healthy:
+            error = StateStoreError(
+                f"journal call failed: {len(self._retry)} earlier rows"
+                f"{' and the trading state' if self._pending_safety is not None else ''}"
+                f" not durable yet (kept for retry): {self._last_error}"
+            )
+            _complete(call.done, error=error)
+            return
         try:
             result = call.fn(self._store)
         except BaseException as exc:  # handed to the waiter, never raised on this thread
@@ -499,21 +558,17 @@ class JournalWriter:
         try:  # the safety state first: a decision row never lands ahead of the state it reports
             while not self._write_safety():
                 pass
-        except StateStoreError as exc:
-            self._fail(rows, max(peaks, default=None), exc)
+        except Exception as exc:  # the store failed: the thread lives on
+            self._fail(rows, max(peaks, default=None), _store_error(exc))
             return
         if not rows and not peaks:
             if not self._healthy:
                 log.info("journal_recovered", rows=0)
             self._healthy = True
             return
-        try:
-            if rows:
-                self._store.append_decisions(
-                    [(r.decision_id, r.payload) for r in rows], timestamps=[r.ts for r in rows]
-                )
-        except StateStoreError as exc:
-            self._fail(rows, max(peaks, default=None), exc)
+        rows, error = self._write_rows(rows)
+        if error is not None:
+            self._fail(rows, max(peaks, default=None), error)
             return
         self._committed += len(rows)
         if rows:
@@ -523,8 +578,8 @@ class JournalWriter:
         try:  # the rows are durable now; a failed peak update is retried on its own
             if peaks:
                 self._store.raise_peak_equity(max(peaks))
-        except StateStoreError as exc:
-            self._fail([], max(peaks), exc)
+        except Exception as exc:  # the store failed: the thread lives on
+            self._fail([], max(peaks), _store_error(exc))
         else:
             self._pending_peak = None
             if not self._healthy:
@@ -534,6 +589,38 @@ class JournalWriter:
             _complete(r.done)
         if rows and self._store.persistent:
             self._read_halt(epoch)
+
+    def _write_rows(self, rows: list[_Row]) -> tuple[list[_Row], StateStoreError | None]:
+        """Write ``rows`` in one transaction; returns the rows meant to land and the failure (None
+        once they have landed).
+
+        A row whose id the store holds already is rejected: its future fails with
+        :class:`DuplicateDecisionError` and the others are written without it (retrying it could
+        never succeed, and would hold back every row queued after it).
+        """
+        while rows:
+            try:
+                self._store.append_decisions(
+                    [(r.decision_id, r.payload) for r in rows], timestamps=[r.ts for r in rows]
+                )
+            except DuplicateDecisionError as exc:
+                try:
+                    known = [r for r in rows if self._store.get_decision(r.decision_id) is not None]
+                except Exception as read:  # the store failed: the thread lives on
+                    return rows, _store_error(read)
+                if not known:  # no clash with a stored row after all: keep them all for the retry
+                    return rows, exc
+                log.error("journal_rows_rejected", rows=len(known), first=known[0].decision_id)
+                self._forget(known)
+                for r in known:
+                    _complete(r.done, error=DuplicateDecisionError(f"{r.decision_id!r} is journaled already"))
+                rejected = {id(r) for r in known}
+                rows = [r for r in rows if id(r) not in rejected]
+            except Exception as exc:  # the store failed: the thread lives on
+                return rows, _store_error(exc)
+            else:
+                break
+        return rows, None
 
     def _read_halt(self, epoch: int) -> None:
         """Note a halt the file holds (written by this process or another); a read that began

@@ -51,7 +51,7 @@ from typing import Any, Self, TypeVar
 
 import numpy as np
 
-from advanced_risk.errors import InvalidInputError, StateStoreError
+from advanced_risk.errors import DuplicateDecisionError, InvalidInputError, StateStoreError
 from advanced_risk.logs import get_logger
 from advanced_risk.measures.validation import check_positive_int, check_range
 from advanced_risk.types import TradingState
@@ -488,7 +488,7 @@ class StateStore:
                     with suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.IntegrityError) and name.startswith("append_decision"):
-                    raise StateStoreError(
+                    raise DuplicateDecisionError(
                         f"{name} failed on {self._label}: decision_id already journaled ({exc})"
                     ) from exc
                 if isinstance(exc, sqlite3.Error):
