@@ -736,10 +736,11 @@ class AdvancedRiskManager:
                 )
             journal = self._journal
             if journal is not None:  # disk first: memory is never less cautious than the store
+                await asyncio.wrap_future(journal.call(lambda store: store.set_peak_equity(peak)))
+                # journalled once it took effect: a reset the store refused leaves no row
                 self._journal_event(
                     "reset_peak", urgent=True, previous=previous, peak_equity=peak, reason=why
                 )
-                await asyncio.wrap_future(journal.call(lambda store: store.set_peak_equity(peak)))
             engine.reset_peak(peak)
             log.warning("peak_equity_reset", previous=previous, peak_equity=peak, reason=why)
 

@@ -239,3 +239,34 @@ def test_the_managers_flush_raises_while_the_store_fails_its_decisions(tmp_path:
             assert risk.read_decision(decision.decision_id) is not None
 
     asyncio.run(scenario())
+
+
+def test_a_reset_peak_behind_decisions_the_store_fails_raises_and_changes_nothing(tmp_path: Path) -> None:
+    # the failed rows carry the peak 1e6: a lower reset landing first would be raised back by them
+    config = RiskConfig(state_path=tmp_path / "state.db", journal_sync=False)
+    market = MarketState(returns={"A": 0.001, "B": -0.002}, prices={"A": 100.0, "B": 50.0})
+
+    async def scenario() -> None:
+        async with AdvancedRiskManager(config) as risk:
+            journal = risk._journal
+            assert journal is not None
+            flaky = Flaky(journal._store, StateStoreError("append_decisions failed: disk full"))
+            flaky.failing.set()
+            await risk.manage_risk(market, Portfolio(weights={"A": 0.5, "B": 0.5}, equity=1e6))
+            engine = risk._engine
+            assert engine is not None
+            with pytest.raises(StateStoreError, match="disk full"):
+                await risk.reset_peak(5e5, "withdrawal")
+            assert engine.peak_equity == 1e6  # memory never ahead of the store
+            flaky.failing.clear()
+            await risk.reset_peak(5e5, "withdrawal")
+            await risk.flush()
+            assert engine.peak_equity == 5e5
+        with StateStore(config.state_path, read_only=True) as reader:
+            assert reader.load().peak_equity == 5e5
+            events = [e.payload for e in reader.journal() if "event" in e.payload]
+        assert [(e["event"], e["peak_equity"]) for e in events] == [
+            ("reset_peak", 5e5)
+        ]  # the refused one left none
+
+    asyncio.run(scenario())
