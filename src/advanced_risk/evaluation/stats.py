@@ -42,7 +42,7 @@ from numpy.typing import ArrayLike
 
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures.performance import sharpe_ratio
-from advanced_risk.measures.validation import PERIODS_PER_YEAR, FloatArray
+from advanced_risk.measures.validation import PERIODS_PER_YEAR, FloatArray, as_returns, float_array
 
 __all__ = [
     "BootstrapKind",
@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 _PERMUTATION_BATCH: Final = 2048  # sign vectors per vectorised batch: keeps memory flat
+_PERMUTATION_CELLS: Final = 1 << 21  # most (sign vector, value) cells per batch: ~32 MiB per array
 
 
 def _check_probability(p: float, name: str = "p") -> float:
@@ -133,7 +134,9 @@ def paired_sign_flip_test(differences: ArrayLike, n_permutations: int = 20_000, 
     ``#{s : |mean(s * d)| >= |mean(d)|} / 2**n``; otherwise ``n_permutations`` random sign vectors
     give ``(1 + #{|mean(s * d)| >= |mean(d)|}) / (1 + n_permutations)``. Either way the p-value is
     never 0, and identical strategies (all ``d_i = 0``) give exactly 1. ``scipy.stats.
-    permutation_test`` does the work (its relative tolerance treats rounding-level ties as ties).
+    permutation_test`` does the work (its relative tolerance treats rounding-level ties as ties),
+    in batches of at most ``2**21 / n`` sign vectors, so memory stays bounded for a long series
+    (time grows like ``n * n_permutations``). NaN or inf raises ``InvalidInputError``.
 
     Examples
     --------
@@ -155,7 +158,7 @@ def paired_sign_flip_test(differences: ArrayLike, n_permutations: int = 20_000, 
         permutation_type="samples",  # one sample: the permutations are sign flips
         vectorized=True,
         n_resamples=n_permutations,
-        batch=_PERMUTATION_BATCH,
+        batch=max(1, min(_PERMUTATION_BATCH, _PERMUTATION_CELLS // d.size)),
         alternative="greater",  # of |mean|: the two-sided test of the mean
         rng=np.random.default_rng(seed),
     )
@@ -223,10 +226,10 @@ class BootstrapKind(StrEnum):
 
 
 def _aligned(series: Sequence[ArrayLike]) -> list[FloatArray]:
-    arrays = [np.asarray(s, dtype=np.float64) for s in series]
+    arrays = [float_array(s, f"series[{i}]") for i, s in enumerate(series)]
     if not arrays or any(a.ndim != 1 or a.shape != arrays[0].shape for a in arrays) or arrays[0].shape[0] < 2:
         raise InvalidInputError("series must be 1-D return series of one common length >= 2")
-    return arrays
+    return [as_returns(a, f"series[{i}]") for i, a in enumerate(arrays)]
 
 
 def bootstrap_sharpes(
@@ -242,7 +245,8 @@ def bootstrap_sharpes(
 
     Every replicate draws one set of block positions for all the series, so the days stay
     aligned across them (a paired bootstrap). The statistic is
-    :func:`~advanced_risk.measures.sharpe_ratio` (0 for a flat replicate).
+    :func:`~advanced_risk.measures.sharpe_ratio` (0 for a flat replicate). NaN or inf in a series
+    (or a return beyond ``MAX_ABS_RETURN``) raises ``InvalidInputError`` naming ``series[i]``.
 
     Parameters
     ----------
@@ -297,7 +301,8 @@ def percentile_p_value(replicates: ArrayLike) -> float:
     """Two-sided bootstrap p-value of "the statistic is 0" from the replicates' position of 0.
 
     ``min(1, 2 * (1 + min(#{x* <= 0}, #{x* >= 0})) / (1 + B))`` over ``B`` replicates ``x*``: about
-    the smallest ``1 - confidence`` whose percentile interval leaves 0 out; never 0.
+    the smallest ``1 - confidence`` whose percentile interval leaves 0 out; never 0. A NaN
+    replicate gives NaN (its position is unknown), as does an empty ``replicates``.
 
     Examples
     --------
@@ -307,6 +312,8 @@ def percentile_p_value(replicates: ArrayLike) -> float:
     0.02
     """
     x = np.asarray(replicates, dtype=np.float64)
+    if x.size == 0 or np.isnan(x).any():
+        return math.nan
     tail = min(int(np.count_nonzero(x <= 0)), int(np.count_nonzero(x >= 0)))
     return min(1.0, 2.0 * (1.0 + tail) / (1.0 + x.size))
 
@@ -315,7 +322,8 @@ def centred_p_value(replicates: ArrayLike, estimate: float) -> float:
     """Two-sided bootstrap p-value of "the statistic is 0" from replicates centred on the estimate.
 
     ``(1 + #{|x* - x| >= |x|}) / (1 + B)``: the centred replicates ``x* - x`` stand for the
-    statistic's distribution under the null; ``x = 0`` gives 1.
+    statistic's distribution under the null; ``x = 0`` gives 1. A non-finite estimate, a NaN
+    replicate or no replicate gives NaN (never a small, significant-looking p-value).
 
     Examples
     --------
@@ -323,6 +331,8 @@ def centred_p_value(replicates: ArrayLike, estimate: float) -> float:
     1.0
     """
     x = np.asarray(replicates, dtype=np.float64)
+    if x.size == 0 or not math.isfinite(estimate) or np.isnan(x).any():
+        return math.nan
     extreme = int(np.count_nonzero(np.abs(x - estimate) >= abs(estimate)))
     return (1 + extreme) / (1 + x.size)
 
@@ -340,16 +350,19 @@ def block_bootstrap_sharpe(
 
     With ``reference`` (a second series on the same days) the statistic is the Sharpe *difference*
     ``SR(returns) - SR(reference)``, both resampled on the same blocks (a paired bootstrap).
+    NaN or inf in either series raises ``InvalidInputError`` naming it.
 
     Returns
     -------
     ``(estimate, low, high, p_value)``: the point estimate on the original series, the percentile
     interval (:func:`percentile_interval`) and :func:`percentile_p_value` of the replicates.
     """
-    r = np.asarray(returns, dtype=np.float64)
-    ref = None if reference is None else np.asarray(reference, dtype=np.float64)
+    r = float_array(returns, "returns")
+    ref = None if reference is None else float_array(reference, "reference")
     if r.ndim != 1 or r.size < 3 or (ref is not None and ref.shape != r.shape):
         raise InvalidInputError("returns (and reference) must be 1-D series of the same length >= 3")
+    r = as_returns(r)
+    ref = None if ref is None else as_returns(ref, "reference")
     series = [r] if ref is None else [r, ref]
     weights = np.array([1.0, -1.0])[: len(series)]  # SR(returns), or SR(returns) - SR(reference)
     boot = bootstrap_sharpes(series, reps=n_boot, block=block, seed=seed, kind=BootstrapKind.CIRCULAR)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures.backtest import (
     acerbi_szekely_z2,
     christoffersen_independence,
@@ -94,10 +95,11 @@ class BacktestRow:
     """Level of the ES backtest of this method (NaN: none)."""
     z2: float = math.nan
     """Acerbi-Szekely Z2 of the method's ES (CVaR) forecasts at ``es_alpha`` (0 expected; < 0:
-    ES underestimated)."""
+    ES underestimated); NaN where some ES forecast is <= 0 (a window with no loss in its tail, e.g.
+    flat or only rising returns: Z2 divides by ES and is undefined there)."""
     z2_p: float = math.nan
     """One-sided Monte Carlo p-value of ``z2`` (normal null); NaN where some ES forecast equals its
-    VaR (a degenerate tail, for which the location-scale null is undefined)."""
+    VaR (a degenerate tail, for which the location-scale null is undefined) or ``z2`` is NaN."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,17 @@ class VaRBacktest:
     row: BacktestRow
 
 
+def _checked_window(r: FloatArray, window: int, min_forecasts: int) -> int:
+    """``window`` (>= 20), checked to leave at least ``min_forecasts`` days after it in ``r``."""
+    w = check_positive_int(window, "window", minimum=20)
+    if r.shape[0] < w + min_forecasts:
+        raise InvalidInputError(
+            f"returns needs at least window + {min_forecasts} = {w + min_forecasts} values "
+            f"({min_forecasts} forecast(s) after the {w} days of history), got {r.shape[0]}"
+        )
+    return w
+
+
 def forecast_var_cvar(
     returns: ArrayLike,
     method: VaRMethod | str,
@@ -117,11 +130,14 @@ def forecast_var_cvar(
     settings: BacktestSettings | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """VaR and CVaR (ES) forecasts for days ``window .. T-1``, one row per alpha, from returns before
-    each day. Each method's filter is fitted once for all levels."""
+    each day. Each method's filter is fitted once for all levels.
+
+    ``returns`` must hold more than ``window`` values (at least one forecast); fewer, or NaN/inf
+    anywhere, raises ``InvalidInputError``."""
     r = as_returns(returns)
     m = as_var_method(method)
     levels = [check_alpha(a) for a in alphas]
-    w = check_positive_int(window, "window", minimum=20)
+    w = _checked_window(r, window, 1)
     s = settings or BacktestSettings()
     n = r.shape[0]
     var = np.empty((len(levels), n - w))
@@ -167,7 +183,13 @@ def forecast_var(
 def z2_of(
     realised: FloatArray, var: FloatArray, es: FloatArray, es_alpha: float, n_sims: int
 ) -> tuple[float, float]:
-    """(Z2, p-value) of ES forecasts; the p-value is NaN where some ES equals its VaR."""
+    """(Z2, p-value) of ES forecasts.
+
+    Both are NaN where some ES forecast is <= 0 (Z2 divides by ES: a window with no loss in its
+    tail has no ES to test); the p-value alone is NaN where some ES equals its VaR.
+    """
+    if not (es > 0.0).all():
+        return math.nan, math.nan
     if not (es > var).all():
         return acerbi_szekely_z2(realised, var, es, es_alpha), math.nan
     res = z2_test(realised, var, es, es_alpha, n_sims=n_sims, seed=0)
@@ -231,7 +253,8 @@ def backtest_var(
 
     Parameters
     ----------
-    returns : 1-D simple returns, oldest first, more than ``window`` values.
+    returns : 1-D simple returns, oldest first, at least ``window + 2`` values (the independence
+        test needs two forecasts); fewer, or NaN/inf anywhere, raises ``InvalidInputError``.
     method : a :class:`VaRMethod`.
     alpha : confidence level in (0, 1).
     window : returns before the first forecast, and the rolling window of the unfiltered methods.
@@ -245,6 +268,7 @@ def backtest_var(
     (300, (300,), 15.0)
     """
     r = as_returns(returns)
+    _checked_window(r, window, 2)
     m = as_var_method(method)
     s = settings or BacktestSettings()
     var, es_test = _with_es(r, m, [alpha], window, s)
@@ -260,8 +284,10 @@ def backtest_table(
 ) -> list[BacktestRow]:
     """One :class:`BacktestRow` per (method, alpha); each method's filter is fitted once for all alphas.
 
-    The rows of one method share its ES backtest (Z2 at ``settings.es_alpha``)."""
+    The rows of one method share its ES backtest (Z2 at ``settings.es_alpha``). ``returns`` must
+    hold at least ``window + 2`` values, as in :func:`backtest_var`."""
     r = as_returns(returns)
+    _checked_window(r, window, 2)
     s = settings or BacktestSettings()
     rows = []
     for method in methods:
