@@ -96,7 +96,9 @@ def kelly_multi_asset(mu: ArrayLike, cov: ArrayLike) -> FloatArray:
     Raises
     ------
     InvalidInputError
-        If shapes disagree or ``cov`` is not symmetric positive definite.
+        If shapes disagree, ``mu`` or ``cov`` holds a NaN or inf, ``cov`` is not symmetric positive
+        definite, or the weights overflow the float range (``cov`` ``[[1e-320]]``: positive
+        definite for Cholesky, but ``Sigma^-1 mu`` is inf), as the scalar versions refuse.
 
     Examples
     --------
@@ -115,8 +117,14 @@ def kelly_multi_asset(mu: ArrayLike, cov: ArrayLike) -> FloatArray:
         chol = np.linalg.cholesky(c)
     except np.linalg.LinAlgError as exc:
         raise InvalidInputError("cov must be positive definite (Cholesky failed)") from exc
-    y = np.linalg.solve(chol, m)
-    out: FloatArray = np.linalg.solve(chol.T, y)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # refused just below
+        y = np.linalg.solve(chol, m)
+        out: FloatArray = np.linalg.solve(chol.T, y)
+    if not np.isfinite(out).all():
+        raise InvalidInputError(
+            "cov is too close to singular for mu: the Kelly weights Sigma^-1 mu overflow the float "
+            "range (a variance of 1e-320 passes Cholesky)"
+        )
     return out
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 
 from advanced_risk.config import LeverageConfig
+from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures.validation import check_flag, check_range, halflife_decay
 
 __all__ = ["LongRunVolatility", "VolatilityTargetLeverage", "volatility_target_leverage"]
@@ -152,7 +153,7 @@ class VolatilityTargetLeverage:
             lev = max(cfg.min_leverage, lev * cfg.trend_factor)
         if correlation_shock:
             lev = max(cfg.min_leverage, lev * cfg.shock_factor)
-        return lev
+        return float(lev)  # a bound given as an int (max_leverage=3) came back as the int 3
 
 
 class LongRunVolatility:
@@ -166,7 +167,8 @@ class LongRunVolatility:
     A bias-corrected exponential mean: the first values are averaged with equal weight rather than
     one of them seeding the average for ``halflife`` bars, so a noisy first estimate (a tracker two
     bars old) fades as the next ones come. Until the first update the value is None. A NaN, infinite
-    or negative volatility is refused (``InvalidInputError``), as by the leverage rule.
+    or negative volatility is refused (``InvalidInputError``), as by the leverage rule, and so is one
+    whose square overflows (above ~1e154; it made the long-run volatility inf, nothing changed).
 
     Examples
     --------
@@ -194,6 +196,11 @@ class LongRunVolatility:
     def update(self, vol: float) -> float:
         """Enter this bar's conditional volatility; returns the long-run volatility."""
         vol = check_range(vol, "vol", 0.0, math.inf, hi_open=True)
-        self._sum = self._decay * self._sum + vol * vol
+        total = self._decay * self._sum + vol * vol
+        if not math.isfinite(total):  # vol above ~1e154: its square overflows to inf
+            raise InvalidInputError(
+                f"vol must be below ~1e154 (its square overflows the float range), got {vol:g}"
+            )
+        self._sum = total
         self._weight = self._decay * self._weight + 1.0
         return math.sqrt(self._sum / self._weight)

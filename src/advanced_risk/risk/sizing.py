@@ -390,11 +390,29 @@ class KellySizer:
         win_rate : probability of a winning trade, in [0, 1].
         avg_win : average gain of a winning trade (> 0).
         avg_loss : average loss of a losing trade as a positive magnitude (> 0).
+
+        A ratio ``b = avg_win / avg_loss`` beyond the float range takes Kelly's limit rather than
+        an error about a ``win_loss_ratio`` the caller never passed: ``b`` overflowing to inf gives
+        full Kelly ``p``; ``b`` underflowing to 0 (or so small that ``(1 - p) / b`` overflows) gives
+        0 unless ``p`` is 1 (a fraction of minus infinity, clipped at 0; a sure win is 1 for every
+        ``b``).
+
+        Examples
+        --------
+        >>> KellySizer(cap=1.0).size(0.6, 1e308, 1e-308), KellySizer().size(0.5, 5e-324, 1e300)
+        (0.3, 0.0)
         """
         p = check_range(win_rate, "win_rate", 0.0, 1.0)
         w = _positive(avg_win, "avg_win")
         loss = _positive(avg_loss, "avg_loss")
-        return self._apply(kelly_discrete(p, w / loss))
+        b = w / loss
+        if b == math.inf:  # the loss term (1 - p) / b is 0
+            return self._apply(p)
+        if p == 1.0:
+            return self._apply(1.0)
+        if b == 0.0 or not math.isfinite((1.0 - p) / b):  # full Kelly -> -inf: no position
+            return 0.0
+        return self._apply(kelly_discrete(p, b))
 
     def size_continuous(self, mu: float, sigma: float) -> float:
         """Fraction of equity for Gaussian returns: ``clip(fraction * mu / sigma**2, 0, cap)``."""
@@ -405,7 +423,8 @@ class KellySizer:
 
         Zero P&Ls count as neither win nor loss. No winners gives 0; no losers gives full Kelly
         ``p = 1``, i.e. ``min(fraction, cap)`` (a small sample without losses is not an edge of
-        infinite size).
+        infinite size). The averages are scaled by the largest magnitude first, so P&Ls near the
+        float limit (whose sum overflows) still give their finite mean.
         """
         x = as_array(pnls, "pnls", ndim=1)
         wins, losses = x[x > 0.0], x[x < 0.0]
@@ -414,11 +433,21 @@ class KellySizer:
             return 0.0
         if losses.shape[0] == 0:
             return self._apply(1.0)
-        return self.size(wins.shape[0] / decided, float(np.mean(wins)), float(-np.mean(losses)))
+        return self.size(wins.shape[0] / decided, _mean(wins), _mean(-losses))
 
     def _apply(self, full_kelly: float) -> float:
         f = check_finite_scalar(full_kelly, "full_kelly")
         return fractional_kelly(f, self._config.fraction, self._config.cap)
+
+
+def _mean(x: FloatArray) -> float:
+    """``np.mean`` of positive values; where its sum overflows, ``max * mean(x / max)`` instead."""
+    with np.errstate(over="ignore"):
+        mean = float(np.mean(x))
+    if math.isfinite(mean):
+        return mean
+    top = float(x.max())
+    return top * float(np.mean(x / top))
 
 
 def _short_mask(short: ArrayLike, shape: tuple[int, ...]) -> NDArray[np.bool_]:
