@@ -511,3 +511,18 @@ def test_backtest_refuses_nan_and_flat_returns_give_defined_rows() -> None:
     ok = backtest_var(r, "gaussian", 0.95, window=100)
     assert math.isfinite(ok.row.z2)
     assert 0.0 < ok.row.z2_p <= 1.0
+
+
+def test_fhs_ewma_backtest_of_a_flat_start_forecasts_no_loss_then_follows_the_moves() -> None:
+    # a bot out of the market for the first window: the EWMA variance starts at 0; floored as the
+    # risk tracker floors it, the flat bars forecast a VaR of 0 (not 0/0) and the moves after them
+    # are standardised by at least a tenth of the window's root mean square
+    moves = np.random.default_rng(0).normal(0.0, 0.01, 300)
+    flat = backtest_var(np.zeros(130), "fhs_ewma", 0.95, window=100)
+    assert np.all(flat.var == 0.0)
+    assert flat.row.breaches == 0
+    mixed = backtest_var(np.r_[np.zeros(120), moves], "fhs_ewma", 0.99, window=100)
+    assert np.all(np.isfinite(mixed.var))
+    assert np.all(mixed.var[:20] == 0.0)
+    assert np.all(mixed.var[-100:] > 0.01)  # ~2.3 sigma of 1 % moves once the window has them
+    assert np.all(mixed.var < 0.1)  # not thousands of sigmas at the first small move

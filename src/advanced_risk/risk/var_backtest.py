@@ -37,6 +37,7 @@ from advanced_risk.measures.backtest import (
 from advanced_risk.measures.kernels import var_cvar_kernel
 from advanced_risk.measures.validation import FloatArray, as_returns, check_alpha, check_positive_int
 from advanced_risk.measures.var import rolling_fhs_var_cvar, rolling_historical_var_cvar
+from advanced_risk.measures.var_kernels import FHS_SIGMA_FLOOR
 from advanced_risk.measures.var_method import VaRMethod, as_var_method
 from advanced_risk.measures.volatility import ewma_variance
 from advanced_risk.risk.garch import GarchDist, garch_variance_blocks
@@ -151,7 +152,7 @@ def forecast_var_cvar(
             for i, a in enumerate(levels):
                 var[i, t - w], cvar[i, t - w] = var_cvar_kernel(r[t - w : t], a, m)
     elif m is VaRMethod.FHS_EWMA:
-        variance = ewma_variance(r, s.ewma_lambda, init=float(np.mean(r[:w] ** 2)))
+        variance = _floored(ewma_variance(r, s.ewma_lambda, init=float(np.mean(r[:w] ** 2))), r, w)
         for i, a in enumerate(levels):
             v, c = rolling_fhs_var_cvar(r, variance, s.fhs_window, a, 0.0, w)
             var[i], cvar[i] = v[w:], c[w:]
@@ -167,6 +168,21 @@ def forecast_var_cvar(
                 var[i, blk.start - w : blk.stop - w] = v[blk.start :]
                 cvar[i, blk.start - w : blk.stop - w] = c[blk.start :]
     return var, cvar
+
+
+def _floored(variance: FloatArray, r: FloatArray, window: int) -> FloatArray:
+    """The EWMA variance floored as the risk tracker floors it, causally: ``variance[t]`` (the
+    forecast of bar ``t``) is at least ``FHS_SIGMA_FLOOR**2`` times the mean square of the ``window``
+    returns before bar ``t`` (of the first window, for ``t < window``), and at least the smallest
+    positive float: a window of unchanged prices forecasts a VaR of 0, not a standardised
+    return of 0/0 or thousands of sigmas at the first small move."""
+    squares = np.concatenate(([0.0], np.cumsum(r * r)))
+    t = np.maximum(np.arange(variance.shape[0]), window)
+    mean_square = (squares[t] - squares[t - window]) / window
+    return np.maximum(variance, np.maximum(FHS_SIGMA_FLOOR**2 * mean_square, _TINY))
+
+
+_TINY = float(np.finfo(float).tiny)
 
 
 def forecast_var(
