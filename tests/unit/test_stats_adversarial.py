@@ -526,3 +526,9 @@ def test_fhs_ewma_backtest_of_a_flat_start_forecasts_no_loss_then_follows_the_mo
     assert np.all(mixed.var[:20] == 0.0)
     assert np.all(mixed.var[-100:] > 0.01)  # ~2.3 sigma of 1 % moves once the window has them
     assert np.all(mixed.var < 0.1)  # not thousands of sigmas at the first small move
+
+
+@pytest.mark.parametrize("values", ["abc", [[1.0, 2.0], [3.0, 4.0]], [1.0, "x"], [1 + 2j, 1.0]])
+def test_mean_interval_refuses_values_that_are_not_one_row_of_numbers(values: object) -> None:
+    with pytest.raises(InvalidInputError, match="values"):
+        mean_interval(values)  # type: ignore[arg-type]

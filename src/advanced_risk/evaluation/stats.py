@@ -102,13 +102,16 @@ def mean_interval(values: ArrayLike, confidence: float = 0.95) -> tuple[float, f
     ``sd`` is the sample standard deviation (``ddof=1``) and ``t`` the ``(1 + confidence) / 2``
     quantile with ``n - 1`` degrees of freedom. Non-finite values (e.g. an infinite Sortino ratio)
     are left out; with no finite value the result is all NaN, with one it is ``(mean, nan, nan)``.
+    ``values`` not 1-D or not numeric raises ``InvalidInputError`` naming it.
 
     Examples
     --------
     >>> [round(x, 4) for x in mean_interval([1.0, 2.0, 3.0, np.inf])]
     [2.0, -0.4841, 4.4841]
     """
-    x = np.asarray(values, dtype=np.float64)
+    x = float_array(values, "values")
+    if x.ndim != 1:
+        raise InvalidInputError(f"values must be 1-D, got shape {x.shape}")
     x = x[np.isfinite(x)]
     if x.size == 0:
         return math.nan, math.nan, math.nan
