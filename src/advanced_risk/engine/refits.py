@@ -21,7 +21,7 @@ import numpy as np
 
 from advanced_risk.logs import get_logger
 from advanced_risk.measures.validation import FloatArray
-from advanced_risk.risk.garch import GarchParams
+from advanced_risk.risk.garch import GarchParams, check_garch_params
 from advanced_risk.risk.tracker import RiskTracker
 
 __all__ = ["Background", "GarchRefits"]
@@ -52,9 +52,14 @@ class GarchRefits:
         """Start a refit of the equal-weight book's returns if one is due and none is pending."""
         if self._background is None or self._job is not None or not tracker.garch_refit_due:
             return
-        self._fit_bar = tracker.n_observations
         weights = np.full(tracker.n_assets, 1.0 / tracker.n_assets)
-        self._job = self._background(tracker.fhs_returns(weights))
+        try:
+            job = self._background(tracker.fhs_returns(weights))
+        except Exception as exc:  # e.g. its executor shut down by close(): keep the old parameters
+            log.warning("garch_refit_not_started", error=repr(exc))
+            return
+        self._fit_bar = tracker.n_observations
+        self._job = job
 
     def due(self, tracker: RiskTracker) -> Future[GarchParams] | None:
         """The pending refit if it must take effect at this bar (or is overdue), else None."""
@@ -66,8 +71,10 @@ class GarchRefits:
     def install(self, tracker: RiskTracker) -> str | None:
         """Install a due refit that has landed; an alert at its install bar if it has not.
 
-        A fit that failed is logged (``garch_refit_failed``) and dropped: the previous parameters
-        stay, and the tracker asks for a new refit.
+        A fit that failed (it raised, was cancelled, or gave parameters that are not a usable model:
+        :func:`~advanced_risk.risk.garch.check_garch_params`) is logged (``garch_refit_failed``),
+        dropped and said in an alert: the previous parameters stay, and the tracker asks for a new
+        refit. Nothing raises into the caller.
         """
         job = self.due(tracker)
         if job is None:
@@ -83,7 +90,10 @@ class GarchRefits:
             )
         self._job = None
         try:
-            tracker.install_garch(job.result(), fit_bar=self._fit_bar)
+            params = check_garch_params(job.result(), "GJR-GARCH refit")
+            tracker.install_garch(params, fit_bar=self._fit_bar)
         except Exception as exc:  # the fit failed: keep the previous parameters, refit next bar
-            log.warning("garch_refit_failed", error=repr(exc))
+            log.warning("garch_refit_failed", error=repr(exc), fit_bar=self._fit_bar)
+            kept = "the previous parameters are kept" if tracker.garch_params is not None else "no fit yet"
+            return f"GJR-GARCH refit of bar {self._fit_bar} failed ({exc!s:.200}); {kept}"
         return None

@@ -32,7 +32,15 @@ from advanced_risk.measures.kernels import gjr_garch_variance_kernel
 from advanced_risk.measures.validation import FloatArray, as_returns, check_finite_scalar, check_positive_int
 from advanced_risk.measures.var import filtered_historical_cvar, filtered_historical_var
 
-__all__ = ["GarchBlock", "GarchDist", "GarchFilter", "GarchParams", "fit_gjr_garch", "garch_variance_blocks"]
+__all__ = [
+    "GarchBlock",
+    "GarchDist",
+    "GarchFilter",
+    "GarchParams",
+    "check_garch_params",
+    "fit_gjr_garch",
+    "garch_variance_blocks",
+]
 
 log = get_logger(__name__)
 
@@ -85,11 +93,51 @@ class GarchParams:
     def variance(self, returns: ArrayLike, init: float | None = None) -> FloatArray:
         """One-step-ahead variance forecasts, length ``len(returns) + 1`` (``out[-1]``: the next bar).
 
-        ``init`` (the forecast for bar 0) defaults to the mean of ``(r - mu)**2``.
+        ``init`` (the forecast for bar 0) defaults to the mean of ``(r - mu)**2``; it must be finite
+        and >= 0 (a negative start made every forecast negative). NaN/inf returns, or a NaN/inf or
+        negative ``init``, raise ``InvalidInputError`` naming the field.
         """
         r = as_returns(returns, min_len=1)
         s0 = float(np.mean((r - self.mu) ** 2)) if init is None else check_finite_scalar(init, "init")
+        if s0 < 0.0:
+            raise InvalidInputError(f"init must be >= 0 (a variance), got {s0}")
         return gjr_garch_variance_kernel(r, self.mu, self.omega, self.alpha, self.gamma, self.beta, s0)
+
+
+_PARAM_TOL = 1e-8  # SLSQP may leave a bound or constraint violated by rounding (alpha = -1e-15)
+
+
+def check_garch_params(params: object, source: str = "params") -> GarchParams:
+    """``params`` if it is a usable GJR-GARCH(1,1) model, else ``InvalidInputError`` naming the field.
+
+    Usable: a :class:`GarchParams` whose fields are all finite, with ``omega > 0`` (a zero or
+    negative intercept lets the variance reach 0 and FHS divide by it), ``alpha >= 0``,
+    ``alpha + gamma >= 0`` (the news impact of a negative return), ``beta >= 0``, ``persistence <=
+    1`` and, for a Student-t fit, ``nu > 2`` (a finite variance). Each inequality allows
+    ``_PARAM_TOL`` of rounding, the slack ``arch``'s optimiser leaves at a bound. Used on what a
+    fit returns, and on what a worker process or another thread sends back before it is installed.
+    """
+    if not isinstance(params, GarchParams):
+        raise InvalidInputError(f"{source} must be GarchParams, got {type(params).__name__}")
+    fields = {"mu": params.mu, "omega": params.omega, "alpha": params.alpha, "gamma": params.gamma}
+    fields["beta"] = params.beta
+    if params.nu is not None:
+        fields["nu"] = params.nu
+    for name, value in fields.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise InvalidInputError(f"{source}.{name} must be a finite number, got {value!r}")
+    checks = (
+        ("omega", params.omega > 0.0, "> 0"),
+        ("alpha", params.alpha >= -_PARAM_TOL, ">= 0"),
+        ("gamma", params.alpha + params.gamma >= -_PARAM_TOL, ">= -alpha"),
+        ("beta", params.beta >= -_PARAM_TOL, ">= 0"),
+        ("persistence", params.persistence <= 1.0 + _PARAM_TOL, "<= 1"),
+        ("nu", params.nu is None or params.nu > 2.0, "> 2"),
+    )
+    for name, ok, rule in checks:
+        if not ok:
+            raise InvalidInputError(f"{source}.{name} must be {rule}, got {getattr(params, name)!r}")
+    return params
 
 
 def _as_dist(dist: GarchDist | str) -> GarchDist:
@@ -127,9 +175,34 @@ def fit_gjr_garch(
     The fit runs on ``s * returns`` (``s`` from :func:`_fit_scale`, so ``arch`` never sees poorly
     scaled data) and the parameters come back in return units (``mu / s``, ``omega / s**2``).
     Warnings raised during the fit are logged as ``garch_fit_warning``, never shown.
+
+    Raises
+    ------
+    InvalidInputError
+        ``returns`` shorter than 100, holding NaN/inf (no NaN policy: nothing is skipped), or with
+        no variation to fit (all equal up to rounding; all zero with ``zero_mean``): ``arch`` then stops at
+        its starting values with ``omega = 0``, which used to be returned as if fitted. Also raised
+        when the fitted parameters are not a usable model (:func:`check_garch_params`, e.g. an
+        ``omega`` that underflows in return units).
+
+    Notes
+    -----
+    A fit whose optimiser did not converge (``arch``'s ``convergence_flag != 0``) still returns
+    its last iterate when that is a usable model (:func:`check_garch_params`): it is logged as
+    ``garch_fit_not_converged``. SLSQP flags fits that are close to the optimum too, and the
+    caller can do no better than these numbers; an unusable iterate raises instead.
     """
     r = as_returns(returns, min_len=100)
     d = _as_dist(dist)
+    # residual spread: about the mean, or about 0 with zero_mean. A constant series has a std of
+    # the mean's rounding (~eps * |r|), not 0: spreads within 64 ulps of the largest |r| are none
+    spread = float(np.sqrt(np.mean(r * r))) if zero_mean else float(np.std(r))
+    if not spread > 64.0 * np.finfo(np.float64).eps * float(np.max(np.abs(r))):
+        raise InvalidInputError(
+            "returns have no variation (all equal"
+            + (", all zero with zero_mean" if zero_mean else "")
+            + "; or too small to square): a GJR-GARCH variance cannot be fitted"
+        )
     from arch import arch_model  # lazy: arch is heavy and only the fit needs it
 
     scale = _fit_scale(r)
@@ -151,7 +224,7 @@ def fit_gjr_garch(
     if res.convergence_flag != 0:
         log.warning("garch_fit_not_converged", n_obs=r.shape[0], flag=int(res.convergence_flag))
     p = res.params
-    return GarchParams(
+    params = GarchParams(
         mu=float(p["mu"]) / scale if not zero_mean else 0.0,
         omega=float(p["omega"]) / scale**2,
         alpha=float(p["alpha[1]"]),
@@ -159,6 +232,7 @@ def fit_gjr_garch(
         beta=float(p["beta[1]"]),
         nu=float(p["nu"]) if d is GarchDist.STUDENT_T else None,
     )
+    return check_garch_params(params, f"fit of returns (convergence flag {int(res.convergence_flag)})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,15 +328,25 @@ class GarchFilter:
         return len(self._returns)
 
     def update(self, ret: float) -> float:
-        """Add one return; refit when due; return the next bar's variance forecast."""
+        """Add one return; refit when due; return the next bar's variance forecast.
+
+        A NaN/inf ``ret`` raises ``InvalidInputError`` naming ``ret`` and changes nothing. A refit
+        that fails (returns with no variation, an unusable fit) is logged (``garch_refit_failed``)
+        and retried at the next bar: the previous parameters keep filtering this bar (NaN before
+        the first fit), so the kept returns and their forecasts stay aligned.
+        """
         x = check_finite_scalar(ret, "ret")
         self._returns.append(x)
         self._since_fit += 1
         if len(self._returns) >= self.min_obs and (
             self.params is None or self._since_fit >= self.refit_every
         ):
-            self._refit()
-        elif self.params is not None:
+            try:
+                self._refit()
+                return self._next
+            except Exception as exc:  # e.g. a flat stretch: keep the previous model, retry next bar
+                log.warning("garch_refit_failed", error=repr(exc), n_obs=len(self._returns))
+        if self.params is not None:
             p = self.params
             self._variance.append(self._next)
             step = gjr_garch_variance_kernel(

@@ -16,28 +16,49 @@ managers of one process share one child (:func:`shared_worker`), started when th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 
 import numpy as np
 
 from advanced_risk.measures.validation import FloatArray
-from advanced_risk.risk.garch import GarchParams
+from advanced_risk.risk.garch import GarchParams, check_garch_params
 
 __all__ = ["GarchWorker", "shared_worker"]
 
 _WARM_UP_RETURNS = np.random.default_rng(0).normal(0.0, 0.01, 200)
+_FIT_TIMEOUT_S = 60.0  # the first fit also starts Python and imports arch (~1-3 s; more on a busy box)
+_CHILD_COMMAND = (sys.executable, "-m", "advanced_risk.risk.garch_worker")
 
 
 class GarchWorker:
-    """A child process that fits GJR-GARCH(1,1) (Student-t) on the returns it is sent."""
+    """A child process that fits GJR-GARCH(1,1) (Student-t) on the returns it is sent.
 
-    def __init__(self) -> None:
+    Parameters
+    ----------
+    timeout_s : seconds one fit may take (child start included); past it the child is killed and
+        the fit raises ``RuntimeError``, so a hung child never hangs the caller.
+    command : the child's command line (tests run misbehaving children with it); the default runs
+        :func:`main` of this module with this interpreter.
+
+    Every failure of a fit (the child crashed, was killed, hung, answered garbage or an unusable
+    model) raises ``RuntimeError`` and leaves no child behind: a child that broke the protocol is
+    killed and reaped, and the next fit starts a fresh one.
+    """
+
+    def __init__(self, *, timeout_s: float = _FIT_TIMEOUT_S, command: Sequence[str] | None = None) -> None:
+        if not timeout_s > 0.0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+        self._timeout_s = float(timeout_s)
+        self._command = list(_CHILD_COMMAND if command is None else command)
         self._proc: subprocess.Popen[str] | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one request on the pipes at a time
+        self._state = threading.Lock()  # guards self._proc: close() never waits for a running fit
 
     def fit(self, returns: FloatArray) -> GarchParams:
         """Fit in the child (blocking; call it from a worker thread). Raises RuntimeError on failure."""
@@ -46,20 +67,37 @@ class GarchWorker:
             proc = self._ensure()
             assert proc.stdin is not None  # opened with PIPE
             assert proc.stdout is not None
+            # the watchdog kills a child that has not answered in time: readline then sees EOF
+            fired = threading.Event()
+            watchdog = threading.Timer(self._timeout_s, _expire, (proc, fired))
+            watchdog.daemon = True
+            watchdog.start()
             try:
                 proc.stdin.write(request)
                 proc.stdin.flush()
                 answer = proc.stdout.readline()
-            except (BrokenPipeError, OSError) as exc:
-                self._proc = None
-                raise RuntimeError(f"GARCH worker failed: {exc}") from exc
-        if not answer:
-            self._proc = None
-            raise RuntimeError("GARCH worker exited")
-        data = json.loads(answer)
-        if "error" in data:
-            raise RuntimeError(f"GARCH fit failed: {data['error']}")
-        return GarchParams(**data)
+            except (OSError, ValueError) as exc:  # a broken pipe, or a pipe close() has closed
+                self._discard(proc)
+                raise RuntimeError(f"GARCH worker failed: {exc!r}") from exc
+            finally:
+                watchdog.cancel()
+                watchdog.join()
+            if not answer.endswith("\n"):  # EOF, or a line cut short: the child died or was killed
+                self._discard(proc)
+                why = f"no answer within timeout_s={self._timeout_s}" if fired.is_set() else "it exited"
+                raise RuntimeError(f"GARCH worker failed: {why} (exit code {proc.returncode})")
+            try:
+                data = json.loads(answer)
+                if not isinstance(data, dict):
+                    raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+                if "error" in data:
+                    raise RuntimeError(f"GARCH fit failed: {data['error']}")
+                return check_garch_params(GarchParams(**data), "GARCH worker answer")
+            except RuntimeError:
+                raise  # the child's own report: the protocol is intact
+            except Exception as exc:  # garbage: the protocol may be out of step, start afresh
+                self._discard(proc)
+                raise RuntimeError(f"GARCH worker answered garbage ({exc!r}): {answer[:200]!r}") from exc
 
     def start(self) -> None:
         """Start the child and have it fit once (imports ``arch``), so later fits cost only the fit.
@@ -69,27 +107,66 @@ class GarchWorker:
         self.fit(_WARM_UP_RETURNS)
 
     def close(self) -> None:
-        """Stop the child (it exits on EOF)."""
-        with self._lock:
+        """Stop the child (it exits on EOF; killed if it does not within 5 s) and reap it.
+
+        Never waits for a fit in flight: its child is killed, and that fit raises RuntimeError. A
+        later :meth:`fit` starts a new child.
+        """
+        with self._state:
             proc, self._proc = self._proc, None
-        if proc is not None:
-            if proc.stdin is not None:
-                proc.stdin.close()
+        if proc is None:
+            return
+        if self._lock.acquire(blocking=False):  # idle: ask it to exit
             try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+                if proc.stdin is not None:
+                    with contextlib.suppress(OSError):
+                        proc.stdin.close()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=5)
+            finally:
+                self._lock.release()
+        _reap(proc)  # a fit in flight then reads EOF and raises
+
+    def _discard(self, proc: subprocess.Popen[str]) -> None:
+        with self._state:
+            if self._proc is proc:
+                self._proc = None
+        _reap(proc)
 
     def _ensure(self) -> subprocess.Popen[str]:
-        if self._proc is None or self._proc.poll() is not None:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "advanced_risk.risk.garch_worker"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                bufsize=1,
-            )
-        return self._proc
+        with self._state:
+            if self._proc is None or self._proc.poll() is not None:
+                if self._proc is not None:
+                    _reap(self._proc)  # died between fits: close its pipes
+                self._proc = subprocess.Popen(
+                    self._command,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    bufsize=1,
+                )
+            return self._proc
+
+
+def _expire(proc: subprocess.Popen[str], fired: threading.Event) -> None:
+    fired.set()
+    _kill(proc)
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(OSError):  # already gone
+        proc.kill()
+
+
+def _reap(proc: subprocess.Popen[str]) -> None:
+    """Kill ``proc`` if it still runs, wait for it (no zombie) and close its pipes (no fd leak)."""
+    _kill(proc)
+    with contextlib.suppress(subprocess.TimeoutExpired):  # a kill that takes 5 s
+        proc.wait(timeout=5)
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
 
 
 _SHARED: GarchWorker | None = None
