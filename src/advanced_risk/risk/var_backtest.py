@@ -179,7 +179,8 @@ def _floored(variance: FloatArray, r: FloatArray, window: int) -> FloatArray:
     squares = np.concatenate(([0.0], np.cumsum(r * r)))
     t = np.maximum(np.arange(variance.shape[0]), window)
     mean_square = (squares[t] - squares[t - window]) / window
-    return np.maximum(variance, np.maximum(FHS_SIGMA_FLOOR**2 * mean_square, _TINY))
+    floored: FloatArray = np.maximum(variance, np.maximum(FHS_SIGMA_FLOOR**2 * mean_square, _TINY))
+    return floored
 
 
 _TINY = float(np.finfo(float).tiny)
