@@ -31,6 +31,8 @@ _E_MIN = -3
 _E_MAX = 32
 """... and of the highest: values in [2**31, 2**32) us; larger ones count in the last bucket."""
 _BUCKETS = (_E_MAX - _E_MIN + 1) * _SUB
+_INF = math.inf
+"""A module global: read faster than the ``math.inf`` attribute on the hot path."""
 
 
 class LatencyHistogram:
@@ -71,13 +73,18 @@ class LatencyHistogram:
         return int(self._view.sum())
 
     def record_ms(self, ms: float) -> None:
-        """Count one latency in milliseconds (O(1); NaN and values <= 0 count in the first bucket)."""
-        m, e = math.frexp(ms * 1000.0)  # microseconds = m * 2**e, 0.5 <= m < 1
-        i = (e - _E_MIN) * _SUB + int((m - 0.5) * (2 * _SUB)) if ms > 0.0 else 0
-        if i < 0:
-            i = 0
-        elif i >= _BUCKETS:
-            i = _BUCKETS - 1
+        """Count one latency in milliseconds (O(1); NaN and values <= 0 count in the first bucket,
+        values beyond 71.6 min, ``math.inf`` included, in the last)."""
+        us = ms * 1000.0
+        if 0.0 < us < _INF:
+            m, e = math.frexp(us)  # microseconds = m * 2**e, 0.5 <= m < 1
+            i = (e - _E_MIN) * _SUB + int((m - 0.5) * (2 * _SUB))
+            if i < 0:
+                i = 0
+            elif i >= _BUCKETS:
+                i = _BUCKETS - 1
+        else:  # inf (or a finite ms whose us overflow) goes last; int(inf) would raise OverflowError
+            i = _BUCKETS - 1 if us > 0.0 else 0
         self._counts[i] += 1
         if ms > 0.0:
             self.sum_ms += ms
@@ -98,7 +105,7 @@ class LatencyHistogram:
             if p == 100.0:
                 out.append(self.max_ms)
                 continue
-            rank = min(max(math.ceil(p * total / 100.0), 1), total)  # 1-based order statistic
+            rank = min(max(_rank(p, total), 1), total)  # 1-based order statistic
             i = int(np.searchsorted(cumulative, rank))
             octave, sub = divmod(i, _SUB)
             width = math.ldexp(1.0, octave + _E_MIN - 1) / _SUB
@@ -143,8 +150,23 @@ class LatencyHistogram:
         return out
 
 
+def _rank(p: float, total: int) -> int:
+    """``ceil(p % of total)``, reading ``p`` as the decimal it was written as.
+
+    ``99.9`` is 99.900000000000006 in binary, so ``99.9 * 1000 / 100`` computes as
+    999.0000000000001 and a plain ``math.ceil`` gives 1,000: the 99.9th percentile of 1,000 calls
+    would be the maximum, not the 999th call. A product within 1e-9 (relatively) of a whole number
+    is taken as that number.
+    """
+    exact = p * total / 100.0
+    nearest = round(exact)
+    return nearest if abs(exact - nearest) <= 1e-9 * exact else math.ceil(exact)
+
+
 def _bucket_of_us(us: float) -> int:
     """The counter a positive value of ``us`` microseconds counts in (:meth:`~LatencyHistogram.record_ms`
     inlines the same arithmetic, to save a call on the hot path)."""
+    if not us < _INF:  # a bound of 1e303 s: us overflows to inf, and int(inf) raises OverflowError
+        return _BUCKETS - 1
     m, e = math.frexp(us)
     return min(max((e - _E_MIN) * _SUB + int((m - 0.5) * (2 * _SUB)), 0), _BUCKETS - 1)

@@ -135,7 +135,8 @@ class TelemetrySnapshot:
     var_breaches : bars whose realised return fell below minus the previous decision's VaR (see
         :func:`var_breached`).
     alerts : alert kind -> alerts counted (every :class:`AlertKind` present, from 0).
-    drift : model -> the latest input drift score a decision reported for it (NaN while warming).
+    drift : model -> the latest input drift score a decision reported for it (NaN while warming, and
+        for a score that is not a number).
     journal : the journal's counters; None when the caller has no journal (closed manager).
     """
 
@@ -355,6 +356,7 @@ class Telemetry:
                 break
             time.sleep(0)  # let the recorder finish its call
         ok, degraded, late, sum_ms, last, breaches = read
+        drift = {model: _as_float(score) for model, score in drift.items()}  # the copy, not self._drift
         state = trading_state if trading_state is not None or last is None else last.trading_state
         return TelemetrySnapshot(
             taken_at=time.time(),
@@ -379,10 +381,19 @@ def _gauges(decision: RiskDecision | None) -> dict[str, float]:
     if decision is None:
         return dict.fromkeys(("var", "cvar", "leverage", "drawdown", "hedge_ratio", "equity"), math.nan)
     return {
-        "var": float(decision.var),
-        "cvar": float(decision.cvar),
-        "leverage": float(decision.leverage),
-        "drawdown": float(decision.drawdown),
-        "hedge_ratio": float(decision.hedge.ratio),
-        "equity": math.nan if decision.equity is None else float(decision.equity),
+        "var": _as_float(decision.var),
+        "cvar": _as_float(decision.cvar),
+        "leverage": _as_float(decision.leverage),
+        "drawdown": _as_float(decision.drawdown),
+        "hedge_ratio": _as_float(decision.hedge.ratio),
+        "equity": _as_float(decision.equity),
     }
+
+
+def _as_float(value: object) -> float:
+    """``value`` as a float, NaN for None or a non-number (a hand-built decision's; raising would fail
+    every scrape, kill switch and journal health included, until a later decision replaced it)."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
