@@ -32,6 +32,7 @@ __all__ = [
     "as_positive",
     "as_returns",
     "as_weights",
+    "asset_indices",
     "check_alpha",
     "check_finite_scalar",
     "check_flag",
@@ -281,3 +282,37 @@ def check_same_length(name_a: str, a: FloatArray, name_b: str, b: FloatArray) ->
         raise InvalidInputError(
             f"{name_a} and {name_b} must have the same length, got {a.shape[0]} and {b.shape[0]}"
         )
+
+
+def asset_indices(indices: ArrayLike, n_assets: int) -> IntArray:
+    """``indices`` as sorted, distinct int64 positions in ``[0, n_assets)``: the assets to remove.
+
+    Only integers pass: NumPy's ``astype(int64)`` would truncate 0.7 to asset 0, and a negative
+    index would name an asset from the end. An empty input (which NumPy reads as float) is the
+    no-op it always was.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming ``indices``, for anything else: text, floats, nesting, a position out of range, a
+        position named twice.
+    """
+    try:
+        raw = np.asarray(indices)
+    except (TypeError, ValueError) as exc:  # a ragged list and the like
+        raise InvalidInputError(f"indices must be integer asset positions, got {indices!r:.60}") from exc
+    if raw.size == 0:
+        return np.empty(0, dtype=np.int64)
+    if raw.dtype.kind not in "iu" or raw.ndim > 1:
+        raise InvalidInputError(
+            f"indices must be a sequence of integer asset positions, got {raw.tolist()!r:.60}"
+        )
+    if raw.min() < 0 or raw.max() >= n_assets:  # before the cast: a uint64 above 2**63 stays large
+        raise InvalidInputError(
+            f"indices must lie in [0, {n_assets}) (the {n_assets} assets), got {raw.tolist()!r:.60}"
+        )
+    idx = raw.astype(np.int64).ravel()
+    distinct: IntArray = np.unique(idx)
+    if distinct.size != idx.size:
+        raise InvalidInputError(f"indices must name each asset at most once, got {idx.tolist()!r:.60}")
+    return distinct

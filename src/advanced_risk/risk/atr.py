@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
-from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures.observe_kernels import atr_step_kernel
-from advanced_risk.measures.validation import BoolArray, check_positive_int
-
-IntArray = NDArray[np.int64]
+from advanced_risk.measures.validation import BoolArray, asset_indices, check_positive_int
 
 __all__ = ["StreamingATR"]
 
@@ -92,28 +89,6 @@ class StreamingATR:
         raises ``InvalidInputError`` naming ``indices`` before anything is changed. An empty sequence
         removes nothing; all the assets may leave.
         """
-        keep = np.setdiff1d(np.arange(self.counts.size), _asset_indices(indices, self.counts.size))
+        keep = np.setdiff1d(np.arange(self.counts.size), asset_indices(indices, self.counts.size))
         self.counts, self.total = self.counts[keep], self.total[keep]
         self.value, self.prev_close = self.value[keep], self.prev_close[keep]
-
-
-def _asset_indices(indices: ArrayLike, n_assets: int) -> IntArray:
-    """``indices`` as distinct int64 positions in ``[0, n_assets)`` (``InvalidInputError`` otherwise)."""
-    try:
-        raw = np.asarray(indices)
-    except (TypeError, ValueError) as exc:  # a ragged list and the like
-        raise InvalidInputError(f"indices must be integer asset positions, got {indices!r:.60}") from exc
-    if raw.size == 0:
-        return np.empty(0, dtype=np.int64)
-    if raw.dtype.kind not in "iu" or raw.ndim > 1:  # astype(int64) would truncate 0.7 to asset 0
-        raise InvalidInputError(
-            f"indices must be a sequence of integer asset positions, got {raw.tolist()!r:.60}"
-        )
-    if raw.min() < 0 or raw.max() >= n_assets:  # before the cast: a uint64 above 2**63 stays large
-        raise InvalidInputError(
-            f"indices must lie in [0, {n_assets}) (the {n_assets} assets), got {raw.tolist()!r:.60}"
-        )
-    idx = raw.astype(np.int64).ravel()
-    if np.unique(idx).size != idx.size:
-        raise InvalidInputError(f"indices must name each asset at most once, got {idx.tolist()!r:.60}")
-    return idx

@@ -44,6 +44,7 @@ from advanced_risk.measures.validation import (
     FloatArray,
     IntArray,
     as_weights,
+    asset_indices,
     check_alpha,
     check_positive_int,
 )
@@ -469,31 +470,11 @@ class RiskTracker:
 
 
 def _asset_indices(indices: ArrayLike, n_assets: int) -> IntArray:
-    """``indices`` as int64 asset positions: integers in ``[0, n_assets)``, distinct, not all.
-
-    Only an integer array passes: NumPy's ``astype(int64)`` would truncate 0.7 to asset 0. An empty
-    input (which NumPy reads as float) is the no-op it always was.
-    """
-    try:
-        raw = np.asarray(indices)
-    except (TypeError, ValueError) as exc:  # a ragged list and the like
-        raise InvalidInputError(f"indices must be integer asset positions, got {indices!r:.60}") from exc
-    if raw.size == 0:
-        return np.empty(0, dtype=np.int64)
-    if raw.dtype.kind not in "iu" or raw.ndim > 1:
-        raise InvalidInputError(
-            f"indices must be a sequence of integer asset positions, got {raw.tolist()!r:.60}"
-        )
-    if raw.min() < 0 or raw.max() >= n_assets:  # before the cast: a uint64 above 2**63 stays large
-        raise InvalidInputError(
-            f"indices must lie in [0, {n_assets}) (the {n_assets} assets), got {raw.tolist()!r:.60}"
-        )
-    idx = raw.astype(np.int64).ravel()
-    distinct = np.unique(idx)
-    if distinct.size != idx.size:
-        raise InvalidInputError(f"indices must name each asset at most once, got {idx.tolist()!r:.60}")
-    if distinct.size >= n_assets:
+    """``indices`` as :func:`~advanced_risk.measures.validation.asset_indices`, naming some but not
+    all of the assets (a tracker keeps at least one)."""
+    idx = asset_indices(indices, n_assets)
+    if idx.size >= n_assets:
         raise InvalidInputError(
             f"indices must name some but not all of the {n_assets} assets, got {idx.tolist()!r:.60}"
         )
-    return distinct
+    return idx
