@@ -89,16 +89,84 @@ def _min_variance_long_only_python(cov: FloatArray, max_iter: int, tol: float) -
 _min_variance_long_only = jit(_min_variance_long_only_python)
 
 
+_MAX_POLISH_STEPS = 25
+"""Most active-set changes :func:`_polish_long_only` tries (one linear solve each) before it keeps
+the first-order solution: a good support needs one or two; a rank-deficient ``cov`` (fewer rows than
+assets behind it) would otherwise drop assets one solve at a time."""
+
+
+def _polish_long_only(cov: FloatArray, w: FloatArray) -> FloatArray:
+    """Solve the KKT system exactly on the support of the first-order solution ``w`` (active set).
+
+    First-order methods stop on small moves, which on an ill-conditioned ``cov`` (condition number
+    1e4 and up) happens far from the optimum: steps of ``1 / L`` barely move along low-curvature
+    directions. With the support ``S`` the optimum solves ``C_SS x = mu 1``, ``sum x = 1``; a
+    primal active-set loop drops the most negative ``x`` or adds the asset whose gradient is most
+    below ``mu``. The refined weights are returned only if they satisfy the KKT conditions and
+    their variance is no larger than that of ``w``; otherwise ``w`` is returned unchanged.
+    """
+    n = cov.shape[0]
+    support = w > 1e-9
+    best_var = float(w @ cov @ w)
+    scale = max(float(np.abs(np.diag(cov)).max()), 1e-300)
+    for _ in range(min(2 * n + 10, _MAX_POLISH_STEPS)):
+        idx = np.flatnonzero(support)
+        if idx.size == 0:
+            return w
+        try:
+            x = np.linalg.solve(cov[np.ix_(idx, idx)], np.ones(idx.size))
+        except np.linalg.LinAlgError:
+            return w
+        total = x.sum()
+        if not np.isfinite(x).all() or total == 0.0:
+            return w
+        x = x / total
+        if x.min() < 0.0:
+            support[idx[int(np.argmin(x))]] = False
+            continue
+        full = np.zeros(n)
+        full[idx] = x
+        grad = 2.0 * (cov @ full)
+        mu = float(grad[idx].mean())
+        outside = np.where(support, np.inf, grad)
+        j = int(np.argmin(outside))
+        if outside[j] < mu - 1e-12 * scale:
+            support[j] = True
+            continue
+        var = float(full @ cov @ full)
+        return full if var <= best_var * (1.0 + 1e-12) + 1e-300 else w
+    return w
+
+
 def min_variance_weights(cov: ArrayLike, *, long_only: bool = True) -> FloatArray:
     """Minimum-variance weights: ``argmin w' C w`` subject to ``sum w = 1`` (and ``w >= 0``).
 
-    Unconstrained in sign, the closed form is ``C^-1 1 / (1' C^-1 1)``. Long-only (the default)
-    is solved by accelerated projected gradient onto the simplex to 1e-12 in the weights.
+    Unconstrained in sign, the closed form is ``C^-1 1 / (1' C^-1 1)``, which needs ``C`` positive
+    definite (checked by a Cholesky factorisation: an indefinite or negative-definite ``C`` has no
+    minimum, only a saddle point or a maximum, so it is refused). Long-only (the default) is solved
+    by accelerated projected gradient onto the simplex, then refined by solving the KKT system
+    exactly on the support found (kept only if it satisfies the KKT conditions and does not raise
+    the variance), so ill-conditioned covariances are solved to round-off, not to where the
+    gradient steps stall.
 
     Parameters
     ----------
-    cov : (n, n) symmetric positive semi-definite covariance (positive definite if not long-only).
+    cov : (n, n) symmetric positive semi-definite covariance (positive definite if not long-only),
+        finite. Symmetry is checked relative to the largest entry (``rtol=1e-10``, ``atol=1e-14 *
+        max|C|``), so the check does not depend on the units of ``C``; so is positive
+        semi-definiteness (smallest eigenvalue ``>= -1e-10 max|C|``), and the weights are computed
+        from ``C / max|C|``.
     long_only : forbid negative weights.
+
+    Returns
+    -------
+    (n,) weights summing to 1 (non-negative when ``long_only``).
+
+    Raises
+    ------
+    InvalidInputError
+        If ``cov`` is not a finite square matrix, is not symmetric, is not positive semi-definite
+        (long-only) or not positive definite (unconstrained).
 
     Examples
     --------
@@ -109,15 +177,24 @@ def min_variance_weights(cov: ArrayLike, *, long_only: bool = True) -> FloatArra
     n = c.shape[0]
     if c.shape != (n, n):
         raise InvalidInputError(f"cov must be square, got shape {c.shape}")
-    if not np.allclose(c, c.T, rtol=1e-10, atol=1e-14):
+    scale = float(np.abs(c).max())
+    if not np.allclose(c, c.T, rtol=1e-10, atol=1e-14 * scale):
         raise InvalidInputError("cov must be symmetric")
+    if scale > 0.0:
+        # weights are scale-free: work on C / max|C|, so a tiny (subnormal) covariance neither
+        # overflows the 1 / L step nor the solve (1 asset with variance 1e-313 gave NaN weights)
+        c = c / scale
     if long_only:
-        if np.linalg.eigvalsh(c)[0] < -1e-10 * max(1.0, float(np.abs(c).max())):
+        if np.linalg.eigvalsh(c)[0] < -1e-10:
             raise InvalidInputError("cov must be positive semi-definite")
-        return _min_variance_long_only(c, 20_000, 1e-13)
+        return _polish_long_only(c, _min_variance_long_only(c, 20_000, 1e-13))
     try:
+        np.linalg.cholesky(c)
         x = np.linalg.solve(c, np.ones(n))
     except np.linalg.LinAlgError as exc:
         raise InvalidInputError("cov must be positive definite for unconstrained minimum variance") from exc
-    out: FloatArray = x / x.sum()
+    total = x.sum()
+    if not np.isfinite(x).all() or total <= 0.0:  # 1' C^-1 1 > 0 for any positive definite C
+        raise InvalidInputError("cov must be positive definite for unconstrained minimum variance")
+    out: FloatArray = x / total
     return out

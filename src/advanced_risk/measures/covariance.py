@@ -116,7 +116,9 @@ def _ewma_step_python(state: FloatArray, row: FloatArray, lam: float, include: n
     Zero-variance assets, and those not in ``include`` (e.g. assets that joined a few bars ago, whose
     correlations are still noise), get ``1 / sd = 0`` and are left out of the pair count, which skips
     their pairs exactly as :func:`average_pairwise_correlation` skips undefined ones, without a
-    branch per pair.
+    branch per pair. The result is clipped to [-1, 1] (round-off on perfectly correlated assets
+    can otherwise exceed 1 by a few ulps); NaN when fewer than two assets are included with
+    positive variance.
     """
     n = row.shape[0]
     w = 1.0 - lam
@@ -141,7 +143,11 @@ def _ewma_step_python(state: FloatArray, row: FloatArray, lam: float, include: n
             state[j, k] = v
             partial += v * inv_sd[k]
         total += partial * inv_sd[j]
-    return total / (m * (m - 1) / 2) if m > 1 else np.nan
+    if m < 2:
+        return np.nan
+    # each term is unclipped, so round-off (perfectly correlated assets) can push the mean past
+    # +-1 by a few ulps; clip as covariance_to_correlation clips each pair
+    return min(1.0, max(-1.0, total / (m * (m - 1) / 2)))
 
 
 ewma_correlation_step_kernel = jit(_ewma_step_python)
