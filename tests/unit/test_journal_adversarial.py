@@ -391,9 +391,11 @@ def test_a_bounded_ring_keeps_the_newest_rows_and_read_decision_agrees() -> None
     journal = JournalWriter(store, linger_s=LONG_LINGER_S)
     try:
         futures = [journal.submit(f"r{i:04d}", {"i": i}, urgent=False) for i in range(3 * bound + 7)]
-        for f in futures:  # the ring's bound ends each linger: no flush needed
-            f.result(timeout=2.0)
+        # the ring's bound ends a linger once `bound` rows are queued; a tail of fewer rows left by
+        # a writer that woke mid-stream lingers by design (up to the 5 s here): the flush ends it
         journal.flush().result(timeout=2.0)
+        assert all(f.done() and f.exception() is None for f in futures)
+        assert journal.pending == 0
         n = len(futures)
         assert _ids(journal) == [f"r{i:04d}" for i in range(n - bound, n)]
         assert journal.evicted == n - bound
