@@ -175,6 +175,7 @@ def test_array_input_is_checked_like_dict_input() -> None:
         MarketState.from_arrays(("a",), prices=[2.0], high=[2.0], low=[3.0])
 
 
+@pytest.mark.timing  # the in-memory journal thread must keep up: run alone, not beside a busy worker
 def test_steady_state_allocates_no_growing_memory(bars: Any) -> None:
     """After warm-up, 1,000 decisions leave no growing allocation behind (bounded journal ring).
 

@@ -192,6 +192,7 @@ def test_the_snapshot_drain_never_leaves_a_row_stranded_behind_a_long_linger() -
         journal.close()
 
 
+@pytest.mark.timing  # wall-clock bound: run alone, not beside a busy worker
 def test_a_steady_stream_of_lingering_rows_lands_each_within_about_one_linger() -> None:
     # the snapshot drain leaves rows that arrive mid-commit for the next one: none may starve
     store = StateStore(None)
