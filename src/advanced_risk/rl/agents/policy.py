@@ -51,6 +51,7 @@ from advanced_risk.rl.agents.interface import ACTION_BOUNDS, AGENTS, obs_dim, sh
 from advanced_risk.rl.portfolio.asset_names import AssetNames, check_asset_names, stored_asset_names
 from advanced_risk.rl.portfolio.drift import REFERENCE_KEY, stored_reference
 from advanced_risk.rl.ppo.inference import NumpyPolicy
+from advanced_risk.rl.ppo.io import check_weights
 from advanced_risk.rl.ppo.model_file import Arrays, read_model_file, write_model_file
 from advanced_risk.rl.ppo.normalize import RunningMeanStd
 
@@ -385,10 +386,12 @@ class RiskAgents:
         ------
         ModelLoadError
             Missing, truncated or corrupt file, another kind of model, weights that do not fit
-            the stored settings, or invalid stored asset names. A file saved without asset names
+            the stored settings or are not finite floats (a negative normaliser variance
+            included), or invalid stored asset names. A file saved without asset names
             loads with ``asset_names = None``.
         """
         header, arrays = read_model_file(path, kind=MODEL_KIND)
+        check_weights(arrays, path, nonnegative=("obs_rms.var",))
         try:
             s = header["metadata"]["risk_agents"]
             env_config = EnvConfig.from_dict(s["env_config"])

@@ -14,6 +14,7 @@ The manager's settings stored beside the weights (``metadata.user.rl_portfolio_m
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,8 +23,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from advanced_risk.config import EnvConfig
-from advanced_risk.errors import InvalidInputError, ModelLoadError
+from advanced_risk.config import EnvConfig, KellyConfig, LeverageConfig
+from advanced_risk.errors import ConfigError, InvalidInputError, ModelLoadError
 from advanced_risk.logs import get_logger
 from advanced_risk.measures.validation import FloatArray
 from advanced_risk.monitoring.drift import FeatureReference
@@ -65,8 +66,10 @@ def manager_settings(stored: PolicyFile, path: str | os.PathLike[str]) -> Manage
     Raises
     ------
     ModelLoadError
-        No (or malformed) ``rl_portfolio_manager`` settings, invalid stored asset names, or a
-        network whose dims do not fit the stored env config.
+        No (or malformed) ``rl_portfolio_manager`` settings, settings ``RLPortfolioManager`` would
+        refuse (leverage range, target volatility, Kelly fraction and cap; a negative or
+        non-finite ``uncertainty_threshold``), invalid stored asset names, or a network whose dims
+        do not fit the stored env config.
     """
     try:
         settings: Mapping[str, Any] = stored.user["rl_portfolio_manager"]
@@ -79,6 +82,16 @@ def manager_settings(stored: PolicyFile, path: str | os.PathLike[str]) -> Manage
         threshold = None if threshold is None else float(threshold)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelLoadError(f"model file {path} holds no RLPortfolioManager settings ({exc!r})") from exc
+    try:  # the checks RLPortfolioManager's constructor makes, so both loaders refuse the same files
+        LeverageConfig(target_volatility=target_vol, min_leverage=low, max_leverage=high)
+        KellyConfig(fraction=fraction, cap=cap)
+    except ConfigError as exc:
+        raise ModelLoadError(f"model file {path} stores invalid manager settings: {exc}") from exc
+    if threshold is not None and not (math.isfinite(threshold) and threshold >= 0):
+        raise ModelLoadError(
+            f"model file {path} stores invalid manager settings: uncertainty_threshold must be a "
+            f"finite number >= 0, got {threshold!r}"
+        )
     names = stored_asset_names(settings.get("asset_names"), env_config.asset_count, path)
     check_dims(stored, observation_dim(env_config), env_config.asset_count + 1, path)
     return ManagerSettings(

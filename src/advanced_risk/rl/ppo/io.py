@@ -30,7 +30,14 @@ from advanced_risk.errors import ConfigError, ModelLoadError
 from advanced_risk.rl.ppo.inference import NumpyPolicy
 from advanced_risk.rl.ppo.model_file import Arrays, read_model_file, write_model_file
 
-__all__ = ["MODEL_KIND", "PolicyFile", "check_dims", "read_policy_file", "write_policy_file"]
+__all__ = [
+    "MODEL_KIND",
+    "PolicyFile",
+    "check_dims",
+    "check_weights",
+    "read_policy_file",
+    "write_policy_file",
+]
 
 MODEL_KIND: Final = "ppo_agent"
 _NETWORK: Final = "network."
@@ -118,7 +125,9 @@ def read_policy_file(
     ModelLoadError
         Missing, truncated or corrupt file, another format version or kind, a header without dims
         or with an invalid config, dims other than ``expected_obs_dim`` / ``expected_action_dim``,
-        or normaliser moments that do not fit ``obs_dim``.
+        normaliser moments that do not fit ``obs_dim``, an ``actor_logstd`` whose length is not
+        ``action_dim``, or weights and moments that are not finite real numbers (a negative
+        variance or observation count included: such a policy would trade on NaN).
     """
     header, arrays = read_model_file(path, kind=MODEL_KIND)
     try:
@@ -146,6 +155,16 @@ def read_policy_file(
             f"model file {path}: observation statistics of shape {policy.obs_mean.shape}, "
             f"expected ({obs_dim},)"
         )
+    check_weights(
+        {**arrays, "obs_rms_count": np.array(policy.obs_count)},
+        path,
+        nonnegative=("obs_rms.var", "obs_rms_count"),
+    )
+    log_std = policy.network.get("actor_logstd")
+    if log_std is not None and log_std.size != action_dim:
+        raise ModelLoadError(
+            f"model file {path}: actor_logstd has {log_std.size} entries, expected action_dim={action_dim}"
+        )
     check_dims(policy, expected_obs_dim, expected_action_dim, path)
     return policy
 
@@ -163,3 +182,22 @@ def check_dims(
     ):
         if expected is not None and expected != found:
             raise ModelLoadError(f"model file {path} has {what}={found}, expected {expected}")
+
+
+def check_weights(
+    arrays: Mapping[str, NDArray[Any]], path: str | os.PathLike[str], nonnegative: tuple[str, ...] = ()
+) -> None:
+    """Raise ``ModelLoadError`` naming the first array of a model file that is not usable as weights.
+
+    Every array must hold real floating-point numbers, all finite (a NaN or inf weight or
+    normaliser moment turns every decision into NaN, or silently into a constant); arrays whose
+    name ends with one of ``nonnegative`` (variances, counts) must also be ``>= 0``.
+    """
+    for name, a in arrays.items():
+        if a.dtype.kind != "f":
+            raise ModelLoadError(f"model file {path}: {name} has dtype {a.dtype}, expected floating point")
+        if not np.isfinite(a).all():
+            bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
+            raise ModelLoadError(f"model file {path}: {name} holds {bad} NaN or inf value(s)")
+        if name.endswith(nonnegative) and (a < 0).any():
+            raise ModelLoadError(f"model file {path}: {name} holds a negative value ({float(a.min())!r})")
