@@ -20,6 +20,9 @@ anywhere:
 
 Real books are split by date: ``train`` is every bar before :data:`SPLIT_DATE` (2013-01-01),
 ``test`` every bar from it on. A synthetic book belongs to the period of its seed set.
+
+One module because a :class:`Book`'s checks, the books built from bundled data and the windows
+:func:`book_window` cuts from them are one definition of a book and of its two periods.
 """
 
 from __future__ import annotations
@@ -93,7 +96,9 @@ class Book:
     prices : ``(T, n)`` close of each asset at the end of bar ``t`` (> 0).
     weights : ``(n,)`` desired target weights (signed fractions of equity), held again after
         every bar: the unmanaged strategy rebalances to them at each close.
-    dates : the date of each bar (None for synthetic paths: they are split by seed, not date).
+    dates : the date of each bar, strictly increasing (any sequence ``pandas.DatetimeIndex`` takes;
+        tz-aware dates are cut at the split date's wall time in their zone); None for synthetic
+        paths (they are split by seed, not date).
     split : the period a synthetic path belongs to; None for real books (split by date).
     policy : model file of an allocator passed to the manager as ``policy=``; the desired book is
         then the policy's allocation (``weights`` only seeds the vol target's warm-up).
@@ -110,9 +115,19 @@ class Book:
     policy: str | None = None
 
     def __post_init__(self) -> None:
+        # lists and integer arrays become float64 arrays, any sequence of dates a DatetimeIndex
+        for field_name in ("returns", "prices", "weights"):
+            try:
+                value = np.asarray(getattr(self, field_name), dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(f"book {self.name!r}: {field_name} must be numbers: {exc}") from exc
+            object.__setattr__(self, field_name, value)
+        object.__setattr__(self, "assets", tuple(self.assets))
+        if self.dates is not None:
+            object.__setattr__(self, "dates", _as_dates(self.dates, self.name))
         n = len(self.assets)
-        if n == 0 or len(set(self.assets)) != n:
-            raise InvalidInputError(f"book {self.name!r}: assets must be unique and non-empty")
+        if n == 0 or len(set(self.assets)) != n or not all(isinstance(a, str) and a for a in self.assets):
+            raise InvalidInputError(f"book {self.name!r}: assets must be unique, non-empty strings")
         for field_name in ("returns", "prices"):
             arr = getattr(self, field_name)
             if arr.ndim != 2 or arr.shape[1] != n or not np.all(np.isfinite(arr)):
@@ -131,6 +146,20 @@ class Book:
             raise InvalidInputError(
                 f"book {self.name!r}: give dates (real data) or split (synthetic), not both"
             )
+
+
+def _as_dates(dates: object, name: str) -> pd.DatetimeIndex:
+    """``dates`` as a strictly increasing DatetimeIndex without NaT (the periods are cut by date)."""
+    try:
+        index = pd.DatetimeIndex(dates)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"book {name!r}: dates must be dates: {exc}") from exc
+    if index.hasnans or not (index.is_monotonic_increasing and index.is_unique):
+        bad = int(np.argmax(index.isna())) if index.hasnans else int(np.argmax(np.diff(index.asi8) <= 0)) + 1
+        raise InvalidInputError(
+            f"book {name!r}: dates must increase strictly, no NaT: bar {bad} {index[bad]}"
+        )
+    return index
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -327,6 +356,10 @@ def book_window(
             first_test = pd.Timestamp(split_date)
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(f"split_date must be a date, got {split_date!r}") from exc
+        if (tz := book.dates.tz) is not None:  # a naive split date is a wall time in the dates' zone
+            first_test = first_test.tz_localize(tz) if first_test.tz is None else first_test.tz_convert(tz)
+        elif first_test.tz is not None:  # naive dates against an aware split date: compared in UTC
+            first_test = first_test.tz_convert(None)
         cut = int(book.dates.searchsorted(first_test))
         start, end = (warmup, cut) if period == "train" else (max(cut, warmup), total)
     if max_bars is not None:

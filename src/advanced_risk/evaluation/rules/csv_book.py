@@ -7,6 +7,7 @@ replays like the bundled books.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 
@@ -52,8 +53,11 @@ def csv_book(
     fixed universe); a missing close after that is the previous close carried forward (a bar with
     no print earns 0). A close that is not a positive number, a file that cannot be read, fewer
     than 3 rows left or weights of another length raise ``InvalidInputError`` naming the file and
-    the field, as do a repeated date, all-zero weights and a bar whose return is a total loss or
-    beyond ``MAX_ABS_RETURN`` (a close of ``1e-300``: named by column and date).
+    the field, as do a repeated date, a row without a date, all-zero weights and a bar whose return
+    is a total loss or beyond ``MAX_ABS_RETURN`` (a close of ``1e-300``: named by column and date);
+    a bad close is named by column and date. Dates may come in any order (they are sorted) and
+    may carry a time zone (a split date is then read in that zone; offsets that change within the
+    file, a local zone across daylight saving, are read in UTC).
 
     Examples
     --------
@@ -69,18 +73,33 @@ def csv_book(
     try:
         with warnings.catch_warnings():  # pandas' date-format guess on a first column of non-dates
             warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", FutureWarning)  # mixed UTC offsets: handled below
             frame = pd.read_csv(file, index_col=0, parse_dates=[0])
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise InvalidInputError(f"prices: cannot read {file} as a CSV of closes: {exc}") from exc
+    text = not isinstance(frame.index, pd.DatetimeIndex) and not pd.api.types.is_numeric_dtype(frame.index)
+    if text and frame.shape[0] > 0:
+        # stamps with UTC offsets that change (a local zone across daylight saving) stay text
+        # for read_csv: they are read as instants, in UTC
+        with contextlib.suppress(TypeError, ValueError):  # not dates: refused next
+            frame.index = pd.to_datetime(frame.index, utc=True)
     if frame.shape[1] == 0 or not isinstance(frame.index, pd.DatetimeIndex):
         raise InvalidInputError(
             f"prices: {file} needs dates in its first column and one close column per asset"
         )
+    if frame.index.hasnans:  # a row whose date is empty (or a time pandas could not place)
+        row = int(np.argmax(frame.index.isna())) + 1
+        raise InvalidInputError(f"prices: {file}: data row {row} (after the header) has no date")
     closes = frame.apply(pd.to_numeric, errors="coerce").astype(np.float64)
-    bad = [str(c) for c in closes.columns if (closes[c] <= 0.0).any() or np.isinf(closes[c]).any()]
-    unparsed = [str(c) for c in closes.columns if closes[c].isna().sum() > frame[c].isna().sum()]
-    if bad or unparsed:
-        raise InvalidInputError(f"prices: {file}: closes must be positive numbers; columns {bad + unparsed}")
+    # a cell that is there but is no positive finite number (text, 0, a negative, inf)
+    wrong = ((closes <= 0.0) | np.isinf(closes) | (closes.isna() & frame.notna())).to_numpy()
+    if wrong.any():
+        row, col = (int(i[0]) for i in np.nonzero(wrong))
+        columns = [str(c) for c, w in zip(closes.columns, wrong.any(axis=0), strict=True) if w]
+        raise InvalidInputError(
+            f"prices: {file}: closes must be positive numbers; columns {columns} (first: "
+            f"{closes.columns[col]!s} on {stamp_text(closes.index[row])} is {frame.iat[row, col]!s})"
+        )
     duplicated = closes.index.duplicated()
     if duplicated.any():
         raise InvalidInputError(

@@ -1,0 +1,167 @@
+"""Adversarial tests of the rules-evaluation harness on books a user would bring: dates in other
+forms, unsorted or tz-aware; CSV files with empty dates and bad cells; book names that break
+Markdown tables or matplotlib's mathtext; outputs that cannot be written; figures against
+independent NumPy computations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from advanced_risk.__main__ import main
+from advanced_risk.errors import InvalidInputError
+from advanced_risk.evaluation.rules import Book, evaluate_rules
+from advanced_risk.evaluation.rules.books import book_window
+from advanced_risk.evaluation.rules.csv_book import csv_book
+
+SPLIT = "2000-01-01"  # before every date below: all of a real book's bars are test bars
+
+
+def _book(
+    rows: int = 60, weights: tuple[float, ...] = (0.5, 0.5), name: str = "own", seed: int = 1, **kw: object
+) -> Book:
+    rng = np.random.default_rng(seed)
+    returns = rng.normal(0.0003, 0.01, (rows, len(weights)))
+    prices = 100.0 * np.cumprod(1.0 + returns, axis=0)
+    dates = kw.pop("dates", pd.bdate_range("2015-01-01", periods=rows))
+    assets = tuple(f"A{i}" for i in range(len(weights)))
+    return Book("own", name, assets, returns, prices, np.array(weights), dates=dates)  # type: ignore[arg-type]
+
+
+def _evaluate(book: Book, **kw: object) -> object:
+    options: dict[str, object] = {"synthetic_paths": 0, "warmup": 20, "reps": 30, "split_date": SPLIT}
+    return evaluate_rules(books=[book], **{**options, **kw})  # type: ignore[arg-type]
+
+
+# -- a Book's dates and arrays -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        lambda d: list(d),
+        lambda d: d.to_numpy(),
+        lambda d: [str(x.date()) for x in d],
+    ],
+    ids=["list-of-timestamps", "datetime64-array", "strings"],
+)
+def test_a_book_takes_dates_in_any_form_pandas_reads(form: object) -> None:
+    """Was an AttributeError ('list' object has no attribute 'searchsorted') in the window."""
+    base = _book()
+    book = _book(dates=form(base.dates))  # type: ignore[operator]
+    assert isinstance(book.dates, pd.DatetimeIndex)
+    assert book.dates.equals(base.dates)
+    window = book_window(book, "test", warmup=20, split_date="2015-02-02")
+    assert window.dates is not None
+    assert str(window.dates[0].date()) == "2015-02-02"
+
+
+def test_a_book_takes_lists_of_numbers() -> None:
+    """Was an AttributeError ('list' object has no attribute 'ndim')."""
+    base = _book()
+    returns, prices = base.returns.tolist(), base.prices.tolist()
+    book = Book("own", "lists", list(base.assets), returns, prices, [1, 0], dates=base.dates)  # type: ignore[arg-type]
+    assert book.returns.dtype == np.float64
+    assert book.weights.tolist() == [1.0, 0.0]
+    assert book.assets == ("A0", "A1")
+
+
+@pytest.mark.parametrize(
+    ("dates", "bar"),
+    [
+        (pd.bdate_range("2015-01-01", periods=60)[::-1], 1),  # descending
+        (pd.DatetimeIndex(["2015-01-01"] * 60), 1),  # repeated
+        (pd.bdate_range("2015-01-01", periods=60).insert(30, pd.NaT).delete(31), 30),  # a NaT
+    ],
+    ids=["unsorted", "repeated", "NaT"],
+)
+def test_a_book_refuses_dates_that_do_not_increase_naming_the_bar(dates: pd.DatetimeIndex, bar: int) -> None:
+    """Were accepted: the period cut (a binary search) then took arbitrary rows."""
+    with pytest.raises(InvalidInputError, match=f"dates must increase strictly.*bar {bar}"):
+        _book(dates=dates)
+
+
+def test_a_book_refuses_asset_names_that_are_not_strings() -> None:
+    """Was accepted, then refused by the manager naming market_state.returns, not the book."""
+    base = _book()
+    with pytest.raises(InvalidInputError, match="assets must be unique, non-empty strings"):
+        Book("own", "ints", (1, 2), base.returns, base.prices, base.weights, dates=base.dates)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="returns must be numbers"):
+        Book("own", "text", base.assets, [["a", "b"]], base.prices, base.weights, dates=base.dates)  # type: ignore[arg-type]
+
+
+def test_tz_aware_dates_are_cut_at_the_split_dates_wall_time_in_their_zone() -> None:
+    """Was a TypeError (tz-naive against tz-aware) from the split, and a traceback from the CLI."""
+    naive = pd.bdate_range("2015-01-01", periods=60)
+    aware = _book(dates=naive.tz_localize("Europe/Berlin"))
+    window = book_window(aware, "test", warmup=20, split_date="2015-02-02")
+    assert window.dates is not None
+    assert window.dates[0] == pd.Timestamp("2015-02-02", tz="Europe/Berlin")
+    # an aware split date against naive dates: compared in UTC
+    plain = book_window(_book(dates=naive), "test", warmup=20, split_date="2015-02-02T00:00+00:00")
+    assert plain.dates is not None
+    assert str(plain.dates[0].date()) == "2015-02-02"
+
+
+def test_the_cli_evaluates_a_csv_with_tz_aware_dates(tmp_path: Path) -> None:
+    closes = 100 * np.exp(np.cumsum(np.random.default_rng(4).normal(0, 0.01, (340, 2)), axis=0))
+    dates = pd.date_range("2016-01-01", periods=340, freq="D", tz="America/New_York")
+    text = "date,X,Y\n" + "".join(
+        f"{d.isoformat()},{a:.5f},{b:.5f}\n" for d, (a, b) in zip(dates, closes, strict=True)
+    )
+    (tmp_path / "tz.csv").write_text(text)
+    out = tmp_path / "out"
+    code = main(["evaluate-rules", "--prices", str(tmp_path / "tz.csv"), "--out", str(out), "--jobs", "1"])
+    assert code == 0
+    assert json.loads((out / "report.json").read_text())["books"][0]["bars"] == 339 - 300
+
+
+# -- CSV books -----------------------------------------------------------------------------------------
+
+
+def _csv(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "closes.csv"
+    path.write_text(text)
+    return path
+
+
+def test_a_csv_row_without_a_date_is_refused_naming_the_row(tmp_path: Path) -> None:
+    """Was accepted: the NaT was sorted last and the book ended on a bar without a date."""
+    text = "date,A\n2020-01-01,10\n2020-01-02,11\n,12\n2020-01-06,12\n2020-01-07,13\n"
+    with pytest.raises(InvalidInputError, match=r"^prices: .*data row 3 \(after the header\) has no date"):
+        csv_book(_csv(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("cell", "shown"), [("abc", "abc"), ("-5", "-5"), ("0", "0"), ("inf", "inf"), ('"1,100.5"', "1,100.5")]
+)
+def test_a_bad_csv_close_is_named_by_column_and_date(tmp_path: Path, cell: str, shown: str) -> None:
+    text = f"date,A,B\n2020-01-01,10,1\n2020-01-02,11,1\n2020-01-03,12,{cell}\n2020-01-06,12,1\n"
+    first = r"^prices: .*columns \['B'\] \(first: B on 2020-01-03 is "
+    with pytest.raises(InvalidInputError, match=first):
+        csv_book(_csv(tmp_path, text))
+    with pytest.raises(InvalidInputError) as exc:
+        csv_book(_csv(tmp_path, text))
+    assert str(exc.value).endswith(f"is {shown})")
+
+
+def test_a_csv_in_any_date_order_listing_and_delisting(tmp_path: Path) -> None:
+    """Unsorted rows are sorted; an asset that lists late starts the book; one that delists is
+    carried at its last close (earns 0): pandas' pct_change of the sorted, filled frame."""
+    rows = [
+        "2020-01-07,13,,6",
+        "2020-01-01,10,,5",
+        "2020-01-03,12,21,6.6",
+        "2020-01-02,11,20,",
+        "2020-01-06,12.5,22,6.1",
+    ]
+    book = csv_book(_csv(tmp_path, "date,A,B,C\n" + "\n".join(rows) + "\n"))
+    frame = pd.read_csv(tmp_path / "closes.csv", index_col=0, parse_dates=[0]).sort_index().ffill().dropna()
+    np.testing.assert_allclose(book.returns, frame.pct_change().to_numpy()[1:], rtol=1e-15)
+    assert book.dates is not None
+    assert [str(d.date()) for d in book.dates] == ["2020-01-03", "2020-01-06", "2020-01-07"]
+    assert book.returns[-1, 1] == 0.0  # B delisted after 2020-01-06
