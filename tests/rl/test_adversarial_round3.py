@@ -1,4 +1,5 @@
-"""Adversarial round 3 on the RL side: model files that verify but hold unusable weights or settings.
+"""Adversarial round 3 on the RL side: model files that verify but hold unusable weights or
+settings, and custom markets whose paths break the ``MarketModel`` contract.
 
 A file written by ``write_model_file`` passes every integrity check (magic, length, SHA-256) whatever
 its arrays hold, so these are the files a diverged training run, a hand-edited header or another
@@ -17,9 +18,12 @@ import numpy as np
 import pytest
 
 from advanced_risk.config import EnvConfig, PPOConfig
-from advanced_risk.errors import ModelLoadError
+from advanced_risk.errors import InvalidInputError, ModelLoadError
+from advanced_risk.rl.agents.env import RiskAgentsEnv
 from advanced_risk.rl.agents.policy import RiskAgents
+from advanced_risk.rl.portfolio.env import TradingEnvironment, VectorTradingEnv
 from advanced_risk.rl.portfolio.manager import RLPortfolioManager
+from advanced_risk.rl.portfolio.market import FixedPath
 from advanced_risk.rl.portfolio.policy import PortfolioPolicy
 from advanced_risk.rl.ppo.agent import PPOAgent
 from advanced_risk.rl.ppo.model_file import Arrays, read_model_file, write_model_file
@@ -152,3 +156,79 @@ def test_risk_agents_with_a_negative_normaliser_variance_are_refused(tmp_path: P
     with pytest.raises(ModelLoadError, match=r"sizer\.obs_rms\.var holds a negative value"):
         RiskAgents.load(bad)
     assert RiskAgents.load(SHIPPED_AGENTS).env_config.asset_count > 0  # the shipped file still loads
+
+
+# -- a custom market that breaks the MarketModel contract ------------------------------------------
+class _Market:
+    """A custom market that answers every request with one given path, whatever it is."""
+
+    n_assets = 2
+
+    def __init__(self, path: Any) -> None:
+        self.path = path
+
+    def sample_path(self, rng: np.random.Generator, n_steps: int) -> Any:
+        return self.path
+
+
+ROWS = 28 + 10  # history_length of the default window, then max_steps
+GOOD = np.full((ROWS, 2), 0.001)
+
+
+def _with(row: int, value: float) -> np.ndarray:
+    path = GOOD.copy()
+    path[row, 0] = value
+    return path
+
+
+BAD_PATHS = {
+    "short": (GOOD[:20], r"shape \(38, 2\), got \(20, 2\)"),
+    "another asset count": (np.full((ROWS, 3), 0.001), r"shape \(38, 2\), got \(38, 3\)"),
+    "one-dimensional": (GOOD[:, 0], r"shape \(38, 2\), got \(38,\)"),
+    "nan": (_with(30, np.nan), "nan at row 30, asset 0"),
+    "inf": (_with(5, np.inf), "inf at row 5, asset 0"),
+    "a price below zero": (_with(30, -1.5), "-1.5 at row 30, asset 0"),
+    "a price of zero": (_with(3, -1.0), "-1.0 at row 3, asset 0"),
+    "text": (np.full((ROWS, 2), "x"), "real numbers"),
+}
+
+
+def _portfolio_env(path: Any) -> object:
+    return TradingEnvironment(EnvConfig(asset_count=2, max_steps=10), market=_Market(path))
+
+
+def _vector_env(path: Any) -> object:
+    return VectorTradingEnv(EnvConfig(asset_count=2, max_steps=10), 2, market=_Market(path))
+
+
+def _agents_env(path: Any) -> object:
+    return RiskAgentsEnv(EnvConfig(asset_count=2, max_steps=10), market=_Market(path))
+
+
+ENVS = {"TradingEnvironment": _portfolio_env, "VectorTradingEnv": _vector_env, "RiskAgentsEnv": _agents_env}
+
+
+@pytest.mark.parametrize("case", list(BAD_PATHS))
+@pytest.mark.parametrize("env", list(ENVS))
+def test_a_market_path_that_breaks_the_interface_is_refused_at_reset(case: str, env: str) -> None:
+    path, message = BAD_PATHS[case]
+    environment = ENVS[env](path)
+    with pytest.raises(InvalidInputError, match=message):
+        environment.reset(seed=0)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("env", list(ENVS))
+def test_a_custom_market_of_lists_or_integers_still_works(env: str) -> None:
+    for path in (GOOD.tolist(), np.zeros((ROWS, 2), dtype=np.int64)):
+        environment = ENVS[env](path)
+        obs, _ = environment.reset(seed=0)  # type: ignore[attr-defined]
+        values = obs.values() if isinstance(obs, dict) else [obs]
+        assert all(np.isfinite(v).all() for v in values)
+
+
+def test_a_fixed_path_that_is_not_a_table_of_returns_is_refused_when_built() -> None:
+    with pytest.raises(InvalidInputError, match=r"shape \(rows, assets\), got \(5,\)"):
+        FixedPath(np.zeros(5))
+    with pytest.raises(InvalidInputError, match="nan at row 30"):
+        FixedPath(_with(30, np.nan))
+    assert FixedPath(GOOD).n_assets == 2

@@ -84,7 +84,7 @@ from advanced_risk.rl.agents.interface import (
     synthetic_bars,
 )
 from advanced_risk.rl.portfolio.accounting import Book, history_length, observation_layout
-from advanced_risk.rl.portfolio.market import MarketModel, make_market
+from advanced_risk.rl.portfolio.market import MarketModel, checked_path, make_market
 
 __all__ = [
     "ACTION_BOUNDS",
@@ -205,7 +205,8 @@ class RiskAgentsEnv(ParallelEnv):  # type: ignore[misc]  # (ParallelEnv is untyp
         if seed is not None or self._rng is None:
             self._rng = seeding.np_random(seed)[0]
         n, h = self.config.asset_count, self._h
-        self._raw = self.market.sample_path(self._rng, h + self.config.max_steps)
+        path = self.market.sample_path(self._rng, h + self.config.max_steps)
+        self._raw = checked_path(path, h + self.config.max_steps, n)
         self._book.start(0, self._raw.copy())
         close = np.vstack([np.ones((1, n)), np.cumprod(1.0 + self._raw, axis=0)])
         high, low = synthetic_bars(close, self.wick)

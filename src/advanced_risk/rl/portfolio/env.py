@@ -51,7 +51,7 @@ from advanced_risk.rl.portfolio.accounting import (
     history_length,
     observation_dim,
 )
-from advanced_risk.rl.portfolio.market import MarketModel, make_market
+from advanced_risk.rl.portfolio.market import MarketModel, checked_path, make_market
 
 __all__ = ["TradingEnvironment", "VectorTradingEnv", "action_to_weights", "observation_dim"]
 
@@ -183,7 +183,8 @@ class TradingEnvironment(gym.Env[ObsArray, NDArray[np.float32]]):
         """Start an episode on a fresh market path (see the module docstring for seeding)."""
         super().reset(seed=seed)
         n_rows = history_length(self.config) + self.config.max_steps
-        self._book.start(0, self.market.sample_path(self.np_random, n_rows))
+        path = self.market.sample_path(self.np_random, n_rows)
+        self._book.start(0, checked_path(path, n_rows, self.config.asset_count))
         self._live = True
         return self._observation(), self._info()
 
@@ -264,7 +265,8 @@ class VectorTradingEnv:
         return [seeding.np_random(int(seed) + i)[0] for i in range(self.num_envs)]
 
     def _start(self, e: int) -> None:
-        self._book.start(e, self.market.sample_path(self._rngs[e], self._rows_needed))
+        path = self.market.sample_path(self._rngs[e], self._rows_needed)
+        self._book.start(e, checked_path(path, self._rows_needed, self.config.asset_count))
 
     def reset(self, seed: int | None = None) -> tuple[ObsArray, dict[str, Any]]:
         """Start a new episode in every environment; ``seed`` reseeds env ``i`` with ``seed + i``."""

@@ -37,6 +37,7 @@ __all__ = [
     "HistoricalReplay",
     "MarketModel",
     "RegimeSwitchingMarket",
+    "checked_path",
     "make_market",
 ]
 
@@ -329,10 +330,19 @@ class HistoricalReplay:
 
 
 class FixedPath:
-    """A market that always returns one given ``(rows, assets)`` path (a test period, replayed exactly)."""
+    """A market that always returns one given ``(rows, assets)`` path (a test period, replayed exactly).
+
+    Raises
+    ------
+    InvalidInputError
+        ``path`` is not a 2-D table of finite simple returns, each ``> -1``.
+    """
 
     def __init__(self, path: ArrayLike) -> None:
-        self.path = np.ascontiguousarray(path, dtype=np.float64)
+        arr = np.asarray(path, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] < 1:
+            raise InvalidInputError(f"path must have shape (rows, assets), got {arr.shape}")
+        self.path = checked_path(arr, arr.shape[0], arr.shape[1], what="path")
 
     @property
     def n_assets(self) -> int:
@@ -344,6 +354,35 @@ class FixedPath:
         if n_steps != self.path.shape[0]:
             raise InvalidInputError(f"the fixed path has {self.path.shape[0]} rows, {n_steps} requested")
         return self.path.copy()
+
+
+def checked_path(path: ArrayLike, n_rows: int, n_assets: int, what: str = "market path") -> FloatArray:
+    """A market's ``sample_path`` answer as contiguous float64, checked against the interface.
+
+    An environment calls this on every path it is given, so a custom :class:`MarketModel` that
+    returns a path of another shape, NaN or a return ``<= -1`` (a price at or below zero) is told
+    so at ``reset`` instead of failing deep in the book's kernel or training on NaN rewards.
+
+    Raises
+    ------
+    InvalidInputError
+        Not ``(n_rows, n_assets)`` real numbers, a non-finite entry, or an entry ``<= -1``.
+    """
+    try:
+        arr = np.ascontiguousarray(path, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{what} must be real numbers: {exc}") from exc
+    if arr.shape != (n_rows, n_assets):
+        raise InvalidInputError(f"{what} must have shape ({n_rows}, {n_assets}), got {arr.shape}")
+    if not np.isfinite(arr).all():
+        row, col = np.argwhere(~np.isfinite(arr))[0]
+        raise InvalidInputError(f"{what} holds {arr[row, col]} at row {row}, asset {col}")
+    if not (arr > -1.0).all():
+        row, col = np.argwhere(arr <= -1.0)[0]
+        raise InvalidInputError(
+            f"{what} holds the simple return {arr[row, col]} at row {row}, asset {col}; returns must be > -1"
+        )
+    return arr
 
 
 def make_market(config: EnvConfig) -> MarketModel:
