@@ -51,6 +51,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+import numpy as np
 from asyncio_throttle.throttler import Throttler
 from numpy.typing import ArrayLike
 
@@ -161,6 +162,8 @@ class AdvancedRiskManager:
         self._allocator: Allocator | None = load_allocator(policy, cfg.mc_samples, _drift_settings(cfg))
         self._advisor: Advisor | None = _load_advisor(risk_agents, cfg)
         allocator, advisor = self._allocator, self._advisor
+        _check_component(allocator, "policy", cfg)
+        _check_component(advisor, "risk_agents", cfg)
         names = (getattr(allocator, "asset_names", None), getattr(advisor, "asset_names", None))
         unnamed = None in names
         if (
@@ -431,10 +434,17 @@ class AdvancedRiskManager:
         Raises
         ------
         InvalidInputError
-            As :meth:`manage_risk`, and for an array whose shape is not ``(len(assets),)``.
+            As :meth:`manage_risk`, for an array whose shape is not ``(len(assets),)``, and for
+            ``assets`` given as one str (``"BTC"`` would otherwise be read as its characters).
         """
         market = MarketState.from_arrays(
-            assets, returns=returns, prices=prices, high=high, low=low, volatility=volatility, trend=trend
+            _asset_names(assets),
+            returns=returns,
+            prices=prices,
+            high=high,
+            low=low,
+            volatility=volatility,
+            trend=trend,
         )
         return await self.manage_risk(market, portfolio)
 
@@ -452,7 +462,13 @@ class AdvancedRiskManager:
     ) -> RiskDecision:
         """The synchronous twin of :meth:`manage_risk_arrays` (see :meth:`manage_risk_sync`)."""
         market = MarketState.from_arrays(
-            assets, returns=returns, prices=prices, high=high, low=low, volatility=volatility, trend=trend
+            _asset_names(assets),
+            returns=returns,
+            prices=prices,
+            high=high,
+            low=low,
+            volatility=volatility,
+            trend=trend,
         )
         return self.manage_risk_sync(market, portfolio)
 
@@ -909,6 +925,71 @@ class AdvancedRiskManager:
         self._servers = [s for s in self._servers if not s.closed]
         self._servers.append(server)
         return server
+
+
+def _check_component(component: Allocator | Advisor | None, kind: str, config: RiskConfig) -> None:
+    """Refuse a policy or risk agents whose declared shape the engine cannot honour, at construction.
+
+    ``asset_count`` must be an int >= 1; ``history_length`` an int in ``[0, capacity]``, the
+    capacity being the return history the tracker keeps (``max(tracker.window,
+    tracker.fhs_window)`` bars: a longer one is never served, so the component would idle, then get
+    a short history); ``asset_names``, if set, a sequence (not a str) of ``asset_count`` distinct,
+    non-empty str (a repeated name would receive two weights in one place, and a str would be read
+    as its characters).
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the attribute (``policy.history_length``, ...) and its value.
+    """
+    if component is None:
+        return
+    count, length = component.asset_count, component.history_length
+    if not _is_int(count) or count < 1:
+        raise InvalidInputError(f"{kind}.asset_count must be an int >= 1, got {count!r}")
+    capacity = max(config.tracker.window, config.tracker.fhs_window)
+    if not _is_int(length) or not 0 <= length <= capacity:
+        raise InvalidInputError(
+            f"{kind}.history_length must be an int in [0, {capacity}] (the bars of returns the tracker "
+            f"keeps: max(tracker.window, tracker.fhs_window)), got {length!r}"
+        )
+    names = getattr(component, "asset_names", None)
+    if names is None:
+        return
+    try:
+        names = () if isinstance(names, str | bytes) else tuple(names)
+    except TypeError:
+        names = ()
+    if not names:
+        raise InvalidInputError(
+            f"{kind}.asset_names must be None or a sequence of asset names (not a str), got "
+            f"{getattr(component, 'asset_names', None)!r:.80}"
+        )
+    bad = [a for a in names if not isinstance(a, str) or not a]
+    if bad:
+        raise InvalidInputError(f"{kind}.asset_names must be non-empty str, got {bad[0]!r}")
+    if len(set(names)) != len(names):
+        twice = sorted({a for a in names if names.count(a) > 1})
+        raise InvalidInputError(f"{kind}.asset_names must be distinct, got {twice[:10]} more than once")
+    if len(names) != count:
+        raise InvalidInputError(
+            f"{kind}.asset_names names {len(names)} assets but {kind}.asset_count is {count}"
+        )
+
+
+def _asset_names(assets: Sequence[str]) -> Sequence[str]:
+    """``assets`` of the array entry points, refused when it is one str: ``MarketState.from_arrays``
+    would read ``"AB"`` as the assets ``"A"`` and ``"B"``."""
+    if isinstance(assets, str | bytes):
+        raise InvalidInputError(
+            f"assets must be a sequence of asset names, got the str {assets!r:.40} (use [{assets!r:.40}])"
+        )
+    return assets
+
+
+def _is_int(value: object) -> bool:
+    """Whether ``value`` is an integer (a Python or NumPy int; not a bool)."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 def _load_advisor(risk_agents: Any, config: RiskConfig) -> Advisor | None:

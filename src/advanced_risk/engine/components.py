@@ -21,8 +21,9 @@ One worker run at a time: while a run for an earlier bar that missed its deadlin
 no new one starts (inline or on the worker: both would share the component's state), so late runs
 never pile up, and the late result is dropped (it never reaches a later decision).
 
-A component that raises, answers something invalid or is late is a fault (text for the degraded
-decision), never an exception for the caller.
+A component that raises (any exception but ``KeyboardInterrupt``: ``asyncio.CancelledError`` or
+``SystemExit`` from a user's allocator included), answers something invalid or is late is a fault
+(text for the degraded decision), never an exception for the caller.
 """
 
 from __future__ import annotations
@@ -233,12 +234,16 @@ def run_components(
     if allocator is not None and policy is not None:
         try:
             allocation = checked_allocation(allocator.allocate(*policy), allocator.asset_count)
-        except Exception as exc:
+        except KeyboardInterrupt:  # the operator's Ctrl-C, not the component's fault
+            raise
+        except BaseException as exc:
             faults.append(component_fault("policy", exc))
     if advisor is not None and agents is not None:
         try:
             advice = advisor.advise(agents)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
             faults.append(component_fault("risk agents", exc))
     return allocation, advice, tuple(faults)
 
@@ -274,14 +279,21 @@ def checked_allocation(allocation: Any, n_assets: int) -> Allocation:
 def _requests(
     engine: DecisionEngine, observed: Observed
 ) -> tuple[PolicyRequest | None, Any, tuple[str, ...]]:
-    """The policy's and the agents' inputs (snapshots, built on the caller's thread), and the fault
-    of building the agents' observation (part of the agents component)."""
-    policy = engine.policy_request(observed)
+    """The policy's and the agents' inputs (snapshots, built on the caller's thread), and the faults
+    of building them (part of each component: the bar is observed by now, so a component's
+    attribute that raises gives a degraded decision, never an exception for the caller)."""
+    faults: list[str] = []
+    try:
+        policy = engine.policy_request(observed)
+    except Exception as exc:
+        policy = None
+        faults.append(component_fault("policy", exc))
     try:
         agents = engine.agents_request(observed)
     except Exception as exc:
-        return policy, None, (component_fault("risk agents", exc),)
-    return policy, agents, ()
+        agents = None
+        faults.append(component_fault("risk agents", exc))
+    return policy, agents, tuple(faults)
 
 
 def _late(policy: PolicyRequest | None) -> str:
