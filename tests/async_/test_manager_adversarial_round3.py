@@ -318,3 +318,22 @@ def test_extreme_returns_are_refused_naming_the_field_and_denormals_are_taken(va
         assert tracker.n_observations == seen  # nothing changed
     finally:
         risk.close_sync()
+
+
+def test_historical_var_of_a_long_short_book_matches_numpy_on_the_decided_book() -> None:
+    """VaR is the 1 % linear quantile of the decided book's (weights x leverage) P&L over the
+    window (numpy), CVaR the mean of the ceil(1 % x 250) = 3 worst bars."""
+    rng = np.random.default_rng(5)
+    returns = rng.standard_t(4, size=(300, 3)) * 0.01
+    book = {"A": 0.7, "B": -0.4, "C": 0.2}
+    risk = AdvancedRiskManager(RiskConfig(tracker=TrackerConfig(method="historical", window=250)))
+    try:
+        for row in returns:
+            market = MarketState(returns=dict(zip("ABC", row.tolist(), strict=True)))
+            decision = risk.manage_risk_sync(market, Portfolio(weights=book))
+    finally:
+        risk.close_sync()
+    held = np.array([decision.rebalance_weights[a] for a in "ABC"]) * decision.leverage
+    pnl = returns[-250:] @ held
+    assert decision.var == pytest.approx(-np.quantile(pnl, 0.01), rel=1e-9)
+    assert decision.cvar == pytest.approx(-np.sort(pnl)[:3].mean(), rel=1e-9)
