@@ -6,7 +6,9 @@ independent NumPy computations."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -165,3 +167,57 @@ def test_a_csv_in_any_date_order_listing_and_delisting(tmp_path: Path) -> None:
     assert book.dates is not None
     assert [str(d.date()) for d in book.dates] == ["2020-01-03", "2020-01-06", "2020-01-07"]
     assert book.returns[-1, 1] == 0.0  # B delisted after 2020-01-06
+
+
+# -- outputs -------------------------------------------------------------------------------------------
+
+ODD_NAMES = ("cost $5 | $x_$ net", "line\nbreak: a/b\\c ünï €", r"$\notacommand$ " + "x" * 200)
+
+
+@pytest.fixture(scope="module")
+def odd_evaluation() -> object:
+    """Three small books whose names hold ``$`` (matplotlib mathtext), ``|`` and a line break
+    (Markdown tables), slashes, non-ASCII text and 200 more characters."""
+    books = [_book(rows=50, name=n, seed=i) for i, n in enumerate(ODD_NAMES)]
+    return evaluate_rules(books=books, synthetic_paths=0, warmup=20, reps=30, split_date=SPLIT)
+
+
+def _cells(row: str) -> list[str]:
+    return [c.strip() for c in re.split(r"(?<!\\)\|", row)[1:-1]]
+
+
+def test_odd_book_names_keep_the_tables_whole_and_the_png_drawable(
+    odd_evaluation: Any, tmp_path: Path
+) -> None:
+    """A name with "$x_$" failed in savefig (a mathtext ValueError), after report.md and report.json
+    were written; "|" and a line break split a Markdown row into wrong columns."""
+    for name in ODD_NAMES:
+        written = odd_evaluation.write(tmp_path / "out", plot=name)
+        assert written["png"].stat().st_size > 10_000
+    markdown = written["markdown"].read_text(encoding="utf-8")
+    tables = [line for line in markdown.splitlines() if line.startswith("|")]
+    header_width = {len(_cells(line)) for line in tables if line.startswith("| book")}
+    assert len(header_width) == 2  # the summary and the details tables
+    for line in tables:
+        assert len(_cells(line)) in header_width, line
+    rows = [_cells(line)[0] for line in tables if not line.startswith(("| book", "|---"))]
+    assert rows.count("cost $5 \\| $x_$ net") == 2  # summary and details rows
+    assert rows.count("line break: a/b\\c ünï €") == 2
+    report = json.loads(written["json"].read_text(encoding="utf-8"))
+    assert [b["book"] for b in report["books"]] == list(ODD_NAMES)
+
+
+def test_an_unknown_plot_is_refused_before_anything_is_written(odd_evaluation: Any, tmp_path: Path) -> None:
+    """Was refused after report.md and report.json were written (a half-written folder)."""
+    with pytest.raises(InvalidInputError, match=r"^plot: no evaluated book named 'nope'"):
+        odd_evaluation.write(tmp_path / "out", plot="nope")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_report_that_cannot_be_written_names_out(odd_evaluation: Any, tmp_path: Path) -> None:
+    """Was a bare IsADirectoryError / PermissionError from the Python API."""
+    (tmp_path / "out" / "report.json").mkdir(parents=True)  # a folder where the file goes
+    with pytest.raises(InvalidInputError, match=r"^out: cannot write the report into"):
+        odd_evaluation.write(tmp_path / "out")
+    with pytest.raises(InvalidInputError, match=r"^out: cannot create directory"):
+        odd_evaluation.write(tmp_path / "out" / "report.md" / "x")  # under a file

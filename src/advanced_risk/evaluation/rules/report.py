@@ -327,6 +327,11 @@ def _three(m: BookMetrics, field: str, fmt: str = "pct") -> str:
     return " / ".join(_pct(v) if fmt == "pct" else f"{v:.3f}" for v in values)
 
 
+def _cell(text: str) -> str:
+    """``text`` as one Markdown table cell: a ``|`` escaped, line breaks as spaces."""
+    return " ".join(text.replace("|", "\\|").split())
+
+
 def _recovery(value: int | None) -> str:
     return "not back" if value is None else str(value)
 
@@ -338,7 +343,7 @@ def _paired(p: PairedTest) -> str:
 def _summary_row(m: BookMetrics) -> str:
     s = m.managed
     return (
-        f"| {m.book} | {m.bars} | {s.sharpe:.2f} [{s.sharpe_low:.2f}, {s.sharpe_high:.2f}] | "
+        f"| {_cell(m.book)} | {m.bars} | {s.sharpe:.2f} [{s.sharpe_low:.2f}, {s.sharpe_high:.2f}] | "
         f"{m.unmanaged.sharpe:.2f} | {m.voltarget.sharpe:.2f} | {_three(m, 'max_drawdown')} | "
         f"{_pct(s.hedged)} | {_recovery(m.recovery_bars)} | {'pass' if m.passed else 'FAIL'} |"
     )
@@ -377,7 +382,7 @@ DETAIL_HEADER: Final = (
 def _detail_row(m: BookMetrics) -> str:
     s = m.managed
     return (
-        f"| {m.book} | {_three(m, 'cagr')} | {_three(m, 'cvar95')} | {_three(m, 'turnover', 'num')} | "
+        f"| {_cell(m.book)} | {_three(m, 'cagr')} | {_three(m, 'cvar95')} | {_three(m, 'turnover', 'num')} | "
         f"{_three(m, 'exposure', 'num')} | {_pct(s.reducing)} | {_pct(s.halted)} | {s.degraded} | "
         f"{_paired(m.vs_unmanaged)} | {_paired(m.vs_voltarget)} | {m.seconds:.1f} |"
     )
@@ -532,7 +537,10 @@ def plot_book(result: BookResult, path: str | Path) -> Path:
     top.yaxis.set_major_formatter(plain)
     top.yaxis.set_minor_formatter(plain)
     top.set_ylabel("equity (start 1)")
-    top.set_title(f"{result.book}, {result.period} period ({result.bars} bars), 10 bp costs")
+    # a book's name is text, never mathtext: "$" in it would be parsed (and can fail to parse)
+    top.set_title(
+        f"{result.book}, {result.period} period ({result.bars} bars), 10 bp costs", parse_math=False
+    )
     top.legend(loc="upper left")
     top.grid(alpha=0.3)
     bottom.set_ylabel("drawdown (%)")
@@ -548,7 +556,10 @@ def write_report(evaluation: RulesEvaluation, out: str | Path, *, plot: str | No
     A new folder also gets a ``.gitignore`` of ``*``, so a report written inside a checkout is never
     committed by accident. ``plot`` names the book to plot (its run in the last period when it has
     one); default the first real book of the last period. Returns the paths written, by kind.
+    An unknown ``plot`` (checked first, nothing is written) and a folder that cannot be created or
+    written raise ``InvalidInputError`` naming ``plot`` / ``out``.
     """
+    chosen = _plotted(evaluation, plot)  # an unknown book is refused before anything is written
     folder = Path(out)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -558,11 +569,13 @@ def write_report(evaluation: RulesEvaluation, out: str | Path, *, plot: str | No
     except OSError as exc:
         raise InvalidInputError(f"out: cannot create directory {folder}: {exc}") from exc
     written = {"markdown": folder / "report.md", "json": folder / "report.json"}
-    written["markdown"].write_text(markdown_report(evaluation), encoding="utf-8")
-    written["json"].write_text(json_report(evaluation), encoding="utf-8")
-    chosen = _plotted(evaluation, plot)
-    if chosen is not None:
-        written["png"] = plot_book(chosen, folder / "equity_drawdown.png")
+    try:
+        written["markdown"].write_text(markdown_report(evaluation), encoding="utf-8")
+        written["json"].write_text(json_report(evaluation), encoding="utf-8")
+        if chosen is not None:
+            written["png"] = plot_book(chosen, folder / "equity_drawdown.png")
+    except OSError as exc:
+        raise InvalidInputError(f"out: cannot write the report into {folder}: {exc}") from exc
     return written
 
 
