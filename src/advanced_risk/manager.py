@@ -438,7 +438,7 @@ class AdvancedRiskManager:
             ``assets`` given as one str (``"BTC"`` would otherwise be read as its characters).
         """
         market = MarketState.from_arrays(
-            _asset_names(assets),
+            assets,
             returns=returns,
             prices=prices,
             high=high,
@@ -462,7 +462,7 @@ class AdvancedRiskManager:
     ) -> RiskDecision:
         """The synchronous twin of :meth:`manage_risk_arrays` (see :meth:`manage_risk_sync`)."""
         market = MarketState.from_arrays(
-            _asset_names(assets),
+            assets,
             returns=returns,
             prices=prices,
             high=high,
@@ -975,16 +975,6 @@ def _check_component(component: Allocator | Advisor | None, kind: str, config: R
         raise InvalidInputError(
             f"{kind}.asset_names names {len(names)} assets but {kind}.asset_count is {count}"
         )
-
-
-def _asset_names(assets: Sequence[str]) -> Sequence[str]:
-    """``assets`` of the array entry points, refused when it is one str: ``MarketState.from_arrays``
-    would read ``"AB"`` as the assets ``"A"`` and ``"B"``."""
-    if isinstance(assets, str | bytes):
-        raise InvalidInputError(
-            f"assets must be a sequence of asset names, got the str {assets!r:.40} (use [{assets!r:.40}])"
-        )
-    return assets
 
 
 def _is_int(value: object) -> bool:

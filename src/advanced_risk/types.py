@@ -235,7 +235,13 @@ _EMPTY: Mapping[str, float] = MappingProxyType({})
 
 
 def _asset_names(assets: Sequence[Any]) -> tuple[str, ...]:
-    """The checked names of ``assets`` (a sequence of str), cached per tuple."""
+    """The checked names of ``assets`` (a sequence of str, not one str: ``"AB"`` would be read as the
+    assets ``"A"`` and ``"B"``), cached per tuple."""
+    if isinstance(assets, str | bytes):
+        raise InvalidInputError(
+            f"market_state assets must be a sequence of asset names, got the str {assets!r:.40} "
+            f"(use [{assets!r:.40}])"
+        )
     names = assets if type(assets) is tuple else tuple(assets)
     try:
         return _checked_asset_names(names)
@@ -280,8 +286,16 @@ def _checked_array(
         )
     if a.size and not (a.min() > lo and a.max() < hi):  # a NaN makes both comparisons False
         i = int(np.flatnonzero(~((a > lo) & (a < hi)))[0])
-        _checked_float(assets[i], float(a[i]), name, lo, hi)
+        _checked_float(assets[i], _entry(values, i, a), name, lo, hi)
     return a
+
+
+def _entry(values: ArrayLike, i: int, converted: NDArray[np.float64]) -> Any:
+    """Entry ``i`` as the caller gave it where the float conversion may hide it (``None`` in a list
+    or an object array reads as NaN), so the message names what was sent."""
+    if isinstance(values, np.ndarray) and values.dtype.kind != "O":
+        return float(converted[i])
+    return np.asarray(values, dtype=object).reshape(-1)[i]
 
 
 def _check_labels(values: Any, assets: tuple[str, ...], name: str) -> None:

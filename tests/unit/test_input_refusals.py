@@ -101,3 +101,17 @@ def test_alert_hooks_of_every_accepted_shape_construct() -> None:
 
     for hook in (print, coroutine_hook, lambda event, *rest, **options: None):
         AdvancedRiskManager(on_alert=hook)
+
+
+@pytest.mark.parametrize("assets", ["AB", b"AB"])
+def test_assets_given_as_one_string_are_refused_not_read_as_characters(assets: Any) -> None:
+    with pytest.raises(InvalidInputError, match="assets must be a sequence of asset names"):
+        MarketState.from_arrays(assets, returns=[0.01, 0.02])
+
+
+@pytest.mark.parametrize("returns", [[0.01, None], np.array([0.01, None], dtype=object), (0.01, None)])
+def test_a_missing_value_in_arrays_is_named_as_sent(returns: Any) -> None:
+    with pytest.raises(InvalidInputError, match=r"returns\['B'\] must be a real number, got None"):
+        MarketState.from_arrays(("A", "B"), returns=returns)
+    with pytest.raises(InvalidInputError, match=r"returns\['B'\] must be finite, got nan"):
+        MarketState.from_arrays(("A", "B"), returns=np.array([0.01, np.nan]))
