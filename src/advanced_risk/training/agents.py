@@ -56,6 +56,7 @@ from advanced_risk.rl.portfolio.drift import training_paths
 from advanced_risk.rl.portfolio.market import make_market
 from advanced_risk.rl.ppo.model_file import read_model_header
 from advanced_risk.training.checkpoint import (
+    check_resume_settings,
     checkpoint_files,
     load_latest,
     to_numpy,
@@ -156,10 +157,11 @@ def _save_checkpoint(directory: Path, trainer: MAPPOTrainer, metadata: dict[str,
     return path
 
 
-def _restore(directory: Path, trainer: MAPPOTrainer) -> Path:
+def _restore(directory: Path, trainer: MAPPOTrainer, settings: TrainingSettings) -> Path:
     path, header, payload = load_latest(directory)
     if header.get("metadata", {}).get("trainer") != _TRAINER:
         raise ModelLoadError(f"checkpoint {path} is not a risk-agents (MAPPO) checkpoint")
+    check_resume_settings(header, settings.to_dict(), path)
     try:
         state = dict(payload["trainer"])
         for key in ("envs", "obs", "episode_return"):
@@ -186,7 +188,7 @@ def train_agents(
     cfg = trainer.config
     checkpoints = Path(settings.out) / "checkpoints"
     if settings.resume:
-        path = _restore(checkpoints, trainer)
+        path = _restore(checkpoints, trainer, settings)
         log.info(
             "training_resumed", checkpoint=str(path), update=trainer.num_updates, step=trainer.global_step
         )

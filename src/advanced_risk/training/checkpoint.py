@@ -15,12 +15,14 @@ puts it back together, tensors as tensors and arrays as arrays. The state holds
 
 Files are named ``update_<N>.ckpt`` (``N`` = PPO updates so far, zero-padded); the newest
 ``keep`` are kept. :func:`load_latest` returns the newest one that verifies, skipping (and
-reporting) any that does not.
+reporting) any that does not; :func:`check_resume_settings` refuses to continue it under settings
+other than those it was written with.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 from collections.abc import Mapping
@@ -38,6 +40,7 @@ from advanced_risk.rl.ppo.model_file import Arrays, read_model_file, write_model
 __all__ = [
     "CHECKPOINT_KIND",
     "StatefulEnv",
+    "check_resume_settings",
     "checkpoint_files",
     "load_latest",
     "pack",
@@ -229,6 +232,65 @@ def load_latest(directory: Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
             continue
         return path, header, payload
     raise ModelLoadError(f"no loadable checkpoint in {directory}: {problems[0]}")
+
+
+RESUME_MAY_CHANGE: Final = frozenset(
+    {
+        "out", "resume", "model_path", "evaluate", "eval_episodes", "plot", "tensorboard", "log_json",
+        "checkpoint_every", "torch_threads", "device", "amp", "grad_accum", "backend", "num_workers",
+        "ray_address", "sweep", "quick", "ppo.device", "ppo.amp", "ppo.grad_accum_steps",
+        "ppo.torch_compile",
+    }
+)  # fmt: skip
+"""Settings a resumed run may hold differently from its checkpoint: where files go, what is
+reported, and how the same updates are computed (device, precision, micro-batches, workers)."""
+
+
+def check_resume_settings(header: Mapping[str, Any], settings: Mapping[str, Any], path: Path) -> None:
+    """Raise ``ModelLoadError`` when ``settings`` differ from those checkpoint ``path`` was written with.
+
+    ``header`` is the checkpoint's header (its ``metadata.settings``: the run's settings when it
+    was written; a checkpoint without them is not checked) and ``settings`` the resumed run's
+    ``TrainingSettings.to_dict()``. Every setting that shapes training (data, split, environment,
+    network, PPO hyperparameters, seed, length) must be equal: an edited ``config.toml`` would
+    otherwise continue silently on another market or with other hyperparameters, or fail deep in
+    torch. Settings in :data:`RESUME_MAY_CHANGE` and top-level keys the checkpoint does not know
+    are ignored.
+    """
+    stored = header.get("metadata", {}).get("settings")
+    if not isinstance(stored, Mapping):
+        return
+    current = json.loads(json.dumps(settings, default=str))  # tuples as lists, as stored
+    changed = [
+        f"{key}: checkpoint {before!r}, now {after!r}"
+        for key, before, after in _differences(stored, current, "")
+        if key not in RESUME_MAY_CHANGE
+    ]
+    if changed:
+        raise ModelLoadError(
+            f"checkpoint {path} was written with other settings ({'; '.join(changed)}); "
+            "--resume continues a run with the settings it was trained with: restore its "
+            "config.toml or start a new run in another --out"
+        )
+
+
+def _differences(
+    stored: Mapping[str, Any], current: Mapping[str, Any], prefix: str
+) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, stored, current)`` for every setting whose value differs, tables key by key.
+
+    A top-level key ``stored`` lacks is skipped (a setting newer than the checkpoint); a key
+    missing from one side of an ``[env]`` / ``[ppo]`` table is unset there (``None``).
+    """
+    out: list[tuple[str, Any, Any]] = []
+    for key in sorted(set(stored) | set(current)):
+        before, after = stored.get(key), current.get(key)
+        name = prefix + str(key)
+        if isinstance(before, Mapping) and isinstance(after, Mapping):
+            out += _differences(before, after, name + ".")
+        elif (key in stored or prefix) and before != after:  # a table's missing key: unset, None
+            out.append((name, before, after))
+    return out
 
 
 def restore(payload: dict[str, Any], agent: PPOAgent, vec_env: StatefulEnv) -> None:

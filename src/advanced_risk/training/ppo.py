@@ -20,7 +20,13 @@ from advanced_risk.logs import get_logger
 from advanced_risk.rl.portfolio.accounting import observation_dim
 from advanced_risk.rl.portfolio.env import VectorTradingEnv
 from advanced_risk.rl.ppo.agent import PPOAgent, VectorEnv
-from advanced_risk.training.checkpoint import StatefulEnv, load_latest, restore, save_checkpoint
+from advanced_risk.training.checkpoint import (
+    StatefulEnv,
+    check_resume_settings,
+    load_latest,
+    restore,
+    save_checkpoint,
+)
 from advanced_risk.training.data import DataBundle
 from advanced_risk.training.settings import TrainingSettings, build_ppo_config
 
@@ -109,7 +115,8 @@ def train_agent(
     local_env = vec_env if isinstance(vec_env, StatefulEnv) else None
     reset = True
     if settings.resume:
-        path, _header, payload = load_latest(settings.run_dir / "checkpoints")
+        path, header, payload = load_latest(settings.run_dir / "checkpoints")
+        check_resume_settings(header, settings.to_dict(), path)
         if local_env is None:
             raise InvalidInputError("--resume needs an environment whose state can be restored")
         restore(payload, agent, local_env)
