@@ -232,3 +232,12 @@ def test_a_fixed_path_that_is_not_a_table_of_returns_is_refused_when_built() -> 
     with pytest.raises(InvalidInputError, match="nan at row 30"):
         FixedPath(_with(30, np.nan))
     assert FixedPath(GOOD).n_assets == 2
+
+
+def test_a_directory_given_as_a_model_file_is_named_a_directory_not_missing(tmp_path: Path) -> None:
+    # Found: "model file not found: DIR" for a directory that exists.
+    for load in (PortfolioPolicy.load, RiskAgents.load):
+        with pytest.raises(ModelLoadError, match="is a directory, not a model file"):
+            load(tmp_path)
+    with pytest.raises(ModelLoadError, match="model file not found"):
+        PortfolioPolicy.load(tmp_path / "missing.armodel")

@@ -114,6 +114,8 @@ def verified_parts(path: Path) -> tuple[dict[str, Any], bytes]:
     Checks the file, magic, length and SHA-256 (module docstring), not the version or kind; a
     converter of older files reads through here. Raises ``ModelLoadError``.
     """
+    if path.is_dir():
+        raise ModelLoadError(f"model file {path} is a directory, not a model file")
     if not path.is_file():
         raise ModelLoadError(f"model file not found: {path}")
     try:
