@@ -10,7 +10,9 @@ The tracker is fed one return vector per bar and answers per bar, without recomp
   and its average pairwise correlation in O(n^2) per bar;
 - a slow EWMA of that average is the baseline; the ``correlation_shock`` flag rises when the fast
   average exceeds the baseline by ``shock_margin`` and clears by itself once the excess falls below
-  ``clear_margin`` (hysteresis, so it does not flap at the boundary).
+  ``clear_margin`` (hysteresis, so it does not flap at the boundary). When the pairs averaged change
+  (an asset removed, a late joiner counted after its warm-up), the baseline moves by the jump that
+  change alone makes in the average: a shock is a rise of the correlations, not of the pair set.
 
 The ring buffer stores every row twice (at ``i`` and ``i + capacity``), so the last ``m`` rows are
 always one contiguous, chronologically ordered slice: no copy, no wrap-around logic per query.
@@ -30,6 +32,7 @@ from numpy.typing import ArrayLike
 
 from advanced_risk.config import TrackerConfig
 from advanced_risk.errors import InvalidInputError
+from advanced_risk.measures.covariance import average_pairwise_correlation
 from advanced_risk.measures.fhs_fused import fhs_garch_kernel, mean_square_kernel
 from advanced_risk.measures.kernels import (
     covariance_to_correlation_kernel,
@@ -41,6 +44,7 @@ from advanced_risk.measures.kernels import (
 )
 from advanced_risk.measures.observe_kernels import tracker_step_kernel
 from advanced_risk.measures.validation import (
+    BoolArray,
     FloatArray,
     IntArray,
     as_weights,
@@ -130,6 +134,7 @@ class RiskTracker:
         self._ewma_weight = 0.0  # c_t = 1 - lam^t
         self._age = np.zeros(self._n, dtype=np.int64)  # bars seen per asset (since it joined)
         self._late_joiners = False  # an asset joined after the first bar: per-pair normalisers
+        self._counted_from: set[int] = set()  # bars at which a late joiner's pairs start to count
         self._fast_correlation = math.nan
         self._baseline = math.nan
         self._shock = False
@@ -178,7 +183,36 @@ class RiskTracker:
         self._n_obs += 1
         self._fast_correlation = float(fast)
         self._ewma_weight = lam * self._ewma_weight + (1.0 - lam)
+        if self._counted_from and self._n_obs in self._counted_from:
+            self._counted_from.discard(self._n_obs)
+            new = (self._age == cfg.correlation_warmup) & (self._age != self._n_obs)
+            if new.any():  # still there: the average now counts its pairs
+                self._rebase(self._fast_correlation, self._masked_correlation(self._counted() & ~new))
         self._update_shock(self._fast_correlation)
+
+    def _counted(self) -> BoolArray:
+        """The assets whose pairs the average correlation counts (``tracker_step_kernel``'s rule)."""
+        counted: BoolArray = (self._age >= self._config.correlation_warmup) | (self._age == self._n_obs)
+        return counted
+
+    def _masked_correlation(self, mask: BoolArray) -> float:
+        """The average pairwise correlation of the EWMA state over the assets in ``mask`` (NaN with
+        fewer than two); the kernel's definition, recomputed only when the universe changes."""
+        if int(mask.sum()) < 2:
+            return math.nan
+        corr = covariance_to_correlation_kernel(self._ewma_state[np.ix_(mask, mask)])
+        return float(np.clip(average_pairwise_correlation(corr), -1.0, 1.0))
+
+    def _rebase(self, new: float, old: float) -> None:
+        """Move the baseline by ``new - old``, the jump a change of the pairs averaged makes in the
+        average correlation on the same state. Without pairs on either side the baseline restarts
+        (where the next warm-up ends) and the flag is lowered: no pairs, no correlation shock."""
+        if math.isnan(self._baseline):
+            return
+        if math.isnan(new) or math.isnan(old):
+            self._baseline, self._shock = math.nan, False
+        else:
+            self._baseline += new - old
 
     def _update_shock(self, fast: float) -> None:
         cfg = self._config
@@ -315,6 +349,8 @@ class RiskTracker:
         self._age = np.append(self._age, np.zeros(k, dtype=np.int64))
         self._n += k
         self._late_joiners = self._late_joiners or self._n_obs > 0
+        if self._n_obs > 0:
+            self._counted_from.add(self._n_obs + self._config.correlation_warmup)
 
     def remove_assets(self, indices: ArrayLike) -> None:
         """Drop the assets at ``indices`` (their columns, covariance rows and columns).
@@ -330,6 +366,9 @@ class RiskTracker:
         self._ewma_state = np.ascontiguousarray(self._ewma_state[np.ix_(keep, keep)])
         self._age = self._age[keep]
         self._n = int(keep.size)
+        if self._n_obs > 0 and idx.size:
+            old, self._fast_correlation = self._fast_correlation, self._masked_correlation(self._counted())
+            self._rebase(self._fast_correlation, old)
 
     def recent_returns(self, n_rows: int | None = None) -> FloatArray:
         """The last ``n_rows`` bars (default ``window``, capped at what was seen), oldest first; a view.
