@@ -314,10 +314,11 @@ def _evaluate_rules(args: argparse.Namespace) -> int:
     unloadable ``--risk-agents`` file and an unwritable ``--out`` included)."""
     from advanced_risk.errors import InvalidInputError, ModelLoadError
     from advanced_risk.evaluation.rules import BOOK_KEYS, DEFAULT_BOOK_KEYS, SPLIT_DATE, evaluate_rules
-    from advanced_risk.evaluation.rules.report import summary_table
+    from advanced_risk.evaluation.rules.report import check_out, summary_table
 
     prog = "python -m advanced_risk evaluate-rules"
     try:
+        check_out(args.out)  # a folder it could never write fails now, not after minutes of work
         own = _own_book(args.prices, args.weights)
         default_books = "none" if own is not None else ",".join(DEFAULT_BOOK_KEYS)
         keys = [k.strip() for k in (args.books or default_books).split(",") if k.strip()]

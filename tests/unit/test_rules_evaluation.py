@@ -348,3 +348,23 @@ def test_the_cli_evaluates_a_bots_own_csv_of_closes(
     assert [(b["book"], b["key"], b["period"]) for b in report["books"]] == [("mine", "csv", "test")]
     assert report["books"][0]["bars"] == 419 - 300  # 420 closes, 419 returns, 300 warm-up bars
     assert "mine" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "a_file"])
+def test_cli_an_unwritable_out_fails_before_any_evaluation(
+    where: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import advanced_risk.evaluation.rules as rules
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("evaluate_rules ran before --out was checked")
+
+    monkeypatch.setattr(rules, "evaluate_rules", never)
+    (tmp_path / "f").write_text("a file")
+    out = tmp_path / "f" / "x" if where == "under_a_file" else tmp_path / "f"
+    code = main(["evaluate-rules", "--out", str(out), "--books", "stocks20"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert "out: cannot create directory" in err
+    assert "\n" not in err
+    assert (tmp_path / "f").read_text() == "a file"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -54,6 +55,7 @@ __all__ = [
     "acceptance_passed",
     "book_metrics",
     "bootstrap_sharpes",
+    "check_out",
     "markdown_report",
     "paired_sharpe_test",
     "paired_test",
@@ -577,6 +579,25 @@ def write_report(evaluation: RulesEvaluation, out: str | Path, *, plot: str | No
     except OSError as exc:
         raise InvalidInputError(f"out: cannot write the report into {folder}: {exc}") from exc
     return written
+
+
+def check_out(out: str | Path) -> None:
+    """Refuse a report folder ``out`` that could never be written, creating nothing.
+
+    The command line calls it before an evaluation of minutes, so that such a folder fails at once
+    rather than after the work. ``out``, or its nearest existing parent when it does not exist
+    yet, must be a folder where a file can be created (probed with a temporary file, removed at
+    once). Raises ``InvalidInputError`` naming ``out``.
+    """
+    folder = Path(out)
+    probe = next((p for p in (folder, *folder.parents) if p.exists()), Path.cwd())
+    try:
+        if not probe.is_dir():
+            raise NotADirectoryError(f"{probe} is not a directory")
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise InvalidInputError(f"out: cannot create directory {folder}: {exc}") from exc
 
 
 def _plotted(evaluation: RulesEvaluation, plot: str | None) -> BookResult | None:
