@@ -33,6 +33,7 @@ from advanced_risk.errors import DataIntegrityError, DataValidationError
 __all__ = [
     "DATASETS",
     "READ_ERRORS",
+    "check_header",
     "error_name",
     "load_sp500_index",
     "load_sp500_stocks",
@@ -116,19 +117,24 @@ def _as_frame(source: TableSource, what: str) -> pd.DataFrame:
         raise DataValidationError(
             f"{what} file {source} cannot be read as CSV: {error_name(exc)}: {exc}"
         ) from exc
-    _check_header([str(name) for name in header.iloc[0]] if len(header) else [], what, source)
+    check_header([str(name) for name in header.iloc[0]] if len(header) else [], what, source)
     return frame
 
 
-def _check_header(names: list[str], what: str, source: object) -> None:
+def check_header(names: list[str], what: str, source: object, *, skip: int = 0) -> None:
     """Refuse a header with an empty or repeated name: pandas would rename them (``Unnamed: 1``,
-    ``A.1``) and those invented names would become asset names in a model file."""
+    ``A.1``) and those invented names would become asset names (in a model file, in a report).
+
+    ``names`` is the header row as written; its first ``skip`` columns (an index column that may be
+    unnamed) are not checked. Raises ``DataValidationError`` naming ``what``, ``source`` and the
+    column (numbered from 1, as in the file).
+    """
     stripped = [name.strip() for name in names]
-    empty = [i for i, name in enumerate(stripped) if not name]
+    empty = [i for i, name in enumerate(stripped) if not name and i >= skip]
     if empty:
         raise DataValidationError(f"{what} file {source}: column {empty[0] + 1} of the header has no name")
     seen: set[str] = set()
-    for name in stripped:
+    for name in stripped[skip:]:
         if name in seen:
             raise DataValidationError(
                 f"{what} file {source}: column name {name!r} appears twice in the header"

@@ -291,3 +291,29 @@ def test_books_shorter_than_any_window_still_report(rows: int, tmp_path: Path) -
     assert "NaN" not in text
     assert "Infinity" not in text
     assert json.loads(text)["books"][0]["bars"] == rows
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("date,A,A", r"column name 'A' appears twice in the header"),  # pandas read it as A, A.1
+        ("date,A, A ", r"column name 'A' appears twice in the header"),
+        ("date,A,", r"column 3 of the header has no name"),  # pandas read it as 'Unnamed: 2'
+    ],
+)
+def test_a_csv_header_with_a_repeated_or_empty_asset_name_is_refused(
+    header: str, message: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "closes.csv"
+    path.write_text(f"{header}\n2020-01-01,10,20\n2020-01-02,11,21\n2020-01-03,12,22\n")
+    with pytest.raises(InvalidInputError, match=message):
+        csv_book(path, [0.5, 0.5])
+
+
+def test_a_csv_whose_date_column_is_unnamed_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "closes.csv"  # pandas' own to_csv of a frame indexed by date
+    pd.DataFrame(
+        {"A": [10.0, 11.0, 12.0], "B": [20.0, 21.0, 22.0]}, index=pd.bdate_range("2020-01-01", periods=3)
+    ).to_csv(path)
+    assert path.read_text().startswith(",A,B")
+    assert csv_book(path, [0.5, 0.5]).assets == ("A", "B")

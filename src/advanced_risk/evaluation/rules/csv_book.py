@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from advanced_risk.data import impossible_move, stamp_text
+from advanced_risk.data import check_header, impossible_move, stamp_text
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.evaluation.rules.books import Book, returns_and_prices
 from advanced_risk.measures.validation import MAX_ABS_RETURN, FloatArray
@@ -75,8 +75,11 @@ def csv_book(
             warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("ignore", FutureWarning)  # mixed UTC offsets: handled below
             frame = pd.read_csv(file, index_col=0, parse_dates=[0])
+            header = pd.read_csv(file, header=None, nrows=1, dtype=str, keep_default_na=False)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise InvalidInputError(f"prices: cannot read {file} as a CSV of closes: {exc}") from exc
+    # a repeated or empty asset name would be renamed by pandas (A.1, Unnamed: 2): refused
+    check_header([str(name) for name in header.iloc[0]] if len(header) else [], "prices", file, skip=1)
     text = not isinstance(frame.index, pd.DatetimeIndex) and not pd.api.types.is_numeric_dtype(frame.index)
     if text and frame.shape[0] > 0:
         # stamps with UTC offsets that change (a local zone across daylight saving) stay text
