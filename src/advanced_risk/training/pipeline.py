@@ -20,6 +20,7 @@ logging; the CLI (:mod:`advanced_risk.training.cli`) does.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -37,12 +38,12 @@ from advanced_risk.rl.portfolio.manager import RLPortfolioManager
 from advanced_risk.training import report as training_report
 from advanced_risk.training.agents import agents_model_file, run_agents
 from advanced_risk.training.checkpoint import load_latest
-from advanced_risk.training.data import load_data
+from advanced_risk.training.data import DataBundle, load_data
 from advanced_risk.training.distributed import run_sweep, train_on_ray
 from advanced_risk.training.ppo import train_agent
 from advanced_risk.training.settings import TrainingSettings, build_ppo_config, settings_to_toml
 
-__all__ = ["prepare_model_path", "prepare_run_dir", "run", "run_allocator"]
+__all__ = ["prepare_model_path", "prepare_run_dir", "run", "run_allocator", "swept"]
 
 log = get_logger(__name__)
 
@@ -105,7 +106,7 @@ def run_allocator(settings: TrainingSettings) -> dict[str, Any]:
     atomic_write_bytes(settings.run_dir / "config.toml", settings_to_toml(settings).encode())
     sweep: dict[str, Any] | None = None
     if settings.sweep > 0:
-        sweep, settings = run_sweep(settings, data)
+        sweep, settings = swept(settings, data)
     if settings.backend == "ray":
         agent, history = train_on_ray(settings, data)
     else:
@@ -129,6 +130,27 @@ def run_allocator(settings: TrainingSettings) -> dict[str, Any]:
     atomic_write_bytes(settings.run_dir / "summary.json", _json(summary))
     log.info("run_finished", out=str(settings.run_dir), seconds=summary["total_seconds"])
     return summary
+
+
+def swept(settings: TrainingSettings, data: DataBundle) -> tuple[dict[str, Any], TrainingSettings]:
+    """``(sweep summary, settings with the best hyperparameters)``: the sweep run now, or with
+    ``--resume`` the one the run's checkpoints were trained after (``sweep.json`` in the run folder).
+
+    A sweep samples its trials at random, so a second one would choose other hyperparameters, and
+    the checkpoint (trained with the first choice) could not be resumed with them.
+    """
+    stored = settings.run_dir / "sweep.json"
+    if settings.resume and stored.is_file():
+        try:
+            summary: dict[str, Any] = json.loads(stored.read_text(encoding="utf-8"))
+            best = dict(summary["best"]["params"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InvalidInputError(f"--resume: cannot read the run's sweep result {stored}: {exc}") from exc
+        log.info("sweep_reused", path=str(stored), best=best)
+        return summary, dataclasses.replace(settings, ppo={**settings.ppo, **best})
+    summary, chosen = run_sweep(settings, data)
+    atomic_write_bytes(stored, _json(summary))
+    return summary, chosen
 
 
 def _json(value: Any) -> bytes:
