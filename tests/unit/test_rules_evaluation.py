@@ -368,3 +368,13 @@ def test_cli_an_unwritable_out_fails_before_any_evaluation(
     assert "out: cannot create directory" in err
     assert "\n" not in err
     assert (tmp_path / "f").read_text() == "a file"
+
+
+def test_the_policy_book_finds_the_shipped_policy_of_a_source_checkout() -> None:
+    """The default path is the checkout's models/ folder (it pointed into src/ after a move)."""
+    from advanced_risk.evaluation.rules.books import DEFAULT_POLICY, policy_book
+
+    assert Path(__file__).resolve().parents[2] / "models" / "ppo_sp500_2012.armodel" == DEFAULT_POLICY
+    book = policy_book()
+    assert book.key == "policy"
+    assert Path(book.policy or "").is_file()

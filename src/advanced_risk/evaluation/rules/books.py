@@ -79,7 +79,7 @@ BOOK_KEYS: Final = ("stocks20", "subset1", "subset5", "subset10", "index", "long
 DEFAULT_BOOK_KEYS: Final = ("stocks20", "subset1", "subset5", "subset10", "index", "long-short")
 """The real books evaluated by default (``policy`` is slow: opt in)."""
 
-DEFAULT_POLICY: Final = Path(__file__).resolve().parents[3] / "models" / "ppo_sp500_2012.armodel"
+DEFAULT_POLICY: Final = Path(__file__).resolve().parents[4] / "models" / "ppo_sp500_2012.armodel"
 """The shipped policy (a source checkout's ``models/`` folder)."""
 
 
