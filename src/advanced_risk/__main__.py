@@ -6,7 +6,8 @@
   (docs/journal_and_report.md).
 - ``python -m advanced_risk journal PATH [--last N] [--since T] [--until T] [--state S]
   [--degraded] [--json] [--csv FILE] [--parquet FILE]``: the journal's rows, one a line, or
-  exported (docs/journal_and_report.md).
+  exported; ``--archive-before T --archive-to FILE [--vacuum]`` moves the older rows into an
+  archive file (docs/journal_and_report.md).
 - ``python -m advanced_risk evaluate-rules [--period train|test|all] [--books KEY,...]
   [--synthetic N] [--out DIR] [--quick] [--prices CSV [--weights W,...]]``: the risk layer against
   the unmanaged book and a textbook vol target on the bundled books and synthetic paths, or on the
@@ -150,6 +151,17 @@ def _add_journal(sub: argparse._SubParsersAction[_OneLineParser]) -> None:
     )
     cmd.add_argument("--csv", metavar="FILE", help="write the rows that pass to FILE as CSV")
     cmd.add_argument("--parquet", metavar="FILE", help="write them as Parquet (extra [report])")
+    cmd.add_argument(
+        "--archive-before",
+        metavar="TIME",
+        help="move the rows written before TIME into --archive-to, then delete them here (safe "
+        "next to a running bot; the safety state stays)",
+    )
+    cmd.add_argument("--archive-to", metavar="FILE", help="the archive: a state file, created if missing")
+    cmd.add_argument("--batch-rows", type=int, default=5000, metavar="N", help="rows per archive batch")
+    cmd.add_argument(
+        "--vacuum", action="store_true", help="--archive-before: then shrink PATH (blocks the bot's writes)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,6 +226,8 @@ def _journal(args: argparse.Namespace) -> int:
             raise InvalidInputError(f"--last must be >= 0, got {args.last}")
         if args.parquet is not None and importlib.util.find_spec("pyarrow") is None:
             raise InvalidInputError("--parquet needs pyarrow: pip install 'advanced_risk[report]'")
+        if args.archive_before is not None or args.archive_to is not None or args.vacuum:
+            return _journal_archive(args)
         if args.events:
             return _journal_events(args)
         filtered = any(v is not None for v in (args.since, args.until, args.state)) or args.degraded
@@ -254,6 +268,28 @@ def _print_lines(lines: Iterable[str]) -> None:
         sys.stdout.flush()
     except BrokenPipeError:  # the reader has what it wanted: silence the flush at exit too
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _journal_archive(args: argparse.Namespace) -> int:
+    """``journal --archive-before T --archive-to FILE``: a line per batch on stderr, a summary."""
+    from advanced_risk.errors import InvalidInputError
+    from advanced_risk.monitoring import archive
+
+    if args.archive_before is None or args.archive_to is None:
+        raise InvalidInputError("--archive-before and --archive-to go together (--vacuum needs both)")
+    others = [args.last, args.since, args.until, args.state, args.csv, args.parquet]
+    if any(v is not None for v in others) or args.degraded or args.json or args.events:
+        raise InvalidInputError("--archive-before takes only --archive-to, --batch-rows and --vacuum")
+    result = archive.archive_journal(
+        args.path,
+        args.archive_before,
+        args.archive_to,
+        batch_rows=args.batch_rows,
+        vacuum=args.vacuum,
+        progress=lambda p: print(archive.format_progress(p), file=sys.stderr, flush=True),
+    )
+    print(archive.format_result(result, args.path))
+    return 0
 
 
 def _journal_events(args: argparse.Namespace) -> int:
