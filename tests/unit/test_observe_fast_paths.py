@@ -86,6 +86,7 @@ def reference_tracker_update(s: Any, row: np.ndarray) -> None:
     include = (s._age >= cfg.correlation_warmup) | (s._age == s._n_obs)
     s._fast_correlation = float(ewma_correlation_step_kernel(s._ewma_state, row, lam, include))
     s._ewma_weight = lam * s._ewma_weight + (1.0 - lam)
+    s._count_new_pairs()  # the baseline's move when a joiner's pairs start to count (not the kernel's)
     s._update_shock(s._fast_correlation)
 
 

@@ -183,12 +183,18 @@ class RiskTracker:
         self._n_obs += 1
         self._fast_correlation = float(fast)
         self._ewma_weight = lam * self._ewma_weight + (1.0 - lam)
-        if self._counted_from and self._n_obs in self._counted_from:
-            self._counted_from.discard(self._n_obs)
-            new = (self._age == cfg.correlation_warmup) & (self._age != self._n_obs)
-            if new.any():  # still there: the average now counts its pairs
-                self._rebase(self._fast_correlation, self._masked_correlation(self._counted() & ~new))
+        self._count_new_pairs()
         self._update_shock(self._fast_correlation)
+
+    def _count_new_pairs(self) -> None:
+        """At the bar a late joiner's pairs start to count in the average correlation (its age
+        reaches ``correlation_warmup``), move the baseline by the jump they alone make."""
+        if not self._counted_from or self._n_obs not in self._counted_from:
+            return
+        self._counted_from.discard(self._n_obs)
+        new = (self._age == self._config.correlation_warmup) & (self._age != self._n_obs)
+        if new.any():  # still there (not removed meanwhile)
+            self._rebase(self._fast_correlation, self._masked_correlation(self._counted() & ~new))
 
     def _counted(self) -> BoolArray:
         """The assets whose pairs the average correlation counts (``tracker_step_kernel``'s rule)."""
