@@ -317,3 +317,12 @@ def test_a_csv_whose_date_column_is_unnamed_is_read(tmp_path: Path) -> None:
     ).to_csv(path)
     assert path.read_text().startswith(",A,B")
     assert csv_book(path, [0.5, 0.5]).assets == ("A", "B")
+
+
+def test_a_book_holding_nothing_is_refused_as_a_csv_book_is(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="at least one must be non-zero"):
+        _book(weights=(0.0, 0.0))
+    path = tmp_path / "closes.csv"
+    path.write_text("date,A,B\n2020-01-01,10,20\n2020-01-02,11,21\n2020-01-03,12,22\n")
+    with pytest.raises(InvalidInputError, match="at least one must be non-zero"):
+        csv_book(path, [0.0, 0.0])

@@ -140,6 +140,11 @@ class Book:
             raise InvalidInputError(f"book {self.name!r}: returns must be > -1 and prices > 0")
         if self.weights.shape != (n,) or not np.all(np.isfinite(self.weights)):
             raise InvalidInputError(f"book {self.name!r}: weights must be a finite ({n},) array")
+        if not np.any(self.weights):
+            raise InvalidInputError(
+                f"book {self.name!r}: weights: at least one must be non-zero (a book holding nothing "
+                "has no risk)"
+            )
         if self.dates is not None and len(self.dates) != self.returns.shape[0]:
             raise InvalidInputError(f"book {self.name!r}: dates must have one entry per bar")
         if (self.dates is None) == (self.split is None):

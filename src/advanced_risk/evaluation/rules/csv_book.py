@@ -117,7 +117,7 @@ def csv_book(
         raise InvalidInputError(
             f"weights: {n} finite numbers expected (one per column of {file}), got {w.tolist()}"
         )
-    if not np.any(w):
+    if not np.any(w):  # named as the command line's --weights (Book names the book)
         raise InvalidInputError("weights: at least one must be non-zero (a book holding nothing has no risk)")
     returns, prices, dates = returns_and_prices(closes)
     _check_moves(returns, closes, file)
