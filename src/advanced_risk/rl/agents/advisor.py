@@ -61,7 +61,7 @@ from advanced_risk.rl.agents.interface import (
     observation_blocks,
 )
 from advanced_risk.rl.agents.observation_kernel import block_index, observations_kernel
-from advanced_risk.rl.agents.policy import RiskAgents, Threshold, gate
+from advanced_risk.rl.agents.policy import RiskAgents, Threshold, as_threshold, gate
 from advanced_risk.rl.portfolio.accounting import (
     check_history,
     history_length,
@@ -113,7 +113,10 @@ class RiskAgentsAdvisor:
         self.last_drift: DriftStatus | None = None
         """The drift status of the last :meth:`request` (None: no reference, or not called yet)."""
         self.n_samples = n_samples
-        self.threshold: Threshold = agents.uncertainty_threshold if threshold is None else float(threshold)
+        # the model's own, or the caller's (checked as the model's: finite, >= 0)
+        self.threshold: Threshold = (
+            agents.uncertainty_threshold if threshold is None else as_threshold(threshold)
+        )
         cfg = agents.env_config
         self._window = cfg.window
         self._history = history_length(cfg)

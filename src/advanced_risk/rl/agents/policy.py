@@ -66,6 +66,7 @@ __all__ = [
     "AgentsAction",
     "RiskAgents",
     "Threshold",
+    "as_threshold",
     "gate",
 ]
 
@@ -217,7 +218,7 @@ class RiskAgents:
         self.env_config = env_config
         self._asset_names = check_asset_names(asset_names, env_config.asset_count)
         self.share_parameters = share_parameters
-        self.uncertainty_threshold: Threshold = _threshold(uncertainty_threshold)
+        self.uncertainty_threshold: Threshold = as_threshold(uncertainty_threshold)
         self.obs_dims = {a: obs_dim(a, env_config.asset_count) for a in AGENTS}
         self._pad = max(self.obs_dims.values())
         for a, p in self.policies.items():
@@ -349,7 +350,7 @@ class RiskAgents:
             "env_config": self.env_config.to_dict(),
             "share_parameters": self.share_parameters,
             "obs_clip": self.obs_clip,
-            "uncertainty_threshold": _threshold(self.uncertainty_threshold),
+            "uncertainty_threshold": as_threshold(self.uncertainty_threshold),
             "hidden_sizes": list(first.hidden_sizes),
             "dropout": first.network.dropout,
             "actor_dims": {a: p.obs_dim for a, p in self.policies.items()},
@@ -401,7 +402,7 @@ class RiskAgents:
             agents = cls(
                 policies, _stored_rms(arrays, s["obs_rms_count"], env_config.asset_count), env_config,
                 share_parameters=bool(s["share_parameters"]), obs_clip=obs_clip,
-                uncertainty_threshold=_threshold(s["uncertainty_threshold"]), seed=seed, asset_names=names,
+                uncertainty_threshold=as_threshold(s["uncertainty_threshold"]), seed=seed, asset_names=names,
             )  # fmt: skip
         except (KeyError, TypeError, ValueError, InvalidInputError) as exc:
             raise ModelLoadError(f"model file {path} does not hold valid risk agents: {exc}") from exc
@@ -476,15 +477,27 @@ def _stored_rms(
     return rms
 
 
-def _threshold(value: Any) -> float | dict[str, float]:
-    """A threshold as plain JSON values: a float, or a dict with a float for every agent."""
+def as_threshold(value: Any) -> float | dict[str, float]:
+    """The gate's uncertainty threshold as plain JSON values: a float, or a dict with a float for
+    every agent; each finite and >= 0 (a negative or NaN threshold would send every decision to the
+    rules without saying so). Raises ``InvalidInputError`` naming ``uncertainty_threshold``."""
     if isinstance(value, Mapping):
         if set(value) != set(AGENTS):
             raise InvalidInputError(
                 f"uncertainty_threshold needs one value per agent {list(AGENTS)}, got {value}"
             )
-        return {a: float(value[a]) for a in AGENTS}
-    return float(value)
+        return {a: _non_negative(value[a], f"uncertainty_threshold[{a!r}]") for a in AGENTS}
+    return _non_negative(value, "uncertainty_threshold")
+
+
+def _non_negative(value: Any, name: str) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a number >= 0, got {value!r}") from None
+    if not (math.isfinite(x) and x >= 0.0) or isinstance(value, bool):
+        raise InvalidInputError(f"{name} must be a finite number >= 0, got {value!r}")
+    return x
 
 
 def _fuse(nets: list[NumpyPolicy]) -> NumpyPolicy:
