@@ -11,8 +11,9 @@ The tracker is fed one return vector per bar and answers per bar, without recomp
 - a slow EWMA of that average is the baseline; the ``correlation_shock`` flag rises when the fast
   average exceeds the baseline by ``shock_margin`` and clears by itself once the excess falls below
   ``clear_margin`` (hysteresis, so it does not flap at the boundary). When the pairs averaged change
-  (an asset removed, a late joiner counted after its warm-up), the baseline moves by the jump that
-  change alone makes in the average: a shock is a rise of the correlations, not of the pair set.
+  (an asset removed, a late joiner counted after its warm-up), the baseline moves with the average
+  so that the excess of the pairs counted before is kept (diluted by their share of the pairs
+  counted now): a shock is a rise of the correlations, not a change of the pair set.
 
 The ring buffer stores every row twice (at ``i`` and ``i + capacity``), so the last ``m`` rows are
 always one contiguous, chronologically ordered slice: no copy, no wrap-around logic per query.
@@ -194,12 +195,18 @@ class RiskTracker:
         self._counted_from.discard(self._n_obs)
         new = (self._age == self._config.correlation_warmup) & (self._age != self._n_obs)
         if new.any():  # still there (not removed meanwhile)
-            self._rebase(self._fast_correlation, self._masked_correlation(self._counted() & ~new))
+            before = self._counted() & ~new
+            share = _pairs(self._with_variance(before)) / max(_pairs(self._with_variance(self._counted())), 1)
+            self._rebase(self._fast_correlation, self._masked_correlation(before), share)
 
     def _counted(self) -> BoolArray:
         """The assets whose pairs the average correlation counts (``tracker_step_kernel``'s rule)."""
         counted: BoolArray = (self._age >= self._config.correlation_warmup) | (self._age == self._n_obs)
         return counted
+
+    def _with_variance(self, mask: BoolArray) -> int:
+        """How many assets of ``mask`` have a positive EWMA variance (those the average counts)."""
+        return int((mask & (np.diagonal(self._ewma_state) > 0.0)).sum())
 
     def _masked_correlation(self, mask: BoolArray) -> float:
         """The average pairwise correlation of the EWMA state over the assets in ``mask`` (NaN with
@@ -209,16 +216,20 @@ class RiskTracker:
         corr = covariance_to_correlation_kernel(self._ewma_state[np.ix_(mask, mask)])
         return float(np.clip(average_pairwise_correlation(corr), -1.0, 1.0))
 
-    def _rebase(self, new: float, old: float) -> None:
-        """Move the baseline by ``new - old``, the jump a change of the pairs averaged makes in the
-        average correlation on the same state. Without pairs on either side the baseline restarts
-        (where the next warm-up ends) and the flag is lowered: no pairs, no correlation shock."""
+    def _rebase(self, new: float, old: float, share: float = 1.0) -> None:
+        """Move the baseline when the pairs averaged change: ``old`` is the average correlation of the
+        pairs counted before, ``new`` of those counted now, on the same state. The excess of the
+        pairs counted before (``old - baseline``) is kept, diluted by ``share``, their share of the
+        pairs counted now (1 after a removal: the excess is taken as spread over every pair; below 1
+        when a joiner's pairs start to count, at no excess of their own). Without pairs on either
+        side the baseline restarts (where the next warm-up ends) and the flag is lowered: no pairs,
+        no correlation shock."""
         if math.isnan(self._baseline):
             return
         if math.isnan(new) or math.isnan(old):
             self._baseline, self._shock = math.nan, False
         else:
-            self._baseline += new - old
+            self._baseline = new - (old - self._baseline) * share
 
     def _update_shock(self, fast: float) -> None:
         cfg = self._config
@@ -512,6 +523,11 @@ class RiskTracker:
             self._garch = fit_gjr_garch(p)
             self._garch_fit_bar = self._n_obs
         return self._garch
+
+
+def _pairs(m: int) -> int:
+    """Pairs among ``m`` assets."""
+    return m * (m - 1) // 2
 
 
 def _asset_indices(indices: ArrayLike, n_assets: int) -> IntArray:
