@@ -286,9 +286,9 @@ def _journal_archive(args: argparse.Namespace) -> int:
         args.archive_to,
         batch_rows=args.batch_rows,
         vacuum=args.vacuum,
-        progress=lambda p: print(archive.format_progress(p), file=sys.stderr, flush=True),
+        progress=archive.stderr_progress(),  # a closed stderr or `| head` stops the lines only
     )
-    print(archive.format_result(result, args.path))
+    _print_lines([archive.format_result(result, args.path)])  # a reader gone: the run is done
     return 0
 
 

@@ -32,14 +32,22 @@ the live file archived oldest first); ``decision_id`` is the key shared by both 
 leave free pages in the live file, which SQLite reuses for new rows (the file stops growing); the
 file shrinks only with ``VACUUM`` (``vacuum=True``), which holds the write lock for its whole run:
 the bot's commits wait or fail meanwhile, so vacuum with the bot stopped.
+
+One module because the checks before a run (the cutoff, the two files), the copy-then-delete loop
+and its CLI report (progress lines that a vanished stderr stops without stopping the run) are one
+operation whose guarantees (every row in at least one file, nothing changed on bad input) hold
+only together.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import sqlite3
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +67,7 @@ __all__ = [
     "archive_journal",
     "format_progress",
     "format_result",
+    "stderr_progress",
 ]
 
 log = get_logger(__name__)
@@ -162,7 +171,7 @@ def archive_journal(
         is changed); or a store fails during the run (what was moved before stays moved, the rest
         stays in ``path``; rerun to finish), or the archive holds one of the ids with another row.
     """
-    cutoff = parse_time(before, "before").timestamp()
+    cutoff = _cutoff(before)
     batch = check_positive_int(batch_rows, "batch_rows")
     timeout = check_range(busy_timeout_s, "busy_timeout_s", 0.0, 3600.0)
     pause = check_range(pause_s, "pause_s", 0.0, 60.0)
@@ -185,9 +194,9 @@ def archive_journal(
         ).fetchall():
             last_id = rows[-1][0]
             already += _copy(arc, rows, target)
-            deleted = _delete(src, rows, pause)
+            for deleted in _delete(src, rows, pause):
+                moved += deleted  # per delete transaction: a failure mid-batch reports what is gone
             batches += 1
-            moved += deleted
             nbytes += sum(len(r[1].encode()) + len(r[3].encode()) + 8 for r in rows)
             log.debug("journal_archive_batch", path=str(source), batch=batches, rows_moved=moved)
             if progress is not None:
@@ -222,20 +231,40 @@ def archive_journal(
     return result
 
 
+def _cutoff(before: str | float | pd.Timestamp) -> float:
+    """``before`` as Unix seconds, exactly as given: a journal row at that very time stays.
+
+    :func:`parse_time` checks the value; its ``Timestamp.timestamp()`` rounds to the microsecond,
+    which would move a row written at ``before`` itself (a bot's ``time.time()`` has finer digits).
+    Numbers (and numeric text) are taken as they are, other forms at the timestamp's nanosecond.
+    """
+    stamp = parse_time(before, "before")
+    if not isinstance(before, (bool, pd.Timestamp)):
+        try:
+            seconds = float(before)
+        except (TypeError, ValueError):
+            seconds = math.nan
+        if math.isfinite(seconds):
+            return seconds
+    return float(stamp.as_unit("ns").value) / 1e9
+
+
 def _check_source(source: Path) -> None:
-    """``source`` is a state file of this schema that this process may write."""
+    """``source`` is a state file of this schema that this process may write (with its WAL and
+    ``-shm`` index: an immutable one fails the deletes only after a batch was copied)."""
     if not source.is_file():
         raise StateStoreError(f"no state file at {source}")
     with StateStore(source, read_only=True):  # not a database, another schema: StateStoreError
         pass
-    for file in (source, source.parent):
+    sidecars = [Path(f"{source}{suffix}") for suffix in ("-wal", "-shm")]
+    for file in (source, *(f for f in sidecars if f.exists()), source.parent):
         if not os.access(file, os.W_OK):
             raise StateStoreError(f"{file} is not writable: the archived rows could not be deleted")
 
 
 def _check_archive(target: Path) -> None:
     """``target`` is a state file of this schema, or can be created (nothing is created here)."""
-    if target.exists():
+    if target.exists() and not _blank(target):
         if not target.is_file():
             raise StateStoreError(f"archive_to {target} is not a file")
         try:
@@ -263,6 +292,24 @@ def _check_archive(target: Path) -> None:
             raise StateStoreError(f"archive_to {target} is under {folder}, which is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
         raise StateStoreError(f"archive_to {target} cannot be written ({folder} or the file is read-only)")
+
+
+def _blank(target: Path) -> bool:
+    """Whether ``target`` is an empty file or an SQLite database without a table: an archive another
+    run is creating this instant (the schema comes in one transaction after the file), or ``touch``.
+    :class:`StateStore` gives it the schema, as to a missing file."""
+    if not target.is_file():
+        return False
+    if target.stat().st_size == 0:
+        return True
+    try:
+        conn = sqlite3.connect(target.resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            return int(conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]) == 0
+        finally:
+            conn.close()
+    except sqlite3.Error:  # not a database: the checks that follow say so
+        return False
 
 
 def _connect(file: Path, timeout: float, *, synchronous: str) -> sqlite3.Connection:
@@ -315,9 +362,10 @@ def _copy(arc: sqlite3.Connection, rows: Sequence[_Row], target: Path) -> int:
     return held
 
 
-def _delete(src: sqlite3.Connection, rows: Sequence[_Row], pause: float) -> int:
-    """Delete the rows from the live file in short write transactions; returns how many were deleted."""
-    deleted, i, size = 0, 0, _FIRST_DELETE_ROWS
+def _delete(src: sqlite3.Connection, rows: Sequence[_Row], pause: float) -> Iterator[int]:
+    """Delete the rows from the live file in short write transactions; yields how many each deleted
+    once committed (so that a failure in a later transaction still counts the earlier ones)."""
+    i, size = 0, _FIRST_DELETE_ROWS
     while i < len(rows):
         chunk = rows[i : i + size]
         src.execute("BEGIN IMMEDIATE")
@@ -334,13 +382,12 @@ def _delete(src: sqlite3.Connection, rows: Sequence[_Row], pause: float) -> int:
                 src.execute("ROLLBACK")
             raise
         held = time.perf_counter() - held_from
-        deleted += count
+        yield count
         i += len(chunk)
         # aim the next transaction at LOCK_TARGET_S, growing or shrinking at most 2x at a time
         size = max(1, min(2 * size, len(rows), int(size * min(2.0, LOCK_TARGET_S / max(held, 1e-6)))))
         if i < len(rows) and pause > 0.0:
             time.sleep(pause)
-    return deleted
 
 
 def _mib(n: int) -> str:
@@ -376,3 +423,24 @@ def format_result(r: ArchiveResult, source: str | Path) -> str:
         f"moved {r.rows_moved:,} rows ({_mib(r.bytes_moved)}) to {r.archive} in {r.batches} batches, "
         f"{r.seconds:.1f} s{again}; {tail}"
     )
+
+
+def stderr_progress() -> Callable[[ArchiveProgress], None]:
+    """A ``progress`` that prints :func:`format_progress` lines on stderr, for the CLI.
+
+    The lines are only a report: once stderr is gone (closed at start, or a reader such as ``head``
+    that stopped: a broken pipe), printing stops and the archive runs on to its end.
+    """
+    live = [sys.stderr is not None]
+
+    def show(p: ArchiveProgress) -> None:
+        if not live[0]:
+            return
+        try:
+            print(format_progress(p), file=sys.stderr, flush=True)
+        except (OSError, ValueError):  # broken pipe, closed file: drop the lines, not the run
+            live[0] = False
+            with contextlib.suppress(OSError, ValueError):  # nothing left to flush at exit either
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+
+    return show
