@@ -791,7 +791,8 @@ class AdvancedRiskManager:
         dict or None
             The journal row as JSON data, ``json.loads(decision.to_json())`` of the decision
             returned: from memory while the row is still queued in the journal, else from the store.
-            None for an id never journalled; with the state in memory, also for an id the ring has
+            None for an id never journalled or moved to an archive (``python -m advanced_risk
+            journal --archive-before``: read it there); with the state in memory, also for an id the ring has
             evicted (older than the newest ``RiskConfig.memory_journal_rows`` decisions, see
             ``metrics()["journal_evicted"]``), and for every id once the manager is closed (nothing
             survives ``close``).
