@@ -6,7 +6,7 @@ import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -15,6 +15,24 @@ import pandas as pd
 import pytest
 
 from advanced_risk.data import load_sp500_index, load_sp500_stocks
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found() -> Iterator[None]:
+    """Undo what a command run in-process (the training CLI's ``main``) does to the process's
+    logging: structlog's configuration and the root logger's handlers and level. Left in place,
+    a later test's ``capture_logs`` missed events and the root handler wrote to a closed stream."""
+    import logging
+
+    import structlog
+
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.configure(**config)
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -277,7 +277,10 @@ def configure_logging(json_lines: bool) -> None:
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        # not cached: a module's logger that cached this set-up would keep it after a caller (a
+        # test, a notebook running main() in-process) configures structlog again; training logs
+        # once per update, so the per-call lookup costs nothing measurable
+        cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(processor=renderer, foreign_pre_chain=shared))
