@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -187,10 +188,12 @@ def fit_gjr_garch(
 
     Notes
     -----
-    A fit whose optimiser did not converge (``arch``'s ``convergence_flag != 0``) still returns
-    its last iterate when that is a usable model (:func:`check_garch_params`): it is logged as
-    ``garch_fit_not_converged``. SLSQP flags fits that are close to the optimum too, and the
-    caller can do no better than these numbers; an unusable iterate raises instead.
+    A fit whose optimiser did not converge (``arch``'s ``convergence_flag != 0``) is run once more
+    from a conventional starting point (persistence 0.955, the sample variance as the long-run
+    variance); of the two, the usable one (:func:`check_garch_params`) with the higher likelihood is
+    returned. One that still did not converge is logged as ``garch_fit_not_converged`` and returned
+    when usable (SLSQP flags fits close to the optimum too, and the caller can do no better than these
+    numbers); an unusable one raises.
     """
     r = as_returns(returns, min_len=100)
     d = _as_dist(dist)
@@ -219,12 +222,44 @@ def fit_gjr_garch(
     with _FIT_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = model.fit(disp="off", show_warning=False)
+        fits = [(res, _fitted(res, scale, d, zero_mean))]
+        if res.convergence_flag != 0:  # once more from a conventional start; the better usable fit wins
+            start = _conventional_start(scale * r, d, zero_mean)
+            again = model.fit(disp="off", show_warning=False, starting_values=start)
+            fits.append((again, _fitted(again, scale, d, zero_mean)))
     for w in caught:
         log.info("garch_fit_warning", category=w.category.__name__, message=str(w.message), n_obs=r.shape[0])
+    usable = [fit for fit in fits if _is_usable(fit[1])] or fits[:1]
+    res, params = max(usable, key=lambda fit: float(fit[0].loglikelihood))
     if res.convergence_flag != 0:
         log.warning("garch_fit_not_converged", n_obs=r.shape[0], flag=int(res.convergence_flag))
+    return check_garch_params(params, f"fit of returns (convergence flag {int(res.convergence_flag)})")
+
+
+_START_ALPHA, _START_GAMMA, _START_BETA, _START_NU = 0.05, 0.05, 0.88, 8.0
+"""The retry's starting point: the textbook daily-equity GJR-GARCH (persistence 0.955)."""
+
+
+def _conventional_start(scaled: FloatArray, d: GarchDist, zero_mean: bool) -> FloatArray:
+    """Starting values in ``arch``'s order (mean, omega, alpha, gamma, beta, nu): the textbook
+    persistence, with ``omega`` giving the sample variance as the long-run variance.
+
+    ``arch``'s own start is a grid search that an outlier can push to a corner (a 1000-sigma print:
+    ``alpha + gamma`` at 0, the optimiser stops with a persistence above 1); from here it converges.
+    """
+    persistence = _START_ALPHA + 0.5 * _START_GAMMA + _START_BETA
+    omega = float(np.var(scaled)) * (1.0 - persistence)
+    values = [] if zero_mean else [float(np.mean(scaled))]
+    values += [omega, _START_ALPHA, _START_GAMMA, _START_BETA]
+    if d is GarchDist.STUDENT_T:
+        values.append(_START_NU)
+    return np.array(values)
+
+
+def _fitted(res: Any, scale: float, d: GarchDist, zero_mean: bool) -> GarchParams:
+    """The parameters of an ``arch`` fit of ``scale * returns``, in return units."""
     p = res.params
-    params = GarchParams(
+    return GarchParams(
         mu=float(p["mu"]) / scale if not zero_mean else 0.0,
         omega=float(p["omega"]) / scale**2,
         alpha=float(p["alpha[1]"]),
@@ -232,7 +267,14 @@ def fit_gjr_garch(
         beta=float(p["beta[1]"]),
         nu=float(p["nu"]) if d is GarchDist.STUDENT_T else None,
     )
-    return check_garch_params(params, f"fit of returns (convergence flag {int(res.convergence_flag)})")
+
+
+def _is_usable(params: GarchParams) -> bool:
+    try:
+        check_garch_params(params)
+    except InvalidInputError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
