@@ -6,6 +6,8 @@ with ``git worktree`` into a temporary folder) and one on the working tree, each
 ``bench_manager.py`` with its own set-up (20 assets, untrained models, state in memory): the sync
 twin with the PPO policy and async with the policy and the risk agents, ``--calls`` timed calls
 each. The machine's drift then falls on both versions alike; the spread between rounds is the noise.
+The last column is the sync twin's mean latency on the bars that start a GJR-GARCH refit (one bar
+in 250: the returns go to the worker process), the periodic spike of the tail.
 
 Run:  python benchmarks/ab_manager.py --before 3d81840 [--rounds 3] [--calls 3000]
 """
@@ -38,6 +40,16 @@ inputs = [bm._inputs(tickers, rets[i], prices[i]) for i in range(rets.shape[0])]
 policy = RLPortfolioManager(env_config=EnvConfig(asset_count=20), ppo_config=PPOConfig(device="cpu"))
 agents = RiskAgents.untrained(EnvConfig(asset_count=20))
 fast = RiskConfig(deadline_ms=50.0, rate_limit_per_s=None)
+from advanced_risk.engine.refits import GarchRefits
+started, calls_made, plain = [], [0], GarchRefits.start_if_due
+
+def start_if_due(self, tracker):  # which decisions start a refit
+    idle = self._job is None
+    plain(self, tracker)
+    if idle and self._job is not None:
+        started.append(calls_made[0])
+
+GarchRefits.start_if_due = start_if_due
 gc.collect()
 gc.freeze()
 
@@ -46,15 +58,23 @@ async def with_agents():
         return await bm._time_async(risk, inputs)
 
 risk = AdvancedRiskManager(fast, policy=policy)
+sync, plain_sync = [], risk.manage_risk_sync
+
+def counted(*args):
+    calls_made[0] += 1
+    return plain_sync(*args)
+
+risk.manage_risk_sync = counted
 sync = np.array(bm._time_sync(risk, inputs)) * 1e6
 risk.close_sync()
+refit = [sync[i - 1 - bm.WARMUP] for i in started if i - 1 >= bm.WARMUP]
 both = np.array(asyncio.run(with_agents())) * 1e6
-print(*np.percentile(sync, [50, 99]), *np.percentile(both, [50, 99]))
+print(*np.percentile(sync, [50, 99]), *np.percentile(both, [50, 99]), np.mean(refit))
 """
 
 
 def _run(tree: Path, calls: int) -> list[float]:
-    """p50/p99 (us) of sync PPO and async PPO + agents, measured on ``tree``'s code."""
+    """p50/p99 (us) of sync PPO and async PPO + agents, and the sync refit bars' mean, on ``tree``'s code."""
     env = {**os.environ, "PYTHONPATH": str(tree / "src")}
     out = subprocess.run(
         [sys.executable, "-c", CHILD, str(tree), str(calls)],
@@ -63,7 +83,7 @@ def _run(tree: Path, calls: int) -> list[float]:
         capture_output=True,
         text=True,
     ).stdout
-    return [float(v) for v in out.split()[-4:]]
+    return [float(v) for v in out.split()[-5:]]
 
 
 def main() -> None:
@@ -79,12 +99,14 @@ def main() -> None:
         )
         try:
             print(f"A/B, {args.calls} timed calls per mode, before = {args.before}, after = working tree")
-            print(f"{'round':<6}{'version':<8}{'sync PPO p50 / p99':>24}{'async PPO + agents p50 / p99':>34}")
+            head = f"{'round':<6}{'version':<8}{'sync PPO p50 / p99':>24}{'async PPO + agents p50 / p99':>34}"
+            print(head + f"{'sync refit bars':>18}")
             for r in range(1, args.rounds + 1):
                 for name, tree in (("before", old), ("after", ROOT)):
-                    s50, s99, a50, a99 = _run(tree, args.calls)
+                    s50, s99, a50, a99, refit = _run(tree, args.calls)
                     print(
-                        f"{r:<6}{name:<8}{s50:>10.0f} / {s99:>5.0f} us{a50:>20.0f} / {a99:>5.0f} us",
+                        f"{r:<6}{name:<8}{s50:>10.0f} / {s99:>5.0f} us{a50:>20.0f} / {a99:>5.0f} us"
+                        f"{refit:>15.0f} us",
                         flush=True,
                     )
         finally:

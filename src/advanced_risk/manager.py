@@ -550,10 +550,12 @@ class AdvancedRiskManager:
         durable = self.config.journal_sync and on_disk and not store_down
         # encoded here: the journal thread then only runs SQLite, which releases the GIL; a row
         # nobody waits for lingers to be committed with the next ones (engine/journal.py)
-        urgent = durable and not inline
-        done = journal.submit(decision.decision_id, decision.to_json(), engine.peak_equity, urgent=urgent)
         if durable:
-            return decision, done
+            urgent = not inline
+            return decision, journal.submit(
+                decision.decision_id, decision.to_json(), engine.peak_equity, urgent=urgent
+            )
+        journal.append(decision.decision_id, decision.to_json(), engine.peak_equity)
         # a new safety state is waited for even with journal_sync=False: a restart must never come
         # up less cautious than this decision unless the bot was told it is not durable
         return decision, (safety if safety is not None and on_disk and not store_down else None)
@@ -606,7 +608,7 @@ class AdvancedRiskManager:
             latency_ms=(time.perf_counter() - start) * 1000.0,
         )
         if journal is not None:
-            journal.submit(fallback.decision_id, fallback.to_json(), urgent=False)
+            journal.append(fallback.decision_id, fallback.to_json())
         return fallback
 
     def _record(self, decision: RiskDecision, start: float, deadline: float) -> RiskDecision:
@@ -629,9 +631,7 @@ class AdvancedRiskManager:
         journal = self._journal
         if journal is not None:
             row = json.dumps({"event": event, **fields})
-            journal.submit(
-                f"{self._run}-{event.replace('_', '-')}-{next(self._ids)}", row, None, urgent=urgent
-            )
+            journal.append(f"{self._run}-{event.replace('_', '-')}-{next(self._ids)}", row, urgent=urgent)
 
     def _page(self, message: str) -> None:
         """Raise an operator control's event to the ``on_alert`` hook (if any)."""

@@ -11,6 +11,10 @@ Parameters are fitted on rescaled returns ``s * r`` (the scale ``arch``'s optimi
 unit-free. ``s`` is 100 (percent returns) unless their std falls outside [0.5, 50); then ``s`` moves
 by factors of 10 until it is inside (see :func:`_fit_scale`). No warning of ``arch``, scipy or numpy
 raised during a fit reaches the caller: each is logged (``garch_fit_warning``) instead.
+
+One module because the fit, the check of what it returns (:func:`check_garch_params`, also applied
+to parameters a worker process sends back) and the filter that refits are one model's life cycle:
+split, each would import the others' private scaling and starting-value rules.
 """
 
 from __future__ import annotations
