@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from advanced_risk.engine.refits import Background, GarchRefits
 from advanced_risk.engine.state import PersistedState
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.logs import get_logger
+from advanced_risk.measures.rolling_max import RollingMax
 from advanced_risk.measures.stop_kernels import position_sizes_kernel, trail_stops_kernel
 from advanced_risk.measures.validation import BoolArray, FloatArray, IntArray
 from advanced_risk.measures.var import VaRMethod
@@ -107,9 +107,9 @@ class DecisionEngine:
         self.peak_equity: float | None = state.peak_equity
         # Equity of the last drawdown_window bars, seeded with the restored peak so that a restart
         # measures from it until the window has rolled past it.
-        self._equity_window: deque[float] = deque(maxlen=config.drawdown_window or 1)
+        self._equity_window = RollingMax(config.drawdown_window)  # used only with a window
         if state.peak_equity is not None:
-            self._equity_window.append(state.peak_equity)
+            self._equity_window.push(state.peak_equity)
         self.machine = TradingStateMachine(
             config, state=state.trading_state, reason=state.reason, kill_switch=state.kill_switch
         )
@@ -181,7 +181,7 @@ class DecisionEngine:
         """Measure drawdowns from ``value`` from now on (the equity window restarts there)."""
         self.peak_equity = value
         self._equity_window.clear()
-        self._equity_window.append(value)
+        self._equity_window.push(value)
 
     @property
     def has_history(self) -> bool:
@@ -236,7 +236,7 @@ class DecisionEngine:
         equity = bar.portfolio.equity
         if equity is not None:
             self.peak_equity = max(self.peak_equity or equity, equity, bar.portfolio.peak_equity or 0.0)
-            self._equity_window.append(equity)
+            self._equity_window.push(equity)
         drawdown = bar.portfolio.current_drawdown
         if equity is not None and self.peak_equity:
             drawdown = max(drawdown, 1.0 - equity / self._reference_peak())
@@ -308,7 +308,7 @@ class DecisionEngine:
         assert self.peak_equity is not None  # the caller checked
         if self.config.drawdown_window is None:
             return self.peak_equity
-        return max(self._equity_window)
+        return self._equity_window.value
 
     def _columns_of(self, component: Allocator | Advisor | None) -> IntArray | None:
         """Where the component's assets sit in the universe (by name), or None if some are absent."""

@@ -316,7 +316,8 @@ class JournalWriter:
             self._items.append(row)
             self._urgent += urgent
             backlog = len(self._items)
-        self._work.set()
+        if backlog == 1:  # the queue was empty; _take clears _work only when it finds it empty
+            self._work.set()
         if urgent or backlog >= self._linger_rows:
             self._wake.set()
 

@@ -29,12 +29,12 @@ a restart is not less cautious than the run before it.
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
 
-from advanced_risk.measures.validation import FloatArray, check_positive_int, check_range, halflife_decay
+from advanced_risk.measures.rolling_max import RollingMax
+from advanced_risk.measures.validation import FloatArray, check_range, halflife_decay
 
 __all__ = ["StrategyDrawdown"]
 
@@ -62,20 +62,16 @@ class StrategyDrawdown:
     (0.1, True)
     """
 
-    __slots__ = ("_count", "_decay", "_equity", "_maxima", "_trend", "_weights", "_window")
+    __slots__ = ("_decay", "_equity", "_peak", "_trend", "_weights")
 
     def __init__(
         self, window: int | None = 252, initial_drawdown: float = 0.0, trend_halflife: int | None = None
     ) -> None:
-        self._window = None if window is None else check_positive_int(window, "window")
         dd = check_range(initial_drawdown, "initial_drawdown", 0.0, 1.0)
-        # The rolling maximum of the last ``window`` equities (the seed peak 1 counts as one): a
-        # monotonic queue of (index, equity), decreasing, O(1) amortised a bar and bounded memory.
-        self._maxima: deque[tuple[int, float]] = deque()
-        self._count = 0
-        self._push(1.0)
+        self._peak = RollingMax(window)  # of the last ``window`` equities; the seed peak 1 counts as one
+        self._peak.push(1.0)
         self._equity = max(1.0 - dd, _FLOOR)
-        self._push(self._equity)
+        self._peak.push(self._equity)
         self._weights = np.empty(0)
         self._decay = None if trend_halflife is None else halflife_decay(trend_halflife, "trend_halflife")
         self._trend = 0.0  # log of the seed peak
@@ -88,17 +84,7 @@ class StrategyDrawdown:
     @property
     def drawdown(self) -> float:
         """The reference book's drawdown from its (rolling) peak, in [0, 1]."""
-        return min(max(1.0 - self._equity / self._maxima[0][1], 0.0), 1.0)
-
-    def _push(self, equity: float) -> None:
-        """Enter this bar's equity into the rolling maximum (older, lower entries can never be it)."""
-        maxima = self._maxima
-        while maxima and maxima[-1][1] <= equity:
-            maxima.pop()
-        maxima.append((self._count, equity))
-        self._count += 1
-        if self._window is not None and maxima[0][0] <= self._count - 1 - self._window:
-            maxima.popleft()  # one entry leaves the window a bar
+        return min(max(1.0 - self._equity / self._peak.value, 0.0), 1.0)
 
     @property
     def weights(self) -> FloatArray:
@@ -115,7 +101,7 @@ class StrategyDrawdown:
             earned[np.isnan(earned)] = 0.0  # np.nansum's own replacement, without its dispatch
             r = float(np.add.reduce(earned))
             self._equity = max(self._equity * (1.0 + r), _FLOOR)
-        self._push(self._equity)
+        self._peak.push(self._equity)
         if self._decay is not None:
             self._trend = self._decay * self._trend + (1.0 - self._decay) * math.log(self._equity)
         return self.drawdown

@@ -172,14 +172,20 @@ class NumpyPolicy:
     def _samples_from_first(self, h: NDArray[Any], n_samples: int, rng: np.random.Generator) -> F32:
         keep = np.float32(1.0 - self.dropout)
         lead = h.shape[:-1]
-        x = np.tile(h.reshape(-1, h.shape[-1]), (n_samples, 1))
+        first = h.reshape(-1, h.shape[-1])  # (rows, width): sample s of row r is row s * rows + r
+        rows = first.shape[0]
         widths = [w.shape[0] for w in self.weights[1:]]
-        masks = rng.random((x.shape[0], sum(widths)), dtype=np.float32) < keep
+        masks = rng.random((n_samples * rows, sum(widths)), dtype=np.float32) < keep
         offset, last = 0, len(self.weights) - 1
+        x = first
         for k, (w, b) in enumerate(zip(self.weights[1:], self.biases[1:], strict=True), start=1):
             kept = masks[:, offset : offset + w.shape[0]]
             offset += w.shape[0]
-            x = ((x * kept) @ w) / keep + b
+            if k == 1:  # the shared first activation, broadcast over the samples (not tiled first)
+                dropped = (kept.reshape(n_samples, rows, -1) * first).reshape(n_samples * rows, -1)
+            else:
+                dropped = x * kept
+            x = (dropped @ w) / keep + b
             if k < last:
                 x = np.tanh(x)
         out: F32 = x.reshape(n_samples, *lead, x.shape[-1])
