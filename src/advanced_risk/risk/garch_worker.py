@@ -7,9 +7,10 @@ up to the interpreter's switch interval (5 ms) to get it back: the decision late
 advanced_risk.risk.garch_worker`` and talks to it over pipes (one JSON line per request and per
 answer). Unlike ``multiprocessing`` with "spawn", this never re-imports the bot's main module, and
 unlike "fork" it never copies a process that runs threads. The pipes are non-blocking and waited on
-with ``select`` under the fit's deadline (POSIX: Linux, macOS), so a fit starts no thread of its
-own, and the child runs at a lower priority (``nice`` 10): on shared cores a fit yields to the
-bot's threads. What a refit still costs the decision it starts on is in docs/performance.md.
+with ``poll`` (not ``select``: any fd number) under the fit's deadline (POSIX: Linux, macOS), so a
+fit starts no thread of its own, and the child runs at a lower priority (``nice`` 10): on shared
+cores a fit yields to the bot's threads. What a refit still costs the decision it starts on is in
+docs/performance.md.
 
 The child starts on the first fit (or :meth:`GarchWorker.start`) and lives until
 :meth:`GarchWorker.close` (or the parent exits: it reads EOF and stops). If it dies, the next fit
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import select
 import subprocess
@@ -43,6 +45,7 @@ _WARM_UP_RETURNS = np.random.default_rng(0).normal(0.0, 0.01, 200)
 _FIT_TIMEOUT_S = 60.0  # the first fit also starts Python and imports arch (~1-3 s; more on a busy box)
 _CHILD_COMMAND = (sys.executable, "-m", "advanced_risk.risk.garch_worker")
 _CHILD_NICENESS = 10  # a fit is background work: on shared cores the deciding thread goes first
+_MAX_ANSWER_BYTES = 1 << 20  # an answer is ~150 bytes: a child sending more is broken, not slow
 
 Popen: TypeAlias = "subprocess.Popen[bytes]"
 
@@ -70,36 +73,54 @@ class GarchWorker:
         self._proc: Popen | None = None
         self._lock = threading.Lock()  # one request on the pipes at a time
         self._state = threading.Lock()  # guards self._proc: close() never waits for a running fit
+        # children close() killed while a fit held the lock: their pipes are closed by that fit's
+        # thread once it is done with them (never an fd it may still be polling), under _state
+        self._orphans: list[Popen] = []
 
     def fit(self, returns: FloatArray) -> GarchParams:
         """Fit in the child (blocking; call it from a worker thread). Raises RuntimeError on failure."""
         request = _encode(returns)
         with self._lock:
-            proc = self._ensure()
             try:
-                answer = _exchange(proc, request, time.monotonic() + self._timeout_s)
-            except (OSError, ValueError) as exc:  # a broken pipe, or a pipe close() has closed
-                self._discard(proc)
-                raise RuntimeError(f"GARCH worker failed: {exc!r}") from exc
-            if answer is None:  # the deadline passed: kill it, so a hung child never hangs the caller
-                self._discard(proc)
-                why = f"no answer within timeout_s={self._timeout_s}"
-                raise RuntimeError(f"GARCH worker failed: {why} (exit code {proc.returncode})")
-            if not answer.endswith(b"\n"):  # EOF, or a line cut short: the child died or was killed
-                self._discard(proc)
-                raise RuntimeError(f"GARCH worker failed: it exited (exit code {proc.returncode})")
-            try:
-                data = orjson.loads(answer)
-                if not isinstance(data, dict):
-                    raise TypeError(f"expected a JSON object, got {type(data).__name__}")
-                if "error" in data:
-                    raise RuntimeError(f"GARCH fit failed: {data['error']}")
-                return check_garch_params(GarchParams(**data), "GARCH worker answer")
-            except RuntimeError:
-                raise  # the child's own report: the protocol is intact
-            except Exception as exc:  # garbage: the protocol may be out of step, start afresh
-                self._discard(proc)
-                raise RuntimeError(f"GARCH worker answered garbage ({exc!r}): {answer[:200]!r}") from exc
+                return self._fit(request)
+            finally:
+                self._close_orphans()
+
+    def _fit(self, request: bytes) -> GarchParams:
+        """One exchange with the child (the caller holds ``_lock``)."""
+        proc = self._ensure()
+        try:
+            answer = _exchange(proc, request, time.monotonic() + self._timeout_s)
+        except (OSError, ValueError) as exc:  # a broken pipe, or a pipe close() has closed
+            self._discard(proc)
+            raise RuntimeError(f"GARCH worker failed: {exc!r}") from exc
+        if answer is None:  # the deadline passed: kill it, so a hung child never hangs the caller
+            self._discard(proc)
+            why = f"no answer within timeout_s={self._timeout_s}"
+            raise RuntimeError(f"GARCH worker failed: {why} (exit code {proc.returncode})")
+        line, newline, rest = answer.partition(b"\n")
+        if not newline and len(answer) > _MAX_ANSWER_BYTES:  # never a line: kill it
+            self._discard(proc)
+            raise RuntimeError(f"GARCH worker failed: {len(answer)} bytes and no end of line")
+        if not newline:  # EOF, or a line cut short: the child died or was killed
+            self._discard(proc)
+            raise RuntimeError(f"GARCH worker failed: it exited (exit code {proc.returncode})")
+        if rest:  # more than one line: the answers are out of step with the requests
+            self._discard(proc)
+            raise RuntimeError(f"GARCH worker answered more than one line: {answer[:200]!r}")
+        answer = line
+        try:
+            data = orjson.loads(answer)
+            if not isinstance(data, dict):
+                raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+            if "error" in data:
+                raise RuntimeError(f"GARCH fit failed: {data['error']}")
+            return check_garch_params(GarchParams(**data), "GARCH worker answer")
+        except RuntimeError:
+            raise  # the child's own report: the protocol is intact
+        except Exception as exc:  # garbage: the protocol may be out of step, start afresh
+            self._discard(proc)
+            raise RuntimeError(f"GARCH worker answered garbage ({exc!r}): {answer[:200]!r}") from exc
 
     def start(self) -> None:
         """Start the child and have it fit once (imports ``arch``), so later fits cost only the fit.
@@ -116,20 +137,32 @@ class GarchWorker:
         """
         with self._state:
             proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if not self._lock.acquire(blocking=False):  # a fit in flight: it reads EOF, raises and
-            _kill_and_wait(proc)  # closes the pipes itself (never an fd it is still polling)
-            return
-        try:
-            if proc.stdin is not None:
-                with contextlib.suppress(OSError):
-                    proc.stdin.close()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
-        finally:
-            self._lock.release()
-        _reap(proc)
+        if proc is not None and not self._lock.acquire(blocking=False):  # a fit in flight: it
+            _kill_and_wait(proc)  # reads EOF and raises
+            with self._state:  # its thread closes the pipes (never an fd it may still be polling)
+                self._orphans.append(proc)
+        elif proc is not None:  # idle (this thread holds the lock): ask it to exit
+            try:
+                if proc.stdin is not None:
+                    with contextlib.suppress(OSError):
+                        proc.stdin.close()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=5)
+            finally:
+                self._lock.release()
+            _reap(proc)
+        if self._lock.acquire(blocking=False):  # no fit in flight (any more): none will close them
+            try:
+                self._close_orphans()
+            finally:
+                self._lock.release()
+
+    def _close_orphans(self) -> None:
+        """Close the pipes of the children close() killed during a fit (the caller holds ``_lock``)."""
+        with self._state:
+            orphans, self._orphans = self._orphans, []
+        for proc in orphans:
+            _reap(proc)
 
     def _discard(self, proc: Popen) -> None:
         with self._state:
@@ -169,8 +202,9 @@ def _exchange(proc: Popen, request: bytes, deadline: float) -> bytes | None:
 
     The pipes are non-blocking and every wait is a ``select`` with the time left, so no watchdog
     thread is started per fit (a thread start holds the GIL ~100-200 us while a decision runs).
-    Returns the bytes read up to and including the first newline; what was read before EOF (no
-    newline: the child exited); or None when the deadline passed first.
+    Returns what was read up to the read that brought the first newline (anything after that
+    newline breaks the protocol); what was read before EOF (no newline: the child exited) or
+    beyond ``_MAX_ANSWER_BYTES`` without a newline; or None when the deadline passed first.
     """
     assert proc.stdin is not None  # opened with PIPE
     assert proc.stdout is not None
@@ -181,7 +215,7 @@ def _exchange(proc: Popen, request: bytes, deadline: float) -> bytes | None:
         with contextlib.suppress(BlockingIOError):
             pending = pending[os.write(out, pending) :]
     src, answer = proc.stdout.fileno(), bytearray()
-    while not answer.endswith(b"\n"):
+    while True:
         if not _wait(src, deadline, write=False):
             return None
         try:
@@ -191,14 +225,21 @@ def _exchange(proc: Popen, request: bytes, deadline: float) -> bytes | None:
         if not chunk:  # EOF
             break
         answer += chunk
+        if b"\n" in chunk or len(answer) > _MAX_ANSWER_BYTES:
+            break
     return bytes(answer)
 
 
 def _wait(fd: int, deadline: float, *, write: bool) -> bool:
-    """Whether ``fd`` became ready (or hung up) before ``deadline``."""
+    """Whether ``fd`` became ready (or hung up) before ``deadline``.
+
+    ``poll``, not ``select``: ``select`` refuses an fd numbered 1024 or more (``ValueError``), which
+    a bot holding many sockets and files gets for its pipes, and every fit would then fail.
+    """
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT if write else select.POLLIN)
     while (left := deadline - time.monotonic()) > 0.0:
-        ready = select.select([], [fd], [], left) if write else select.select([fd], [], [], left)
-        if ready[0] or ready[1]:
+        if poller.poll(math.ceil(left * 1000.0)):  # readiness, POLLHUP or POLLERR
             return True
     return False
 
