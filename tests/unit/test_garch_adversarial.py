@@ -452,3 +452,14 @@ def test_a_hung_refit_keeps_the_old_parameters_and_lands_later() -> None:
     tracker.update([0.001, 0.001])
     assert refits.install(tracker) is None
     assert tracker.garch_params is new
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_one_50_sigma_print_in_the_fhs_window_gives_a_usable_model(seed: int) -> None:
+    r = np.random.default_rng(seed).normal(0.0, 0.01, 500)
+    r[250] = 0.5  # SLSQP used to stop at alpha + gamma = -1e-6, which check_garch_params refused
+    p = check_garch_params(fit_gjr_garch(r))
+    assert p.alpha >= 0.0
+    assert p.alpha + p.gamma >= 0.0
+    assert p.beta >= 0.0
+    assert np.isfinite(p.variance(r)).all()

@@ -316,8 +316,8 @@ class JournalWriter:
             self._items.append(row)
             self._urgent += urgent
             backlog = len(self._items)
-        if backlog == 1:  # the queue was empty; _take clears _work only when it finds it empty
-            self._work.set()
+            if backlog == 1:  # the queue was empty; _take clears _work only when it finds it empty
+                self._work.set()  # under the lock: no later row can find the queue busy and unsignalled
         if urgent or backlog >= self._linger_rows:
             self._wake.set()
 

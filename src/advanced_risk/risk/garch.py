@@ -234,7 +234,7 @@ def fit_gjr_garch(
     for w in caught:
         log.info("garch_fit_warning", category=w.category.__name__, message=str(w.message), n_obs=r.shape[0])
     usable = [fit for fit in fits if _is_usable(fit[1])] or fits[:1]
-    res, params = max(usable, key=lambda fit: float(fit[0].loglikelihood))
+    res, params = max(usable, key=lambda fit: _likelihood(fit[0]))
     if res.convergence_flag != 0:
         log.warning("garch_fit_not_converged", n_obs=r.shape[0], flag=int(res.convergence_flag))
     return check_garch_params(params, f"fit of returns (convergence flag {int(res.convergence_flag)})")
@@ -261,16 +261,43 @@ def _conventional_start(scaled: FloatArray, d: GarchDist, zero_mean: bool) -> Fl
 
 
 def _fitted(res: Any, scale: float, d: GarchDist, zero_mean: bool) -> GarchParams:
-    """The parameters of an ``arch`` fit of ``scale * returns``, in return units."""
+    """The parameters of an ``arch`` fit of ``scale * returns``, in return units, with the
+    optimiser's slack at the bounds removed (:func:`_onto_bounds`)."""
     p = res.params
+    alpha, gamma, beta = _onto_bounds(float(p["alpha[1]"]), float(p["gamma[1]"]), float(p["beta[1]"]))
     return GarchParams(
         mu=float(p["mu"]) / scale if not zero_mean else 0.0,
         omega=float(p["omega"]) / scale**2,
-        alpha=float(p["alpha[1]"]),
-        gamma=float(p["gamma[1]"]),
-        beta=float(p["beta[1]"]),
+        alpha=alpha,
+        gamma=gamma,
+        beta=beta,
         nu=float(p["nu"]) if d is GarchDist.STUDENT_T else None,
     )
+
+
+_BOUND_SLACK = 1e-5
+"""How far past ``alpha >= 0``, ``alpha + gamma >= 0`` and ``beta >= 0`` a fitted value may lie and be
+moved onto the bound: SLSQP's constraint tolerance lets a fit with one extreme print (a 50-sigma
+return in 500 bars) end at ``alpha + gamma = -1e-6``, a model whose variance a larger print could
+drive negative. Moving it onto the bound changes the likelihood by nothing measurable; a value
+further out is left as it is, for :func:`check_garch_params` to refuse."""
+
+
+def _onto_bounds(alpha: float, gamma: float, beta: float) -> tuple[float, float, float]:
+    """``(alpha, gamma, beta)`` with violations of their bounds within :data:`_BOUND_SLACK` removed."""
+    if -_BOUND_SLACK <= alpha < 0.0:
+        alpha = 0.0
+    if -_BOUND_SLACK <= alpha + gamma < 0.0:
+        gamma = 0.0 - alpha  # not -0.0 when alpha is 0
+    if -_BOUND_SLACK <= beta < 0.0:
+        beta = 0.0
+    return alpha, gamma, beta
+
+
+def _likelihood(res: Any) -> float:
+    """The fit's log-likelihood; a NaN one ranks last."""
+    value = float(res.loglikelihood)
+    return value if not math.isnan(value) else -math.inf
 
 
 def _is_usable(params: GarchParams) -> bool:
