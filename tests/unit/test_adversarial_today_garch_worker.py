@@ -173,28 +173,26 @@ def test_fits_racing_close_leak_no_fd_and_leave_no_zombie() -> None:
     assert _fds() == before
 
 
-def test_a_second_partial_line_is_found_at_once_not_at_the_deadline() -> None:
-    body = f"sys.stdout.write({_GOOD!r} + '\\n{{\"mu\": '); sys.stdout.flush(); time.sleep(60)"
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [  # a second, partial line; bytes without an end of line (no longer buffered until the deadline)
+        (
+            f"sys.stdout.write({_GOOD!r} + '\\n{{\"mu\": '); sys.stdout.flush(); time.sleep(60)",
+            "more than one line",
+        ),
+        ("while True: sys.stdout.write('x' * 65536)", "no end of line"),
+    ],
+)
+def test_an_answer_that_breaks_the_line_protocol_is_found_at_once_not_at_the_deadline(
+    body: str, match: str
+) -> None:
     worker = GarchWorker(timeout_s=30.0, command=_child(body))
     t0 = time.perf_counter()
     try:
-        with pytest.raises(RuntimeError, match="more than one line"):
+        with pytest.raises(RuntimeError, match=match):
             worker.fit(_RETURNS)
         assert time.perf_counter() - t0 < 5.0
         assert worker._proc is None  # out of step: killed, the next fit starts afresh
-    finally:
-        worker.close()
-
-
-def test_an_answer_without_end_is_cut_off_not_buffered_until_the_deadline() -> None:
-    body = "while True: sys.stdout.write('x' * 65536)"
-    worker = GarchWorker(timeout_s=30.0, command=_child(body))
-    t0 = time.perf_counter()
-    try:
-        with pytest.raises(RuntimeError, match="no end of line"):
-            worker.fit(_RETURNS)
-        assert time.perf_counter() - t0 < 5.0
-        assert worker._proc is None
     finally:
         worker.close()
 
