@@ -179,7 +179,7 @@ class GarchWorker:
                 proc = subprocess.Popen(self._command, stdin=pipe, stdout=pipe, bufsize=0)
                 assert proc.stdin is not None  # opened with PIPE
                 assert proc.stdout is not None
-                try:  # every wait is a select with a deadline
+                try:  # every wait is a poll with a deadline
                     os.set_blocking(proc.stdin.fileno(), False)
                     os.set_blocking(proc.stdout.fileno(), False)
                 except OSError as exc:  # pipes that cannot be non-blocking (not POSIX)
@@ -200,7 +200,7 @@ def _encode(returns: FloatArray) -> bytes:
 def _exchange(proc: Popen, request: bytes, deadline: float) -> bytes | None:
     """Write ``request`` and read one answer line, both before ``deadline`` (``time.monotonic``).
 
-    The pipes are non-blocking and every wait is a ``select`` with the time left, so no watchdog
+    The pipes are non-blocking and every wait is a ``poll`` with the time left, so no watchdog
     thread is started per fit (a thread start holds the GIL ~100-200 us while a decision runs).
     Returns what was read up to the read that brought the first newline (anything after that
     newline breaks the protocol); what was read before EOF (no newline: the child exited) or
