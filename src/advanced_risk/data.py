@@ -19,6 +19,7 @@ import io
 import lzma
 import math
 import tarfile
+import warnings
 import zipfile
 import zlib
 from importlib import resources
@@ -37,6 +38,7 @@ __all__ = [
     "error_name",
     "load_sp500_index",
     "load_sp500_stocks",
+    "parse_dates",
     "sha256_of",
     "validate_ohlcv",
     "validate_prices",
@@ -197,23 +199,106 @@ def _naive_utc(dates: pd.DatetimeIndex) -> pd.DatetimeIndex:
     return dates if dates.tz is None else dates.tz_convert("UTC").tz_localize(None)
 
 
+_OFFSET_AT_END: Final = r"\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[zZ]|UTC|[+-]\d{2}(?::?\d{2})?)\s*$"
+"""A time of day with its zone at the end of a stamp: ``14:30Z``, ``14:30:00+01:00``, ``00:00-0500``."""
+
+_MIXED_ZONES: Final = (
+    "mixes times with a time zone and times without one: give every row its zone "
+    "(e.g. 2015-01-02T14:30:00Z) or none"
+)
+
+
+def _to_datetime(values: pd.Series, **kwargs: object) -> pd.Series:
+    """``pandas.to_datetime`` of ``values``, raising ``ValueError`` where pandas 2 returns objects
+    (offsets that change within the column) instead of raising as pandas 3 does."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # pandas' note on the day-first format it guessed
+        warnings.simplefilter("ignore", FutureWarning)  # pandas 2: mixed offsets, handled below
+        out: pd.Series = pd.to_datetime(values, **kwargs)  # type: ignore[call-overload]
+    if not pd.api.types.is_datetime64_any_dtype(out.dtype):
+        raise ValueError("Mixed timezones detected")
+    return out
+
+
+def parse_dates(values: pd.Series | pd.Index, where: str, *, missing_ok: bool = False) -> pd.DatetimeIndex:
+    """A column (or index) of dates as a DatetimeIndex, each row read in the same format.
+
+    Datetimes (NumPy or pyarrow-backed, dates or stamps of any resolution) are kept. Text is read
+    as ISO 8601 (``2015-01-02``, ``2015-01-02 14:30``, ``2015-01-02T14:30:00Z``: times of day may
+    come and go), else in the one format pandas infers from the first row (``30/12/2019`` is
+    day-first, and so is every row after it; ``01/02/2020`` is month-first unless a later row such
+    as ``13/02/2020`` only reads day-first). Stamps whose UTC offsets change within the column (a
+    local zone across daylight saving) are read as instants in UTC. Rows of formats that differ
+    are read one by one only where that is unambiguous: a day-first ``02/01/2020`` among
+    ``2020-01-03`` rows could be 2 January or 1 February and is refused.
+
+    Raises ``DataValidationError`` beginning with ``where``: a value that is not a date, a row
+    without a date (named by its 0-based row; NaT instead with ``missing_ok``), numbers (Unix
+    times: seconds or milliseconds?), naive stamps mixed with stamps carrying a zone, or an
+    ambiguous mixture of formats.
+    """
+    series = pd.Series(values, copy=False).reset_index(drop=True)
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        parsed = pd.to_datetime(series)
+    elif pd.api.types.is_numeric_dtype(series.dtype):
+        raise DataValidationError(
+            f"{where} holds numbers, not dates (Unix times are ambiguous: seconds or milliseconds; "
+            "write them as dates, e.g. 2015-01-02 or 2015-01-02T14:30:00Z)"
+        )
+    else:
+        parsed = _parse_text_dates(series, where)
+    missing = np.flatnonzero(parsed.isna().to_numpy())
+    if missing.size and not missing_ok:
+        raise DataValidationError(f"{where}: row {int(missing[0])} has no date")
+    return pd.DatetimeIndex(parsed)
+
+
+def _parse_text_dates(series: pd.Series, where: str) -> pd.Series:
+    # {}: the one format pandas infers from row 0, month first where it cannot tell (01/02/2020);
+    # a day-first column whose first rows could be either (01/01/2018 .. 13/01/2018) is read next
+    attempts: tuple[dict[str, object], ...] = ({"format": "ISO8601"}, {}, {"dayfirst": True})
+    for kwargs in attempts:
+        try:
+            return _to_datetime(series, **kwargs)
+        except (ValueError, TypeError) as exc:
+            if "Mixed timezones" not in str(exc):
+                continue
+            text = series.dropna().astype(str)
+            if not text.str.contains(_OFFSET_AT_END, regex=True).all():
+                raise DataValidationError(f"{where} {_MIXED_ZONES}") from exc
+            try:
+                return _to_datetime(series, utc=True, **kwargs)
+            except (ValueError, TypeError):
+                continue
+    try:  # rows in differing formats: each read alone, both ways round for day and month
+        month_first = _to_datetime(series, format="mixed", dayfirst=False)
+        day_first = _to_datetime(series, format="mixed", dayfirst=True)
+    except (ValueError, TypeError) as exc:
+        if "Mixed timezones" in str(exc):
+            raise DataValidationError(f"{where} {_MIXED_ZONES}") from exc
+        raise DataValidationError(f"{where} holds a value that is not a date ({exc})") from exc
+    # year first (2020-01-02) is never day first, though dateutil's dayfirst reads it as 1 February
+    year_first = series.astype(str).str.match(r"\s*\d{4}[-/.]\d{1,2}[-/.]\d{1,2}").to_numpy(dtype=bool)
+    ambiguous = (month_first != day_first).to_numpy() & month_first.notna().to_numpy() & ~year_first
+    differ = np.flatnonzero(ambiguous)
+    if differ.size:
+        i = int(differ[0])
+        raise DataValidationError(
+            f"{where} mixes date formats, and row {i} ({series.iloc[i]!r}) reads as "
+            f"{month_first.iloc[i].date()} or {day_first.iloc[i].date()}: write the dates in one "
+            "format, e.g. ISO 8601 (2015-01-02)"
+        )
+    return month_first
+
+
 def _with_date_index(df: pd.DataFrame, what: str) -> pd.DataFrame:
     column = _date_column(df)
     if column is not None:
-        if pd.api.types.is_numeric_dtype(df[column]):
-            raise DataValidationError(
-                f"{what}: column {column!r} holds numbers, not dates (Unix times are ambiguous: "
-                "seconds or milliseconds; write them as dates, e.g. 2015-01-02 or 2015-01-02T14:30:00Z)"
-            )
-        try:
-            dates = pd.DatetimeIndex(pd.to_datetime(df[column], format="mixed"), name="Date")
-        except (ValueError, TypeError) as exc:
-            raise DataValidationError(
-                f"{what}: column {column!r} holds a value that is not a date ({exc})"
-            ) from exc
+        dates = parse_dates(df[column], f"{what}: column {column!r}").rename("Date")
         df = df.drop(columns=column).set_index(_naive_utc(dates))
-    elif isinstance(df.index, pd.DatetimeIndex):
-        df = df.set_axis(_naive_utc(df.index), axis=0)
+    elif isinstance(df.index, pd.DatetimeIndex) or pd.api.types.is_datetime64_any_dtype(df.index.dtype):
+        # a pyarrow-backed index (timestamp[us][pyarrow], date32[pyarrow]) is no DatetimeIndex
+        df = df.set_axis(_naive_utc(parse_dates(df.index, f"{what}: the index")), axis=0)
     else:
         raise DataValidationError(
             f"{what} needs a date column (named Date, Datetime, Timestamp or Time, any case) or a "

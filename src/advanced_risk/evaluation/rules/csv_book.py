@@ -7,14 +7,13 @@ replays like the bundled books.
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from advanced_risk.data import check_header, impossible_move, stamp_text
+from advanced_risk.data import check_header, impossible_move, parse_dates, stamp_text
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.evaluation.rules.books import Book, returns_and_prices
 from advanced_risk.measures.validation import MAX_ABS_RETURN, FloatArray
@@ -82,10 +81,10 @@ def csv_book(
     check_header([str(name) for name in header.iloc[0]] if len(header) else [], "prices", file, skip=1)
     text = not isinstance(frame.index, pd.DatetimeIndex) and not pd.api.types.is_numeric_dtype(frame.index)
     if text and frame.shape[0] > 0:
-        # stamps with UTC offsets that change (a local zone across daylight saving) stay text
-        # for read_csv: they are read as instants, in UTC
-        with contextlib.suppress(TypeError, ValueError):  # not dates: refused next
-            frame.index = pd.to_datetime(frame.index, utc=True)
+        # what read_csv leaves as text: stamps with UTC offsets that change (a local zone across
+        # daylight saving; read as instants, in UTC), ISO stamps with and without a time of day,
+        # rows in several formats (refused where day and month could swap), or no dates at all
+        frame.index = parse_dates(frame.index, f"prices: {file}: the first column", missing_ok=True)
     if frame.shape[1] == 0 or not isinstance(frame.index, pd.DatetimeIndex):
         raise InvalidInputError(
             f"prices: {file} needs dates in its first column and one close column per asset"
