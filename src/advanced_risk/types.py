@@ -212,9 +212,8 @@ class MarketState:
                 f"market_state.high[{names[i]!r}]={hi_a[i]} is below market_state.low={lo_a[i]}"
             )
         state = object.__new__(cls)  # every field checked above: skip the per-asset checks
-        for field_name, a in arrays.items():
-            value = _EMPTY if a is None else MappingProxyType(dict(zip(names, a.tolist(), strict=True)))
-            object.__setattr__(state, field_name, value)
+        for field_name, a in arrays.items():  # the engine reads the arrays back without a dict
+            object.__setattr__(state, field_name, _EMPTY if a is None else ArrayMapping(names, a))
         object.__setattr__(state, "volatility", _optional(volatility, "market_state.volatility", 0.0, 100.0))
         object.__setattr__(
             state, "trend", None if trend is None else check_finite_scalar(trend, "market_state.trend")
@@ -232,6 +231,59 @@ class MarketState:
 
 
 _EMPTY: Mapping[str, float] = MappingProxyType({})
+
+
+class ArrayMapping(Mapping[str, float]):
+    """A read-only ``asset -> value`` mapping over a float64 array in the order of ``names``
+    (``array``).
+
+    What :meth:`MarketState.from_arrays` stores in each field: the engine takes the array itself
+    (no dict is built and read back per bar), while the bot reads it as the dict it stands for:
+    ``m[name]`` is a Python float, iteration follows ``names``, and it equals any mapping with the
+    same items. The values are a read-only copy (a bot may refill its own array for the next bar).
+
+    Examples
+    --------
+    >>> m = ArrayMapping(("a", "b"), np.array([0.01, -0.02]))
+    >>> m["b"], list(m), m == {"a": 0.01, "b": -0.02}
+    (-0.02, ['a', 'b'], True)
+    """
+
+    __slots__ = ("_index", "array", "names")
+
+    def __init__(self, names: tuple[str, ...], values: NDArray[np.float64]) -> None:
+        if values.shape != (len(names),):
+            raise InvalidInputError(f"{len(names)} names and {values.shape} values do not match")
+        self.names = names
+        """The assets, in the order of ``values``."""
+        self.array: NDArray[np.float64] = np.array(values, dtype=np.float64)  # own, read-only copy
+        """The values, in the order of ``names`` (read-only)."""
+        self.array.flags.writeable = False
+        self._index: dict[str, int] | None = None  # built on the first lookup by name
+
+    def __getitem__(self, key: str) -> float:
+        if self._index is None:
+            self._index = _positions(self.names)
+        return float(self.array[self._index[key]])
+
+    def __contains__(self, key: object) -> bool:
+        if self._index is None:
+            self._index = _positions(self.names)
+        return key in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __repr__(self) -> str:
+        return repr(dict(zip(self.names, self.array.tolist(), strict=True)))
+
+
+@functools.lru_cache(maxsize=64)  # a bot sends the same asset tuple every bar
+def _positions(names: tuple[str, ...]) -> dict[str, int]:
+    return {name: i for i, name in enumerate(names)}
 
 
 def _asset_names(assets: Sequence[Any]) -> tuple[str, ...]:

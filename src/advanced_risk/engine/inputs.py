@@ -43,7 +43,7 @@ import numpy as np
 
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures.validation import FloatArray
-from advanced_risk.types import MarketState, Portfolio
+from advanced_risk.types import ArrayMapping, MarketState, Portfolio
 
 __all__ = ["CASH", "MAX_BAR_RETURN", "Bar", "parse_inputs"]
 
@@ -94,9 +94,12 @@ def _as_value(value: Any, kind: type[MarketState] | type[Portfolio], name: str) 
 
 
 def _array(values: Mapping[str, float], universe: tuple[str, ...]) -> FloatArray | None:
-    """The values in universe order (every asset present); one C-level pass when the order matches."""
+    """The values in universe order (every asset present); one C-level pass when the order matches,
+    a copy of the array itself when the bar came as arrays (``MarketState.from_arrays``)."""
     if not values:
         return None
+    if type(values) is ArrayMapping and (values.names is universe or values.names == universe):
+        return values.array.copy()
     if len(values) == len(universe) and tuple(values) == universe:
         return np.fromiter(values.values(), dtype=np.float64, count=len(universe))
     return np.array([values[a] for a in universe], dtype=np.float64)
@@ -167,18 +170,25 @@ def parse_inputs(
     )
 
 
+def _same_assets(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
+    """Whether two per-asset fields name the same assets (in any order)."""
+    if type(a) is ArrayMapping and type(b) is ArrayMapping and a.names is b.names:
+        return True
+    return a.keys() == b.keys()
+
+
 def _check_market_fields(market: MarketState, has_history: bool) -> None:
     """Refuse per-asset fields that name different assets, and a bar that carries nothing a rule reads.
 
     ``returns`` and ``prices`` name the same assets; ``high`` and ``low`` need ``prices`` (the close)
     and name its assets. Before any bar carried prices, a bar needs returns, prices or volatility.
     """
-    if market.returns and market.prices and market.returns.keys() != market.prices.keys():
+    if market.returns and market.prices and not _same_assets(market.returns, market.prices):
         raise InvalidInputError("market_state.returns and market_state.prices must name the same assets")
     for field, values in (("high", market.high), ("low", market.low)):
         if values and not market.prices:
             raise InvalidInputError(f"market_state.{field} needs market_state.prices (the close) as well")
-        if values and values.keys() != market.prices.keys():
+        if values and not _same_assets(values, market.prices):
             raise InvalidInputError(f"market_state.{field} must name the same assets as market_state.prices")
     if not (market.returns or market.prices) and market.volatility is None and not has_history:
         raise InvalidInputError(
@@ -192,7 +202,9 @@ def _bar_names(
     """The assets the bar names: the keys of its returns or prices, else the universe so far, else
     the portfolio's weights. ``"cash"`` is refused as an asset, and so are more than ``max_assets``."""
     per_asset = market.returns or market.prices
-    if per_asset:
+    if per_asset and type(per_asset) is ArrayMapping:
+        names = per_asset.names
+    elif per_asset:
         names = tuple(per_asset)
     elif universe is not None:
         names = universe

@@ -1,0 +1,93 @@
+"""``MarketState.from_arrays`` keeps the arrays (``ArrayMapping``): read as dicts, parsed without one.
+
+The fields must read exactly as the dicts they stand for (the public contract of ``MarketState``),
+must not follow later writes to the bot's own arrays, and the engine must parse a bar given as
+arrays to the same ``Bar`` as the same bar given as dicts, in the universe's order or another.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from advanced_risk.engine.inputs import parse_inputs
+from advanced_risk.errors import InvalidInputError
+from advanced_risk.types import ArrayMapping, MarketState, Portfolio
+
+NAMES = ("AAA", "BBB", "CCC")
+
+
+def test_a_field_reads_as_the_dict_it_stands_for() -> None:
+    r = np.array([0.01, -0.02, 0.0])
+    m = MarketState.from_arrays(NAMES, returns=r)
+    d = dict(zip(NAMES, r.tolist(), strict=True))
+    assert isinstance(m.returns, ArrayMapping)
+    assert m.returns == d
+    assert d == m.returns
+    assert list(m.returns) == list(NAMES)
+    assert list(m.returns.items()) == list(d.items())
+    assert list(m.returns.values()) == list(d.values())
+    assert m.returns.keys() == d.keys()
+    assert len(m.returns) == 3
+    assert "BBB" in m.returns
+    assert "ZZZ" not in m.returns
+    assert type(m.returns["BBB"]) is float
+    assert m.returns.get("ZZZ") is None
+    with pytest.raises(KeyError):
+        _ = m.returns["ZZZ"]
+    assert repr(m.returns) == repr(d)
+    assert m == MarketState(returns=d)
+    assert MarketState(returns=d) == m
+
+
+def test_the_state_does_not_follow_later_writes_to_the_bots_array() -> None:
+    r = np.array([0.01, -0.02, 0.0])
+    m = MarketState.from_arrays(NAMES, returns=r)
+    r[:] = 0.5  # the bot refills its buffer for the next bar
+    assert m.returns["AAA"] == 0.01
+    with pytest.raises(ValueError, match="read-only"):
+        m.returns.array[0] = 0.3
+
+
+def test_names_and_values_of_other_lengths_are_refused() -> None:
+    with pytest.raises(InvalidInputError):
+        ArrayMapping(NAMES, np.zeros(2))
+
+
+def _book(names: tuple[str, ...]) -> Portfolio:
+    return Portfolio(weights=dict.fromkeys(names, 1.0 / len(names)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(-0.5, 0.5), min_size=3, max_size=3),
+    st.lists(st.floats(1.0, 500.0), min_size=3, max_size=3),
+    st.permutations(range(3)),
+)
+def test_a_bar_as_arrays_parses_to_the_bar_as_dicts_in_any_order(
+    returns: list[float], prices: list[float], order: list[int]
+) -> None:
+    names = tuple(NAMES[i] for i in order)  # the bar's order; the universe stays NAMES
+    r, p = np.array([returns[i] for i in order]), np.array([prices[i] for i in order])
+    as_arrays = MarketState.from_arrays(names, returns=r, prices=p)
+    as_dicts = MarketState(
+        returns=dict(zip(names, r.tolist(), strict=True)), prices=dict(zip(names, p.tolist(), strict=True))
+    )
+    a = parse_inputs(as_arrays, _book(NAMES), NAMES, has_history=True)
+    d = parse_inputs(as_dicts, _book(NAMES), NAMES, has_history=True)
+    assert a.assets == d.assets == NAMES
+    for field in ("returns", "prices", "held"):
+        got, want = getattr(a, field), getattr(d, field)
+        assert np.array_equal(got, want)
+        assert got.flags.writeable  # the engine may work in place on its own copy
+    assert a.returns is not as_arrays.returns.array
+
+
+def test_a_bar_whose_returns_and_prices_name_other_assets_is_refused() -> None:
+    market = MarketState.from_arrays(NAMES, returns=np.zeros(3))
+    other = MarketState.from_arrays(("AAA", "BBB", "DDD"), prices=np.ones(3))
+    mixed = MarketState(returns=market.returns, prices=other.prices)
+    with pytest.raises(InvalidInputError, match="same assets"):
+        parse_inputs(mixed, _book(NAMES), NAMES, has_history=True)
