@@ -277,8 +277,21 @@ class ArrayMapping(Mapping[str, float]):
     def __len__(self) -> int:
         return len(self.names)
 
+    def __reversed__(self) -> Iterator[str]:
+        return reversed(self.names)
+
     def __repr__(self) -> str:
-        return repr(dict(zip(self.names, self.array.tolist(), strict=True)))
+        return repr(self.copy())
+
+    def copy(self) -> dict[str, float]:
+        """The items as a new dict (what ``mappingproxy.copy`` gives for the dict form)."""
+        return dict(zip(self.names, self.array.tolist(), strict=True))
+
+    def __or__(self, other: Mapping[str, float]) -> dict[str, float]:
+        return self.copy() | dict(other)
+
+    def __ror__(self, other: Mapping[str, float]) -> dict[str, float]:
+        return dict(other) | self.copy()
 
 
 @functools.lru_cache(maxsize=64)  # a bot sends the same asset tuple every bar

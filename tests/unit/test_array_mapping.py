@@ -91,3 +91,15 @@ def test_a_bar_whose_returns_and_prices_name_other_assets_is_refused() -> None:
     mixed = MarketState(returns=market.returns, prices=other.prices)
     with pytest.raises(InvalidInputError, match="same assets"):
         parse_inputs(mixed, _book(NAMES), NAMES, has_history=True)
+
+
+def test_the_rest_of_the_mappingproxy_surface_gives_dicts() -> None:
+    r = np.array([0.01, -0.02, 0.0])
+    m = MarketState.from_arrays(NAMES, returns=r).returns
+    d = MarketState(returns=dict(zip(NAMES, r.tolist(), strict=True))).returns  # the dict form
+    assert m.copy() == d.copy()
+    assert type(m.copy()) is dict
+    assert m | {"DDD": 1.0} == d | {"DDD": 1.0}
+    assert {"DDD": 1.0} | m == {"DDD": 1.0} | d
+    assert list(reversed(m)) == list(reversed(d))
+    assert {**m} == dict(d)
