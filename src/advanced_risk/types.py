@@ -280,6 +280,9 @@ class ArrayMapping(Mapping[str, float]):
     def __reversed__(self) -> Iterator[str]:
         return reversed(self.names)
 
+    def __reduce__(self) -> tuple[type[ArrayMapping], tuple[tuple[str, ...], NDArray[np.float64]]]:
+        return (ArrayMapping, (self.names, self.array))  # a copy or unpickled one is read-only too
+
     def __repr__(self) -> str:
         return repr(self.copy())
 

@@ -103,3 +103,13 @@ def test_the_rest_of_the_mappingproxy_surface_gives_dicts() -> None:
     assert {"DDD": 1.0} | m == {"DDD": 1.0} | d
     assert list(reversed(m)) == list(reversed(d))
     assert {**m} == dict(d)
+
+
+def test_a_copied_or_unpickled_mapping_is_equal_and_read_only() -> None:
+    import copy
+    import pickle
+
+    m = MarketState.from_arrays(NAMES, returns=np.array([0.01, -0.02, 0.0])).returns
+    for other in (copy.deepcopy(m), copy.copy(m), pickle.loads(pickle.dumps(m))):
+        assert other == m
+        assert not other.array.flags.writeable
