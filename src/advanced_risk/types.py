@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, Sequence, ValuesView
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from types import MappingProxyType
@@ -290,11 +290,26 @@ class ArrayMapping(Mapping[str, float]):
         """The items as a new dict (what ``mappingproxy.copy`` gives for the dict form)."""
         return dict(zip(self.names, self.array.tolist(), strict=True))
 
-    def __or__(self, other: Mapping[str, float]) -> dict[str, float]:
-        return self.copy() | dict(other)
+    def keys(self) -> KeysView[str]:
+        """The names as ``dict_keys`` (reversible, and its repr), as the dict form gives them."""
+        return self.copy().keys()
 
-    def __ror__(self, other: Mapping[str, float]) -> dict[str, float]:
-        return dict(other) | self.copy()
+    def values(self) -> ValuesView[float]:
+        return self.copy().values()
+
+    def items(self) -> ItemsView[str, float]:
+        return self.copy().items()
+
+    def __or__(self, other: Any) -> dict[str, float]:
+        merged: dict[str, float] = self.copy() | other  # as mappingproxy: a TypeError where dict refuses
+        return merged
+
+    def __ror__(self, other: Any) -> dict[str, float]:
+        merged: dict[str, float] = other | self.copy()
+        return merged
+
+    def __ior__(self, other: Any) -> ArrayMapping:
+        raise TypeError("'|=' is not supported by ArrayMapping; use '|' instead")
 
 
 @functools.lru_cache(maxsize=64)  # a bot sends the same asset tuple every bar
@@ -338,7 +353,10 @@ def _checked_array(
     a bad entry raises the message the mapping form gives for it."""
     if not isinstance(values, np.ndarray):
         _check_labels(values, assets, name)
-    kind = values.dtype.kind if isinstance(values, np.ndarray) else np.asarray(values).dtype.kind
+    try:
+        kind = values.dtype.kind if isinstance(values, np.ndarray) else np.asarray(values).dtype.kind
+    except (TypeError, ValueError) as exc:  # a ragged sequence (a list in the list): not one number each
+        raise InvalidInputError(f"{name} must be an array of numbers, got {type(values).__name__}") from exc
     if kind in "bcmMSUV":  # bools, complex, times, text: the mapping form refuses each value
         raise InvalidInputError(f"{name} must be an array of real numbers, got dtype kind {kind!r}")
     try:
