@@ -99,8 +99,14 @@ def _frozen_floats(
             if lo < v < hi:  # also rejects inf (hi <= inf) and NaN
                 out[asset] = v
                 continue
-        out[asset] = _checked_float(asset, value, name, lo, hi)
+        out[_plain_name(asset)] = _checked_float(asset, value, name, lo, hi)
     return MappingProxyType(out)
+
+
+def _plain_name(name: Any) -> Any:
+    """A str subclass (NumPy's ``np.str_``, an enum's str) as the plain str it holds; the journal's
+    JSON encoder takes only plain str keys. Anything else as it is (refused by the caller)."""
+    return str.__str__(name) if isinstance(name, str) and type(name) is not str else name
 
 
 def _checked_float(asset: Any, value: Any, name: str, lo: float, hi: float = math.inf) -> float:
@@ -335,7 +341,10 @@ def _asset_names(assets: Sequence[Any]) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=64)  # a bot sends the same asset tuple every bar
 def _checked_asset_names(names: tuple[Any, ...]) -> tuple[str, ...]:
-    """``names`` if every one is a non-empty str and none repeats, else ``InvalidInputError``."""
+    """``names`` if every one is a non-empty str and none repeats, else ``InvalidInputError``; a
+    subclass of str (NumPy's ``np.str_`` from an array of names) becomes the plain str."""
+    if any(type(name) is not str for name in names):
+        names = tuple(_plain_name(name) for name in names)
     for name in names:
         if type(name) is not str or not name:
             raise InvalidInputError(f"market_state assets must be non-empty asset names, got {name!r}")

@@ -113,3 +113,27 @@ def test_a_copied_or_unpickled_mapping_is_equal_and_read_only() -> None:
     for other in (copy.deepcopy(m), copy.copy(m), pickle.loads(pickle.dumps(m))):
         assert other == m
         assert not other.array.flags.writeable
+
+
+def test_numpy_string_names_become_plain_str_on_both_entry_points() -> None:
+    from advanced_risk import AdvancedRiskManager, RiskConfig
+
+    names = np.array(["AAA", "BBB"])  # np.str_ elements, as rng.permutation of names gives
+    risk = AdvancedRiskManager(RiskConfig(rate_limit_per_s=None))
+    try:
+        as_dicts = risk.manage_risk_sync(
+            MarketState(returns={names[0]: 0.01, names[1]: -0.01}, prices={names[0]: 10.0, names[1]: 20.0}),
+            Portfolio(weights={names[0]: 0.5, names[1]: 0.5}),
+        )  # used to decide, then fail to encode its journal row (orjson takes plain str keys only)
+        as_arrays = risk.manage_risk_arrays_sync(
+            names,
+            Portfolio(weights=dict.fromkeys(names, 0.5)),
+            returns=np.array([0.02, 0.0]),
+            prices=np.array([10.2, 20.0]),
+        )  # used to be refused: np.str_ is not str
+    finally:
+        risk.close_sync()
+    for decision in (as_dicts, as_arrays):
+        assert not decision.degraded
+        assert all(type(name) is str for name in decision.rebalance_weights)
+        assert decision.to_json()
