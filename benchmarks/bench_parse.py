@@ -9,6 +9,9 @@ every ``manage_risk`` call runs first), two ways:
 - ``dicts`` (the reference): ``MarketState(returns=dict(...), prices=dict(...))`` from dicts the
   bot already holds.
 
+The book is built outside the timing (one ``Portfolio`` from a dict). A second table times building
+the book each bar as well: ``Portfolio.from_arrays(assets, w)`` against ``Portfolio(weights=dict)``.
+
 Run:  python benchmarks/bench_parse.py [--reps 3000]
 (``PYTHONPATH=<a worktree of an earlier commit>/src`` times that commit's code the same way.)
 """
@@ -58,6 +61,28 @@ def main() -> None:
             parse_inputs(market, book, assets, has_history=True, max_assets=1000)
 
         a, d = _median_us(arrays, args.reps), _median_us(dicts, args.reps)
+        print(f"{n:>6}{a:>14.1f}{d:>13.1f}{d / a:>15.1f}x")
+    print("\nthe same with the book built each bar (Portfolio.from_arrays / Portfolio from a dict)")
+    print(f"{'assets':>6}{'arrays (us)':>14}{'dicts (us)':>13}{'dicts / arrays':>16}")
+    for n in (20, 500, 1000):
+        assets = tuple(f"A{i:04d}" for i in range(n))
+        rng = np.random.default_rng(n)
+        r, w = rng.normal(0.0, 0.01, n), np.full(n, 1.0 / n)
+        p = 100.0 * (1.0 + r)
+        rd, pd_ = dict(zip(assets, r.tolist(), strict=True)), dict(zip(assets, p.tolist(), strict=True))
+        wd = dict(zip(assets, w.tolist(), strict=True))
+
+        def arrays_book(assets: Any = assets, r: Any = r, p: Any = p, w: Any = w) -> None:
+            market = MarketState.from_arrays(assets, returns=r, prices=p)
+            book = Portfolio.from_arrays(assets, w, equity=1e6)
+            parse_inputs(market, book, assets, has_history=True, max_assets=1000)
+
+        def dicts_book(assets: Any = assets, rd: Any = rd, pd_: Any = pd_, wd: Any = wd) -> None:
+            market = MarketState(returns=rd, prices=pd_)
+            book = Portfolio(weights=wd, equity=1e6)
+            parse_inputs(market, book, assets, has_history=True, max_assets=1000)
+
+        a, d = _median_us(arrays_book, args.reps), _median_us(dicts_book, args.reps)
         print(f"{n:>6}{a:>14.1f}{d:>13.1f}{d / a:>15.1f}x")
 
 

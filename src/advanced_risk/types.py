@@ -323,35 +323,35 @@ def _positions(names: tuple[str, ...]) -> dict[str, int]:
     return {name: i for i, name in enumerate(names)}
 
 
-def _asset_names(assets: Sequence[Any]) -> tuple[str, ...]:
+def _asset_names(assets: Sequence[Any], what: str = "market_state") -> tuple[str, ...]:
     """The checked names of ``assets`` (a sequence of str, not one str: ``"AB"`` would be read as the
-    assets ``"A"`` and ``"B"``), cached per tuple."""
+    assets ``"A"`` and ``"B"``), cached per tuple; messages begin with ``what``."""
     if isinstance(assets, str | bytes):
         raise InvalidInputError(
-            f"market_state assets must be a sequence of asset names, got the str {assets!r:.40} "
+            f"{what} assets must be a sequence of asset names, got the str {assets!r:.40} "
             f"(use [{assets!r:.40}])"
         )
     names = assets if type(assets) is tuple else tuple(assets)
     try:
-        return _checked_asset_names(names)
+        return _checked_asset_names(names, what)
     except TypeError:  # an unhashable name (a list): not a str, refused with the same message
         bad = next(name for name in names if type(name) is not str)
-        raise InvalidInputError(f"market_state assets must be non-empty asset names, got {bad!r}") from None
+        raise InvalidInputError(f"{what} assets must be non-empty asset names, got {bad!r}") from None
 
 
 @functools.lru_cache(maxsize=64)  # a bot sends the same asset tuple every bar
-def _checked_asset_names(names: tuple[Any, ...]) -> tuple[str, ...]:
+def _checked_asset_names(names: tuple[Any, ...], what: str) -> tuple[str, ...]:
     """``names`` if every one is a non-empty str and none repeats, else ``InvalidInputError``; a
     subclass of str (NumPy's ``np.str_`` from an array of names) becomes the plain str."""
     if any(type(name) is not str for name in names):
         names = tuple(_plain_name(name) for name in names)
     for name in names:
         if type(name) is not str or not name:
-            raise InvalidInputError(f"market_state assets must be non-empty asset names, got {name!r}")
+            raise InvalidInputError(f"{what} assets must be non-empty asset names, got {name!r}")
     if len(set(names)) != len(names):
         seen: set[str] = set()
         twice = sorted({a for a in names if a in seen or seen.add(a)})  # type: ignore[func-returns-value]
-        raise InvalidInputError(f"market_state assets must be unique, got {twice} more than once")
+        raise InvalidInputError(f"{what} assets must be unique, got {twice} more than once")
     return names
 
 
@@ -513,6 +513,42 @@ class Portfolio:
             raise InvalidInputError(
                 f"portfolio.peak_equity ({self.peak_equity}) must be >= portfolio.equity ({self.equity})"
             )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        assets: Sequence[str],
+        weights: ArrayLike,
+        *,
+        current_drawdown: float = 0.0,
+        equity: float | None = None,
+        peak_equity: float | None = None,
+    ) -> Portfolio:
+        """Build from the weights as an array in the order of ``assets``, for bots that hold arrays.
+
+        The weights are checked in one vectorised pass with the constructor's messages and kept as
+        an :class:`ArrayMapping` (a read-only copy: read as the dict it stands for, and taken as an
+        array by the engine without a dict per bar); the other fields as in the constructor. The
+        result equals ``Portfolio(weights=dict(zip(assets, weights)), ...)`` on the same values.
+
+        Raises
+        ------
+        InvalidInputError
+            Asset names that are empty, not str or repeated; weights of another shape, not finite
+            or beyond ``MAX_ABS_WEIGHT``; the scalar fields as the constructor refuses them.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> book = Portfolio.from_arrays(("a", "b"), np.array([0.6, -0.2]), equity=1e6)
+        >>> book.weights["b"], round(book.cash_weight, 10)
+        (-0.2, 0.6)
+        """
+        names = _asset_names(assets, "portfolio")
+        w = _checked_array(weights, names, "portfolio.weights", lo=-MAX_ABS_WEIGHT, hi=MAX_ABS_WEIGHT)
+        book = cls(current_drawdown=current_drawdown, equity=equity, peak_equity=peak_equity)
+        object.__setattr__(book, "weights", ArrayMapping(names, w))
+        return book
 
     @property
     def cash_weight(self) -> float:

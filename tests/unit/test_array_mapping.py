@@ -7,6 +7,8 @@ arrays to the same ``Bar`` as the same bar given as dicts, in the universe's ord
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -137,3 +139,62 @@ def test_numpy_string_names_become_plain_str_on_both_entry_points() -> None:
         assert not decision.degraded
         assert all(type(name) is str for name in decision.rebalance_weights)
         assert decision.to_json()
+
+
+def test_a_portfolio_from_arrays_equals_the_dict_form_and_refuses_alike() -> None:
+    w = np.array([0.5, -0.25, 0.0])
+    book = Portfolio.from_arrays(NAMES, w, current_drawdown=0.1, equity=2e6, peak_equity=2.5e6)
+    same = Portfolio(
+        weights=dict(zip(NAMES, w.tolist(), strict=True)), current_drawdown=0.1, equity=2e6, peak_equity=2.5e6
+    )
+    assert book == same
+    assert same == book
+    assert book.cash_weight == same.cash_weight
+    assert isinstance(book.weights, ArrayMapping)
+    for bad in (np.nan, np.inf, 1e9):
+        values = w.copy()
+        values[1] = bad
+        with pytest.raises(InvalidInputError) as from_arrays:
+            Portfolio.from_arrays(NAMES, values)
+        with pytest.raises(InvalidInputError) as from_dict:
+            Portfolio(weights=dict(zip(NAMES, values.tolist(), strict=True)))
+        assert str(from_arrays.value) == str(from_dict.value)
+    with pytest.raises(InvalidInputError, match=r"portfolio.weights must have shape \(3,\)"):
+        Portfolio.from_arrays(NAMES, np.zeros(2))
+    with pytest.raises(InvalidInputError, match="portfolio assets must be unique"):
+        Portfolio.from_arrays(("A", "A"), np.zeros(2))
+    with pytest.raises(InvalidInputError, match="peak_equity"):
+        Portfolio.from_arrays(NAMES, w, equity=2.0, peak_equity=1.0)
+
+
+def test_books_as_arrays_decide_as_books_as_dicts_through_a_run() -> None:
+    from advanced_risk import AdvancedRiskManager, RiskConfig
+    from advanced_risk.data import load_sp500_stocks
+
+    closes = load_sp500_stocks().iloc[:120, :6]
+    assets = tuple(closes.columns)
+    px = closes.to_numpy()
+    rets = px[1:] / px[:-1] - 1.0
+    config = RiskConfig(deadline_ms=5_000.0, rate_limit_per_s=None, deterministic_refits=True)
+    arrays, dicts = AdvancedRiskManager(config), AdvancedRiskManager(config)
+    held = np.full(len(assets), 1.0 / len(assets))
+    try:
+        for t in range(rets.shape[0]):
+            held[t % len(assets)] = -0.1  # a short that moves around the book
+            a = arrays.manage_risk_arrays_sync(
+                assets, Portfolio.from_arrays(assets, held, equity=1e6), returns=rets[t], prices=px[t + 1]
+            )
+            d = dicts.manage_risk_sync(
+                MarketState(
+                    returns=dict(zip(assets, rets[t].tolist(), strict=True)),
+                    prices=dict(zip(assets, px[t + 1].tolist(), strict=True)),
+                ),
+                Portfolio(weights=dict(zip(assets, held.tolist(), strict=True)), equity=1e6),
+            )
+            ja, jd = json.loads(a.to_json()), json.loads(d.to_json())
+            for row in (ja, jd):
+                del row["decision_id"], row["latency_ms"]
+            assert ja == jd, t
+    finally:
+        arrays.close_sync()
+        dicts.close_sync()

@@ -106,6 +106,8 @@ def _array(values: Mapping[str, float], universe: tuple[str, ...]) -> FloatArray
 
 
 def _held(weights: Mapping[str, float], universe: tuple[str, ...]) -> FloatArray:
+    if type(weights) is ArrayMapping and (weights.names is universe or weights.names == universe):
+        return weights.array.copy()  # Portfolio.from_arrays in the universe's order
     if len(weights) == len(universe) and tuple(weights) == universe:
         return np.fromiter(weights.values(), dtype=np.float64, count=len(universe))
     return np.array([weights.get(a, 0.0) for a in universe], dtype=np.float64)
@@ -255,7 +257,8 @@ def _check_portfolio(
 ) -> None:
     """Refuse holdings outside the bar's assets and held assets that leave (see the module docstring)."""
     weights = book.weights
-    if len(weights) > len(assets) or not weights.keys() <= set(assets):
+    named_as_bar = type(weights) is ArrayMapping and (weights.names is assets or weights.names == assets)
+    if not named_as_bar and (len(weights) > len(assets) or not weights.keys() <= set(assets)):
         members = set(assets)
         outside = sorted(a for a, w in weights.items() if a not in members and w != 0.0)
         if outside:
