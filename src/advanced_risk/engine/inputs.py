@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -98,16 +98,21 @@ def _array(values: Mapping[str, float], universe: tuple[str, ...]) -> FloatArray
     a copy of the array itself when the bar came as arrays (``MarketState.from_arrays``)."""
     if not values:
         return None
-    if type(values) is ArrayMapping and (values.names is universe or values.names == universe):
+    if _arrays_in_order(values, universe):
         return values.array.copy()
     if len(values) == len(universe) and tuple(values) == universe:
         return np.fromiter(values.values(), dtype=np.float64, count=len(universe))
     return np.array([values[a] for a in universe], dtype=np.float64)
 
 
+def _arrays_in_order(values: Mapping[str, float], universe: tuple[str, ...]) -> TypeGuard[ArrayMapping]:
+    """Whether ``values`` came as an array (``from_arrays``) naming exactly ``universe``, in its order."""
+    return type(values) is ArrayMapping and (values.names is universe or values.names == universe)
+
+
 def _held(weights: Mapping[str, float], universe: tuple[str, ...]) -> FloatArray:
-    if type(weights) is ArrayMapping and (weights.names is universe or weights.names == universe):
-        return weights.array.copy()  # Portfolio.from_arrays in the universe's order
+    if _arrays_in_order(weights, universe):  # Portfolio.from_arrays in the universe's order
+        return weights.array.copy()
     if len(weights) == len(universe) and tuple(weights) == universe:
         return np.fromiter(weights.values(), dtype=np.float64, count=len(universe))
     return np.array([weights.get(a, 0.0) for a in universe], dtype=np.float64)
@@ -257,8 +262,10 @@ def _check_portfolio(
 ) -> None:
     """Refuse holdings outside the bar's assets and held assets that leave (see the module docstring)."""
     weights = book.weights
-    named_as_bar = type(weights) is ArrayMapping and (weights.names is assets or weights.names == assets)
-    if not named_as_bar and (len(weights) > len(assets) or not weights.keys() <= set(assets)):
+    in_bar = _arrays_in_order(weights, assets) or (
+        len(weights) <= len(assets) and weights.keys() <= set(assets)
+    )
+    if not in_bar:
         members = set(assets)
         outside = sorted(a for a, w in weights.items() if a not in members and w != 0.0)
         if outside:
