@@ -198,3 +198,48 @@ def test_books_as_arrays_decide_as_books_as_dicts_through_a_run() -> None:
     finally:
         arrays.close_sync()
         dicts.close_sync()
+
+
+def test_a_book_as_arrays_follows_a_changing_universe_as_the_dict_form() -> None:
+    from advanced_risk import AdvancedRiskManager, RiskConfig
+
+    config = RiskConfig(deadline_ms=5_000.0, rate_limit_per_s=None)
+    rng = np.random.default_rng(7)
+    steps = [  # (the bar's assets, the book's assets in its own order, its weights)
+        (("A", "B", "C"), ("A", "B", "C"), [0.3, 0.3, 0.3]),
+        (("A", "B", "C", "D"), ("D", "C", "B", "A"), [0.1, 0.2, 0.3, 0.3]),  # D joins; another order
+        (("A", "B", "C", "D"), ("A", "B"), [0.5, 0.4]),  # a book smaller than the bar
+        (("B", "C", "D"), ("B", "C", "D", "A"), [0.3, 0.3, 0.3, 0.0]),  # A leaves, flat
+    ]
+    arrays, dicts = AdvancedRiskManager(config), AdvancedRiskManager(config)
+    try:
+        for assets, book_assets, weights in steps:
+            r = rng.normal(0.0, 0.01, len(assets))
+            w = np.array(weights)
+            a = arrays.manage_risk_arrays_sync(
+                assets, Portfolio.from_arrays(book_assets, w, equity=1e6), returns=r, prices=100 * (1 + r)
+            )
+            d = dicts.manage_risk_sync(
+                MarketState(
+                    returns=dict(zip(assets, r.tolist(), strict=True)),
+                    prices=dict(zip(assets, (100 * (1 + r)).tolist(), strict=True)),
+                ),
+                Portfolio(weights=dict(zip(book_assets, w.tolist(), strict=True)), equity=1e6),
+            )
+            ja, jd = json.loads(a.to_json()), json.loads(d.to_json())
+            for row in (ja, jd):
+                del row["decision_id"], row["latency_ms"]
+            assert ja == jd, assets
+        r = np.zeros(2)  # C leaves while held: both forms refuse it with the same message
+        with pytest.raises(InvalidInputError) as from_arrays:
+            arrays.manage_risk_arrays_sync(
+                ("B", "D"), Portfolio.from_arrays(("B", "C", "D"), np.array([0.3, 0.3, 0.3])), returns=r
+            )
+        with pytest.raises(InvalidInputError) as from_dicts:
+            dicts.manage_risk_sync(
+                MarketState(returns={"B": 0.0, "D": 0.0}), Portfolio(weights={"B": 0.3, "C": 0.3, "D": 0.3})
+            )
+        assert str(from_arrays.value) == str(from_dicts.value)
+    finally:
+        arrays.close_sync()
+        dicts.close_sync()
