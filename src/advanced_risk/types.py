@@ -362,6 +362,7 @@ def _checked_array(
     a bad entry raises the message the mapping form gives for it."""
     if not isinstance(values, np.ndarray):
         _check_labels(values, assets, name)
+        _refuse_non_numbers(values, assets, name, lo, hi)
     try:
         kind = values.dtype.kind if isinstance(values, np.ndarray) else np.asarray(values).dtype.kind
     except (TypeError, ValueError) as exc:  # a ragged sequence (a list in the list): not one number each
@@ -391,6 +392,22 @@ def _entry(values: ArrayLike, i: int, converted: NDArray[np.float64]) -> Any:
     if isinstance(values, np.ndarray) and values.dtype.kind != "O":
         return float(converted[i])
     return np.asarray(values, dtype=object).reshape(-1)[i]
+
+
+def _refuse_non_numbers(values: Any, assets: tuple[str, ...], name: str, lo: float, hi: float) -> None:
+    """Refuse a sequence's first entry that is not a number (a bool, text, complex, None) with the
+    message the mapping form gives for it, naming the asset: converted to an array, ``True`` would
+    read as 1.0 and text would be refused without saying which asset. A NumPy array is not scanned
+    (its dtype says it all); a sequence of another length is left to the shape check."""
+    try:
+        entries = values.tolist() if hasattr(values, "tolist") else list(values)
+    except TypeError:  # not a sequence (a scalar): the shape check refuses it
+        return
+    if not isinstance(entries, list) or len(entries) != len(assets):
+        return
+    for asset, value in zip(assets, entries, strict=True):
+        if value is None or isinstance(value, bool | str | bytes | complex):
+            _checked_float(asset, value, name, lo, hi)
 
 
 def _check_labels(values: Any, assets: tuple[str, ...], name: str) -> None:

@@ -243,3 +243,18 @@ def test_a_book_as_arrays_follows_a_changing_universe_as_the_dict_form() -> None
     finally:
         arrays.close_sync()
         dicts.close_sync()
+
+
+@pytest.mark.parametrize("bad", [True, None, "x", 1 + 2j])
+def test_a_sequence_with_a_non_number_is_refused_as_the_dict_form_refuses_it(bad: object) -> None:
+    import pandas as pd
+
+    values = [0.01, bad, 0.02]
+    with pytest.raises(InvalidInputError) as from_dict:
+        MarketState(returns=dict(zip(NAMES, values, strict=True)))
+    for container in (list, tuple, lambda v: pd.Series(v, dtype=object)):
+        with pytest.raises(InvalidInputError) as from_arrays:
+            MarketState.from_arrays(NAMES, returns=container(values))  # True used to read as 1.0
+        assert str(from_arrays.value) == str(from_dict.value)
+    with pytest.raises(InvalidInputError, match=r"portfolio.weights\['BBB'\] must be a real number"):
+        Portfolio.from_arrays(NAMES, values)

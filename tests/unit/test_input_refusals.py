@@ -19,7 +19,7 @@ from advanced_risk.risk.sizing import PositionSizer, Side
         ([10**400, 0.0], "too large for a float"),
         (np.array([0.01 + 1j, 0.0]), "real numbers"),
         (np.array([True, False]), "real numbers"),
-        ([True, False], "real numbers"),
+        ([True, False], r"returns\['\w+'\] must be a real number, got True"),  # the dict form's message
         (np.array(["0.01", "0.0"]), "real numbers"),
     ],
 )
