@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from advanced_risk.config import PPOConfig
 from advanced_risk.errors import ConfigError
+from advanced_risk.rl.ppo import gradients
 from advanced_risk.rl.ppo.agent import PPOAgent
 from advanced_risk.rl.ppo.buffer import RolloutBatch
 from advanced_risk.rl.ppo.gradients import ppo_gradients
@@ -115,6 +116,14 @@ def test_matches_autograd_for_any_shape(
     _assert_close(net, _batch(net, n, seed=seed + 1), cfg)
 
 
+@pytest.fixture
+def torch_tanh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The analytic step with torch's tanh, as autograd's forward: exact ties in one are then exact
+    ties in the other (on CPU the step's NumPy tanh may differ from torch's by an ulp)."""
+    monkeypatch.setattr(gradients, "_tanh_", torch.tanh_)
+
+
+@pytest.mark.usefixtures("torch_tanh")
 def test_ties_give_autograds_gradient() -> None:
     """Ratio exactly 1 (the collecting policy) ties the surrogate's two terms on every row; value
     errors mirrored around the clipped value tie the value loss's two terms outside the range."""
@@ -132,6 +141,7 @@ def test_ties_give_autograds_gradient() -> None:
     _assert_close(net, batch, PPOConfig(clip_coef=clip, clip_vloss=True))
 
 
+@pytest.mark.usefixtures("torch_tanh")
 def test_values_inside_the_clip_range_whose_clipped_term_rounds_larger_keep_their_gradient() -> None:
     """Inside the range ``v_c = v_old + (v - v_old)`` is ``v`` only up to a rounding, so on some rows
     the clipped term is the larger by an ulp and carries the gradient (autograd's choice)."""
@@ -198,3 +208,23 @@ def test_the_switch_must_be_a_bool() -> None:
         PPOConfig(analytic_gradients="yes")  # type: ignore[arg-type]
     assert PPOConfig().analytic_gradients is True
     assert np.isfinite(PPOConfig().clip_coef)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-30.0, 30.0, width=32), min_size=1, max_size=300))
+def test_the_steps_tanh_is_torchs_within_two_ulp_and_in_place(values: list[float]) -> None:
+    """The analytic step's CPU tanh (NumPy's, in place) against torch's: within 2 ulp of float32."""
+    y = torch.tensor(values, dtype=torch.float32).reshape(-1, 1).expand(-1, 3).contiguous()
+    expected = torch.tanh(y)
+    out = gradients._tanh_(y)
+    assert out is y
+    torch.testing.assert_close(out, expected, rtol=2.4e-7, atol=1.2e-7)  # 2 ulp near 1, 1e-7 near 0
+    assert bool((out.abs() <= 1.0).all())
+
+
+def test_the_steps_tanh_keeps_nan_and_infinities() -> None:
+    y = torch.tensor([[float("nan"), float("inf"), -float("inf"), 0.0, -0.0]])
+    out = gradients._tanh_(y.clone())
+    assert torch.isnan(out[0, 0])
+    assert out[0, 1:].tolist() == [1.0, -1.0, 0.0, -0.0]
+    assert torch.signbit(out[0, 4])
