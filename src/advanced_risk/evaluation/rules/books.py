@@ -47,6 +47,7 @@ __all__ = [
     "SYNTHETIC_SEEDS",
     "Book",
     "BookWindow",
+    "bar_frequency_warning",
     "book_window",
     "build_books",
     "index_book",
@@ -165,6 +166,46 @@ def _as_dates(dates: object, name: str) -> pd.DatetimeIndex:
             f"book {name!r}: dates must increase strictly, no NaT: bar {bad} {index[bad]}"
         )
     return index
+
+
+SESSION_SHARE: Final = 10.0
+"""Most calendar time per traded time :func:`bar_frequency_warning` allows: a bar every minute of a
+6.5-hour session on 252 of 365 days is 5.4 (``365.25 * 1440 / (252 * 390)``); 10 leaves room for
+shorter sessions."""
+
+
+def bar_frequency_warning(book: Book, periods_per_year: int) -> str | None:
+    """Why ``periods_per_year`` cannot be the bars per year of ``book``'s dates, or None.
+
+    The median spacing of the dates gives the bars a year would hold if trading never stopped,
+    ``rate = 365.25 days / median spacing``; a market that trades only part of the time holds
+    fewer, down to ``rate / SESSION_SHARE``. A ``periods_per_year`` above ``1.5 * rate`` (daily
+    bars with a minute config, weekly bars with the default 252) or below ``rate / SESSION_SHARE``
+    (minute or hourly bars with the default 252) misstates every annualised figure and the
+    manager's annualised volatility. None for a synthetic book or fewer than 2 dates.
+
+    Examples
+    --------
+    >>> dates = pd.date_range("2024-01-02 09:30", periods=3, freq="min")
+    >>> book = Book("csv", "mine", ("A",), np.zeros((3, 1)), np.ones((3, 1)), np.ones(1), dates=dates)
+    >>> bar_frequency_warning(book, 252)[:46]
+    'book mine: bars 0 days 00:01:00 apart, but the'
+    >>> bar_frequency_warning(book, 252 * 390) is None
+    True
+    """
+    if book.dates is None or len(book.dates) < 2:
+        return None
+    spacing = pd.Series(book.dates[1:] - book.dates[:-1]).median()
+    rate = pd.Timedelta(days=365.25) / spacing
+    if rate / SESSION_SHARE <= periods_per_year <= 1.5 * rate:
+        return None
+    return (
+        f"book {book.name}: bars {spacing} apart, but the config's periods_per_year is "
+        f"{periods_per_year} (bars per year): every annualised figure (Sharpe, CAGR, the volatility "
+        f"the manager and the vol target compare with their targets) is off; set periods_per_year "
+        f"to the bars in a year (--config FILE.toml), between {rate / SESSION_SHARE:,.0f} and "
+        f"{rate:,.0f} for bars this far apart"
+    )
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -36,6 +36,19 @@ def _check_moves(returns: FloatArray, closes: pd.DataFrame, file: Path) -> None:
         )
 
 
+def _cut_by(first: pd.Series, rows: int) -> str:
+    """What leaves a file of ``rows`` rows short, from each column's ``first`` close date: the
+    columns without any close, else those listed last, else the file's length."""
+    never = [str(c) for c, d in first.items() if pd.isna(d)]
+    if never:
+        return f"columns {never} have no close"
+    latest = first.max()
+    if latest == first.min():
+        return f"the file has {rows} rows"
+    late = [str(c) for c, d in first.items() if d == latest]
+    return f"columns {late} have no close before {stamp_text(latest)}"
+
+
 def csv_book(
     path: str | Path, weights: FloatArray | list[float] | None = None, *, name: str | None = None
 ) -> Book:
@@ -107,9 +120,14 @@ def csv_book(
         raise InvalidInputError(
             f"prices: {file}: duplicate date {stamp_text(closes.index[duplicated][0])} in the first column"
         )
-    closes = closes.sort_index().ffill().dropna()
+    closes = closes.sort_index()
+    rows = len(closes)
+    first = closes.apply(pd.Series.first_valid_index)  # each asset's first close (NaN: none at all)
+    closes = closes.ffill().dropna()
     if closes.shape[0] < 3:
-        raise InvalidInputError(f"prices: {file}: fewer than 3 rows where every asset has a close")
+        raise InvalidInputError(
+            f"prices: {file}: fewer than 3 rows where every asset has a close ({_cut_by(first, rows)})"
+        )
     n = closes.shape[1]
     w = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.shape != (n,) or not np.all(np.isfinite(w)):

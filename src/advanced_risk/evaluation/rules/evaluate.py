@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -27,6 +28,7 @@ from advanced_risk.evaluation.rules.books import (
     SYNTHETIC_SEEDS,
     Book,
     Period,
+    bar_frequency_warning,
     book_window,
     build_books,
     synthetic_books,
@@ -137,6 +139,12 @@ def evaluate_rules(
     ------
     InvalidInputError
         Naming the bad argument (``config``, ``books``, ``period``, ``synthetic_paths``, ...).
+
+    Warns
+    -----
+    UserWarning
+        A dated book whose bar spacing the config's ``periods_per_year`` cannot count (minute bars
+        with the default 252: :func:`~advanced_risk.evaluation.rules.books.bar_frequency_warning`).
     """
     started = time.perf_counter()
     cfg = harness_config(config)
@@ -145,6 +153,9 @@ def evaluate_rules(
         seed=seed, jobs=jobs, reps=reps, block=block, cost=cost, risk_agents=risk_agents
     )
     real = _chosen_books(books, seed=seed, policy=policy)
+    for b in real:  # minute bars annualised as days: every figure is off, so say so
+        if (message := bar_frequency_warning(b, cfg.periods_per_year)) is not None:
+            warnings.warn(message, UserWarning, stacklevel=2)
     tasks = _tasks(real, periods, synthetic_paths, synthetic_bars, warmup, synthetic_test_seed)
     for b, p in tasks:  # refuse a bad window here, not in a worker
         book_window(b, p, warmup=warmup, split_date=split_date, max_bars=max_bars)
