@@ -9,6 +9,13 @@ their bookkeeping. On a 2-core CPU this is a third of the cost of a minibatch's 
 same algorithm, not a bit-for-bit copy (``tests/rl/test_ppo_gradients.py`` checks it against
 autograd on random batches, ties, NaN and every option).
 
+On CPU in float32 the matrix products stay torch's and the elementwise work runs on the tensors'
+memory, where torch's per-operation dispatch (~5-10 us each on a 256-row minibatch) was most of the
+cost: the hidden layers' tanh in NumPy, the loss head (:func:`_head_torch`, ~35 operations) and the
+tanh layers' gradient in the numba kernels of :mod:`advanced_risk.rl.ppo.kernels`
+(``tests/rl/test_ppo_kernels.py`` checks them against the torch expressions, which CUDA and
+``torch.compile`` keep).
+
 Notation for one minibatch of ``n`` rows, as in :mod:`advanced_risk.rl.ppo.loss`: ``mu`` the actor's
 output, ``s`` the log-std, ``a`` the stored action, ``z = (a - mu) exp(-s)``,
 ``log pi = sum_j(-z_j^2 / 2 - s_j - log(2 pi) / 2)``, ``r = exp(log pi - log pi_old)``, ``A`` the
@@ -44,6 +51,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from advanced_risk.rl.ppo.kernels import ppo_head_kernel, tanh_grad_kernel
+
 __all__ = ["Layer", "ppo_gradients"]
 
 Layer = tuple[torch.Tensor, torch.Tensor]
@@ -56,6 +65,12 @@ _is_compiling = getattr(torch.compiler, "is_compiling", None) or torch._dynamo.i
 """True while ``torch.compile`` traces (``torch.compiler.is_compiling`` from torch 2.3 on)."""
 
 
+def _in_numpy(*tensors: torch.Tensor) -> bool:
+    """Whether the step runs these tensors' elementwise work in NumPy and numba on their memory:
+    CPU float32 tensors, except while ``torch.compile`` traces the step (Inductor fuses its own)."""
+    return not _is_compiling() and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+
+
 def _tanh_(y: torch.Tensor) -> torch.Tensor:
     """``tanh`` of a fresh activation, in place.
 
@@ -64,7 +79,7 @@ def _tanh_(y: torch.Tensor) -> torch.Tensor:
     "Trainer"), and the rollout's NumPy policy computes its tanh with NumPy too. Elsewhere, and
     while ``torch.compile`` traces the step (Inductor fuses its own), torch's.
     """
-    if y.device.type != "cpu" or _is_compiling():
+    if not _in_numpy(y):
         return torch.tanh_(y)
     out = y.detach().numpy()
     np.tanh(out, out=out)
@@ -88,8 +103,17 @@ def _backward(outs: Sequence[torch.Tensor], layers: Sequence[Layer], delta: torc
         x = outs[k]
         grads.append((delta.t().mm(x), delta.sum(0)))
         if k > 0:
-            delta = delta.mm(layers[k][0]) * (1.0 - x * x)
+            delta = _tanh_grad(delta.mm(layers[k][0]), x)
     return grads[::-1]
+
+
+def _tanh_grad(delta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``delta * (1 - x * x)``: the gradient through ``x = tanh(.)``; ``delta`` is a fresh tensor,
+    on CPU in float32 overwritten by ``kernels.tanh_grad_kernel`` (the same operations in place)."""
+    if not _in_numpy(delta, x):
+        return delta * (1.0 - x * x)
+    tanh_grad_kernel(delta.detach().numpy(), x.detach().numpy())
+    return delta
 
 
 def ppo_gradients(
@@ -124,11 +148,62 @@ def ppo_gradients(
         entropy, approximate KL, clip fraction), as one tensor; the gradients of
         ``loss = L_clip - ent_coef * entropy + vf_coef * L_v`` shaped like the parameters.
     """
-    n = obs.shape[0]
     actor_outs = _forward(obs, actor)
     critic_outs = _forward(obs, critic)
     mean, value = actor_outs[-1], critic_outs[-1].squeeze(-1)
 
+    stats, d_mean, d_value, d_log_std = _head(
+        mean, value, actions, log_std, old_log_probs, old_values, returns, advantages,
+        clip, ent_coef, vf_coef, clip_vloss,
+    )  # fmt: skip
+    actor_grads = _backward(actor_outs, actor, d_mean)
+    critic_grads = _backward(critic_outs, critic, d_value.unsqueeze(-1))
+    return stats, actor_grads, critic_grads, d_log_std
+
+
+def _head(
+    mean: torch.Tensor,
+    value: torch.Tensor,
+    actions: torch.Tensor,
+    log_std: torch.Tensor,
+    old_log_probs: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    advantages: torch.Tensor,
+    clip: float,
+    ent_coef: float,
+    vf_coef: float,
+    clip_vloss: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(stats, d_mean, d_value, d_log_std)``: :func:`_head_torch`, or on CPU in float32 its
+    compiled twin (``kernels.py``: one call instead of ~35 tensor operations' dispatch)."""
+    given = (mean, value, actions, log_std, old_log_probs, old_values, returns, advantages)
+    if not _in_numpy(*given):
+        return _head_torch(*given, clip, ent_coef, vf_coef, clip_vloss)
+    m, v, act, s, old_lp, old_v, ret, adv = (t.detach().numpy() for t in given)
+    out = ppo_head_kernel(m, v, act, s, old_lp, old_v, ret, adv, clip, ent_coef, vf_coef, clip_vloss)
+    stats, d_mean, d_value, d_log_std = (torch.from_numpy(x) for x in out)
+    return stats, d_mean, d_value, d_log_std
+
+
+def _head_torch(
+    mean: torch.Tensor,
+    value: torch.Tensor,
+    actions: torch.Tensor,
+    log_std: torch.Tensor,
+    old_log_probs: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    advantages: torch.Tensor,
+    clip: float,
+    ent_coef: float,
+    vf_coef: float,
+    clip_vloss: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The loss statistics and the gradient at the networks' outputs (the module docstring's
+    derivation): ``stats`` in ``LOSS_STATS`` order, ``d_mean`` ``(n, a)``, ``d_value`` ``(n,)``,
+    ``d_log_std`` ``(1, a)``."""
+    n = mean.shape[0]
     inv_std = torch.exp(-log_std)
     z = (actions - mean) * inv_std
     logratio = (-0.5 * z * z - log_std - _HALF_LOG_2PI).sum(-1) - old_log_probs
@@ -162,6 +237,4 @@ def ppo_gradients(
     d_log_std = (d_logp.unsqueeze(-1) * (z * z - 1.0)).sum(0, keepdim=True) - ent_coef
 
     stats = torch.stack((policy_loss, value_loss, entropy, approx_kl, clipfrac))
-    actor_grads = _backward(actor_outs, actor, d_mean)
-    critic_grads = _backward(critic_outs, critic, d_value.unsqueeze(-1))
-    return stats, actor_grads, critic_grads, d_log_std
+    return stats, d_mean, d_value, d_log_std

@@ -1,0 +1,163 @@
+"""The analytic PPO step's elementwise work in compiled kernels, for CPU float32 minibatches.
+
+:func:`ppo_head_kernel`: the loss head of one minibatch, the CPU twin of ``gradients._head_torch``.
+:func:`tanh_grad_kernel`: the gradient through a tanh layer, ``delta * (1 - x * x)`` in place.
+
+Between the two networks' forward and backward passes, the analytic step computes the loss
+statistics and the gradient at the actor's mean, the critic's value and the log-std
+(:mod:`advanced_risk.rl.ppo.gradients` derives them). In torch that is ~35 elementwise operations on
+``(n,)`` and ``(n, action_dim)`` tensors, ~300 us of dispatch per 256-row minibatch on one CPU thread
+for ~20 us of arithmetic (docs/performance.md, "Trainer"). :func:`ppo_head_kernel` computes the same
+quantities row by row in one compiled call.
+
+Arithmetic: float32 throughout, the torch expressions' operations in their order per element, with
+the Python constants rounded to float32 as torch rounds a scalar operand; the sums over rows and over
+the action's entries accumulate in float64 (torch sums float32 pairwise), so results agree with the
+torch head up to float32 rounding (``tests/rl/test_ppo_head_kernel.py``). The selections are the
+torch head's comparisons, so ties split the gradient as there and a NaN propagates as there.
+
+The tanh layer's gradient is three tensor operations in torch (``x * x``, ``1 - .``, ``delta * .``),
+each allocating a ``(n, width)`` tensor; :func:`tanh_grad_kernel` does the same three float32
+operations per element in place, bit for bit torch's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from advanced_risk.measures.jit import jit
+
+__all__ = ["ppo_head_kernel", "tanh_grad_kernel"]
+
+F32 = NDArray[np.float32]
+
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def _larger_python(a: np.float32, b: np.float32) -> np.float32:
+    """``torch.max(a, b)`` of two scalars: NaN when either is NaN."""
+    if math.isnan(a) or math.isnan(b):
+        return np.float32(np.nan)
+    return a if a > b else b
+
+
+def _clamp_python(x: np.float32, lo: np.float32, hi: np.float32) -> np.float32:
+    """``torch.clamp(x, lo, hi)`` of a scalar: NaN stays NaN."""
+    if math.isnan(x):
+        return x
+    return lo if x < lo else (hi if x > hi else x)
+
+
+_larger = jit(_larger_python)
+_clamp = jit(_clamp_python)
+
+
+def _ppo_head_python(
+    mean: F32,
+    value: F32,
+    actions: F32,
+    log_std: F32,
+    old_log_probs: F32,
+    old_values: F32,
+    returns: F32,
+    advantages: F32,
+    clip: float,
+    ent_coef: float,
+    vf_coef: float,
+    clip_vloss: bool,
+) -> tuple[F32, F32, F32, F32]:
+    """Loss statistics and the gradients at the networks' outputs for one minibatch of ``n`` rows.
+
+    Parameters
+    ----------
+    mean : ``(n, a)`` the actor's output. value : ``(n,)`` the critic's.
+    actions : ``(n, a)``. log_std : ``(1, a)``.
+    old_log_probs, old_values, returns, advantages : ``(n,)``, advantages already normalised.
+    clip, ent_coef, vf_coef, clip_vloss : ``PPOConfig``'s.
+
+    Returns
+    -------
+    (stats, d_mean, d_value, d_log_std)
+        ``stats`` ``(5,)``: policy loss, value loss, entropy, approximate KL, clip fraction;
+        ``d_mean`` ``(n, a)``, ``d_value`` ``(n,)`` and ``d_log_std`` ``(1, a)``: the gradient of
+        ``L_clip - ent_coef * entropy + vf_coef * L_v`` at the actor's output, the critic's output
+        and the log-std.
+    """
+    n, a = mean.shape
+    one, half, zero = np.float32(1.0), np.float32(0.5), np.float32(0.0)
+    lo, hi = np.float32(1.0 - clip), np.float32(1.0 + clip)
+    clip32 = np.float32(clip)
+    n32 = np.float32(n)
+    value_scale = np.float32(vf_coef / n)
+    half_log_2pi = np.float32(_HALF_LOG_2PI)
+    entropy_constant = np.float32(0.5 + _HALF_LOG_2PI)
+    inv_std = np.empty(a, dtype=np.float32)
+    entropy = np.float64(0.0)  # float64 accumulators (a Python 0.0 would stay float32 uncompiled)
+    for j in range(a):
+        inv_std[j] = np.exp(-log_std[0, j])
+        entropy += entropy_constant + log_std[0, j]
+    z = np.empty(a, dtype=np.float32)  # the row's standardised actions
+    d_mean = np.empty((n, a), dtype=np.float32)
+    d_value = np.empty(n, dtype=np.float32)
+    d_log_std_sum = np.zeros(a)
+    policy_sum = value_sum = kl_sum = clipped_rows = np.float64(0.0)
+    for i in range(n):
+        log_prob = np.float64(0.0)
+        for j in range(a):
+            zij = (actions[i, j] - mean[i, j]) * inv_std[j]
+            z[j] = zij
+            log_prob += -half * zij * zij - log_std[0, j] - half_log_2pi
+        logratio = np.float32(log_prob) - old_log_probs[i]
+        ratio = np.exp(logratio)
+        neg_adv = -advantages[i]
+        unclipped = neg_adv * ratio
+        clipped = neg_adv * _clamp(ratio, lo, hi)
+        policy_sum += _larger(unclipped, clipped)
+        kl_sum += (ratio - one) - logratio
+        clipped_rows += 1.0 if abs(ratio - one) > clip32 else 0.0
+        d_logp = (zero if unclipped < clipped else neg_adv) * (ratio / n32)
+        for j in range(a):
+            d_mean[i, j] = (d_logp * z[j]) * inv_std[j]
+            d_log_std_sum[j] += d_logp * (z[j] * z[j] - one)
+        err = value[i] - returns[i]
+        value_sq = err * err
+        if clip_vloss:
+            step = value[i] - old_values[i]
+            clipped_err = old_values[i] + _clamp(step, -clip32, clip32) - returns[i]
+            clipped_sq = clipped_err * clipped_err
+            value_sum += _larger(value_sq, clipped_sq)
+            share = one if value_sq > clipped_sq else (half if value_sq == clipped_sq else zero)
+            inside = one - share if -clip32 <= step <= clip32 else zero
+            d_value[i] = (share * err + inside * clipped_err) * value_scale
+        else:
+            value_sum += value_sq
+            d_value[i] = err * value_scale
+    stats = np.empty(5, dtype=np.float32)
+    stats[0] = policy_sum / n
+    stats[1] = 0.5 * (value_sum / n)
+    stats[2] = entropy
+    stats[3] = kl_sum / n
+    stats[4] = clipped_rows / n
+    d_log_std = np.empty((1, a), dtype=np.float32)
+    for j in range(a):
+        d_log_std[0, j] = np.float32(d_log_std_sum[j]) - np.float32(ent_coef)
+    return stats, d_mean, d_value, d_log_std
+
+
+ppo_head_kernel = jit(_ppo_head_python)
+
+
+def _tanh_grad_python(delta: F32, x: F32) -> F32:
+    """``delta *= 1 - x * x`` elementwise (``delta`` and ``x`` of one shape, 2-D), returned."""
+    one = np.float32(1.0)
+    rows, cols = delta.shape
+    for i in range(rows):
+        for j in range(cols):
+            delta[i, j] = delta[i, j] * (one - x[i, j] * x[i, j])
+    return delta
+
+
+tanh_grad_kernel = jit(_tanh_grad_python)

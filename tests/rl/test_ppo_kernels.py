@@ -1,0 +1,131 @@
+"""The analytic PPO step's CPU kernels (``rl/ppo/kernels.py``) against the torch expressions they replace.
+
+The references are ``gradients._head_torch`` (the loss head written with tensor operations, itself
+checked against autograd in ``test_ppo_gradients.py``) and ``delta * (1 - x * x)``. The head kernel
+sums in another order (float64 accumulators), so it agrees up to float32 rounding; its selections
+(the clip, the value clip's ties, NaN) are the same comparisons, so they agree exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from advanced_risk.rl.ppo import gradients
+from advanced_risk.rl.ppo.kernels import (
+    _ppo_head_python,
+    _tanh_grad_python,
+    ppo_head_kernel,
+    tanh_grad_kernel,
+)
+
+Head = tuple[torch.Tensor, ...]
+
+
+def _inputs(n: int, a: int, seed: int, spread: float = 0.3) -> Head:
+    """A minibatch's head inputs: ratios inside and outside the clip range, value errors both sides."""
+    gen = torch.Generator().manual_seed(seed)
+    mean = torch.randn(n, a, generator=gen)
+    log_std = 0.3 * torch.randn(1, a, generator=gen)
+    actions = mean + torch.exp(log_std) * torch.randn(n, a, generator=gen)
+    z = (actions - mean) * torch.exp(-log_std)
+    log_probs = (-0.5 * z * z - log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
+    old_log_probs = log_probs + spread * torch.randn(n, generator=gen)
+    value = torch.randn(n, generator=gen)
+    old_values = value + spread * torch.randn(n, generator=gen)
+    returns = value + torch.randn(n, generator=gen)
+    advantages = torch.randn(n, generator=gen)
+    return mean, value, actions, log_std, old_log_probs, old_values, returns, advantages
+
+
+def _kernel(given: Head, *args: object) -> Head:
+    out = ppo_head_kernel(*(t.numpy() for t in given), *args)
+    return tuple(torch.from_numpy(x) for x in out)
+
+
+def _assert_head_close(given: Head, clip: float, ent_coef: float, vf_coef: float, clip_vloss: bool) -> None:
+    expected = gradients._head_torch(*given, clip, ent_coef, vf_coef, clip_vloss)
+    got = _kernel(given, clip, ent_coef, vf_coef, clip_vloss)
+    for name, g, e in zip(("stats", "d_mean", "d_value", "d_log_std"), got, expected, strict=True):
+        assert g.shape == e.shape, name
+        assert g.dtype == torch.float32, name
+        scale = float(e.abs().max()) if e.numel() else 0.0
+        torch.testing.assert_close(g, e, rtol=2e-5, atol=2e-6 * max(scale, 1.0), msg=name)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 64),
+    a=st.integers(1, 8),
+    seed=st.integers(0, 10_000),
+    clip=st.sampled_from([0.05, 0.2, 0.5]),
+    clip_vloss=st.booleans(),
+    ent_coef=st.sampled_from([0.0, 0.01]),
+    spread=st.sampled_from([0.0, 0.3, 2.0]),
+)
+def test_the_head_kernel_is_the_torch_head(
+    n: int, a: int, seed: int, clip: float, clip_vloss: bool, ent_coef: float, spread: float
+) -> None:
+    _assert_head_close(_inputs(n, a, seed, spread), clip, ent_coef, 0.7, clip_vloss)
+
+
+def test_exact_value_ties_split_the_gradient_as_the_torch_head() -> None:
+    """Values mirrored around the clipped value: ``(v - R)^2 == (v_c - R)^2`` exactly, outside the range."""
+    mean, value, actions, log_std, old_log_probs, _, _, advantages = _inputs(32, 3, seed=5)
+    clip = 0.25
+    old_values = value - 2 * clip
+    returns = value - clip / 2
+    given = (mean, value, actions, log_std, old_log_probs, old_values, returns, advantages)
+    v_c = old_values + clip
+    assert int(((value - returns) ** 2 == (v_c - returns) ** 2).sum()) > 0
+    expected = gradients._head_torch(*given, clip, 0.0, 0.5, True)
+    got = _kernel(given, clip, 0.0, 0.5, True)
+    assert torch.equal(got[2], expected[2])  # per-row products of the same float32 operands
+
+
+@pytest.mark.parametrize("field", [0, 1, 2, 4, 5, 6, 7])
+def test_a_nan_propagates_where_the_torch_head_propagates_it(field: int) -> None:
+    given = [t.clone() for t in _inputs(16, 3, seed=9)]
+    given[field].view(-1)[5] = float("nan")
+    expected = gradients._head_torch(*given, 0.2, 0.01, 0.5, True)
+    got = _kernel(tuple(given), 0.2, 0.01, 0.5, True)
+    for g, e in zip(got, expected, strict=True):
+        assert torch.equal(torch.isnan(g), torch.isnan(e))
+
+
+def test_the_python_kernel_is_the_compiled_one() -> None:
+    """The uncompiled kernel (``ADVANCED_RISK_DISABLE_NUMBA=1``) computes the same head."""
+    given = _inputs(24, 4, seed=11)
+    compiled = ppo_head_kernel(*(t.numpy() for t in given), 0.2, 0.01, 0.5, True)
+    python = _ppo_head_python(*(t.numpy() for t in given), 0.2, 0.01, 0.5, True)
+    for c, p in zip(compiled, python, strict=True):
+        np.testing.assert_allclose(c, p, rtol=1e-6, atol=1e-7)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(1, 40), cols=st.integers(1, 20), seed=st.integers(0, 10_000))
+def test_the_tanh_gradient_kernel_is_torchs_expression_bit_for_bit(rows: int, cols: int, seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    delta = torch.randn(rows, cols, generator=gen)
+    x = torch.tanh(3 * torch.randn(rows, cols, generator=gen))
+    expected = delta * (1.0 - x * x)
+    out = delta.clone()
+    tanh_grad_kernel(out.numpy(), x.numpy())
+    assert torch.equal(out, expected)
+    again = delta.clone().numpy()
+    _tanh_grad_python(again, x.numpy())
+    assert torch.equal(torch.from_numpy(again), expected)
+
+
+def test_other_dtypes_take_the_torch_expressions() -> None:
+    """float64 tensors (and any device but the CPU) keep torch's operations and dtype."""
+    given = tuple(t.double() for t in _inputs(8, 2, seed=3))
+    stats, d_mean, d_value, d_log_std = gradients._head(*given, 0.2, 0.0, 0.5, False)
+    assert {t.dtype for t in (stats, d_mean, d_value, d_log_std)} == {torch.float64}
+    delta, x = torch.randn(4, 3, dtype=torch.float64), torch.rand(4, 3, dtype=torch.float64)
+    assert torch.equal(gradients._tanh_grad(delta.clone(), x), delta * (1.0 - x * x))
+    y = torch.randn(4, 3, dtype=torch.float64)
+    assert torch.equal(gradients._tanh_(y.clone()), torch.tanh(y))
