@@ -140,6 +140,9 @@ class PPOAgent:
         # the hand-derived gradient (rl/ppo/gradients.py) unless asked for autograd; AMP's autocast
         # and loss scaling need autograd
         self.analytic = cfg.analytic_gradients and not self.use_amp
+        actor, critic = self.network.linear_params()  # the live parameters, looked up once
+        params = [*[p for layer in actor for p in layer], *[p for layer in critic for p in layer]]
+        self._analytic_params = (actor, critic, [*params, self.network.actor_logstd])
         # opt-in (docs/performance.md): Inductor fuses the elementwise work into C++ kernels called
         # from a C++ wrapper, for ~10-20 s of compilation on first use
         self._loss = _compiled(ppo_loss) if cfg.torch_compile and not self.analytic else ppo_loss
@@ -286,11 +289,12 @@ class PPOAgent:
         one detached tensor in :data:`LOSS_STATS` order (read by the caller once per update).
         """
         cfg, n = self.config, len(mb)
-        self.optimizer.zero_grad(set_to_none=True)
+        k = min(cfg.grad_accum_steps, n)
+        if not (self.analytic and k == 1):  # one analytic slice assigns every gradient
+            self.optimizer.zero_grad(set_to_none=True)
         advantages = mb.advantages
         if cfg.norm_adv:  # per minibatch, over the whole minibatch (not per slice)
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        k = min(cfg.grad_accum_steps, n)
         if self.analytic:
             return self._analytic_gradients(mb, advantages, k)
         if k == 1 and not self.use_amp:  # the common case: one backward, no scaling by a share of 1
@@ -315,13 +319,11 @@ class PPOAgent:
         as the autograd path weights each slice's loss.
         """
         cfg, net = self.config, self.network
-        actor, critic = net.linear_params()
-        params = [*[p for layer in actor for p in layer], *[p for layer in critic for p in layer]]
-        params.append(net.actor_logstd)
+        actor, critic, params = self._analytic_params
         n = len(mb)
-        bounds = np.cumsum([0, *[n // k + (i < n % k) for i in range(k)]])  # torch.tensor_split's sizes
+        bounds = [0, n] if k == 1 else np.cumsum([0, *[n // k + (i < n % k) for i in range(k)]]).tolist()
         totals: torch.Tensor | None = None
-        for lo, hi in itertools.pairwise(bounds.tolist()):
+        for lo, hi in itertools.pairwise(bounds):  # torch.tensor_split's sizes
             part = mb if k == 1 else mb[lo:hi]
             stats, actor_grads, critic_grads, log_std_grad = self._gradients(
                 actor, critic, net.actor_logstd, part.obs, part.actions, part.log_probs, part.values,
