@@ -258,9 +258,10 @@ class PPOAgent:
         returns: list[float] = []
         lengths: list[float] = []
         for _ in range(cfg.num_steps):
-            if cfg.norm_obs:
-                self.obs_rms.update(raw_obs)
-            obs = self._normalize(raw_obs)
+            if cfg.norm_obs:  # merge the statistics, then normalise with them (one kernel)
+                obs = self.obs_rms.update_normalize(raw_obs, cfg.obs_clip)
+            else:
+                obs = self._normalize(raw_obs)
             action, logp, value = self._act(obs, sampler)
             raw_obs, reward, terminated, truncated, info = vec_env.step(np.clip(action, low, high))
             final_values = np.zeros(cfg.num_envs)
