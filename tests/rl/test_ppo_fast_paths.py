@@ -111,3 +111,27 @@ def test_torch_compile_option_trains_like_eager() -> None:
         assert h_compiled[0][key] == pytest.approx(h_eager[0][key], rel=1e-3, abs=1e-6)
     for a, b in zip(eager.network.parameters(), compiled.network.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:.*GradScaler.*:FutureWarning")  # the old class, simulated on a new torch
+def test_the_agent_trains_where_torch_has_no_fused_cpu_adam_or_amp_grad_scaler(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """torch 2.2-2.3 (the declared floor is 2.2): no fused Adam on CPU (2.4) and no
+    ``torch.amp.GradScaler`` (2.3); the agent falls back to foreach Adam and the CUDA scaler class."""
+    adam = torch.optim.Adam
+
+    def no_fused_cpu(params: Any, **kw: Any) -> torch.optim.Adam:
+        if kw.get("fused"):
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of "
+                               "supported devices: ['cuda', 'xpu', 'privateuseone'].")  # fmt: skip
+        return adam(params, **kw)
+
+    monkeypatch.setattr(torch.optim, "Adam", no_fused_cpu)
+    monkeypatch.delattr(torch.amp, "GradScaler")
+    agent = PPOAgent(3, 3, fast_config())
+    assert not agent.optimizer.defaults["fused"]
+    assert agent.optimizer.defaults["foreach"]
+    history = agent.train(TargetVecEnv(p_terminate=0.1), total_timesteps=256)
+    assert np.isfinite(history[-1]["policy_loss"])
+    assert agent.state_dict()["scaler"] == {}
