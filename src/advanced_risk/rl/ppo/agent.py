@@ -308,7 +308,9 @@ class PPOAgent:
         if not (self.analytic and k == 1):  # one analytic slice assigns every gradient
             self.optimizer.zero_grad(set_to_none=True)
         advantages = mb.advantages
-        if cfg.norm_adv:  # per minibatch, over the whole minibatch (not per slice)
+        # per minibatch, over the whole minibatch (not per slice); one row has no standard deviation
+        # (its normalised advantage would be NaN, and so every weight): left as it is, as SB3 does
+        if cfg.norm_adv and n > 1:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         if self.analytic:
             return self._analytic_gradients(mb, advantages, k)

@@ -124,9 +124,25 @@ class RunningMeanStd:
     def update_normalize(
         self, batch: NDArray[np.floating], clip: float, eps: float = 1e-8
     ) -> NDArray[np.float32]:
-        """:meth:`update` with ``batch`` ``(n, *shape)`` then :meth:`normalize` it, in one kernel."""
+        """:meth:`update` with ``batch`` ``(n, *shape)`` then :meth:`normalize` it, in one kernel.
+
+        The kernel sums each column row by row, as NumPy does for a C-ordered batch of several
+        columns. NumPy sums a column that is contiguous in memory pairwise (one column, or a batch
+        not in C order): such a batch, and an empty one, takes :meth:`update` and :meth:`normalize`
+        themselves, so the result is theirs bit for bit either way.
+
+        Raises
+        ------
+        ValueError
+            ``batch`` is not ``(n, *shape)`` (the kernel would index the statistics past their end).
+        """
         x = np.asarray(batch)
-        if x.ndim != 2 or x.dtype not in (np.float32, np.float64) or self.mean.ndim != 1:
+        if x.shape[1:] != self.mean.shape:
+            raise ValueError(
+                f"obs normaliser shape mismatch: batch {x.shape}, rows of shape {self.mean.shape} expected"
+            )
+        kernel_order = x.ndim == 2 and x.shape[0] > 0 and x.shape[1] > 1 and x.flags.c_contiguous
+        if not kernel_order or x.dtype not in (np.float32, np.float64):
             self.update(x)
             return self.normalize(x, clip, eps)
         self.mean, self.var, self.count, out = _update_normalize(
