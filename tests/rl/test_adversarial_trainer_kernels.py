@@ -25,6 +25,7 @@ from advanced_risk.rl.ppo.normalize import RunningMeanStd
 
 from .test_ppo import TargetVecEnv, fast_config, weights
 from .test_ppo_gradients import _analytic, _autograd, _batch
+from .test_ppo_rollout_kernels import assert_update_normalize_is_numpys
 
 
 def _same(x: np.ndarray, y: np.ndarray) -> bool:
@@ -91,14 +92,7 @@ def test_update_normalize_with_nan_inf_a_row_float64_and_loaded_statistics(
         state = {"mean": torch.tensor([1.0, 2, 3, 4]), "var": torch.tensor([0.5, 1, 2, 3]), "count": 17}
         ours.load_state_dict(state)
         theirs.load_state_dict(state)
-    with np.errstate(invalid="ignore"):  # NumPy warns on inf - inf (the compiled kernel does not)
-        out = ours.update_normalize(x, 5.0)
-        theirs.update(x)
-        expected = theirs.normalize(x, 5.0)
-    assert _same(out, expected)
-    assert _same(ours.mean, theirs.mean)
-    assert _same(ours.var, theirs.var)
-    assert (ours.count, ours.version) == (theirs.count, theirs.version)
+    assert_update_normalize_is_numpys(ours, theirs, x, 5.0)
 
 
 def test_training_without_observation_normalisation_leaves_the_statistics_alone() -> None:
