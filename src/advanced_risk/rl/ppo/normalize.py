@@ -162,8 +162,10 @@ class RunningMeanStd:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore moments saved by :meth:`state_dict` (arrays or CPU tensors); the shape must match."""
-        mean = np.array(state["mean"], dtype=np.float64)
-        var = np.array(state["var"], dtype=np.float64)
+        # asarray then copy: np.array(tensor, dtype=...) asks torch's __array__ for a copy it cannot
+        # make (NumPy 2 warns, a later NumPy refuses)
+        mean = np.asarray(state["mean"], dtype=np.float64).copy()
+        var = np.asarray(state["var"], dtype=np.float64).copy()
         if mean.shape != self.mean.shape or var.shape != self.var.shape:
             raise ValueError(f"obs normaliser shape mismatch: saved {mean.shape}, expected {self.mean.shape}")
         self.mean, self.var = mean, var
