@@ -186,7 +186,9 @@ class PPOConfig(_ConfigMixin):
     Mixed precision (``amp`` on CUDA) always uses autograd."""
     torch_compile: bool = False
     """``torch.compile`` the minibatch step: the analytic gradient, or the loss's forward and
-    backward with ``analytic_gradients=False`` (updates ~25 % faster; ~10-20 s to compile once)."""
+    backward with ``analytic_gradients=False`` (2-20 s to compile once). On CPU the eager analytic
+    step, whose elementwise work runs in NumPy and numba kernels, is as fast (docs/performance.md,
+    "Trainer"); with autograd, updates ~25 % faster. Not measured on CUDA."""
     device: str = "auto"
     """"auto" (CUDA if available), "cpu" or "cuda"."""
     amp: bool = False
