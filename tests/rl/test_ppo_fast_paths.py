@@ -135,3 +135,11 @@ def test_the_agent_trains_where_torch_has_no_fused_cpu_adam_or_amp_grad_scaler(
     history = agent.train(TargetVecEnv(p_terminate=0.1), total_timesteps=256)
     assert np.isfinite(history[-1]["policy_loss"])
     assert agent.state_dict()["scaler"] == {}
+    # a checkpoint of a machine with fused Adam keeps this one's implementation when loaded
+    monkeypatch.setattr(torch.optim, "Adam", adam)
+    fused = PPOAgent(3, 3, fast_config())
+    fused.train(TargetVecEnv(p_terminate=0.1), total_timesteps=256)
+    assert fused.optimizer.param_groups[0]["fused"]
+    agent.load_state_dict(fused.state_dict())
+    assert not agent.optimizer.param_groups[0]["fused"]
+    assert agent.optimizer.param_groups[0]["foreach"]

@@ -515,7 +515,12 @@ class PPOAgent:
                 f"this agent has {self.obs_dim}, {self.action_dim}"
             )
         self.network.load_state_dict(state["network"])
+        # the saved groups carry the saving machine's Adam implementation (fused or foreach); this
+        # torch keeps the one it was built with (no fused CPU Adam before torch 2.4)
+        implementation = {k: self.optimizer.param_groups[0].get(k) for k in ("fused", "foreach")}
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:
+            group.update(implementation)
         self.scaler.load_state_dict(state["scaler"])
         self.obs_rms.load_state_dict(state["obs_rms"])
         self.torch_generator.set_state(state["rng"]["torch"])
