@@ -45,20 +45,18 @@ selections above are written so that a NaN comparison keeps the term that carrie
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from advanced_risk.rl.ppo.kernels import ppo_head_kernel, tanh_grad_kernel
+from advanced_risk.rl.ppo.network import HALF_LOG_2PI
 
 __all__ = ["Layer", "ppo_gradients"]
 
 Layer = tuple[torch.Tensor, torch.Tensor]
 """A linear layer's ``(weight, bias)``: ``weight`` is ``(out, in)``, as ``nn.Linear`` stores it."""
-
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 _is_compiling = getattr(torch.compiler, "is_compiling", None) or torch._dynamo.is_compiling
@@ -206,7 +204,7 @@ def _head_torch(
     n = mean.shape[0]
     inv_std = torch.exp(-log_std)
     z = (actions - mean) * inv_std
-    logratio = (-0.5 * z * z - log_std - _HALF_LOG_2PI).sum(-1) - old_log_probs
+    logratio = (-0.5 * z * z - log_std - HALF_LOG_2PI).sum(-1) - old_log_probs
     ratio = logratio.exp()
     neg_adv = -advantages
     unclipped = neg_adv * ratio
@@ -214,7 +212,7 @@ def _head_torch(
     policy_loss = torch.max(unclipped, clipped).mean()
     approx_kl = ((ratio - 1.0) - logratio).mean()
     clipfrac = ((ratio - 1.0).abs() > clip).float().mean()
-    entropy = (0.5 + _HALF_LOG_2PI + log_std).sum()
+    entropy = (0.5 + HALF_LOG_2PI + log_std).sum()
 
     err = value - returns
     value_sq = err * err

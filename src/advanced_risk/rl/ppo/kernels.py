@@ -13,7 +13,7 @@ quantities row by row in one compiled call.
 Arithmetic: float32 throughout, the torch expressions' operations in their order per element, with
 the Python constants rounded to float32 as torch rounds a scalar operand; the sums over rows and over
 the action's entries accumulate in float64 (torch sums float32 pairwise), so results agree with the
-torch head up to float32 rounding (``tests/rl/test_ppo_head_kernel.py``). The selections are the
+torch head up to float32 rounding (``tests/rl/test_ppo_kernels.py``). The selections are the
 torch head's comparisons, so ties split the gradient as there and a NaN propagates as there.
 
 The tanh layer's gradient is three tensor operations in torch (``x * x``, ``1 - .``, ``delta * .``),
@@ -29,12 +29,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from advanced_risk.measures.jit import jit
+from advanced_risk.rl.ppo.network import HALF_LOG_2PI
 
 __all__ = ["ppo_head_kernel", "tanh_grad_kernel"]
 
 F32 = NDArray[np.float32]
-
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 def _larger_python(a: np.float32, b: np.float32) -> np.float32:
@@ -92,8 +91,8 @@ def _ppo_head_python(
     clip32 = np.float32(clip)
     n32 = np.float32(n)
     value_scale = np.float32(vf_coef / n)
-    half_log_2pi = np.float32(_HALF_LOG_2PI)
-    entropy_constant = np.float32(0.5 + _HALF_LOG_2PI)
+    half_log_2pi = np.float32(HALF_LOG_2PI)
+    entropy_constant = np.float32(0.5 + HALF_LOG_2PI)
     inv_std = np.empty(a, dtype=np.float32)
     entropy = np.float64(0.0)  # float64 accumulators (a Python 0.0 would stay float32 uncompiled)
     for j in range(a):

@@ -38,9 +38,10 @@ from advanced_risk.errors import InvalidInputError
 from advanced_risk.rl.ppo.inference import NumpyPolicy
 from advanced_risk.rl.ppo.normalize import RunningMeanStd
 
-__all__ = ["ActorCriticNetwork", "RolloutSampler", "layer_init", "mlp_forward"]
+__all__ = ["HALF_LOG_2PI", "ActorCriticNetwork", "RolloutSampler", "layer_init", "mlp_forward"]
 
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+"""``log(2 pi) / 2``, the constant of a Gaussian log-density: ``-z^2 / 2 - log(std) - HALF_LOG_2PI``."""
 
 
 def layer_init(
@@ -105,7 +106,7 @@ class RolloutSampler:
         mean = numpy_mlp(obs, self.actor)
         action: F32 = (mean + np.exp(self.log_std) * noise).astype(np.float32, copy=False)
         z = (action - mean) * np.exp(-self.log_std)
-        log_prob: F32 = (-0.5 * z * z - self.log_std - np.float32(_HALF_LOG_2PI)).sum(-1)
+        log_prob: F32 = (-0.5 * z * z - self.log_std - np.float32(HALF_LOG_2PI)).sum(-1)
         return action, log_prob, self.value(obs)
 
 
@@ -243,8 +244,8 @@ class ActorCriticNetwork(nn.Module):
             action = mean + log_std.exp() * noise
         # diagonal Gaussian: log N(a; mu, sigma) = -(a - mu)^2 / (2 sigma^2) - log sigma - log(2 pi) / 2
         z = (action - mean) * torch.exp(-log_std)
-        log_prob = (-0.5 * z.pow(2) - log_std - _HALF_LOG_2PI).sum(-1)
-        entropy = (0.5 + _HALF_LOG_2PI + log_std).sum(-1).expand(mean.shape[:-1])
+        log_prob = (-0.5 * z.pow(2) - log_std - HALF_LOG_2PI).sum(-1)
+        entropy = (0.5 + HALF_LOG_2PI + log_std).sum(-1).expand(mean.shape[:-1])
         return action, log_prob, entropy
 
     def rollout_sampler(self) -> RolloutSampler:
