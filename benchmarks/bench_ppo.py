@@ -24,12 +24,13 @@ Inference latency: ``PPOAgent.select_action`` on one observation (deterministic 
 Why the trainer ratio is bounded: with identical hyperparameters both trainers do the same 80
 Adam steps on 256-sample minibatches per update, and that gradient work is most of our time on
 CPU. Our rollout (one numba call steps 8 portfolios, the policy runs in NumPy) is several times
-faster than SB3's; our update (the gradient derived by hand instead of autograd, inlined gradient
-clip, fused Adam, one ``index_select`` per epoch, statistics read once per update) has less
-overhead, but the matrix products and tanh of the 80 forward and backward passes are the same work
-in both. With ``--compile`` a further row trains with ``torch.compile`` on the minibatch step; its
-warm-up column shows the compile time. ``--autograd`` adds our trainer with autograd's gradient
-(``analytic_gradients=False``), the path before the analytic one, timed in the same round robin.
+faster than SB3's; our update (the gradient derived by hand instead of autograd, its elementwise
+work in NumPy's tanh and numba kernels, inlined gradient clip, fused Adam, one ``index_select`` per
+epoch, statistics read once per update) has less overhead, but the matrix products of the 80
+forward and backward passes are the same work in both. With ``--compile`` a further row trains
+with ``torch.compile`` on the minibatch step; its warm-up column shows the compile time.
+``--autograd`` adds our trainer with autograd's gradient (``analytic_gradients=False``), the path
+before the analytic one, timed in the same round robin.
 
 The ratios are printed next to the targets of issue 14 (trainer >= 3x SB3 DummyVecEnv) and of
 issue 4 (one ``select_action`` < 100 us, 10-sample MC dropout < 300 us); a miss prints MISSED.
