@@ -155,15 +155,16 @@ def test_tanh_and_its_gradient_work_in_place_on_transposed_views() -> None:
     base = torch.randn(6, 4, generator=gen)
     view = base.t()  # (4, 6), not contiguous
     expected = torch.tanh(view)
-    out = gradients._tanh_(view)
+    out = gradients._tanh_(view, True)
     assert out is view
     torch.testing.assert_close(base.t(), expected, rtol=0, atol=3e-7)  # written through the view
     delta_base = torch.randn(6, 4, generator=gen)
     delta = delta_base.t()
     want = delta * (1.0 - view * view)
-    got = gradients._tanh_grad(delta, view)
+    got, sums = gradients._tanh_grad(delta, view, True)
     assert got is delta
     assert torch.equal(delta_base.t(), want)
+    torch.testing.assert_close(sums, want.sum(0), rtol=1e-5, atol=1e-6)
 
 
 def test_the_forward_pass_keeps_the_tanh_outputs_the_backward_pass_needs() -> None:
@@ -171,7 +172,7 @@ def test_the_forward_pass_keeps_the_tanh_outputs_the_backward_pass_needs() -> No
     obs = torch.randn(7, 5, generator=torch.Generator().manual_seed(3))
     actor, _ = net.linear_params()
     with torch.no_grad():
-        outs = gradients._forward(obs, actor)
+        outs = gradients._forward(obs, actor, True)
         x = obs
         for k, (w, b) in enumerate(actor):
             x = torch.nn.functional.linear(x, w, b)

@@ -49,7 +49,8 @@ def _kernel(given: Head, *args: object) -> Head:
 def _assert_head_close(given: Head, clip: float, ent_coef: float, vf_coef: float, clip_vloss: bool) -> None:
     expected = gradients._head_torch(*given, clip, ent_coef, vf_coef, clip_vloss)
     got = _kernel(given, clip, ent_coef, vf_coef, clip_vloss)
-    for name, g, e in zip(("stats", "d_mean", "d_value", "d_log_std"), got, expected, strict=True):
+    names = ("stats", "d_mean", "d_value", "d_log_std", "d_mean_sum", "d_value_sum")
+    for name, g, e in zip(names, got, expected, strict=True):
         assert g.shape == e.shape, name
         assert g.dtype == torch.float32, name
         scale = float(e.abs().max()) if e.numel() else 0.0
@@ -113,19 +114,24 @@ def test_the_tanh_gradient_kernel_is_torchs_expression_bit_for_bit(rows: int, co
     x = torch.tanh(3 * torch.randn(rows, cols, generator=gen))
     expected = delta * (1.0 - x * x)
     out = delta.clone()
-    tanh_grad_kernel(out.numpy(), x.numpy())
+    sums = tanh_grad_kernel(out.numpy(), x.numpy())
     assert torch.equal(out, expected)
+    torch.testing.assert_close(torch.from_numpy(sums), expected.sum(0), rtol=1e-5, atol=1e-5)
     again = delta.clone().numpy()
-    _tanh_grad_python(again, x.numpy())
+    assert np.array_equal(_tanh_grad_python(again, x.numpy()), sums)
     assert torch.equal(torch.from_numpy(again), expected)
 
 
 def test_other_dtypes_take_the_torch_expressions() -> None:
     """float64 tensors (and any device but the CPU) keep torch's operations and dtype."""
     given = tuple(t.double() for t in _inputs(8, 2, seed=3))
-    stats, d_mean, d_value, d_log_std = gradients._head(*given, 0.2, 0.0, 0.5, False)
-    assert {t.dtype for t in (stats, d_mean, d_value, d_log_std)} == {torch.float64}
+    assert not gradients._in_numpy(*given)
+    assert gradients._in_numpy(*_inputs(8, 2, seed=3))
+    out = gradients._head_torch(*given, 0.2, 0.0, 0.5, False)
+    assert {t.dtype for t in out} == {torch.float64}
     delta, x = torch.randn(4, 3, dtype=torch.float64), torch.rand(4, 3, dtype=torch.float64)
-    assert torch.equal(gradients._tanh_grad(delta.clone(), x), delta * (1.0 - x * x))
+    got, sums = gradients._tanh_grad(delta.clone(), x, False)
+    assert torch.equal(got, delta * (1.0 - x * x))
+    assert torch.equal(sums, got.sum(0))
     y = torch.randn(4, 3, dtype=torch.float64)
-    assert torch.equal(gradients._tanh_(y.clone()), torch.tanh(y))
+    assert torch.equal(gradients._tanh_(y.clone(), False), torch.tanh(y))

@@ -58,6 +58,9 @@ __all__ = ["Layer", "ppo_gradients"]
 Layer = tuple[torch.Tensor, torch.Tensor]
 """A linear layer's ``(weight, bias)``: ``weight`` is ``(out, in)``, as ``nn.Linear`` stores it."""
 
+Head = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+"""The loss head's ``(stats, d_mean, d_value, d_log_std, d_mean_sum, d_value_sum)``."""
+
 
 _is_compiling = getattr(torch.compiler, "is_compiling", None) or torch._dynamo.is_compiling
 """True while ``torch.compile`` traces (``torch.compiler.is_compiling`` from torch 2.3 on)."""
@@ -69,49 +72,60 @@ def _in_numpy(*tensors: torch.Tensor) -> bool:
     return not _is_compiling() and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
 
 
-def _tanh_(y: torch.Tensor) -> torch.Tensor:
+def _tanh_(y: torch.Tensor, in_numpy: bool) -> torch.Tensor:
     """``tanh`` of a fresh activation, in place.
 
-    On CPU NumPy's float32 ``tanh`` (SIMD; within 2 ulp, as torch's) on the tensor's memory: torch's
-    CPU ``tanh`` is not vectorised on x86 (58 us for 256 x 64 against 7 us, docs/performance.md,
-    "Trainer"), and the rollout's NumPy policy computes its tanh with NumPy too. Elsewhere, and
-    while ``torch.compile`` traces the step (Inductor fuses its own), torch's.
+    ``in_numpy`` (:func:`_in_numpy`): NumPy's float32 ``tanh`` (SIMD; within 2 ulp, as torch's) on
+    the tensor's memory: torch's CPU ``tanh`` is not vectorised on x86 (58 us for 256 x 64 against
+    7 us, docs/performance.md, "Trainer"), and the rollout's NumPy policy computes its tanh with
+    NumPy too. Else torch's.
     """
-    if not _in_numpy(y):
+    if not in_numpy:
         return torch.tanh_(y)
     out = y.detach().numpy()
     np.tanh(out, out=out)
     return y
 
 
-def _forward(x: torch.Tensor, layers: Sequence[Layer]) -> list[torch.Tensor]:
+def _forward(x: torch.Tensor, layers: Sequence[Layer], in_numpy: bool) -> list[torch.Tensor]:
     """The input, every hidden activation and the output of a tanh MLP (no tanh after the last)."""
     outs = [x]
     last = len(layers) - 1
     for k, (weight, bias) in enumerate(layers):
         y = torch.addmm(bias, outs[-1], weight.t())
-        outs.append(y if k == last else _tanh_(y))
+        outs.append(y if k == last else _tanh_(y, in_numpy))
     return outs
 
 
-def _backward(outs: Sequence[torch.Tensor], layers: Sequence[Layer], delta: torch.Tensor) -> list[Layer]:
-    """``(dW, db)`` per layer from ``delta``, the gradient at the output (no gradient for the input)."""
+def _backward(
+    outs: Sequence[torch.Tensor],
+    layers: Sequence[Layer],
+    delta: torch.Tensor,
+    delta_sum: torch.Tensor,
+    in_numpy: bool,
+) -> list[Layer]:
+    """``(dW, db)`` per layer from ``delta``, the gradient at the output, and ``delta_sum``, its sum
+    over the rows (the output layer's ``db``); no gradient for the input."""
     grads: list[Layer] = []
     for k in range(len(layers) - 1, -1, -1):
         x = outs[k]
-        grads.append((delta.t().mm(x), delta.sum(0)))
+        grads.append((delta.t().mm(x), delta_sum))
         if k > 0:
-            delta = _tanh_grad(delta.mm(layers[k][0]), x)
+            delta, delta_sum = _tanh_grad(delta.mm(layers[k][0]), x, in_numpy)
     return grads[::-1]
 
 
-def _tanh_grad(delta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``delta * (1 - x * x)``: the gradient through ``x = tanh(.)``; ``delta`` is a fresh tensor,
-    on CPU in float32 overwritten by ``kernels.tanh_grad_kernel`` (the same operations in place)."""
-    if not _in_numpy(delta, x):
-        return delta * (1.0 - x * x)
-    tanh_grad_kernel(delta.detach().numpy(), x.detach().numpy())
-    return delta
+def _tanh_grad(delta: torch.Tensor, x: torch.Tensor, in_numpy: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``delta * (1 - x * x)``, the gradient through ``x = tanh(.)``, and its sum over the rows.
+
+    ``delta`` is a fresh tensor: with ``in_numpy`` overwritten by ``kernels.tanh_grad_kernel`` (the
+    same float32 operations in place; the sums in float64).
+    """
+    if not in_numpy:
+        delta = delta * (1.0 - x * x)
+        return delta, delta.sum(0)
+    sums = tanh_grad_kernel(delta.detach().numpy(), x.detach().numpy())
+    return delta, torch.from_numpy(sums)
 
 
 def ppo_gradients(
@@ -146,20 +160,23 @@ def ppo_gradients(
         entropy, approximate KL, clip fraction), as one tensor; the gradients of
         ``loss = L_clip - ent_coef * entropy + vf_coef * L_v`` shaped like the parameters.
     """
-    actor_outs = _forward(obs, actor)
-    critic_outs = _forward(obs, critic)
+    given = (obs, actions, old_log_probs, old_values, returns, advantages, log_std)
+    in_numpy = _in_numpy(*given, *[p for layer in (*actor, *critic) for p in layer])
+    actor_outs = _forward(obs, actor, in_numpy)
+    critic_outs = _forward(obs, critic, in_numpy)
     mean, value = actor_outs[-1], critic_outs[-1].squeeze(-1)
 
-    stats, d_mean, d_value, d_log_std = _head(
+    head = _head_kernel if in_numpy else _head_torch
+    stats, d_mean, d_value, d_log_std, d_mean_sum, d_value_sum = head(
         mean, value, actions, log_std, old_log_probs, old_values, returns, advantages,
         clip, ent_coef, vf_coef, clip_vloss,
     )  # fmt: skip
-    actor_grads = _backward(actor_outs, actor, d_mean)
-    critic_grads = _backward(critic_outs, critic, d_value.unsqueeze(-1))
+    actor_grads = _backward(actor_outs, actor, d_mean, d_mean_sum, in_numpy)
+    critic_grads = _backward(critic_outs, critic, d_value.unsqueeze(-1), d_value_sum, in_numpy)
     return stats, actor_grads, critic_grads, d_log_std
 
 
-def _head(
+def _head_kernel(
     mean: torch.Tensor,
     value: torch.Tensor,
     actions: torch.Tensor,
@@ -172,16 +189,14 @@ def _head(
     ent_coef: float,
     vf_coef: float,
     clip_vloss: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(stats, d_mean, d_value, d_log_std)``: :func:`_head_torch`, or on CPU in float32 its
-    compiled twin (``kernels.py``: one call instead of ~35 tensor operations' dispatch)."""
+) -> Head:
+    """:func:`_head_torch` by its compiled twin on the tensors' memory (CPU float32:
+    ``kernels.ppo_head_kernel``, one call instead of ~35 tensor operations' dispatch)."""
     given = (mean, value, actions, log_std, old_log_probs, old_values, returns, advantages)
-    if not _in_numpy(*given):
-        return _head_torch(*given, clip, ent_coef, vf_coef, clip_vloss)
     m, v, act, s, old_lp, old_v, ret, adv = (t.detach().numpy() for t in given)
     out = ppo_head_kernel(m, v, act, s, old_lp, old_v, ret, adv, clip, ent_coef, vf_coef, clip_vloss)
-    stats, d_mean, d_value, d_log_std = (torch.from_numpy(x) for x in out)
-    return stats, d_mean, d_value, d_log_std
+    stats, d_mean, d_value, d_log_std, d_mean_sum, d_value_sum = (torch.from_numpy(x) for x in out)
+    return stats, d_mean, d_value, d_log_std, d_mean_sum, d_value_sum
 
 
 def _head_torch(
@@ -197,10 +212,11 @@ def _head_torch(
     ent_coef: float,
     vf_coef: float,
     clip_vloss: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> Head:
     """The loss statistics and the gradient at the networks' outputs (the module docstring's
     derivation): ``stats`` in ``LOSS_STATS`` order, ``d_mean`` ``(n, a)``, ``d_value`` ``(n,)``,
-    ``d_log_std`` ``(1, a)``."""
+    ``d_log_std`` ``(1, a)``, then ``d_mean`` and ``d_value`` summed over the rows (``(a,)``,
+    ``(1,)``: the output layers' bias gradients)."""
     n = mean.shape[0]
     inv_std = torch.exp(-log_std)
     z = (actions - mean) * inv_std
@@ -235,4 +251,4 @@ def _head_torch(
     d_log_std = (d_logp.unsqueeze(-1) * (z * z - 1.0)).sum(0, keepdim=True) - ent_coef
 
     stats = torch.stack((policy_loss, value_loss, entropy, approx_kl, clipfrac))
-    return stats, d_mean, d_value, d_log_std
+    return stats, d_mean, d_value, d_log_std, d_mean.sum(0), d_value.sum(0, keepdim=True)

@@ -1,7 +1,8 @@
 """The analytic PPO step's elementwise work in compiled kernels, for CPU float32 minibatches.
 
 :func:`ppo_head_kernel`: the loss head of one minibatch, the CPU twin of ``gradients._head_torch``.
-:func:`tanh_grad_kernel`: the gradient through a tanh layer, ``delta * (1 - x * x)`` in place.
+:func:`tanh_grad_kernel`: the gradient through a tanh layer, ``delta * (1 - x * x)`` in place, and
+its column sums.
 
 Between the two networks' forward and backward passes, the analytic step computes the loss
 statistics and the gradient at the actor's mean, the critic's value and the log-std
@@ -17,8 +18,9 @@ torch head up to float32 rounding (``tests/rl/test_ppo_kernels.py``). The select
 torch head's comparisons, so ties split the gradient as there and a NaN propagates as there.
 
 The tanh layer's gradient is three tensor operations in torch (``x * x``, ``1 - .``, ``delta * .``),
-each allocating a ``(n, width)`` tensor; :func:`tanh_grad_kernel` does the same three float32
-operations per element in place, bit for bit torch's.
+each allocating a ``(n, width)`` tensor, then a fourth for the bias gradient (the sum over rows);
+:func:`tanh_grad_kernel` does the same three float32 operations per element in place, bit for bit
+torch's, and the sums in float64. The head kernel sums its output gradients over the rows too.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def _ppo_head_python(
     ent_coef: float,
     vf_coef: float,
     clip_vloss: bool,
-) -> tuple[F32, F32, F32, F32]:
+) -> tuple[F32, F32, F32, F32, F32, F32]:
     """Loss statistics and the gradients at the networks' outputs for one minibatch of ``n`` rows.
 
     Parameters
@@ -79,11 +81,12 @@ def _ppo_head_python(
 
     Returns
     -------
-    (stats, d_mean, d_value, d_log_std)
+    (stats, d_mean, d_value, d_log_std, d_mean_sum, d_value_sum)
         ``stats`` ``(5,)``: policy loss, value loss, entropy, approximate KL, clip fraction;
         ``d_mean`` ``(n, a)``, ``d_value`` ``(n,)`` and ``d_log_std`` ``(1, a)``: the gradient of
         ``L_clip - ent_coef * entropy + vf_coef * L_v`` at the actor's output, the critic's output
-        and the log-std.
+        and the log-std; ``d_mean_sum`` ``(a,)`` and ``d_value_sum`` ``(1,)``: their sums over the
+        rows (the output layers' bias gradients), accumulated in float64.
     """
     n, a = mean.shape
     one, half, zero = np.float32(1.0), np.float32(0.5), np.float32(0.0)
@@ -102,6 +105,8 @@ def _ppo_head_python(
     d_mean = np.empty((n, a), dtype=np.float32)
     d_value = np.empty(n, dtype=np.float32)
     d_log_std_sum = np.zeros(a)
+    d_mean_sum = np.zeros(a)
+    d_value_sum = np.zeros(1)
     policy_sum = value_sum = kl_sum = clipped_rows = np.float64(0.0)
     for i in range(n):
         log_prob = np.float64(0.0)
@@ -120,6 +125,7 @@ def _ppo_head_python(
         d_logp = (zero if unclipped < clipped else neg_adv) * (ratio / n32)
         for j in range(a):
             d_mean[i, j] = (d_logp * z[j]) * inv_std[j]
+            d_mean_sum[j] += d_mean[i, j]
             d_log_std_sum[j] += d_logp * (z[j] * z[j] - one)
         err = value[i] - returns[i]
         value_sq = err * err
@@ -134,6 +140,7 @@ def _ppo_head_python(
         else:
             value_sum += value_sq
             d_value[i] = err * value_scale
+        d_value_sum[0] += d_value[i]
     stats = np.empty(5, dtype=np.float32)
     stats[0] = policy_sum / n
     stats[1] = 0.5 * (value_sum / n)
@@ -143,20 +150,24 @@ def _ppo_head_python(
     d_log_std = np.empty((1, a), dtype=np.float32)
     for j in range(a):
         d_log_std[0, j] = np.float32(d_log_std_sum[j]) - np.float32(ent_coef)
-    return stats, d_mean, d_value, d_log_std
+    return stats, d_mean, d_value, d_log_std, d_mean_sum.astype(np.float32), d_value_sum.astype(np.float32)
 
 
 ppo_head_kernel = jit(_ppo_head_python)
 
 
 def _tanh_grad_python(delta: F32, x: F32) -> F32:
-    """``delta *= 1 - x * x`` elementwise (``delta`` and ``x`` of one shape, 2-D), returned."""
+    """``delta *= 1 - x * x`` elementwise (``delta`` and ``x`` of one shape, 2-D); returns the column
+    sums of the result (the bias gradient of the layer below), accumulated in float64."""
     one = np.float32(1.0)
     rows, cols = delta.shape
+    sums = np.zeros(cols)
     for i in range(rows):
         for j in range(cols):
-            delta[i, j] = delta[i, j] * (one - x[i, j] * x[i, j])
-    return delta
+            d = delta[i, j] * (one - x[i, j] * x[i, j])
+            delta[i, j] = d
+            sums[j] += d
+    return sums.astype(np.float32)
 
 
 tanh_grad_kernel = jit(_tanh_grad_python)
