@@ -317,11 +317,12 @@ class MAPPOTrainer:
             sampled: dict[str, tuple[NDArray[np.float32], NDArray[np.float32]]] = {}
             with torch.inference_mode():
                 for a in self.agents:
-                    act, logp, _, value_t = self.policies[a].get_action_and_value(
-                        torch.as_tensor(x[a], device=self.device), generator=self.torch_generator
-                    )
+                    policy, rows = self.policies[a], torch.as_tensor(x[a], device=self.device)
+                    mean = policy.action_mean(rows)
+                    act, logp, _ = policy.sample_or_score(mean, generator=self.torch_generator)
                     sampled[a] = (act.cpu().numpy(), logp.cpu().numpy())
-            value = value_t.double().cpu().numpy()
+                # the critic is shared and every agent's rows carry the same state: one value pass
+                value = policy.get_value(rows).double().cpu().numpy()
             reward, term, trunc = np.zeros(n), np.zeros(n, bool), np.zeros(n, bool)
             final_states = np.zeros((n, self.state_dim), np.float32)
             for i, env in enumerate(self.envs):
