@@ -62,6 +62,7 @@ from advanced_risk.rl.ppo.io import PolicyFile, read_policy_file, write_policy_f
 from advanced_risk.rl.ppo.loss import LOSS_STATS, ppo_loss
 from advanced_risk.rl.ppo.network import ActorCriticNetwork, RolloutSampler
 from advanced_risk.rl.ppo.normalize import RunningMeanStd
+from advanced_risk.rl.ppo.optim import adam, fused_adam_step, grad_scaler
 
 __all__ = ["PPOAgent", "VectorEnv", "compute_gae", "resolve_device"]
 
@@ -103,23 +104,6 @@ def resolve_device(spec: str) -> torch.device:
     return torch.device(spec)
 
 
-def _adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
-    """Adam with the fused kernel (one kernel per step instead of ~10 small ops per parameter), or
-    the foreach implementation where torch has no fused one for the device (CPU before torch 2.4)."""
-    try:
-        return torch.optim.Adam(params, lr=lr, eps=1e-5, fused=True)
-    except RuntimeError:  # "`fused=True` requires all the params to be ... of supported devices"
-        return torch.optim.Adam(params, lr=lr, eps=1e-5, foreach=True)
-
-
-def _grad_scaler(device_type: str, enabled: bool) -> Any:
-    """``torch.amp.GradScaler`` (torch 2.3 on), else the CUDA one it replaced (only CUDA uses AMP)."""
-    scaler = getattr(torch.amp, "GradScaler", None)
-    if scaler is not None:
-        return scaler(device_type, enabled=enabled)
-    return torch.cuda.amp.GradScaler(enabled=enabled)
-
-
 def _compiled(fn: Callable[..., Any]) -> Any:
     """``fn`` under ``torch.compile`` with static shapes and Inductor's C++ wrapper (CPU-friendly)."""
     return torch.compile(fn, dynamic=False, options={"cpp_wrapper": True})
@@ -149,7 +133,7 @@ class PPOAgent:
         self.network = ActorCriticNetwork(
             state_dim, action_dim, cfg.hidden_sizes, cfg.init_log_std, cfg.dropout, generator=init_gen
         ).to(self.device)
-        self.optimizer = _adam(list(self.network.parameters()), cfg.learning_rate)
+        self.optimizer = adam(list(self.network.parameters()), cfg.learning_rate)
         self.use_amp = cfg.amp and self.device.type == "cuda"
         # the hand-derived gradient (rl/ppo/gradients.py) unless asked for autograd; AMP's autocast
         # and loss scaling need autograd
@@ -161,7 +145,7 @@ class PPOAgent:
         # from a C++ wrapper, for ~10-20 s of compilation on first use
         self._loss = _compiled(ppo_loss) if cfg.torch_compile and not self.analytic else ppo_loss
         self._gradients = _compiled(ppo_gradients) if cfg.torch_compile and self.analytic else ppo_gradients
-        self.scaler = _grad_scaler(self.device.type, self.use_amp)
+        self.scaler = grad_scaler(self.device.type, self.use_amp)
         self.obs_rms = RunningMeanStd((self.obs_dim,))
         self.buffer = RolloutBuffer(cfg.num_steps, cfg.num_envs, self.obs_dim, self.action_dim)
         self.torch_generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
@@ -378,7 +362,7 @@ class PPOAgent:
         if self.use_amp:
             self.scaler.step(self.optimizer)
             self.scaler.update()
-        else:
+        elif not fused_adam_step(self.optimizer):  # the fused kernel without Optimizer.step's Python
             self.optimizer.step()
 
     def current_learning_rate(self) -> float:

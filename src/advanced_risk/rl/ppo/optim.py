@@ -1,0 +1,111 @@
+"""The PPO trainer's optimiser: Adam built for the device, and its step without the per-call Python.
+
+``torch.optim.Adam(fused=True)`` runs the whole update of every parameter in one kernel, but
+``Optimizer.step`` wraps that kernel in Python run on every call: the hook chains, a profiler
+record, a pass over the parameters to collect their state, and the grouping of six lists by device
+and dtype. For the trainer's 13 small parameters that wrapper costs more than the kernel (on a
+2-core AMD EPYC: ~500 us of Python around a ~140 us kernel per step, docs/performance.md).
+:func:`fused_adam_step` calls the same kernel on the same state tensors directly, so a step is
+bit for bit ``optimizer.step()``'s (``tests/rl/test_ppo_optim.py``), and hands back to
+``optimizer.step()`` wherever the shortcut does not apply.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.optim import optimizer as _torch_optimizer
+
+
+def adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel (one kernel per step instead of ~10 small ops per parameter), or
+    the foreach implementation where torch has no fused one for the device (CPU before torch 2.4)."""
+    try:
+        return torch.optim.Adam(params, lr=lr, eps=1e-5, fused=True)
+    except RuntimeError:  # "`fused=True` requires all the params to be ... of supported devices"
+        return torch.optim.Adam(params, lr=lr, eps=1e-5, foreach=True)
+
+
+def grad_scaler(device_type: str, enabled: bool) -> Any:
+    """``torch.amp.GradScaler`` (torch 2.3 on), else the CUDA one it replaced (only CUDA uses AMP)."""
+    scaler = getattr(torch.amp, "GradScaler", None)
+    if scaler is not None:
+        return scaler(device_type, enabled=enabled)
+    return torch.cuda.amp.GradScaler(enabled=enabled)
+
+
+def _has_hooks(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether a step or state hook (the optimizer's own or a global one) must see this step."""
+    own = (optimizer._optimizer_step_pre_hooks, optimizer._optimizer_step_post_hooks)
+    global_ = (
+        getattr(_torch_optimizer, "_global_optimizer_pre_hooks", None),
+        getattr(_torch_optimizer, "_global_optimizer_post_hooks", None),
+    )
+    return any(own) or any(hooks is None or hooks for hooks in global_)
+
+
+Lists = tuple[
+    list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]
+]
+"""A parameter group's ``(params, grads, exp_avgs, exp_avg_sqs, steps)``, as the fused kernel takes them."""
+
+
+def _group_lists(optimizer: torch.optim.Optimizer, group: dict[str, Any]) -> Lists | None:
+    """The kernel's lists of one group of a fused Adam, or None where the shortcut does not apply."""
+    if not group["fused"] or group["amsgrad"] or group["differentiable"]:
+        return None
+    if group.get("decoupled_weight_decay") or isinstance(group["lr"], torch.Tensor):
+        return None
+    lists: Lists = ([], [], [], [], [])
+    params, grads, exp_avgs, exp_avg_sqs, steps = lists
+    for p in group["params"]:
+        state, grad = optimizer.state.get(p), p.grad
+        if grad is None or not state or (grad.device, grad.dtype) != (p.device, p.dtype):
+            return None
+        if params and (p.device, p.dtype) != (params[0].device, params[0].dtype):
+            return None  # the kernel takes one device and dtype per call
+        params.append(p)
+        grads.append(grad)
+        exp_avgs.append(state["exp_avg"])
+        exp_avg_sqs.append(state["exp_avg_sq"])
+        steps.append(state["step"])
+    return lists
+
+
+def fused_adam_step(optimizer: torch.optim.Optimizer) -> bool:
+    """One step of a fused ``torch.optim.Adam`` through its kernel, without ``Optimizer.step``.
+
+    The same kernel (``torch._fused_adam_``) with the same arguments on the optimizer's own state
+    tensors, after the same increment of each ``step`` counter: the parameters and the state end
+    bit for bit as after ``optimizer.step()``.
+
+    Returns
+    -------
+    bool
+        True when the step was taken. False, with nothing changed, where the shortcut does not
+        apply and the caller must call ``optimizer.step()``: not a fused ``Adam`` (or torch has no
+        fused kernel), AMSGrad, a differentiable optimizer, a learning rate given as a tensor, hooks
+        registered, a parameter without a gradient, parameters of several devices or dtypes in one
+        group, or a parameter whose state ``optimizer.step()`` has not created yet (its first step).
+    """
+    fused = getattr(torch, "_fused_adam_", None)
+    if type(optimizer) is not torch.optim.Adam or fused is None or _has_hooks(optimizer):
+        return False
+    groups = [(group, _group_lists(optimizer, group)) for group in optimizer.param_groups]
+    if any(lists is None for _, lists in groups):
+        return False
+    for group, lists in groups:
+        assert lists is not None
+        params, grads, exp_avgs, exp_avg_sqs, steps = lists
+        if not params:
+            continue
+        beta1, beta2 = group["betas"]
+        torch._foreach_add_(steps, 1)
+        fused(
+            params, grads, exp_avgs, exp_avg_sqs, [], steps,
+            amsgrad=False, lr=group["lr"], beta1=float(beta1), beta2=float(beta2),
+            weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"],
+            grad_scale=None, found_inf=None,
+        )  # fmt: skip
+    return True
