@@ -36,7 +36,20 @@ def grad_scaler(device_type: str, enabled: bool) -> Any:
 
 
 def _has_hooks(optimizer: torch.optim.Optimizer) -> bool:
-    """Whether a step or state hook (the optimizer's own or a global one) must see this step."""
+    """Whether something around ``optimizer.step()`` must see this step or changes what it does.
+
+    A step hook (the optimizer's own or a global one); a ``step`` replaced on the instance (a
+    ``torch.optim.lr_scheduler`` scheduler wraps it to count the calls, a user may wrap it too); or a
+    ``grad_scale`` / ``found_inf`` attribute, which ``Adam.step`` passes to the kernel (a
+    ``GradScaler`` sets them around its ``optimizer.step()`` call).
+    """
+    if "step" in vars(optimizer):
+        return True
+    if (
+        getattr(optimizer, "grad_scale", None) is not None
+        or getattr(optimizer, "found_inf", None) is not None
+    ):
+        return True
     own = (optimizer._optimizer_step_pre_hooks, optimizer._optimizer_step_post_hooks)
     global_ = (
         getattr(_torch_optimizer, "_global_optimizer_pre_hooks", None),
@@ -63,6 +76,8 @@ def _group_lists(optimizer: torch.optim.Optimizer, group: dict[str, Any]) -> Lis
         state, grad = optimizer.state.get(p), p.grad
         if grad is None or not state or (grad.device, grad.dtype) != (p.device, p.dtype):
             return None
+        if grad.layout is not torch.strided:  # sparse: optimizer.step() raises before changing anything
+            return None
         if params and (p.device, p.dtype) != (params[0].device, params[0].dtype):
             return None  # the kernel takes one device and dtype per call
         params.append(p)
@@ -86,8 +101,10 @@ def fused_adam_step(optimizer: torch.optim.Optimizer) -> bool:
         True when the step was taken. False, with nothing changed, where the shortcut does not
         apply and the caller must call ``optimizer.step()``: not a fused ``Adam`` (or torch has no
         fused kernel), AMSGrad, a differentiable optimizer, a learning rate given as a tensor, hooks
-        registered, a parameter without a gradient, parameters of several devices or dtypes in one
-        group, or a parameter whose state ``optimizer.step()`` has not created yet (its first step).
+        registered or ``step`` replaced on the instance (an LR scheduler attached), a ``grad_scale`` or
+        ``found_inf`` set on the optimizer, a parameter without a gradient or with a sparse one,
+        parameters of several devices or dtypes in one group, or a parameter whose state
+        ``optimizer.step()`` has not created yet (its first step).
     """
     fused = getattr(torch, "_fused_adam_", None)
     if type(optimizer) is not torch.optim.Adam or fused is None or _has_hooks(optimizer):
