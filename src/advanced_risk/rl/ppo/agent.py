@@ -41,6 +41,7 @@ networks, the normaliser and the optimiser.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import time
@@ -502,7 +503,9 @@ class PPOAgent:
         # the saved groups carry the saving machine's Adam implementation (fused or foreach); this
         # torch keeps the one it was built with (no fused CPU Adam before torch 2.4)
         implementation = {k: self.optimizer.param_groups[0].get(k) for k in ("fused", "foreach")}
-        self.optimizer.load_state_dict(state["optimizer"])
+        # torch's load keeps the given state tensors (no copy): two agents loading one state would
+        # then step each other's moments
+        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
         for group in self.optimizer.param_groups:
             group.update(implementation)
         self.scaler.load_state_dict(state["scaler"])
