@@ -226,14 +226,15 @@ def test_two_agents_loading_one_state_train_independently() -> None:
     """One in-memory state loaded twice: the second agent's steps must not move the first's
     optimizer moments (torch's load keeps the given tensors; the agent copies them)."""
     cfg = fast_config()
-    source = PPOAgent(3, 3, cfg)
-    source.train(TargetVecEnv(p_terminate=0.1), total_timesteps=256)
+    source, env = PPOAgent(3, 3, cfg), TargetVecEnv(p_terminate=0.1)
+    source.train(env, total_timesteps=256)
     state = source.state_dict()
     a, b = PPOAgent(3, 3, cfg), PPOAgent(3, 3, cfg)
     a.load_state_dict(state)
     b.load_state_dict(state)
     before = [v.clone() for s in a.optimizer.state.values() for v in s.values()]
-    b.train(TargetVecEnv(p_terminate=0.1), total_timesteps=256, reset_num_timesteps=False)
+    b.train(copy.deepcopy(env), total_timesteps=256)
+    assert b.num_updates == 2
     after = [v for s in a.optimizer.state.values() for v in s.values()]
     assert all(torch.equal(x, y) for x, y in zip(before, after, strict=True))
     assert all(torch.equal(x, y) for x, y in zip(before, [v for s in source.optimizer.state.values()
