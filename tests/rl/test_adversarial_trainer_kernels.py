@@ -1,6 +1,6 @@
 """Adversarial checks of the PPO trainer's CPU kernels and the agent's fast paths.
 
-The analytic step's NumPy tanh and numba kernels (``gradients._tanh_``, ``_tanh_grad``, ``_head``),
+The analytic step's numba kernels (``gradients._tanh_``, ``_tanh_grad``, ``_head``),
 the rollout's ``RunningMeanStd.update_normalize`` and the agent's cached parameter lists, on the
 inputs most likely to break them: odd shapes, micro-batches, views, NaN, checkpoints.
 """

@@ -22,16 +22,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 NUMBA_DISABLED: bool = os.environ.get("ADVANCED_RISK_DISABLE_NUMBA", "0") not in ("", "0")
 
 
-def jit(func: F, *, contract: bool = False) -> F:
+def jit(func: F, *, contract: bool = False, ieee_division: bool = False) -> F:
     """Compile ``func`` with ``numba.njit(cache=True)`` unless numba is disabled.
 
     ``contract=True`` lets LLVM fuse ``a * b + c`` into one FMA instruction (numba's fastmath flag
     ``contract`` only: NaN/inf semantics and the order of operations are otherwise unchanged). The
     TA-Lib build we test against uses FMA in its recurrences, so this is also what matches it.
+    ``ieee_division=True`` compiles a float division by zero to IEEE's inf/NaN instead of Python's
+    ``ZeroDivisionError`` (numba's ``error_model="numpy"``): without the check per division LLVM can
+    vectorise a loop that divides.
     """
     if NUMBA_DISABLED:
         return func
     options: dict[str, Any] = {"fastmath": {"contract"}} if contract else {}
+    if ieee_division:
+        options["error_model"] = "numpy"
     try:
         return cast(F, njit(cache=True, **options)(func))
     except RuntimeError:  # "no locator available": neither the package folder nor a user cache
