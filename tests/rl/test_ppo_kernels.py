@@ -18,9 +18,11 @@ from hypothesis import strategies as st
 from advanced_risk.rl.ppo import gradients
 from advanced_risk.rl.ppo.kernels import (
     TANH_Q,
+    _normalized_advantages_python,
     _ppo_head_python,
     _tanh_grad_python,
     _tanh_python,
+    normalized_advantages_kernel,
     ppo_head_kernel,
     tanh_grad_kernel,
     tanh_kernel,
@@ -201,3 +203,27 @@ def test_the_tanh_kernel_works_in_place_on_strided_views() -> None:
     view = base.T  # not C-contiguous
     tanh_kernel(view)
     np.testing.assert_allclose(base, expected, rtol=1.2e-7, atol=0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(2, 300), seed=st.integers(0, 10_000), scale=st.sampled_from([1e-4, 1.0, 1e4]))
+def test_normalized_advantages_are_the_torch_expression(n: int, seed: int, scale: float) -> None:
+    adv = scale * torch.randn(n, generator=torch.Generator().manual_seed(seed)) + scale
+    expected = (adv - adv.mean()) / (adv.std() + 1e-8)
+    got = gradients.normalize_advantages(adv)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, expected, rtol=2e-5, atol=2e-5)
+    assert np.array_equal(
+        _normalized_advantages_python(adv.numpy()), normalized_advantages_kernel(adv.numpy())
+    )
+    assert torch.equal(adv, scale * torch.randn(n, generator=torch.Generator().manual_seed(seed)) + scale)
+
+
+def test_normalized_advantages_keep_nan_and_constants_and_other_dtypes() -> None:
+    nan = gradients.normalize_advantages(torch.tensor([1.0, float("nan"), 2.0]))
+    assert bool(torch.isnan(nan).all())
+    assert gradients.normalize_advantages(torch.full((5,), 3.25)).tolist() == [0.0] * 5
+    double = torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64)
+    got = gradients.normalize_advantages(double)
+    assert got.dtype == torch.float64
+    assert torch.equal(got, (double - double.mean()) / (double.std() + 1e-8))

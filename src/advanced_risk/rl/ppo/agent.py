@@ -57,7 +57,7 @@ from advanced_risk.errors import ConfigError, InvalidInputError, ModelLoadError
 from advanced_risk.logs import get_logger
 from advanced_risk.measures.validation import check_positive_int
 from advanced_risk.rl.ppo.buffer import RolloutBatch, RolloutBuffer, compute_gae
-from advanced_risk.rl.ppo.gradients import ppo_gradients
+from advanced_risk.rl.ppo.gradients import normalize_advantages, ppo_gradients
 from advanced_risk.rl.ppo.inference import NumpyPolicy, check_obs
 from advanced_risk.rl.ppo.io import PolicyFile, read_policy_file, write_policy_file
 from advanced_risk.rl.ppo.loss import LOSS_STATS, ppo_loss
@@ -296,7 +296,7 @@ class PPOAgent:
         # per minibatch, over the whole minibatch (not per slice); one row has no standard deviation
         # (its normalised advantage would be NaN, and so every weight): left as it is, as SB3 does
         if cfg.norm_adv and n > 1:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+            advantages = normalize_advantages(advantages)
         if self.analytic:
             return self._analytic_gradients(mb, advantages, k)
         if k == 1 and not self.use_amp:  # the common case: one backward, no scaling by a share of 1

@@ -43,7 +43,14 @@ from numpy.typing import NDArray
 from advanced_risk.measures.jit import jit
 from advanced_risk.rl.ppo.network import HALF_LOG_2PI
 
-__all__ = ["TANH_P", "TANH_Q", "ppo_head_kernel", "tanh_grad_kernel", "tanh_kernel"]
+__all__ = [
+    "TANH_P",
+    "TANH_Q",
+    "normalized_advantages_kernel",
+    "ppo_head_kernel",
+    "tanh_grad_kernel",
+    "tanh_kernel",
+]
 
 F32 = NDArray[np.float32]
 
@@ -215,3 +222,27 @@ def _tanh_python(x: F32) -> None:
 
 
 tanh_kernel = jit(_tanh_python, contract=True, ieee_division=True)  # Q >= 1: no division by 0
+
+
+def _normalized_advantages_python(adv: F32) -> F32:
+    """``(adv - mean) / (std + 1e-8)`` of a 1-D float32 array (at least 2 values) as a new array:
+    the mean and the unbiased standard deviation (``torch.std``'s ``n - 1``) accumulated in float64,
+    each value computed in float64 and rounded to float32 once. A NaN anywhere makes every value NaN,
+    as in torch; constant advantages give zeros."""
+    n = adv.shape[0]
+    total = 0.0
+    for i in range(n):
+        total += float(adv[i])
+    mean = total / n
+    squares = 0.0
+    for i in range(n):
+        d = float(adv[i]) - mean
+        squares += d * d
+    scale = 1.0 / (math.sqrt(squares / (n - 1)) + 1e-8)
+    out = np.empty(n, dtype=np.float32)
+    for i in range(n):
+        out[i] = np.float32((float(adv[i]) - mean) * scale)
+    return out
+
+
+normalized_advantages_kernel = jit(_normalized_advantages_python)
