@@ -81,9 +81,17 @@ def normalize_advantages(advantages: torch.Tensor) -> torch.Tensor:
 
     On CPU float32 (:func:`_in_numpy`) one call of ``kernels.normalized_advantages_kernel`` (float64
     sums, each value rounded once) instead of four torch operations' dispatch (~100 us in the
-    trainer's flow); equal to the torch expression, used elsewhere, up to float32 rounding.
+    trainer's flow); equal to the torch expression, used elsewhere, up to float32 rounding. Fewer
+    than 2 values (the kernel would divide by ``n - 1 = 0`` or ``n = 0``) and a tensor that requires
+    grad (the kernel's result is detached) take the torch expression: NaN for one value, empty for
+    none, and a result that autograd differentiates.
     """
-    if _in_numpy(advantages) and advantages.dim() == 1:
+    if (
+        _in_numpy(advantages)
+        and advantages.dim() == 1
+        and advantages.shape[0] > 1
+        and not advantages.requires_grad
+    ):
         return torch.from_numpy(normalized_advantages_kernel(advantages.detach().numpy()))
     return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
