@@ -15,13 +15,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from advanced_risk.measures.jit import NUMBA_DISABLED
 from advanced_risk.rl.ppo import gradients
 from advanced_risk.rl.ppo.kernels import (
+    HALF_LOG_2PI,
     TANH_Q,
+    _gaussian_sample_python,
     _normalized_advantages_python,
     _ppo_head_python,
     _tanh_grad_python,
     _tanh_python,
+    gaussian_sample_kernel,
     normalized_advantages_kernel,
     ppo_head_kernel,
     tanh_grad_kernel,
@@ -160,7 +164,7 @@ def test_the_tanh_kernel_is_within_one_ulp_of_the_exact_tanh() -> None:
     """Against float64 ``np.tanh`` on ~1.3 million float32 (every 41st of [2^-20, 9.5], both signs):
     at most 0.77 ulp measured (``benchmarks/fit_tanh.py``, every 7th: 0.768); NumPy's own float32
     ``tanh`` is at 1.37 ulp on the same grid. The uncompiled kernel too (a sparser grid)."""
-    x = _float32_grid(41)
+    x = _float32_grid(41 if not NUMBA_DISABLED else 4_001)  # uncompiled: ~100 times fewer values
     out = x.reshape(-1, 1).copy()
     tanh_kernel(out)
     assert _max_ulp(out.ravel(), x) <= 0.8
@@ -227,3 +231,62 @@ def test_normalized_advantages_keep_nan_and_constants_and_other_dtypes() -> None
     got = gradients.normalize_advantages(double)
     assert got.dtype == torch.float64
     assert torch.equal(got, (double - double.mean()) / (double.std() + 1e-8))
+
+
+def _sample_inputs(n: int, a: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    mean = rng.normal(0.0, 2.0, (n, a)).astype(np.float32)
+    log_std = rng.uniform(-3.0, 1.0, (1, a)).astype(np.float32)
+    noise = rng.standard_normal((n, a)).astype(np.float32)
+    return mean, log_std, noise
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 13), st.integers(0, 2**31))
+def test_the_gaussian_sample_kernel_is_the_numpy_expression(n: int, a: int, seed: int) -> None:
+    """Against the NumPy expression it replaces in ``RolloutSampler.sample`` (the action, up to one
+    rounding of ``exp``) and the log-density computed in float64 from the kernel's own action."""
+    mean, log_std, noise = _sample_inputs(n, a, seed)
+    action, log_prob = gaussian_sample_kernel(mean, log_std, noise)
+    assert action.dtype == np.float32
+    assert action.shape == (n, a)
+    assert log_prob.dtype == np.float32
+    assert log_prob.shape == (n,)
+    np.testing.assert_allclose(action, mean + np.exp(log_std) * noise, rtol=1e-6, atol=1e-6)
+    z = (action.astype(np.float64) - mean) / np.exp(log_std.astype(np.float64))
+    exact = (-0.5 * z * z - log_std.astype(np.float64) - HALF_LOG_2PI).sum(-1)
+    np.testing.assert_allclose(log_prob, exact, rtol=1e-5, atol=1e-5 * a)
+    python_action, python_log_prob = _gaussian_sample_python(mean, log_std, noise)  # exp: libm vs NumPy
+    np.testing.assert_allclose(python_action, action, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(python_log_prob, log_prob, rtol=1e-6, atol=1e-6 * a)
+
+
+def test_the_gaussian_sample_kernel_matches_the_torch_policys_log_prob() -> None:
+    """The log-probability the rollout stores is the one ``get_action_and_value`` computes for the
+    same action (what the first epoch's probability ratio compares), up to float32 rounding."""
+    from advanced_risk.rl.ppo.network import ActorCriticNetwork
+
+    net = ActorCriticNetwork(6, 4, generator=torch.Generator().manual_seed(0))
+    obs = torch.randn(8, 6, generator=torch.Generator().manual_seed(1))
+    noise = torch.randn(8, 4, generator=torch.Generator().manual_seed(2))
+    action, log_prob, _ = net.rollout_sampler().sample(obs.numpy(), noise.numpy())
+    with torch.no_grad():
+        _, reference, _, _ = net.get_action_and_value(obs, torch.from_numpy(action))
+    np.testing.assert_allclose(log_prob, reference.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_the_gaussian_sample_kernel_propagates_nan_and_takes_an_empty_batch() -> None:
+    mean, log_std, noise = _sample_inputs(3, 4, seed=5)
+    mean[1, 2] = np.nan
+    action, log_prob = gaussian_sample_kernel(mean, log_std, noise)
+    assert np.isnan(action[1, 2])
+    assert np.isnan(log_prob[1])
+    assert np.isfinite(np.delete(action, 1, axis=0)).all()
+    assert np.isfinite(log_prob[[0, 2]]).all()
+    log_std[0, 0] = np.nan
+    action, log_prob = gaussian_sample_kernel(mean, log_std, noise)
+    assert np.isnan(action[:, 0]).all()
+    assert np.isnan(log_prob).all()
+    empty_action, empty_log_prob = gaussian_sample_kernel(mean[:0], log_std, noise[:0])
+    assert empty_action.shape == (0, 4)
+    assert empty_log_prob.shape == (0,)

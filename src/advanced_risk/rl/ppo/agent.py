@@ -63,7 +63,7 @@ from advanced_risk.rl.ppo.io import PolicyFile, read_policy_file, write_policy_f
 from advanced_risk.rl.ppo.loss import LOSS_STATS, ppo_loss
 from advanced_risk.rl.ppo.network import ActorCriticNetwork, RolloutSampler
 from advanced_risk.rl.ppo.normalize import RunningMeanStd
-from advanced_risk.rl.ppo.optim import adam, fused_adam_step, grad_scaler
+from advanced_risk.rl.ppo.optim import adam, clip_grad_norm_, fused_adam_step, grad_scaler
 
 __all__ = ["PPOAgent", "VectorEnv", "compute_gae", "resolve_device"]
 
@@ -351,15 +351,14 @@ class PPOAgent:
     def _optimizer_step(self) -> None:
         """Clip the global gradient norm to ``max_grad_norm`` and take one Adam step.
 
-        The clip is ``torch.nn.utils.clip_grad_norm_``'s arithmetic (per-tensor norms, the norm of
-        those, ``grad *= min(1, max_norm / (norm + 1e-6))``) in four foreach calls on the optimizer's
-        own parameter list, without its per-call grouping and checks.
+        The clip is ``torch.nn.utils.clip_grad_norm_``'s arithmetic bit for bit (per-tensor norms, the
+        norm of those, ``grad *= min(1, max_norm / (norm + 1e-6))``; :func:`optim.clip_grad_norm_`) on
+        the optimizer's own parameter list, without its per-call grouping and checks.
         """
         if self.use_amp:
             self.scaler.unscale_(self.optimizer)
         grads = [p.grad for p in self.optimizer.param_groups[0]["params"] if p.grad is not None]
-        total_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-        torch._foreach_mul_(grads, torch.clamp(self.config.max_grad_norm / (total_norm + 1e-6), max=1.0))
+        clip_grad_norm_(grads, self.config.max_grad_norm)
         if self.use_amp:
             self.scaler.step(self.optimizer)
             self.scaler.update()

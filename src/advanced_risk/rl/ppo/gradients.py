@@ -72,8 +72,10 @@ _is_compiling = getattr(torch.compiler, "is_compiling", None) or torch._dynamo.i
 
 def _in_numpy(*tensors: torch.Tensor) -> bool:
     """Whether the step runs these tensors' elementwise work in NumPy and numba on their memory:
-    CPU float32 tensors, except while ``torch.compile`` traces the step (Inductor fuses its own)."""
-    return not _is_compiling() and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+    CPU float32 tensors, except while ``torch.compile`` traces the step (Inductor fuses its own).
+    ``is_cpu`` and ``dtype is`` (dtypes are singletons): ~3 us for a step's 19 tensors, against ~12
+    for ``device.type == "cpu"``, which builds a device object per tensor."""
+    return not _is_compiling() and all(t.is_cpu and t.dtype is torch.float32 for t in tensors)
 
 
 def normalize_advantages(advantages: torch.Tensor) -> torch.Tensor:

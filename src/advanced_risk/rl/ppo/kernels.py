@@ -27,6 +27,9 @@ LLVM vectorises: ``tanh(x) = x P(x^2) / Q(x^2)`` for ``|x| <= 9`` (beyond, ``x``
 within 0.77 ulp of the exact ``tanh`` over every 7th float32 of ``[2^-20, 9.5]`` (NumPy's float32
 ``tanh``: 1.37 ulp), odd, NaN in NaN out, ``+-inf`` to ``+-1`` (``tests/rl/test_ppo_kernels.py``).
 
+:func:`gaussian_sample_kernel`: the rollout's other elementwise step, a Gaussian action and its
+log-density from the actor's mean (``RolloutSampler.sample``), in one call per step.
+
 The tanh layer's gradient is three tensor operations in torch (``x * x``, ``1 - .``, ``delta * .``),
 each allocating a ``(n, width)`` tensor, then a fourth for the bias gradient (the sum over rows);
 :func:`tanh_grad_kernel` does the same three float32 operations per element in place, bit for bit
@@ -41,11 +44,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from advanced_risk.measures.jit import jit
-from advanced_risk.rl.ppo.network import HALF_LOG_2PI
 
 __all__ = [
+    "HALF_LOG_2PI",
     "TANH_P",
     "TANH_Q",
+    "gaussian_sample_kernel",
     "normalized_advantages_kernel",
     "ppo_head_kernel",
     "tanh_grad_kernel",
@@ -53,6 +57,9 @@ __all__ = [
 ]
 
 F32 = NDArray[np.float32]
+
+HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+"""``log(2 pi) / 2``, the constant of a Gaussian log-density: ``-z^2 / 2 - log(std) - HALF_LOG_2PI``."""
 
 
 def _larger_python(a: np.float32, b: np.float32) -> np.float32:
@@ -246,3 +253,37 @@ def _normalized_advantages_python(adv: F32) -> F32:
 
 
 normalized_advantages_kernel = jit(_normalized_advantages_python)
+
+
+def _gaussian_sample_python(mean: F32, log_std: F32, noise: F32) -> tuple[F32, F32]:
+    """``(action, log_prob)`` of a rollout step: ``action = mean + exp(log_std) * noise`` and its
+    log-density under the diagonal Gaussian ``N(mean, exp(log_std)^2)``.
+
+    ``mean`` and ``noise`` are ``(n, a)``, ``log_std`` ``(1, a)``. Float32 per element, in the order of
+    the NumPy expression it replaces (``mean + std * noise``, then ``z = (action - mean) / std`` as a
+    product with ``exp(-log_std)``); the log-density's sum over the ``a`` entries accumulates the
+    float32 terms ``-z^2 / 2 - log_std - HALF_LOG_2PI`` in float64 and rounds once, as
+    :func:`ppo_head_kernel` computes the same log-probability during the update. One call instead of
+    ~10 NumPy operations' dispatch (~10 us at 8 x 11, against ~2). NaN in, NaN out.
+    """
+    n, a = mean.shape
+    half, half_log_2pi = np.float32(0.5), np.float32(HALF_LOG_2PI)
+    std = np.empty(a, dtype=np.float32)
+    inv_std = np.empty(a, dtype=np.float32)
+    for j in range(a):
+        std[j] = np.exp(log_std[0, j])
+        inv_std[j] = np.exp(-log_std[0, j])
+    action = np.empty((n, a), dtype=np.float32)
+    log_prob = np.empty(n, dtype=np.float32)
+    for i in range(n):
+        total = np.float64(0.0)  # a float64 accumulator (a Python 0.0 would stay float32 uncompiled)
+        for j in range(a):
+            act = mean[i, j] + std[j] * noise[i, j]
+            action[i, j] = act
+            z = (act - mean[i, j]) * inv_std[j]
+            total += -half * z * z - log_std[0, j] - half_log_2pi
+        log_prob[i] = np.float32(total)
+    return action, log_prob
+
+
+gaussian_sample_kernel = jit(_gaussian_sample_python)

@@ -36,12 +36,10 @@ from torch.nn import functional as F
 
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.rl.ppo.inference import NumpyPolicy
+from advanced_risk.rl.ppo.kernels import HALF_LOG_2PI, gaussian_sample_kernel
 from advanced_risk.rl.ppo.normalize import RunningMeanStd
 
 __all__ = ["HALF_LOG_2PI", "ActorCriticNetwork", "RolloutSampler", "layer_init", "mlp_forward"]
-
-HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
-"""``log(2 pi) / 2``, the constant of a Gaussian log-density: ``-z^2 / 2 - log(std) - HALF_LOG_2PI``."""
 
 
 def layer_init(
@@ -103,10 +101,7 @@ class RolloutSampler:
 
     def sample(self, obs: F32, noise: F32) -> tuple[F32, F32, F32]:
         """``(action, log_prob, value)`` with ``action = mean + exp(log_std) * noise``."""
-        mean = numpy_mlp(obs, self.actor)
-        action: F32 = (mean + np.exp(self.log_std) * noise).astype(np.float32, copy=False)
-        z = (action - mean) * np.exp(-self.log_std)
-        log_prob: F32 = (-0.5 * z * z - self.log_std - np.float32(HALF_LOG_2PI)).sum(-1)
+        action, log_prob = gaussian_sample_kernel(numpy_mlp(obs, self.actor), self.log_std, noise)
         return action, log_prob, self.value(obs)
 
 
