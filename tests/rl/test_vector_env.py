@@ -135,3 +135,32 @@ def test_bad_vector_actions_raise(call: object, match: str) -> None:
 def test_num_envs_must_be_positive() -> None:
     with pytest.raises(InvalidInputError, match="num_envs"):
         VectorTradingEnv(EnvConfig(), 0)
+
+
+def test_the_observation_kernel_is_the_numpy_indexing_it_replaces() -> None:
+    """``Book.observe`` (one compiled pass) against the NumPy expression of the observation layout,
+    bit for bit, for all rows and for a subset in any order; a wrong ``out`` or a step past the
+    episode's features is refused instead of read out of bounds."""
+    config = EnvConfig(asset_count=3, window=5, max_steps=20)
+    vec = VectorTradingEnv(config, N, seed=3, market=_volatile(3))
+    vec.reset()
+    rng = np.random.default_rng(1)
+    for _ in range(7):
+        vec.step(rng.normal(0.0, 2.0, (N, vec.action_dim)))
+    book = vec._book
+    md = book.features.shape[2]
+    for rows in (np.arange(N), np.array([3, 0, 2])):
+        expected = np.empty((rows.size, vec.observation_dim), dtype=np.float32)
+        expected[:, :md] = book.features[rows, book.t[rows]]
+        expected[:, md:-1] = book.weights[rows]
+        expected[:, -1] = 1.0 - book.value[rows] / book.peak[rows]
+        got = np.full_like(expected, np.nan)
+        book.observe(got, None if rows.size == N else rows)
+        assert np.array_equal(got.view(np.int32), expected.view(np.int32))
+    with pytest.raises(InvalidInputError, match="out must be float32"):
+        book.observe(np.empty((N - 1, vec.observation_dim), dtype=np.float32))
+    with pytest.raises(InvalidInputError, match="out must be float32"):
+        book.observe(np.empty((N, vec.observation_dim)))
+    book.t[1] = book.features.shape[1]
+    with pytest.raises(IndexError, match="past the end"):
+        book.observe(np.empty((N, vec.observation_dim), dtype=np.float32))
