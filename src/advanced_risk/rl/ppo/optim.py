@@ -51,7 +51,9 @@ def clip_grad_norm_(grads: list[torch.Tensor], max_norm: float) -> None:
     one = np.float32(1.0)
     coef = (one / (np.float32(total.item()) + np.float32(1e-6))) * np.float32(max_norm)
     if not coef >= one:  # below 1, or NaN (which clamp keeps)
-        torch._foreach_mul_(grads, float(coef))
+        # by a 0-dim tensor (the norm's own, refilled): foreach_mul_ with a Python scalar takes a
+        # per-tensor path, ~33 us against ~10 for the trainer's 13 gradients
+        torch._foreach_mul_(grads, total.fill_(float(coef)))
 
 
 def grad_scaler(device_type: str, enabled: bool) -> Any:
