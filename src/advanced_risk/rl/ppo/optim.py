@@ -14,11 +14,13 @@ work of the clip coefficient off torch's dispatch on CPU.
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch.optim import optimizer as _torch_optimizer
+from torch.utils._foreach_utils import _group_tensors_by_device_and_dtype
 
 
 def adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
@@ -34,26 +36,53 @@ def clip_grad_norm_(grads: list[torch.Tensor], max_norm: float) -> None:
     """Scale ``grads`` in place so that their global 2-norm is at most ``max_norm``.
 
     ``torch.nn.utils.clip_grad_norm_(..., foreach=True)``'s arithmetic, bit for bit: the norm of the
-    per-tensor 2-norms, then ``g *= clamp(max_norm / (norm + 1e-6), max=1)``. For a CPU float32
-    norm the coefficient's scalar operations run on NumPy float32 scalars in torch's order (torch's
-    ``scalar / tensor`` is ``tensor.reciprocal() * scalar``, each step rounded to float32), ~1 us
-    against ~12 us of three tensor operations, and the multiplication is skipped when the
+    per-tensor 2-norms, then ``g *= clamp(max_norm / (norm + 1e-6), max=1)``. When every gradient is
+    CPU float32 the coefficient's scalar operations run on NumPy float32 scalars in torch's order
+    (torch's ``scalar / tensor`` is ``tensor.reciprocal() * scalar``, each step rounded to float32),
+    ~1 us against ~12 us of three tensor operations, and the multiplication is skipped when the
     coefficient is 1 (``g * 1`` is ``g``, NaN and -0.0 included). A NaN or infinite norm scales by
-    NaN or 0 as torch does. Elsewhere (CUDA, other dtypes) the tensor operations run unchanged, with
-    no device synchronisation.
+    NaN or 0 as torch does; a ``max_norm`` beyond float32's range rounds to +-inf as in torch, and
+    these non-finite cases emit no NumPy overflow/invalid warning. Elsewhere (CUDA, other dtypes)
+    the tensor operations run unchanged, with no device synchronisation; a list mixing dtypes or
+    devices takes torch's own grouping (``clip_grad_norm_`` stacks the per-tensor norms group by
+    group, so the order of the sum, and the norm's last bit, follow its groups, not the list).
     """
     if not grads:
         return
-    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    if not (total.is_cpu and total.dtype is torch.float32):
-        torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
+    if not all(g.is_cpu and g.dtype is torch.float32 for g in grads):
+        _clip_grouped(grads, float(max_norm))
         return
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    norm = total.item()
     one = np.float32(1.0)
-    coef = (one / (np.float32(total.item()) + np.float32(1e-6))) * np.float32(max_norm)
+    if abs(max_norm) <= 1e32 and norm < math.inf:  # coef <= ~1e6: no overflow, no 0 * inf
+        coef = (one / (np.float32(norm) + np.float32(1e-6))) * np.float32(max_norm)
+    else:  # max_norm past float32 (the cast overflows to inf), an infinite or NaN norm or max_norm
+        with np.errstate(over="ignore", invalid="ignore"):
+            coef = (one / (np.float32(norm) + np.float32(1e-6))) * np.float32(max_norm)
     if not coef >= one:  # below 1, or NaN (which clamp keeps)
         # by a 0-dim tensor (the norm's own, refilled): foreach_mul_ with a Python scalar takes a
         # per-tensor path, ~33 us against ~10 for the trainer's 13 gradients
         torch._foreach_mul_(grads, total.fill_(float(coef)))
+
+
+def _clip_grouped(grads: list[torch.Tensor], max_norm: float) -> None:
+    """``torch.nn.utils.clip_grad_norm_(..., foreach=True)`` on gradients of any dtypes and devices:
+    its ``_get_total_norm`` and ``_clip_grads_with_norm_`` on a list of gradients, the norms stacked
+    in the order of torch's groups by device and dtype."""
+    tensorlists: list[list[torch.Tensor | None]] = [list(grads)]
+    groups = [
+        (device, cast(list[torch.Tensor], group))  # no None: every entry is a gradient
+        for (device, _), ([group], _) in _group_tensors_by_device_and_dtype(tensorlists).items()
+    ]
+    first_device = grads[0].device
+    norms: list[torch.Tensor] = []
+    for _, device_grads in groups:
+        norms.extend(torch._foreach_norm(device_grads, 2.0))
+    total = torch.linalg.vector_norm(torch.stack([n.to(first_device) for n in norms]), 2.0)
+    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    for device, device_grads in groups:
+        torch._foreach_mul_(device_grads, coef.to(device))
 
 
 def grad_scaler(device_type: str, enabled: bool) -> Any:
