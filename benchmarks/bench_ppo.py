@@ -25,10 +25,11 @@ Why the trainer ratio is bounded: with identical hyperparameters both trainers d
 Adam steps on 256-sample minibatches per update, and that gradient work is most of our time on
 CPU. Our rollout (one numba call steps 8 portfolios, the policy runs in NumPy) is several times
 faster than SB3's; our update (the gradient derived by hand instead of autograd, its elementwise
-work in NumPy's tanh and numba kernels, inlined gradient clip, fused Adam, one ``index_select`` per
-epoch, statistics read once per update) has less overhead, but the matrix products of the 80
-forward and backward passes are the same work in both. With ``--compile`` a further row trains
-with ``torch.compile`` on the minibatch step; its warm-up column shows the compile time.
+work in numba kernels, the gradient clip's scalar work in NumPy, fused Adam's kernel called
+directly, one ``index_select`` per epoch, statistics read once per update) has less overhead, but
+the matrix products of the 80 forward and backward passes are the same work in both. With
+``--compile`` a further row trains with ``torch.compile`` on the minibatch step; its warm-up column
+shows the compile time.
 ``--autograd`` adds our trainer with autograd's gradient (``analytic_gradients=False``), the path
 before the analytic one, timed in the same round robin.
 
