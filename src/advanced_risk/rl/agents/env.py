@@ -2,7 +2,7 @@
 
 The agents share one long-only book over ``n = asset_count`` assets plus cash, kept by the same
 accounting as :class:`~advanced_risk.rl.portfolio.env.TradingEnvironment`
-(:class:`~advanced_risk.rl.portfolio.accounting.Book`:
+(:class:`~advanced_risk.rl.portfolio.book.Book`:
 rebalancing, transaction costs, drift, drawdown, ruin, shaped reward) on the same market generators
 (:func:`~advanced_risk.rl.portfolio.market.make_market`). Each step ``t``:
 
@@ -83,7 +83,8 @@ from advanced_risk.rl.agents.interface import (
     observation_blocks,
     synthetic_bars,
 )
-from advanced_risk.rl.portfolio.accounting import Book, history_length, observation_layout
+from advanced_risk.rl.portfolio.accounting import history_length, observation_layout
+from advanced_risk.rl.portfolio.book import Book
 from advanced_risk.rl.portfolio.market import MarketModel, checked_path, make_market
 
 __all__ = [

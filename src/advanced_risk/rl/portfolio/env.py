@@ -46,11 +46,11 @@ from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures.validation import FloatArray
 from advanced_risk.rl.portfolio.accounting import (
     ACTION_BOUND,
-    Book,
     action_to_weights,
     history_length,
     observation_dim,
 )
+from advanced_risk.rl.portfolio.book import Book
 from advanced_risk.rl.portfolio.market import MarketModel, checked_path, make_market
 
 __all__ = ["TradingEnvironment", "VectorTradingEnv", "action_to_weights", "observation_dim"]
