@@ -132,8 +132,9 @@ def _observe_python(
     out: NDArray[np.float32],
 ) -> None:
     """Row ``k`` of ``out``: environment ``rows[k]``'s market features at its step, its weights and
-    its drawdown ``1 - V / peak`` (computed in float64, rounded to float32 once), the observation
-    layout of the module docstring. A step past the episode's features raises ``IndexError``."""
+    its drawdown ``1 - V / peak`` (computed in float64, rounded to float32 once): the observation
+    layout of :mod:`~advanced_risk.rl.portfolio.accounting`. A step past the episode's features
+    raises ``IndexError``."""
     md, m = features.shape[2], weights.shape[1]
     for k in range(rows.shape[0]):
         e = rows[k]
