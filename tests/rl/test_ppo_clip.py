@@ -79,3 +79,19 @@ def test_float64_gradients_take_the_tensor_path_and_an_empty_list_is_a_no_op() -
     clip_grad_norm_(grads, 0.5)
     _assert_bit_for_bit(grads, reference)
     clip_grad_norm_([], 0.5)
+
+
+def test_without_torchs_private_grouping_a_mixed_list_is_grouped_by_hand(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A torch that moved ``_group_tensors_by_device_and_dtype``: the same clip up to the norm's
+    rounding (the groups' order may differ from torch's)."""
+    from advanced_risk.rl.ppo import optim
+
+    monkeypatch.setattr(optim, "_GROUP_BY_DEVICE_AND_DTYPE", None)
+    grads = [*_grads(6, 2.0), *_grads(7, 2.0, torch.float64)]
+    reference = _reference(grads, 0.5)
+    clip_grad_norm_(grads, 0.5)
+    for ours, theirs in zip(grads, reference, strict=True):
+        assert ours.dtype == theirs.dtype
+        torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=0.0)

@@ -20,7 +20,12 @@ from typing import Any, cast
 import numpy as np
 import torch
 from torch.optim import optimizer as _torch_optimizer
-from torch.utils._foreach_utils import _group_tensors_by_device_and_dtype
+from torch.utils import _foreach_utils
+
+_GROUP_BY_DEVICE_AND_DTYPE: Any = getattr(_foreach_utils, "_group_tensors_by_device_and_dtype", None)
+"""torch's private grouping, which ``clip_grad_norm_`` uses (torch 2.0 to 2.13 at least); None in a
+torch that moved it, where :func:`_clip_grouped` groups by hand (the same maths; the norm's last bit
+may then differ from torch's)."""
 
 
 def adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
@@ -70,11 +75,17 @@ def _clip_grouped(grads: list[torch.Tensor], max_norm: float) -> None:
     """``torch.nn.utils.clip_grad_norm_(..., foreach=True)`` on gradients of any dtypes and devices:
     its ``_get_total_norm`` and ``_clip_grads_with_norm_`` on a list of gradients, the norms stacked
     in the order of torch's groups by device and dtype."""
-    tensorlists: list[list[torch.Tensor | None]] = [list(grads)]
-    groups = [
-        (device, cast(list[torch.Tensor], group))  # no None: every entry is a gradient
-        for (device, _), ([group], _) in _group_tensors_by_device_and_dtype(tensorlists).items()
-    ]
+    if _GROUP_BY_DEVICE_AND_DTYPE is None:  # see its docstring
+        by_key: dict[tuple[torch.device, torch.dtype], list[torch.Tensor]] = {}
+        for g in grads:
+            by_key.setdefault((g.device, g.dtype), []).append(g)
+        groups = [(device, group) for (device, _), group in by_key.items()]
+    else:
+        tensorlists: list[list[torch.Tensor | None]] = [list(grads)]
+        groups = [
+            (device, cast(list[torch.Tensor], group))  # no None: every entry is a gradient
+            for (device, _), ([group], _) in _GROUP_BY_DEVICE_AND_DTYPE(tensorlists).items()
+        ]
     first_device = grads[0].device
     norms: list[torch.Tensor] = []
     for _, device_grads in groups:
