@@ -230,7 +230,7 @@ def main(argv: list[str]) -> None:
         ok = ("yes" if ratio >= TARGET_TRAIN_RATIO else "MISSED") if dummy else ""
         print(
             f"{trainer.name:<36} {PPO.batch_size / total:>12,.0f} {total:>9.3f} {optimise / total:>8.0%} "
-            f"{trainer.totals[0]:>7.1f}s {ratio:>7.1f}x {target:>7}  {ok}"
+            f"{trainer.totals[0]:>7.1f}s {ratio:>7.2f}x {target:>7}  {ok}"
         )
     if args.compile:
         by_name = {trainer.name: trainer for trainer in trainers}
@@ -239,7 +239,7 @@ def main(argv: list[str]) -> None:
         ratio = dummy_s / compiled_s
         ok = "yes" if ratio >= TARGET_TRAIN_RATIO else "MISSED"
         label = "SB3 DummyVecEnv vs ours + torch.compile"
-        print(f"{label:<68} {ratio:>7.1f}x {TARGET_TRAIN_RATIO:>6.1f}x  {ok}")
+        print(f"{label:<68} {ratio:>7.2f}x {TARGET_TRAIN_RATIO:>6.1f}x  {ok}")
     print("(s/update: median wall time of one update, rollout included; optimise: its share in the")
     print(" 10 epochs x 8 minibatches of gradient steps, the rest is rollout collection and GAE;")
     print(" warm-up: the first, untimed update with numba and torch.compile compilation, start-up)")
