@@ -46,7 +46,6 @@ __all__ = [
     "observation_layout",
 ]
 
-IntArray = NDArray[np.int64]
 
 ACTION_BOUND: Final = 10.0
 """Actions are clipped to ``[-10, 10]`` (the action space) before the softmax."""
