@@ -46,6 +46,7 @@ from advanced_risk.engine.refits import Background, GarchRefits
 from advanced_risk.engine.state import PersistedState
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.logs import get_logger
+from advanced_risk.measures.decide_kernels import policy_book_kernel, with_cash_kernel
 from advanced_risk.measures.rolling_max import RollingMax
 from advanced_risk.measures.stop_kernels import position_sizes_kernel, trail_stops_kernel
 from advanced_risk.measures.validation import BoolArray, FloatArray, IntArray
@@ -133,6 +134,7 @@ class DecisionEngine:
         self._var_streak, self._loss_streak = Streak(), Streak()
         self._strategy: StrategyDrawdown | None = None  # made at the first bar (seeded from equity)
         self._last_var: float | None = None
+        self._seasoned = False  # every asset has the tracker's window of its own history
         self._refits = GarchRefits(background, config.garch_install_lag)
         self.last: RiskDecision | None = None
 
@@ -269,6 +271,7 @@ class DecisionEngine:
             self._reduce_from = np.append(np.delete(self._reduce_from, left), np.zeros(k))
         if k:
             self._atr.add_assets(k)
+            self._seasoned = False
         if left:
             self._atr.remove_assets(left)
         if self._strategy is not None:
@@ -344,7 +347,7 @@ class DecisionEngine:
         if self.allocator is None or (found := self._history(self.allocator)) is None:
             return None
         cols, history = found
-        return history.copy(), _with_cash(observed.bar.held[cols]), observed.drawdown
+        return history.copy(), with_cash_kernel(observed.bar.held, cols), observed.drawdown
 
     def agents_request(self, observed: Observed) -> Any:
         """The risk agents' observations for this bar (a snapshot), or None if absent or not ready."""
@@ -571,15 +574,12 @@ class DecisionEngine:
         outside that (other assets, and shorts of its assets) are kept as held, under the rules; the
         second value names them.
         """
-        target = held.copy()
         cols = self._columns_of(self.allocator)
         if allocation is None or cols is None or self.assets is None:
+            return held.copy(), ""
+        target, kept = policy_book_kernel(held, cols, allocation.weights)
+        if not kept.size:
             return target, ""
-        mine = held[cols]
-        target[cols] = np.where(mine < 0.0, mine, allocation.weights[:-1])
-        outside = np.ones(held.shape[0], dtype=bool)
-        outside[cols] = mine < 0.0
-        kept = np.flatnonzero(outside & (held != 0.0))
         return target, ", ".join(self.assets[i] for i in kept[:20]) + (" ..." if kept.size > 20 else "")
 
     def conservative(
@@ -672,13 +672,18 @@ class DecisionEngine:
         tracker, cfg = self.tracker, self.config
         z = NormalDist().inv_cdf(cfg.alpha)
         if tracker is not None and tracker.ready:
-            snap = tracker.snapshot(book, self._var_method(tracker), cfg.alpha)
-            young = (tracker.asset_observations < cfg.tracker.window) & (book != 0.0)
-            if not young.any() or self.assets is None:
-                return snap.var, snap.cvar, ""
+            var, cvar = tracker.var_cvar(book, self._var_method(tracker), cfg.alpha)
+            if self._seasoned or self.assets is None:
+                return var, cvar, ""
+            ages = tracker.asset_observations
+            young = (ages < cfg.tracker.window) & (book != 0.0)
+            if not young.any():
+                # ages only grow until an asset joins (_follow_universe clears the flag)
+                self._seasoned = bool(ages.min() >= cfg.tracker.window)
+                return var, cvar, ""
             sigma = math.sqrt(max(tracker.portfolio_variance(book), 0.0))
             names = ", ".join(self.assets[i] for i in np.flatnonzero(young)[:20])
-            return max(snap.var, z * sigma), max(snap.cvar, _gaussian_cvar(sigma, z, cfg.alpha)), names
+            return max(var, z * sigma), max(cvar, _gaussian_cvar(sigma, z, cfg.alpha)), names
         vol = bar.market.volatility
         if vol is None:
             return math.nan, math.nan, ""
@@ -876,15 +881,6 @@ def component_fault(component: str, exc: BaseException) -> str:
     """Log a component's exception (``component_failed``) and return the fault text for the decision."""
     log.error("component_failed", component=component, error=repr(exc))
     return f"{component} failed: {type(exc).__name__}: {exc}"
-
-
-def _with_cash(held: FloatArray) -> FloatArray:
-    """Held weights as the long-only policy sees them: longs only, at most fully invested, plus cash."""
-    longs = np.maximum(held, 0.0)
-    total = float(longs.sum())
-    if total > 1.0:
-        longs = longs / total
-    return np.append(longs, 1.0 - longs.sum())
 
 
 def _closing(assets: tuple[str, ...], held: FloatArray, target: FloatArray) -> str:

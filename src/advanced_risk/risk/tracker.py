@@ -430,6 +430,13 @@ class RiskTracker:
         """Portfolio CVaR of the next bar, a positive loss fraction; arguments as :meth:`var`."""
         return self._pair(weights, method, alpha)[1]
 
+    def var_cvar(
+        self, weights: ArrayLike, method: VaRMethod | str | None = None, alpha: float | None = None
+    ) -> tuple[float, float]:
+        """Portfolio ``(VaR, CVaR)`` of the next bar from one pass; arguments as :meth:`var`."""
+        var, cvar, _, _ = self._pair(weights, method, alpha)
+        return var, cvar
+
     def snapshot(
         self, weights: ArrayLike, method: VaRMethod | str | None = None, alpha: float | None = None
     ) -> RiskSnapshot:

@@ -1,0 +1,89 @@
+"""Kernels of the policy's side of a decision: its input book and the book it asks for (issue 14).
+
+``DecisionEngine`` built the policy's view of the held book (``_with_cash``: ``np.maximum``, a sum,
+a division, ``np.append``) and merged the policy's allocation into the held book (``_allocate``:
+a copy, an index, ``np.where``, a mask and ``np.flatnonzero``) with ~10 small NumPy calls per bar;
+inside the flow each first call pays for cold caches (docs/performance.md). These kernels do the
+same float64 operations, so the results are bit for bit the NumPy formulation's
+(``tests/unit/test_decide_book_kernels.py`` compares them). What they reproduce of NumPy's definitions:
+
+- ``np.maximum(x, 0.0)``: NaN propagates, ties (``-0.0`` against ``0.0``) give the second operand;
+- ``x.sum()`` of a contiguous 1-D float64 array: NumPy's pairwise summation
+  (``measures.pairwise``);
+- ``/``, ``-``, comparisons and copies: per element, so any order gives the same bits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from advanced_risk.measures.jit import jit
+from advanced_risk.measures.observe_kernels import maximum_kernel
+from advanced_risk.measures.pairwise import pairwise_sum_kernel
+from advanced_risk.measures.validation import FloatArray, IntArray
+
+__all__ = ["policy_book_kernel", "with_cash_kernel"]
+
+
+def _with_cash_python(held: FloatArray, cols: IntArray) -> FloatArray:
+    """``held[cols]`` as a long-only book plus cash: ``n + 1`` weights (``n = cols.size``).
+
+    The longs are ``max(held[cols], 0)``, divided by their sum when it is above 1 (at most fully
+    invested); the last entry is ``1 - sum(longs)``. NaN propagates (the engine's held weights are
+    finite). As ``longs = np.maximum(held[cols], 0.0)``, ``longs / longs.sum()`` when that is > 1, and
+    ``np.append(longs, 1.0 - longs.sum())``.
+    """
+    n = cols.shape[0]
+    for j in range(n):  # numba does not bounds-check: an index outside held would read past it
+        if not 0 <= cols[j] < held.shape[0]:
+            raise IndexError("with_cash_kernel: a column is outside held")
+    out = np.empty(n + 1)
+    longs = out[:n]
+    for j in range(n):
+        longs[j] = maximum_kernel(held[cols[j]], 0.0)
+    total = pairwise_sum_kernel(longs)
+    if total > 1.0:
+        for j in range(n):
+            longs[j] = longs[j] / total
+    out[n] = 1.0 - pairwise_sum_kernel(longs)
+    return out
+
+
+def _policy_book_python(held: FloatArray, cols: IntArray, weights: FloatArray) -> tuple[FloatArray, IntArray]:
+    """``(target, kept)``: the held book with a long-only policy's allocation over its columns.
+
+    ``weights`` are the policy's asset weights then cash (``cols.size + 1`` values). ``target`` is
+    ``held`` with ``target[cols[j]] = weights[j]`` where ``held[cols[j]] >= 0`` (a short the policy
+    cannot hold is kept as held; NaN compares False, so a NaN weight is replaced); ``kept`` the
+    indices, ascending, of the non-zero held positions the policy does not set (outside its columns,
+    or short). As ``target = held.copy(); target[cols] = np.where(held[cols] < 0.0, held[cols],
+    weights[:-1])`` and ``np.flatnonzero(outside & (held != 0.0))``.
+    """
+    m, n = held.shape[0], cols.shape[0]
+    if weights.shape[0] != n + 1:
+        raise ValueError("policy_book_kernel: weights must hold one value per column, then cash")
+    for j in range(n):
+        if not 0 <= cols[j] < m:
+            raise IndexError("policy_book_kernel: a column is outside held")
+    target = held.copy()
+    outside = np.ones(m, dtype=np.bool_)
+    for j in range(n):
+        c = cols[j]
+        short = held[c] < 0.0
+        target[c] = held[c] if short else weights[j]
+        outside[c] = short
+    count = 0
+    for i in range(m):
+        if outside[i] and held[i] != 0.0:
+            count += 1
+    kept = np.empty(count, dtype=np.int64)
+    count = 0
+    for i in range(m):
+        if outside[i] and held[i] != 0.0:
+            kept[count] = i
+            count += 1
+    return target, kept
+
+
+with_cash_kernel = jit(_with_cash_python)
+policy_book_kernel = jit(_policy_book_python)
