@@ -529,16 +529,16 @@ class AdvancedRiskManager:
             faults = (*faults, f"safety state not durable yet (state store: {journal.last_error})")
         elif store_down and journal is not None:
             faults = (*faults, f"state store unavailable: {journal.last_error}")
+        decision_id = f"{self._run}-{next(self._ids)}"
         try:
-            decision = engine.decide(observed, allocation, faults, advice)
+            decision = engine.decide(observed, allocation, faults, advice, stamp=(decision_id, start))
         except Exception as exc:  # a fault in the decision arithmetic itself
             log.error("component_failed", component="engine", error=repr(exc))
             decision = engine.conservative(observed, (f"engine failed: {type(exc).__name__}: {exc}",))
-        decision = replace(
-            decision,
-            decision_id=f"{self._run}-{next(self._ids)}",
-            latency_ms=(time.perf_counter() - start) * 1000.0,
-        )
+        if decision.decision_id != decision_id:  # a degraded decision: stamped here
+            decision = replace(
+                decision, decision_id=decision_id, latency_ms=(time.perf_counter() - start) * 1000.0
+            )
         if journal is None:
             return decision, None
         on_disk = self.config.state_path is not None

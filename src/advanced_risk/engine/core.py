@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -366,20 +367,19 @@ class DecisionEngine:
         allocation: Allocation | None,
         faults: tuple[str, ...] = (),
         advice: AgentAdvice | None = None,
+        stamp: tuple[str, float] | None = None,
     ) -> RiskDecision:
         """The decision for an observed bar; ``faults`` (from the caller) make it degraded.
 
         In order: the trading state, the target book, leverage, hedge, VaR/CVaR of the levered
         book, then position sizes and stops. Each step appends its alerts, so they read in that order.
+        ``stamp``: ``(decision_id, perf_counter() at the call's start)``, see :func:`_stamped`.
         """
         late_refit = None if self.tracker is None else self._refits.install(self.tracker)
         faults = observed.faults + faults
         shock = self.tracker.correlation_shock if self.tracker is not None else False
         if faults:
-            # the rules still run on the bar's drawdown and streaks: a fault never holds back a HALT
-            changes: list[str] = []
-            self._trading_state(observed, shock, changes)
-            return self.conservative(observed, faults, tuple(changes))
+            return self._faulted(observed, faults, shock)
         bar = observed.bar
         alerts = [late_refit] if late_refit else []
         drift = _drift_scores(allocation, advice)
@@ -417,9 +417,17 @@ class DecisionEngine:
             equity=bar.portfolio.equity,
             drawdown=observed.drawdown,
             drift=drift,
+            **_stamped(stamp),
         )
         self.last = decision
         return decision
+
+    def _faulted(self, observed: Observed, faults: tuple[str, ...], shock: bool) -> RiskDecision:
+        """The conservative decision for a bar with component faults; the rules still run on its
+        drawdown and streaks first: a fault never holds back a HALT."""
+        changes: list[str] = []
+        self._trading_state(observed, shock, changes)
+        return self.conservative(observed, faults, tuple(changes))
 
     def _cut_drawdown(self, observed: Observed) -> float:
         """The drawdown the hedge and the REDUCING rule measure (``RiskConfig.drawdown_basis``)."""
@@ -834,6 +842,18 @@ def _check_derived_returns(bar: Bar, derived: FloatArray | None) -> None:
 
 def _gaussian_cvar(sigma: float, z: float, alpha: float) -> float:
     return sigma * NormalDist().pdf(z) / (1.0 - alpha)
+
+
+def _stamped(stamp: tuple[str, float] | None) -> dict[str, Any]:
+    """A decision's ``decision_id`` and ``latency_ms`` (milliseconds from ``stamp[1]``, a
+    ``time.perf_counter()``, to now) for ``stamp = (decision_id, start)``; none for None.
+
+    Only a decision built by ``decide``'s full path is stamped: a degraded one (``conservative``)
+    keeps ``decision_id=""`` and its caller stamps it.
+    """
+    if stamp is None:
+        return {}
+    return {"decision_id": stamp[0], "latency_ms": (time.perf_counter() - stamp[1]) * 1000.0}
 
 
 def _drift_scores(allocation: Allocation | None, advice: AgentAdvice | None) -> dict[str, float] | None:

@@ -257,6 +257,8 @@ def check_flag(value: object, name: str) -> bool:
 
 def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
     """An integer >= ``minimum`` (bools and floats are refused)."""
+    if type(value) is int and value >= minimum:  # the common case, without the ABC check
+        return value
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise InvalidInputError(f"{name} must be an integer, got {_describe(value)}")
     if int(value) < minimum:
