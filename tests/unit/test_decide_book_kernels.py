@@ -11,7 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from advanced_risk.measures.decide_kernels import policy_book_kernel, with_cash_kernel
+from advanced_risk.measures.decide_kernels import (
+    earned_return_kernel,
+    finite_or_zero_kernel,
+    policy_book_kernel,
+    with_cash_kernel,
+)
 
 SIZES = st.sampled_from([1, 2, 7, 8, 9, 15, 16, 17, 20, 100, 127, 128, 129, 200, 500])
 
@@ -106,3 +111,50 @@ def test_kernels_refuse_columns_outside_the_book() -> None:
         policy_book_kernel(held, np.array([-1], dtype=np.int64), np.array([1.0, 0.0]))
     with pytest.raises(ValueError, match="one value per column"):
         policy_book_kernel(held, np.array([0], dtype=np.int64), np.array([1.0]))
+
+
+# -- StrategyDrawdown's reference book (risk/strategy_drawdown.py at f72a634), verbatim --------------
+def reference_earned(weights: np.ndarray, returns: np.ndarray) -> float:
+    earned = weights * returns
+    earned[np.isnan(earned)] = 0.0
+    return float(np.add.reduce(earned))
+
+
+def reference_finite_or_zero(weights: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(weights), weights, 0.0).astype(np.float64)
+
+
+def _with_gaps(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
+    """``x`` with a few NaN, +-inf and -0.0 entries."""
+    out = x.copy()
+    for value in (np.nan, np.inf, -np.inf, -0.0):
+        out[rng.random(x.size) < 0.05] = value
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=SIZES, seed=st.integers(0, 2**32 - 1))
+def test_earned_return_kernel_is_the_numpy_formulation(n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    weights = _with_gaps(rng, _book(rng, n))
+    returns = _with_gaps(rng, rng.normal(0.0, 0.02, n))
+    with np.errstate(invalid="ignore"):  # inf - inf: a NaN sum either way
+        got, expected = earned_return_kernel(weights, returns), reference_earned(weights, returns)
+    # ==: the same bits for every non-zero float; a zero sum's sign (-0.0 for an empty one) is not
+    # used (the equity is multiplied by 1 + r)
+    assert (np.isnan(got) and np.isnan(expected)) or got == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=SIZES, seed=st.integers(0, 2**32 - 1))
+def test_finite_or_zero_kernel_is_the_numpy_formulation(n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    weights = _with_gaps(rng, _book(rng, n))
+    got = finite_or_zero_kernel(weights)
+    assert np.array_equal(_bits(got), _bits(reference_finite_or_zero(weights)))
+    assert not np.shares_memory(got, weights)
+
+
+def test_earned_return_refuses_arrays_of_two_lengths() -> None:
+    with pytest.raises(ValueError, match="one length"):
+        earned_return_kernel(np.zeros(3), np.zeros(2))

@@ -1,8 +1,11 @@
-"""Kernels of the policy's side of a decision: its input book and the book it asks for (issue 14).
+"""Kernels of the books a decision reads: the policy's input book, the book it asks for, and the
+strategy's reference book (issue 14).
 
 ``DecisionEngine`` built the policy's view of the held book (``_with_cash``: ``np.maximum``, a sum,
 a division, ``np.append``) and merged the policy's allocation into the held book (``_allocate``:
-a copy, an index, ``np.where``, a mask and ``np.flatnonzero``) with ~10 small NumPy calls per bar;
+a copy, an index, ``np.where``, a mask and ``np.flatnonzero``), and ``StrategyDrawdown`` earned and
+set its reference book (a product, a NaN mask, a sum; ``np.isfinite``, ``np.where``) with ~15 small
+NumPy calls per bar;
 inside the flow each first call pays for cold caches (docs/performance.md). These kernels do the
 same float64 operations, so the results are bit for bit the NumPy formulation's
 (``tests/unit/test_decide_book_kernels.py`` compares them). What they reproduce of NumPy's definitions:
@@ -22,7 +25,7 @@ from advanced_risk.measures.observe_kernels import maximum_kernel
 from advanced_risk.measures.pairwise import pairwise_sum_kernel
 from advanced_risk.measures.validation import FloatArray, IntArray
 
-__all__ = ["policy_book_kernel", "with_cash_kernel"]
+__all__ = ["earned_return_kernel", "finite_or_zero_kernel", "policy_book_kernel", "with_cash_kernel"]
 
 
 def _with_cash_python(held: FloatArray, cols: IntArray) -> FloatArray:
@@ -85,5 +88,29 @@ def _policy_book_python(held: FloatArray, cols: IntArray, weights: FloatArray) -
     return target, kept
 
 
+def _earned_return_python(weights: FloatArray, returns: FloatArray) -> float:
+    """``sum(weights * returns)`` with NaN products counted as 0 (``np.nansum``'s rule), summed in
+    NumPy's pairwise order: as ``earned = weights * returns; earned[np.isnan(earned)] = 0.0;
+    np.add.reduce(earned)``. The arrays have one length (not checked beyond the first's)."""
+    n = weights.shape[0]
+    if returns.shape[0] != n:
+        raise ValueError("earned_return_kernel: weights and returns must have one length")
+    earned = np.empty(n)
+    for i in range(n):
+        v = weights[i] * returns[i]
+        earned[i] = 0.0 if np.isnan(v) else v
+    return pairwise_sum_kernel(earned)
+
+
+def _finite_or_zero_python(x: FloatArray) -> FloatArray:
+    """A copy of ``x`` with its NaN and infinite entries set to 0: ``np.where(np.isfinite(x), x, 0.0)``."""
+    out = np.empty(x.shape[0])
+    for i in range(x.shape[0]):
+        out[i] = x[i] if np.isfinite(x[i]) else 0.0
+    return out
+
+
 with_cash_kernel = jit(_with_cash_python)
+earned_return_kernel = jit(_earned_return_python)
+finite_or_zero_kernel = jit(_finite_or_zero_python)
 policy_book_kernel = jit(_policy_book_python)

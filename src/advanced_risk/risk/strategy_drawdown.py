@@ -33,6 +33,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from advanced_risk.measures.decide_kernels import earned_return_kernel, finite_or_zero_kernel
 from advanced_risk.measures.rolling_max import RollingMax
 from advanced_risk.measures.validation import FloatArray, check_range, halflife_decay
 
@@ -97,9 +98,7 @@ class StrategyDrawdown:
         Weights of another length than ``returns`` (none set yet) earn nothing.
         """
         if self._weights.shape == returns.shape:
-            earned = self._weights * returns
-            earned[np.isnan(earned)] = 0.0  # np.nansum's own replacement, without its dispatch
-            r = float(np.add.reduce(earned))
+            r = earned_return_kernel(self._weights, returns)  # a NaN product earns 0, as np.nansum
             self._equity = max(self._equity * (1.0 + r), _FLOOR)
         self._peak.push(self._equity)
         if self._decay is not None:
@@ -108,7 +107,7 @@ class StrategyDrawdown:
 
     def set_weights(self, weights: FloatArray) -> None:
         """The reference book decided at this bar (the allocation asked for, before any cut)."""
-        self._weights = np.where(np.isfinite(weights), weights, 0.0).astype(np.float64)
+        self._weights = finite_or_zero_kernel(np.asarray(weights, dtype=np.float64))
 
     def reshape(self, left: Sequence[int], joined: int) -> None:
         """Follow a universe change: drop the assets that left, add ``joined`` assets at weight 0."""
