@@ -2,7 +2,8 @@
 the NumPy formulation it replaces (``NumpyPolicy.mc_dropout`` and its pieces, kept verbatim here as
 the reference): every output bit for bit (``np.testing.assert_array_equal``, NaN equal, dtypes and
 signed zeros compared), never a tolerance. Random inputs, signed zeros, NaN, batch rows, several
-layer counts, sample counts and dropout rates; the runner's fallbacks (dropout 0, one sample).
+layer counts, sample counts and dropout rates; the runner's fallbacks (dropout 0, one sample); the
+trade after it (``accounting.trade_kernel`` against ``execute(held, action_to_weights(action))``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from advanced_risk.rl.portfolio.policy import PortfolioPolicy
+from advanced_risk.config import EnvConfig
+from advanced_risk.rl.portfolio.accounting import ACTION_BOUND, action_to_weights, trade_kernel
+from advanced_risk.rl.portfolio.allocator import _mean as allocator_mean
+from advanced_risk.rl.portfolio.policy import PortfolioPolicy, execute
 from advanced_risk.rl.ppo.dropout_kernels import (
     DropoutRunner,
     head_std_kernel,
@@ -189,3 +193,40 @@ def test_runner_follows_a_replaced_policy() -> None:
     assert second is not None
     assert second is not first
     assert second.keep == np.float32(0.8)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_trade_kernel_is_execute(seed: int) -> None:
+    """``trade_kernel`` against ``execute(held, action_to_weights(action))``: inside and outside the
+    no-trade band, rate 1 and below, actions beyond the clip bound, NaN actions."""
+    rng = np.random.default_rng(seed)
+    m = int(rng.integers(2, 40))
+    action = (rng.normal(size=m) * 10.0 ** rng.integers(-2, 2)).astype(np.float32)
+    if seed % 7 == 0:
+        action[0] = np.nan
+    if seed % 5 == 0:
+        action[-1] = 50.0
+    held = rng.dirichlet(np.ones(m))
+    config = EnvConfig(
+        asset_count=m - 1,
+        no_trade_band=float(rng.choice([0.0, 0.02, 0.5, 1.99])),
+        rebalance_rate=float(rng.choice([1.0, 0.2, 0.7])),
+    )
+    out = np.empty(m)
+    trade_kernel(action, held, ACTION_BOUND, config.no_trade_band, config.rebalance_rate, out)
+    _same(out, execute(held, action_to_weights(action), config))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_uncertainty_mean_is_numpy(seed: int) -> None:
+    """``allocator._mean`` (the pairwise kernel) against ``float(x.mean())``, NaN and odd layouts included."""
+    rng = np.random.default_rng(seed)
+    x = np.abs(rng.normal(size=int(rng.integers(1, 300)))) * 10.0 ** rng.integers(-4, 2)
+    if seed % 4 == 0:
+        x[0] = np.nan
+    for y in (x, x[::2], x.astype(np.float32), x.reshape(1, -1)):
+        assert_same_float(allocator_mean(y), float(y.mean()))
+
+
+def assert_same_float(a: float, b: float) -> None:
+    np.testing.assert_array_equal(np.float64(a), np.float64(b))

@@ -31,6 +31,7 @@ from advanced_risk.config import EnvConfig
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures.jit import jit
 from advanced_risk.measures.kernels import rolling_mean_std_kernel, rsi_kernel
+from advanced_risk.measures.pairwise import pairwise_sum_kernel
 from advanced_risk.measures.validation import PERIODS_PER_YEAR, FloatArray
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "market_features",
     "observation_dim",
     "observation_layout",
+    "trade_kernel",
 ]
 
 
@@ -147,6 +149,37 @@ def action_to_weights(action: NDArray[np.floating]) -> FloatArray:
     a = np.asarray(action, dtype=np.float64)
     out: FloatArray = _softmax_rows(np.ascontiguousarray(a.reshape(-1, a.shape[-1])), ACTION_BOUND)
     return out.reshape(a.shape)
+
+
+def _trade_python(
+    action: NDArray[np.float32], held: FloatArray, bound: float, band: float, rate: float, out: FloatArray
+) -> None:
+    """``out = execute(held, action_to_weights(action))`` for one float32 action, in one kernel.
+
+    The same float64 arithmetic in the same order (bit for bit, ``tests/rl/test_policy_fast_paths.py``):
+    the action cast to float64 (exact), :func:`action_to_weights`'s softmax kernel, the band test
+    ``np.abs(target - held).sum() < band`` with NumPy's pairwise sum (``measures.pairwise``), then
+    ``held`` (a copy), ``target`` (rate 1) or ``held + rate * (target - held)``. NaN: a NaN action
+    gives NaN weights as there (the band test is False).
+    """
+    m = action.shape[0]
+    a = np.empty((1, m))
+    for j in range(m):
+        a[0, j] = np.float64(action[j])
+    target = _softmax_rows(a, bound)[0]
+    gap = np.empty(m)
+    for j in range(m):
+        gap[j] = abs(target[j] - held[j])
+    if pairwise_sum_kernel(gap) < band:
+        out[:] = held
+    elif rate == 1.0:
+        out[:] = target
+    else:
+        for j in range(m):
+            out[j] = held[j] + rate * (target[j] - held[j])
+
+
+trade_kernel = jit(_trade_python)
 
 
 def _features_python(returns: FloatArray, history: int, window: int, steps: int) -> FloatArray:

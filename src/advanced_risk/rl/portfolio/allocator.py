@@ -17,6 +17,7 @@ import numpy as np
 from advanced_risk.config import EnvConfig
 from advanced_risk.engine.protocols import Allocation, Allocator
 from advanced_risk.errors import InvalidInputError, ModelLoadError
+from advanced_risk.measures.fhs_fused import pairwise_mean_kernel
 from advanced_risk.measures.validation import FloatArray
 from advanced_risk.monitoring.drift import DriftSettings, DriftStatus
 from advanced_risk.rl.portfolio.accounting import (
@@ -121,7 +122,7 @@ class PolicyAllocator:
         target, std = self.policy.rebalance_trusted(returns, weights, min(drawdown, 0.999999), self.n_samples)
         drift = None if self._drift is None else self._drift.update(self._market_features(returns))
         self.last_drift = drift
-        return Allocation(weights=target, uncertainty=float(std.mean()), drift=drift)
+        return Allocation(weights=target, uncertainty=_mean(std), drift=drift)
 
     def _market_features(self, returns: FloatArray) -> FloatArray:
         """The market part of this bar's observation (the policy's own, when it kept it)."""
@@ -143,6 +144,15 @@ class PolicyAllocator:
             self.allocate(np.zeros((self.history_length, n)), weights, 0.0)
         finally:
             self._drift, self.last_drift = monitor, last
+
+
+def _mean(x: FloatArray) -> float:
+    """``float(x.mean())``; a non-empty contiguous float64 vector (the policies' std) by NumPy's own
+    pairwise summation in one kernel (``measures.fhs_fused``, bit for bit) without ``np.mean``'s
+    Python-level dispatch. NaN propagates."""
+    if type(x) is np.ndarray and x.dtype == np.float64 and x.ndim == 1 and x.size and x.flags.c_contiguous:
+        return float(pairwise_mean_kernel(x))
+    return float(x.mean())
 
 
 def load_allocator(policy: Any, n_samples: int = 10, drift: DriftSettings | None = None) -> Allocator | None:

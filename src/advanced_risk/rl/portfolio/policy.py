@@ -29,12 +29,14 @@ from advanced_risk.logs import get_logger
 from advanced_risk.measures.validation import FloatArray
 from advanced_risk.monitoring.drift import FeatureReference
 from advanced_risk.rl.portfolio.accounting import (
+    ACTION_BOUND,
     action_to_weights,
     check_history,
     history_length,
     market_dim,
     market_features_kernel,
     observation_dim,
+    trade_kernel,
 )
 from advanced_risk.rl.portfolio.asset_names import AssetNames, stored_asset_names
 from advanced_risk.rl.portfolio.drift import stored_reference
@@ -223,7 +225,13 @@ class PortfolioPolicy:
             action, std = self.policy.mc_dropout(obs, n_samples, self._rng)
         else:  # the same maths and draws in fewer NumPy calls (rl/ppo/dropout_kernels.py)
             action, std = runner.run(obs, self._rng)
-        return execute(weights, action_to_weights(action), self.env_config), std.astype(np.float64)
+        if type(weights) is not np.ndarray or weights.dtype != np.float64 or action.ndim != 1:
+            return execute(weights, action_to_weights(action), self.env_config), std.astype(np.float64)
+        # execute(weights, action_to_weights(action)) in one kernel (bit for bit, accounting.py)
+        cfg = self.env_config
+        target = np.empty(weights.shape[0])
+        trade_kernel(action, weights, ACTION_BOUND, cfg.no_trade_band, cfg.rebalance_rate, target)
+        return target, std.astype(np.float64)
 
     def _dropout_runner(self, n_samples: int) -> DropoutRunner | None:
         """The buffered MC dropout of ``self.policy`` for ``n_samples`` masks (built on first use,
