@@ -43,6 +43,8 @@ import numpy as np
 
 from advanced_risk.engine.core import DecisionEngine, Observed, component_fault
 from advanced_risk.engine.protocols import Advisor, Allocation, Allocator
+from advanced_risk.measures.jit import jit
+from advanced_risk.measures.pairwise import pairwise_sum_kernel
 from advanced_risk.measures.validation import FloatArray
 from advanced_risk.types import AgentAdvice, DriftStatus
 
@@ -258,6 +260,9 @@ def checked_allocation(allocation: Any, n_assets: int) -> Allocation:
     """
     if not isinstance(allocation, Allocation):
         raise ValueError(f"allocate returned {type(allocation).__name__}, not an Allocation")
+    fast = _valid_allocation(allocation, n_assets)
+    if fast is not None:
+        return fast
     weights = np.asarray(allocation.weights, dtype=np.float64)
     if weights.shape != (n_assets + 1,):
         raise ValueError(f"allocation weights have shape {weights.shape}, expected ({n_assets + 1},)")
@@ -274,6 +279,43 @@ def checked_allocation(allocation: Any, n_assets: int) -> Allocation:
     if drift is not None and not isinstance(drift, DriftStatus):
         raise ValueError(f"allocation drift must be None or a DriftStatus, got {type(drift).__name__}")
     return Allocation(np.clip(weights, 0.0, 1.0), None if u is None else float(u), drift)
+
+
+def _clipped_weights_python(weights: FloatArray, out: FloatArray) -> tuple[bool, float]:
+    """``(ok, total)``: ``ok`` when every weight is finite and in ``[-1e-9, 1 + 1e-9]`` (the range
+    test of :func:`checked_allocation`, ``weights.min()`` / ``max()`` on finite values), ``total``
+    NumPy's pairwise ``weights.sum()``; ``out`` is ``np.clip(weights, 0.0, 1.0)`` (-0.0 kept, as
+    there). NaN or inf: ``ok`` False."""
+    ok = True
+    for i in range(weights.shape[0]):
+        v = weights[i]
+        ok = ok and math.isfinite(v) and -1e-9 <= v <= 1.0 + 1e-9
+        out[i] = 0.0 if v < 0.0 else 1.0 if v > 1.0 else v
+    return ok, pairwise_sum_kernel(weights)
+
+
+_clipped_weights_kernel = jit(_clipped_weights_python)
+
+
+def _valid_allocation(allocation: Allocation, n_assets: int) -> Allocation | None:
+    """:func:`checked_allocation`'s answer in one kernel when it is valid and its weights are a
+    contiguous float64 vector of the right length (the policies' own); None otherwise: the caller
+    then runs the NumPy checks, which say why (the same checks, bit for bit the same clip)."""
+    weights, u, drift = allocation.weights, allocation.uncertainty, allocation.drift
+    if (
+        type(weights) is not np.ndarray
+        or weights.dtype != np.float64
+        or weights.shape != (n_assets + 1,)
+        or not weights.flags.c_contiguous
+        or not (type(u) is float and math.isfinite(u) and u >= 0.0)
+        or not (drift is None or isinstance(drift, DriftStatus))
+    ):
+        return None
+    out = np.empty(n_assets + 1)
+    ok, total = _clipped_weights_kernel(weights, out)
+    if not ok or abs(float(total) - 1.0) > 1e-6:
+        return None
+    return Allocation(out, u, drift)
 
 
 def _requests(
