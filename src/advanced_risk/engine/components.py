@@ -43,8 +43,7 @@ import numpy as np
 
 from advanced_risk.engine.core import DecisionEngine, Observed, component_fault
 from advanced_risk.engine.protocols import Advisor, Allocation, Allocator
-from advanced_risk.measures.jit import jit
-from advanced_risk.measures.pairwise import pairwise_sum_kernel
+from advanced_risk.measures.decide_kernels import clipped_weights_kernel
 from advanced_risk.measures.validation import FloatArray
 from advanced_risk.types import AgentAdvice, DriftStatus
 
@@ -281,22 +280,6 @@ def checked_allocation(allocation: Any, n_assets: int) -> Allocation:
     return Allocation(np.clip(weights, 0.0, 1.0), None if u is None else float(u), drift)
 
 
-def _clipped_weights_python(weights: FloatArray, out: FloatArray) -> tuple[bool, float]:
-    """``(ok, total)``: ``ok`` when every weight is finite and in ``[-1e-9, 1 + 1e-9]`` (the range
-    test of :func:`checked_allocation`, ``weights.min()`` / ``max()`` on finite values), ``total``
-    NumPy's pairwise ``weights.sum()``; ``out`` is ``np.clip(weights, 0.0, 1.0)`` (-0.0 kept, as
-    there). NaN or inf: ``ok`` False."""
-    ok = True
-    for i in range(weights.shape[0]):
-        v = weights[i]
-        ok = ok and math.isfinite(v) and -1e-9 <= v <= 1.0 + 1e-9
-        out[i] = 0.0 if v < 0.0 else 1.0 if v > 1.0 else v
-    return ok, pairwise_sum_kernel(weights)
-
-
-_clipped_weights_kernel = jit(_clipped_weights_python)
-
-
 def _valid_allocation(allocation: Allocation, n_assets: int) -> Allocation | None:
     """:func:`checked_allocation`'s answer in one kernel when it is valid and its weights are a
     contiguous float64 vector of the right length (the policies' own); None otherwise: the caller
@@ -312,7 +295,7 @@ def _valid_allocation(allocation: Allocation, n_assets: int) -> Allocation | Non
     ):
         return None
     out = np.empty(n_assets + 1)
-    ok, total = _clipped_weights_kernel(weights, out)
+    ok, total = clipped_weights_kernel(weights, out)
     if not ok or abs(float(total) - 1.0) > 1e-6:
         return None
     return Allocation(out, u, drift)

@@ -5,7 +5,8 @@ strategy's reference book (issue 14).
 a division, ``np.append``) and merged the policy's allocation into the held book (``_allocate``:
 a copy, an index, ``np.where``, a mask and ``np.flatnonzero``), and ``StrategyDrawdown`` earned and
 set its reference book (a product, a NaN mask, a sum; ``np.isfinite``, ``np.where``) with ~15 small
-NumPy calls per bar;
+NumPy calls per bar, and ``checked_allocation`` validated and clipped the policy's answer with
+~8 more;
 inside the flow each first call pays for cold caches (docs/performance.md). These kernels do the
 same float64 operations, so the results are bit for bit the NumPy formulation's
 (``tests/unit/test_decide_book_kernels.py`` compares them). What they reproduce of NumPy's definitions:
@@ -18,6 +19,8 @@ same float64 operations, so the results are bit for bit the NumPy formulation's
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from advanced_risk.measures.jit import jit
@@ -25,7 +28,13 @@ from advanced_risk.measures.observe_kernels import maximum_kernel
 from advanced_risk.measures.pairwise import pairwise_sum_kernel
 from advanced_risk.measures.validation import FloatArray, IntArray
 
-__all__ = ["earned_return_kernel", "finite_or_zero_kernel", "policy_book_kernel", "with_cash_kernel"]
+__all__ = [
+    "clipped_weights_kernel",
+    "earned_return_kernel",
+    "finite_or_zero_kernel",
+    "policy_book_kernel",
+    "with_cash_kernel",
+]
 
 
 def _with_cash_python(held: FloatArray, cols: IntArray) -> FloatArray:
@@ -110,7 +119,21 @@ def _finite_or_zero_python(x: FloatArray) -> FloatArray:
     return out
 
 
+def _clipped_weights_python(weights: FloatArray, out: FloatArray) -> tuple[bool, float]:
+    """``(ok, total)`` of a policy's allocation, assets then cash (``engine.components``'
+    ``checked_allocation``): ``ok`` when every weight is finite and in ``[-1e-9, 1 + 1e-9]`` (its
+    ``weights.min()`` / ``max()`` test), ``total`` NumPy's pairwise ``weights.sum()``; ``out`` is
+    ``np.clip(weights, 0.0, 1.0)`` (-0.0 kept, as there). NaN or inf: ``ok`` False."""
+    ok = True
+    for i in range(weights.shape[0]):
+        v = weights[i]
+        ok = ok and math.isfinite(v) and -1e-9 <= v <= 1.0 + 1e-9
+        out[i] = 0.0 if v < 0.0 else 1.0 if v > 1.0 else v
+    return ok, pairwise_sum_kernel(weights)
+
+
 with_cash_kernel = jit(_with_cash_python)
 earned_return_kernel = jit(_earned_return_python)
 finite_or_zero_kernel = jit(_finite_or_zero_python)
+clipped_weights_kernel = jit(_clipped_weights_python)
 policy_book_kernel = jit(_policy_book_python)
