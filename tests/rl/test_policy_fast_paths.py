@@ -185,11 +185,11 @@ def test_rebalance_trusted_is_the_numpy_path(dropout: float, n_samples: int) -> 
 
 def test_runner_follows_a_replaced_policy() -> None:
     pp = _portfolio(0.1)
-    first = pp._dropout_runner(10)
+    first = pp._dropout.runner_for(pp.policy, 10)
     assert first is not None
-    assert pp._dropout_runner(10) is first
+    assert pp._dropout.runner_for(pp.policy, 10) is first
     pp.policy = _portfolio(0.2).policy
-    second = pp._dropout_runner(10)
+    second = pp._dropout.runner_for(pp.policy, 10)
     assert second is not None
     assert second is not first
     assert second.keep == np.float32(0.8)
@@ -230,3 +230,32 @@ def test_uncertainty_mean_is_numpy(seed: int) -> None:
 
 def assert_same_float(a: float, b: float) -> None:
     np.testing.assert_array_equal(np.float64(a), np.float64(b))
+
+
+@pytest.mark.parametrize(("dropout", "n_samples"), [(0.1, 10), (0.3, 2), (0.0, 10), (0.1, 1)])
+def test_agent_uncertainty_is_the_numpy_path_before_and_after_a_weight_change(
+    dropout: float, n_samples: int
+) -> None:
+    """``PPOAgent.select_action_with_uncertainty`` (the runner, for one observation) gives
+    ``NumpyPolicy.mc_dropout``'s bits and draws, for one observation and a batch, and follows an
+    in-place change of the weights (the snapshot is rebuilt, and so is the runner)."""
+    torch = pytest.importorskip("torch")
+    from advanced_risk.config import PPOConfig
+    from advanced_risk.rl.ppo.agent import PPOAgent
+
+    agent = PPOAgent(12, 4, PPOConfig(dropout=dropout, hidden_sizes=(16, 8), device="cpu", seed=3))
+    rng = np.random.default_rng(4)
+    for step in range(3):
+        for obs in (rng.normal(size=12), rng.normal(size=(5, 12))):
+            twin = np.random.default_rng()
+            twin.bit_generator.state = agent.inference_rng.bit_generator.state
+            expected = agent._inference_policy().mc_dropout(obs, n_samples, twin)
+            got = agent.select_action_with_uncertainty(obs, n_samples)
+            for a, b in zip(got, expected, strict=True):
+                _same(a, b)
+            assert agent.inference_rng.bit_generator.state == twin.bit_generator.state
+        first = got[0].copy()
+        agent.select_action_with_uncertainty(rng.normal(size=12), n_samples)
+        np.testing.assert_array_equal(got[0], first)  # the caller's arrays are not the runner's buffers
+        with torch.no_grad():  # an in-place edit, as an optimizer step
+            next(agent.network.parameters()).add_(0.05 * (step + 1))

@@ -41,7 +41,7 @@ from advanced_risk.rl.portfolio.accounting import (
 from advanced_risk.rl.portfolio.asset_names import AssetNames, stored_asset_names
 from advanced_risk.rl.portfolio.drift import stored_reference
 from advanced_risk.rl.portfolio.observation_kernel import observation_kernel
-from advanced_risk.rl.ppo.dropout_kernels import DropoutRunner
+from advanced_risk.rl.ppo.dropout_kernels import RunnerCache
 from advanced_risk.rl.ppo.inference import NumpyPolicy, check_obs
 from advanced_risk.rl.ppo.io import PolicyFile, check_dims, read_policy_file
 
@@ -166,8 +166,7 @@ class PortfolioPolicy:
                 f"needs {self.obs_dim}, {self.asset_count + 1}"
             )
         self._rng = np.random.default_rng(seed + 1)
-        self._runner: DropoutRunner | None = None
-        self._runner_key: tuple[NumpyPolicy, int] | None = None
+        self._dropout = RunnerCache()  # the buffered MC dropout of self.policy
         self.observation_reference: FeatureReference | None = None
         self.last_market: FloatArray | None = None
 
@@ -220,7 +219,7 @@ class PortfolioPolicy:
         ok, obs = observation_kernel(market, weights, float(drawdown))
         if not ok or obs.shape[0] != self.obs_dim:
             obs = check_obs(_observation(market, weights, drawdown), self.obs_dim)
-        runner = self._dropout_runner(n_samples)
+        runner = self._dropout.runner_for(self.policy, n_samples)
         if runner is None:
             action, std = self.policy.mc_dropout(obs, n_samples, self._rng)
         else:  # the same maths and draws in fewer NumPy calls (rl/ppo/dropout_kernels.py)
@@ -232,21 +231,3 @@ class PortfolioPolicy:
         target = np.empty(weights.shape[0])
         trade_kernel(action, weights, ACTION_BOUND, cfg.no_trade_band, cfg.rebalance_rate, target)
         return target, std.astype(np.float64)
-
-    def _dropout_runner(self, n_samples: int) -> DropoutRunner | None:
-        """The buffered MC dropout of ``self.policy`` for ``n_samples`` masks (built on first use,
-        rebuilt if the policy is replaced); None where ``NumpyPolicy.mc_dropout`` itself runs (no
-        dropout, one sample, a one-layer or one-output network)."""
-        policy = self.policy
-        key = self._runner_key
-        if key is not None and key[0] is policy and key[1] == n_samples:
-            return self._runner
-        usable = 0.0 < policy.dropout < 1.0 and n_samples >= 2 and len(policy.weights) >= 2
-        runner = None
-        if usable and policy.action_dim >= 2:
-            runner = DropoutRunner(
-                policy.weights, policy.biases, policy.dropout, policy.obs_mean, policy.obs_scale,
-                policy.obs_clip, n_samples,
-            )  # fmt: skip
-        self._runner, self._runner_key = runner, (policy, n_samples)
-        return runner

@@ -57,6 +57,7 @@ from advanced_risk.errors import ConfigError, InvalidInputError, ModelLoadError
 from advanced_risk.logs import get_logger
 from advanced_risk.measures.validation import check_positive_int
 from advanced_risk.rl.ppo.buffer import RolloutBatch, RolloutBuffer, compute_gae
+from advanced_risk.rl.ppo.dropout_kernels import RunnerCache
 from advanced_risk.rl.ppo.gradients import normalize_advantages, ppo_gradients
 from advanced_risk.rl.ppo.inference import NumpyPolicy, check_obs
 from advanced_risk.rl.ppo.io import PolicyFile, read_policy_file, write_policy_file
@@ -152,6 +153,7 @@ class PPOAgent:
         self.torch_generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)  # minibatch shuffles
         self.inference_rng = np.random.default_rng(cfg.seed + 1)  # stochastic / MC-dropout inference
+        self._dropout = RunnerCache()
         self.global_step = 0  # environment steps collected over the agent's life
         self.num_updates = 0  # PPO updates over the agent's life
         self.schedule = (0, max(1, cfg.total_timesteps // cfg.batch_size))  # (first update, length)
@@ -201,7 +203,10 @@ class PPOAgent:
         """
         if n_samples < 1:
             raise InvalidInputError(f"n_samples must be >= 1, got {n_samples}")
-        return self._inference_policy().mc_dropout(self._check_obs(obs), n_samples, self.inference_rng)
+        # one observation: the buffered runner (rl/ppo/dropout_kernels.py), bit for bit the same
+        return self._dropout.mc_dropout(
+            self._inference_policy(), self._check_obs(obs), n_samples, self.inference_rng
+        )
 
     # -- rollout ---------------------------------------------------------------------------------
     def _normalize(self, obs: NDArray[np.floating]) -> NDArray[np.float32]:

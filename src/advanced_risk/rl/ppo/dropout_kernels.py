@@ -40,6 +40,7 @@ from advanced_risk.measures.jit import jit
 
 __all__ = [
     "DropoutRunner",
+    "RunnerCache",
     "head_std_kernel",
     "masked_first_kernel",
     "masked_kernel",
@@ -194,3 +195,49 @@ class DropoutRunner:
             else:
                 head_std_kernel(y, keep, biases[k], self.n_samples, self._std)
         return x, self._std[0]
+
+
+class RunnerCache:
+    """The :class:`DropoutRunner` of one :class:`~advanced_risk.rl.ppo.inference.NumpyPolicy` at a
+    time, built on first use and rebuilt when the policy object or ``n_samples`` changes.
+
+    :meth:`mc_dropout` is ``policy.mc_dropout(obs, n_samples, rng)``, bit for bit and with the same
+    draws, through the runner where one applies (one observation, 0 < dropout < 1, at least two
+    samples, two layers and two outputs), else through ``NumpyPolicy.mc_dropout`` itself (a batch,
+    no dropout, one sample, ...). The runner holds the policy's own arrays: an in-place change of
+    its weights is seen. Not thread-safe (one set of buffers).
+    """
+
+    def __init__(self) -> None:
+        self._runner: DropoutRunner | None = None
+        self._key: tuple[Any, int] | None = None
+
+    def mc_dropout(self, policy: Any, obs: F64, n_samples: int, rng: np.random.Generator) -> tuple[F32, F32]:
+        """The deterministic action and the MC-dropout std (arrays the caller owns)."""
+        runner = self.runner_for(policy, n_samples) if obs.ndim == 1 else None
+        if runner is None:
+            out: tuple[F32, F32] = policy.mc_dropout(obs, n_samples, rng)
+            return out
+        action, std = runner.run(obs, rng)
+        return action.copy(), std.copy()  # the runner's buffers are overwritten by its next call
+
+    def runner_for(self, policy: Any, n_samples: int) -> DropoutRunner | None:
+        """The runner of ``policy`` for ``n_samples`` masks, or None where ``policy.mc_dropout``
+        itself must run (no dropout, one sample, a one-layer or one-output network)."""
+        key = self._key
+        if key is not None and key[0] is policy and key[1] == n_samples:
+            return self._runner
+        usable = (
+            0.0 < policy.dropout < 1.0
+            and n_samples >= 2
+            and len(policy.weights) >= 2
+            and policy.action_dim >= 2
+        )
+        runner = None
+        if usable:
+            runner = DropoutRunner(
+                policy.weights, policy.biases, policy.dropout, policy.obs_mean, policy.obs_scale,
+                policy.obs_clip, n_samples,
+            )  # fmt: skip
+        self._runner, self._key = runner, (policy, n_samples)
+        return runner
