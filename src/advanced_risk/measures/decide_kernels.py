@@ -100,15 +100,17 @@ def _policy_book_python(held: FloatArray, cols: IntArray, weights: FloatArray) -
 def _earned_return_python(weights: FloatArray, returns: FloatArray) -> float:
     """``sum(weights * returns)`` with NaN products counted as 0 (``np.nansum``'s rule), summed in
     NumPy's pairwise order: as ``earned = weights * returns; earned[np.isnan(earned)] = 0.0;
-    np.add.reduce(earned)``. The arrays have one length (not checked beyond the first's)."""
+    np.add.reduce(earned)`` (a zero sum is +0.0, as NumPy's). The values are read as float64 (the
+    reference's of ``weights.astype(np.float64)``, ``returns.astype(np.float64)``). The arrays must
+    have one length."""
     n = weights.shape[0]
     if returns.shape[0] != n:
         raise ValueError("earned_return_kernel: weights and returns must have one length")
     earned = np.empty(n)
     for i in range(n):
-        v = weights[i] * returns[i]
+        v = np.float64(weights[i]) * np.float64(returns[i])  # read as float64 (not float32 * float32)
         earned[i] = 0.0 if np.isnan(v) else v
-    return pairwise_sum_kernel(earned)
+    return pairwise_sum_kernel(earned) + 0.0  # NumPy's sum starts at +0.0: never -0.0
 
 
 def _finite_or_zero_python(x: FloatArray) -> FloatArray:
@@ -123,13 +125,19 @@ def _clipped_weights_python(weights: FloatArray, out: FloatArray) -> tuple[bool,
     """``(ok, total)`` of a policy's allocation, assets then cash (``engine.components``'
     ``checked_allocation``): ``ok`` when every weight is finite and in ``[-1e-9, 1 + 1e-9]`` (its
     ``weights.min()`` / ``max()`` test), ``total`` NumPy's pairwise ``weights.sum()``; ``out`` is
-    ``np.clip(weights, 0.0, 1.0)`` (-0.0 kept, as there). NaN or inf: ``ok`` False."""
+    ``np.clip(weights, 0.0, 1.0)`` (-0.0 kept, as there). NaN or inf: ``ok`` False. The values are
+    read as float64 (as ``np.asarray(weights, dtype=np.float64)`` there, whatever the dtype)."""
+    if out.shape[0] != weights.shape[0]:
+        raise ValueError("clipped_weights_kernel: out must have the length of weights")
     ok = True
     for i in range(weights.shape[0]):
-        v = weights[i]
-        ok = ok and math.isfinite(v) and -1e-9 <= v <= 1.0 + 1e-9
+        out[i] = np.float64(weights[i])  # read as float64, as np.asarray(weights, dtype=np.float64)
+        ok = ok and math.isfinite(out[i]) and -1e-9 <= out[i] <= 1.0 + 1e-9
+    total = pairwise_sum_kernel(out) + 0.0  # summed in float64; NumPy's sum is never -0.0
+    for i in range(out.shape[0]):
+        v = out[i]
         out[i] = 0.0 if v < 0.0 else 1.0 if v > 1.0 else v
-    return ok, pairwise_sum_kernel(weights)
+    return ok, total
 
 
 with_cash_kernel = jit(_with_cash_python)

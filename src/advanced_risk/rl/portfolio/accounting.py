@@ -160,9 +160,13 @@ def _trade_python(
     the action cast to float64 (exact), :func:`action_to_weights`'s softmax kernel, the band test
     ``np.abs(target - held).sum() < band`` with NumPy's pairwise sum (``measures.pairwise``), then
     ``held`` (a copy), ``target`` (rate 1) or ``held + rate * (target - held)``. NaN: a NaN action
-    gives NaN weights as there (the band test is False).
+    gives NaN weights as there (the band test is False). ``action``, ``held`` and ``out`` of different
+    lengths: ``ValueError`` (``execute`` broadcasts or raises; the kernel would read out of bounds).
     """
     m = action.shape[0]
+    # numba does not bounds-check: another length would read past held or write past out
+    if held.shape[0] != m or out.shape[0] != m:
+        raise ValueError("trade_kernel: action, held and out must have one length")
     a = np.empty((1, m))
     for j in range(m):
         a[0, j] = np.float64(action[j])
