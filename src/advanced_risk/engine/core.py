@@ -48,6 +48,7 @@ from advanced_risk.engine.state import PersistedState
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.logs import get_logger
 from advanced_risk.measures.decide_kernels import policy_book_kernel, with_cash_kernel
+from advanced_risk.measures.decide_kernels import warm_up as warm_up_decide_kernels
 from advanced_risk.measures.rolling_max import RollingMax
 from advanced_risk.measures.stop_kernels import position_sizes_kernel, trail_stops_kernel
 from advanced_risk.measures.validation import BoolArray, FloatArray, IntArray
@@ -814,6 +815,7 @@ def warm_up(config: RiskConfig) -> None:
         if garch and i == tracker_cfg.window and scratch.tracker is not None:
             scratch.tracker.install_garch(GarchParams(0.0, 1e-6, 0.05, 0.05, 0.9))
         scratch.decide(observed, allocation)
+    warm_up_decide_kernels()  # the scratch engine has no policy: its books' kernels were not run
 
 
 def _names(component: Any) -> tuple[str, ...] | None:

@@ -33,6 +33,7 @@ __all__ = [
     "earned_return_kernel",
     "finite_or_zero_kernel",
     "policy_book_kernel",
+    "warm_up",
     "with_cash_kernel",
 ]
 
@@ -145,3 +146,17 @@ earned_return_kernel = jit(_earned_return_python)
 finite_or_zero_kernel = jit(_finite_or_zero_python)
 clipped_weights_kernel = jit(_clipped_weights_python)
 policy_book_kernel = jit(_policy_book_python)
+
+
+def warm_up() -> None:
+    """Call every kernel of this module once, with the types the engine passes (float64 books,
+    int64 columns), so that their compilation or load from numba's disk cache (up to seconds on a
+    cold cache) is paid here, not inside the first decision with a policy: a policy on the worker
+    thread compiling ``clipped_weights_kernel`` missed the deadline of the bars behind it."""
+    held, cols = np.array([0.5, -0.25]), np.arange(2, dtype=np.int64)
+    weights = np.array([0.5, 0.25, 0.25])
+    with_cash_kernel(held, cols)
+    policy_book_kernel(held, cols, weights)
+    earned_return_kernel(held, np.array([0.01, -0.02]))
+    finite_or_zero_kernel(held)
+    clipped_weights_kernel(weights, np.empty(3))
