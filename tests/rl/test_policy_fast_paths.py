@@ -16,7 +16,12 @@ import pytest
 from numpy.typing import NDArray
 
 from advanced_risk.config import EnvConfig
-from advanced_risk.rl.portfolio.accounting import ACTION_BOUND, action_to_weights, trade_kernel
+from advanced_risk.rl.portfolio.accounting import (
+    ACTION_BOUND,
+    action_to_weights,
+    history_length,
+    trade_kernel,
+)
 from advanced_risk.rl.portfolio.allocator import _mean as allocator_mean
 from advanced_risk.rl.portfolio.policy import PortfolioPolicy, execute
 from advanced_risk.rl.ppo.dropout_kernels import (
@@ -259,3 +264,28 @@ def test_agent_uncertainty_is_the_numpy_path_before_and_after_a_weight_change(
         np.testing.assert_array_equal(got[0], first)  # the caller's arrays are not the runner's buffers
         with torch.no_grad():  # an in-place edit, as an optimizer step
             next(agent.network.parameters()).add_(0.05 * (step + 1))
+
+
+def test_manager_rebalance_trusted_trades_as_execute_bit_for_bit() -> None:
+    """``RLPortfolioManager.rebalance_trusted`` (the object a bot may pass as its policy) trades with
+    ``policy.trade``: the same bits as ``execute(weights, action_to_weights(action))`` on the action
+    and draws of ``select_action_with_uncertainty``; a list book takes the NumPy formulation."""
+    pytest.importorskip("torch")
+    from advanced_risk.config import PPOConfig
+    from advanced_risk.rl.portfolio.manager import RLPortfolioManager
+    from advanced_risk.rl.portfolio.policy import trade
+
+    cfg = EnvConfig(asset_count=4, no_trade_band=0.01, rebalance_rate=0.5)
+    manager = RLPortfolioManager(env_config=cfg, ppo_config=PPOConfig(device="cpu", seed=5))
+    rng = np.random.default_rng(6)
+    for _ in range(20):
+        returns = rng.normal(0.0, 0.01, (history_length(cfg), 4))
+        weights = rng.dirichlet(np.ones(5))
+        state = manager.agent.inference_rng.bit_generator.state
+        got, std = manager.rebalance_trusted(returns, weights, 0.05, 10)
+        manager.agent.inference_rng.bit_generator.state = state
+        obs = manager._observation_trusted(returns, weights, 0.05)
+        action, expected_std = manager.agent.select_action_with_uncertainty(obs, 10)
+        _same(got, execute(weights, action_to_weights(action), cfg))
+        _same(std, expected_std.astype(np.float64))
+        _same(trade(list(weights), action, cfg), execute(list(weights), action_to_weights(action), cfg))

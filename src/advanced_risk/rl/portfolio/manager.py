@@ -58,7 +58,7 @@ from advanced_risk.rl.portfolio.asset_names import AssetNames, check_asset_names
 from advanced_risk.rl.portfolio.drift import REFERENCE_KEY, stored_reference
 from advanced_risk.rl.portfolio.env import VectorTradingEnv, as_target_weights, resolve_env_config
 from advanced_risk.rl.portfolio.market import MarketModel
-from advanced_risk.rl.portfolio.policy import execute, manager_settings, policy_observation
+from advanced_risk.rl.portfolio.policy import execute, manager_settings, policy_observation, trade
 from advanced_risk.rl.ppo.agent import PPOAgent
 from advanced_risk.rl.ppo.io import read_policy_file
 
@@ -274,7 +274,7 @@ class RLPortfolioManager:
         """
         obs = self._observation_trusted(returns, weights, drawdown)
         action, std = self.agent.select_action_with_uncertainty(obs, n_samples)
-        return self._execute(weights, action_to_weights(action)), std.astype(np.float64)
+        return trade(weights, action, self.env_config), std.astype(np.float64)
 
     @overload
     def rebalance(

@@ -45,7 +45,7 @@ from advanced_risk.rl.ppo.dropout_kernels import RunnerCache
 from advanced_risk.rl.ppo.inference import NumpyPolicy, check_obs
 from advanced_risk.rl.ppo.io import PolicyFile, check_dims, read_policy_file
 
-__all__ = ["ManagerSettings", "PortfolioPolicy", "execute", "manager_settings", "policy_observation"]
+__all__ = ["ManagerSettings", "PortfolioPolicy", "execute", "manager_settings", "policy_observation", "trade"]
 
 log = get_logger(__name__)
 
@@ -138,6 +138,17 @@ def execute(held: FloatArray, target: FloatArray, config: EnvConfig) -> FloatArr
     return out
 
 
+def trade(held: FloatArray, action: NDArray[np.float32], config: EnvConfig) -> FloatArray:
+    """``execute(held, action_to_weights(action), config)``: the weights after trading towards the
+    policy's action. One kernel (``accounting.trade_kernel``, bit for bit the same) for one action
+    and a float64 ndarray book, the NumPy formulation otherwise."""
+    if type(held) is not np.ndarray or held.dtype != np.float64 or action.ndim != 1:
+        return execute(held, action_to_weights(action), config)
+    out = np.empty(held.shape[0])
+    trade_kernel(action, held, ACTION_BOUND, config.no_trade_band, config.rebalance_rate, out)
+    return out
+
+
 class PortfolioPolicy:
     """A trained allocator's policy and settings for trading (see the module docstring).
 
@@ -224,10 +235,4 @@ class PortfolioPolicy:
             action, std = self.policy.mc_dropout(obs, n_samples, self._rng)
         else:  # the same maths and draws in fewer NumPy calls (rl/ppo/dropout_kernels.py)
             action, std = runner.run(obs, self._rng)
-        if type(weights) is not np.ndarray or weights.dtype != np.float64 or action.ndim != 1:
-            return execute(weights, action_to_weights(action), self.env_config), std.astype(np.float64)
-        # execute(weights, action_to_weights(action)) in one kernel (bit for bit, accounting.py)
-        cfg = self.env_config
-        target = np.empty(weights.shape[0])
-        trade_kernel(action, weights, ACTION_BOUND, cfg.no_trade_band, cfg.rebalance_rate, target)
-        return target, std.astype(np.float64)
+        return trade(weights, action, self.env_config), std.astype(np.float64)
