@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.unit.test_policy_fast_paths_allocation import reference_checked_allocation
 
 from advanced_risk.engine.components import checked_allocation
 from advanced_risk.engine.protocols import Allocation
@@ -40,7 +41,6 @@ from advanced_risk.measures.decide_kernels import (
 )
 from advanced_risk.rl.portfolio.accounting import ACTION_BOUND, action_to_weights, trade_kernel
 from advanced_risk.rl.portfolio.policy import execute
-from advanced_risk.types import DriftStatus
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_decide_book_kernels import (
@@ -176,26 +176,7 @@ def test_kernels_refuse_bad_shapes_and_columns() -> None:
             finite_or_zero_kernel(bad)
 
 
-# -- checked_allocation: the fast path against the NumPy checks of f72a634, verbatim ---------------
-def reference_checked_allocation(allocation: Any, n_assets: int) -> Allocation:
-    if not isinstance(allocation, Allocation):
-        raise ValueError(f"allocate returned {type(allocation).__name__}, not an Allocation")
-    weights = np.asarray(allocation.weights, dtype=np.float64)
-    if weights.shape != (n_assets + 1,):
-        raise ValueError(f"allocation weights have shape {weights.shape}, expected ({n_assets + 1},)")
-    if not np.isfinite(weights).all() or weights.min() < -1e-9 or weights.max() > 1.0 + 1e-9:
-        raise ValueError(f"allocation weights must be finite and in [0, 1], got {weights.tolist()[:8]}")
-    if abs(float(weights.sum()) - 1.0) > 1e-6:
-        raise ValueError(f"allocation weights (assets then cash) must sum to 1, got {weights.sum():.6g}")
-    u = allocation.uncertainty
-    if u is not None and not (
-        isinstance(u, int | float | np.floating) and not isinstance(u, bool) and math.isfinite(u) and u >= 0.0
-    ):
-        raise ValueError(f"allocation uncertainty must be None or finite >= 0, got {u!r}")
-    drift = allocation.drift
-    if drift is not None and not isinstance(drift, DriftStatus):
-        raise ValueError(f"allocation drift must be None or a DriftStatus, got {type(drift).__name__}")
-    return Allocation(np.clip(weights, 0.0, 1.0), None if u is None else float(u), drift)
+# -- checked_allocation: the fast path against the NumPy checks of f72a634 ---------------------------
 
 
 def _outcome(check: Any, allocation: Allocation, n_assets: int) -> tuple[Any, ...]:

@@ -17,7 +17,8 @@ from advanced_risk.engine.protocols import Allocation
 from advanced_risk.types import DriftStatus
 
 
-def _reference(allocation: Any, n_assets: int) -> Allocation:
+def reference_checked_allocation(allocation: Any, n_assets: int) -> Allocation:
+    """``checked_allocation`` at f72a634 (the NumPy checks), verbatim: the reference of the fast path."""
     if not isinstance(allocation, Allocation):
         raise ValueError(f"allocate returned {type(allocation).__name__}, not an Allocation")
     weights = np.asarray(allocation.weights, dtype=np.float64)
@@ -78,7 +79,7 @@ def test_checked_allocation_is_the_numpy_checks(seed: int, case: int) -> None:
         for weights in (w, w.astype(np.float32), w[::-1].copy()[::-1], list(w)):
             allocation = Allocation(weights, u, drift)  # type: ignore[arg-type]
             kind, got = _outcome(checked_allocation, allocation, n)
-            ref_kind, ref = _outcome(_reference, allocation, n)
+            ref_kind, ref = _outcome(reference_checked_allocation, allocation, n)
             assert kind == ref_kind
             if kind == "raised":
                 assert got == ref
