@@ -230,9 +230,6 @@ class PortfolioPolicy:
         ok, obs = observation_kernel(market, weights, float(drawdown))
         if not ok or obs.shape[0] != self.obs_dim:
             obs = check_obs(_observation(market, weights, drawdown), self.obs_dim)
-        runner = self._dropout.runner_for(self.policy, n_samples)
-        if runner is None:
-            action, std = self.policy.mc_dropout(obs, n_samples, self._rng)
-        else:  # the same maths and draws in fewer NumPy calls (rl/ppo/dropout_kernels.py)
-            action, std = runner.run(obs, self._rng)
+        # the same maths and draws as policy.mc_dropout in fewer NumPy calls (rl/ppo/dropout_kernels.py)
+        action, std = self._dropout.mc_dropout(self.policy, obs, n_samples, self._rng)
         return trade(weights, action, self.env_config), std.astype(np.float64)

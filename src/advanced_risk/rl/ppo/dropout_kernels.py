@@ -37,6 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from advanced_risk.measures.jit import jit
+from advanced_risk.measures.validation import FloatArray
 
 __all__ = [
     "DropoutRunner",
@@ -49,10 +50,9 @@ __all__ = [
 ]
 
 F32 = NDArray[np.float32]
-F64 = NDArray[np.float64]
 
 
-def _normalize_python(obs: F64, mean: F64, scale: F64, clip: float, out: F32) -> None:
+def _normalize_python(obs: FloatArray, mean: FloatArray, scale: FloatArray, clip: float, out: F32) -> None:
     """``out[i] = float32(clip((obs[i] - mean[i]) / scale[i], -clip, clip))`` (NaN stays NaN)."""
     for i in range(obs.shape[0]):
         z = (obs[i] - mean[i]) / scale[i]
@@ -142,8 +142,8 @@ class DropoutRunner:
         weights: tuple[F32, ...],
         biases: tuple[F32, ...],
         dropout: float,
-        obs_mean: F64 | None,
-        obs_scale: F64 | None,
+        obs_mean: FloatArray | None,
+        obs_scale: FloatArray | None,
         obs_clip: float,
         n_samples: int,
     ) -> None:
@@ -162,7 +162,7 @@ class DropoutRunner:
         self._out = [np.empty((n_samples, w), dtype=np.float32) for w in widths[1:]]
         self._std = np.empty((1, widths[-1]), dtype=np.float32)
 
-    def run(self, obs: F64, rng: np.random.Generator) -> tuple[F32, F32]:
+    def run(self, obs: FloatArray, rng: np.random.Generator) -> tuple[F32, F32]:
         """The deterministic action and the MC-dropout std for the float64 observation ``obs``."""
         weights, biases, keep = self.weights, self.biases, self.keep
         z, h = self._z, self._h[0]
@@ -212,7 +212,9 @@ class RunnerCache:
         self._runner: DropoutRunner | None = None
         self._key: tuple[Any, int] | None = None
 
-    def mc_dropout(self, policy: Any, obs: F64, n_samples: int, rng: np.random.Generator) -> tuple[F32, F32]:
+    def mc_dropout(
+        self, policy: Any, obs: FloatArray, n_samples: int, rng: np.random.Generator
+    ) -> tuple[F32, F32]:
         """The deterministic action and the MC-dropout std (arrays the caller owns)."""
         runner = self.runner_for(policy, n_samples) if obs.ndim == 1 else None
         if runner is None:
