@@ -14,8 +14,8 @@ Each kernel is defined next to the public function it serves; this module only n
 - :func:`ewma_variance_kernel`, :func:`gjr_garch_variance_kernel`: the variance filters;
   :func:`rolling_mean_std_kernel`: rolling mean and standard deviation (``volatility.py``);
 - :func:`rsi_kernel`: Wilder's RSI (``indicators.py``);
-- :func:`sorted_tail_kernel`, :func:`fhs_kernel`: (VaR, CVaR) of a sorted tail and by filtered
-  historical simulation, :func:`floored_variance_kernel`: the floor of the tracker's filtered
+- :func:`historical_kernel`, :func:`fhs_kernel`: historical (VaR, CVaR) and by filtered historical
+  simulation, :func:`floored_variance_kernel`: the floor of the tracker's filtered
   variance (``var_kernels.py``); :func:`var_cvar_kernel`: (VaR, CVaR) by method
   (``var.py``).
 """
@@ -25,7 +25,7 @@ from __future__ import annotations
 from advanced_risk.measures.covariance import covariance_to_correlation_kernel, ewma_correlation_step_kernel
 from advanced_risk.measures.indicators import rsi_kernel
 from advanced_risk.measures.var import var_cvar_kernel
-from advanced_risk.measures.var_kernels import fhs_kernel, floored_variance_kernel, sorted_tail_kernel
+from advanced_risk.measures.var_kernels import fhs_kernel, floored_variance_kernel, historical_kernel
 from advanced_risk.measures.volatility import (
     ewma_variance_kernel,
     gjr_garch_variance_kernel,
@@ -39,8 +39,8 @@ __all__ = [
     "fhs_kernel",
     "floored_variance_kernel",
     "gjr_garch_variance_kernel",
+    "historical_kernel",
     "rolling_mean_std_kernel",
     "rsi_kernel",
-    "sorted_tail_kernel",
     "var_cvar_kernel",
 ]

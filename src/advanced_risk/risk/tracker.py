@@ -40,7 +40,7 @@ from advanced_risk.measures.kernels import (
     ewma_variance_kernel,
     fhs_kernel,
     floored_variance_kernel,
-    sorted_tail_kernel,
+    historical_kernel,
     var_cvar_kernel,
 )
 from advanced_risk.measures.observe_kernels import tracker_step_kernel
@@ -468,9 +468,7 @@ class RiskTracker:
             p = self._buffer[end - min(self._n_obs, cfg.fhs_window) : end] @ w
             var, cvar = self._fhs_pair(p, m, a)
         elif m is VaRMethod.HISTORICAL:
-            # = _historical(p, a); numpy's SIMD sort is ~6x faster than numba's on 250 fresh values
-            s = np.sort(self._buffer[end - cfg.window : end] @ w)
-            var, cvar = sorted_tail_kernel(s, s.shape[0], 1.0 - a)
+            var, cvar = historical_kernel(self._buffer[end - cfg.window : end] @ w, a)
         else:
             var, cvar = var_cvar_kernel(self._buffer[end - cfg.window : end] @ w, a, m)
         return float(var), float(cvar), m, a
