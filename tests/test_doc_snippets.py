@@ -6,6 +6,10 @@ the shipped models as ``models/...``, as a user in the repository root would); w
 writes lands in that scratch directory. A block preceded by ``<!-- snippet: slow -->`` runs only
 under ``-m slow``. A block that is not meant to run is fenced ``text``, ``pycon`` or ``bash``.
 
+A ``text`` block right after a python block (nothing but blank lines between) is what that snippet
+prints, and the test checks it: the same words line by line, each number within one unit of its
+last printed digit or 0.5 % (a figure in the docs is one a reader can reproduce, not an old run's).
+
 The selected snippets start together, two at a time (most of a snippet's time is its start-up:
 imports, numba's cache, the GARCH helper process), each with one OpenMP thread (their torch
 networks are tiny and the tests share the cores); every test then waits for its own.
@@ -13,6 +17,7 @@ networks are tiny and the tests share the cores); every test then waits for its 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -42,6 +47,7 @@ class Block:
     info: str
     code: str
     slow: bool
+    output: str | None = None  # the text block that follows it: what it prints
 
 
 @dataclass(frozen=True)
@@ -58,8 +64,8 @@ def _blocks(path: Path) -> list[Block]:
     """Every fenced block of ``path``, in order."""
     lines = path.read_text(encoding="utf-8").splitlines()
     name = path.relative_to(ROOT).as_posix()
-    out = []
-    i = 0
+    out: list[Block] = []
+    i = previous_end = 0
     while i < len(lines):
         opening = FENCE.match(lines[i])
         if opening is None:
@@ -72,9 +78,43 @@ def _blocks(path: Path) -> list[Block]:
         before = [line.strip() for line in lines[:i] if line.strip()]
         slow = bool(before) and before[-1] == SLOW_MARK
         code = textwrap.dedent("\n".join(lines[i + 1 : end])) + "\n"
+        if (
+            out
+            and out[-1].info == "python"
+            and opening["info"] == "text"
+            and not any(line.strip() for line in lines[previous_end + 1 : i])
+        ):
+            out[-1] = dataclasses.replace(out[-1], output=code)
         out.append(Block(f"{name}:{i + 1}", opening["info"], code, slow))
-        i = end + 1
+        previous_end, i = end, end + 1
     return out
+
+
+NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def _printed_mismatches(printed: str, documented: str) -> list[str]:
+    """Lines where ``printed`` differs from ``documented``: other words, or a number off by more
+    than one unit of the documented number's last digit and 0.5 %."""
+    got, want = printed.strip().splitlines(), documented.strip().splitlines()
+    if len(got) != len(want):
+        return [f"{len(got)} lines printed, {len(want)} documented"]
+    bad = []
+    for g, w in zip(got, want, strict=True):
+        g_numbers, w_numbers = NUMBER.findall(g), NUMBER.findall(w)
+        same_words = NUMBER.sub("#", g).split() == NUMBER.sub("#", w).split()
+        close = len(g_numbers) == len(w_numbers) and all(
+            _close(float(a.replace(",", "")), b) for a, b in zip(g_numbers, w_numbers, strict=True)
+        )
+        if not (same_words and close):
+            bad.append(f"printed    {g}\ndocumented {w}")
+    return bad
+
+
+def _close(value: float, documented: str) -> bool:
+    expected = float(documented.replace(",", ""))
+    unit = 10.0 ** -len(documented.split(".")[1]) if "." in documented else 1.0
+    return abs(value - expected) <= max(unit * 1.000001, 0.005 * abs(expected))
 
 
 SNIPPETS = [block for path in DOCS for block in _blocks(path) if block.info == "python"]
@@ -135,6 +175,9 @@ def test_snippet_runs_as_a_file(block: Block, snippet_runs: dict[str, Future[Run
         f"snippet exited {run.returncode}\n--- stderr ---\n{run.stderr[-6000:]}\n"
         f"--- stdout ---\n{run.stdout[-2000:]}\n--- code ---\n{block.code}"
     )
+    if block.output is not None:
+        bad = _printed_mismatches(run.stdout, block.output)
+        assert not bad, "the text block after the snippet is not what it prints:\n" + "\n".join(bad)
 
 
 def test_snippets_are_found() -> None:
@@ -143,6 +186,14 @@ def test_snippets_are_found() -> None:
     assert any(w.startswith("README.md:") for w in where)
     assert any(w.startswith("docs/embedding.md:") for w in where)
     assert len(where) >= 10
+
+
+def test_documented_output_is_compared_within_the_printed_precision() -> None:
+    assert _printed_mismatches("VaR 99% 1.65%, close 14,423", "VaR 99% 1.66%, close 14,424") == []
+    assert _printed_mismatches("VaR 99% 2.37% of equity", "VaR 99% 1.51% of equity")
+    assert _printed_mismatches("leverage 0.36", "lev 0.36")
+    assert _printed_mismatches("a\nb", "a")
+    assert sum(block.output is not None for block in SNIPPETS) >= 2  # README's coin, embedding's 150/50
 
 
 def test_python_blocks_use_the_python_fence() -> None:
