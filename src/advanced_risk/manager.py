@@ -224,6 +224,8 @@ class AdvancedRiskManager:
         if path is None:
             log.info("state_in_memory", reason="RiskConfig.state_path is None; nothing survives a restart")
         restored = store.load()
+        # the last journaled decision's stops: trailed protection survives a restart (memory: none)
+        stops = _restored_stops(store) if path is not None else {}
         if self._pools_closed:  # reopened after close(): a shut-down executor takes no new work
             self._components.reopen()
             self._background_pool = _garch_pool()
@@ -243,6 +245,7 @@ class AdvancedRiskManager:
         self._engine = DecisionEngine(
             self.config,
             restored=restored,
+            stops=stops,
             allocator=self._allocator,
             advisor=self._advisor,
             background=self._fit_garch_async,
@@ -251,6 +254,7 @@ class AdvancedRiskManager:
             "risk_manager_opened",
             trading_state=restored.trading_state.value,
             peak_equity=restored.peak_equity,
+            stops_restored=len(stops),
             policy=type(self._allocator).__name__ if self._allocator else None,
             risk_agents=self._advisor is not None,
         )
@@ -976,6 +980,16 @@ def _check_component(component: Allocator | Advisor | None, kind: str, config: R
         raise InvalidInputError(
             f"{kind}.asset_names names {len(names)} assets but {kind}.asset_count is {count}"
         )
+
+
+def _restored_stops(store: StateStore) -> dict[str, float]:
+    """The stops of the last journaled decision (:meth:`StateStore.last_stops`), or ``{}`` and a
+    ``stops_not_restored`` warning when the journal cannot be read: a restart never fails for them."""
+    try:
+        return store.last_stops()
+    except Exception as exc:  # restored stops are a convenience of the restart, never a reason to fail it
+        log.warning("stops_not_restored", path=str(store.path), reason=repr(exc))
+        return {}
 
 
 def _is_int(value: object) -> bool:

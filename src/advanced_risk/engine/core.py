@@ -92,13 +92,25 @@ class Observed:
 
 
 class DecisionEngine:
-    """Turns one validated bar into a :class:`RiskDecision` (see the module docstring)."""
+    """Turns one validated bar into a :class:`RiskDecision` (see the module docstring).
+
+    Parameters
+    ----------
+    config : the risk configuration.
+    restored : the safety state of the state store (None: a fresh start).
+    stops : asset -> protective stop of the last journaled decision (the manager reads it from the
+        state file at a restart; None or empty: none). They seed the stops of the first bar that
+        carries prices, for that bar's assets (:meth:`_seed_stops`), and trail on from there.
+    allocator, advisor : the policy and the learned risk agents (None: the rules alone).
+    background : runs a GJR-GARCH fit off this thread (None: in the caller's thread).
+    """
 
     def __init__(
         self,
         config: RiskConfig,
         *,
         restored: PersistedState | None = None,
+        stops: Mapping[str, float] | None = None,
         allocator: Allocator | None = None,
         advisor: Advisor | None = None,
         background: Background | None = None,
@@ -130,6 +142,8 @@ class DecisionEngine:
         self._held = np.empty(0)
         self._stop = np.empty(0)
         self._stop_short = np.empty(0, dtype=bool)
+        self._restored_stops = dict(stops) if stops else None  # seeded at the first bar with prices
+        self._restoring = False  # some restored stop waits for its asset's ATR (_check_restored)
         self._columns: dict[int, IntArray | None] = {}  # id(component) -> its columns in the universe
         self._in_order: dict[int, bool] = {}  # id(component) -> its columns are 0, 1, ..., n - 1
         self._reduce_from: FloatArray | None = None  # |held| when REDUCING began (universe order)
@@ -222,6 +236,8 @@ class DecisionEngine:
             except Exception as exc:  # a component fault: degrade, never raise
                 faults.append(component_fault("tracker", exc))
         if bar.prices is not None:
+            if self._restored_stops is not None:
+                self._seed_stops(bar.assets, bar.prices)
             try:
                 high = bar.high if bar.high is not None else bar.prices
                 low = bar.low if bar.low is not None else bar.prices
@@ -288,6 +304,46 @@ class DecisionEngine:
         self.assets = bar.assets
         self._columns.clear()
         self._in_order.clear()
+
+    def _seed_stops(self, assets: tuple[str, ...], prices: FloatArray) -> None:
+        """Seed the stops of a restart from the restored ones (once: at the first bar with prices).
+
+        A restored stop below the bar's close is a long's, above it a short's; one at the close, or
+        of an asset not in this bar, is dropped (an asset that joins later starts without one).
+        Until its asset's ATR is ready the stop stands as restored (:meth:`_check_restored`).
+        """
+        restored, self._restored_stops = self._restored_stops, None
+        assert restored is not None  # the caller checked
+        level = np.array([restored.get(a, math.nan) for a in assets], dtype=np.float64)
+        short = level > prices
+        seeded = short | (level < prices)
+        self._stop = np.where(seeded, level, self._stop)
+        self._stop_short = np.where(seeded, short, self._stop_short)
+        self._restoring = bool(seeded.any())
+        dropped = sorted(set(restored) - {assets[i] for i in np.flatnonzero(seeded)})
+        log.info("stops_restored", seeded=int(seeded.sum()), dropped=dropped[:20])
+
+    def _check_restored(self, prices: FloatArray, target: FloatArray, held: FloatArray) -> None:
+        """Drop a restored stop that waits for its asset's ATR if the close traded through it or
+        the position's side (the sign of its target weight, else of its held weight, else long) is
+        not the stop's: once the ATR is ready, that asset's stop restarts from the close. A stop
+        whose ATR is ready trails from where it stands, as if there had been no restart.
+
+        Only a restored stop can stand on an asset whose ATR is not ready (the kernel sets a stop
+        only where it is, and an ATR stays ready); the check ends once none waits.
+        """
+        waiting = ~self._atr.ready & ~np.isnan(self._stop)
+        if not waiting.any():
+            self._restoring = False
+            return
+        stop, stop_short = self._stop, self._stop_short
+        short = np.where(target != 0.0, target < 0.0, held < 0.0)
+        through = np.where(stop_short, prices >= stop, prices <= stop)
+        drop = waiting & (through | (short != stop_short))
+        if drop.any():
+            self._stop = np.where(drop, np.nan, stop)
+            names = [self.assets[i] for i in np.flatnonzero(drop)[:20]] if self.assets else []
+            log.info("restored_stops_dropped", assets=names)
 
     def _feed_tracker(self, returns: FloatArray) -> None:
         """Update the tracker (made at the first returns) and start a GJR-GARCH refit if one is due."""
@@ -719,11 +775,16 @@ class DecisionEngine:
         A position's side is the sign of its target weight, else of its held weight, else long. A
         long's stop is ``k * ATR`` below the close and only ever rises; a short's is above and only
         ever falls; a stop the price traded through (or a side change) restarts from the close.
-        Assets whose ATR has not warmed up get neither.
+        Assets whose ATR has not warmed up get no size, and no stop except one restored at a
+        restart (the last journaled decision's): it is reported as restored until the ATR is
+        ready, then trails on from there; one the close trades through, or on the other side of
+        the position, is dropped meanwhile (:meth:`_check_restored`).
         """
         prices = bar.prices
         if prices is None:
             return {}, self._stop_levels(bar.assets)
+        if self._restoring:
+            self._check_restored(prices, target, bar.held)
         ready = self._atr.ready
         multiple = self.config.sizing.atr_multiplier if advice is None else advice.stop_multiple
         trailing = advice is None or advice.trailing  # the stop agent may keep a live stop where it is

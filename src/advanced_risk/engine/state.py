@@ -426,6 +426,31 @@ class StateStore:
             ).fetchone()
         return None if r is None else JournalEntry(r[0], r[1], r[2], json.loads(r[3]))
 
+    def last_stops(self) -> dict[str, float]:
+        """The ``stop_levels`` of the newest journaled decision (operator rows skipped): the
+        protective stops a restart seeds its own from; ``{}`` when the journal holds no decision.
+
+        A newest row that is not JSON, or whose ``stop_levels`` is not a mapping of asset names to
+        finite prices >= 0, restores nothing: ``{}``, and a ``stops_not_restored`` warning names
+        the row and why (an older row is not read instead: its stops would be staler still).
+
+        Raises
+        ------
+        StateStoreError
+            If the database fails.
+        """
+        with self._op("last_stops") as conn:
+            row = conn.execute(
+                "SELECT decision_id, payload FROM journal "
+                "WHERE payload NOT LIKE '{\"event\":%' ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+        if row is None:
+            return {}
+        stops, why = _stops_of(row[1])
+        if why:
+            log.warning("stops_not_restored", path=self._label, decision_id=row[0], reason=why)
+        return stops
+
     def count(self) -> int:
         """Number of journaled decisions kept (at most ``max_journal_rows`` when that is set)."""
         with self._op("count") as conn:
@@ -610,6 +635,30 @@ class StateStore:
 
 def _finite_positive(value: float, name: str) -> float:
     return check_range(value, name, 0.0, math.inf, lo_open=True, hi_open=True)
+
+
+def _stops_of(text: Any) -> tuple[dict[str, float], str]:
+    """The ``stop_levels`` of a journaled decision's JSON text, and ``""``; or ``{}`` and why the
+    text is not a decision with stops (not JSON, no ``stop_levels`` mapping, a level that is not
+    a finite number >= 0)."""
+    try:
+        payload = json.loads(text)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return {}, f"payload is not JSON ({type(exc).__name__}: {exc})"
+    stops = payload.get("stop_levels") if isinstance(payload, dict) else None
+    if not isinstance(stops, dict):
+        return {}, "payload holds no stop_levels mapping"
+    levels: dict[str, float] = {}
+    for asset, level in stops.items():
+        number = isinstance(level, int | float) and not isinstance(level, bool)
+        try:
+            value = float(level) if number else math.nan
+        except OverflowError:  # an integer beyond float's range
+            value = math.nan
+        if not (math.isfinite(value) and value >= 0.0):
+            return {}, f"stop_levels[{asset!r}] = {level!r} is not a finite price >= 0"
+        levels[asset] = value
+    return levels, ""
 
 
 def _as_state(state: TradingState | str) -> TradingState:
