@@ -54,11 +54,11 @@ def main() -> None:
 
         def arrays(assets: Any = assets, r: Any = r, p: Any = p, book: Any = book) -> None:
             market = MarketState.from_arrays(assets, returns=r, prices=p)
-            parse_inputs(market, book, assets, has_history=True, max_assets=1000)
+            parse_inputs(market, book, assets, max_assets=1000)
 
         def dicts(assets: Any = assets, rd: Any = rd, pd_: Any = pd_, book: Any = book) -> None:
             market = MarketState(returns=rd, prices=pd_)
-            parse_inputs(market, book, assets, has_history=True, max_assets=1000)
+            parse_inputs(market, book, assets, max_assets=1000)
 
         a, d = _median_us(arrays, args.reps), _median_us(dicts, args.reps)
         print(f"{n:>6}{a:>14.1f}{d:>13.1f}{d / a:>15.1f}x")
@@ -75,12 +75,12 @@ def main() -> None:
         def arrays_book(assets: Any = assets, r: Any = r, p: Any = p, w: Any = w) -> None:
             market = MarketState.from_arrays(assets, returns=r, prices=p)
             book = Portfolio.from_arrays(assets, w, equity=1e6)
-            parse_inputs(market, book, assets, has_history=True, max_assets=1000)
+            parse_inputs(market, book, assets, max_assets=1000)
 
         def dicts_book(assets: Any = assets, rd: Any = rd, pd_: Any = pd_, wd: Any = wd) -> None:
             market = MarketState(returns=rd, prices=pd_)
             book = Portfolio(weights=wd, equity=1e6)
-            parse_inputs(market, book, assets, has_history=True, max_assets=1000)
+            parse_inputs(market, book, assets, max_assets=1000)
 
         a, d = _median_us(arrays_book, args.reps), _median_us(dicts_book, args.reps)
         print(f"{n:>6}{a:>14.1f}{d:>13.1f}{d / a:>15.1f}x")

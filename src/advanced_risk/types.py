@@ -698,7 +698,8 @@ class RiskDecision(Mapping[str, Any]):
         REDUCING or HALTED: no new positions). Absent for an asset whose ATR is not warm yet.
     stop_levels : asset -> protective (trailing) stop price: below the price for a long (rises
         only), above it for a short (falls only). The side is the sign of the target weight, else of
-        the held weight, else long. Absent for an asset whose ATR is not warm yet.
+        the held weight, else long. Absent for an asset whose ATR is not warm yet, unless restored
+        at a restart (the last journalled stop, with ``RiskConfig.state_path``).
     var, cvar : one-bar VaR / CVaR of the decided signed book (weights x leverage) at
         ``config.alpha``, positive loss fractions; NaN while there is not enough history for any
         estimate (null in JSON).

@@ -38,6 +38,39 @@ def test_trend_alone_is_refused_as_input() -> None:
     assert not decision.degraded
 
 
+NO_DATA = r"market_state (needs returns, prices or volatility|is empty)"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("empty", [MarketState(), MarketState(trend=0.05), {}, {"trend": 0.05}])
+async def test_a_bar_without_market_data_is_refused_after_history_too(empty: object) -> None:
+    """A feed glitch's empty bar after many good ones: refused on both entry points, and nothing
+    changes (the next decision is the one of a twin that never saw it). Accepted, it got a
+    healthy-looking decision on the last bar's data with no sign of it."""
+    risk, twin = AdvancedRiskManager(RiskConfig(**FAST)), AdvancedRiskManager(RiskConfig(**FAST))
+    book = Portfolio(weights={"A": 0.5, "B": -0.2}, equity=1e5)
+    bars = [_ohlc({"A": 100.0 + t, "B": 50.0 - 0.1 * t}) for t in range(31)]
+    try:
+        for bar in bars[:-1]:
+            await risk.manage_risk(bar, book)
+            await twin.manage_risk(bar, book)
+        with pytest.raises(InvalidInputError, match=NO_DATA):
+            risk.manage_risk_sync(empty, book)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInputError, match=NO_DATA):
+            await risk.manage_risk(empty, book)  # type: ignore[arg-type]
+        after, expected = risk.manage_risk_sync(bars[-1], book), twin.manage_risk_sync(bars[-1], book)
+    finally:
+        risk.close_sync()
+        twin.close_sync()
+    assert not after.degraded
+    assert (after.stop_levels, after.position_sizes, after.leverage) == (
+        expected.stop_levels,
+        expected.position_sizes,
+        expected.leverage,
+    )
+    assert after.var == expected.var or (math.isnan(after.var) and math.isnan(expected.var))
+
+
 @pytest.mark.parametrize("bad_price", [1e-300, 0.5e-300])
 def test_price_derived_returns_meet_the_rules_of_given_returns(bad_price: float) -> None:
     """A price that implies a return of -100 % (or beyond MAX_BAR_RETURN) is refused; nothing changes."""

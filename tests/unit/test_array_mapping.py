@@ -77,8 +77,8 @@ def test_a_bar_as_arrays_parses_to_the_bar_as_dicts_in_any_order(
     as_dicts = MarketState(
         returns=dict(zip(names, r.tolist(), strict=True)), prices=dict(zip(names, p.tolist(), strict=True))
     )
-    a = parse_inputs(as_arrays, _book(NAMES), NAMES, has_history=True)
-    d = parse_inputs(as_dicts, _book(NAMES), NAMES, has_history=True)
+    a = parse_inputs(as_arrays, _book(NAMES), NAMES)
+    d = parse_inputs(as_dicts, _book(NAMES), NAMES)
     assert a.assets == d.assets == NAMES
     for field in ("returns", "prices", "held"):
         got, want = getattr(a, field), getattr(d, field)
@@ -92,7 +92,7 @@ def test_a_bar_whose_returns_and_prices_name_other_assets_is_refused() -> None:
     other = MarketState.from_arrays(("AAA", "BBB", "DDD"), prices=np.ones(3))
     mixed = MarketState(returns=market.returns, prices=other.prices)
     with pytest.raises(InvalidInputError, match="same assets"):
-        parse_inputs(mixed, _book(NAMES), NAMES, has_history=True)
+        parse_inputs(mixed, _book(NAMES), NAMES)
 
 
 def test_the_rest_of_the_mappingproxy_surface_gives_dicts() -> None:

@@ -164,7 +164,6 @@ class DecisionEngine:
             portfolio,
             self.assets,
             self._held if self.assets else None,
-            self.has_history,
             self.config.max_assets,
         )
         for component, kind in ((self.allocator, "policy"), (self.advisor, "risk agents")):

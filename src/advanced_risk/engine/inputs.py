@@ -139,7 +139,6 @@ def parse_inputs(
     portfolio: Portfolio | Mapping[str, Any],
     universe: tuple[str, ...] | None,
     previous_held: FloatArray | None = None,
-    has_history: bool = False,
     max_assets: int = 1_000,
 ) -> Bar:
     """Validate one bar against the universe (see the module docstring).
@@ -150,12 +149,11 @@ def parse_inputs(
     universe : the assets of earlier bars, or None before the first.
     previous_held : the held weights of the previous bar (universe order), to refuse a held asset
         that leaves.
-    has_history : whether an earlier bar carried prices (a bar may then carry no market data).
     max_assets : the most assets a bar may name (``RiskConfig.max_assets``).
     """
     market: MarketState = _as_value(market_state, MarketState, "market_state")
     book: Portfolio = _as_value(portfolio, Portfolio, "portfolio")
-    _check_market_fields(market, has_history)
+    _check_market_fields(market)
     names = _bar_names(market, book, universe, max_assets)
     assets, joined, left = _next_universe(names, universe)
     _check_portfolio(book, assets, universe, previous_held, left)
@@ -184,11 +182,12 @@ def _same_assets(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
     return a.keys() == b.keys()
 
 
-def _check_market_fields(market: MarketState, has_history: bool) -> None:
+def _check_market_fields(market: MarketState) -> None:
     """Refuse per-asset fields that name different assets, and a bar that carries nothing a rule reads.
 
     ``returns`` and ``prices`` name the same assets; ``high`` and ``low`` need ``prices`` (the close)
-    and name its assets. Before any bar carried prices, a bar needs returns, prices or volatility.
+    and name its assets. Every bar needs returns, prices or volatility: one without (a feed glitch)
+    would be decided on the last bar's data with nothing to say so.
     """
     if market.returns and market.prices and not _same_assets(market.returns, market.prices):
         raise InvalidInputError("market_state.returns and market_state.prices must name the same assets")
@@ -197,7 +196,7 @@ def _check_market_fields(market: MarketState, has_history: bool) -> None:
             raise InvalidInputError(f"market_state.{field} needs market_state.prices (the close) as well")
         if values and not _same_assets(values, market.prices):
             raise InvalidInputError(f"market_state.{field} must name the same assets as market_state.prices")
-    if not (market.returns or market.prices) and market.volatility is None and not has_history:
+    if not (market.returns or market.prices) and market.volatility is None:
         raise InvalidInputError(
             "market_state needs returns, prices or volatility (trend alone is read by no rule)"
         )
