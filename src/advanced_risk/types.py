@@ -123,8 +123,10 @@ def _checked_float(asset: Any, value: Any, name: str, lo: float, hi: float = mat
     return v
 
 
-def _optional(value: Any, name: str, lo: float, hi: float) -> float | None:
-    return None if value is None else check_range(value, name, lo, hi)
+def _optional(value: Any, name: str, lo: float, hi: float, *, lo_open: bool = False) -> float | None:
+    return (
+        None if value is None else check_range(value, name, lo, hi, lo_open=lo_open, hi_open=math.isinf(hi))
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -516,16 +518,13 @@ class Portfolio:
         object.__setattr__(
             self,
             "current_drawdown",
-            check_range(self.current_drawdown, "portfolio['current_drawdown']", 0.0, 1.0),
+            check_range(self.current_drawdown, "portfolio.current_drawdown", 0.0, 1.0),
         )
-        object.__setattr__(self, "equity", _optional(self.equity, "portfolio.equity", 0.0, math.inf))
-        object.__setattr__(
-            self, "peak_equity", _optional(self.peak_equity, "portfolio.peak_equity", 0.0, math.inf)
-        )
-        if self.equity is not None and self.equity <= 0:
-            raise InvalidInputError(f"portfolio.equity must be > 0, got {self.equity}")
-        if self.peak_equity is not None and self.peak_equity <= 0:  # drawdowns are measured from it
-            raise InvalidInputError(f"portfolio.peak_equity must be > 0, got {self.peak_equity}")
+        # both > 0: sizes are fractions of the equity, drawdowns are measured from the peak
+        equity = _optional(self.equity, "portfolio.equity", 0.0, math.inf, lo_open=True)
+        object.__setattr__(self, "equity", equity)
+        peak = _optional(self.peak_equity, "portfolio.peak_equity", 0.0, math.inf, lo_open=True)
+        object.__setattr__(self, "peak_equity", peak)
         if self.equity is not None and self.peak_equity is not None and self.peak_equity < self.equity:
             raise InvalidInputError(
                 f"portfolio.peak_equity ({self.peak_equity}) must be >= portfolio.equity ({self.equity})"

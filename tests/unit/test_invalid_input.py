@@ -16,6 +16,7 @@ import pytest
 
 from advanced_risk import measures as m
 from advanced_risk.errors import InvalidInputError
+from advanced_risk.types import Portfolio
 
 rng = np.random.default_rng(0)
 R1 = rng.normal(0.0, 0.01, 300)  # one return series
@@ -274,7 +275,7 @@ def _portfolio(field: str, value: object) -> object:
         (_portfolio, "weights", r"portfolio\.weights\['A'\]"),
         (_portfolio, "equity", r"portfolio\.equity"),
         (_portfolio, "peak_equity", r"portfolio\.peak_equity"),
-        (_portfolio, "current_drawdown", r"portfolio\['current_drawdown'\]"),
+        (_portfolio, "current_drawdown", r"portfolio\.current_drawdown"),
     ],
 )
 def test_an_int_beyond_the_float_range_is_invalid_input_naming_the_field(
@@ -300,3 +301,12 @@ def test_measures_refuse_an_int_beyond_the_float_range_naming_the_field() -> Non
         m.historical_var([0.01, 10**400])
     with pytest.raises(InvalidInputError, match="alpha must be finite"):
         m.historical_var([0.01, 0.02], alpha=10**400)
+
+
+@pytest.mark.parametrize("field", ["equity", "peak_equity"])
+@pytest.mark.parametrize("value", [0, 0.0, -5.0, -1e-300])
+def test_a_non_positive_equity_gets_one_message_naming_the_field(field: str, value: float) -> None:
+    """0 and -5 read the same: the open interval the field must lie in (a user test found "must be
+    > 0" for 0 but "must be in [0.0, inf]" for -5, a range that holds the refused 0)."""
+    with pytest.raises(InvalidInputError, match=rf"portfolio\.{field} must be in \(0\.0, inf\), got"):
+        Portfolio(weights={"A": 0.5}, **{field: value})
