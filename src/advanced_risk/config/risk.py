@@ -65,6 +65,12 @@ class TrackerConfig(_ConfigMixin):
     """The correlation-shock flag rises when fast average correlation exceeds the baseline by this."""
     clear_margin: float = 0.075
     """... and clears when the excess falls back below this (hysteresis: clear_margin < shock_margin)."""
+    shock_noise_multiple: float = 3.0
+    """Both margins are raised, in proportion, to at least this many sampling standard deviations of
+    the fast average correlation of independent assets (``risk.tracker.shock_noise_floor``: 0.10
+    for 3 pairs, 0.013 for 190), so a book of few assets is not flagged on noise; 0: fixed margins.
+    3 flags at most 0.8 % of the bars of independent GARCH-t books of 2-20 assets (chosen on synthetic
+    data only: docs/risk_rules.md, round 5); it changes nothing from 6 assets on."""
     correlation_warmup: int = 60
     """Bars before the correlation baseline starts and the shock flag is evaluated (early EWMA is noise)."""
     fhs_window: int = 500
@@ -98,6 +104,7 @@ class TrackerConfig(_ConfigMixin):
                     "0 < clear_margin < shock_margin < 2 required, got "
                     f"{self.clear_margin} and {self.shock_margin}",
                 ),
+                lambda: _in_range(self.shock_noise_multiple, "shock_noise_multiple", 0.0, 10.0),
                 lambda: _require(
                     isinstance(self.correlation_warmup, int) and 2 <= self.correlation_warmup <= MAX_BARS,
                     f"correlation_warmup must be in [2, {MAX_BARS}], got {self.correlation_warmup}",

@@ -10,7 +10,9 @@ The tracker is fed one return vector per bar and answers per bar, without recomp
   and its average pairwise correlation in O(n^2) per bar;
 - a slow EWMA of that average is the baseline; the ``correlation_shock`` flag rises when the fast
   average exceeds the baseline by ``shock_margin`` and clears by itself once the excess falls below
-  ``clear_margin`` (hysteresis, so it does not flap at the boundary). When the pairs averaged change
+  ``clear_margin`` (hysteresis, so it does not flap at the boundary); with
+  ``shock_noise_multiple`` both margins rise to that many standard deviations of the average's
+  sampling noise, which is large for few pairs (``shock_noise_floor``). When the pairs averaged change
   (an asset removed, a late joiner counted after its warm-up), the baseline moves with the average
   so that the excess of the pairs counted before is kept (diluted by their share of the pairs
   counted now): a shock is a rise of the correlations, not a change of the pair set.
@@ -58,7 +60,7 @@ from advanced_risk.measures.var_method import VaRMethod, as_var_method
 if TYPE_CHECKING:
     from advanced_risk.risk.garch import GarchParams
 
-__all__ = ["RiskSnapshot", "RiskTracker", "next_shock_state"]
+__all__ = ["RiskSnapshot", "RiskTracker", "next_shock_state", "shock_noise_floor"]
 
 _DEFAULT_CONFIG = TrackerConfig()  # frozen, so one shared default instance is safe
 _GARCH_MIN_OBS = 100  # fit_gjr_garch's minimum: fewer bars cannot pin down four parameters
@@ -96,6 +98,25 @@ def next_shock_state(shock: bool, excess: float, shock_margin: float, clear_marg
     (False, True)
     """
     return excess >= clear_margin if shock else excess > shock_margin
+
+
+def shock_noise_floor(ewma_lambda: float, pairs: int) -> float:
+    """Sampling standard deviation of the average of ``pairs`` EWMA correlations of independent
+    series: ``sqrt((1 - lambda) / ((1 + lambda) * pairs))`` (inf without a pair).
+
+    One EWMA correlation of independent series varies with the root of the sum of its squared
+    weights, ``sqrt((1 - lambda) / (1 + lambda))`` (0.176 at lambda 0.94); the pairs' sample
+    correlations are uncorrelated when the true ones are 0, so their average divides it by
+    ``sqrt(pairs)``.
+
+    Examples
+    --------
+    >>> round(shock_noise_floor(0.94, 3), 3), round(shock_noise_floor(0.94, 190), 3)
+    (0.102, 0.013)
+    """
+    if pairs < 1:
+        return math.inf
+    return math.sqrt((1.0 - ewma_lambda) / ((1.0 + ewma_lambda) * pairs))
 
 
 class RiskTracker:
@@ -139,6 +160,7 @@ class RiskTracker:
         self._fast_correlation = math.nan
         self._baseline = math.nan
         self._shock = False
+        self._noise_pairs = -1  # the pairs the shock margins were last scaled for (-1: none yet)
         self._garch: GarchParams | None = None  # fitted lazily, on the first fhs_garch query
         self._garch_fit_bar: int | None = None
         self._auto_refit = bool(auto_refit)  # False: fits are installed from outside (off the hot path)
@@ -238,8 +260,21 @@ class RiskTracker:
         if math.isnan(self._baseline):
             self._baseline = fast  # the baseline starts where the warm-up ends
             return
-        self._shock = next_shock_state(self._shock, fast - self._baseline, cfg.shock_margin, cfg.clear_margin)
+        shock_margin, clear_margin = self._shock_margins()
+        self._shock = next_shock_state(self._shock, fast - self._baseline, shock_margin, clear_margin)
         self._baseline = cfg.baseline_lambda * self._baseline + (1.0 - cfg.baseline_lambda) * fast
+
+    def _shock_margins(self) -> tuple[float, float]:
+        """``(shock_margin, clear_margin)`` raised to ``shock_noise_multiple`` x the noise floor of the
+        pairs the average counts (:func:`shock_noise_floor`), in proportion."""
+        cfg = self._config
+        if cfg.shock_noise_multiple == 0.0:
+            return cfg.shock_margin, cfg.clear_margin
+        if self._noise_pairs != _pairs(self._n):  # recounted until every pair counts
+            self._noise_pairs = _pairs(self._with_variance(self._counted()))
+        floor = cfg.shock_noise_multiple * shock_noise_floor(cfg.ewma_lambda, self._noise_pairs)
+        scale = max(1.0, floor / cfg.shock_margin)
+        return cfg.shock_margin * scale, cfg.clear_margin * scale
 
     # ---------------------------------------------------------------------------------- state
     @property
@@ -366,6 +401,7 @@ class RiskTracker:
         self._age = np.append(self._age, np.zeros(k, dtype=np.int64))
         self._n += k
         self._late_joiners = self._late_joiners or self._n_obs > 0
+        self._noise_pairs = -1
         if self._n_obs > 0:
             self._counted_from.add(self._n_obs + self._config.correlation_warmup)
 
@@ -383,6 +419,7 @@ class RiskTracker:
         self._ewma_state = np.ascontiguousarray(self._ewma_state[np.ix_(keep, keep)])
         self._age = self._age[keep]
         self._n = int(keep.size)
+        self._noise_pairs = -1
         if self._n_obs > 0 and idx.size:
             old, self._fast_correlation = self._fast_correlation, self._masked_correlation(self._counted())
             self._rebase(self._fast_correlation, old)
