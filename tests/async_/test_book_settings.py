@@ -282,3 +282,29 @@ def test_a_policy_missing_one_of_its_assets_says_so() -> None:
     finally:
         risk.close_sync()
     assert any(a.startswith("policy idle: its asset(s) ['C'] are not in this bar") for a in decision.alerts)
+
+
+@pytest.mark.parametrize("given", ["prices", "returns"])
+def test_a_one_bar_jump_is_taken_as_real_and_said(given: str) -> None:
+    """A 2:1 split left unadjusted (-50 %) on a bar given by prices or by returns: the decision says
+    so in its alerts, and is otherwise the one a bot gets without the alert (the move is taken as
+    real). A 29 % move says nothing."""
+    risk = AdvancedRiskManager(RiskConfig(**FAST))
+    book = Portfolio(weights={"A": 0.5, "B": 0.3}, equity=1e5)
+    closes = [{"A": 100.0 + t, "B": 50.0} for t in range(30)] + [{"A": 64.5, "B": 50.0 * 1.29}]
+    try:
+        decisions = []
+        for t, close in enumerate(closes):
+            if given == "prices":
+                market = MarketState(prices=close)
+            else:
+                before = closes[max(t - 1, 0)]
+                market = MarketState(returns={a: close[a] / before[a] - 1.0 for a in close}, prices=close)
+            decisions.append(risk.manage_risk_sync(market, book))
+    finally:
+        risk.close_sync()
+    jumps = [a for d in decisions for a in d.alerts if "in one bar" in a]
+    assert jumps == [
+        "A moved -50.0% in one bar: taken as a real move (adjust the prices if it is a split or a bad tick)"
+    ]
+    assert not decisions[-1].degraded

@@ -72,7 +72,7 @@ def test_config_and_call_arguments_found_loose() -> None:
     for bad in ("", "  ", ":memory:", "a\x00b", 3):
         with pytest.raises(ConfigError, match="state_path"):
             RiskConfig(state_path=bad)  # type: ignore[arg-type]
-    with pytest.raises(InvalidInputError, match="peak_equity must be > 0"):
+    with pytest.raises(InvalidInputError, match=r"peak_equity must be in \(0\.0, inf\)"):
         Portfolio(weights={}, peak_equity=0.0)
     risk = AdvancedRiskManager()
     with pytest.raises(InvalidInputError, match="decision_id must be a str"):

@@ -79,6 +79,10 @@ log = get_logger(__name__)
 DEFAULT_UNCERTAINTY_THRESHOLD = 0.1
 """Used when neither the config nor the policy file sets an uncertainty threshold."""
 
+JUMP_ALERT = 0.3
+"""A one-bar return at least this large (either way) is said in the decision's alerts: it is taken
+as a real move, and an unadjusted split (2:1 is -50 %, 3:2 is -33 %) or a bad tick would be too."""
+
 
 @dataclass(frozen=True, slots=True)
 class Observed:
@@ -451,7 +455,7 @@ class DecisionEngine:
         if self._unpriced(var, cvar):  # never a silent NaN: a component fault
             return self.conservative(observed, (f"tracker gave a non-finite VaR/CVaR ({var}, {cvar})",))
         self._last_var = var if math.isfinite(var) else None
-        self._risk_alerts(warming, shock, alerts)
+        self._risk_alerts(observed, warming, shock, alerts)
         average = self.tracker.average_correlation() if self.tracker is not None else math.nan
         sizes, stops = self._sizes_and_stops(bar, target, leverage, state, advice)
         decision = RiskDecision(
@@ -578,8 +582,20 @@ class DecisionEngine:
             return HedgeInstruction(True, advice.cut, f"risk agents: monitor requests {advice.monitor}")
         return hedge
 
-    def _risk_alerts(self, warming: str, shock: bool, alerts: list[str]) -> None:
-        """Append the alerts of the risk figures: assets too young for the tracker, a correlation shock."""
+    def _risk_alerts(self, observed: Observed, warming: str, shock: bool, alerts: list[str]) -> None:
+        """Append the alerts of the risk figures: a one-bar move of at least ``JUMP_ALERT``, assets
+        too young for the tracker, a correlation shock."""
+        returns = observed.returns
+        if (
+            returns is not None
+            and returns.size
+            and (returns.max() >= JUMP_ALERT or returns.min() <= -JUMP_ALERT)
+        ):
+            i = int(np.argmax(np.abs(returns)))
+            alerts.append(
+                f"{observed.bar.assets[i]} moved {returns[i]:+.1%} in one bar: taken as a real move "
+                "(adjust the prices if it is a split or a bad tick)"
+            )
         if warming:
             alerts.append(
                 f"VaR/CVaR: fewer than {self.config.tracker.window} bars of history for {warming}; "
