@@ -86,9 +86,9 @@ _sma_into = jit(_sma_into_python)
 # --- kernels -------------------------------------------------------------------------------------
 
 
-def _rsi_python(close: FloatArray, n: int) -> FloatArray:
-    """Wilder's RSI as :func:`rsi`, trusting ``close`` (finite, longer than ``n``) and ``n >= 1``."""
-    out = np.empty(close.shape[0])
+def _rsi_into_python(close: FloatArray, n: int, out: FloatArray) -> None:
+    """Wilder's RSI of ``close`` into ``out`` (the same length), as :func:`rsi`; trusts ``close``
+    (finite, longer than ``n``) and ``n >= 1``."""
     out[:n] = np.nan
     gain = 0.0
     loss = 0.0
@@ -111,6 +111,15 @@ def _rsi_python(close: FloatArray, n: int) -> FloatArray:
         loss = loss * keep + max(-d, 0.0) * weight
         total = gain + loss
         out[t] = 100.0 * (gain / total) if total != 0.0 else 0.0
+
+
+rsi_into_kernel = jit(_rsi_into_python)
+
+
+def _rsi_python(close: FloatArray, n: int) -> FloatArray:
+    """Wilder's RSI as :func:`rsi` (a new array), trusting ``close`` and ``n`` as :func:`rsi_into_kernel`."""
+    out = np.empty(close.shape[0])
+    rsi_into_kernel(close, n, out)
     return out
 
 

@@ -334,17 +334,18 @@ def wilder_atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14) -
 # --- realised and EWMA volatility ----------------------------------------------------------------
 
 
-def _rolling_mean_std_python(x: FloatArray, window: int, ddof: int) -> tuple[FloatArray, FloatArray]:
-    """Rolling mean (running sum) and standard deviation with ``ddof``, O(1) per bar.
+def _rolling_mean_std_into_python(
+    x: FloatArray, window: int, ddof: int, mean: FloatArray, std: FloatArray
+) -> None:
+    """Rolling mean (running sum) and standard deviation with ``ddof`` into ``mean`` and ``std``
+    (each as long as ``x``), O(1) per bar.
 
     The window sum and the sum of squared deviations ``ss`` slide with
     ``ss += (x_in - x_out) * (x_in - mean_new + x_out - mean_old)`` and are recomputed exactly
     (two-pass over the window) every ``4 * window`` bars, so rounding cannot drift along a long
     series; the textbook ``sum(x^2)/n - mean^2`` would lose digits on prices far from zero.
     """
-    size = x.shape[0]
-    mean = np.empty(size)
-    std = np.empty(size)  # holds ss until the last pass turns it into the std in place
+    size = x.shape[0]  # std holds ss until the last pass turns it into the std in place
     mean[: window - 1] = np.nan
     std[: window - 1] = np.nan
     inv_w = 1.0 / window
@@ -380,6 +381,16 @@ def _rolling_mean_std_python(x: FloatArray, window: int, ddof: int) -> tuple[Flo
     scale = 1.0 / (window - ddof)
     for t in range(window - 1, size):
         std[t] = np.sqrt(max(std[t], 0.0) * scale)  # a separate pass, so the square roots vectorise
+
+
+rolling_mean_std_into_kernel = jit(_rolling_mean_std_into_python)
+
+
+def _rolling_mean_std_python(x: FloatArray, window: int, ddof: int) -> tuple[FloatArray, FloatArray]:
+    """Rolling mean and standard deviation as :func:`rolling_mean_std_into_kernel` (new arrays)."""
+    mean = np.empty(x.shape[0])
+    std = np.empty(x.shape[0])
+    rolling_mean_std_into_kernel(x, window, ddof, mean, std)
     return mean, std
 
 

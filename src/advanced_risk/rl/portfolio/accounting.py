@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from advanced_risk.config import EnvConfig
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures.jit import jit
-from advanced_risk.measures.kernels import rolling_mean_std_kernel, rsi_kernel
+from advanced_risk.measures.kernels import rolling_mean_std_into_kernel, rsi_into_kernel
 from advanced_risk.measures.pairwise import pairwise_sum_kernel
 from advanced_risk.measures.validation import PERIODS_PER_YEAR, FloatArray
 
@@ -188,20 +188,31 @@ trade_kernel = jit(_trade_python)
 
 def _features_python(returns: FloatArray, history: int, window: int, steps: int) -> FloatArray:
     """The market features of :func:`market_features` (float64) for ``t = 0..steps`` of a path whose
-    first ``history`` returns are the warm-up; trusts its inputs (finite returns, ``window >= 2``)."""
-    n = returns.shape[1]
+    first ``history`` returns are the warm-up; trusts its inputs (finite returns, ``window >= 2``).
+
+    The per-asset series (closes, RSI, rolling std, log returns) go to buffers allocated once for
+    all assets, and only the log returns the rows read are computed (``window`` of them at a single
+    step, the policy's per-bar case).
+    """
+    size, n = returns.shape
     w = window
     out = np.empty((steps + 1, n * (w + 3)))
     annualise = np.sqrt(PERIODS_PER_YEAR)
-    close = np.empty(returns.shape[0] + 1)
+    by_asset = np.ascontiguousarray(returns.T)  # each asset's returns contiguous
+    close = np.empty(size + 1)
+    rsi = np.empty(size + 1)
+    mean = np.empty(size)
+    vol = np.empty(size)
+    lo, hi = history - w, history + steps  # the log returns the rows read
+    log_r = np.empty(size)
     for i in range(n):
-        r = np.ascontiguousarray(returns[:, i])
+        r = by_asset[i]
         close[0] = 1.0
-        for k in range(r.shape[0]):
+        for k in range(size):
             close[k + 1] = close[k] * (1.0 + r[k])
-        rsi = rsi_kernel(close, RSI_PERIOD)
-        vol = rolling_mean_std_kernel(r, w, 1)[1]
-        log_r = np.log1p(r)
+        rsi_into_kernel(close, RSI_PERIOD, rsi)
+        rolling_mean_std_into_kernel(r, w, 1, mean, vol)
+        log_r[lo:hi] = np.log1p(r[lo:hi])
         for t in range(steps + 1):
             now = history + t  # price index of "now": after history + t returns
             for k in range(w):
