@@ -35,17 +35,26 @@ def _sorted_quantile_python(s: FloatArray, n: int, p: float) -> float:
 _sorted_quantile = jit(_sorted_quantile_python)
 
 
+def _sorted_sum_to_python(s: FloatArray, n: int, q: float) -> tuple[float, int]:
+    """``(sum, count)`` of the leading values of the sorted ``s[:n]`` that are ``<= q``, summed in order."""
+    total = 0.0
+    m = 0
+    while m < n and s[m] <= q:
+        total += s[m]
+        m += 1
+    return total, m
+
+
+_sorted_sum_to = jit(_sorted_sum_to_python)
+
+
 def _sorted_tail_python(s: FloatArray, n: int, p: float) -> tuple[float, float]:
     """(VaR, CVaR) of the first ``n`` values of the sorted ``s`` at tail probability ``p``.
 
     The quantile is numpy's linear one, interpolated exactly as ``numpy._lerp`` does it.
     """
     q = _sorted_quantile(s, n, p)
-    total = 0.0
-    m = 0
-    while m < n and s[m] <= q:
-        total += s[m]
-        m += 1
+    total, m = _sorted_sum_to(s, n, q)
     tail_mean = min(total / m, q)  # min(): guards rounding only; mathematically mean <= q
     return -q, -tail_mean
 
@@ -98,11 +107,7 @@ def _historical_python(x: FloatArray, alpha: float) -> tuple[float, float]:
     for i in range(n):
         hn = _head_insert(head, hn, h, x[i])
     q = _sorted_quantile(head, n, p)
-    total = 0.0
-    m = 0
-    while m < h and head[m] <= q:
-        total += head[m]
-        m += 1
+    total, m = _sorted_sum_to(head, h, q)
     if m == h:  # ties of q beyond the head: each equals q
         m = 0
         for i in range(n):
