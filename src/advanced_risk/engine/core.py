@@ -586,11 +586,9 @@ class DecisionEngine:
         """Append the alerts of the risk figures: a one-bar move of at least ``JUMP_ALERT``, assets
         too young for the tracker, a correlation shock."""
         returns = observed.returns
-        if (
-            returns is not None
-            and returns.size
-            and (returns.max() >= JUMP_ALERT or returns.min() <= -JUMP_ALERT)
-        ):
+        # a few ulps of slack: 0.14 / 0.20 - 1 is -0.29999999999999993, a 30 % move in decimal prices
+        edge = JUMP_ALERT - 1e-12
+        if returns is not None and returns.size and (returns.max() >= edge or returns.min() <= -edge):
             i = int(np.argmax(np.abs(returns)))
             alerts.append(
                 f"{observed.bar.assets[i]} moved {returns[i]:+.1%} in one bar: taken as a real move "
@@ -859,6 +857,11 @@ class DecisionEngine:
         return np.clip(kelly.fraction * full, 0.0, kelly.cap)  # type: ignore[no-any-return]
 
     def _stop_levels(self, assets: tuple[str, ...]) -> dict[str, float]:
+        """The stops to report for ``assets``. Until the first bar with prices after a restart seeds
+        them (:meth:`_seed_stops`), the restored stops stand as restored: a bar without prices (or a
+        degraded one) must not report, and journal, none (a second restart would then lose them)."""
+        if self._restored_stops is not None:  # no stop was set since the restart: only these stand
+            return {a: self._restored_stops[a] for a in assets if a in self._restored_stops}
         return _map_where(assets, self._stop, ~np.isnan(self._stop)) if self._stop.size else {}
 
 
