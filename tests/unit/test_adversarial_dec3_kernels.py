@@ -91,7 +91,7 @@ def books(draw: Any) -> tuple[np.ndarray, np.ndarray, str]:
     return held, cols, layout
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(book=books())
 def test_with_cash_is_numpy_on_any_book(book: tuple[np.ndarray, np.ndarray, str]) -> None:
     """Documented conversion: ``held``'s values are read as float64 (the engine's books are float64):
@@ -105,7 +105,7 @@ def test_with_cash_is_numpy_on_any_book(book: tuple[np.ndarray, np.ndarray, str]
     assert _bits(got) == _bits(expected)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(book=books(), data=st.data())
 def test_policy_book_is_numpy_on_any_book(book: tuple[np.ndarray, np.ndarray, str], data: Any) -> None:
     """``target`` keeps ``held``'s dtype, as ``held.copy()`` there; duplicate columns: the last wins.
@@ -124,7 +124,7 @@ def test_policy_book_is_numpy_on_any_book(book: tuple[np.ndarray, np.ndarray, st
     assert not np.shares_memory(target, held)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     n=LENGTHS, data=st.data(), layout=st.sampled_from(["plain", "strided", "float32", "mixed", "readonly"])
 )
