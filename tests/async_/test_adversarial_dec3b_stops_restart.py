@@ -276,3 +276,16 @@ def test_hypothesis_restarts_keep_the_stops_and_journal_what_is_returned(
             last = decision
     finally:
         risk.close_sync()
+
+
+def test_a_restored_stop_does_not_come_back_with_an_asset_that_left_and_rejoined(path: Path) -> None:
+    """After the restart B is closed, then leaves on a bar without prices, then comes back on the
+    first priced bar as a new short: it starts bare (no stop until its own ATR is warm), not with
+    the stop of the position closed before it left."""
+    book = {"weights": {"A": 0.5, "B": 0.0}, "equity": EQUITY}
+    closed = ({"returns": {"A": 0.0, "B": 0.0}}, book)
+    left = ({"returns": {"A": 0.0}}, {"weights": {"A": 0.5}, "equity": EQUITY})
+    got = _run(path, [closed, left, _bar({"A": 108.0, "B": 42.0}, {"A": 0.5, "B": -0.3})])
+    assert got[0].stop_levels == STOPS  # still restored: B is in the bar
+    assert got[1].stop_levels == {"A": 106.0}
+    assert got[2].stop_levels == {"A": 106.0}

@@ -304,6 +304,11 @@ class DecisionEngine:
                 self.tracker.remove_assets(left)
         if self.assets is not None:
             log.info("universe_changed", joined=list(bar.joined), left=[self.assets[i] for i in left])
+            if (
+                self._restored_stops is not None
+            ):  # a leaver's restored stop goes with it (a rejoin starts bare)
+                for i in left:
+                    self._restored_stops.pop(self.assets[i], None)
         self.assets = bar.assets
         self._columns.clear()
         self._in_order.clear()
