@@ -308,3 +308,23 @@ def test_a_one_bar_jump_is_taken_as_real_and_said(given: str) -> None:
         "A moved -50.0% in one bar: taken as a real move (adjust the prices if it is a split or a bad tick)"
     ]
     assert not decisions[-1].degraded
+
+
+def test_a_degraded_bar_says_its_jump_too() -> None:
+    """The policy fails on the bar of a -50 % move: the decision is degraded (conservative), and
+    still says the move was taken as real (it fed the tracker, the ATR and the last close)."""
+    from .conftest import ASSETS, FakeAllocator
+
+    policy = FakeAllocator()
+    risk = AdvancedRiskManager(RiskConfig(**FAST), policy=policy)
+    book = Portfolio(weights=dict.fromkeys(ASSETS, 0.2), equity=1e5)
+    try:
+        for t in range(10):
+            risk.manage_risk_sync(MarketState(prices={a: 100.0 + t for a in ASSETS}), book)
+        policy.fail = True
+        prices = {a: 109.0 for a in ASSETS} | {"bbb": 54.5}
+        decision = risk.manage_risk_sync(MarketState(prices=prices), book)
+    finally:
+        risk.close_sync()
+    assert decision.degraded
+    assert any(a.startswith("bbb moved -50.0% in one bar") for a in decision.alerts), decision.alerts

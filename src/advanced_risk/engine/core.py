@@ -492,6 +492,7 @@ class DecisionEngine:
         drawdown and streaks first: a fault never holds back a HALT."""
         changes: list[str] = []
         self._trading_state(observed, shock, changes)
+        _jump_alert(observed, changes)  # the move still fed the tracker, the ATR and the last close
         return self.conservative(observed, faults, tuple(changes))
 
     def _cut_drawdown(self, observed: Observed) -> float:
@@ -590,15 +591,7 @@ class DecisionEngine:
     def _risk_alerts(self, observed: Observed, warming: str, shock: bool, alerts: list[str]) -> None:
         """Append the alerts of the risk figures: a one-bar move of at least ``JUMP_ALERT``, assets
         too young for the tracker, a correlation shock."""
-        returns = observed.returns
-        # a few ulps of slack: 0.14 / 0.20 - 1 is -0.29999999999999993, a 30 % move in decimal prices
-        edge = JUMP_ALERT - 1e-12
-        if returns is not None and returns.size and (returns.max() >= edge or returns.min() <= -edge):
-            i = int(np.argmax(np.abs(returns)))
-            alerts.append(
-                f"{observed.bar.assets[i]} moved {returns[i]:+.1%} in one bar: taken as a real move "
-                "(adjust the prices if it is a split or a bad tick)"
-            )
+        _jump_alert(observed, alerts)
         if warming:
             alerts.append(
                 f"VaR/CVaR: fewer than {self.config.tracker.window} bars of history for {warming}; "
@@ -868,6 +861,19 @@ class DecisionEngine:
         if self._restored_stops is not None:  # no stop was set since the restart: only these stand
             return {a: self._restored_stops[a] for a in assets if a in self._restored_stops}
         return _map_where(assets, self._stop, ~np.isnan(self._stop)) if self._stop.size else {}
+
+
+def _jump_alert(observed: Observed, alerts: list[str]) -> None:
+    """Append the alert of a one-bar move of at least ``JUMP_ALERT`` either way (the largest one)."""
+    returns = observed.returns
+    # a few ulps of slack: 0.14 / 0.20 - 1 is -0.29999999999999993, a 30 % move in decimal prices
+    edge = JUMP_ALERT - 1e-12
+    if returns is not None and returns.size and (returns.max() >= edge or returns.min() <= -edge):
+        i = int(np.argmax(np.abs(returns)))
+        alerts.append(
+            f"{observed.bar.assets[i]} moved {returns[i]:+.1%} in one bar: taken as a real move "
+            "(adjust the prices if it is a split or a bad tick)"
+        )
 
 
 def warm_up(config: RiskConfig) -> None:
