@@ -161,6 +161,7 @@ class RiskTracker:
         self._baseline = math.nan
         self._shock = False
         self._noise_pairs = -1  # the pairs the shock margins were last scaled for (-1: none yet)
+        self._noise_margins = (config.shock_margin, config.clear_margin)  # scaled for _noise_pairs
         self._garch: GarchParams | None = None  # fitted lazily, on the first fhs_garch query
         self._garch_fit_bar: int | None = None
         self._auto_refit = bool(auto_refit)  # False: fits are installed from outside (off the hot path)
@@ -270,11 +271,13 @@ class RiskTracker:
         cfg = self._config
         if cfg.shock_noise_multiple == 0.0:
             return cfg.shock_margin, cfg.clear_margin
-        if self._noise_pairs != _pairs(self._n):  # recounted until every pair counts
-            self._noise_pairs = _pairs(self._with_variance(self._counted()))
+        if self._noise_pairs == self._n * (self._n - 1) // 2:  # every pair counts: the margins stand
+            return self._noise_margins
+        self._noise_pairs = _pairs(self._with_variance(self._counted()))
         floor = cfg.shock_noise_multiple * shock_noise_floor(cfg.ewma_lambda, self._noise_pairs)
         scale = max(1.0, floor / cfg.shock_margin)
-        return cfg.shock_margin * scale, cfg.clear_margin * scale
+        self._noise_margins = (cfg.shock_margin * scale, cfg.clear_margin * scale)
+        return self._noise_margins
 
     # ---------------------------------------------------------------------------------- state
     @property
