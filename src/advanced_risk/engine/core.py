@@ -82,6 +82,8 @@ DEFAULT_UNCERTAINTY_THRESHOLD = 0.1
 JUMP_ALERT = 0.3
 """A one-bar return at least this large (either way) is said in the decision's alerts: it is taken
 as a real move, and an unadjusted split (2:1 is -50 %, 3:2 is -33 %) or a bad tick would be too."""
+JUMP_ALERTS_NAMED = 5
+"""The most assets a bar's jump alerts name, one alert each (the largest moves); one more counts the rest."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -864,16 +866,25 @@ class DecisionEngine:
 
 
 def _jump_alert(observed: Observed, alerts: list[str]) -> None:
-    """Append the alert of a one-bar move of at least ``JUMP_ALERT`` either way (the largest one)."""
+    """Append one alert per asset that moved at least ``JUMP_ALERT`` either way in this bar, the
+    largest moves first; past ``JUMP_ALERTS_NAMED`` such assets one more alert counts the rest."""
     returns = observed.returns
     # a few ulps of slack: 0.14 / 0.20 - 1 is -0.29999999999999993, a 30 % move in decimal prices
     edge = JUMP_ALERT - 1e-12
-    if returns is not None and returns.size and (returns.max() >= edge or returns.min() <= -edge):
-        i = int(np.argmax(np.abs(returns)))
+    if returns is None or not returns.size or (returns.max() < edge and returns.min() > -edge):
+        return
+    size = np.abs(returns)
+    movers = np.flatnonzero(size >= edge)
+    movers = movers[np.argsort(-size[movers], kind="stable")]
+    assets = observed.bar.assets
+    for i in movers[:JUMP_ALERTS_NAMED]:
         alerts.append(
-            f"{observed.bar.assets[i]} moved {returns[i]:+.1%} in one bar: taken as a real move "
+            f"{assets[i]} moved {returns[i]:+.1%} in one bar: taken as a real move "
             "(adjust the prices if it is a split or a bad tick)"
         )
+    if movers.size > JUMP_ALERTS_NAMED:
+        rest = movers.size - JUMP_ALERTS_NAMED
+        alerts.append(f"{rest} more assets moved {JUMP_ALERT:.0%} or more in one bar")
 
 
 def warm_up(config: RiskConfig) -> None:
