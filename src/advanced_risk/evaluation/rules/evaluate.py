@@ -144,7 +144,9 @@ def evaluate_rules(
     -----
     UserWarning
         A dated book whose bar spacing the config's ``periods_per_year`` cannot count (minute bars
-        with the default 252: :func:`~advanced_risk.evaluation.rules.books.bar_frequency_warning`).
+        with the default 252: :func:`~advanced_risk.evaluation.rules.books.bar_frequency_warning`),
+        and, with ``risk_agents``, the books that lack an asset the agents were trained on (the
+        agents never advise there: those managed books are the rules alone).
     """
     started = time.perf_counter()
     cfg = harness_config(config)
@@ -157,6 +159,8 @@ def evaluate_rules(
         if (message := bar_frequency_warning(b, cfg.periods_per_year)) is not None:
             warnings.warn(message, UserWarning, stacklevel=2)
     tasks = _tasks(real, periods, synthetic_paths, synthetic_bars, warmup, synthetic_test_seed)
+    if risk_agents is not None and (message := _agents_idle_warning(risk_agents, tasks)) is not None:
+        warnings.warn(message, UserWarning, stacklevel=2)
     for b, p in tasks:  # refuse a bad window here, not in a worker
         book_window(b, p, warmup=warmup, split_date=split_date, max_bars=max_bars)
     options = {
@@ -214,6 +218,44 @@ def _check_risk_agents_file(path: str | Path) -> None:
         RiskAgents.load(path)
     except ModelLoadError as exc:
         raise InvalidInputError(f"risk_agents: {exc}") from exc
+
+
+def _agents_idle_warning(path: str | Path, tasks: Sequence[tuple[Book, Period]]) -> str | None:
+    """The books on which the risk agents in ``path`` can never advise, as a warning (None: none).
+
+    Named agents advise only on bars that list every asset they were trained on (the manager
+    matches them by name); on a book without one of them the managed book is the rules alone.
+
+    Parameters
+    ----------
+    path : the risk-agents model file (already checked to load).
+    tasks : the (book, period) pairs to be replayed.
+
+    Returns
+    -------
+    The warning's text naming those books and the missing assets, or None when the agents cover
+    every book (or are unnamed, matched by position).
+    """
+    names = RiskAgents.load(path).asset_names
+    if names is None:
+        return None
+    idle: dict[str, list[str]] = {}
+    for book, _ in tasks:
+        missing = [a for a in names if a not in set(book.assets)]
+        if missing and book.name not in idle:
+            idle[book.name] = missing
+    if not idle:
+        return None
+    shown = ", ".join(
+        f"{name!r} (missing {', '.join(m[:5])}{', ...' if len(m) > 5 else ''})"
+        for name, m in list(idle.items())[:5]
+    )
+    more = f" and {len(idle) - 5} more" if len(idle) > 5 else ""
+    return (
+        f"the risk agents in {path} never advise on book(s) {shown}{more}: they were trained on "
+        f"{', '.join(names[:10])}{', ...' if len(names) > 10 else ''} and advise only on bars that "
+        "list all of them, so those managed books are the rules alone"
+    )
 
 
 def _chosen_books(books: Sequence[str | Book] | None, *, seed: int, policy: str | Path) -> list[Book]:

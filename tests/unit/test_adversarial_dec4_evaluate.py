@@ -1,0 +1,94 @@
+"""Adversarial pass (Dec 4): the rules evaluation and the manager on a user's own book and models.
+
+Found by running ``python -m advanced_risk evaluate-rules --prices my.csv --risk-agents F`` with an
+agents file trained on other assets than the book's: the agents never advised on a single bar, and
+nothing said so (the report looked like an evaluation of the agents).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from advanced_risk import AdvancedRiskManager, MarketState, Portfolio, RiskConfig
+from advanced_risk.evaluation.rules import evaluate_rules
+from advanced_risk.evaluation.rules.books import Book
+
+AGENTS = Path(__file__).resolve().parents[2] / "models" / "risk_agents_sp500.armodel"
+
+
+def _book(assets: tuple[str, ...], bars: int = 320) -> Book:
+    rng = np.random.default_rng(0)
+    returns = rng.normal(0.0003, 0.01, (bars, len(assets)))
+    prices = 100.0 * np.cumprod(1.0 + returns, axis=0)
+    dates = pd.bdate_range("2015-01-02", periods=bars)
+    weights = np.full(len(assets), 1.0 / len(assets))
+    return Book("csv", "mine", assets, returns, prices, weights, dates=dates)
+
+
+def test_evaluate_rules_says_when_the_risk_agents_never_advise_on_a_book() -> None:
+    """Agents trained on the 20 bundled tickers cannot advise on a book of two other assets: the
+    managed book is the rules alone, so the evaluation must say so, naming the book."""
+    with pytest.warns(UserWarning, match=r"risk agents.*'mine'.*AAPL"):
+        evaluate_rules(
+            books=[_book(("A", "B"))],
+            synthetic_paths=0,
+            split_date="2015-01-02",
+            max_bars=3,
+            reps=5,
+            jobs=1,
+            risk_agents=AGENTS,
+        )
+
+
+def test_evaluate_rules_is_silent_when_the_risk_agents_cover_the_book() -> None:
+    """No warning when every asset the agents know is in the book (extra assets are fine)."""
+    from advanced_risk.rl.agents.policy import RiskAgents
+
+    names = RiskAgents.load(AGENTS).asset_names
+    assert names is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        evaluate_rules(
+            books=[_book((*names, "EXTRA"))],
+            synthetic_paths=0,
+            split_date="2015-01-02",
+            max_bars=3,
+            reps=5,
+            jobs=1,
+            risk_agents=AGENTS,
+        )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine/core.py (not ours to edit): the policy says 'policy idle: its asset(s) [...] are "
+    "not in this bar', the risk agents go idle without any alert",
+)
+def test_the_manager_says_when_the_risk_agents_are_idle_for_a_missing_asset() -> None:
+    """A bar without one of the agents' assets: the agents cannot advise (decision.risk_agents is
+    None), and, as for the policy, an alert should name the missing asset."""
+    from advanced_risk.rl.agents.policy import RiskAgents
+
+    names = RiskAgents.load(AGENTS).asset_names
+    assert names is not None
+    kept = names[:-1]  # the last ticker is not traded by this bot
+    rng = np.random.default_rng(1)
+    prices = dict.fromkeys(kept, 100.0)
+    risk = AdvancedRiskManager(RiskConfig(deterministic_refits=True), risk_agents=str(AGENTS))
+    try:
+        for _ in range(40):  # past the agents' 28 bars of history
+            returns = {a: float(r) for a, r in zip(kept, rng.normal(0.0, 0.01, len(kept)), strict=True)}
+            prices = {a: prices[a] * (1.0 + returns[a]) for a in kept}
+            decision = risk.manage_risk_sync(
+                MarketState(returns=returns, prices=prices),
+                Portfolio(weights=dict.fromkeys(kept, 0.04), equity=100_000.0),
+            )
+    finally:
+        risk.close_sync()
+    assert decision.risk_agents is None
+    assert any("agents" in alert and names[-1] in alert for alert in decision.alerts), decision.alerts
