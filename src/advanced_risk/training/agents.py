@@ -67,8 +67,8 @@ from advanced_risk.training.data import (
     EVAL_SEED_BASE,
     VALIDATION_SEED_BASE,
     DataBundle,
+    align_to_model,
     load_data,
-    warn_if_names_differ,
 )
 from advanced_risk.training.settings import TrainingSettings, build_ppo_config, settings_to_toml
 
@@ -347,7 +347,7 @@ def evaluate_agents_file(settings: TrainingSettings) -> dict[str, Any]:
         raise ModelLoadError(
             f"model {path} has {agents.asset_count} assets, the data gives {data.env_config.asset_count}"
         )
-    warn_if_names_differ(agents.asset_names, data, str(path))
+    data = align_to_model(agents.asset_names, data, str(path))
     return write_agents_report(settings, data, agents, {"model": str(path), "evaluated_only": True})
 
 

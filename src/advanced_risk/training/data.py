@@ -46,6 +46,7 @@ __all__ = [
     "VALIDATION_SEED_BASE",
     "DataBundle",
     "ReturnsReplay",
+    "align_to_model",
     "load_data",
     "looks_like_ohlcv",
     "split_date",
@@ -312,6 +313,49 @@ def _table_bundle(settings: TrainingSettings, base: EnvConfig) -> DataBundle:
         "test": f"{stamp_text(test.index[0])} .. {stamp_text(test.index[-1])} ({len(test)} returns)",
     }
     return DataBundle(env_config, ReturnsReplay(train_values), test_path, validation_path, description, names)
+
+
+def align_to_model(model_names: AssetNames | None, data: DataBundle, model: str) -> DataBundle:
+    """``data`` with its columns in the model's order when it holds the model's assets reordered.
+
+    Evaluation feeds column k to the model's input k, while the manager finds a named model's
+    assets by name: a file holding exactly the model's assets in another column order is the same
+    market, so it is put in the model's order (logged as ``assets_reordered``). Other names (a
+    transfer test) keep the file's order and are logged by :func:`warn_if_names_differ`.
+
+    Parameters
+    ----------
+    model_names : the asset names stored with the model (None: unnamed, matched by position).
+    data : the evaluation data, columns in the file's order.
+    model : the model file, for the log line.
+
+    Returns
+    -------
+    DataBundle
+        ``data`` itself, or a copy with every return table, the names and the description's
+        tickers in the model's order.
+    """
+    names = data.asset_names
+    if model_names is None or names is None or names == model_names or sorted(names) != sorted(model_names):
+        warn_if_names_differ(model_names, data, model)
+        return data
+    order = [names.index(a) for a in model_names]
+
+    def permuted(values: FloatArray | None) -> FloatArray | None:
+        return None if values is None else np.ascontiguousarray(values[:, order])
+
+    market = data.train_market
+    if isinstance(market, ReturnsReplay):
+        market = ReturnsReplay(market.returns[:, order])
+    log.info("assets_reordered", model=model, data_assets=list(names), model_assets=list(model_names))
+    return dataclasses.replace(
+        data,
+        train_market=market,
+        test_path=permuted(data.test_path),
+        validation_path=permuted(data.validation_path),
+        description=data.description | {"tickers": list(model_names)},
+        asset_names=model_names,
+    )
 
 
 def warn_if_names_differ(model_names: AssetNames | None, data: DataBundle, model: str) -> None:

@@ -42,7 +42,7 @@ from advanced_risk.rl.portfolio.accounting import observation_dim
 from advanced_risk.rl.portfolio.asset_names import stored_asset_names
 from advanced_risk.rl.ppo.agent import PPOAgent
 from advanced_risk.rl.ppo.model_file import read_model_header
-from advanced_risk.training.data import EVAL_SEED_BASE, DataBundle, load_data, warn_if_names_differ
+from advanced_risk.training.data import EVAL_SEED_BASE, DataBundle, align_to_model, load_data
 from advanced_risk.training.settings import TrainingSettings
 
 __all__ = [
@@ -364,5 +364,5 @@ def evaluate_model_file(settings: TrainingSettings) -> dict[str, Any]:
     )
     manager_settings = header.get("metadata", {}).get("user", {}).get("rl_portfolio_manager") or {}
     names = stored_asset_names(manager_settings.get("asset_names"), cfg.asset_count, path)
-    warn_if_names_differ(names, data, str(path))
+    data = align_to_model(names, data, str(path))
     return write_report(settings, data, agent, [])
