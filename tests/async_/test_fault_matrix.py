@@ -225,7 +225,11 @@ def test_an_absurd_equity_print_is_refused_and_reset_peak_moves_the_peak(tmp_pat
     bars = _bars(6)
 
     async def run() -> None:
-        config = RiskConfig(rate_limit_per_s=None, deterministic_refits=True, state_path=path)
+        # a generous deadline: a loaded host's slow fsync would leave the resume pending (still
+        # HALTED) and the reset_peak below refused; the deadline's own behaviour is tested elsewhere
+        config = RiskConfig(
+            rate_limit_per_s=None, deterministic_refits=True, state_path=path, deadline_ms=10_000.0
+        )
         async with AdvancedRiskManager(config) as risk:
             market, _ = bars[0]
             await risk.manage_risk(market, Portfolio(weights=dict.fromkeys(ASSETS, 0.3), equity=1e5))
@@ -241,7 +245,7 @@ def test_an_absurd_equity_print_is_refused_and_reset_peak_moves_the_peak(tmp_pat
             await risk.engage_kill_switch("test")
             with pytest.raises(InvalidInputError, match="resume"):
                 await risk.reset_peak(1e5, "lower while halted")
-            await risk.resume("operator")
+            assert (await risk.resume("operator")).durable
             await risk.reset_peak(1e5, "withdrawal")
         from advanced_risk.engine.state import StateStore
 

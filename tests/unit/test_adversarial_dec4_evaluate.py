@@ -64,11 +64,6 @@ def test_evaluate_rules_is_silent_when_the_risk_agents_cover_the_book() -> None:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/core.py (not ours to edit): the policy says 'policy idle: its asset(s) [...] are "
-    "not in this bar', the risk agents go idle without any alert",
-)
 def test_the_manager_says_when_the_risk_agents_are_idle_for_a_missing_asset() -> None:
     """A bar without one of the agents' assets: the agents cannot advise (decision.risk_agents is
     None), and, as for the policy, an alert should name the missing asset."""

@@ -539,8 +539,11 @@ class DecisionEngine:
         reference = target
         if kept:
             alerts.append(f"policy allocates its own assets only; kept under the rules: {kept}")
-        if allocation is None and (idle := self._policy_idle()):
-            alerts.append(idle)
+        idle = (
+            self._idle(self.allocator, "policy", "the held book is kept") if allocation is None else "",
+            self._idle(self.advisor, "risk agents", "the rules decide alone") if advice is None else "",
+        )
+        alerts.extend(a for a in idle if a)
         if state is TradingState.REDUCING:
             target = self._reduced(held, target, allocation is not None)
         else:
@@ -607,23 +610,26 @@ class DecisionEngine:
         tracker = self.tracker
         return tracker is not None and tracker.ready and not (math.isfinite(var) and math.isfinite(cvar))
 
-    def _policy_idle(self) -> str:
-        """Why a configured policy proposed nothing at this bar ("" at the start-up warm-up)."""
-        allocator, tracker, assets = self.allocator, self.tracker, self.assets
-        if allocator is None or assets is None or tracker is None:
+    def _idle(self, component: Allocator | Advisor | None, kind: str, meanwhile: str) -> str:
+        """Why a configured policy or set of risk agents gave nothing at this bar: some of its
+        assets are not in the bar, or have less history than it reads ("" otherwise, and during the
+        start-up warm-up). ``kind`` names it in the alert, ``meanwhile`` says what decides instead."""
+        tracker, assets = self.tracker, self.assets
+        if component is None or assets is None or tracker is None:
             return ""
-        names = _names(allocator)
-        if names is not None and self._columns_of(allocator) is None:
+        names = _names(component)
+        cols = self._columns_of(component)
+        if names is not None and cols is None:
             present = set(assets)
             missing = [a for a in names if a not in present]
-            return f"policy idle: its asset(s) {missing[:10]} are not in this bar; the held book is kept"
-        cols = self._columns_of(allocator)
-        length = allocator.history_length
+            its = "its" if kind == "policy" else "their"
+            return f"{kind} idle: {its} asset(s) {missing[:10]} are not in this bar; {meanwhile}"
+        length = component.history_length
         if cols is None or tracker.n_observations < length:
             return ""
         young = [assets[i] for i in cols if tracker.asset_observations[i] < length]
         if young:
-            return f"policy waits for {length} bars of history of {young[:10]}; the held book is kept"
+            return f"{kind} waits for {length} bars of history of {young[:10]}; {meanwhile}"
         return ""
 
     def _reduced(self, held: FloatArray, target: FloatArray, allocated: bool) -> FloatArray:
