@@ -622,14 +622,15 @@ class DecisionEngine:
         if names is not None and cols is None:
             present = set(assets)
             missing = [a for a in names if a not in present]
-            its = "its" if kind == "policy" else "their"
+            its = "its" if kind == "policy" else "their"  # the policy; the (three) risk agents
             return f"{kind} idle: {its} asset(s) {missing[:10]} are not in this bar; {meanwhile}"
         length = component.history_length
         if cols is None or tracker.n_observations < length:
             return ""
         young = [assets[i] for i in cols if tracker.asset_observations[i] < length]
         if young:
-            return f"{kind} waits for {length} bars of history of {young[:10]}; {meanwhile}"
+            waits = "waits" if kind == "policy" else "wait"
+            return f"{kind} {waits} for {length} bars of history of {young[:10]}; {meanwhile}"
         return ""
 
     def _reduced(self, held: FloatArray, target: FloatArray, allocated: bool) -> FloatArray:
