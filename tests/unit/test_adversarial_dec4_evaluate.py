@@ -87,3 +87,18 @@ def test_the_manager_says_when_the_risk_agents_are_idle_for_a_missing_asset() ->
         risk.close_sync()
     assert decision.risk_agents is None
     assert any("agents" in alert and names[-1] in alert for alert in decision.alerts), decision.alerts
+
+
+def test_a_csv_column_named_cash_is_refused_naming_the_file(tmp_path: Path) -> None:
+    """A column 'cash' (the manager's reserved key) passed csv_book and failed only inside the
+    replay, after the warm-up had started, with a message naming neither the file nor the column."""
+    from advanced_risk.errors import InvalidInputError
+    from advanced_risk.evaluation.rules.csv_book import csv_book
+
+    closes = 100.0 * np.cumprod(1.0 + np.random.default_rng(0).normal(0.0, 0.01, (10, 2)), axis=0)
+    path = tmp_path / "book.csv"
+    pd.DataFrame(closes, columns=["SPY", "cash"], index=pd.bdate_range("2015-01-02", periods=10)).to_csv(path)
+    with pytest.raises(InvalidInputError, match=r"book\.csv.*'cash'"):
+        csv_book(path)
+    with pytest.raises(InvalidInputError, match=r"'mine'.*'cash'"):
+        _book(("SPY", "cash"))

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from advanced_risk.data import load_sp500_index, load_sp500_stocks
+from advanced_risk.engine.inputs import CASH
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures.validation import FloatArray
 
@@ -129,6 +130,10 @@ class Book:
         n = len(self.assets)
         if n == 0 or len(set(self.assets)) != n or not all(isinstance(a, str) and a for a in self.assets):
             raise InvalidInputError(f"book {self.name!r}: assets must be unique, non-empty strings")
+        if CASH in self.assets:  # the manager's key for the cash weight: refused here, not mid-replay
+            raise InvalidInputError(
+                f"book {self.name!r}: asset name {CASH!r} is reserved for the cash weight; rename that asset"
+            )
         for field_name in ("returns", "prices"):
             arr = getattr(self, field_name)
             if arr.ndim != 2 or arr.shape[1] != n or not np.all(np.isfinite(arr)):

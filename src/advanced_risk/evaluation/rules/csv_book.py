@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from advanced_risk.data import check_header, impossible_move, parse_dates, stamp_text
+from advanced_risk.engine.inputs import CASH
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.evaluation.rules.books import Book, returns_and_prices
 from advanced_risk.measures.validation import MAX_ABS_RETURN, FloatArray
@@ -92,6 +93,8 @@ def csv_book(
         raise InvalidInputError(f"prices: cannot read {file} as a CSV of closes: {exc}") from exc
     # a repeated or empty asset name would be renamed by pandas (A.1, Unnamed: 2): refused
     check_header([str(name) for name in header.iloc[0]] if len(header) else [], "prices", file, skip=1)
+    if CASH in (str(c) for c in frame.columns):
+        raise InvalidInputError(f"prices: {file}: column {CASH!r} is reserved for the cash weight; rename it")
     text = not isinstance(frame.index, pd.DatetimeIndex) and not pd.api.types.is_numeric_dtype(frame.index)
     if text and frame.shape[0] > 0:
         # what read_csv leaves as text: stamps with UTC offsets that change (a local zone across
