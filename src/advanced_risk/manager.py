@@ -599,7 +599,9 @@ class AdvancedRiskManager:
         """
         journal = self._journal
         why = "journal not durable within the deadline"
-        if journal is not None and journal.last_error:
+        # the store's error only while it is failing: the last error outlives its recovery, and a
+        # late commit on a healthy store (a slow fsync, another process's lock) is not that error
+        if journal is not None and journal.last_error and not journal.healthy:
             why += f" (state store: {journal.last_error})"
         replaces = f"replaces {decision.decision_id}: {why}"
         if decision.degraded:
