@@ -102,3 +102,22 @@ def test_a_csv_column_named_cash_is_refused_naming_the_file(tmp_path: Path) -> N
         csv_book(path)
     with pytest.raises(InvalidInputError, match=r"'mine'.*'cash'"):
         _book(("SPY", "cash"))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # a header and no rows: the file has its date column and asset columns, only no data
+        ("Date,A,B\n", r"no data rows"),
+        # Unix times: numbers, not dates (the training data loader says the same)
+        ("Date,A,B\n1420156800,10,20\n1420416000,11,21\n1420502400,12,22\n", r"numbers, not dates"),
+    ],
+)
+def test_a_csv_book_names_what_is_wrong_with_its_dates(tmp_path: Path, text: str, message: str) -> None:
+    from advanced_risk.errors import InvalidInputError
+    from advanced_risk.evaluation.rules.csv_book import csv_book
+
+    path = tmp_path / "book.csv"
+    path.write_text(text)
+    with pytest.raises(InvalidInputError, match=message):
+        csv_book(path)

@@ -101,6 +101,13 @@ def csv_book(
         # daylight saving; read as instants, in UTC), ISO stamps with and without a time of day,
         # rows in several formats (refused where day and month could swap), or no dates at all
         frame.index = parse_dates(frame.index, f"prices: {file}: the first column", missing_ok=True)
+    if frame.shape[0] == 0 and frame.shape[1] > 0:
+        raise InvalidInputError(f"prices: {file}: no data rows (only a header)")
+    if frame.shape[1] > 0 and pd.api.types.is_numeric_dtype(frame.index):
+        raise InvalidInputError(
+            f"prices: {file}: the first column holds numbers, not dates (Unix times are ambiguous: "
+            "seconds or milliseconds; write them as dates, e.g. 2015-01-02 or 2015-01-02T14:30:00Z)"
+        )
     if frame.shape[1] == 0 or not isinstance(frame.index, pd.DatetimeIndex):
         raise InvalidInputError(
             f"prices: {file} needs dates in its first column and one close column per asset"
