@@ -345,6 +345,35 @@ def _own_book(prices: str | None, weights: str | None) -> Book | None:
     return csv_book(prices, values)
 
 
+def _check_plot(plot: str | None, books: list[str | Book], synthetic: int, seed: int) -> None:
+    """Refuse a ``--plot`` that names no book of the run before the run, not after its minutes.
+
+    Parameters
+    ----------
+    plot : the ``--plot`` value (None: the default book).
+    books : the real books asked for, keys or :class:`Book` objects.
+    synthetic : synthetic paths per period (their books are named ``synthetic seed N``).
+    seed : the ``--seed`` the keyed books are built with (the subsets' names are their tickers).
+
+    Raises
+    ------
+    InvalidInputError
+        Naming ``plot`` when no book of the run has that name or key.
+    """
+    from advanced_risk.errors import InvalidInputError
+    from advanced_risk.evaluation.rules.books import build_books
+
+    if plot is None or (synthetic > 0 and plot.startswith("synthetic")):
+        return
+    keys = [b for b in books if isinstance(b, str)]
+    given = [b for b in books if not isinstance(b, str)]
+    known = {*keys, *(b.name for b in given), *(b.key for b in given)}
+    if plot in known:
+        return
+    if plot not in {b.name for b in build_books(keys, seed=seed)}:  # an unknown key: refused here
+        raise InvalidInputError(f"plot: no book of this run is named {plot!r}")
+
+
 def _evaluate_rules(args: argparse.Namespace) -> int:
     """``evaluate-rules``: run, write the report, print the summary tables; 2 on bad input (an
     unloadable ``--risk-agents`` file and an unwritable ``--out`` included)."""
@@ -366,6 +395,7 @@ def _evaluate_rules(args: argparse.Namespace) -> int:
         synthetic = args.synthetic if args.synthetic is not None else default_synthetic
         first = None if own is None or own.dates is None else str(own.dates[0].date())
         split_date = args.split_date or first or SPLIT_DATE
+        _check_plot(args.plot, books, synthetic, args.seed)
         evaluation = evaluate_rules(
             _read_config(args.config),
             books=books,

@@ -121,3 +121,27 @@ def test_a_csv_book_names_what_is_wrong_with_its_dates(tmp_path: Path, text: str
     path.write_text(text)
     with pytest.raises(InvalidInputError, match=message):
         csv_book(path)
+
+
+def test_an_unknown_plot_book_is_refused_before_the_evaluation_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--plot nosuch`` was refused only by ``write``, after the whole evaluation (minutes on the
+    default books), and the finished evaluation was thrown away."""
+    import advanced_risk.evaluation.rules as rules
+    from advanced_risk.__main__ import main
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the evaluation ran before --plot was checked")
+
+    monkeypatch.setattr(rules, "evaluate_rules", never)
+    closes = 100.0 * np.cumprod(1.0 + np.random.default_rng(0).normal(0.0, 0.01, (10, 2)), axis=0)
+    path = tmp_path / "mine.csv"
+    pd.DataFrame(closes, columns=["A", "B"], index=pd.bdate_range("2015-01-02", periods=10)).to_csv(path)
+    out = tmp_path / "x"
+    code = main(["evaluate-rules", "--prices", str(path), "--plot", "nosuch", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert "plot" in err
+    assert "nosuch" in err
+    assert "\n" not in err
