@@ -226,6 +226,7 @@ class AdvancedRiskManager:
         restored = store.load()
         # the last journaled decision's stops: trailed protection survives a restart (memory: none)
         stops = _restored_stops(store) if path is not None else {}
+        equity = _restored_equity(store, self.config.drawdown_window) if path is not None else []
         if self._pools_closed:  # reopened after close(): a shut-down executor takes no new work
             self._components.reopen()
             self._background_pool = _garch_pool()
@@ -246,6 +247,7 @@ class AdvancedRiskManager:
             self.config,
             restored=restored,
             stops=stops,
+            equity=equity,
             allocator=self._allocator,
             advisor=self._advisor,
             background=self._fit_garch_async,
@@ -992,6 +994,20 @@ def _restored_stops(store: StateStore) -> dict[str, float]:
     except Exception as exc:  # restored stops are a convenience of the restart, never a reason to fail it
         log.warning("stops_not_restored", path=str(store.path), reason=repr(exc))
         return {}
+
+
+def _restored_equity(store: StateStore, window: int | None) -> list[float]:
+    """The equity of the newest ``window`` journaled decisions (:meth:`StateStore.recent_equity`):
+    the drawdown window a restart rebuilds; ``[]`` (the restored peak alone, the cautious reading)
+    without a window or when the journal cannot be read, with an ``equity_window_not_restored``
+    warning."""
+    if window is None:
+        return []
+    try:
+        return store.recent_equity(window)
+    except Exception as exc:  # the peak alone is the cautious fallback: never a reason to fail a restart
+        log.warning("equity_window_not_restored", path=str(store.path), reason=repr(exc))
+        return []
 
 
 def _is_int(value: object) -> bool:

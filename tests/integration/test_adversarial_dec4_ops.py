@@ -205,13 +205,6 @@ def test_a_bounded_journal_does_not_keep_every_batch_size_of_payloads_in_sqlite(
     assert grown < 8 * 2**20, f"SQLite memory grew by {grown / 2**20:.1f} MiB"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/core.py (not ours to edit): DecisionEngine seeds its drawdown_window high-water "
-    "mark with the stored all-time peak at a restart, so a restart measures from that peak until "
-    "the window rolls past it (0.09 -> 0.45 here: REDUCING, a halt pending); the rolling maximum "
-    "is not persisted, and the user docs do not say a restart is stricter",
-)
 def test_a_restart_measures_the_drawdown_as_the_running_manager_did(tmp_path: Path) -> None:
     """Found by SIGKILL restarts of a long run: a book that declines slowly is ACTIVE while running
     (the drawdown rules measure from the high-water mark of the last ``drawdown_window`` bars) and

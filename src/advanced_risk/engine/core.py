@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -107,6 +107,11 @@ class DecisionEngine:
     stops : asset -> protective stop of the last journaled decision (the manager reads it from the
         state file at a restart; None or empty: none). They seed the stops of the first bar that
         carries prices, for that bar's assets (:meth:`_seed_stops`), and trail on from there.
+    equity : the equity of the newest journaled decisions, oldest first (``StateStore.recent_equity``):
+        the ``drawdown_window`` high-water mark a restart rebuilds, so that it measures drawdowns
+        as the running manager did. When it holds fewer than ``drawdown_window`` values, the
+        restored peak goes in first (it may be a bar older than the journal shows: the cautious
+        reading).
     allocator, advisor : the policy and the learned risk agents (None: the rules alone).
     background : runs a GJR-GARCH fit off this thread (None: in the caller's thread).
     """
@@ -117,6 +122,7 @@ class DecisionEngine:
         *,
         restored: PersistedState | None = None,
         stops: Mapping[str, float] | None = None,
+        equity: Sequence[float] = (),
         allocator: Allocator | None = None,
         advisor: Advisor | None = None,
         background: Background | None = None,
@@ -126,11 +132,13 @@ class DecisionEngine:
         self.advisor = advisor
         state = restored or PersistedState(None, TradingState.ACTIVE, "", False, 0.0)
         self.peak_equity: float | None = state.peak_equity
-        # Equity of the last drawdown_window bars, seeded with the restored peak so that a restart
-        # measures from it until the window has rolled past it.
-        self._equity_window = RollingMax(config.drawdown_window)  # used only with a window
-        if state.peak_equity is not None:
+        # Equity of the last drawdown_window bars (used only with a window), rebuilt from the journal
+        self._equity_window = RollingMax(config.drawdown_window)
+        window = config.drawdown_window
+        if state.peak_equity is not None and (window is None or len(equity) < window):
             self._equity_window.push(state.peak_equity)
+        for value in equity:
+            self._equity_window.push(value)
         self.machine = TradingStateMachine(
             config, state=state.trading_state, reason=state.reason, kill_switch=state.kill_switch
         )

@@ -451,6 +451,35 @@ class StateStore:
             log.warning("stops_not_restored", path=self._label, decision_id=row[0], reason=why)
         return stops
 
+    def recent_equity(self, bars: int) -> list[float]:
+        """The ``equity`` of the newest ``bars`` journaled decisions, oldest first: the rolling
+        high-water mark of ``RiskConfig.drawdown_window`` a restart rebuilds.
+
+        Operator rows are skipped, except the newest ``reset_peak``: the window restarted at its
+        ``peak_equity`` then, so the list starts with that value and holds nothing older. Rows
+        without a finite equity > 0 (a bar without equity) are left out, as the running manager
+        left them out of its window.
+
+        Raises
+        ------
+        StateStoreError
+            If the database fails.
+        """
+        n = check_positive_int(bars, "bars")
+        newest_first: list[float] = []
+        with self._op("recent_equity") as conn:
+            for (text,) in conn.execute("SELECT payload FROM journal ORDER BY id DESC"):
+                event, equity = _equity_of(text)
+                if event == "reset_peak":
+                    if equity is not None:
+                        newest_first.append(equity)
+                    break
+                if event is None and equity is not None:
+                    newest_first.append(equity)
+                    if len(newest_first) >= n:
+                        break
+        return newest_first[::-1]
+
     def count(self) -> int:
         """Number of journaled decisions kept (at most ``max_journal_rows`` when that is set)."""
         with self._op("count") as conn:
@@ -659,6 +688,28 @@ def _stops_of(text: Any) -> tuple[dict[str, float], str]:
             return {}, f"stop_levels[{asset!r}] = {level!r} is not a finite price >= 0"
         levels[asset] = value
     return levels, ""
+
+
+def _equity_of(text: Any) -> tuple[str | None, float | None]:
+    """``(event, equity)`` of a journal row's JSON text: the operator event's name (None for a
+    decision) and its ``equity`` (a ``reset_peak``'s ``peak_equity``) when that is a finite number
+    > 0, else None. A row that is not a JSON object reads as ``("", None)``."""
+    try:
+        payload = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        return "", None
+    if not isinstance(payload, dict):
+        return "", None
+    event = payload.get("event")
+    name = None if event is None else str(event)
+    value = payload.get("peak_equity" if name == "reset_peak" else "equity")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return name, None
+    try:
+        equity = float(value)
+    except OverflowError:  # an integer beyond float's range
+        return name, None
+    return name, (equity if math.isfinite(equity) and equity > 0.0 else None)
 
 
 def _as_state(state: TradingState | str) -> TradingState:
