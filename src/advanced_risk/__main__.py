@@ -13,6 +13,9 @@
   the unmanaged book and a textbook vol target on the bundled books and synthetic paths, or on the
   bot's own CSV of closes (docs/rules_evaluation.md); writes Markdown, JSON and a PNG into
   ``--out``. Exit 2 with a one-line error on bad input.
+
+One module because it is one argparse tree and its checks of the arguments (each refused before
+any work starts); the work of each command lives in its own module.
 """
 
 from __future__ import annotations

@@ -128,14 +128,6 @@ def test_a_late_row_after_recovery_does_not_blame_a_healed_store_error(
         risk.close_sync()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/core.py (not ours to edit): a decision degraded by a failing store "
-    "(DecisionEngine._faulted -> conservative) reports the stops of the last healthy decision "
-    "without trailing them or restarting a stop the close traded through, so a long's stop "
-    "ends above its close for as long as the store fails (VaR/CVaR freeze at the last "
-    "healthy value the same way)",
-)
 def test_a_longs_stop_stays_below_its_close_while_the_store_fails(tmp_path: Path) -> None:
     """A minute bot whose disk fails for a while keeps receiving decisions (degraded, as documented),
     but their ``stop_levels`` are frozen at the last healthy decision's: after A falls 1 % a bar
@@ -233,3 +225,24 @@ def test_a_restart_measures_the_drawdown_as_the_running_manager_did(tmp_path: Pa
     assert running.trading_state.value != "halted", running.alerts
     why = (restarted.alerts, running.drawdown, restarted.drawdown)
     assert restarted.trading_state == running.trading_state, why
+
+
+def test_a_longs_stop_trails_below_its_close_while_the_file_is_unwritable_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sync twin's side of the test above: a degraded decision (the state file not writable)
+    trails the stops to the close and ATR observe moved, as a healthy one does."""
+    path = tmp_path / "risk.db"
+    risk = AdvancedRiskManager(RiskConfig(state_path=str(path), deadline_ms=50.0, rate_limit_per_s=None))
+    feed = Feed(seed=0)
+    try:
+        for _ in range(60):
+            risk.manage_risk_sync(*feed.step())
+        with unwritable(monkeypatch, path):
+            pairs = [(risk.manage_risk_sync(*feed.step(-0.01)), feed.close["A"]) for _ in range(20)]
+    finally:
+        risk.close_sync()
+    assert all(d.degraded for d, _ in pairs)
+    assert all(d.stop_levels["A"] < close for d, close in pairs), [(d.stop_levels["A"], c) for d, c in pairs]
+    rising = [d.stop_levels["A"] for d, _ in pairs]
+    assert rising[-1] < rising[0]  # traded through and restarted from the close, then trailed on

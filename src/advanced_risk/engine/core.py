@@ -697,6 +697,9 @@ class DecisionEngine:
         ratio = max(cfg.degraded_hedge_ratio, last.hedge.ratio if last is not None else 0.0)
         reason = "degraded: " + "; ".join(reasons)
         log.warning("decision_degraded", reasons=list(reasons))
+        if observed is not None and observed.bar.prices is not None and observed.bar.assets == self.assets:
+            # the close and the ATR moved (observe ran): the stops trail them as on a healthy bar
+            self._trail_stops(observed.bar, observed.bar.prices, target, None)
         stops = self._stop_levels(assets)
         return RiskDecision(
             rebalance_weights=_weights_map(assets, target),
@@ -811,6 +814,21 @@ class DecisionEngine:
         prices = bar.prices
         if prices is None:
             return {}, self._stop_levels(bar.assets)
+        distance, short, ready = self._trail_stops(bar, prices, target, advice)
+        stops = self._stop_levels(bar.assets)
+        equity = bar.portfolio.equity
+        if equity is None or not ready.any():
+            return {}, stops
+        if state is not TradingState.ACTIVE:
+            return dict.fromkeys(_names_where(bar.assets, ready), 0.0), stops
+        size = self._position_sizes(equity, prices, distance, short, leverage, advice)
+        return _map_where(bar.assets, size, ready), stops
+
+    def _trail_stops(
+        self, bar: Bar, prices: FloatArray, target: FloatArray, advice: AgentAdvice | None
+    ) -> tuple[FloatArray, BoolArray, BoolArray]:
+        """Move the stops to this bar's close and ATR (see :meth:`_sizes_and_stops`); return the
+        distance to the stop, whether each position is short and whether its ATR is ready."""
         if self._restoring:
             self._check_restored(prices, target, bar.held)
         ready = self._atr.ready
@@ -821,14 +839,7 @@ class DecisionEngine:
         distance, short, self._stop, self._stop_short = trail_stops_kernel(
             target, bar.held, prices, self._atr.value, multiple, ready, self._stop, self._stop_short, trailing
         )
-        stops = self._stop_levels(bar.assets)
-        equity = bar.portfolio.equity
-        if equity is None or not ready.any():
-            return {}, stops
-        if state is not TradingState.ACTIVE:
-            return dict.fromkeys(_names_where(bar.assets, ready), 0.0), stops
-        size = self._position_sizes(equity, prices, distance, short, leverage, advice)
-        return _map_where(bar.assets, size, ready), stops
+        return distance, short, ready
 
     def _position_sizes(
         self,

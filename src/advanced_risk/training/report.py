@@ -7,6 +7,8 @@ and paired sign-flip tests. Table data: the whole test period once, point estima
 block-bootstrap Sharpe intervals. Added here: VaR breaches, counted per strategy as the days whose
 return fell below minus the historical 95 % VaR of that strategy's previous ``VAR_WINDOW`` returns
 (expected rate 5 %).
+
+One module because the Markdown, the JSON and the plots render the same tables, built here once.
 """
 
 from __future__ import annotations
