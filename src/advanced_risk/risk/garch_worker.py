@@ -279,18 +279,26 @@ def shared_worker() -> GarchWorker:
 
 def main() -> None:
     """The child: one JSON array of returns per input line, one JSON object of parameters per output line."""
-    from advanced_risk.risk.garch import fit_gjr_garch
-
     with contextlib.suppress(AttributeError, OSError):  # not on every platform
         os.nice(_CHILD_NICENESS)  # the bot's own threads first when the cores are shared
-    for line in sys.stdin:
-        try:
-            params = fit_gjr_garch(np.array(json.loads(line), dtype=np.float64))
-            answer = json.dumps(dataclasses.asdict(params))
-        except Exception as exc:  # reported to the parent, which degrades to fhs_ewma
-            answer = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
-        sys.stdout.write(answer + "\n")
-        sys.stdout.flush()
+    try:
+        from advanced_risk.risk.garch import fit_gjr_garch
+
+        for line in sys.stdin:
+            try:
+                params = fit_gjr_garch(np.array(json.loads(line), dtype=np.float64))
+                answer = json.dumps(dataclasses.asdict(params))
+            except Exception as exc:  # reported to the parent, which degrades to fhs_ewma
+                answer = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
+            sys.stdout.write(answer + "\n")
+            sys.stdout.flush()
+    except (BrokenPipeError, KeyboardInterrupt):
+        # the bot is gone (killed mid-fit) or interrupted with its process group (Ctrl-C): leave
+        # quietly, not with a traceback on the bot's terminal; stdout to /dev/null, so that the
+        # interpreter's flush at exit does not raise again (the recipe of Python's signal docs)
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,41 @@
+"""The GJR-GARCH worker's child leaves quietly when its bot is gone mid-fit (its answer meets a
+closed pipe) or is interrupted with the bot's process group: no traceback on the bot's terminal."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+import numpy as np
+
+COMMAND = (sys.executable, "-m", "advanced_risk.risk.garch_worker")
+
+
+def test_an_answer_to_a_bot_that_is_gone_exits_without_a_traceback() -> None:
+    child = subprocess.Popen(COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdin is not None
+    assert child.stdout is not None
+    assert child.stderr is not None
+    returns = np.random.default_rng(0).normal(0.0, 0.01, 500).tolist()
+    child.stdout.close()  # the bot died: nobody reads the answer
+    child.stdin.write((json.dumps(returns) + "\n").encode())
+    child.stdin.close()
+    assert child.wait(timeout=60) in (0, 1)
+    assert b"Traceback" not in child.stderr.read()
+
+
+def test_an_interrupt_exits_without_a_traceback() -> None:
+    child = subprocess.Popen(COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdin is not None
+    assert child.stdout is not None
+    assert child.stderr is not None
+    returns = np.random.default_rng(0).normal(0.0, 0.01, 500).tolist()
+    child.stdin.write((json.dumps(returns) + "\n").encode())
+    child.stdin.flush()
+    assert "omega" in json.loads(child.stdout.readline())  # one fit done: it now waits for a line
+    child.send_signal(signal.SIGINT)
+    assert child.wait(timeout=60) == 1
+    assert b"Traceback" not in child.stderr.read()
+    child.stdin.close()
