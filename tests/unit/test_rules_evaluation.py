@@ -206,6 +206,7 @@ def test_evaluate_rules_smoke_run_writes_the_report(tmp_path: Path) -> None:
     assert metrics.bars == result.bars == 60
     assert metrics.period == "test"
     assert metrics.managed.degraded == 0
+    assert evaluation.settings["synthetic_seeds"] == {}  # no synthetic paths: no seed range
     for s in (metrics.managed, metrics.unmanaged, metrics.voltarget):
         assert s.sharpe_low <= s.sharpe <= s.sharpe_high or s.sharpe_low == s.sharpe_high
         assert all(math.isfinite(v) for v in (s.sharpe, s.cagr, s.max_drawdown, s.cvar95, s.turnover))

@@ -174,8 +174,10 @@ def evaluate_rules(
         "books": [b.name for b in real],
         "synthetic_paths": synthetic_paths,
         "synthetic_bars": synthetic_bars,
-        "synthetic_seeds": {
-            p: [(first := _first_seed(p, synthetic_test_seed)), first + synthetic_paths - 1] for p in periods
+        "synthetic_seeds": {  # [first, last] per period; none without synthetic paths
+            p: [(first := _first_seed(p, synthetic_test_seed)), first + synthetic_paths - 1]
+            for p in periods
+            if synthetic_paths > 0
         },
         "config_label": "RiskConfig() defaults"
         if config is None or config == RiskConfig()
