@@ -108,6 +108,7 @@ def test_sigkill_during_checkpointing_never_leaves_an_unloadable_checkpoint(tmp_
     assert kills == 4
 
 
+@pytest.mark.slow  # two CLI runs (~20 s); the resume itself is the fast tests' subject
 def test_resume_continues_a_moved_run_in_the_out_given_not_the_stored_one(
     tmp_path: Path, tiny_config: Path
 ) -> None:

@@ -9,10 +9,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 COMMAND = (sys.executable, "-m", "advanced_risk.risk.garch_worker")
 
 
+@pytest.mark.slow  # a real fit in a fresh child (~7 s); the interrupt test below takes the same exit
 def test_an_answer_to_a_bot_that_is_gone_exits_without_a_traceback() -> None:
     child = subprocess.Popen(COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert child.stdin is not None
