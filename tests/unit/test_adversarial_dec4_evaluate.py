@@ -30,19 +30,24 @@ def _book(assets: tuple[str, ...], bars: int = 320) -> Book:
     return Book("csv", "mine", assets, returns, prices, weights, dates=dates)
 
 
+def _evaluate_with_agents(assets: tuple[str, ...]) -> None:
+    """A 3-bar evaluation of the book of ``assets`` with the shipped risk agents."""
+    evaluate_rules(
+        books=[_book(assets)],
+        synthetic_paths=0,
+        split_date="2015-01-02",
+        max_bars=3,
+        reps=5,
+        jobs=1,
+        risk_agents=AGENTS,
+    )
+
+
 def test_evaluate_rules_says_when_the_risk_agents_never_advise_on_a_book() -> None:
     """Agents trained on the 20 bundled tickers cannot advise on a book of two other assets: the
     managed book is the rules alone, so the evaluation must say so, naming the book."""
     with pytest.warns(UserWarning, match=r"risk agents.*'mine'.*AAPL"):
-        evaluate_rules(
-            books=[_book(("A", "B"))],
-            synthetic_paths=0,
-            split_date="2015-01-02",
-            max_bars=3,
-            reps=5,
-            jobs=1,
-            risk_agents=AGENTS,
-        )
+        _evaluate_with_agents(("A", "B"))
 
 
 def test_evaluate_rules_is_silent_when_the_risk_agents_cover_the_book() -> None:
@@ -53,15 +58,7 @@ def test_evaluate_rules_is_silent_when_the_risk_agents_cover_the_book() -> None:
     assert names is not None
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        evaluate_rules(
-            books=[_book((*names, "EXTRA"))],
-            synthetic_paths=0,
-            split_date="2015-01-02",
-            max_bars=3,
-            reps=5,
-            jobs=1,
-            risk_agents=AGENTS,
-        )
+        _evaluate_with_agents((*names, "EXTRA"))
 
 
 def test_the_manager_says_when_the_risk_agents_are_idle_for_a_missing_asset() -> None:

@@ -14,27 +14,32 @@ import pytest
 COMMAND = (sys.executable, "-m", "advanced_risk.risk.garch_worker")
 
 
+def _child() -> tuple[subprocess.Popen[bytes], bytes]:
+    """A worker child with piped stdin, stdout and stderr, and one request line (500 returns)."""
+    child = subprocess.Popen(COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    returns = np.random.default_rng(0).normal(0.0, 0.01, 500).tolist()
+    return child, (json.dumps(returns) + "\n").encode()
+
+
 @pytest.mark.slow  # a real fit in a fresh child (~7 s); the interrupt test below takes the same exit
 def test_an_answer_to_a_bot_that_is_gone_exits_without_a_traceback() -> None:
-    child = subprocess.Popen(COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child, request = _child()
     assert child.stdin is not None
     assert child.stdout is not None
     assert child.stderr is not None
-    returns = np.random.default_rng(0).normal(0.0, 0.01, 500).tolist()
     child.stdout.close()  # the bot died: nobody reads the answer
-    child.stdin.write((json.dumps(returns) + "\n").encode())
+    child.stdin.write(request)
     child.stdin.close()
     assert child.wait(timeout=60) in (0, 1)
     assert b"Traceback" not in child.stderr.read()
 
 
 def test_an_interrupt_exits_without_a_traceback() -> None:
-    child = subprocess.Popen(COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child, request = _child()
     assert child.stdin is not None
     assert child.stdout is not None
     assert child.stderr is not None
-    returns = np.random.default_rng(0).normal(0.0, 0.01, 500).tolist()
-    child.stdin.write((json.dumps(returns) + "\n").encode())
+    child.stdin.write(request)
     child.stdin.flush()
     assert "omega" in json.loads(child.stdout.readline())  # one fit done: it now waits for a line
     child.send_signal(signal.SIGINT)
