@@ -7,6 +7,7 @@ Usage::
     python benchmarks/profile_manager.py --memory [--calls 2000]
     python benchmarks/profile_manager.py --flow [--calls 2000] [--idle-ms 2]
     python benchmarks/profile_manager.py --journal [--calls 6000]
+    python benchmarks/profile_manager.py --census [--calls 300]
 
 Replays the bundled 20 S&P 500 stocks through a manager with the shipped PPO policy
 (``models/ppo_sp500_2012.armodel``, 10 MC-dropout samples) and the shipped risk agents
@@ -18,7 +19,9 @@ bars; with ``--profile`` it prints pyinstrument's call tree of ``--calls`` decis
 the bytes each decision allocates (its transient peak) and the growth over ``--calls`` decisions,
 ``--flow`` times each step where it runs inside consecutive decisions (the steps then add up;
 ``--idle-ms`` waits between them, as a bot between bars, so the journal commits outside them);
-``--journal`` times back-to-back async decisions in blocks of 250, alternating within one process
+``--census`` counts the C-level calls, Python frames and numba kernel calls of each sync decision
+with the policy (no agents), ``--journal`` times back-to-back async decisions in blocks of 250,
+alternating within one process
 the journal thread's linger (2 ms; 50 ms, a file's default; 1 s, a memory store's) and no journal
 at all (rows not queued), so the machine's drift over the run falls on every variant alike.
 """
@@ -334,6 +337,80 @@ def flow(calls: int, idle_ms: float = 0.0) -> None:
         print(f"{label:42s} {spent.get(label, 0.0) / calls * 1e6:8.1f}")
 
 
+def census(calls: int) -> None:
+    """Calls per sync decision with the shipped PPO policy (no agents: the sync PPO row's mode).
+
+    Counts, over ``calls`` decisions after the warm-up, the C-level calls (``sys.setprofile``'s
+    ``c_call``: builtins and NumPy's functions and methods; not operators such as ``@``), the Python
+    frames, and the numba kernel calls with the time spent inside them (each dispatcher found in
+    the package's modules is wrapped): the counts over the first half of the decisions, under the
+    profiler, the kernels' calls and time over the second half, without it.
+    """
+    import collections
+    import sys
+
+    from numba.core.registry import CPUDispatcher
+
+    tickers, rets, prices = bars(calls)
+    risk = AdvancedRiskManager(RiskConfig(deadline_ms=50.0, rate_limit_per_s=None), policy=str(POLICY))
+    book = equal_book(tickers)
+    for i in range(WARMUP):
+        risk.manage_risk_sync(market_at(tickers, rets, prices, i), book)
+    c_calls: collections.Counter[str] = collections.Counter()
+    frames: collections.Counter[str] = collections.Counter()
+    kernels: collections.Counter[str] = collections.Counter()
+    inside: collections.Counter[str] = collections.Counter()
+
+    def counted(kernel: Any) -> Callable[..., Any]:
+        name = f"{kernel.py_func.__module__.rsplit('.', 1)[-1]}.{kernel.py_func.__name__}"
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return kernel(*args, **kwargs)
+            finally:
+                inside[name] += time.perf_counter() - start
+                kernels[name] += 1
+
+        return call
+
+    def hook(frame: Any, event: str, arg: Any) -> None:
+        if event == "c_call":
+            c_calls[getattr(arg, "__qualname__", str(arg))] += 1
+        elif event == "call":
+            frames[frame.f_code.co_name] += 1
+
+    half = WARMUP + calls // 2
+    sys.setprofile(hook)  # first half: the counts, with the kernels not yet wrapped
+    try:
+        for i in range(WARMUP, half):
+            risk.manage_risk_sync(market_at(tickers, rets, prices, i), book)
+    finally:
+        sys.setprofile(None)
+    wrapped: dict[int, Callable[..., Any]] = {}
+    for module_name, module in list(sys.modules.items()):
+        if module_name.startswith("advanced_risk"):
+            for attr, value in list(vars(module).items()):
+                if isinstance(value, CPUDispatcher):
+                    setattr(module, attr, wrapped.setdefault(id(value), counted(value)))
+    try:  # second half: the kernels' calls and time, without the profiler
+        for i in range(half, rets.shape[0]):
+            risk.manage_risk_sync(market_at(tickers, rets, prices, i), book)
+    finally:
+        risk.close_sync()
+    first, second = half - WARMUP, rets.shape[0] - half
+    print(
+        f"per sync decision (PPO, 20 assets, {first} + {second} decisions): "
+        f"{sum(c_calls.values()) / first:.1f} C-level calls, {sum(frames.values()) / first:.1f} Python "
+        f"frames, {sum(kernels.values()) / second:.1f} numba kernel calls "
+        f"({sum(inside.values()) / second * 1e6:.1f} us in them)"
+    )
+    for name, count in kernels.most_common():
+        print(f"  {count / second:5.1f} x {inside[name] / second * 1e6:6.1f} us  {name}")
+    common = c_calls.most_common(8)
+    print("most frequent C-level calls: " + ", ".join(f"{n} {c / first:.1f}" for n, c in common))
+
+
 def memory(calls: int) -> None:
     """tracemalloc: bytes allocated (transient peak) per decision and the traced growth over ``calls``."""
     import tracemalloc
@@ -376,6 +453,7 @@ def main() -> None:
     parser.add_argument("--flow", action="store_true", help="each step's time inside consecutive decisions")
     parser.add_argument("--idle-ms", type=float, default=0.0, help="--flow: sleep between decisions")
     parser.add_argument("--journal", action="store_true", help="async latency per journal linger, alternated")
+    parser.add_argument("--census", action="store_true", help="C calls, frames and kernels per decision")
     args = parser.parse_args()
     if args.latency:
         latency(args.calls)
@@ -383,6 +461,8 @@ def main() -> None:
         journal(args.calls)
     elif args.memory:
         memory(args.calls)
+    elif args.census:
+        census(args.calls)
     elif args.flow:
         flow(args.calls, args.idle_ms)
     elif args.profile:
