@@ -10,6 +10,9 @@ Two kinds of source (see ``docs/training.md``):
   ``rows`` rows, turned into simple returns and split by date; training replays random windows of
   the train split (:class:`ReturnsReplay`); evaluation trades the whole test period once, warmed up
   on the last rows of the train split (information available at the time).
+
+One module because reading a table, splitting it by date and aligning it to a model's assets are
+one definition of the data a run trains and is evaluated on.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import pandas as pd
 from advanced_risk.config import EnvConfig, MarketKind
 from advanced_risk.data import (
     READ_ERRORS,
+    check_header,
     error_name,
     impossible_move,
     load_sp500_stocks,
@@ -32,7 +36,7 @@ from advanced_risk.data import (
     validate_ohlcv,
     validate_prices,
 )
-from advanced_risk.errors import InvalidInputError
+from advanced_risk.errors import DataValidationError, InvalidInputError
 from advanced_risk.files import sha256_file
 from advanced_risk.logs import get_logger
 from advanced_risk.measures.validation import FloatArray
@@ -195,6 +199,38 @@ def split_overrides(train_end: Any, test_start: Any) -> dict[str, str]:
     return {"train_end": stamp_text(end), "test_start": stamp_text(start)}
 
 
+def _read_csv(path: Path) -> pd.DataFrame:
+    """The ``--data-csv`` file read as a table, its header checked as written.
+
+    pandas renames a repeated column (``AAA``, ``AAA.1``) and an unnamed one (``Unnamed: 2``), and
+    those invented names would become asset names, so the raw header row is read too: every name
+    that appears more than once is refused at once, then an empty name. Every message names the
+    file once.
+
+    Raises
+    ------
+    InvalidInputError
+        The file cannot be read as CSV, or its header repeats or omits a column name
+        (``DataValidationError``).
+    """
+    try:
+        frame = pd.read_csv(path)
+        header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+    except READ_ERRORS as exc:  # the loaders' list: truncated or corrupt compression, empty, ...
+        raise InvalidInputError(
+            f"--data-csv: {path} cannot be read as CSV: {error_name(exc)}: {exc}"
+        ) from exc
+    names = [str(name).strip() for name in header.iloc[0]] if len(header) else []
+    repeated = list(dict.fromkeys(n for n in names if n and names.count(n) > 1))
+    if repeated:
+        raise DataValidationError(
+            f"--data-csv {path}: column name(s) {', '.join(map(repr, repeated))} appear more than "
+            "once in the header; give each column its own name"
+        )
+    check_header(names, "--data-csv", path)  # an empty name
+    return frame
+
+
 def _read_table(data: str, data_csv: str | None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The validated price table and what to record about it."""
     if data_csv is None:
@@ -203,20 +239,16 @@ def _read_table(data: str, data_csv: str | None) -> tuple[pd.DataFrame, dict[str
     if not path.is_file():
         raise InvalidInputError(f"--data-csv: file not found: {path}")
     digest = sha256_file(path)
+    what = f"--data-csv {path}"  # the validators name the table by ``what`` alone: the file once
     try:
-        head = pd.read_csv(path, nrows=0)
-    except READ_ERRORS as exc:  # the loaders' list: truncated or corrupt compression, empty, ...
-        raise InvalidInputError(
-            f"--data-csv: {path} cannot be read as CSV: {error_name(exc)}: {exc}"
-        ) from exc
-    is_ohlcv = looks_like_ohlcv(head.columns)
-    try:
+        frame = _read_csv(path)
+        is_ohlcv = looks_like_ohlcv(frame.columns)
         if is_ohlcv:
-            ohlcv = validate_ohlcv(path, what=f"--data-csv {path.name}")
+            ohlcv = validate_ohlcv(frame, what=what)
             column = "Adj Close" if "Adj Close" in ohlcv.columns else "Close"
             table = ohlcv[[column]].rename(columns={column: path.name.split(".")[0]})
         else:
-            table = validate_prices(path, what=f"--data-csv {path.name}")
+            table = validate_prices(frame, what=what)
     except InvalidInputError:
         raise
     except Exception as exc:  # corrupt compressed input surfaces from pandas as assorted errors

@@ -51,7 +51,10 @@ __all__ = [
     "bar_frequency_warning",
     "book_window",
     "build_books",
+    "date_span",
     "index_book",
+    "period_bars",
+    "period_side",
     "policy_book",
     "returns_and_prices",
     "stock_books",
@@ -371,6 +374,71 @@ def _check_warmup(warmup: int) -> int:
     return warmup
 
 
+def _split_cut(dates: pd.DatetimeIndex, split_date: str) -> int:
+    """Rows of ``dates`` before ``split_date`` (a naive date is a wall time in the dates' zone;
+    naive dates against an aware split date are compared in UTC)."""
+    try:
+        first_test = pd.Timestamp(split_date)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"split_date must be a date, got {split_date!r}") from exc
+    if (tz := dates.tz) is not None:
+        first_test = first_test.tz_localize(tz) if first_test.tz is None else first_test.tz_convert(tz)
+    elif first_test.tz is not None:
+        first_test = first_test.tz_convert(None)
+    return int(dates.searchsorted(first_test))
+
+
+def _period_rows(
+    book: Book, period: Period, *, warmup: int, split_date: str, max_bars: int | None
+) -> tuple[int, int]:
+    """``(start, end)``: the rows of ``book`` a ``period`` evaluation scores (``end - start`` may be
+    below 2: too few bars). Checks ``warmup``, ``period`` and ``max_bars``."""
+    warmup = _check_warmup(warmup)
+    if period not in PERIODS:
+        raise InvalidInputError(f"period must be one of {PERIODS}, got {period!r}")
+    if max_bars is not None and (not isinstance(max_bars, int) or max_bars < 2):
+        raise InvalidInputError(f"max_bars must be None or an integer >= 2, got {max_bars!r}")
+    total = book.returns.shape[0]
+    if book.dates is None:
+        if book.split != period:
+            raise InvalidInputError(
+                f"period: synthetic book {book.name!r} belongs to {book.split!r}, not {period!r}"
+            )
+        start, end = warmup, total
+    else:
+        cut = _split_cut(book.dates, split_date)
+        start, end = (warmup, cut) if period == "train" else (max(cut, warmup), total)
+    if max_bars is not None:
+        start = max(start, end - max_bars)
+    return start, end
+
+
+def period_bars(
+    book: Book,
+    period: Period,
+    *,
+    warmup: int = 300,
+    split_date: str = SPLIT_DATE,
+    max_bars: int | None = None,
+) -> int:
+    """The bars a ``period`` evaluation of ``book`` would score (0 when it has none; at least 2 are
+    needed). Arguments as :func:`book_window`, checked the same way."""
+    start, end = _period_rows(book, period, warmup=warmup, split_date=split_date, max_bars=max_bars)
+    return max(end - start, 0)
+
+
+def period_side(period: str, split_date: str) -> str:
+    """Where ``period`` lies against the split, in words: ``before 2013-01-01`` or ``from 2013-01-01 on``."""
+    return f"before {split_date}" if period == "train" else f"from {split_date} on"
+
+
+def date_span(book: Book) -> str:
+    """The first and last dates of a dated ``book``, in words (empty for a synthetic one)."""
+    if book.dates is None or len(book.dates) == 0:
+        return ""
+    return f"its dates run from {book.dates[0].date()} to {book.dates[-1].date()}"
+
+
 def book_window(
     book: Book,
     period: Period,
@@ -387,38 +455,22 @@ def book_window(
     and only for its own ``split``. ``max_bars`` keeps only the last ``max_bars`` bars of the period
     (the warm-up is then the ``warmup`` bars before them).
 
-    Raises ``InvalidInputError`` naming ``period`` when the book has no bar in it (or fewer than 2),
-    or a synthetic path is evaluated outside its split.
+    Raises ``InvalidInputError`` naming ``period`` when the book has no bar in it (or fewer than 2;
+    for a dated book the message gives the split date and the book's first and last dates), or a
+    synthetic path is evaluated outside its split.
     """
-    warmup = _check_warmup(warmup)
-    if period not in PERIODS:
-        raise InvalidInputError(f"period must be one of {PERIODS}, got {period!r}")
-    if max_bars is not None and (not isinstance(max_bars, int) or max_bars < 2):
-        raise InvalidInputError(f"max_bars must be None or an integer >= 2, got {max_bars!r}")
-    total = book.returns.shape[0]
-    if book.dates is None:
-        if book.split != period:
-            raise InvalidInputError(
-                f"period: synthetic book {book.name!r} belongs to {book.split!r}, not {period!r}"
-            )
-        start, end = warmup, total
-    else:
-        try:
-            first_test = pd.Timestamp(split_date)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"split_date must be a date, got {split_date!r}") from exc
-        if (tz := book.dates.tz) is not None:  # a naive split date is a wall time in the dates' zone
-            first_test = first_test.tz_localize(tz) if first_test.tz is None else first_test.tz_convert(tz)
-        elif first_test.tz is not None:  # naive dates against an aware split date: compared in UTC
-            first_test = first_test.tz_convert(None)
-        cut = int(book.dates.searchsorted(first_test))
-        start, end = (warmup, cut) if period == "train" else (max(cut, warmup), total)
-    if max_bars is not None:
-        start = max(start, end - max_bars)
+    start, end = _period_rows(book, period, warmup=warmup, split_date=split_date, max_bars=max_bars)
     if end - start < 2:
+        where = "" if book.dates is None else f" ({period_side(period, split_date)})"
+        advice = (
+            ""
+            if book.dates is None
+            else f"; {date_span(book)}: move the split with --split-date (split_date=) or choose "
+            "another period"
+        )
         raise InvalidInputError(
-            f"period: book {book.name!r} has {max(end - start, 0)} bar(s) in {period!r} "
-            f"after a warm-up of {warmup}"
+            f"period: book {book.name!r} has {max(end - start, 0)} bar(s) in {period!r}{where} "
+            f"after a warm-up of {warmup}{advice}"
         )
     rows = slice(start - warmup, end)
     returns = book.returns[rows]

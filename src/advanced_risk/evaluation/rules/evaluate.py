@@ -31,6 +31,9 @@ from advanced_risk.evaluation.rules.books import (
     bar_frequency_warning,
     book_window,
     build_books,
+    date_span,
+    period_bars,
+    period_side,
     synthetic_books,
 )
 from advanced_risk.evaluation.rules.harness import (
@@ -43,9 +46,12 @@ from advanced_risk.evaluation.rules.harness import (
     run_book,
 )
 from advanced_risk.evaluation.rules.report import BLOCK, REPS, BookMetrics, RulesEvaluation, book_metrics
+from advanced_risk.logs import get_logger
 from advanced_risk.rl.agents.policy import RiskAgents
 
 __all__ = ["evaluate_rules"]
+
+log = get_logger(__name__)
 
 
 def _periods(period: str) -> tuple[Period, ...]:
@@ -116,7 +122,10 @@ def evaluate_rules(
         :class:`~advanced_risk.evaluation.rules.books.Book`; default
         :data:`~advanced_risk.evaluation.rules.books.DEFAULT_BOOK_KEYS` (no policy book).
     period : ``train`` (bars before ``split_date`` and synthetic training seeds), ``test`` (from
-        ``split_date`` on, test seeds) or ``all`` (both, reported separately).
+        ``split_date`` on, test seeds) or ``all`` (both, reported separately; a dated book is
+        evaluated in each period where it has at least 2 bars after the warm-up and skipped, with
+        a warning, in the other: ``settings["skipped"]`` lists those, and ``periods`` holds only
+        the periods something was evaluated in).
     synthetic_paths : regime-switching paths per period (0 for none), at most 1,000.
     synthetic_bars : evaluated bars of each synthetic path (after ``warmup`` more).
     seed : seeds the stock subsets, the long/short split and the bootstraps.
@@ -138,7 +147,9 @@ def evaluate_rules(
     Raises
     ------
     InvalidInputError
-        Naming the bad argument (``config``, ``books``, ``period``, ``synthetic_paths``, ...).
+        Naming the bad argument (``config``, ``books``, ``period``, ``synthetic_paths``, ...);
+        ``period`` when a book has fewer than 2 bars in the period asked for (with ``all``: in
+        every period).
 
     Warns
     -----
@@ -146,7 +157,9 @@ def evaluate_rules(
         A dated book whose bar spacing the config's ``periods_per_year`` cannot count (minute bars
         with the default 252: :func:`~advanced_risk.evaluation.rules.books.bar_frequency_warning`),
         and, with ``risk_agents``, the books that lack an asset the agents were trained on (the
-        agents never advise there: those managed books are the rules alone).
+        agents never advise there: those managed books are the rules alone), and, with ``period=
+        "all"``, each dated book skipped in a period it does not cover (also a structlog
+        ``rules_period_skipped`` event).
     """
     started = time.perf_counter()
     cfg = harness_config(config)
@@ -159,6 +172,10 @@ def evaluate_rules(
         if (message := bar_frequency_warning(b, cfg.periods_per_year)) is not None:
             warnings.warn(message, UserWarning, stacklevel=2)
     tasks = _tasks(real, periods, synthetic_paths, synthetic_bars, warmup, synthetic_test_seed)
+    skipped: list[dict[str, Any]] = []
+    if period == "all":  # "all" is every period the data covers: a period a book lacks is skipped
+        tasks, skipped = _covered_tasks(tasks, warmup=warmup, split_date=split_date, max_bars=max_bars)
+        periods = tuple(p for p in periods if any(q == p for _, q in tasks))
     if risk_agents is not None and (message := _agents_idle_warning(risk_agents, tasks)) is not None:
         warnings.warn(message, UserWarning, stacklevel=2)
     for b, p in tasks:  # refuse a bad window here, not in a worker
@@ -184,6 +201,7 @@ def evaluate_rules(
         else "a custom RiskConfig",
         "vol_target": {"target": VOL_TARGET, "ewma_lambda": EWMA_LAMBDA},
         "jobs": jobs,
+        "skipped": skipped,
         **options,
     }
     return RulesEvaluation(
@@ -291,6 +309,61 @@ def _tasks(
     if not tasks:
         raise InvalidInputError("books: nothing to evaluate (no book and no synthetic path in the period)")
     return tasks
+
+
+def _covered_tasks(
+    tasks: list[tuple[Book, Period]], *, warmup: int, split_date: str, max_bars: int | None
+) -> tuple[list[tuple[Book, Period]], list[dict[str, Any]]]:
+    """The tasks of ``period="all"`` whose dated book has bars in the period, and the others.
+
+    A dated book with fewer than 2 bars in a period (after the warm-up) is skipped there, with a
+    ``UserWarning`` and a ``rules_period_skipped`` log event naming the book, the period and the
+    split date; synthetic paths are kept (each belongs to its period).
+
+    Returns
+    -------
+    The kept tasks, in order, and one ``{"book", "period", "bars", "split_date"}`` per skipped one.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming ``period`` when a dated book has fewer than 2 bars in every period.
+    """
+    bars = {
+        i: period_bars(b, p, warmup=warmup, split_date=split_date, max_bars=max_bars)
+        for i, (b, p) in enumerate(tasks)
+        if b.dates is not None
+    }
+    for book in {id(b): b for b, _ in tasks if b.dates is not None}.values():
+        counts = [(p, bars[i]) for i, (b, p) in enumerate(tasks) if b is book]
+        if all(n < 2 for _, n in counts):
+            raise InvalidInputError(_uncovered_message(book, counts, warmup=warmup, split_date=split_date))
+    kept: list[tuple[Book, Period]] = []
+    skipped: list[dict[str, Any]] = []
+    for i, (book, p) in enumerate(tasks):
+        if bars.get(i, 2) >= 2:  # a synthetic path (no count) always covers its own period
+            kept.append((book, p))
+            continue
+        skipped.append({"book": book.name, "period": p, "bars": bars[i], "split_date": split_date})
+        log.warning("rules_period_skipped", book=book.name, period=p, bars=bars[i], split_date=split_date)
+        warnings.warn(
+            f"book {book.name!r} has {bars[i]} bar(s) in {p!r} ({period_side(p, split_date)}) after a "
+            f"warm-up of {warmup}; {date_span(book)}: it is not evaluated in {p!r} (move the split "
+            "date with --split-date, split_date=)",
+            UserWarning,
+            stacklevel=3,
+        )
+    return kept, skipped
+
+
+def _uncovered_message(book: Book, counts: list[tuple[Period, int]], *, warmup: int, split_date: str) -> str:
+    """Why ``book`` cannot be evaluated in any period: its bars in each, the split date, its dates."""
+    each = ", ".join(f"{n} in {p!r} ({period_side(p, split_date)})" for p, n in counts)
+    return (
+        f"period: book {book.name!r} has fewer than 2 bars in every period after a warm-up of "
+        f"{warmup}: {each}; {date_span(book)}: give more rows, or move the split with --split-date "
+        "(split_date=)"
+    )
 
 
 def _run_tasks(

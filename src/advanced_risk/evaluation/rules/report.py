@@ -439,15 +439,38 @@ def _period_rows(evaluation: RulesEvaluation, period: str) -> tuple[list[BookMet
     return [m for m in rows if m.key != "synthetic"], [m for m in rows if m.key == "synthetic"]
 
 
+def _skipped(evaluation: RulesEvaluation, period: str) -> list[dict[str, Any]]:
+    """The books ``period="all"`` skipped in ``period`` for lack of bars (``settings["skipped"]``)."""
+    return [s for s in evaluation.settings.get("skipped", []) if s["period"] == period]
+
+
+def _skipped_names(rows: Sequence[dict[str, Any]]) -> str:
+    return ", ".join(f"{s['book']} ({s['bars']} bars)" for s in rows)
+
+
 def summary_lines(evaluation: RulesEvaluation) -> list[str]:
-    """One line per period counting the books that pass the acceptance check."""
+    """One line per period counting the books that pass the acceptance check (only the books
+    evaluated there; a book skipped for lack of bars is named after the counts), then a line per
+    period nothing was evaluated in."""
     lines = []
     for period in evaluation.periods:
         real, synthetic = _period_rows(evaluation, period)
         parts = [f"{sum(m.passed for m in real)}/{len(real)} real books"]
         if synthetic:
             parts.append(f"{sum(m.passed for m in synthetic)}/{len(synthetic)} synthetic paths")
-        lines.append(f"{period}: acceptance passed on {' and '.join(parts)}")
+        line = f"{period}: acceptance passed on {' and '.join(parts)}"
+        if skipped := _skipped(evaluation, period):
+            line += f"; not evaluated: {_skipped_names(skipped)}"
+        lines.append(line)
+    unevaluated = dict.fromkeys(
+        s["period"] for s in evaluation.settings.get("skipped", []) if s["period"] not in evaluation.periods
+    )
+    for period in unevaluated:
+        skipped = _skipped(evaluation, period)
+        lines.append(
+            f"{period}: not evaluated, no book has bars in it (split date {skipped[0]['split_date']}): "
+            f"{_skipped_names(skipped)}"
+        )
     return lines
 
 
@@ -481,6 +504,8 @@ def markdown_report(evaluation: RulesEvaluation) -> str:
         out += ["", f"## {period}", ""]
         if spans:
             out += [f"Real books: {'; '.join(spans)}.", ""]
+        if skipped := _skipped(evaluation, period):
+            out += [f"Not evaluated in this period (too few bars): {_cell(_skipped_names(skipped))}.", ""]
         out += [summary_table(evaluation, period), "", "### Details", "", DETAIL_HEADER]
         out += [_detail_row(m) for m in (*real, *synthetic)]
         if synthetic:
