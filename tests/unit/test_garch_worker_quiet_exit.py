@@ -4,6 +4,7 @@ closed pipe) or is interrupted with the bot's process group: no traceback on the
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -46,3 +47,24 @@ def test_an_interrupt_exits_without_a_traceback() -> None:
     assert child.wait(timeout=60) == 1
     assert b"Traceback" not in child.stderr.read()
     child.stdin.close()
+
+
+BOT = """
+from advanced_risk.risk.garch_worker import shared_worker
+import numpy as np
+worker = shared_worker()
+worker.fit(np.random.default_rng(0).normal(0.0, 0.01, 300))
+print(worker._proc.pid, flush=True)
+"""
+
+
+def test_the_shared_child_is_closed_when_the_bot_exits() -> None:
+    """A bot that never closes its managers: at exit the shared worker's child is stopped and reaped
+    (development mode reports a child still running as a ResourceWarning)."""
+    done = subprocess.run(
+        (sys.executable, "-X", "dev", "-c", BOT), capture_output=True, text=True, timeout=120, check=True
+    )
+    assert "ResourceWarning" not in done.stderr, done.stderr
+    pid = int(done.stdout.split()[-1])
+    with pytest.raises(ProcessLookupError):  # reaped, not left to exit on its own later
+        os.kill(pid, 0)

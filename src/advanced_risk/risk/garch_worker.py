@@ -20,6 +20,7 @@ managers of one process share one child (:func:`shared_worker`), started when th
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import json
@@ -269,11 +270,17 @@ _SHARED_LOCK = threading.Lock()
 
 
 def shared_worker() -> GarchWorker:
-    """The process-wide worker the managers share (its child exits with this process)."""
+    """The process-wide worker the managers share.
+
+    Closed at interpreter exit (``atexit``): the idle child reads EOF and exits, and is reaped, so
+    no child outlives the bot's process and Python's development mode reports no child still
+    running. A child killed with the process (SIGKILL) exits on the EOF of its closed pipe.
+    """
     global _SHARED
     with _SHARED_LOCK:
         if _SHARED is None:
             _SHARED = GarchWorker()
+            atexit.register(_SHARED.close)
         return _SHARED
 
 
