@@ -610,3 +610,80 @@ def test_kelly_caps_the_neutral_books_sizes_by_side(neutral: Any) -> None:
             assert d.position_sizes[a] == pytest.approx(expected, rel=1e-9, abs=1e-9), (t, a)
             checked += 1
     assert checked > 20
+
+
+def _forced_reducing(mode: str, book: dict[str, float], drawdown_from: int) -> list[RiskDecision]:
+    """60 bars of the neutral data; ``current_drawdown`` 0.26 (between ``reduce_drawdown`` 0.25
+    and ``halt_drawdown`` 0.30, on the equity basis) from ``drawdown_from`` on."""
+    closes = closes_of(tuple(book), bars=60)
+    returns = closes.pct_change().iloc[1:]
+    config = RiskConfig(deadline_ms=5_000.0, drawdown_basis="equity")
+    calls = [
+        (
+            MarketState(returns=returns.loc[date].to_dict(), prices=closes.loc[date].to_dict()),
+            Portfolio(weights=book, equity=1e6, current_drawdown=0.26 if t >= drawdown_from else 0.0),
+        )
+        for t, date in enumerate(returns.index)
+    ]
+    if mode == "sync":
+        risk = AdvancedRiskManager(config)
+        try:
+            return [risk.manage_risk_sync(m, p) for m, p in calls]
+        finally:
+            risk.close_sync()
+
+    async def main() -> list[RiskDecision]:
+        async with AdvancedRiskManager(config) as risk:
+            return [await risk.manage_risk(m, p) for m, p in calls]
+
+    return asyncio.run(main())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="REDUCING halves the weights but the volatility-target leverage is then computed on the "
+    "halved book and doubles (0.39 -> 0.81 on AAPL), so the exposure a bot trades (weights x "
+    "leverage) is not cut at all whenever the ACTIVE leverage is <= 0.5; rules.py and embedding.md "
+    "promise 'REDUCING: exposure cut' / 'half the book held when it began'",
+)
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_reducing_cuts_the_traded_exposure(mode: str) -> None:
+    """The same bars and book, ACTIVE throughout against REDUCING from bar 30: the traded exposure
+    ``|weights| x leverage`` of a REDUCING decision is at most half the ACTIVE one's (the cap of
+    leverage at 1 cannot matter: ``max_leverage`` is 1 already)."""
+    for book in ({"AAPL": 1.0}, NEUTRAL):
+        active = _forced_reducing(mode, book, drawdown_from=10_000)
+        reducing = _forced_reducing(mode, book, drawdown_from=30)
+        assert all(d.trading_state is TradingState.ACTIVE for d in active)
+        assert all(d.trading_state is TradingState.REDUCING for d in reducing[30:])
+        for t in range(30, 60):
+            gross_active = float(np.abs(levered(active[t], tuple(book))).sum())
+            gross_reducing = float(np.abs(levered(reducing[t], tuple(book))).sum())
+            assert gross_reducing <= 0.5 * gross_active * (1 + 1e-9), (book, t, gross_reducing, gross_active)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="while REDUCING, a book that flips from +1 long to -1 short is decided as a new -0.5 short "
+    "(the cap is on |weight| at the start of REDUCING, whatever the side): REDUCING opens a position "
+    "on the other side although 'no new positions' (RiskDecision.position_sizes) and 'the rules "
+    "scale exposure and never flip a position' (embedding.md)",
+)
+def test_reducing_opens_no_position_on_the_other_side() -> None:
+    closes = closes_of(("AAPL",), bars=45)
+    config = RiskConfig(deadline_ms=5_000.0, drawdown_basis="equity")
+    risk = AdvancedRiskManager(config)
+    try:
+        for t in range(40):
+            book = Portfolio(
+                weights={"AAPL": 1.0 if t < 35 else -1.0},
+                equity=1e6,
+                current_drawdown=0.26 if t >= 30 else 0.0,
+            )
+            d = risk.manage_risk_sync(_bars(closes, ["AAPL"], t), book)
+            if t >= 30:
+                assert d.trading_state is TradingState.REDUCING
+                assert d.position_sizes["AAPL"] == 0.0
+                assert d.rebalance_weights["AAPL"] >= 0.0, t  # closing the long is fine; a short is new
+    finally:
+        risk.close_sync()
