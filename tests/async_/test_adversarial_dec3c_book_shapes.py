@@ -545,14 +545,6 @@ def test_negative_zero_and_denormal_weights() -> None:
         risk.close_sync()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the VaR-breach streak compares the return of Portfolio.weights (the book the strategy "
-    "WANTS, as docs/embedding.md 'Your book, scaled' tells a bot without a policy to pass) with the "
-    "VaR of the decided book (weights x leverage): a 300 % book cut to ~0.5x by the volatility "
-    "target 'breaches' on 32 of 80 bars and goes REDUCING on '3 VaR breaches in a row' while the "
-    "book actually traded never breached",
-)
 def test_var_breach_streak_reads_the_book_the_var_priced(neutral: Any) -> None:
     """Independent count: the traded book is the previous decision's ``rebalance_weights x
     leverage``; a breach is its return below minus the previous decision's VaR. No run of 3
@@ -639,13 +631,6 @@ def _forced_reducing(mode: str, book: dict[str, float], drawdown_from: int) -> l
     return asyncio.run(main())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="REDUCING halves the weights but the volatility-target leverage is then computed on the "
-    "halved book and doubles (0.39 -> 0.81 on AAPL), so the exposure a bot trades (weights x "
-    "leverage) is not cut at all whenever the ACTIVE leverage is <= 0.5; rules.py and embedding.md "
-    "promise 'REDUCING: exposure cut' / 'half the book held when it began'",
-)
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_reducing_cuts_the_traded_exposure(mode: str) -> None:
     """The same bars and book, ACTIVE throughout against REDUCING from bar 30: the traded exposure
@@ -662,13 +647,6 @@ def test_reducing_cuts_the_traded_exposure(mode: str) -> None:
             assert gross_reducing <= 0.5 * gross_active * (1 + 1e-9), (book, t, gross_reducing, gross_active)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="while REDUCING, a book that flips from +1 long to -1 short is decided as a new -0.5 short "
-    "(the cap is on |weight| at the start of REDUCING, whatever the side): REDUCING opens a position "
-    "on the other side although 'no new positions' (RiskDecision.position_sizes) and 'the rules "
-    "scale exposure and never flip a position' (embedding.md)",
-)
 def test_reducing_opens_no_position_on_the_other_side() -> None:
     closes = closes_of(("AAPL",), bars=45)
     config = RiskConfig(deadline_ms=5_000.0, drawdown_basis="equity")

@@ -160,10 +160,12 @@ class DecisionEngine:
         self._restoring = False  # some restored stop waits for its asset's ATR (_check_restored)
         self._columns: dict[int, IntArray | None] = {}  # id(component) -> its columns in the universe
         self._in_order: dict[int, bool] = {}  # id(component) -> its columns are 0, 1, ..., n - 1
-        self._reduce_from: FloatArray | None = None  # |held| when REDUCING began (universe order)
+        self._reduce_from: FloatArray | None = None  # held when REDUCING began (signed, universe order)
         self._var_streak, self._loss_streak = Streak(), Streak()
         self._strategy: StrategyDrawdown | None = None  # made at the first bar (seeded from equity)
-        self._last_var: float | None = None
+        # the last healthy decision's levered book (target x leverage, universe order) and its VaR:
+        # a VaR breach is that book's return below the VaR priced for it
+        self._priced: tuple[FloatArray, float] | None = None
         self._seasoned = False  # every asset has the tracker's window of its own history
         self._refits = GarchRefits(background, config.garch_install_lag)
         self.last: RiskDecision | None = None
@@ -242,7 +244,7 @@ class DecisionEngine:
         port: float | None = None
         if returns is not None:
             port = float(bar.held @ returns)
-            self._var_streak.update(self._last_var is not None and port < -self._last_var)
+            self._var_streak.update(self._breached(returns))
             self._loss_streak.update(port < 0.0)
             try:
                 self._feed_tracker(returns)
@@ -276,6 +278,10 @@ class DecisionEngine:
         drawdown = min(max(drawdown, 0.0), 1.0)
         return Observed(bar, drawdown, returns, tuple(faults), self._strategy_update(returns, drawdown))
 
+    def _breached(self, returns: FloatArray) -> bool:
+        """Whether this bar's return of the last priced book is below the VaR priced for it."""
+        return self._priced is not None and float(self._priced[0] @ returns) < -self._priced[1]
+
     def _strategy_update(self, returns: FloatArray | None, drawdown: float) -> float:
         """The reference book earns this bar's returns; its drawdown (seeded from the account's)."""
         if self._strategy is None:  # a restart starts from the restored drawdown, not from 0
@@ -300,6 +306,8 @@ class DecisionEngine:
         self._stop_short = np.append(np.delete(self._stop_short, left), np.zeros(k, dtype=bool))
         if self._reduce_from is not None:  # a joiner gets no new position while REDUCING
             self._reduce_from = np.append(np.delete(self._reduce_from, left), np.zeros(k))
+        if self._priced is not None:  # a joiner was not in the book the VaR priced
+            self._priced = (np.append(np.delete(self._priced[0], left), np.zeros(k)), self._priced[1])
         if k:
             self._atr.add_assets(k)
             self._seasoned = False
@@ -466,10 +474,10 @@ class DecisionEngine:
         if self._strategy is not None:  # the book asked for, before any cut: its drawdown drives the cuts
             self._strategy.set_weights(reference)
         hedge = self._decided_hedge(observed, state, advice)
-        var, cvar, warming = self._var_cvar(bar, target * leverage)
+        var, cvar, warming = self._var_cvar(bar, levered := target * leverage)
         if self._unpriced(var, cvar):  # never a silent NaN: a component fault
             return self.conservative(observed, (f"tracker gave a non-finite VaR/CVaR ({var}, {cvar})",))
-        self._last_var = var if math.isfinite(var) else None
+        self._priced = (levered, var) if math.isfinite(var) else None
         self._risk_alerts(observed, warming, shock, alerts)
         average = self.tracker.average_correlation() if self.tracker is not None else math.nan
         sizes, stops = self._sizes_and_stops(bar, target, leverage, state, advice)
@@ -580,7 +588,7 @@ class DecisionEngine:
         """Volatility-target leverage of ``target``, times ``uncertainty_leverage_factor`` while the
         policy's uncertainty is above its threshold (with an alert); at most 1 while REDUCING, 0 when
         HALTED."""
-        leverage = self._leverage(bar, target, reference, shock)
+        leverage = self._leverage(bar, reference, shock)
         threshold = self._uncertainty_threshold()
         if uncertainty is not None and uncertainty > threshold:
             leverage *= self.config.uncertainty_leverage_factor
@@ -648,12 +656,16 @@ class DecisionEngine:
         The policy's fresh allocation is scaled each bar. A held position (no policy, or one the
         policy does not cover) is capped at ``reduce_exposure`` times its size when REDUCING began:
         a bot that feeds back what it holds keeps half its book while REDUCING, not half of half of
-        half, and an asset that joins meanwhile gets no new position.
+        half; an asset that joins meanwhile gets no new position, and a position asked for on the
+        other side of the one held when REDUCING began is closed, not opened.
         """
         if self._reduce_from is None:
-            self._reduce_from = np.abs(held)
-        factor = self.config.reduce_exposure
-        capped = np.sign(target) * np.minimum(np.abs(target), factor * self._reduce_from)
+            self._reduce_from = held.copy()
+        start, factor = self._reduce_from, self.config.reduce_exposure
+        # a position on the other side of the one held when REDUCING began would be a new one
+        same_side = np.sign(target) == np.sign(start)
+        kept = np.sign(target) * np.minimum(np.abs(target), factor * np.abs(start))
+        capped = np.where(same_side, kept, 0.0)
         cols = self._columns_of(self.allocator) if allocated else None
         if cols is not None:
             mine = held[cols] >= 0.0  # the policy's long book over its assets (shorts are kept)
@@ -735,26 +747,27 @@ class DecisionEngine:
             return HedgeInstruction(True, 1.0, "trading halted")
         return HedgeInstruction(False, 0.0, "no drawdown hedge (hedge=None)")
 
-    def _leverage(self, bar: Bar, target: FloatArray, reference: FloatArray, shock: bool) -> float:
-        vol = self._annual_vol(bar, target)
+    def _leverage(self, bar: Bar, reference: FloatArray, shock: bool) -> float:
+        """Volatility-target leverage of the book asked for (``reference``: before REDUCING, HALTED
+        and the agents' cut). The cuts then scale the exposure down; a leverage computed on the cut
+        book would scale it back up (a book halved has half the volatility, so twice the leverage)."""
+        vol = self._annual_vol(bar, reference)
         if vol is None:
             return min(1.0, self.config.leverage.max_leverage)
         below_trend = self._strategy is not None and self._strategy.below_trend
-        long_run = self._long_run_vol(bar, target, vol, reference)
         return self.leverage_model.leverage(
-            vol, correlation_shock=shock, below_trend=below_trend, long_run_vol=long_run
+            vol, correlation_shock=shock, below_trend=below_trend, long_run_vol=self._long_run_vol(vol)
         )
 
-    def _long_run_vol(self, bar: Bar, target: FloatArray, vol: float, reference: FloatArray) -> float | None:
-        """The long-run volatility of the book asked for (``reference``, before any cut), with this
-        bar's conditional volatility entered; None without a relative target. A flat book (zero
-        volatility) enters nothing: a bot out of the market keeps its long-run risk."""
+    def _long_run_vol(self, vol: float) -> float | None:
+        """The long-run volatility of the book asked for, with this bar's conditional volatility
+        ``vol`` entered; None without a relative target. A flat book (zero volatility) enters
+        nothing: a bot out of the market keeps its long-run risk."""
         long_run = self._long_run
         if long_run is None:
             return None
-        asked = vol if np.array_equal(reference, target) else self._annual_vol(bar, reference)
-        if asked is not None and asked > 0.0 and math.isfinite(asked):
-            return long_run.update(asked)
+        if vol > 0.0 and math.isfinite(vol):
+            return long_run.update(vol)
         return long_run.value
 
     def _var_cvar(self, bar: Bar, book: FloatArray) -> tuple[float, float, str]:
