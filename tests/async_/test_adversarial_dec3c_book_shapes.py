@@ -399,13 +399,6 @@ def _gjr_fhs(params: Any, p: np.ndarray) -> tuple[float, float]:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fhs_garch prices a short book with the GJR-GARCH fitted on the equal-weight LONG book: "
-    "the leverage-effect term and the mean are applied with the wrong sign (the model's variance "
-    "rises after the short's losses, i.e. after the asset's rallies); the same fit on the short "
-    "book's own returns gives mirrored parameters and a VaR up to ~45 % lower (bar 399: 0.022 vs 0.039)",
-)
 def test_short_fhs_garch_var_uses_the_short_books_own_model(short_rally: Any) -> None:
     """From bar 350 the first refit (started at bar 100 on the first 100 returns of the equal-weight
     book, here the long asset) is in force. For a one-asset short, the model of the book's own

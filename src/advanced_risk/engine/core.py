@@ -164,7 +164,7 @@ class DecisionEngine:
         self._var_streak, self._loss_streak = Streak(), Streak()
         self._strategy: StrategyDrawdown | None = None  # made at the first bar (seeded from equity)
         # the last healthy decision's levered book (target x leverage, universe order) and its VaR:
-        # a VaR breach is that book's return below the VaR priced for it
+        # a VaR breach is that book's return below the VaR priced for it; GJR-GARCH refits fit it
         self._priced: tuple[FloatArray, float] | None = None
         self._seasoned = False  # every asset has the tracker's window of its own history
         self._refits = GarchRefits(background, config.garch_install_lag)
@@ -377,7 +377,16 @@ class DecisionEngine:
             self.tracker = RiskTracker(returns.shape[0], self.config.tracker, auto_refit=False)
         self.tracker.update(returns)
         if VaRMethod(self.config.tracker.method) is VaRMethod.FHS_GARCH:
-            self._refits.start_if_due(self.tracker)
+            self._refits.start_if_due(self.tracker, self._fit_book())
+
+    def _fit_book(self) -> FloatArray | None:
+        """The book a GJR-GARCH refit fits: the last priced book at unit gross exposure (its shorts
+        short), or None (equal weight) before the first priced decision or for a flat book."""
+        if self._priced is None:
+            return None
+        book = self._priced[0]
+        gross = float(np.abs(book).sum())
+        return book / gross if gross > 0.0 and math.isfinite(gross) else None
 
     def refit_due(self) -> Future[GarchParams] | None:
         """The pending GJR-GARCH refit if it must take effect at this bar (the caller may wait for it)."""
@@ -477,7 +486,7 @@ class DecisionEngine:
         var, cvar, warming = self._var_cvar(bar, levered := target * leverage)
         if self._unpriced(var, cvar):  # never a silent NaN: a component fault
             return self.conservative(observed, (f"tracker gave a non-finite VaR/CVaR ({var}, {cvar})",))
-        self._priced = (levered, var) if math.isfinite(var) else None
+        self._priced = (levered, var)  # a NaN VaR (warming up) is never breached
         self._risk_alerts(observed, warming, shock, alerts)
         average = self.tracker.average_correlation() if self.tracker is not None else math.nan
         sizes, stops = self._sizes_and_stops(bar, target, leverage, state, advice)

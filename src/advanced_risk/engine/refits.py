@@ -1,8 +1,11 @@
 """GJR-GARCH refits of the tracker, fitted off the decision path and installed at a fixed bar.
 
 A refit starts at the bar the tracker says it is due (:attr:`RiskTracker.garch_refit_due`): the
-tracker's filtered-historical returns of the equal-weight book go to ``background`` (the manager: a
-worker process). It takes effect ``install_lag`` bars later, whenever the fit finishes: the install
+tracker's filtered-historical returns of the book the engine last priced (at unit gross exposure;
+the equal-weight book before the first decision) go to ``background`` (the manager: a worker
+process). A short book is fitted on its own returns, so the leverage effect of the model has the
+short's sign: its variance rises after the asset rallies, not after it falls.
+A refit takes effect ``install_lag`` bars later, whenever the fit finishes: the install
 bar is fixed by the bar count, so a replay of the same bars installs at the same bar. One refit runs
 at a time.
 
@@ -48,11 +51,12 @@ class GarchRefits:
         self._job: Future[GarchParams] | None = None
         self._fit_bar = 0  # the bar count whose data the pending fit uses
 
-    def start_if_due(self, tracker: RiskTracker) -> None:
-        """Start a refit of the equal-weight book's returns if one is due and none is pending."""
+    def start_if_due(self, tracker: RiskTracker, book: FloatArray | None = None) -> None:
+        """Start a refit if one is due and none is pending: of ``book``'s returns (one weight per
+        asset, not all zero), else of the equal-weight book's."""
         if self._background is None or self._job is not None or not tracker.garch_refit_due:
             return
-        weights = np.full(tracker.n_assets, 1.0 / tracker.n_assets)
+        weights = np.full(tracker.n_assets, 1.0 / tracker.n_assets) if book is None else book
         try:
             job = self._background(tracker.fhs_returns(weights))
         except Exception as exc:  # e.g. its executor shut down by close(): keep the old parameters
