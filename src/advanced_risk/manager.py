@@ -227,6 +227,8 @@ class AdvancedRiskManager:
         # the last journaled decision's stops: trailed protection survives a restart (memory: none)
         stops = _restored_stops(store) if path is not None else {}
         equity = _restored_equity(store, self.config.drawdown_window) if path is not None else []
+        reducing = path is not None and restored.trading_state is TradingState.REDUCING
+        weights = _restored_weights(store) if reducing else {}
         if self._pools_closed:  # reopened after close(): a shut-down executor takes no new work
             self._components.reopen()
             self._background_pool = _garch_pool()
@@ -248,6 +250,7 @@ class AdvancedRiskManager:
             restored=restored,
             stops=stops,
             equity=equity,
+            weights=weights,
             allocator=self._allocator,
             advisor=self._advisor,
             background=self._fit_garch_async,
@@ -993,6 +996,17 @@ def _restored_stops(store: StateStore) -> dict[str, float]:
         return store.last_stops()
     except Exception as exc:  # restored stops are a convenience of the restart, never a reason to fail it
         log.warning("stops_not_restored", path=str(store.path), reason=repr(exc))
+        return {}
+
+
+def _restored_weights(store: StateStore) -> dict[str, float]:
+    """The weights of the last journaled decision (:meth:`StateStore.last_weights`): what a restart
+    while REDUCING caps each position at; ``{}`` (REDUCING then caps from the book of the first bar,
+    as when it begins) with a ``weights_not_restored`` warning when the journal cannot be read."""
+    try:
+        return store.last_weights()
+    except Exception as exc:  # never a reason to fail a restart
+        log.warning("weights_not_restored", path=str(store.path), reason=repr(exc))
         return {}
 
 

@@ -123,6 +123,7 @@ class DecisionEngine:
         restored: PersistedState | None = None,
         stops: Mapping[str, float] | None = None,
         equity: Sequence[float] = (),
+        weights: Mapping[str, float] | None = None,
         allocator: Allocator | None = None,
         advisor: Advisor | None = None,
         background: Background | None = None,
@@ -161,6 +162,10 @@ class DecisionEngine:
         self._columns: dict[int, IntArray | None] = {}  # id(component) -> its columns in the universe
         self._in_order: dict[int, bool] = {}  # id(component) -> its columns are 0, 1, ..., n - 1
         self._reduce_from: FloatArray | None = None  # held when REDUCING began (signed, universe order)
+        # a restart while REDUCING: the last journaled decision's weights, which cap the positions
+        # as they capped them before (consumed by the first decision)
+        reducing = state.trading_state is TradingState.REDUCING
+        self._restored_weights = dict(weights) if weights and reducing else None
         self._var_streak, self._loss_streak = Streak(), Streak()
         self._strategy: StrategyDrawdown | None = None  # made at the first bar (seeded from equity)
         # the last healthy decision's levered book (target x leverage, universe order) and its VaR:
@@ -572,7 +577,7 @@ class DecisionEngine:
         if state is TradingState.REDUCING:
             target = self._reduced(held, target, allocation is not None)
         else:
-            self._reduce_from = None
+            self._reduce_from = self._restored_weights = None
         if state is TradingState.HALTED:
             target = np.zeros_like(held)
         if advice is not None:
@@ -669,7 +674,7 @@ class DecisionEngine:
         other side of the one held when REDUCING began is closed, not opened.
         """
         if self._reduce_from is None:
-            self._reduce_from = held.copy()
+            self._reduce_from = self._restored_reduce_from(held)
         start, factor = self._reduce_from, self.config.reduce_exposure
         # a position on the other side of the one held when REDUCING began would be a new one
         same_side = np.sign(target) == np.sign(start)
@@ -680,6 +685,18 @@ class DecisionEngine:
             mine = held[cols] >= 0.0  # the policy's long book over its assets (shorts are kept)
             capped[cols] = np.where(mine, target[cols] * factor, capped[cols])
         return capped
+
+    def _restored_reduce_from(self, held: FloatArray) -> FloatArray:
+        """The held book REDUCING caps from: ``held``, or after a restart while REDUCING the last
+        journaled weights over ``reduce_exposure`` (an asset they do not hold: 0, no new position),
+        so the cap is the last decision's weight and a bot that passes back what it holds is not
+        halved again."""
+        restored, self._restored_weights = self._restored_weights, None
+        if restored is None or self.assets is None:
+            return held.copy()
+        last = np.array([restored.get(a, 0.0) for a in self.assets], dtype=np.float64)
+        factor = self.config.reduce_exposure
+        return last / factor if factor > 0.0 else last
 
     def _allocate(self, held: FloatArray, allocation: Allocation | None) -> tuple[FloatArray, str]:
         """The book before the rules: the held weights, with the policy's long book over its assets.

@@ -440,16 +440,33 @@ class StateStore:
             If the database fails.
         """
         with self._op("last_stops") as conn:
-            row = conn.execute(
-                "SELECT decision_id, payload FROM journal "
-                "WHERE payload NOT LIKE '{\"event\":%' ORDER BY id DESC LIMIT 1"
-            ).fetchone()
+            row = _newest_decision(conn)
         if row is None:
             return {}
         stops, why = _stops_of(row[1])
         if why:
             log.warning("stops_not_restored", path=self._label, decision_id=row[0], reason=why)
         return stops
+
+    def last_weights(self) -> dict[str, float]:
+        """The ``rebalance_weights`` of the newest journaled decision (operator rows skipped, the
+        ``cash`` entry left out): what a restart while REDUCING caps each position at; ``{}`` when
+        the journal holds no decision, or (with a ``weights_not_restored`` warning) when the newest
+        row is not JSON or its weights are not a mapping of asset names to finite numbers.
+
+        Raises
+        ------
+        StateStoreError
+            If the database fails.
+        """
+        with self._op("last_weights") as conn:
+            row = _newest_decision(conn)
+        if row is None:
+            return {}
+        weights, why = _weights_of(row[1])
+        if why:
+            log.warning("weights_not_restored", path=self._label, decision_id=row[0], reason=why)
+        return weights
 
     def recent_equity(self, bars: int) -> list[float]:
         """The ``equity`` of the newest ``bars`` journaled decisions, oldest first: the rolling
@@ -666,6 +683,48 @@ def _finite_positive(value: float, name: str) -> float:
     return check_range(value, name, 0.0, math.inf, lo_open=True, hi_open=True)
 
 
+def _newest_decision(conn: sqlite3.Connection) -> tuple[str, Any] | None:
+    """``(decision_id, payload)`` of the newest journal row that is a decision (not an operator
+    event), or None."""
+    row: tuple[str, Any] | None = conn.execute(
+        "SELECT decision_id, payload FROM journal "
+        "WHERE payload NOT LIKE '{\"event\":%' ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    return row
+
+
+def _weights_of(text: Any) -> tuple[dict[str, float], str]:
+    """The ``rebalance_weights`` of a journaled decision's JSON text without ``cash``, and ``""``;
+    or ``{}`` and why the text is not a decision with weights (not JSON, no mapping, a weight that
+    is not a finite number)."""
+    try:
+        payload = json.loads(text)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return {}, f"payload is not JSON ({type(exc).__name__}: {exc})"
+    weights = payload.get("rebalance_weights") if isinstance(payload, dict) else None
+    if not isinstance(weights, dict):
+        return {}, "payload holds no rebalance_weights mapping"
+    out: dict[str, float] = {}
+    for asset, weight in weights.items():
+        if asset == "cash":
+            continue
+        value = _finite_or_nan(weight)
+        if not math.isfinite(value):
+            return {}, f"rebalance_weights[{asset!r}] = {weight!r} is not a finite number"
+        out[asset] = value
+    return out, ""
+
+
+def _finite_or_nan(value: Any) -> float:
+    """``float(value)`` for an int or float (not a bool) within float's range, else NaN."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return math.nan
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond float's range
+        return math.nan
+
+
 def _stops_of(text: Any) -> tuple[dict[str, float], str]:
     """The ``stop_levels`` of a journaled decision's JSON text, and ``""``; or ``{}`` and why the
     text is not a decision with stops (not JSON, no ``stop_levels`` mapping, a level that is not
@@ -679,11 +738,7 @@ def _stops_of(text: Any) -> tuple[dict[str, float], str]:
         return {}, "payload holds no stop_levels mapping"
     levels: dict[str, float] = {}
     for asset, level in stops.items():
-        number = isinstance(level, int | float) and not isinstance(level, bool)
-        try:
-            value = float(level) if number else math.nan
-        except OverflowError:  # an integer beyond float's range
-            value = math.nan
+        value = _finite_or_nan(level)
         if not (math.isfinite(value) and value >= 0.0):
             return {}, f"stop_levels[{asset!r}] = {level!r} is not a finite price >= 0"
         levels[asset] = value
