@@ -439,14 +439,7 @@ class StateStore:
         StateStoreError
             If the database fails.
         """
-        with self._op("last_stops") as conn:
-            row = _newest_decision(conn)
-        if row is None:
-            return {}
-        stops, why = _stops_of(row[1])
-        if why:
-            log.warning("stops_not_restored", path=self._label, decision_id=row[0], reason=why)
-        return stops
+        return self._newest_mapping("last_stops", _stops_of, "stops_not_restored")
 
     def last_weights(self) -> dict[str, float]:
         """The ``rebalance_weights`` of the newest journaled decision (operator rows skipped, the
@@ -459,14 +452,21 @@ class StateStore:
         StateStoreError
             If the database fails.
         """
-        with self._op("last_weights") as conn:
+        return self._newest_mapping("last_weights", _weights_of, "weights_not_restored")
+
+    def _newest_mapping(
+        self, op: str, parse: Callable[[Any], tuple[dict[str, float], str]], warning: str
+    ) -> dict[str, float]:
+        """``parse`` of the newest journaled decision's payload; ``{}`` without one, or with a
+        ``warning`` event naming the row and why ``parse`` refused it."""
+        with self._op(op) as conn:
             row = _newest_decision(conn)
         if row is None:
             return {}
-        weights, why = _weights_of(row[1])
+        mapping, why = parse(row[1])
         if why:
-            log.warning("weights_not_restored", path=self._label, decision_id=row[0], reason=why)
-        return weights
+            log.warning(warning, path=self._label, decision_id=row[0], reason=why)
+        return mapping
 
     def recent_equity(self, bars: int) -> list[float]:
         """The ``equity`` of the newest ``bars`` journaled decisions, oldest first: the rolling
