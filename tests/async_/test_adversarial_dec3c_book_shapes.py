@@ -257,18 +257,21 @@ def test_tiny_book_is_mostly_cash_and_its_var_is_its_own(scaled: Any, neutral: A
         assert d.var < 0.01
 
 
-def test_percent_weights_are_taken_as_a_200x_book(scaled: Any, neutral: Any) -> None:
-    """Weights in percent (+-50) are within ``MAX_ABS_WEIGHT`` (1e6), so by the docs they are a
-    legal 200x gross book: no InvalidInputError and no alert about units. Bar 0 (no volatility
-    yet) answers leverage 1, i.e. trade 200x gross. The only signal is REDUCING once the book
-    asked for has lost more than 100 % (strategy drawdown 1), which this test locates
-    independently: the first bar where ``1 + (100 w) . r <= 0``."""
+def test_percent_weights_are_taken_as_a_200x_book_and_said_so(scaled: Any, neutral: Any) -> None:
+    """Weights in percent (+-50) are within ``MAX_ABS_WEIGHT`` (1e6), so they are a legal 200x
+    gross book: no InvalidInputError. Bar 0 (no volatility yet) answers leverage 1, i.e. trade 200x
+    gross, and every decision says the gross exposure is above ``GROSS_ALERT`` (units in doubt);
+    the 3x book (gross 6) gets no such alert. REDUCING comes once the book asked for has lost more
+    than 100 % (strategy drawdown 1), which this test locates independently: the first bar where
+    ``1 + (100 w) . r <= 0``."""
     closes, _, _ = neutral
     returns = closes.pct_change().iloc[1:].to_numpy()
     pct = scaled[100.0]
     assert pct[0].leverage == 1.0
     assert pct[0].rebalance_weights["AAPL"] == 50.0
-    assert not any("unit" in a or "percent" in a for d in pct for a in d.alerts)
+    units = "portfolio.weights: gross exposure 200 (sum of |weights|) > 20; weights are fractions of equity"
+    assert all(any(a.startswith(units) for a in d.alerts) for d in pct if not d.degraded)
+    assert not any("gross exposure" in a for d in scaled[3.0] for a in d.alerts)
     w = np.array([100.0 * NEUTRAL[a] for a in NAMES])
     ruin = int(np.flatnonzero(1.0 + returns @ w <= 0.0)[0])
     first = next(t for t, d in enumerate(pct) if any("strategy drawdown 1 " in a for a in d.alerts))

@@ -84,6 +84,10 @@ JUMP_ALERT = 0.3
 as a real move, and an unadjusted split (2:1 is -50 %, 3:2 is -33 %) or a bad tick would be too."""
 JUMP_ALERTS_NAMED = 5
 """The most assets a bar's jump alerts name, one alert each (the largest moves); one more counts the rest."""
+GROSS_ALERT = 20.0
+"""A book passed with a gross exposure ``sum |weights|`` above this is said in the decision's alerts:
+weights are fractions of equity, and a book given in percent (50 for 50 %) reads as 100 times its
+size. Not refused: a leveraged book may be large, and only the units are in doubt."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -624,9 +628,16 @@ class DecisionEngine:
         return hedge
 
     def _risk_alerts(self, observed: Observed, warming: str, shock: bool, alerts: list[str]) -> None:
-        """Append the alerts of the risk figures: a one-bar move of at least ``JUMP_ALERT``, assets
-        too young for the tracker, a correlation shock."""
+        """Append the alerts of the risk figures: a one-bar move of at least ``JUMP_ALERT``, a book
+        passed with a gross exposure above ``GROSS_ALERT``, assets too young for the tracker, a
+        correlation shock."""
         _jump_alert(observed, alerts)
+        gross = float(np.abs(observed.bar.held).sum())
+        if gross > GROSS_ALERT:
+            alerts.append(
+                f"portfolio.weights: gross exposure {gross:.4g} (sum of |weights|) > {GROSS_ALERT:g}; "
+                "weights are fractions of equity (0.5 is 50 %), a book in percent is traded 100 times over"
+            )
         if warming:
             alerts.append(
                 f"VaR/CVaR: fewer than {self.config.tracker.window} bars of history for {warming}; "
