@@ -42,14 +42,14 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import numpy as np
 from asyncio_throttle.throttler import Throttler
@@ -229,6 +229,7 @@ class AdvancedRiskManager:
         equity = _restored_equity(store, self.config.drawdown_window) if path is not None else []
         reducing = path is not None and restored.trading_state is TradingState.REDUCING
         weights = _restored_weights(store) if reducing else {}
+        leverage = _from_journal(store, store.last_leverage, None, "leverage_not_restored") if path else None
         if self._pools_closed:  # reopened after close(): a shut-down executor takes no new work
             self._components.reopen()
             self._background_pool = _garch_pool()
@@ -251,6 +252,7 @@ class AdvancedRiskManager:
             stops=stops,
             equity=equity,
             weights=weights,
+            restart_leverage=leverage,
             allocator=self._allocator,
             advisor=self._advisor,
             background=self._fit_garch_async,
@@ -989,25 +991,30 @@ def _check_component(component: Allocator | Advisor | None, kind: str, config: R
         )
 
 
+_T = TypeVar("_T")
+
+
+def _from_journal(store: StateStore, read: Callable[[], _T], default: _T, event: str) -> _T:
+    """``read()`` (a restart's reading of the journal), or ``default`` and an ``event`` warning when
+    the journal cannot be read: what a restart restores from it is never a reason to fail it."""
+    try:
+        return read()
+    except Exception as exc:
+        log.warning(event, path=str(store.path), reason=repr(exc))
+        return default
+
+
 def _restored_stops(store: StateStore) -> dict[str, float]:
     """The stops of the last journaled decision (:meth:`StateStore.last_stops`), or ``{}`` and a
-    ``stops_not_restored`` warning when the journal cannot be read: a restart never fails for them."""
-    try:
-        return store.last_stops()
-    except Exception as exc:  # restored stops are a convenience of the restart, never a reason to fail it
-        log.warning("stops_not_restored", path=str(store.path), reason=repr(exc))
-        return {}
+    ``stops_not_restored`` warning when the journal cannot be read."""
+    return _from_journal(store, store.last_stops, {}, "stops_not_restored")
 
 
 def _restored_weights(store: StateStore) -> dict[str, float]:
     """The weights of the last journaled decision (:meth:`StateStore.last_weights`): what a restart
     while REDUCING caps each position at; ``{}`` (REDUCING then caps from the book of the first bar,
     as when it begins) with a ``weights_not_restored`` warning when the journal cannot be read."""
-    try:
-        return store.last_weights()
-    except Exception as exc:  # never a reason to fail a restart
-        log.warning("weights_not_restored", path=str(store.path), reason=repr(exc))
-        return {}
+    return _from_journal(store, store.last_weights, {}, "weights_not_restored")
 
 
 def _restored_equity(store: StateStore, window: int | None) -> list[float]:
@@ -1017,11 +1024,7 @@ def _restored_equity(store: StateStore, window: int | None) -> list[float]:
     warning."""
     if window is None:
         return []
-    try:
-        return store.recent_equity(window)
-    except Exception as exc:  # the peak alone is the cautious fallback: never a reason to fail a restart
-        log.warning("equity_window_not_restored", path=str(store.path), reason=repr(exc))
-        return []
+    return _from_journal(store, lambda: store.recent_equity(window), [], "equity_window_not_restored")
 
 
 def _is_int(value: object) -> bool:

@@ -389,13 +389,6 @@ def test_restart_while_reducing_feedback_book_is_not_halved_again(tmp_path: Path
     _equal_after(straight, restarted, k)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a restart while REDUCING on the strategy drawdown (the default drawdown_basis) seeds "
-    "the strategy drawdown from the account's, which the cuts kept below reduce_drawdown: the "
-    "first decision after the restart is ACTIVE at leverage 1 (exposure 1.0 against 0.108), and "
-    "the state then flips between ACTIVE and REDUCING",
-)
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_restart_while_reducing_on_strategy_drawdown_stays_reducing(tmp_path: Path, entry: str) -> None:
     k = 110  # REDUCING since bar 106 (strategy drawdown 0.26; the account's 0.19-0.21)
@@ -405,12 +398,6 @@ def test_restart_while_reducing_on_strategy_drawdown_stays_reducing(tmp_path: Pa
     assert not worse, worse
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the first bars after a restart have no volatility estimate (an empty tracker), so "
-    "leverage is the cap (1) where the running manager's volatility target gave 0.49: the "
-    "restarted bot is twice as exposed",
-)
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_restart_first_bar_not_more_exposed(tmp_path: Path, entry: str) -> None:
     k = 100  # ACTIVE, the volatility target at about 0.5 (March 2020)

@@ -128,6 +128,7 @@ class DecisionEngine:
         stops: Mapping[str, float] | None = None,
         equity: Sequence[float] = (),
         weights: Mapping[str, float] | None = None,
+        restart_leverage: float | None = None,
         allocator: Allocator | None = None,
         advisor: Advisor | None = None,
         background: Background | None = None,
@@ -170,6 +171,7 @@ class DecisionEngine:
         # as they capped them before (consumed by the first decision)
         reducing = state.trading_state is TradingState.REDUCING
         self._restored_weights = dict(weights) if weights and reducing else None
+        self._restart_leverage = restart_leverage or None  # a HALTED decision's 0 caps nothing
         self._var_streak, self._loss_streak = Streak(), Streak()
         self._strategy: StrategyDrawdown | None = None  # made at the first bar (seeded from equity)
         # the last healthy decision's levered book (target x leverage, universe order) and its VaR:
@@ -294,6 +296,10 @@ class DecisionEngine:
     def _strategy_update(self, returns: FloatArray | None, drawdown: float) -> float:
         """The reference book earns this bar's returns; its drawdown (seeded from the account's)."""
         if self._strategy is None:  # a restart starts from the restored drawdown, not from 0
+            if self.machine.state is TradingState.REDUCING and self.config.drawdown_basis == "strategy":
+                # restarted while REDUCING: the strategy's drawdown (not kept) counts as at least
+                # the threshold, so REDUCING lasts until the book asked for recovers from there
+                drawdown = max(drawdown, self.config.reduce_drawdown)
             self._strategy = StrategyDrawdown(
                 self.config.drawdown_window,
                 initial_drawdown=drawdown,
@@ -613,9 +619,32 @@ class DecisionEngine:
             alerts.append(f"policy uncertainty {uncertainty:.3g} > {threshold:g}: leverage cut")
         if state is TradingState.HALTED:
             return 0.0
+        leverage = self._restart_cap(leverage, alerts)
         if state is TradingState.REDUCING:
             return min(leverage, 1.0)
         return leverage
+
+    def _restart_cap(self, leverage: float, alerts: list[str]) -> float:
+        """After a restart, ``leverage`` at most the last journaled decision's (with an alert) until
+        the tracker has ``correlation_warmup`` bars of its own: its volatility (an empty tracker gives
+        the cap) and correlation-shock estimates start afresh, and a restart is never less cautious
+        than the decision the bot held. A last decision with leverage 0 (HALTED) caps nothing: after
+        a ``resume`` the book must be able to trade again."""
+        cap = self._restart_leverage
+        if cap is None:
+            return leverage
+        seen = self.tracker.n_observations if self.tracker is not None else 0
+        warmup = self.config.tracker.correlation_warmup
+        if seen >= warmup:
+            self._restart_leverage = None
+            return leverage
+        if leverage <= cap:
+            return leverage
+        alerts.append(
+            f"restart: leverage capped at the last journaled decision's {cap:.4g} until the tracker "
+            f"has {warmup} bars of its own (it has {seen})"
+        )
+        return cap
 
     def _decided_hedge(
         self, observed: Observed, state: TradingState, advice: AgentAdvice | None

@@ -454,6 +454,20 @@ class StateStore:
         """
         return self._newest_mapping("last_weights", _weights_of, "weights_not_restored")
 
+    def last_leverage(self) -> float | None:
+        """The ``leverage`` of the newest journaled decision (operator rows skipped), or None when
+        the journal holds no decision or its leverage is not a finite number >= 0: what a restart
+        caps leverage at until its tracker is warm again.
+
+        Raises
+        ------
+        StateStoreError
+            If the database fails.
+        """
+        with self._op("last_leverage") as conn:
+            row = _newest_decision(conn)
+        return None if row is None else _leverage_of(row[1])
+
     def _newest_mapping(
         self, op: str, parse: Callable[[Any], tuple[dict[str, float], str]], warning: str
     ) -> dict[str, float]:
@@ -691,6 +705,16 @@ def _newest_decision(conn: sqlite3.Connection) -> tuple[str, Any] | None:
         "WHERE payload NOT LIKE '{\"event\":%' ORDER BY id DESC LIMIT 1"
     ).fetchone()
     return row
+
+
+def _leverage_of(text: Any) -> float | None:
+    """The ``leverage`` of a journaled decision's JSON text when it is a finite number >= 0, else None."""
+    try:
+        payload = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    value = _finite_or_nan(payload.get("leverage") if isinstance(payload, dict) else None)
+    return value if math.isfinite(value) and value >= 0.0 else None
 
 
 def _weights_of(text: Any) -> tuple[dict[str, float], str]:
