@@ -609,9 +609,10 @@ class DecisionEngine:
         uncertainty: float | None,
         alerts: list[str],
     ) -> float:
-        """Volatility-target leverage of ``target``, times ``uncertainty_leverage_factor`` while the
-        policy's uncertainty is above its threshold (with an alert); at most 1 while REDUCING, 0 when
-        HALTED."""
+        """Volatility-target leverage of the book asked for (``reference``), times
+        ``uncertainty_leverage_factor`` while the policy's uncertainty is above its threshold (with
+        an alert); 0 when HALTED; capped after a restart (:meth:`_restart_cap`); at most 1 while
+        REDUCING."""
         leverage = self._leverage(bar, reference, shock)
         threshold = self._uncertainty_threshold()
         if uncertainty is not None and uncertainty > threshold:
