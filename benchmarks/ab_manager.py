@@ -43,9 +43,9 @@ fast = RiskConfig(deadline_ms=50.0, rate_limit_per_s=None)
 from advanced_risk.engine.refits import GarchRefits
 started, calls_made, plain = [], [0], GarchRefits.start_if_due
 
-def start_if_due(self, tracker):  # which decisions start a refit
+def start_if_due(self, tracker, *book):  # which decisions start a refit (book: newer versions)
     idle = self._job is None
-    plain(self, tracker)
+    plain(self, tracker, *book)
     if idle and self._job is not None:
         started.append(calls_made[0])
 

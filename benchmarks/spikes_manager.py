@@ -46,9 +46,9 @@ def _instrument() -> tuple[list[tuple[float, float]], list[float]]:
         finally:
             commits.append((begin, time.perf_counter()))
 
-    def noted_start(self: GarchRefits, tracker: Any) -> None:
+    def noted_start(self: GarchRefits, tracker: Any, book: Any = None) -> None:
         idle = self._job is None
-        start_if_due(self, tracker)
+        start_if_due(self, tracker, book)
         if idle and self._job is not None:
             refits.append(time.perf_counter())
 
