@@ -494,7 +494,7 @@ class DecisionEngine:
         state = self._trading_state(observed, shock, alerts)
         target, reference = self._target_book(bar, state, allocation, advice, alerts)
         uncertainty = None if allocation is None else allocation.uncertainty
-        leverage = self._decided_leverage(bar, target, reference, shock, state, uncertainty, alerts)
+        leverage = self._decided_leverage(bar, reference, shock, state, uncertainty, alerts)
         if self._strategy is not None:  # the book asked for, before any cut: its drawdown drives the cuts
             self._strategy.set_weights(reference)
         hedge = self._decided_hedge(observed, state, advice)
@@ -602,7 +602,6 @@ class DecisionEngine:
     def _decided_leverage(
         self,
         bar: Bar,
-        target: FloatArray,
         reference: FloatArray,
         shock: bool,
         state: TradingState,
