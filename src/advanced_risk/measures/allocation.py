@@ -232,6 +232,15 @@ def _active_set_long_only_python(
 _active_set_long_only = jit(_active_set_long_only_python)
 
 
+_ACTIVE_SET_MAX_STEPS = 400
+"""Most support changes one active-set run makes before the first-order path decides instead. Each
+step solves a system the size of the support, so past a few hundred steps projected gradient is
+cheaper: 1,000 independent assets on 120 days (a covariance of fewer rows than assets) hold ~990 at
+the optimum, 9.8 s by active set against 4.5 s by the first-order path, which the cap now takes
+(4.3 s). 300 such assets finish in 0.12 s (225 held), and 300 or 500 correlated assets on 120 days
+needed 67 steps from a cold start."""
+
+
 def _feasible_start(cov: FloatArray, init: FloatArray | None) -> FloatArray:
     """The active set's starting point on the simplex.
 
@@ -260,7 +269,7 @@ def _long_only(cov: FloatArray, init: FloatArray | None) -> FloatArray:
     support decides, as it always did.
     """
     n = cov.shape[0]
-    max_steps = 4 * n + 50
+    max_steps = min(4 * n + 50, _ACTIVE_SET_MAX_STEPS)
     # the tolerance _polish_long_only uses for "no asset outside the support has a lower gradient"
     tol = 1e-12 * max(float(np.abs(np.diag(cov)).max()), 1e-300)
     starts = [init, None] if init is not None else [None]
