@@ -11,7 +11,8 @@ bar on, the decisions of a bot that never restarted, except where the docs allow
   last `reset_peak`), so a restart measures drawdowns as the running manager did".
 - docs/embedding.md, "Stops survive a restart": "While an asset's ATR warms up (`atr_period` bars)
   its restored stop is reported as it was ... After the warm-up it trails on from the restored
-  level, as if the process had never stopped; `position_sizes` wait for the ATR."
+  level (looser than the running manager's would be by what it trailed meanwhile)"; the same file,
+  "What a restart does not keep", lists the differences the strict xfails below record.
 - docs/drift.md, "Restarts": "The drift window lives in memory, like the tracker's return history".
 - docs/embedding.md, "With the shipped policy": the policy "allocates only on bars that name all of
   its assets, once each has the history it reads (`history_length` bars); on other bars the book is
@@ -475,8 +476,8 @@ def test_restart_before_a_correlation_shock_still_reduces(tmp_path: Path, entry:
     strict=True,
     reason="a restored stop stands still while its asset's ATR warms up, and then trails on from "
     "where it stood, not from where the running manager's stop trailed meanwhile: once the ATR is "
-    "ready the restarted stops are looser (MSFT's long stop 128.21 against 130.69), contrary to "
-    "'trails on from the restored level, as if the process had never stopped'",
+    "ready the restarted stops are looser (MSFT's long stop 128.21 against 130.69); documented in "
+    "docs/embedding.md (Stops survive a restart), not fixed",
 )
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_restart_stops_after_atr_warm_up_not_looser(tmp_path: Path, entry: str) -> None:
