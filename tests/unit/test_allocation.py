@@ -3,32 +3,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import optimize
 
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures import equal_weights, min_variance_weights, simple_returns
 from advanced_risk.measures.allocation import _project_simplex, _project_simplex_python
 
-
-def _scipy_long_only_min_variance(cov: np.ndarray) -> np.ndarray:
-    n = cov.shape[0]
-    res = optimize.minimize(
-        lambda w: w @ cov @ w,
-        np.full(n, 1.0 / n),
-        jac=lambda w: 2 * cov @ w,
-        bounds=[(0.0, 1.0)] * n,
-        constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0}],
-        method="SLSQP",
-        options={"ftol": 1e-16, "maxiter": 1000},
-    )
-    return np.asarray(res.x)
+from .conftest import slsqp_long_only_min_variance
 
 
 def test_long_only_min_variance_matches_scipy_slsqp_on_sp500(sp500_stocks: pd.DataFrame) -> None:
     r = simple_returns(sp500_stocks.iloc[-1000:].to_numpy())
     cov = np.cov(r.T)
     ours = min_variance_weights(cov)
-    ref = _scipy_long_only_min_variance(cov)
+    ref = slsqp_long_only_min_variance(cov)
     assert ours @ cov @ ours <= ref @ cov @ ref * (1 + 1e-9)
     np.testing.assert_allclose(ours, ref, atol=1e-5)
     assert ours.min() >= 0.0

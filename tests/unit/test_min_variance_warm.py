@@ -14,7 +14,6 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from scipy import optimize
 
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.evaluation.policy import MinimumVariance
@@ -25,6 +24,8 @@ from advanced_risk.measures.allocation import (
     _polish_long_only,
     min_variance_weights,
 )
+
+from .conftest import slsqp_long_only_min_variance
 
 
 def _kkt_violation(cov: np.ndarray, w: np.ndarray) -> float:
@@ -50,18 +51,7 @@ def _first_order(cov: np.ndarray) -> np.ndarray:
 
 
 def _slsqp(cov: np.ndarray) -> np.ndarray:
-    n = cov.shape[0]
-    c = cov / np.abs(cov).max()
-    res = optimize.minimize(
-        lambda w: w @ c @ w,
-        np.full(n, 1.0 / n),
-        jac=lambda w: 2 * c @ w,
-        bounds=[(0.0, 1.0)] * n,
-        constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0}],
-        method="SLSQP",
-        options={"ftol": 1e-16, "maxiter": 1000},
-    )
-    return np.asarray(res.x)
+    return slsqp_long_only_min_variance(cov / np.abs(cov).max())
 
 
 def _sample_cov(n: int, rows: int, seed: int, ridge: float = 1e-12) -> np.ndarray:
