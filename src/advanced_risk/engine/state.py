@@ -721,20 +721,26 @@ def _weights_of(text: Any) -> tuple[dict[str, float], str]:
     """The ``rebalance_weights`` of a journaled decision's JSON text without ``cash``, and ``""``;
     or ``{}`` and why the text is not a decision with weights (not JSON, no mapping, a weight that
     is not a finite number)."""
+    weights, why = _floats_of(text, "rebalance_weights", -math.inf, "a finite number")
+    weights.pop("cash", None)
+    return weights, why
+
+
+def _floats_of(text: Any, field: str, low: float, what: str) -> tuple[dict[str, float], str]:
+    """The mapping ``field`` of a journaled decision's JSON text as asset -> finite float ``>= low``,
+    and ``""``; or ``{}`` and why not (not JSON, no mapping, a value that is not ``what``)."""
     try:
         payload = json.loads(text)
     except (TypeError, ValueError, RecursionError) as exc:
         return {}, f"payload is not JSON ({type(exc).__name__}: {exc})"
-    weights = payload.get("rebalance_weights") if isinstance(payload, dict) else None
-    if not isinstance(weights, dict):
-        return {}, "payload holds no rebalance_weights mapping"
+    mapping = payload.get(field) if isinstance(payload, dict) else None
+    if not isinstance(mapping, dict):
+        return {}, f"payload holds no {field} mapping"
     out: dict[str, float] = {}
-    for asset, weight in weights.items():
-        if asset == "cash":
-            continue
-        value = _finite_or_nan(weight)
-        if not math.isfinite(value):
-            return {}, f"rebalance_weights[{asset!r}] = {weight!r} is not a finite number"
+    for asset, raw in mapping.items():
+        value = _finite_or_nan(raw)
+        if not (math.isfinite(value) and value >= low):
+            return {}, f"{field}[{asset!r}] = {raw!r} is not {what}"
         out[asset] = value
     return out, ""
 
@@ -753,20 +759,7 @@ def _stops_of(text: Any) -> tuple[dict[str, float], str]:
     """The ``stop_levels`` of a journaled decision's JSON text, and ``""``; or ``{}`` and why the
     text is not a decision with stops (not JSON, no ``stop_levels`` mapping, a level that is not
     a finite number >= 0)."""
-    try:
-        payload = json.loads(text)
-    except (TypeError, ValueError, RecursionError) as exc:
-        return {}, f"payload is not JSON ({type(exc).__name__}: {exc})"
-    stops = payload.get("stop_levels") if isinstance(payload, dict) else None
-    if not isinstance(stops, dict):
-        return {}, "payload holds no stop_levels mapping"
-    levels: dict[str, float] = {}
-    for asset, level in stops.items():
-        value = _finite_or_nan(level)
-        if not (math.isfinite(value) and value >= 0.0):
-            return {}, f"stop_levels[{asset!r}] = {level!r} is not a finite price >= 0"
-        levels[asset] = value
-    return levels, ""
+    return _floats_of(text, "stop_levels", 0.0, "a finite price >= 0")
 
 
 def _equity_of(text: Any) -> tuple[str | None, float | None]:
