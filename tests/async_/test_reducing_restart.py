@@ -8,10 +8,12 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from advanced_risk import AdvancedRiskManager, MarketState, Portfolio, RiskConfig
 from advanced_risk.data import load_sp500_stocks
 from advanced_risk.engine.state import StateStore
+from advanced_risk.errors import StateStoreError
 from advanced_risk.types import RiskDecision, TradingState
 
 ASSETS = ("AAPL", "XOM")
@@ -93,3 +95,29 @@ def test_last_weights_of_an_empty_or_garbled_journal(tmp_path: Path) -> None:
         assert store.last_weights() == {}
     finally:
         store.close()
+
+
+def test_an_unreadable_journal_restores_no_cap_and_still_decides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal fails when a restart reads the last weights and leverage: the manager opens and
+    decides (not degraded), REDUCING caps from the first bar's book, and each failure is logged."""
+    path = tmp_path / "risk.db"
+    before = _run_sync(path, None)
+    assert before[-1].trading_state is TradingState.REDUCING
+
+    def failing(self: StateStore) -> None:
+        raise StateStoreError("disk I/O error")
+
+    monkeypatch.setattr(StateStore, "last_weights", failing)
+    monkeypatch.setattr(StateStore, "last_leverage", failing)
+    risk = AdvancedRiskManager(_config(path))
+    try:
+        with capture_logs() as events:
+            decision = risk.manage_risk_sync(_bars()[0], _book(BARS, before[-1]))
+    finally:
+        risk.close_sync()
+    assert not decision.degraded
+    assert decision.trading_state is TradingState.REDUCING
+    logged = {e["event"] for e in events}
+    assert {"weights_not_restored", "leverage_not_restored"} <= logged
