@@ -61,7 +61,7 @@ from advanced_risk.engine.components import ComponentRunner, Components
 from advanced_risk.engine.core import DecisionEngine, Observed, warm_up
 from advanced_risk.engine.journal import JournalWriter
 from advanced_risk.engine.protocols import Advisor, Allocator
-from advanced_risk.engine.state import StateStore
+from advanced_risk.engine.state import PersistedState, Restart, StateStore
 from advanced_risk.errors import InvalidInputError, StateStoreError
 from advanced_risk.logs import get_logger
 from advanced_risk.measures.validation import FloatArray, check_range
@@ -224,12 +224,7 @@ class AdvancedRiskManager:
         if path is None:
             log.info("state_in_memory", reason="RiskConfig.state_path is None; nothing survives a restart")
         restored = store.load()
-        # the last journaled decision's stops: trailed protection survives a restart (memory: none)
-        stops = _restored_stops(store) if path is not None else {}
-        equity = _restored_equity(store, self.config.drawdown_window) if path is not None else []
-        reducing = path is not None and restored.trading_state is TradingState.REDUCING
-        weights = _restored_weights(store) if reducing else {}
-        leverage = _from_journal(store, store.last_leverage, None, "leverage_not_restored") if path else None
+        restart = _restart_of(store, self.config, restored) if path is not None else Restart()
         if self._pools_closed:  # reopened after close(): a shut-down executor takes no new work
             self._components.reopen()
             self._background_pool = _garch_pool()
@@ -249,10 +244,7 @@ class AdvancedRiskManager:
         self._engine = DecisionEngine(
             self.config,
             restored=restored,
-            stops=stops,
-            equity=equity,
-            weights=weights,
-            restart_leverage=leverage,
+            restart=restart,
             allocator=self._allocator,
             advisor=self._advisor,
             background=self._fit_garch_async,
@@ -261,7 +253,8 @@ class AdvancedRiskManager:
             "risk_manager_opened",
             trading_state=restored.trading_state.value,
             peak_equity=restored.peak_equity,
-            stops_restored=len(stops),
+            stops_restored=len(restart.stops),
+            streaks=dict(restart.streaks),
             policy=type(self._allocator).__name__ if self._allocator else None,
             risk_agents=self._advisor is not None,
         )
@@ -1002,6 +995,21 @@ def _from_journal(store: StateStore, read: Callable[[], _T], default: _T, event:
     except Exception as exc:
         log.warning(event, path=str(store.path), reason=repr(exc))
         return default
+
+
+def _restart_of(store: StateStore, config: RiskConfig, restored: PersistedState) -> Restart:
+    """What a restart on a file store reads from its journal (:class:`Restart`); each part that
+    cannot be read is left empty, with a warning naming it (see :func:`_from_journal`)."""
+    reducing = restored.trading_state is TradingState.REDUCING
+    return Restart(
+        # the last journaled decision's stops: trailed protection survives a restart
+        stops=_restored_stops(store),
+        equity=_restored_equity(store, config.drawdown_window),
+        weights=_restored_weights(store) if reducing else {},
+        leverage=_from_journal(store, store.last_leverage, None, "leverage_not_restored"),
+        streaks=_from_journal(store, store.last_streaks, {}, "streaks_not_restored"),
+        priced=_from_journal(store, store.last_priced, None, "priced_book_not_restored"),
+    )
 
 
 def _restored_stops(store: StateStore) -> dict[str, float]:

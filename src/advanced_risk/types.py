@@ -722,6 +722,11 @@ class RiskDecision(Mapping[str, Any]):
     drift : model -> input drift score of the learned components that track it (``"policy"``,
         ``"risk_agents"``; None when none does). A drifted model's advice was replaced by the
         rules, with an alert naming the features that moved.
+    streaks : the rules' counters after this bar: ``"loss"`` (losing bars of the held book in a
+        row), ``"var_breach"`` (bars in a row whose return of the last priced book was below its
+        VaR) and ``"halt_votes"`` (consecutive checks on which a halt rule fired; HALTED at
+        ``halt_confirmations``). None on a decision made before any input was read. A restart
+        resumes them from the journalled decision, so a streak under way still ends in its halt.
     """
 
     rebalance_weights: Mapping[str, float]
@@ -743,6 +748,7 @@ class RiskDecision(Mapping[str, Any]):
     equity: float | None = None
     drawdown: float = math.nan
     drift: Mapping[str, float] | None = None
+    streaks: Mapping[str, int] | None = None
 
     def to_json(self) -> str:
         """The decision as compact JSON (enums as values, non-finite floats as null): the journal row.
@@ -771,6 +777,7 @@ class RiskDecision(Mapping[str, Any]):
             "equity": self.equity,
             "drawdown": self.drawdown,
             "drift": None if self.drift is None else dict(self.drift),
+            "streaks": None if self.streaks is None else dict(self.streaks),
         }
         # orjson: ~10x faster than json for the thousands of floats of a 500-asset book
         return orjson.dumps(data).decode()

@@ -408,14 +408,11 @@ def test_restart_first_bar_not_more_exposed(tmp_path: Path, entry: str) -> None:
     assert not less_cautious(straight[k], restarted[k])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the halt votes (halt_confirmations) are not persisted: a restart between the 2nd and "
-    "the 3rd confirmation of a drawdown past halt_drawdown is REDUCING where the running manager "
-    "HALTs, and halts two bars later",
-)
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_restart_mid_halt_confirmation_still_halts(tmp_path: Path, entry: str) -> None:
+    """A restart between the 2nd and the 3rd confirmation of a drawdown past halt_drawdown halts
+    when the running manager does (the halt votes resume from the journalled ``streaks``; before
+    they were journalled it was REDUCING there and halted two bars later)."""
     k = 42  # drawdown 0.31 from bar 40: halt pending 1/3 at 40, 2/3 at 41, HALTED at 42
     script = Script(CALM[:50], drawdown=lambda i: 0.31 if i >= 40 else 0.0)
     straight, restarted = both(tmp_path, entry, script, k, **equity_basis())
@@ -434,14 +431,11 @@ def _falling(n_up: int, n_down: int) -> list[Bar]:
     return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the loss streak is not persisted: a restart 8 bars into a losing streak of "
-    "loss_streak=10 starts counting again, so the running manager HALTs after 12 losing bars and "
-    "the restarted one only after 20",
-)
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_restart_mid_loss_streak_still_halts(tmp_path: Path, entry: str) -> None:
+    """A restart 8 bars into a losing streak of loss_streak=10 halts when the running manager does
+    (the streak resumes from the journal; before, it started counting again and halted 8 bars
+    late)."""
     bars = _falling(30, 20)
     k = 38  # losing bars from 30 on (the held book's return is negative)
     script = Script(bars, book={"A": 0.5, "B": 0.5})

@@ -44,7 +44,7 @@ from advanced_risk.config import RiskConfig
 from advanced_risk.engine.inputs import MAX_BAR_RETURN, Bar, parse_inputs
 from advanced_risk.engine.protocols import Advisor, Allocation, Allocator
 from advanced_risk.engine.refits import Background, GarchRefits
-from advanced_risk.engine.state import PersistedState
+from advanced_risk.engine.state import PersistedState, Restart
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.logs import get_logger
 from advanced_risk.measures.decide_kernels import policy_book_kernel, with_cash_kernel
@@ -108,14 +108,18 @@ class DecisionEngine:
     ----------
     config : the risk configuration.
     restored : the safety state of the state store (None: a fresh start).
-    stops : asset -> protective stop of the last journaled decision (the manager reads it from the
-        state file at a restart; None or empty: none). They seed the stops of the first bar that
-        carries prices, for that bar's assets (:meth:`_seed_stops`), and trail on from there.
-    equity : the equity of the newest journaled decisions, oldest first (``StateStore.recent_equity``):
-        the ``drawdown_window`` high-water mark a restart rebuilds, so that it measures drawdowns
-        as the running manager did. When it holds fewer than ``drawdown_window`` values, the
-        restored peak goes in first (it may be a bar older than the journal shows: the cautious
-        reading).
+    restart : what a restart read from the journal (None: nothing).
+
+        - ``stops`` seed the stops of the first bar that carries prices, for that bar's assets
+          (:meth:`_seed_stops`), and trail on from there.
+        - ``equity`` is the ``drawdown_window`` high-water mark a restart rebuilds, so that it
+          measures drawdowns as the running manager did. When it holds fewer than
+          ``drawdown_window`` values, the restored peak goes in first (it may be a bar older than
+          the journal shows: the cautious reading).
+        - ``weights`` cap the positions of a restart while REDUCING (:meth:`_restored_reduce_from`),
+          ``leverage`` the leverage until the tracker is warm again (:meth:`_restart_cap`).
+        - ``streaks`` resume the rules' counters; ``priced`` is the book whose return the first
+          bar checks against its VaR (the VaR-breach streak).
     allocator, advisor : the policy and the learned risk agents (None: the rules alone).
     background : runs a GJR-GARCH fit off this thread (None: in the caller's thread).
     """
@@ -125,10 +129,7 @@ class DecisionEngine:
         config: RiskConfig,
         *,
         restored: PersistedState | None = None,
-        stops: Mapping[str, float] | None = None,
-        equity: Sequence[float] = (),
-        weights: Mapping[str, float] | None = None,
-        restart_leverage: float | None = None,
+        restart: Restart | None = None,
         allocator: Allocator | None = None,
         advisor: Advisor | None = None,
         background: Background | None = None,
@@ -137,16 +138,16 @@ class DecisionEngine:
         self.allocator = allocator
         self.advisor = advisor
         state = restored or PersistedState(None, TradingState.ACTIVE, "", False, 0.0)
+        back = restart or Restart()
         self.peak_equity: float | None = state.peak_equity
         # Equity of the last drawdown_window bars (used only with a window), rebuilt from the journal
-        self._equity_window = RollingMax(config.drawdown_window)
-        window = config.drawdown_window
-        if state.peak_equity is not None and (window is None or len(equity) < window):
-            self._equity_window.push(state.peak_equity)
-        for value in equity:
-            self._equity_window.push(value)
+        self._equity_window = _equity_window(config.drawdown_window, state.peak_equity, back.equity)
         self.machine = TradingStateMachine(
-            config, state=state.trading_state, reason=state.reason, kill_switch=state.kill_switch
+            config,
+            state=state.trading_state,
+            reason=state.reason,
+            kill_switch=state.kill_switch,
+            halt_votes=back.streaks.get("halt_votes", 0),
         )
         self.hedger = None if config.hedge is None else HedgingStrategy.from_config(config)
         self.leverage_model = VolatilityTargetLeverage(config.leverage)
@@ -162,7 +163,7 @@ class DecisionEngine:
         self._held = np.empty(0)
         self._stop = np.empty(0)
         self._stop_short = np.empty(0, dtype=bool)
-        self._restored_stops = dict(stops) if stops else None  # seeded at the first bar with prices
+        self._restored_stops = dict(back.stops) if back.stops else None  # seeded at the first priced bar
         self._restoring = False  # some restored stop waits for its asset's ATR (_check_restored)
         self._columns: dict[int, IntArray | None] = {}  # id(component) -> its columns in the universe
         self._in_order: dict[int, bool] = {}  # id(component) -> its columns are 0, 1, ..., n - 1
@@ -170,13 +171,16 @@ class DecisionEngine:
         # a restart while REDUCING: the last journaled decision's weights, which cap the positions
         # as they capped them before (consumed by the first decision)
         reducing = state.trading_state is TradingState.REDUCING
-        self._restored_weights = dict(weights) if weights and reducing else None
-        self._restart_leverage = restart_leverage or None  # a HALTED decision's 0 caps nothing
-        self._var_streak, self._loss_streak = Streak(), Streak()
+        self._restored_weights = dict(back.weights) if back.weights and reducing else None
+        self._restart_leverage = back.leverage or None  # a HALTED decision's 0 caps nothing
+        self._var_streak = Streak(back.streaks.get("var_breach", 0))
+        self._loss_streak = Streak(back.streaks.get("loss", 0))
         self._strategy: StrategyDrawdown | None = None  # made at the first bar (seeded from equity)
         # the last healthy decision's levered book (target x leverage, universe order) and its VaR:
-        # a VaR breach is that book's return below the VaR priced for it; GJR-GARCH refits fit it
+        # a VaR breach is that book's return below the VaR priced for it; GJR-GARCH refits fit it.
+        # A restart's (by asset) is laid out at the first bar (_follow_universe).
         self._priced: tuple[FloatArray, float] | None = None
+        self._restored_priced = back.priced
         self._seasoned = False  # every asset has the tracker's window of its own history
         self._refits = GarchRefits(background, config.garch_install_lag)
         self.last: RiskDecision | None = None
@@ -255,7 +259,8 @@ class DecisionEngine:
         port: float | None = None
         if returns is not None:
             port = float(bar.held @ returns)
-            self._var_streak.update(self._breached(returns))
+            if self._priced is not None:  # no book priced yet: the streak (0, or restored) waits
+                self._var_streak.update(self._breached(returns))
             self._loss_streak.update(port < 0.0)
             try:
                 self._feed_tracker(returns)
@@ -292,6 +297,14 @@ class DecisionEngine:
     def _breached(self, returns: FloatArray) -> bool:
         """Whether this bar's return of the last priced book is below the VaR priced for it."""
         return self._priced is not None and float(self._priced[0] @ returns) < -self._priced[1]
+
+    def streaks(self) -> dict[str, int]:
+        """The rules' counters after the last observed bar (``RiskDecision.streaks``)."""
+        return {
+            "loss": self._loss_streak.count,
+            "var_breach": self._var_streak.count,
+            "halt_votes": self.machine.halt_votes,
+        }
 
     def _strategy_update(self, returns: FloatArray | None, drawdown: float) -> float:
         """The reference book earns this bar's returns; its drawdown (seeded from the account's)."""
@@ -345,6 +358,10 @@ class DecisionEngine:
         self.assets = bar.assets
         self._columns.clear()
         self._in_order.clear()
+        if self._restored_priced is not None:  # a restart: the journalled book, in this universe
+            book, var = self._restored_priced
+            self._priced = (np.array([book.get(a, 0.0) for a in bar.assets], dtype=np.float64), var)
+            self._restored_priced = None
 
     def _seed_stops(self, assets: tuple[str, ...], prices: FloatArray) -> None:
         """Seed the stops of a restart from the restored ones (once: at the first bar with prices).
@@ -478,10 +495,9 @@ class DecisionEngine:
     ) -> RiskDecision:
         """The decision for an observed bar; ``faults`` (from the caller) make it degraded.
 
-        In order: the trading state, the target book, leverage, hedge, VaR/CVaR of the levered
-        book, then position sizes and stops. Each step appends its alerts, so they read in that order.
-        ``stamp``: ``(decision_id, perf_counter() at the call's start)``, see :func:`_stamped`.
-        """
+        In order: the trading state, the target book, leverage, hedge, VaR/CVaR of the levered book,
+        sizes and stops; each step appends its alerts, so they read in that order. ``stamp``:
+        ``(decision_id, perf_counter() at the call's start)``, see :func:`_stamped`."""
         late_refit = None if self.tracker is None else self._refits.install(self.tracker)
         faults = observed.faults + faults
         shock = self.tracker.correlation_shock if self.tracker is not None else False
@@ -524,6 +540,7 @@ class DecisionEngine:
             equity=bar.portfolio.equity,
             drawdown=observed.drawdown,
             drift=drift,
+            streaks=self.streaks(),
             **_stamped(stamp),
         )
         self.last = decision
@@ -795,6 +812,7 @@ class DecisionEngine:
             degraded=True,
             equity=observed.bar.portfolio.equity if observed is not None else None,
             drawdown=observed.drawdown if observed is not None else math.nan,
+            streaks=self.streaks() if observed is not None else None,
         )
 
     # -- components -----------------------------------------------------------------------------------
@@ -968,6 +986,18 @@ class DecisionEngine:
         if self._restored_stops is not None:  # no stop was set since the restart: only these stand
             return {a: self._restored_stops[a] for a in assets if a in self._restored_stops}
         return _map_where(assets, self._stop, ~np.isnan(self._stop)) if self._stop.size else {}
+
+
+def _equity_window(window: int | None, peak: float | None, equity: Sequence[float]) -> RollingMax:
+    """The rolling high-water mark of a (re)start: the journalled ``equity``, oldest first, after
+    the restored ``peak`` when they are fewer than ``window`` (the peak may be a bar older than the
+    journal shows: the cautious reading)."""
+    out = RollingMax(window)
+    if peak is not None and (window is None or len(equity) < window):
+        out.push(peak)
+    for value in equity:
+        out.push(value)
+    return out
 
 
 def _jump_alert(observed: Observed, alerts: list[str]) -> None:

@@ -43,7 +43,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
@@ -56,7 +56,7 @@ from advanced_risk.logs import get_logger
 from advanced_risk.measures.validation import check_positive_int, check_range
 from advanced_risk.types import TradingState
 
-__all__ = ["SCHEMA_VERSION", "JournalEntry", "PersistedState", "StateStore"]
+__all__ = ["SCHEMA_VERSION", "STREAKS", "JournalEntry", "PersistedState", "Restart", "StateStore"]
 
 log = get_logger(__name__)
 _T = TypeVar("_T")
@@ -96,6 +96,33 @@ class PersistedState:
     """Whether the manual kill switch is engaged."""
     updated_ts: float
     """Unix time of the last change (0.0: never written)."""
+
+
+STREAKS = ("loss", "var_breach", "halt_votes")
+"""The rules' counters a decision carries (``RiskDecision.streaks``) and a restart resumes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """What a restart reads from the journal beside the safety state (:class:`PersistedState`).
+
+    Each is from the newest journalled decision unless said otherwise; an empty value restores
+    nothing of its kind (a fresh start, an in-memory store, or a row that could not be read).
+    """
+
+    stops: Mapping[str, float] = field(default_factory=dict)
+    """asset -> protective stop (:meth:`StateStore.last_stops`)."""
+    equity: Sequence[float] = ()
+    """The equity of the newest ``drawdown_window`` decisions, oldest first
+    (:meth:`StateStore.recent_equity`)."""
+    weights: Mapping[str, float] = field(default_factory=dict)
+    """asset -> target weight (:meth:`StateStore.last_weights`; read only while REDUCING)."""
+    leverage: float | None = None
+    """The leverage (:meth:`StateStore.last_leverage`)."""
+    streaks: Mapping[str, int] = field(default_factory=dict)
+    """The rules' counters (:meth:`StateStore.last_streaks`)."""
+    priced: tuple[Mapping[str, float], float] | None = None
+    """The levered book the last healthy decision priced and its VaR (:meth:`StateStore.last_priced`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,6 +495,36 @@ class StateStore:
             row = _newest_decision(conn)
         return None if row is None else _leverage_of(row[1])
 
+    def last_streaks(self) -> dict[str, int]:
+        """The ``streaks`` of the newest journaled decision (operator rows skipped): the rules'
+        counters a restart resumes (:data:`STREAKS`); ``{}`` when the journal holds no decision or
+        the newest one has none (a library before streaks were journalled), or (with a
+        ``streaks_not_restored`` warning) when a count is not an integer >= 0.
+
+        Raises
+        ------
+        StateStoreError
+            If the database fails.
+        """
+        counts = self._newest_mapping("last_streaks", _streaks_of, "streaks_not_restored")
+        return {name: int(value) for name, value in counts.items()}
+
+    def last_priced(self) -> tuple[dict[str, float], float] | None:
+        """The levered book the newest journaled decision priced (``rebalance_weights`` without
+        ``cash``, times ``leverage``) and its ``var``, or None: no decision, a degraded one (it
+        priced nothing; the running manager kept the book before it, which the journal does not
+        say), or one without a finite VaR. A restart checks the next bar's return of that book
+        against that VaR, so a VaR-breach streak under way goes on counting.
+
+        Raises
+        ------
+        StateStoreError
+            If the database fails.
+        """
+        with self._op("last_priced") as conn:
+            row = _newest_decision(conn)
+        return None if row is None else _priced_of(row[1])
+
     def _newest_mapping(
         self, op: str, parse: Callable[[Any], tuple[dict[str, float], str]], warning: str
     ) -> dict[str, float]:
@@ -753,6 +810,31 @@ def _finite_or_nan(value: Any) -> float:
         return float(value)
     except OverflowError:  # an integer beyond float's range
         return math.nan
+
+
+def _streaks_of(text: Any) -> tuple[dict[str, float], str]:
+    """The ``streaks`` of a journaled decision's JSON text, and ``""``: ``{}`` when it has none (a
+    row written before streaks were journalled, or a decision made before any input was read);
+    ``{}`` and why when a count is not a whole number >= 0."""
+    counts, why = _floats_of(text, "streaks", 0.0, "a count >= 0")
+    if why.endswith("holds no streaks mapping"):
+        return {}, ""
+    bad = [name for name, value in counts.items() if name not in STREAKS or not value.is_integer()]
+    if bad:
+        return {}, f"streaks[{bad[0]!r}] is not one of {STREAKS} with a whole count"
+    return counts, why
+
+
+def _priced_of(text: Any) -> tuple[dict[str, float], float] | None:
+    """``(weights x leverage, var)`` of a healthy journaled decision's JSON text, else None."""
+    weights, why = _weights_of(text)
+    if why:
+        return None
+    payload = json.loads(text)
+    leverage, var = _finite_or_nan(payload.get("leverage")), _finite_or_nan(payload.get("var"))
+    if payload.get("degraded") is not False or not (math.isfinite(leverage) and math.isfinite(var)):
+        return None
+    return {asset: w * leverage for asset, w in weights.items()}, var
 
 
 def _stops_of(text: Any) -> tuple[dict[str, float], str]:

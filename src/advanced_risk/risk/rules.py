@@ -192,6 +192,9 @@ class TradingStateMachine:
         ``halt_confirmations``); defaults to ``RiskConfig()``.
     state, reason, kill_switch : the restored state (e.g. from ``StateStore.load()``); no event is
         emitted for it. An engaged kill switch forces HALTED.
+    halt_votes : the restored count of consecutive checks on which a halt rule fired (a restart
+        between two confirmations halts when the running machine would have); ignored when
+        ``state`` is ACTIVE (a halt vote leaves ACTIVE, so an ACTIVE machine has none).
 
     Notes
     -----
@@ -216,6 +219,7 @@ class TradingStateMachine:
         state: TradingState | str = TradingState.ACTIVE,
         reason: str = "",
         kill_switch: bool = False,
+        halt_votes: int = 0,
     ) -> None:
         self._config = config or RiskConfig()
         try:
@@ -227,7 +231,8 @@ class TradingStateMachine:
         self._kill_switch = check_flag(kill_switch, "kill_switch")
         if self._kill_switch and self._state is not TradingState.HALTED:
             self._state, self._reason = TradingState.HALTED, self._reason or "kill switch"
-        self._halt_votes = 0
+        votes = check_positive_int(halt_votes, "halt_votes", minimum=0)
+        self._halt_votes = votes if self._state is not TradingState.ACTIVE else 0
 
     @property
     def config(self) -> RiskConfig:
