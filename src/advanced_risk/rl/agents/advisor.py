@@ -60,8 +60,15 @@ from advanced_risk.rl.agents.interface import (
     agent_observations,
     observation_blocks,
 )
-from advanced_risk.rl.agents.observation_kernel import block_index, observations_kernel
-from advanced_risk.rl.agents.policy import RiskAgents, Threshold, as_threshold, gate
+from advanced_risk.rl.agents.observation_kernel import agent_inputs_kernel, block_index
+from advanced_risk.rl.agents.policy import (
+    NOVELTY_LIMIT,
+    RiskAgents,
+    Threshold,
+    as_threshold,
+    gate,
+    gate_reason,
+)
 from advanced_risk.rl.portfolio.accounting import (
     check_history,
     history_length,
@@ -122,14 +129,19 @@ class RiskAgentsAdvisor:
         self._history = history_length(cfg)
         self._layout = observation_layout(cfg)
         self._obs_index = block_index(cfg.asset_count)
-        rsi, momentum, volatility = (self._layout[b].start for b in ("rsi", "momentum", "volatility"))
-        self._feature_starts = (rsi, momentum, volatility)
         n = cfg.asset_count
+        # the drift monitor's input, written by request's kernel (empty: no monitor)
+        self._drift_input = np.zeros(4 * n if self._drift is not None else 0)
         self._rules: dict[str, Any] = {
             "sizer": np.array([1.0], np.float32),
             "stop": np.array([np.clip(sizing.atr_multiplier, *STOP_RANGE), 1.0], np.float32),
             "monitor": int(MonitorAction.NONE),
         }
+        # The rules' advice as _gated_advice decodes it (float32 arrays read back as floats)
+        self._rule_scale = float(self._rules["sizer"][0])
+        rule_stop = np.asarray(self._rules["stop"], np.float64).tolist()
+        self._rule_stop = (rule_stop[0], rule_stop[1])
+        self._slices = _usual_heads(agents)
         self._atr = StreamingATR(n, ATR_PERIOD)
         self._close: FloatArray | None = None
         self._entry = np.zeros(n)
@@ -209,24 +221,34 @@ class RiskAgentsAdvisor:
         check_history(returns, self._history, self._entry.shape[0])
         if not self.ready or self._close is None:
             return None
-        market = market_features_kernel(returns, returns.shape[0], self._window, 0)[0].astype(np.float64)
-        atr_frac = np.maximum(self._atr.value / self._close, ATR_FLOOR)
-        if self._drift is not None:
-            shared = market[self._layout["rsi"].start : self._layout["volatility"].stop]
-            self.last_drift = self._drift.update(np.concatenate((shared, 100.0 * atr_frac)))
-        ok, *observed = observations_kernel(
-            market, *self._feature_starts, self._close, atr_frac, self._high, self._entry,
+        # One kernel (observation_kernel.agent_inputs_kernel): the features, the ATR fraction, the
+        # drift monitor's input (into self._drift_input) and the three observations, fresh arrays
+        # (a snapshot: the worker may still read them while the next bar is requested).
+        ok, *observed = agent_inputs_kernel(
+            returns, self._window, self._atr.value, self._close, self._high, self._entry,
             self._in_position, float(drawdown), float(exposure), self._last_return, self._obs_index,
+            self._drift_input,
         )  # fmt: skip
-        if ok:  # one kernel, as the blocks below (observation_kernel.py)
+        if self._drift is not None:
+            self.last_drift = self._drift.update(self._drift_input)
+        if ok:
             observations: dict[str, Any] = dict(zip(AGENTS, observed, strict=True))
             observations[DRIFT_KEY] = self.last_drift
             return observations
+        return self._blocks(returns, self._close, drawdown, exposure)
+
+    def _blocks(
+        self, returns: FloatArray, close: FloatArray, drawdown: float, exposure: float
+    ) -> dict[str, Any]:
+        """:meth:`request`'s observations through the environment's own NumPy blocks (a zero divisor
+        in the kernel, where NumPy gives inf and warns); the drift monitor is already updated."""
+        market = market_features_kernel(returns, returns.shape[0], self._window, 0)[0]
+        atr_frac = np.maximum(self._atr.value / close, ATR_FLOOR)
         blocks = observation_blocks(
             rsi=market[self._layout["rsi"]],
             momentum=market[self._layout["momentum"]],
             volatility=market[self._layout["volatility"]],
-            close=self._close,
+            close=close,
             atr_frac=atr_frac,
             high=self._high,
             entry=self._entry,
@@ -235,7 +257,7 @@ class RiskAgentsAdvisor:
             exposure=exposure,
             last_return=self._last_return,
         )
-        observations = dict(agent_observations(blocks))
+        observations: dict[str, Any] = dict(agent_observations(blocks))
         observations[DRIFT_KEY] = self.last_drift
         return observations
 
@@ -252,7 +274,56 @@ class RiskAgentsAdvisor:
             scratch.advise(observations)
 
     def advise(self, observations: Mapping[str, Any]) -> AgentAdvice:
-        """Act with MC dropout, gate against the rules, and decode (inline or in the policy worker)."""
+        """Act with MC dropout, gate against the rules, and decode (inline or in the policy worker).
+
+        Agents of the usual heads (continuous sizer and stop, a discrete monitor) are gated and
+        decoded from :meth:`RiskAgents.act_arrays` directly (:meth:`_advice`); other heads through
+        :meth:`RiskAgents.act` and :func:`gate`. Both give the same advice.
+        """
+        slices = self._slices
+        if slices is None:
+            return self._gated_advice(observations)
+        values, choices, spread, novelty = self.agents.act_arrays(observations, self.n_samples)
+        acted = (values.tolist(), choices.tolist(), spread.tolist(), novelty.tolist())
+        return self._advice(slices, *acted, observations.get(DRIFT_KEY))
+
+    def _advice(
+        self,
+        slices: tuple[int, int],
+        values: list[float],
+        choices: list[int],
+        spread: list[float],
+        novelty: list[float],
+        drift: Any,
+    ) -> AgentAdvice:
+        """:func:`gate` and the decoding of :meth:`_gated_advice` on :meth:`RiskAgents.act_arrays`'
+        values (as lists), for the usual heads: the sizer's scale and the stop's two entries start
+        at ``slices``, the monitor's choice is last."""
+        threshold, overridden = self.threshold, {}
+        for k, a in enumerate(AGENTS):
+            limit = threshold[a] if isinstance(threshold, Mapping) else threshold
+            reason = gate_reason(spread[k], limit, novelty[k], NOVELTY_LIMIT)
+            if reason is not None:
+                overridden[a] = reason
+        sizer, stop = slices
+        scale = self._rule_scale if "sizer" in overridden else values[sizer]
+        stop_multiple, trailing = (
+            self._rule_stop if "stop" in overridden else (values[stop], values[stop + 1])
+        )
+        monitor = MonitorAction(self._rules["monitor"] if "monitor" in overridden else choices[2])
+        return AgentAdvice(
+            scale=_clip(scale, 0.0, 1.0),
+            stop_multiple=_clip(stop_multiple, *STOP_RANGE),
+            trailing=trailing >= 0.5,
+            monitor=monitor.name.lower(),
+            cut=MONITOR_CUTS[monitor],
+            uncertainty=dict(zip(AGENTS, spread, strict=True)),
+            overridden=overridden,
+            drift=drift,
+        )
+
+    def _gated_advice(self, observations: Mapping[str, Any]) -> AgentAdvice:
+        """:meth:`advise` for any heads: :meth:`RiskAgents.act`, :func:`gate` against the rules, decoding."""
         proposed = self.agents.act(observations, self.n_samples)
         actions, overridden = gate(proposed, self._rules, self.threshold)
         scale = _clip(float(np.asarray(actions["sizer"]).reshape(-1)[0]), 0.0, 1.0)
@@ -268,6 +339,16 @@ class RiskAgentsAdvisor:
             overridden=overridden,
             drift=observations.get(DRIFT_KEY),
         )
+
+
+def _usual_heads(agents: RiskAgents) -> tuple[int, int] | None:
+    """Where the sizer's and the stop's actions start in :meth:`RiskAgents.act_arrays`' values, when
+    both are continuous and the monitor discrete (the trained agents' heads); else None."""
+    discrete = agents.discrete
+    if discrete["sizer"] or discrete["stop"] or not discrete["monitor"] or AGENTS[2] != "monitor":
+        return None
+    slices = agents.action_slices
+    return slices["sizer"][0], slices["stop"][0]
 
 
 def _clip(value: float, low: float, high: float) -> float:

@@ -29,7 +29,15 @@ from numpy.typing import NDArray
 from advanced_risk.measures.jit import jit
 from advanced_risk.measures.pairwise import pairwise_sum_kernel
 
-__all__ = ["decode_kernel", "fused_input_kernel", "pairwise_sum_kernel", "shifted_logits_kernel"]
+__all__ = [
+    "decode_into_kernel",
+    "decode_kernel",
+    "fused_input_into_kernel",
+    "fused_input_kernel",
+    "head_logits_kernel",
+    "pairwise_sum_kernel",
+    "shifted_logits_kernel",
+]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -69,6 +77,18 @@ def _fused_input_python(
     """
     x = template.copy()
     novelty = np.zeros(len(obs))
+    _fused_input_into_kernel(obs, mean, scale, clip, normalise, positions, x, novelty)
+    return x, novelty
+
+
+def _fused_input_into_python(
+    obs: tuple[NDArray[np.floating], ...],
+    mean: FloatArray, scale: FloatArray, clip: float, normalise: bool, positions: IntArray,
+    x: NDArray[np.float32], novelty: FloatArray,
+) -> None:  # fmt: skip
+    """:func:`fused_input_kernel` into the caller's buffers: writes the observation columns
+    ``positions`` of ``x`` (``(1, width)``; its other columns, a shared actor's padding and ids, are
+    left as they are) and ``novelty[agent]`` (left as it is without ``normalise``)."""
     k = 0
     for agent, o in enumerate(obs):
         top = -1.0
@@ -77,7 +97,7 @@ def _fused_input_python(
             if normalise:
                 v = (v - mean[k]) / scale[k]
                 a = abs(v)
-                if top == top and not a <= top:
+                if top == top and not a <= top:  # NaN wins, as in np.abs(z).max()
                     top = a
                 if v < -clip:
                     v = -clip
@@ -87,13 +107,18 @@ def _fused_input_python(
             k += 1
         if normalise:
             novelty[agent] = top
-    return x, novelty
 
 
 def _shifted_logits_python(raw: NDArray[np.float32], spec: IntArray, width: int) -> FloatArray:
     """Every discrete head's float64 logits minus their row maximum, side by side (``width`` columns)."""
+    out = np.empty((raw.shape[0], width))
+    _shifted_logits_into_kernel(raw, spec, out)
+    return out
+
+
+def _shifted_logits_into_python(raw: NDArray[np.float32], spec: IntArray, out: FloatArray) -> None:
+    """:func:`shifted_logits_kernel` of the samples ``raw`` ``(n, 1, outputs)`` into ``out``."""
     n = raw.shape[0]
-    out = np.empty((n, width))
     row = np.empty(raw.shape[2])
     for a in range(spec.shape[0]):
         start, w, discrete, offset = spec[a, 0], spec[a, 1], spec[a, 2], spec[a, 3]
@@ -105,7 +130,19 @@ def _shifted_logits_python(raw: NDArray[np.float32], spec: IntArray, width: int)
             m = _nan_max_kernel(row[:w])
             for j in range(w):
                 out[i, offset + j] = row[j] - m
-    return out
+
+
+def _head_logits_python(
+    raw: NDArray[np.float32], keep: np.float32, bias: NDArray[np.float32], spec: IntArray, out: FloatArray
+) -> None:
+    """The head's inverted-dropout rescaling ``raw = raw / keep + bias`` in place (float32, as
+    ``NumpyPolicy.mc_samples``: ``dropout_kernels.rescale_kernel``'s arithmetic), then
+    :func:`shifted_logits_kernel` of ``raw`` into ``out``."""
+    n, w = raw.shape[0], raw.shape[2]
+    for i in range(n):
+        for j in range(w):
+            raw[i, 0, j] = np.float32(np.float32(raw[i, 0, j] / keep) + bias[j])
+    _shifted_logits_into_kernel(raw, spec, out)
 
 
 def _decode_python(
@@ -119,10 +156,19 @@ def _decode_python(
     is the mean (continuous) or its argmax (``choices``; -1 for a continuous agent), the uncertainty
     the largest std (divided by the box's width when continuous).
     """
-    n, n_agents = raw.shape[0], spec.shape[0]
-    actions, choices = np.empty(low.shape[0], np.float32), np.full(n_agents, -1, np.int64)
-    uncertainty = np.empty(n_agents)
-    for a in range(n_agents):
+    actions, choices = np.empty(low.shape[0], np.float32), np.empty(spec.shape[0], np.int64)
+    uncertainty = np.empty(spec.shape[0])
+    _decode_into_kernel(raw, exp_logits, spec, low, high, actions, choices, uncertainty)
+    return actions, choices, uncertainty
+
+
+def _decode_into_python(
+    raw: NDArray[np.float32], exp_logits: FloatArray, spec: IntArray, low: FloatArray, high: FloatArray,
+    actions: NDArray[np.float32], choices: IntArray, uncertainty: FloatArray,
+) -> None:  # fmt: skip
+    """:func:`decode_kernel` into the caller's buffers (every entry of the three is written)."""
+    n = raw.shape[0]
+    for a in range(spec.shape[0]):
         start, w, discrete, offset = spec[a, 0], spec[a, 1], spec[a, 2], spec[a, 3]
         x = np.empty((n, w))
         for i in range(n):
@@ -137,6 +183,7 @@ def _decode_python(
                     v = v if v <= 1.0 or v != v else 1.0
                     x[i, j] = low[offset + j] + (v + 1.0) / 2.0 * (high[offset + j] - low[offset + j])
         mean, spread = _mean_std_kernel(x)
+        choices[a] = -1
         if discrete:
             best = 0
             for j in range(1, w):
@@ -148,7 +195,6 @@ def _decode_python(
                 actions[offset + j] = np.float32(mean[j])
                 spread[j] = spread[j] / (high[offset + j] - low[offset + j])
             uncertainty[a] = _nan_max_kernel(spread)
-    return actions, choices, uncertainty
 
 
 def _mean_std_python(x: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -170,6 +216,12 @@ def _mean_std_python(x: FloatArray) -> tuple[FloatArray, FloatArray]:
 _column_sum_kernel = jit(_column_sum_python)
 _nan_max_kernel = jit(_nan_max_python)
 _mean_std_kernel = jit(_mean_std_python)
+_fused_input_into_kernel = jit(_fused_input_into_python)
+_shifted_logits_into_kernel = jit(_shifted_logits_into_python)
+_decode_into_kernel = jit(_decode_into_python)
 fused_input_kernel = jit(_fused_input_python)
+fused_input_into_kernel = _fused_input_into_kernel
 shifted_logits_kernel = jit(_shifted_logits_python)
+head_logits_kernel = jit(_head_logits_python, ieee_division=True)
 decode_kernel = jit(_decode_python)
+decode_into_kernel = _decode_into_kernel

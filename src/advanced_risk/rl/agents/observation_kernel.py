@@ -19,9 +19,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from advanced_risk.measures.jit import jit
-from advanced_risk.rl.agents.interface import AGENTS, OBS_BLOCKS
+from advanced_risk.rl.agents.interface import AGENTS, ATR_FLOOR, OBS_BLOCKS
+from advanced_risk.rl.portfolio.accounting import indicators_kernel
 
-__all__ = ["BLOCK_ORDER", "block_index", "observations_kernel"]
+__all__ = ["BLOCK_ORDER", "agent_inputs_kernel", "block_index", "observations_kernel"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -91,5 +92,37 @@ def _observations_python(
     return True, _gather_kernel(v, a), _gather_kernel(v, b), _gather_kernel(v, c)
 
 
+def _agent_inputs_python(
+    returns: FloatArray, window: int, atr: FloatArray, close: FloatArray, high: FloatArray,
+    entry: FloatArray, in_position: NDArray[np.bool_], drawdown: float, exposure: float,
+    last_return: float, index: tuple[IntArray, IntArray, IntArray], drift: FloatArray,
+) -> tuple[bool, NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:  # fmt: skip
+    """``RiskAgentsAdvisor.request``'s arithmetic in one kernel: :func:`observations_kernel` of the
+    bar, from the returns and the ATR.
+
+    The RSI, momentum and volatility blocks are ``accounting.indicators_kernel``'s (the policy's
+    market features, bit for bit), ``atr_frac = np.maximum(atr / close, ATR_FLOOR)`` (NaN stays NaN).
+    ``drift`` of length ``4n`` receives the drift monitor's input, the three blocks then ``100 *
+    atr_frac`` (another length: left alone). ``ok`` is :func:`observations_kernel`'s.
+    """
+    n = close.shape[0]
+    market = np.empty(3 * n)
+    indicators_kernel(returns, window, market)
+    atr_frac = np.empty(n)
+    for i in range(n):
+        v = atr[i] / close[i]
+        atr_frac[i] = v if v >= ATR_FLOOR or v != v else ATR_FLOOR
+    if drift.shape[0] == 4 * n:
+        for j in range(3 * n):
+            drift[j] = market[j]
+        for i in range(n):
+            drift[3 * n + i] = 100.0 * atr_frac[i]
+    return _observations_kernel(
+        market, 0, n, 2 * n, close, atr_frac, high, entry, in_position, drawdown, exposure, last_return, index
+    )
+
+
 _gather_kernel = jit(_gather_python)
-observations_kernel = jit(_observations_python)
+_observations_kernel = jit(_observations_python)
+observations_kernel = _observations_kernel
+agent_inputs_kernel = jit(_agent_inputs_python, ieee_division=True)

@@ -48,6 +48,7 @@ from advanced_risk.logs import get_logger
 from advanced_risk.monitoring.drift import FeatureReference
 from advanced_risk.rl.agents.decode import decode_kernel, fused_input_kernel, shifted_logits_kernel
 from advanced_risk.rl.agents.interface import ACTION_BOUNDS, AGENTS, obs_dim, shared_actor_rows
+from advanced_risk.rl.agents.runner import AgentsRunner, runner_applies
 from advanced_risk.rl.portfolio.asset_names import AssetNames, check_asset_names, stored_asset_names
 from advanced_risk.rl.portfolio.drift import REFERENCE_KEY, stored_reference
 from advanced_risk.rl.ppo.inference import NumpyPolicy
@@ -68,6 +69,7 @@ __all__ = [
     "Threshold",
     "as_threshold",
     "gate",
+    "gate_reason",
 ]
 
 log = get_logger(__name__)
@@ -122,15 +124,28 @@ def gate(
     """
     actions, overridden = {}, {}
     for agent, action in proposed.actions.items():
-        u = proposed.uncertainty[agent]
         limit = threshold[agent] if isinstance(threshold, Mapping) else threshold
-        z = proposed.novelty.get(agent, 0.0)
-        if novelty_limit is not None and not z <= novelty_limit:  # checked first: deterministic
-            overridden[agent] = f"observation {z:.3g} std from training data > {novelty_limit:g}"
-        elif not (math.isfinite(u) and u <= limit):
-            overridden[agent] = f"uncertainty {u:.3g} > {limit:.3g}"
+        reason = gate_reason(
+            proposed.uncertainty[agent], limit, proposed.novelty.get(agent, 0.0), novelty_limit
+        )
+        if reason is not None:
+            overridden[agent] = reason
         actions[agent] = rules[agent] if agent in overridden else action
     return actions, overridden
+
+
+def gate_reason(uncertainty: float, limit: float, novelty: float, novelty_limit: float | None) -> str | None:
+    """Why :func:`gate` replaces one agent by its rule, or None to keep it.
+
+    The novelty is checked first (deterministic): ``novelty`` (largest |z-score|, 0.0 without
+    normalisers) above ``novelty_limit``, or NaN, replaces the agent; then an ``uncertainty`` that is
+    not finite or above ``limit``.
+    """
+    if novelty_limit is not None and not novelty <= novelty_limit:
+        return f"observation {novelty:.3g} std from training data > {novelty_limit:g}"
+    if not (math.isfinite(uncertainty) and uncertainty <= limit):
+        return f"uncertainty {uncertainty:.3g} > {limit:.3g}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +251,8 @@ class RiskAgents:
         self._fused = _fuse([p.network for p in self.policies.values()])
         self._decoding = _Decoding.of(self.policies)
         self._inputs = _Inputs.of(self.obs_rms, self.obs_dims, self._pad, share_parameters)
+        self._dims = tuple((self.obs_dims[a],) for a in AGENTS)  # the observations' shapes
+        self._runner: AgentsRunner | None = None  # the buffered act, built on first use
         self._rng = np.random.default_rng(seed)
         self.observation_reference: FeatureReference | None = None
         """Training statistics of the agents' shared market features (``rl/agents/drift.py``): read
@@ -279,28 +296,20 @@ class RiskAgents:
         )
 
     # -- acting -----------------------------------------------------------------------------------------
-    def _fused_input(
-        self, obs: Mapping[str, NDArray[np.floating]]
-    ) -> tuple[NDArray[np.float32], dict[str, float]]:
-        """The three actors' input row side by side and each observation's novelty (largest |z|).
-
-        One kernel normalises the three observations (``decode.fused_input_kernel``: the float64
-        arithmetic of ``RunningMeanStd.normalize``, clipped, cast to float32); the novelty is empty
-        without normalisers. Observations that are not 1-D float32 / float64 arrays of the right
-        length are converted (and checked) one by one first.
-        """
-        given = tuple(obs[a] for a in AGENTS)
-        dtype = getattr(given[0], "dtype", None)
-        if not all(
-            type(o) is np.ndarray and o.dtype == dtype and o.ndim == 1 and o.shape[0] == self.obs_dims[a]
-            for a, o in zip(AGENTS, given, strict=True)
-        ) or dtype not in (np.float32, np.float64):
-            given = tuple(self._observation(a, o) for a, o in zip(AGENTS, given, strict=True))
-        inp = self._inputs
-        x, novelty = fused_input_kernel(
-            given, inp.mean, inp.scale, self.obs_clip, self.obs_rms is not None, inp.template, inp.positions
-        )
-        return x, ({} if self.obs_rms is None else dict(zip(AGENTS, novelty.tolist(), strict=True)))
+    def _given(self, obs: Mapping[str, NDArray[np.floating]]) -> tuple[NDArray[np.floating], ...]:
+        """The three observations as ``decode.fused_input_kernel`` reads them: 1-D float32 or float64
+        arrays (one dtype) of the right lengths, as given; anything else converted (and checked)
+        one by one (``InvalidInputError``)."""
+        given = (obs[AGENTS[0]], obs[AGENTS[1]], obs[AGENTS[2]])
+        first = given[0]
+        dtype = first.dtype if type(first) is np.ndarray else None
+        if dtype is not None and (dtype == np.float64 or dtype == np.float32):
+            same = True
+            for o, dim in zip(given, self._dims, strict=True):
+                same = same and type(o) is np.ndarray and o.dtype == dtype and o.shape == dim
+            if same:
+                return given
+        return tuple(self._observation(a, o) for a, o in zip(AGENTS, given, strict=True))
 
     def _observation(self, agent: str, obs: Any) -> NDArray[np.float64]:
         """``obs`` as a 1-D float64 array of the agent's observation length (else ``InvalidInputError``)."""
@@ -319,21 +328,68 @@ class RiskAgents:
     def act(self, obs: Mapping[str, NDArray[np.floating]], n_samples: int = 10) -> AgentsAction:
         """MC-dropout mean action of every agent and its normalised uncertainty (module docstring).
 
-        The decoding (softmax or rescaling, mean and std over the samples) runs in two kernels around
-        one ``np.exp`` (``rl/agents/decode.py``), with NumPy's arithmetic and summation order.
+        The arithmetic is :meth:`act_arrays`'; the actions returned are the caller's own arrays.
+        """
+        values, choices, spread, novelty = self.act_arrays(obs, n_samples)
+        actions: dict[str, Any] = {}
+        for a, choice, (start, stop) in zip(AGENTS, choices.tolist(), self._decoding.actions, strict=True):
+            actions[a] = choice if self.discrete[a] else values[start:stop].copy()
+        uncertainty = dict(zip(AGENTS, spread.tolist(), strict=True))
+        known = {} if self.obs_rms is None else dict(zip(AGENTS, novelty.tolist(), strict=True))
+        return AgentsAction(actions, uncertainty, known)
+
+    def act_arrays(
+        self, obs: Mapping[str, NDArray[np.floating]], n_samples: int = 10
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+        """:meth:`act` as arrays: ``(values, choices, uncertainty, novelty)``, views that the next
+        call may overwrite (read them at once).
+
+        ``values`` holds the continuous agents' actions side by side (:attr:`action_slices`),
+        ``choices`` each agent's choice (-1 for a continuous agent), ``uncertainty`` and ``novelty``
+        one float per agent in :data:`AGENTS` order (novelty 0 without normalisers). With dropout
+        and two samples or more, one :class:`~advanced_risk.rl.agents.runner.AgentsRunner` computes
+        them in buffers allocated once; else the decoding runs in two kernels around one ``np.exp``
+        (``rl/agents/decode.py``), with NumPy's arithmetic and summation order. Both give the same
+        bits and draw the same masks.
         """
         if n_samples < 1:
             raise InvalidInputError(f"n_samples must be >= 1, got {n_samples}")
-        x, novelty = self._fused_input(obs)
-        net, dec = self._fused, self._decoding
+        given = self._given(obs)
+        runner = self._runner_for(n_samples)
+        acted = None if runner is None else runner.run(given, self._rng)
+        if acted is not None:
+            return acted
+        inp, net, dec = self._inputs, self._fused, self._decoding
+        x, novelty = fused_input_kernel(
+            given, inp.mean, inp.scale, self.obs_clip, self.obs_rms is not None, inp.template, inp.positions
+        )
         raw = net.mc_samples(x, n_samples, self._rng) if n_samples > 1 else net.mean_action(x)[None]
         logits = shifted_logits_kernel(raw, dec.spec, dec.logit_width)
         np.exp(logits, out=logits)
         values, choices, spread = decode_kernel(raw, logits, dec.spec, dec.low, dec.high)
-        actions: dict[str, Any] = {}
-        for a, choice, (start, stop) in zip(AGENTS, choices.tolist(), dec.actions, strict=True):
-            actions[a] = choice if self.discrete[a] else values[start:stop]
-        return AgentsAction(actions, dict(zip(AGENTS, spread.tolist(), strict=True)), novelty)
+        return values, choices, spread, novelty
+
+    @property
+    def action_slices(self) -> dict[str, tuple[int, int]]:
+        """Each agent's ``(start, stop)`` in :meth:`act_arrays`' values (``(0, 0)``: a discrete agent)."""
+        return dict(zip(AGENTS, self._decoding.actions, strict=True))
+
+    def _runner_for(self, n_samples: int) -> AgentsRunner | None:
+        """The buffered act for ``n_samples`` (built on first use), or None where it does not apply."""
+        runner = self._runner
+        if runner is not None and runner.n_samples == n_samples:
+            return runner
+        if not runner_applies(self._fused, n_samples):
+            return None
+        inp, dec = self._inputs, self._decoding
+        runner = AgentsRunner(
+            self._fused,
+            (inp.mean, inp.scale, inp.template, inp.positions, self.obs_clip, self.obs_rms is not None),
+            (dec.spec, dec.low, dec.high, dec.logit_width),
+            n_samples,
+        )
+        self._runner = runner
+        return runner
 
     # -- persistence ------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None) -> str:

@@ -41,6 +41,7 @@ __all__ = [
     "action_to_weights",
     "check_history",
     "history_length",
+    "indicators_kernel",
     "market_dim",
     "market_features",
     "observation_dim",
@@ -224,6 +225,33 @@ def _features_python(returns: FloatArray, history: int, window: int, steps: int)
 
 
 market_features_kernel = jit(_features_python)
+
+
+def _indicators_python(returns: FloatArray, window: int, out: FloatArray) -> None:
+    """The RSI, momentum and volatility blocks of :func:`market_features_kernel`'s last row for
+    ``steps = 0`` (``history`` = the rows of ``returns``), side by side in ``out`` ``(3n,)``: the same
+    per-asset arithmetic, without the log returns (the risk agents' observation reads only these)."""
+    size, n = returns.shape
+    annualise = np.sqrt(PERIODS_PER_YEAR)
+    close = np.empty(size + 1)
+    rsi = np.empty(size + 1)
+    mean = np.empty(size)
+    vol = np.empty(size)
+    r = np.empty(size)
+    for i in range(n):
+        for k in range(size):
+            r[k] = returns[k, i]
+        close[0] = 1.0
+        for k in range(size):
+            close[k + 1] = close[k] * (1.0 + r[k])
+        rsi_into_kernel(close, RSI_PERIOD, rsi)
+        rolling_mean_std_into_kernel(r, window, 1, mean, vol)
+        out[i] = rsi[size] / 100.0 - 0.5
+        out[n + i] = close[size] / close[size - MOMENTUM_PERIOD] - 1.0
+        out[2 * n + i] = vol[size - 1] * annualise
+
+
+indicators_kernel = jit(_indicators_python)
 
 
 def market_features(returns: FloatArray, config: EnvConfig) -> NDArray[np.float32]:
