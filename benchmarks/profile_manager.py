@@ -302,6 +302,7 @@ def flow(calls: int, idle_ms: float = 0.0) -> None:
     from advanced_risk.rl.ppo.inference import NumpyPolicy
 
     spent: dict[str, float] = {}
+    act = "act_arrays" if hasattr(RiskAgents, "act_arrays") else "act"
     timed = (
         (AdvancedRiskManager, "manage_risk_sync", "whole sync decision"),
         (DecisionEngine, "parse", "parse"),
@@ -311,11 +312,19 @@ def flow(calls: int, idle_ms: float = 0.0) -> None:
         (PolicyAllocator, "allocate", "  policy allocate (MC dropout, drift)"),
         (DecisionEngine, "agents_request", "  agents request (observations, drift)"),
         (RiskAgentsAdvisor, "advise", "  agents advise (all)"),
-        (RiskAgents, "act", "    3 actors x 10 MC samples, decoding"),
-        (NumpyPolicy, "_samples_from_first", "  MC-dropout samples (policy and agents)"),
+        # act_arrays where the advisor reads the arrays (2026-12-03 on), act before
+        (RiskAgents, act, "    3 actors x 10 MC samples, decoding"),
+        (NumpyPolicy, "_samples_from_first", "  MC-dropout samples (NumpyPolicy)"),
         (DecisionEngine, "decide", "decide"),
         (AdvancedRiskManager, "_record", "telemetry, alert pager"),
     )
+    try:  # the agents' buffered act (2026-12-03 on): its NumPy/BLAS layers, after the act row
+        from advanced_risk.rl.agents.runner import AgentsRunner
+
+        layers = (AgentsRunner, "_samples", "      MC-dropout layers (AgentsRunner)")
+        timed = (*timed[:9], layers, *timed[9:])
+    except ImportError:
+        pass
     for owner, name, label in timed:
         _timed_method(owner, name, label, spent)
     tickers, rets, prices = bars(calls)
