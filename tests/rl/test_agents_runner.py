@@ -18,6 +18,7 @@ import pytest
 
 from advanced_risk.config import EnvConfig, SizingConfig
 from advanced_risk.rl.agents.advisor import RiskAgentsAdvisor
+from advanced_risk.rl.agents.bookkeeping_kernel import first_bad_price_kernel
 from advanced_risk.rl.agents.interface import AGENTS, obs_dim
 from advanced_risk.rl.agents.policy import AgentActor, RiskAgents
 from advanced_risk.rl.portfolio.accounting import market_features_kernel
@@ -196,3 +197,13 @@ def test_a_zero_divisor_takes_the_numpy_blocks(shipped: RiskAgents) -> None:
         observed = advisor.request(returns, 0.1, 0.5)
     assert observed is not None
     assert np.isinf(observed["stop"]).any()
+
+
+def test_the_first_bad_price_is_numpys() -> None:
+    rng = np.random.default_rng(4)
+    specials = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, -1.0, 5e-324, 1e308, 1.0])
+    for _ in range(500):
+        close = rng.choice(specials, int(rng.integers(1, 12)))
+        bad = ~((close > 0.0) & (close < math.inf))
+        expected = int(np.flatnonzero(bad)[0]) if bad.any() else -1
+        assert first_bad_price_kernel(close) == expected

@@ -34,7 +34,6 @@ gymnasium or pettingzoo, so a core install (``pip install advanced_risk``) runs 
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,7 +46,7 @@ from advanced_risk.errors import InvalidInputError, ModelLoadError
 from advanced_risk.measures.validation import FloatArray
 from advanced_risk.monitoring.drift import DriftSettings, DriftStatus
 from advanced_risk.risk.atr import StreamingATR
-from advanced_risk.rl.agents.bookkeeping_kernel import bookkeeping_kernel
+from advanced_risk.rl.agents.bookkeeping_kernel import bookkeeping_kernel, first_bad_price_kernel
 from advanced_risk.rl.agents.interface import (
     AGENTS,
     ATR_FLOOR,
@@ -190,8 +189,8 @@ class RiskAgentsAdvisor:
         n = self._entry.shape[0]
         if close.shape != (n,) or held.shape != (n,) or (stops is not None and np.shape(stops) != (n,)):
             raise InvalidInputError(f"close, held and stops must have shape ({n},)")  # no bounds checks below
-        if not ((close > 0.0) & (close < math.inf)).all():  # NaN fails both: a NaN ATR would stick
-            bad = int(np.flatnonzero(~((close > 0.0) & (close < math.inf)))[0])
+        bad = first_bad_price_kernel(close)  # NaN included: a NaN ATR would stick
+        if bad >= 0:
             raise InvalidInputError(f"close[{bad}] must be a finite price > 0, got {close[bad]!r}")
         if self._close is None:  # the first bar is its own previous close
             self._close = close.copy()

@@ -19,7 +19,7 @@ from advanced_risk.measures.jit import jit
 from advanced_risk.measures.observe_kernels import atr_step_kernel, maximum_kernel, minimum_kernel
 from advanced_risk.rl.agents.interface import LOW_FLOOR
 
-__all__ = ["bookkeeping_kernel"]
+__all__ = ["bookkeeping_kernel", "first_bad_price_kernel"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -95,4 +95,15 @@ def _bookkeeping_python(
         last_close[i] = c
 
 
+def _first_bad_price_python(close: FloatArray) -> int:
+    """The index of the first entry that is not a finite number > 0 (NaN included), or -1: the
+    first ``True`` of ``~((close > 0.0) & (close < inf))``."""
+    for i in range(close.shape[0]):
+        c = close[i]
+        if not (c > 0.0 and c < math.inf):
+            return i
+    return -1
+
+
 bookkeeping_kernel = jit(_bookkeeping_python)
+first_bad_price_kernel = jit(_first_bad_price_python)
