@@ -230,6 +230,11 @@ class PortfolioPolicy:
         ok, obs = observation_kernel(market, weights, float(drawdown))
         if not ok or obs.shape[0] != self.obs_dim:
             obs = check_obs(_observation(market, weights, drawdown), self.obs_dim)
-        # the same maths and draws as policy.mc_dropout in fewer NumPy calls (rl/ppo/dropout_kernels.py)
-        action, std = self._dropout.mc_dropout(self.policy, obs, n_samples, self._rng)
+        # the same maths and draws as policy.mc_dropout in fewer NumPy calls (rl/ppo/dropout_kernels.py);
+        # the runner's buffers are read here at once (trade and the cast copy), so no copy of them
+        runner = self._dropout.runner_for(self.policy, n_samples)
+        if runner is None:
+            action, std = self.policy.mc_dropout(obs, n_samples, self._rng)
+        else:
+            action, std = runner.run(obs, self._rng)
         return trade(weights, action, self.env_config), std.astype(np.float64)
