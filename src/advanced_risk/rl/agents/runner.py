@@ -1,8 +1,8 @@
 """The risk agents' act in buffers allocated once: inputs, MC dropout and decoding (issue 14).
 
-:meth:`RiskAgents.act <advanced_risk.rl.agents.policy.RiskAgents.act>` ran ~45 small NumPy calls
-and Python frames per decision (``NumpyPolicy.mc_samples``' masks, broadcasts and reshapes, the
-decoding's allocations); inside a decision each pays for cold caches (docs/performance.md).
+:meth:`RiskAgents.act <advanced_risk.rl.agents.policy.RiskAgents.act>` ran ~26 small NumPy calls
+and kernels per decision, each allocating its result (22 in ``NumpyPolicy.mc_samples``: masks,
+broadcasts, reshapes); inside a decision each pays for cold caches (docs/performance.md).
 :class:`AgentsRunner` keeps the NumPy calls whose bits depend on the library (the matrix products
 in BLAS, ``np.tanh``, ``np.exp``, the generator's draws) and fuses every elementwise step between
 them into a kernel writing to buffers allocated once:
