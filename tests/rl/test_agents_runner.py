@@ -8,8 +8,10 @@ gating from the arrays must give the advice of ``RiskAgents.act`` + ``gate``.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +209,16 @@ def test_the_first_bad_price_is_numpys() -> None:
         bad = ~((close > 0.0) & (close < math.inf))
         expected = int(np.flatnonzero(bad)[0]) if bad.any() else -1
         assert first_bad_price_kernel(close) == expected
+
+
+def test_agents_pickle_and_copy_after_acting_and_act_alike() -> None:
+    agents = make_agents(3, True, True, (16,), 9)
+    agents.reseed(1)
+    rng = np.random.default_rng(9)
+    agents.act(observations(agents, rng, np.float64, 1.0))  # builds the runner (a lock inside)
+    twin = pickle.loads(pickle.dumps(agents))
+    clone = copy.deepcopy(agents)
+    obs = observations(agents, rng, np.float64, 1.0)
+    expected = tuple(a.copy() for a in agents.act_arrays(obs, 10))
+    assert_bits(tuple(a.copy() for a in twin.act_arrays(obs, 10)), expected)
+    assert_bits(tuple(a.copy() for a in clone.act_arrays(obs, 10)), expected)

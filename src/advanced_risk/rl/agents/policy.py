@@ -258,6 +258,12 @@ class RiskAgents:
         """Training statistics of the agents' shared market features (``rl/agents/drift.py``): read
         from and saved to ``metadata.user.observation_reference``; None: no drift tracking."""
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled and copied without the buffered act (its lock does not pickle; rebuilt on use)."""
+        state = self.__dict__.copy()
+        state["_runner"] = None
+        return state
+
     @property
     def asset_count(self) -> int:
         """Number of assets the agents observe."""
