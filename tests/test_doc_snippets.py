@@ -4,7 +4,9 @@ Each block is written to a file of its own and run with this interpreter in a su
 scratch directory that holds a link ``models`` to the repository's ``models/`` (the snippets name
 the shipped models as ``models/...``, as a user in the repository root would); whatever a snippet
 writes lands in that scratch directory. A block preceded by ``<!-- snippet: slow -->`` runs only
-under ``-m slow``. A block that is not meant to run is fenced ``text``, ``pycon`` or ``bash``.
+under ``-m slow``, and so does a block holding a line of ``SLOW_IN_THE_FAST_SUITE`` (the costliest
+snippets whose library calls fast tests cover; ``make test-all`` still runs them). A block that is
+not meant to run is fenced ``text``, ``pycon`` or ``bash``.
 
 A ``text`` block right after a python block (nothing but blank lines between) is what that snippet
 prints, and the test checks it: the same words line by line, each number within one unit of its
@@ -37,6 +39,16 @@ TIMEOUT_S = 60.0
 SLOW_TIMEOUT_S = 900.0
 WORKERS = 2
 FENCE = re.compile(r"^(?P<indent>\s*)```(?P<info>[^`\s]*)\s*$")
+# A line of a snippet -> the fast tests that cover what it calls. Such a snippet runs under -m slow
+# only: each took 12-25 s of a `make test` worker (2 to 4 times an ordinary snippet).
+SLOW_IN_THE_FAST_SUITE = {
+    # docs/rules_evaluation.md: evaluate_rules on the 20 stocks and two 504-bar synthetic paths, then
+    # run_book and book_metrics on a stock book
+    "synthetic_paths=2, synthetic_bars=504": "tests/unit/test_rules_evaluation.py (evaluate_rules, "
+    "write, stock_books, run_book and book_metrics on small books)",
+    # docs/risk_agents.md: four MAPPO updates on the regime market, then an evaluation
+    "trainer.train(4 * cfg.batch_size)": "tests/rl/test_mappo.py (MAPPOTrainer.train and evaluate)",
+}
 
 
 @dataclass(frozen=True)
@@ -76,8 +88,9 @@ def _blocks(path: Path) -> list[Block]:
             end += 1
         assert end < len(lines), f"{name}:{i + 1}: code fence never closed"
         before = [line.strip() for line in lines[:i] if line.strip()]
-        slow = bool(before) and before[-1] == SLOW_MARK
         code = textwrap.dedent("\n".join(lines[i + 1 : end])) + "\n"
+        marked = bool(before) and before[-1] == SLOW_MARK
+        slow = marked or any(line in code for line in SLOW_IN_THE_FAST_SUITE)
         if (
             out
             and out[-1].info == "python"
@@ -186,6 +199,14 @@ def test_snippets_are_found() -> None:
     assert any(w.startswith("README.md:") for w in where)
     assert any(w.startswith("docs/embedding.md:") for w in where)
     assert len(where) >= 10
+
+
+def test_each_snippet_kept_out_of_the_fast_suite_is_found_once() -> None:
+    """A key of SLOW_IN_THE_FAST_SUITE that no longer matches (the doc changed) is named here."""
+    for line in SLOW_IN_THE_FAST_SUITE:
+        found = [block.where for block in SNIPPETS if line in block.code]
+        assert len(found) == 1, f"{line!r} is in {found or 'no snippet'}: update SLOW_IN_THE_FAST_SUITE"
+        assert next(block for block in SNIPPETS if line in block.code).slow
 
 
 def test_documented_output_is_compared_within_the_printed_precision() -> None:

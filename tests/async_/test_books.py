@@ -92,9 +92,23 @@ def _check_warm(decision: RiskDecision, market: MarketState, weights: dict[str, 
     assert cash == pytest.approx(1.0 - sum(decision.rebalance_weights[a] for a in weights))
 
 
-@pytest.mark.parametrize("frequency", list(FREQUENCIES))
-@pytest.mark.parametrize("kind", ["long-only", "long-short", "leveraged"])
-@pytest.mark.parametrize("n_assets", [1, 2, 20, 500])
+# 500 assets: one case in the fast suite, the other eight (~5 s) in the slow one; larger books are
+# decided fast by tests/unit/test_observe_kernels_adversarial.py (1,000 assets) and others
+@pytest.mark.parametrize(
+    ("n_assets", "kind", "frequency"),
+    [
+        pytest.param(
+            n,
+            kind,
+            frequency,
+            id=f"{n}-{kind}-{frequency}",
+            marks=[pytest.mark.slow] if n == 500 and (kind, frequency) != ("long-short", "daily") else [],
+        )
+        for n in (1, 2, 20, 500)
+        for kind in ("long-only", "long-short", "leveraged")
+        for frequency in FREQUENCIES
+    ],
+)
 def test_scenario_matrix_no_degraded_decision_finite_once_warm_signs_kept(
     n_assets: int, kind: str, frequency: str
 ) -> None:

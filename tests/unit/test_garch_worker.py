@@ -30,6 +30,10 @@ def test_worker_reports_a_failed_fit_as_runtime_error() -> None:
         worker.close()
 
 
+# two real children (~5 s, 12 s beside a busy worker): a fresh child after close is also checked
+# fast with a scripted child (test_garch_adversarial's fit_after_close_restarts), and a real
+# child's fit by test_worker_process_fit_equals_the_in_process_fit
+@pytest.mark.slow
 def test_worker_restarts_after_close() -> None:
     worker = GarchWorker()
     returns = np.random.default_rng(0).normal(0.0, 0.01, 300)
