@@ -61,6 +61,9 @@ from advanced_risk.engine.components import ComponentRunner, Components
 from advanced_risk.engine.core import DecisionEngine, Observed, warm_up
 from advanced_risk.engine.journal import JournalWriter
 from advanced_risk.engine.protocols import Advisor, Allocator
+from advanced_risk.engine.snapshot import EngineSnapshot
+from advanced_risk.engine.snapshot import decode as decode_snapshot
+from advanced_risk.engine.snapshot import encode as encode_snapshot
 from advanced_risk.engine.state import PersistedState, Restart, StateStore
 from advanced_risk.errors import InvalidInputError, StateStoreError
 from advanced_risk.logs import get_logger
@@ -84,6 +87,7 @@ __all__ = ["AdvancedRiskManager"]
 _WORKER_START_TIMEOUT_S = 60.0
 _INLINE_STRIKES = 3  # inline commits in a row over twice the deadline: the disk is stalling
 _INLINE_PAUSE_S = 30.0  # then commit on the journal thread for this long
+_SNAPSHOT_TIMEOUT_S = 10.0  # a close waits this long for the snapshot behind the last rows
 
 
 def _landed(done: Future[None]) -> bool:
@@ -274,6 +278,8 @@ class AdvancedRiskManager:
 
     def _close_locked(self) -> None:
         if self._journal is not None:
+            if self._engine is not None and self.config.state_path is not None:
+                _save_snapshot(self._journal, self._engine)
             self._journal.close()
             self._journal = None
         self._engine = None
@@ -1009,7 +1015,33 @@ def _restart_of(store: StateStore, config: RiskConfig, restored: PersistedState)
         leverage=_from_journal(store, store.last_leverage, None, "leverage_not_restored"),
         streaks=_from_journal(store, store.last_streaks, {}, "streaks_not_restored"),
         priced=_from_journal(store, store.last_priced, None, "priced_book_not_restored"),
+        snapshot=_restored_snapshot(store),
     )
+
+
+def _restored_snapshot(store: StateStore) -> EngineSnapshot | None:
+    """The engine state the last graceful close saved (:meth:`StateStore.load_snapshot`), or None:
+    none saved, stale, or unreadable (a ``snapshot_not_restored`` warning)."""
+    data = _from_journal(store, store.load_snapshot, None, "snapshot_not_restored")
+    return (
+        None
+        if data is None
+        else _from_journal(store, lambda: decode_snapshot(data), None, "snapshot_not_restored")
+    )
+
+
+def _save_snapshot(journal: JournalWriter, engine: DecisionEngine) -> None:
+    """Save the engine's learnt state behind the journal's last row (a graceful close): the next
+    open goes on from it. Never raises: a close does not fail for it (a ``snapshot_not_saved``
+    warning; the next open then starts the tracker afresh, as after a crash)."""
+    snapshot = engine.snapshot()
+    if snapshot is None:
+        return
+    try:
+        data = encode_snapshot(snapshot)
+        journal.call(lambda store: store.save_snapshot(data)).result(timeout=_SNAPSHOT_TIMEOUT_S)
+    except Exception as exc:
+        log.warning("snapshot_not_saved", reason=repr(exc))
 
 
 def _restored_stops(store: StateStore) -> dict[str, float]:

@@ -23,12 +23,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import advanced_risk.manager
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.manager import AdvancedRiskManager
 from advanced_risk.risk.atr import StreamingATR
 from advanced_risk.types import RiskDecision
 
 from .conftest import fast_config
+
+
+@pytest.fixture(autouse=True)
+def _crash_restarts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests cover the stops a restart reads from the journal alone, as after a crash: the
+    close saves no engine snapshot (a graceful restart's stops: test_adversarial_dec3d_restarts.py)."""
+    monkeypatch.setattr(advanced_risk.manager, "_save_snapshot", lambda journal, engine: None)
+
 
 BOOK = {"A": 0.5, "B": -0.3}
 BEFORE = [(100.0 + i, 50.0 - i) for i in range(11)] + [(109.0, 41.0), (108.0, 42.0)]

@@ -18,12 +18,21 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+import advanced_risk.manager
 from advanced_risk.engine.state import StateStore
 from advanced_risk.errors import StateStoreError
 from advanced_risk.manager import AdvancedRiskManager
 from advanced_risk.types import RiskDecision
 
 from .conftest import fast_config
+
+
+@pytest.fixture(autouse=True)
+def _crash_restarts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests cover the stops a restart reads from the journal alone, as after a crash: the
+    close saves no engine snapshot (a graceful restart's stops: test_adversarial_dec3d_restarts.py)."""
+    monkeypatch.setattr(advanced_risk.manager, "_save_snapshot", lambda journal, engine: None)
+
 
 BOOK = {"A": 0.5, "B": -0.3}
 BEFORE = [(100.0 + i, 50.0 - i) for i in range(11)] + [(109.0, 41.0), (108.0, 42.0)]

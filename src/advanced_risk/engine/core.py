@@ -44,6 +44,7 @@ from advanced_risk.config import RiskConfig
 from advanced_risk.engine.inputs import MAX_BAR_RETURN, Bar, parse_inputs
 from advanced_risk.engine.protocols import Advisor, Allocation, Allocator
 from advanced_risk.engine.refits import Background, GarchRefits
+from advanced_risk.engine.snapshot import EngineSnapshot, settings_key
 from advanced_risk.engine.state import PersistedState, Restart
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.logs import get_logger
@@ -177,10 +178,10 @@ class DecisionEngine:
         self._loss_streak = Streak(back.streaks.get("loss", 0))
         self._strategy: StrategyDrawdown | None = None  # made at the first bar (seeded from equity)
         # the last healthy decision's levered book (target x leverage, universe order) and its VaR:
-        # a VaR breach is that book's return below the VaR priced for it; GJR-GARCH refits fit it.
-        # A restart's (by asset) is laid out at the first bar (_follow_universe).
+        # a VaR breach is that book's return below the VaR priced for it; GJR-GARCH refits fit it
         self._priced: tuple[FloatArray, float] | None = None
-        self._restored_priced = back.priced
+        self._restored_priced = back.priced  # a restart's, by asset: laid out at the first bar
+        self._snapshot = back.snapshot  # installed at the first bar if it names the same universe
         self._seasoned = False  # every asset has the tracker's window of its own history
         self._refits = GarchRefits(background, config.garch_install_lag)
         self.last: RiskDecision | None = None
@@ -362,6 +363,67 @@ class DecisionEngine:
             book, var = self._restored_priced
             self._priced = (np.array([book.get(a, 0.0) for a in bar.assets], dtype=np.float64), var)
             self._restored_priced = None
+        if self._snapshot is not None:
+            self._install_snapshot(bar.assets)
+
+    def snapshot(self) -> EngineSnapshot | None:
+        """The learnt per-asset state after the last bar (None before the first bar): what a
+        graceful close saves so that the next open goes on from it (:mod:`engine.snapshot`)."""
+        if self.assets is None:
+            return None
+        atr = self._atr
+        return EngineSnapshot(
+            assets=self.assets,
+            settings=settings_key(self.config),
+            tracker=None if self.tracker is None else self.tracker.state(),
+            atr_counts=atr.counts.copy(),
+            atr_total=atr.total.copy(),
+            atr_value=atr.value.copy(),
+            atr_prev_close=atr.prev_close.copy(),
+            last_close=self._last_close.copy(),
+            stop=self._stop.copy(),
+            stop_short=self._stop_short.copy(),
+            seasoned=self._seasoned,
+            strategy=None if self._strategy is None else self._strategy.state(),
+            refit=self._refits.pending(REFIT_SAVE_TIMEOUT_S),
+        )
+
+    def _install_snapshot(self, assets: tuple[str, ...]) -> None:
+        """Go on from the snapshot of the last close if it is of this universe and these settings
+        (its stops then replace the journal's, which they equal or trail ahead of); else drop it."""
+        snap, self._snapshot = self._snapshot, None
+        assert snap is not None  # the caller checked
+        cfg = self.config
+        why = "another universe" if snap.assets != assets else ""
+        why = why or ("other tracker, ATR or drawdown settings" if snap.settings != settings_key(cfg) else "")
+        try:
+            tracker = (
+                None
+                if why or snap.tracker is None
+                else RiskTracker.from_state(snap.tracker, cfg.tracker, auto_refit=False)
+            )
+            strategy = (
+                None
+                if why or snap.strategy is None
+                else StrategyDrawdown.from_state(
+                    snap.strategy, cfg.drawdown_window, cfg.leverage.trend_halflife
+                )
+            )
+        except (InvalidInputError, ValueError, KeyError) as exc:
+            why = f"{type(exc).__name__}: {exc}"
+        if why:
+            log.info("snapshot_not_used", reason=why, saved=len(snap.assets), bar=len(assets))
+            return
+        self.tracker, self._strategy = tracker, strategy
+        if snap.refit is not None and tracker is not None:
+            self._refits.resume(*snap.refit)
+        self._atr.counts, self._atr.total = snap.atr_counts, snap.atr_total
+        self._atr.value, self._atr.prev_close = snap.atr_value, snap.atr_prev_close
+        self._last_close, self._stop, self._stop_short = snap.last_close, snap.stop, snap.stop_short
+        self._seasoned, self._restored_stops, self._restoring = snap.seasoned, None, False
+        log.info(
+            "snapshot_restored", assets=len(assets), bars=0 if tracker is None else tracker.n_observations
+        )
 
     def _seed_stops(self, assets: tuple[str, ...], prices: FloatArray) -> None:
         """Seed the stops of a restart from the restored ones (once: at the first bar with prices).
@@ -986,6 +1048,10 @@ class DecisionEngine:
         if self._restored_stops is not None:  # no stop was set since the restart: only these stand
             return {a: self._restored_stops[a] for a in assets if a in self._restored_stops}
         return _map_where(assets, self._stop, ~np.isnan(self._stop)) if self._stop.size else {}
+
+
+REFIT_SAVE_TIMEOUT_S = 5.0
+"""How long a snapshot waits for a GJR-GARCH refit under way (a fit takes ~0.05-1 s)."""
 
 
 def _equity_window(window: int | None, peak: float | None, equity: Sequence[float]) -> RollingMax:

@@ -65,6 +65,26 @@ class GarchRefits:
         self._fit_bar = tracker.n_observations
         self._job = job
 
+    def pending(self, timeout: float) -> tuple[int, GarchParams] | None:
+        """``(fit bar, parameters)`` of the refit started and not yet installed, waiting up to
+        ``timeout`` seconds for it to land; None when there is none, or it fails or is late (a
+        snapshot then leaves it out, and the restarted tracker asks for a refit of its own)."""
+        job = self._job
+        if job is None:
+            return None
+        try:
+            return self._fit_bar, check_garch_params(job.result(timeout=timeout), "GJR-GARCH refit")
+        except Exception as exc:
+            log.warning("garch_refit_not_saved", error=repr(exc), fit_bar=self._fit_bar)
+            return None
+
+    def resume(self, fit_bar: int, params: GarchParams) -> None:
+        """Take over a refit a snapshot saved (:meth:`pending`): it installs at its own bar,
+        ``fit_bar + install_lag``, as it would have without the restart."""
+        job: Future[GarchParams] = Future()
+        job.set_result(params)
+        self._job, self._fit_bar = job, int(fit_bar)
+
     def due(self, tracker: RiskTracker) -> Future[GarchParams] | None:
         """The pending refit if it must take effect at this bar (or is overdue), else None."""
         job = self._job

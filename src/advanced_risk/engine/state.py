@@ -8,7 +8,9 @@ State that must survive a restart lives in one SQLite file (stdlib ``sqlite3``):
 - a ``schema_version`` table and an ordered list of migrations: opening an older file upgrades it
   in one transaction; opening a file from a newer library is refused;
 - ``risk_state``: one row with peak equity, trading state, its reason and the kill switch;
-- ``journal``: append-only ``(id INTEGER PRIMARY KEY, decision_id TEXT UNIQUE, ts, payload JSON)``.
+- ``journal``: append-only ``(id INTEGER PRIMARY KEY, decision_id TEXT UNIQUE, ts, payload JSON)``;
+- ``snapshot``: one row, the engine's learnt state saved at a graceful close, stamped with the
+  newest journalled decision's id: it is read back only while that decision is still the newest.
 
 ``StateStore(None)`` keeps everything in memory (nothing survives the process; the manager logs
 that state is not persisted). ``max_journal_rows`` makes an in-memory journal a ring: each append
@@ -51,6 +53,7 @@ from typing import Any, Self, TypeVar
 
 import numpy as np
 
+from advanced_risk.engine.snapshot import EngineSnapshot
 from advanced_risk.errors import DuplicateDecisionError, InvalidInputError, StateStoreError
 from advanced_risk.logs import get_logger
 from advanced_risk.measures.validation import check_positive_int, check_range
@@ -76,6 +79,13 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
                decision_id TEXT NOT NULL UNIQUE,
                ts REAL NOT NULL,
                payload TEXT NOT NULL)""",
+    ),
+    (  # version 2: the engine's learnt state, saved at close (engine/snapshot.py)
+        """CREATE TABLE snapshot (
+               id INTEGER PRIMARY KEY CHECK (id = 1),
+               decision_id TEXT NOT NULL,
+               ts REAL NOT NULL,
+               payload BLOB NOT NULL)""",
     ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -123,6 +133,8 @@ class Restart:
     """The rules' counters (:meth:`StateStore.last_streaks`)."""
     priced: tuple[Mapping[str, float], float] | None = None
     """The levered book the last healthy decision priced and its VaR (:meth:`StateStore.last_priced`)."""
+    snapshot: EngineSnapshot | None = None
+    """The engine's learnt state saved at the last graceful close (:meth:`StateStore.load_snapshot`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -524,6 +536,50 @@ class StateStore:
         with self._op("last_priced") as conn:
             row = _newest_decision(conn)
         return None if row is None else _priced_of(row[1])
+
+    def save_snapshot(self, payload: bytes) -> str | None:
+        """Keep ``payload`` (the engine's state, ``engine.snapshot.encode``) as the snapshot of the
+        newest journaled decision, replacing any earlier one; returns that decision's id, or None
+        (nothing saved) when the journal holds no decision.
+
+        Raises
+        ------
+        StateStoreError
+            If the database fails.
+        """
+        if not isinstance(payload, bytes):
+            raise InvalidInputError(f"payload must be bytes, got {type(payload).__name__}")
+
+        def body(conn: sqlite3.Connection) -> str | None:
+            newest = _newest_decision(conn)
+            if newest is None:
+                return None
+            conn.execute(
+                "INSERT OR REPLACE INTO snapshot VALUES (1, ?, ?, ?)", (newest[0], time.time(), payload)
+            )
+            return newest[0]
+
+        return self._transaction("save_snapshot", body)
+
+    def load_snapshot(self) -> bytes | None:
+        """The saved snapshot while the decision it was saved with is still the newest journaled
+        one, else None: after it, the store has seen decisions its state has not (another run that
+        did not close, or crashed), and a stale state would be read as fresh.
+
+        Raises
+        ------
+        StateStoreError
+            If the database fails.
+        """
+        with self._op("load_snapshot") as conn:
+            row = conn.execute("SELECT decision_id, payload FROM snapshot WHERE id = 1").fetchone()
+            newest = _newest_decision(conn) if row is not None else None
+        if row is None:
+            return None
+        if newest is None or newest[0] != row[0]:
+            log.info("snapshot_stale", path=self._label, saved_at=row[0], newest=newest and newest[0])
+            return None
+        return bytes(row[1])
 
     def _newest_mapping(
         self, op: str, parse: Callable[[Any], tuple[dict[str, float], str]], warning: str

@@ -8,6 +8,8 @@ a monotonic queue keeps only the values that can still become the maximum.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
+from itertools import pairwise
 
 from advanced_risk.measures.validation import check_positive_int
 
@@ -55,6 +57,26 @@ class RollingMax:
         self._count += 1
         if self._window is not None and maxima[0][0] <= self._count - 1 - self._window:
             maxima.popleft()  # at most one entry leaves the window per value
+
+    def state(self) -> tuple[list[int], list[float], int]:
+        """``(indices, values, count)``: the queue and the values pushed, what :meth:`from_state`
+        rebuilds the window from exactly."""
+        return [i for i, _ in self._maxima], [v for _, v in self._maxima], self._count
+
+    @classmethod
+    def from_state(
+        cls, window: int | None, indices: Sequence[int], values: Sequence[float], count: int
+    ) -> RollingMax:
+        """The window :meth:`state` described (``ValueError`` if it cannot be one: lengths that
+        differ, indices not increasing below ``count``, values not decreasing)."""
+        out = cls(window)
+        pairs = [(int(i), float(v)) for i, v in zip(indices, values, strict=True)]
+        ordered = all(a[0] < b[0] and a[1] > b[1] for a, b in pairwise(pairs))
+        if not ordered or (pairs and not 0 <= pairs[-1][0] < count):
+            raise ValueError("not a RollingMax state: indices must increase below count, values decrease")
+        out._maxima.extend(pairs)
+        out._count = int(count)
+        return out
 
     def clear(self) -> None:
         """Forget every value pushed."""

@@ -95,6 +95,17 @@ class GarchParams:
         moment = self.omega / (1.0 - persistence) + self.mu * self.mu
         return math.sqrt(mean_square / moment)
 
+    def to_array(self) -> FloatArray:
+        """``[mu, omega, alpha, gamma, beta, nu]`` (nu NaN for a Gaussian fit): a saved state's form."""
+        nu = math.nan if self.nu is None else self.nu
+        return np.array([self.mu, self.omega, self.alpha, self.gamma, self.beta, nu], dtype=np.float64)
+
+    @classmethod
+    def from_array(cls, values: ArrayLike) -> GarchParams:
+        """The parameters :meth:`to_array` gave (``ValueError`` unless 6 values)."""
+        mu, omega, alpha, gamma, beta, nu = (float(v) for v in np.asarray(values, dtype=np.float64))
+        return cls(mu, omega, alpha, gamma, beta, None if math.isnan(nu) else nu)
+
     def variance(self, returns: ArrayLike, init: float | None = None) -> FloatArray:
         """One-step-ahead variance forecasts, length ``len(returns) + 1`` (``out[-1]``: the next bar).
 

@@ -29,7 +29,7 @@ a restart is not less cautious than the run before it.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -108,6 +108,31 @@ class StrategyDrawdown:
     def set_weights(self, weights: FloatArray) -> None:
         """The reference book decided at this bar (the allocation asked for, before any cut)."""
         self._weights = finite_or_zero_kernel(np.asarray(weights, dtype=np.float64))
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The reference book's equity, trend, weights and rolling peak as named arrays: what
+        :meth:`from_state` restores exactly (a graceful restart's snapshot)."""
+        indices, values, count = self._peak.state()
+        return {
+            "equity_trend": np.array([self._equity, self._trend]),
+            "weights": self._weights.copy(),
+            "peak_indices": np.array([*indices, count], dtype=np.int64),  # the count last
+            "peak_values": np.array(values, dtype=np.float64),
+        }
+
+    @classmethod
+    def from_state(
+        cls, state: Mapping[str, np.ndarray], window: int | None = 252, trend_halflife: int | None = None
+    ) -> StrategyDrawdown:
+        """The reference book :meth:`state` saved, with the settings it was saved with (``ValueError``
+        or ``KeyError`` if ``state`` is not one)."""
+        out = cls(window, trend_halflife=trend_halflife)
+        equity, trend = (float(v) for v in state["equity_trend"])
+        indices = [int(i) for i in state["peak_indices"]]
+        out._peak = RollingMax.from_state(window, indices[:-1], list(state["peak_values"]), indices[-1])
+        out._equity, out._trend = max(equity, _FLOOR), trend
+        out._weights = np.asarray(state["weights"], dtype=np.float64).copy()
+        return out
 
     def reshape(self, left: Sequence[int], joined: int) -> None:
         """Follow a universe change: drop the assets that left, add ``joined`` assets at weight 0."""

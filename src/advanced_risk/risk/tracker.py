@@ -27,6 +27,7 @@ One module because the tracker's ring buffer, EWMA state and shock flag are upda
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -63,6 +64,27 @@ if TYPE_CHECKING:
 __all__ = ["RiskSnapshot", "RiskTracker", "next_shock_state", "shock_noise_floor"]
 
 _DEFAULT_CONFIG = TrackerConfig()  # frozen, so one shared default instance is safe
+
+
+def _check_state(state: Mapping[str, np.ndarray], buffer: np.ndarray, capacity: int) -> None:
+    """Refuse a saved tracker state whose arrays do not fit each other or the capacity."""
+    n = buffer.shape[1] if buffer.ndim == 2 else 0
+    shapes = {
+        "buffer": ((2 * capacity, n), buffer.shape),
+        "ewma_state": ((n, n), np.shape(state["ewma_state"])),
+        "age": ((n,), np.shape(state["age"])),
+        "ints": ((4,), np.shape(state["ints"])),
+        "floats": ((5,), np.shape(state["floats"])),
+        "flags": ((3,), np.shape(state["flags"])),
+        "garch": ((6,), np.shape(state["garch"])),
+    }
+    for name, (want, got) in shapes.items():
+        if n < 1 or want != got:
+            raise ValueError(f"{name} has shape {got}, expected {want} (saved with other settings?)")
+    if not 0 <= int(state["ints"][0]) < capacity:
+        raise ValueError(f"ring position {int(state['ints'][0])} outside [0, {capacity})")
+
+
 _GARCH_MIN_OBS = 100  # fit_gjr_garch's minimum: fewer bars cannot pin down four parameters
 
 
@@ -426,6 +448,74 @@ class RiskTracker:
         if self._n_obs > 0 and idx.size:
             old, self._fast_correlation = self._fast_correlation, self._masked_correlation(self._counted())
             self._rebase(self._fast_correlation, old)
+
+    # ---------------------------------------------------------------------------------- saving
+    def state(self) -> dict[str, FloatArray | IntArray]:
+        """Everything the tracker has learnt, as named NumPy arrays (copies; scalars as 0-d arrays):
+        what :meth:`from_state` restores exactly, with the same settings. A restart that keeps it
+        (the manager's snapshot at ``close``) answers the next bar as the running tracker would."""
+        garch = self._garch
+        params = np.full(6, np.nan) if garch is None else garch.to_array()
+        return {
+            "buffer": self._buffer.copy(),
+            "ewma_state": self._ewma_state.copy(),
+            "age": self._age.copy(),
+            "counted_from": np.array(sorted(self._counted_from), dtype=np.int64),
+            "ints": np.array(
+                [
+                    self._pos,
+                    self._n_obs,
+                    self._noise_pairs,
+                    -1 if self._garch_fit_bar is None else self._garch_fit_bar,
+                ],
+                dtype=np.int64,
+            ),
+            "floats": np.array(
+                [self._ewma_weight, self._fast_correlation, self._baseline, *self._noise_margins],
+                dtype=np.float64,
+            ),
+            "flags": np.array([self._late_joiners, self._shock, garch is not None], dtype=np.int64),
+            "garch": params,
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        state: Mapping[str, np.ndarray],
+        config: TrackerConfig = _DEFAULT_CONFIG,
+        *,
+        auto_refit: bool = True,
+    ) -> RiskTracker:
+        """The tracker :meth:`state` saved, with ``config`` (the settings it was saved with).
+
+        Raises
+        ------
+        InvalidInputError
+            ``state`` lacks an array, or its arrays do not fit each other or ``config`` (another
+            ``window`` / ``fhs_window``): the message names the array.
+        """
+        try:
+            buffer = np.array(state["buffer"], dtype=np.float64)
+            n = buffer.shape[1] if buffer.ndim == 2 else 0
+            tracker = cls(max(n, 1), config, auto_refit=auto_refit)
+            _check_state(state, buffer, tracker._capacity)
+            pos, n_obs, noise_pairs, fit_bar = (int(v) for v in state["ints"])
+            weight, fast, baseline, shock_margin, clear_margin = (float(v) for v in state["floats"])
+            late, shock, fitted = (bool(v) for v in state["flags"])
+            garch = [float(v) for v in state["garch"]]
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise InvalidInputError(f"tracker state is not one RiskTracker.state() gives: {exc!r}") from None
+        tracker._buffer, tracker._pos, tracker._n_obs = buffer, pos, n_obs
+        tracker._ewma_state = np.array(state["ewma_state"], dtype=np.float64)
+        tracker._ewma_weight, tracker._age = weight, np.array(state["age"], dtype=np.int64)
+        tracker._late_joiners, tracker._counted_from = late, {int(v) for v in state["counted_from"]}
+        tracker._fast_correlation, tracker._baseline, tracker._shock = fast, baseline, shock
+        tracker._noise_pairs, tracker._noise_margins = noise_pairs, (shock_margin, clear_margin)
+        if fitted:
+            from advanced_risk.risk.garch import GarchParams  # as the module's TYPE_CHECKING import
+
+            tracker.install_garch(GarchParams.from_array(garch), None if fit_bar < 0 else fit_bar)
+        return tracker
 
     def recent_returns(self, n_rows: int | None = None) -> FloatArray:
         """The last ``n_rows`` bars (default ``window``, capped at what was seen), oldest first; a view.
