@@ -140,3 +140,27 @@ def test_a_manager_closed_before_any_bar_saves_nothing(tmp_path: Path) -> None:
     AdvancedRiskManager(_config(path)).close_sync()
     with StateStore(path) as store:
         assert store.load_snapshot() is None
+
+
+def _replay(config: RiskConfig, bars: list[MarketState], restart_at: int | None) -> list[dict[str, Any]]:
+    risk, out = AdvancedRiskManager(config), []
+    try:
+        for i, bar in enumerate(bars):
+            if i == restart_at:
+                risk.close_sync()
+                risk = AdvancedRiskManager(config)
+            decision = risk.manage_risk_sync(bar, Portfolio(weights={"A": 0.5, "B": -0.2, "C": 0.3}))
+            out.append({k: v for k, v in decision.items() if k not in ("decision_id", "latency_ms")})
+    finally:
+        risk.close_sync()
+    return out
+
+
+def test_a_graceful_restart_with_prices_only_bars_is_exact(tmp_path: Path) -> None:
+    """A bot that passes closes only: the first bar after the restart derives its return from the
+    snapshot's last closes, so the tracker misses no bar and every decision is the straight run's."""
+    bars = [MarketState(prices=dict(b.prices)) for b in _bars(100)]
+    straight = _replay(_config(tmp_path / "a.db"), bars, None)
+    restarted = _replay(_config(tmp_path / "b.db"), bars, 70)
+    diffs = [i for i in range(70, len(bars)) if straight[i] != restarted[i]]
+    assert not diffs, (diffs[0], straight[diffs[0]], restarted[diffs[0]])

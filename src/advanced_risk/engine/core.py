@@ -245,10 +245,22 @@ class DecisionEngine:
         return np.append(kept, np.full(len(bar.joined), np.nan))
 
     def _derived_returns(self, bar: Bar) -> FloatArray | None:
-        """Close-to-close returns when the bar gives prices only (0 for an asset's first close)."""
-        if bar.prices is None or not self.has_history:
+        """Close-to-close returns when the bar gives prices only (0 for an asset's first close).
+
+        The first bar after a graceful restart reads the snapshot's last closes when it names the
+        snapshot's universe: the return the running manager would have derived."""
+        if bar.prices is None:
             return None
-        derived = bar.prices / self._previous_close(bar) - 1.0
+        if self.assets is None:
+            snap = self._snapshot
+            if snap is None or snap.assets != bar.assets or not np.isfinite(snap.last_close).any():
+                return None
+            previous = snap.last_close
+        elif self.has_history:
+            previous = self._previous_close(bar)
+        else:
+            return None
+        derived = bar.prices / previous - 1.0
         return np.where(np.isnan(derived), 0.0, derived)
 
     # -- observe: the state updates of one bar -------------------------------------------------------
