@@ -1,13 +1,16 @@
 """The policy's market features with per-asset buffers allocated once: bit for bit the formulation
 they replaced (a copy, an RSI array, two rolling arrays and every log return per asset).
 
-The reference below is that formulation verbatim, on the public kernels (``rsi_kernel``,
+The reference below is that formulation verbatim (but for the log returns, taken with the C
+library's ``log1p`` as the kernel takes them: NumPy's may differ in the last bit), on the public kernels (``rsi_kernel``,
 ``rolling_mean_std_kernel``, themselves checked against TA-Lib and pandas in tests/oracle and
 tests/unit/test_indicators.py). The ``*_into`` kernels are also compared with their allocating
 twins directly.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from hypothesis import given, settings
@@ -36,7 +39,9 @@ def reference_features(returns: np.ndarray, history: int, window: int, steps: in
             close[k + 1] = close[k] * (1.0 + r[k])
         rsi = rsi_kernel(close, RSI_PERIOD)
         vol = rolling_mean_std_kernel(r, w, 1)[1]
-        log_r = np.log1p(r)
+        # the C library's log1p, as the kernel calls it: NumPy's own loops (SIMD on AVX-512 hosts)
+        # may round the last bit the other way (-0.00026720504620044637 against ...4640)
+        log_r = np.array([math.log1p(x) for x in r])
         for t in range(steps + 1):
             now = history + t
             for k in range(w):
