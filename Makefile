@@ -33,10 +33,12 @@ ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 # in the git-ignored __pycache__ folders, beside numba's kernel cache.
 PYC := PYTHONDONTWRITEBYTECODE=
 
-# While lint runs (mypy: one core), tests/warm_numba_cache.py fills numba's cache on the other with
-# the decision path's kernels, which a fresh clone would otherwise compile inside the first tests.
+# While lint runs (mypy: one core), the other core fills the caches a fresh clone lacks:
+# tests/warm_numba_cache.py compiles the decision path's kernels (~18 s; else each worker compiles
+# them inside its first tests), then a collection writes the test modules' rewritten bytecode.
 test: venv
-	$(ONE_THREAD) $(PYC) $(BIN)/python tests/warm_numba_cache.py & warm=$$!; \
+	( $(ONE_THREAD) $(PYC) $(BIN)/python tests/warm_numba_cache.py; \
+	  $(PYC) $(BIN)/python -m pytest -q --collect-only >/dev/null 2>&1 ) & warm=$$!; \
 	$(MAKE) --no-print-directory lint; status=$$?; wait $$warm; exit $$status
 	$(ONE_THREAD) $(PYC) $(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow and not timing" --durations=25
 	$(PYC) $(BIN)/python -m pytest -q -m "timing and not slow"
