@@ -2,8 +2,9 @@
 they replaced (a copy, an RSI array, two rolling arrays and every log return per asset).
 
 The reference below is that formulation verbatim (but for the log returns, taken with the C
-library's ``log1p`` as the kernel takes them: NumPy's may differ in the last bit), on the public kernels (``rsi_kernel``,
-``rolling_mean_std_kernel``, themselves checked against TA-Lib and pandas in tests/oracle and
+library's ``log1p`` as the kernel takes them: NumPy's may differ in the last bit), on the public
+kernels (``rsi_kernel``, ``rolling_mean_std_kernel``, themselves checked against TA-Lib and pandas
+in tests/oracle and
 tests/unit/test_indicators.py). The ``*_into`` kernels are also compared with their allocating
 twins directly.
 """
