@@ -15,9 +15,22 @@ import pytest
 COMMAND = (sys.executable, "-m", "advanced_risk.risk.garch_worker")
 
 
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT's default action. A shell starts a background job (``make
+    test &``, a CI step run that way) with SIGINT ignored, the child inherits that, and Python then
+    installs no KeyboardInterrupt handler: the interrupt test's child ignored the signal for 60 s."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _child() -> tuple[subprocess.Popen[bytes], bytes]:
     """A worker child with piped stdin, stdout and stderr, and one request line (500 returns)."""
-    child = subprocess.Popen(COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        COMMAND,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=_default_sigint,  # signal.signal only: no lock taken in the fork
+    )
     returns = np.random.default_rng(0).normal(0.0, 0.01, 500).tolist()
     return child, (json.dumps(returns) + "\n").encode()
 
