@@ -64,7 +64,7 @@ from advanced_risk.engine.protocols import Advisor, Allocator
 from advanced_risk.engine.snapshot import EngineSnapshot
 from advanced_risk.engine.snapshot import decode as decode_snapshot
 from advanced_risk.engine.snapshot import encode as encode_snapshot
-from advanced_risk.engine.state import PersistedState, Restart, StateStore
+from advanced_risk.engine.state import PersistedState, Restart, StateStore, priced_of
 from advanced_risk.errors import InvalidInputError, StateStoreError
 from advanced_risk.logs import get_logger
 from advanced_risk.measures.validation import FloatArray, check_range
@@ -1007,6 +1007,7 @@ def _restart_of(store: StateStore, config: RiskConfig, restored: PersistedState)
     """What a restart on a file store reads from its journal (:class:`Restart`); each part that
     cannot be read is left empty, with a warning naming it (see :func:`_from_journal`)."""
     reducing = restored.trading_state is TradingState.REDUCING
+    last = _from_journal(store, store.last_healthy, None, "decision_not_restored")
     return Restart(
         # the last journaled decision's stops: trailed protection survives a restart
         stops=_restored_stops(store),
@@ -1014,7 +1015,8 @@ def _restart_of(store: StateStore, config: RiskConfig, restored: PersistedState)
         weights=_restored_weights(store) if reducing else {},
         leverage=_from_journal(store, store.last_leverage, None, "leverage_not_restored"),
         streaks=_from_journal(store, store.last_streaks, {}, "streaks_not_restored"),
-        priced=_from_journal(store, store.last_priced, None, "priced_book_not_restored"),
+        priced=priced_of(last),
+        last=last,
         snapshot=_restored_snapshot(store),
     )
 

@@ -672,6 +672,41 @@ class AgentAdvice:
         }
 
 
+def _advice_of(data: Mapping[str, Any] | None) -> AgentAdvice | None:
+    """The :class:`AgentAdvice` of :meth:`AgentAdvice.to_dict` (None for None)."""
+    if data is None:
+        return None
+    drift = data.get("drift")
+    return AgentAdvice(
+        scale=float(data["scale"]),
+        stop_multiple=float(data["stop_multiple"]),
+        trailing=bool(data["trailing"]),
+        monitor=str(data["monitor"]),
+        cut=float(data["cut"]),
+        uncertainty={str(k): _float_or_nan(v) for k, v in data["uncertainty"].items()},
+        overridden={str(k): str(v) for k, v in data["overridden"].items()},
+        drift=None if drift is None else _drift_of(drift),
+    )
+
+
+def _drift_of(data: Mapping[str, Any]) -> DriftStatus:
+    return DriftStatus(
+        score=_float_or_nan(data["score"]),
+        threshold=float(data["threshold"]),
+        drifted=bool(data["drifted"]),
+        features=tuple(str(f) for f in data.get("features", ())),
+    )
+
+
+def _float_or_nan(value: Any) -> float:
+    """A JSON number as a float; null (how :meth:`RiskDecision.to_json` writes NaN) as NaN."""
+    return math.nan if value is None else float(value)
+
+
+def _floats_map(data: Mapping[str, Any]) -> dict[str, float]:
+    return {str(k): _float_or_nan(v) for k, v in data.items()}
+
+
 def _drift_dict(drift: DriftStatus) -> dict[str, Any]:
     return {
         "score": drift.score,
@@ -782,6 +817,32 @@ class RiskDecision(Mapping[str, Any]):
         # orjson: ~10x faster than json for the thousands of floats of a 500-asset book
         return orjson.dumps(data).decode()
 
+    @classmethod
+    def from_json(cls, text: str | bytes) -> RiskDecision:
+        """The decision :meth:`to_json` wrote (a journal row), with every field; the nulls it wrote
+        for non-finite floats read back as NaN (``uncertainty``, ``equity`` and ``drift`` stay None).
+
+        Raises
+        ------
+        InvalidInputError
+            ``text`` is not JSON, or not a decision's: the message names the field.
+        """
+        try:
+            data = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInputError(f"decision is not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise InvalidInputError(f"decision must be a JSON object, got {type(data).__name__}")
+        field_name = "decision"
+        try:
+            values: dict[str, Any] = {}
+            for field_name, read in _DECISION_FIELDS.items():
+                if field_name in data:
+                    values[field_name] = read(data[field_name])
+            return cls(**values)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidInputError(f"decision field {field_name!r} cannot be read: {exc!r}") from None
+
     def __getitem__(self, key: str) -> Any:
         if key not in self._keys():
             raise KeyError(key)
@@ -796,6 +857,36 @@ class RiskDecision(Mapping[str, Any]):
     @classmethod
     def _keys(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+
+def _or_none(read: Any) -> Any:
+    """``read`` for a JSON value that may be null (read back as None)."""
+    return lambda v: None if v is None else read(v)
+
+
+#: how :meth:`RiskDecision.from_json` reads each field of :meth:`RiskDecision.to_json`
+_DECISION_FIELDS: dict[str, Any] = {
+    "rebalance_weights": _floats_map,
+    "leverage": float,
+    "hedge": lambda v: HedgeInstruction(bool(v["active"]), float(v["ratio"]), str(v["reason"])),
+    "position_sizes": _floats_map,
+    "stop_levels": _floats_map,
+    "var": _float_or_nan,
+    "cvar": _float_or_nan,
+    "correlation": lambda v: CorrelationState(_float_or_nan(v["average"]), bool(v["shock"])),
+    "risk_level": RiskLevel,
+    "trading_state": TradingState,
+    "uncertainty": _or_none(float),
+    "risk_agents": _advice_of,
+    "alerts": lambda v: tuple(str(a) for a in v),
+    "degraded": bool,
+    "latency_ms": float,
+    "decision_id": str,
+    "equity": _or_none(float),
+    "drawdown": _float_or_nan,
+    "drift": _or_none(_floats_map),
+    "streaks": _or_none(lambda v: {str(k): int(c) for k, c in v.items()}),
+}
 
 
 @dataclass(frozen=True, slots=True)

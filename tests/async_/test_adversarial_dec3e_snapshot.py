@@ -362,20 +362,10 @@ def test_restart_before_any_bar_changes_nothing(tmp_path: Path, entry: str) -> N
     assert_exact(straight, restarted, 0)
 
 
-EARLY = pytest.mark.xfail(
-    strict=True,
-    reason="a graceful restart while the tracker is younger than correlation_warmup (60) still "
-    "applies the crash path's restart leverage cap (DecisionEngine._restart_cap: _restart_leverage "
-    "is kept although the snapshot restored the tracker): restarted at bar 10 (a fake policy, "
-    "seed 1, target_volatility 0.05), bar 10's leverage is 0.6726 (capped, with a 'restart: "
-    "leverage capped ...' alert) against the straight run's 0.7091; 30 of 30 bars differ",
-)
-
-
 EARLY_CFG: dict[str, Any] = {"leverage": {"target_volatility": 0.05}, "tracker": {"method": "fhs_ewma"}}
 
 
-@pytest.mark.parametrize("k", [1, pytest.param(10, marks=EARLY)])
+@pytest.mark.parametrize("k", [1, 10])
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_early_graceful_restart_is_exact(tmp_path: Path, entry: str, k: int) -> None:
     """Restarted right after the first bar, or at bar 10 (the tracker younger than
@@ -425,17 +415,6 @@ def test_graceful_restart_with_relative_target_not_less_cautious(tmp_path: Path,
 # == 2. the last decision before the restart, and the first after it ===================================
 
 
-def _reason_degraded_first() -> str:
-    return (
-        "DecisionEngine.last is not restored at a restart (graceful or not): a degraded first bar "
-        "after it (the policy raises) is built by DecisionEngine.conservative from no last "
-        "decision: leverage degraded_leverage_factor x 1.0 = 0.5 against the straight run's "
-        "0.5 x 0.2918 = 0.1459 (bar 45, target_volatility 0.02), exposure 0.400 against 0.117, "
-        "VaR NaN instead of 0.0024; the leverage cap of a restart does not apply to it"
-    )
-
-
-@pytest.mark.xfail(strict=True, reason=_reason_degraded_first())
 @pytest.mark.parametrize("crash", [False, True], ids=["graceful", "crash"])
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_degraded_first_bar_after_restart_not_less_cautious(tmp_path: Path, entry: str, crash: bool) -> None:
@@ -480,21 +459,21 @@ VAR_CFG: dict[str, Any] = {
 }
 
 
-@pytest.mark.xfail(
+CRASH_VAR = pytest.mark.xfail(
     strict=True,
-    reason="the book the running manager priced before a degraded decision is neither in the "
-    "snapshot nor in the journal (StateStore.last_priced gives None for a degraded last decision; "
-    "DecisionEngine.snapshot has no _priced): a VaR-breach streak at 1 when bar 40 is degraded and "
-    "the restart is at 41: the straight run counts bar 41's breach (streak 2 = var_breach_streak, "
-    "REDUCING, exposure 0.172), the restarted one does not (streak 1, ACTIVE, exposure 0.345 "
-    "graceful / 0.400 crash, and 8 bars more exposed after a crash)",
+    reason="after a crash the new tracker's volatility target starts at the cap, so the leverage is "
+    "the restart cap (the last journalled decision's, here the degraded one's) while the running "
+    "manager's target falls as the breaches raise volatility: bar 41 exposure 0.200 against 0.172, "
+    "8 bars more exposed (the streak itself resumes from the last healthy decision's priced book)",
 )
-@pytest.mark.parametrize("crash", [False, True], ids=["graceful", "crash"])
+
+
+@pytest.mark.parametrize("crash", [False, pytest.param(True, marks=CRASH_VAR)], ids=["graceful", "crash"])
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_restart_mid_var_streak_after_degraded_last_decision(tmp_path: Path, entry: str, crash: bool) -> None:
     """A VaR-breach streak under way, the last decision before the restart degraded (the policy
-    raised): the running manager checks the next bar against the book priced before it; the docs
-    say a restart's streak 'waits for the next priced one'. Not less cautious; exact when graceful."""
+    raised): the running manager checks the next bar against the book priced before it, and a
+    restart reads that book from the journal's last healthy decision. Exact when graceful."""
     bars = _breach_bars()
     k = 41  # breaches from bar 40; bar 40 degraded
     script = Script(bars, restarts=(k,), fail_at=frozenset({k - 1}), policy="fake", crash=crash)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,15 @@ from advanced_risk.engine.state import STREAKS, StateStore
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.manager import AdvancedRiskManager
 from advanced_risk.risk.rules import RiskObservation, TradingStateMachine
-from advanced_risk.types import MarketState, Portfolio, RiskDecision, TradingState
+from advanced_risk.types import (
+    CorrelationState,
+    HedgeInstruction,
+    MarketState,
+    Portfolio,
+    RiskDecision,
+    RiskLevel,
+    TradingState,
+)
 
 ENTRIES = ("sync", "async")
 BOOK = {"A": 0.6, "B": -0.4}  # a long and a short: the held book's sign matters
@@ -153,7 +163,6 @@ def test_journal_rows_without_or_with_bad_streaks_restore_none(tmp_path: Path) -
     path = tmp_path / "j.db"
     with StateStore(path) as store:
         assert store.last_streaks() == {}
-        assert store.last_priced() is None
         store.append_decision("d1", {"leverage": 1.0, "rebalance_weights": {"A": 0.5}})
         assert store.last_streaks() == {}  # a row from before streaks were journalled
         for bad in ({"loss": -1}, {"loss": 1.5}, {"loss": "3"}, {"bogus": 2}, [1, 2]):
@@ -163,19 +172,37 @@ def test_journal_rows_without_or_with_bad_streaks_restore_none(tmp_path: Path) -
         assert store.last_streaks() == {"loss": 2, "var_breach": 1, "halt_votes": 0}
 
 
-def test_last_priced_reads_the_levered_book_of_a_healthy_decision_only(tmp_path: Path) -> None:
+def _decision(**changes: Any) -> RiskDecision:
+    base = RiskDecision(
+        rebalance_weights={"A": 0.5, "B": -0.25, "cash": 0.75},
+        leverage=2.0,
+        hedge=HedgeInstruction(False, 0.0, ""),
+        position_sizes={},
+        stop_levels={},
+        var=0.02,
+        cvar=0.03,
+        correlation=CorrelationState(0.2, False),
+        risk_level=RiskLevel.LOW,
+        trading_state=TradingState.ACTIVE,
+    )
+    return replace(base, **changes)
+
+
+def test_last_priced_reads_the_levered_book_of_the_last_healthy_decision(tmp_path: Path) -> None:
+    """A degraded decision priced nothing: the running engine checks the next return against the
+    book of the last healthy one, and so does a restart."""
     with StateStore(tmp_path / "p.db") as store:
-        healthy = {
-            "rebalance_weights": {"A": 0.5, "B": -0.25, "cash": 0.75},
-            "leverage": 2.0,
-            "var": 0.02,
-            "degraded": False,
-        }
-        store.append_decision("h", healthy)
+        assert store.last_healthy() is None
+        store.append_decision("h", _decision().to_json())
         assert store.last_priced() == ({"A": 1.0, "B": -0.5}, 0.02)
-        store.append_decision("d", {**healthy, "degraded": True})
-        assert store.last_priced() is None  # it priced nothing
-        store.append_decision("n", {**healthy, "var": None})  # VaR still warming up
+        store.append_decision("d", _decision(degraded=True, leverage=0.5, var=0.5).to_json())
+        assert store.last_priced() == ({"A": 1.0, "B": -0.5}, 0.02)  # the one before it
+        healthy = store.last_healthy()
+        assert healthy is not None
+        assert healthy.to_json() == _decision().to_json()
+        store.append_decision("n", _decision(var=math.nan).to_json())  # VaR still warming up
+        assert store.last_priced() is None
+        store.append_decision("junk", {"leverage": 1.0})  # not a decision's row: passed over
         assert store.last_priced() is None
 
 

@@ -184,7 +184,7 @@ class DecisionEngine:
         self._snapshot = back.snapshot  # installed at the first bar if it names the same universe
         self._seasoned = False  # every asset has the tracker's window of its own history
         self._refits = GarchRefits(background, config.garch_install_lag)
-        self.last: RiskDecision | None = None
+        self.last: RiskDecision | None = back.last  # the last healthy decision (a restart: journalled)
 
     # -- parse: validation only, no state change ----------------------------------------------------
     def parse(
@@ -433,6 +433,7 @@ class DecisionEngine:
         self._atr.value, self._atr.prev_close = snap.atr_value, snap.atr_prev_close
         self._last_close, self._stop, self._stop_short = snap.last_close, snap.stop, snap.stop_short
         self._seasoned, self._restored_stops, self._restoring = snap.seasoned, None, False
+        self._restart_leverage = None  # the tracker goes on: no warm-up to cap the leverage through
         log.info(
             "snapshot_restored", assets=len(assets), bars=0 if tracker is None else tracker.n_observations
         )

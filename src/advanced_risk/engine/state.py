@@ -57,9 +57,17 @@ from advanced_risk.engine.snapshot import EngineSnapshot
 from advanced_risk.errors import DuplicateDecisionError, InvalidInputError, StateStoreError
 from advanced_risk.logs import get_logger
 from advanced_risk.measures.validation import check_positive_int, check_range
-from advanced_risk.types import TradingState
+from advanced_risk.types import RiskDecision, TradingState
 
-__all__ = ["SCHEMA_VERSION", "STREAKS", "JournalEntry", "PersistedState", "Restart", "StateStore"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "STREAKS",
+    "JournalEntry",
+    "PersistedState",
+    "Restart",
+    "StateStore",
+    "priced_of",
+]
 
 log = get_logger(__name__)
 _T = TypeVar("_T")
@@ -133,6 +141,8 @@ class Restart:
     """The rules' counters (:meth:`StateStore.last_streaks`)."""
     priced: tuple[Mapping[str, float], float] | None = None
     """The levered book the last healthy decision priced and its VaR (:meth:`StateStore.last_priced`)."""
+    last: RiskDecision | None = None
+    """The last healthy decision (:meth:`StateStore.last_healthy`): what a degraded one falls back on."""
     snapshot: EngineSnapshot | None = None
     """The engine's learnt state saved at the last graceful close (:meth:`StateStore.load_snapshot`)."""
 
@@ -521,11 +531,40 @@ class StateStore:
         counts = self._newest_mapping("last_streaks", _streaks_of, "streaks_not_restored")
         return {name: int(value) for name, value in counts.items()}
 
+    def last_healthy(self, search: int = 10_000) -> RiskDecision | None:
+        """The newest journaled decision that was not degraded (operator rows skipped), among the
+        newest ``search`` rows, or None: the decision a degraded one falls back on (its weights,
+        leverage, VaR), as the running engine's last healthy decision. A row that cannot be read
+        as a decision is passed over, with a ``decision_not_restored`` warning.
+
+        Raises
+        ------
+        StateStoreError
+            If the database fails.
+        """
+        n = check_positive_int(search, "search")
+        with self._op("last_healthy") as conn:
+            rows = conn.execute(
+                "SELECT decision_id, payload FROM journal WHERE payload NOT LIKE '{\"event\":%' "
+                "ORDER BY id DESC LIMIT ?",
+                (n,),
+            ).fetchall()
+        for decision_id, text in rows:
+            try:
+                decision = RiskDecision.from_json(text)
+            except InvalidInputError as exc:
+                log.warning(
+                    "decision_not_restored", path=self._label, decision_id=decision_id, reason=str(exc)
+                )
+                continue
+            if not decision.degraded:
+                return decision
+        return None
+
     def last_priced(self) -> tuple[dict[str, float], float] | None:
-        """The levered book the newest journaled decision priced (``rebalance_weights`` without
-        ``cash``, times ``leverage``) and its ``var``, or None: no decision, a degraded one (it
-        priced nothing; the running manager kept the book before it, which the journal does not
-        say), or one without a finite VaR. A restart checks the next bar's return of that book
+        """The levered book the newest healthy journaled decision priced (:meth:`last_healthy`:
+        ``rebalance_weights`` without ``cash``, times ``leverage``) and its ``var``, or None (no
+        healthy decision, or its VaR not finite): the book whose next return a restart checks
         against that VaR, so a VaR-breach streak under way goes on counting.
 
         Raises
@@ -533,9 +572,7 @@ class StateStore:
         StateStoreError
             If the database fails.
         """
-        with self._op("last_priced") as conn:
-            row = _newest_decision(conn)
-        return None if row is None else _priced_of(row[1])
+        return priced_of(self.last_healthy())
 
     def save_snapshot(self, payload: bytes) -> str | None:
         """Keep ``payload`` (the engine's state, ``engine.snapshot.encode``) as the snapshot of the
@@ -881,16 +918,17 @@ def _streaks_of(text: Any) -> tuple[dict[str, float], str]:
     return counts, why
 
 
-def _priced_of(text: Any) -> tuple[dict[str, float], float] | None:
-    """``(weights x leverage, var)`` of a healthy journaled decision's JSON text, else None."""
-    weights, why = _weights_of(text)
-    if why:
+def priced_of(decision: RiskDecision | None) -> tuple[dict[str, float], float] | None:
+    """``(weights x leverage, var)`` of a healthy decision (``cash`` left out), or None: no decision,
+    a degraded one (it priced nothing) or one without a finite VaR or leverage."""
+    if (
+        decision is None
+        or decision.degraded
+        or not (math.isfinite(decision.var) and math.isfinite(decision.leverage))
+    ):
         return None
-    payload = json.loads(text)
-    leverage, var = _finite_or_nan(payload.get("leverage")), _finite_or_nan(payload.get("var"))
-    if payload.get("degraded") is not False or not (math.isfinite(leverage) and math.isfinite(var)):
-        return None
-    return {asset: w * leverage for asset, w in weights.items()}, var
+    weights = decision.rebalance_weights
+    return {a: w * decision.leverage for a, w in weights.items() if a != "cash"}, decision.var
 
 
 def _stops_of(text: Any) -> tuple[dict[str, float], str]:
