@@ -1040,10 +1040,17 @@ def _save_snapshot(journal: JournalWriter, engine: DecisionEngine) -> None:
     if snapshot is None:
         return
     try:
-        data = encode_snapshot(snapshot)
-        journal.call(lambda store: store.save_snapshot(data)).result(timeout=_SNAPSHOT_TIMEOUT_S)
+        data, last = encode_snapshot(snapshot), journal.last_decision
+        saved = journal.call(lambda store: store.save_snapshot(data, last)).result(
+            timeout=_SNAPSHOT_TIMEOUT_S
+        )
     except Exception as exc:
         log.warning("snapshot_not_saved", reason=repr(exc))
+        return
+    if saved is None:
+        log.warning(
+            "snapshot_not_saved", reason=f"the journal's newest decision is not this run's last ({last})"
+        )
 
 
 def _restored_stops(store: StateStore) -> dict[str, float]:

@@ -83,6 +83,12 @@ def test_a_tracker_state_of_other_settings_or_damaged_is_refused() -> None:
         RiskTracker.from_state(
             {**state, "ewma_state": np.zeros((2, 2))}, TrackerConfig(window=30, fhs_window=100)
         )
+    cfg = TrackerConfig(window=30, fhs_window=100)
+    for name in ("buffer", "ewma_state"):
+        poisoned = state[name].copy()
+        poisoned.flat[0] = np.nan
+        with pytest.raises(InvalidInputError, match=f"{name} holds a value that is not finite"):
+            RiskTracker.from_state({**state, name: poisoned}, cfg)
     with pytest.raises(InvalidInputError, match="ints"):
         RiskTracker.from_state(
             {k: v for k, v in state.items() if k != "ints"}, TrackerConfig(window=30, fhs_window=100)
@@ -213,6 +219,9 @@ def test_the_store_keeps_a_snapshot_for_its_decision_only(tmp_path: Path) -> Non
         assert store.load_snapshot() is None  # d2 came after it: stale
         assert store.save_snapshot(b"second") == "d2"
         assert store.load_snapshot() == b"second"
+        assert store.save_snapshot(b"third", "d1") is None  # d1 is not the newest: refused
+        assert store.load_snapshot() == b"second"
+        assert store.save_snapshot(b"third", "d2") == "d2"
         with pytest.raises(InvalidInputError, match="bytes"):
             store.save_snapshot("text")  # type: ignore[arg-type]
 

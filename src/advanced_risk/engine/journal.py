@@ -181,6 +181,7 @@ class JournalWriter:
         self._items: deque[_Item] = deque()
         self._urgent = 0  # queued items that end a linger: urgent rows, calls, safety states
         self._unwritten: dict[str, _Row] = {}  # submitted, not yet committed: read_decision's memory
+        self._last_decision: str | None = None  # the id of the newest decision row queued (not an event)
         self._closing = False  # close() was called: nothing may be queued after it
         self._retry: list[_Row] = []
         self._pending_peak: float | None = None
@@ -230,6 +231,12 @@ class JournalWriter:
     def closed(self) -> bool:
         """Whether :meth:`close` has been called (the writer then takes no new work)."""
         return self._closing
+
+    @property
+    def last_decision(self) -> str | None:
+        """The id of the newest decision row this writer queued (operator events left out), None
+        before the first: what a snapshot saved at close is stamped with."""
+        return self._last_decision
 
     @property
     def dropped(self) -> int:
@@ -313,6 +320,8 @@ class JournalWriter:
             if decision_id in self._unwritten:  # one commit would write both: neither would land
                 raise InvalidInputError(f"decision_id {decision_id!r} is queued already (ids are unique)")
             self._unwritten[decision_id] = row
+            if not payload.startswith('{"event":'):
+                self._last_decision = decision_id
             self._items.append(row)
             self._urgent += urgent
             backlog = len(self._items)

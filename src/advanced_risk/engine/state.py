@@ -574,10 +574,12 @@ class StateStore:
         """
         return priced_of(self.last_healthy())
 
-    def save_snapshot(self, payload: bytes) -> str | None:
+    def save_snapshot(self, payload: bytes, decision_id: str | None = None) -> str | None:
         """Keep ``payload`` (the engine's state, ``engine.snapshot.encode``) as the snapshot of the
         newest journaled decision, replacing any earlier one; returns that decision's id, or None
-        (nothing saved) when the journal holds no decision.
+        (nothing saved) when the journal holds no decision, or when ``decision_id`` is given and
+        the newest decision is another one (another writer journalled after the engine's last
+        decision: its state would be read as the newer one's).
 
         Raises
         ------
@@ -589,7 +591,7 @@ class StateStore:
 
         def body(conn: sqlite3.Connection) -> str | None:
             newest = _newest_decision(conn)
-            if newest is None:
+            if newest is None or (decision_id is not None and newest[0] != decision_id):
                 return None
             conn.execute(
                 "INSERT OR REPLACE INTO snapshot VALUES (1, ?, ?, ?)", (newest[0], time.time(), payload)

@@ -83,6 +83,11 @@ def _check_state(state: Mapping[str, np.ndarray], buffer: np.ndarray, capacity: 
             raise ValueError(f"{name} has shape {got}, expected {want} (saved with other settings?)")
     if not 0 <= int(state["ints"][0]) < capacity:
         raise ValueError(f"ring position {int(state['ints'][0])} outside [0, {capacity})")
+    for name in ("buffer", "ewma_state"):  # the tracker never holds a non-finite return or moment
+        if not np.isfinite(np.asarray(state[name], dtype=np.float64)).all():
+            raise ValueError(f"{name} holds a value that is not finite")
+    if (np.asarray(state["age"]) < 0).any() or int(state["ints"][1]) < 0:
+        raise ValueError("age and the bar count must be >= 0")
 
 
 _GARCH_MIN_OBS = 100  # fit_gjr_garch's minimum: fewer bars cannot pin down four parameters
