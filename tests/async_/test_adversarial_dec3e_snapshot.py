@@ -384,13 +384,6 @@ def test_early_graceful_restart_is_not_less_cautious(tmp_path: Path, entry: str)
     assert_not_less_cautious(straight, restarted, script.bars, 10)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the relative volatility target's long-run volatility (DecisionEngine._long_run, "
-    "LongRunVolatility) is not in the engine snapshot: after a graceful restart at bar 45 "
-    "(relative_target=1.0) 25 of 25 bars differ; bar 45: leverage 1.0 against the straight run's "
-    "0.9225, VaR 0.00494 against 0.00455",
-)
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_graceful_restart_with_relative_target_is_exact(tmp_path: Path, entry: str) -> None:
     script = Script(synth(N), restarts=(K,))
@@ -398,13 +391,6 @@ def test_graceful_restart_with_relative_target_is_exact(tmp_path: Path, entry: s
     assert_exact(straight, restarted, K)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="less cautious: the restarted long-run volatility starts again from the first bar's, "
-    "so the relative target is higher: bar 45 exposure 0.700 (leverage 1.0) against the straight "
-    "run's 0.646 (0.9225), 25 of 25 bars more exposed; the comment in DecisionEngine.__init__ "
-    "('can only raise the target back towards target_volatility's') admits the direction",
-)
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_graceful_restart_with_relative_target_not_less_cautious(tmp_path: Path, entry: str) -> None:
     script = Script(synth(N), restarts=(K,))

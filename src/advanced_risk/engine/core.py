@@ -398,6 +398,7 @@ class DecisionEngine:
             seasoned=self._seasoned,
             strategy=None if self._strategy is None else self._strategy.state(),
             refit=self._refits.pending(REFIT_SAVE_TIMEOUT_S),
+            long_run=None if self._long_run is None else self._long_run.state(),
         )
 
     def _install_snapshot(self, assets: tuple[str, ...]) -> None:
@@ -405,28 +406,18 @@ class DecisionEngine:
         (its stops then replace the journal's, which they equal or trail ahead of); else drop it."""
         snap, self._snapshot = self._snapshot, None
         assert snap is not None  # the caller checked
-        cfg = self.config
         why = "another universe" if snap.assets != assets else ""
-        why = why or ("other tracker, ATR or drawdown settings" if snap.settings != settings_key(cfg) else "")
+        if not why and snap.settings != settings_key(self.config):
+            why = "other tracker, ATR, drawdown or long-run volatility settings"
         try:
-            tracker = (
-                None
-                if why or snap.tracker is None
-                else RiskTracker.from_state(snap.tracker, cfg.tracker, auto_refit=False)
-            )
-            strategy = (
-                None
-                if why or snap.strategy is None
-                else StrategyDrawdown.from_state(
-                    snap.strategy, cfg.drawdown_window, cfg.leverage.trend_halflife
-                )
-            )
+            tracker, strategy, long_run = (None, None, None) if why else self._rebuilt(snap)
         except (InvalidInputError, ValueError, KeyError) as exc:
             why = f"{type(exc).__name__}: {exc}"
         if why:
             log.info("snapshot_not_used", reason=why, saved=len(snap.assets), bar=len(assets))
             return
         self.tracker, self._strategy = tracker, strategy
+        self._long_run = long_run if long_run is not None else self._long_run
         if snap.refit is not None and tracker is not None:
             self._refits.resume(*snap.refit)
         self._atr.counts, self._atr.total = snap.atr_counts, snap.atr_total
@@ -437,6 +428,30 @@ class DecisionEngine:
         log.info(
             "snapshot_restored", assets=len(assets), bars=0 if tracker is None else tracker.n_observations
         )
+
+    def _rebuilt(
+        self, snap: EngineSnapshot
+    ) -> tuple[RiskTracker | None, StrategyDrawdown | None, LongRunVolatility | None]:
+        """The tracker, the strategy drawdown and the long-run volatility a snapshot saved (each
+        None where it saved none); raises what their ``from_state`` raise for a damaged one."""
+        cfg = self.config
+        tracker = (
+            None
+            if snap.tracker is None
+            else RiskTracker.from_state(snap.tracker, cfg.tracker, auto_refit=False)
+        )
+        strategy = (
+            None
+            if snap.strategy is None
+            else StrategyDrawdown.from_state(snap.strategy, cfg.drawdown_window, cfg.leverage.trend_halflife)
+        )
+        relative = self._long_run is not None and snap.long_run is not None
+        long_run = (
+            LongRunVolatility.from_state(cfg.leverage.relative_halflife, *snap.long_run)
+            if relative and snap.long_run is not None
+            else None
+        )
+        return tracker, strategy, long_run
 
     def _seed_stops(self, assets: tuple[str, ...], prices: FloatArray) -> None:
         """Seed the stops of a restart from the restored ones (once: at the first bar with prices).

@@ -3,7 +3,8 @@
 What the journal cannot give back (it holds decisions, not market data) is what the engine has
 learnt from the bars: the tracker's return history, EWMA covariance and correlation-shock state,
 each asset's ATR, the last closes, the stops as they trail and the drawdown of the book asked for
-(``RiskConfig.drawdown_basis="strategy"``), and a GJR-GARCH refit under way (a close waits for it,
+(``RiskConfig.drawdown_basis="strategy"``), the long-run volatility of a relative volatility target,
+and a GJR-GARCH refit under way (a close waits for it,
 so that it installs at its own bar after the restart). :class:`EngineSnapshot` holds them;
 :func:`encode` writes it as an uncompressed NumPy ``.npz`` archive (no pickle: ``np.load`` with
 ``allow_pickle=False`` reads it back, and a damaged one is refused, never executed), which
@@ -65,14 +66,17 @@ class EngineSnapshot:
     """``StrategyDrawdown.state()`` of the book asked for (None: no bar observed)."""
     refit: tuple[int, GarchParams] | None = None
     """A GJR-GARCH refit started and not installed yet: its fit bar and its parameters."""
+    long_run: tuple[float, float] | None = None
+    """``LongRunVolatility.state()`` of the relative volatility target (None: not configured)."""
 
 
 def settings_key(config: RiskConfig) -> str:
-    """The settings a snapshot must be restored with: the tracker's, the ATR period and the
-    strategy drawdown's window and trend."""
+    """The settings a snapshot must be restored with: the tracker's, the ATR period, the strategy
+    drawdown's window and trend, and the long-run volatility's half-life."""
     return (
         f"{config.tracker!r}; atr_period={config.sizing.atr_period}; "
-        f"drawdown_window={config.drawdown_window}; trend_halflife={config.leverage.trend_halflife}"
+        f"drawdown_window={config.drawdown_window}; trend_halflife={config.leverage.trend_halflife}; "
+        f"relative_halflife={config.leverage.relative_halflife}"
     )
 
 
@@ -94,12 +98,19 @@ def encode(snapshot: EngineSnapshot) -> bytes:
         arrays[_TRACKER + name] = value
     for name, value in (snapshot.strategy or {}).items():
         arrays[_STRATEGY + name] = value
+    if snapshot.long_run is not None:
+        arrays["long_run"] = np.array(snapshot.long_run, dtype=np.float64)
     if snapshot.refit is not None:
         arrays["refit_bar"] = np.array(snapshot.refit[0], dtype=np.int64)
         arrays["refit_params"] = snapshot.refit[1].to_array()
     out = io.BytesIO()
     np.savez(out, allow_pickle=False, **arrays)
     return out.getvalue()
+
+
+def _pair(values: np.ndarray) -> tuple[float, float]:
+    first, second = (float(v) for v in values)
+    return first, second
 
 
 def _refit(arrays: Mapping[str, np.ndarray]) -> tuple[int, GarchParams] | None:
@@ -138,6 +149,7 @@ def decode(data: bytes) -> EngineSnapshot:
             seasoned=bool(arrays["seasoned"]),
             strategy=strategy or None,
             refit=_refit(arrays),
+            long_run=None if "long_run" not in arrays else _pair(arrays["long_run"]),
         )
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
         raise InvalidInputError(

@@ -193,6 +193,21 @@ class LongRunVolatility:
         """The long-run volatility, or None before the first update."""
         return math.sqrt(self._sum / self._weight) if self._weight else None
 
+    def state(self) -> tuple[float, float]:
+        """``(sum, weight)``: the decayed sum of squared volatilities and of weights, what
+        :meth:`from_state` rebuilds it from exactly (a graceful restart's snapshot)."""
+        return self._sum, self._weight
+
+    @classmethod
+    def from_state(cls, halflife: int, total: float, weight: float) -> LongRunVolatility:
+        """The long-run volatility :meth:`state` described (``ValueError`` unless both are finite
+        and >= 0)."""
+        if not (math.isfinite(total) and math.isfinite(weight) and total >= 0.0 and weight >= 0.0):
+            raise ValueError(f"not a LongRunVolatility state: sum {total}, weight {weight}")
+        out = cls(halflife)
+        out._sum, out._weight = float(total), float(weight)
+        return out
+
     def update(self, vol: float) -> float:
         """Enter this bar's conditional volatility; returns the long-run volatility."""
         vol = check_range(vol, "vol", 0.0, math.inf, hi_open=True)
