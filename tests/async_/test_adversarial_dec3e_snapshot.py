@@ -843,17 +843,6 @@ def _stock_bars(n: int, start: int = 0) -> tuple[tuple[str, ...], list[Bar]]:
     return assets, out
 
 
-POLICY_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="the shipped policy's MC-dropout sampling state is not in the snapshot: after a graceful "
-    "restart at bar 85 (20 stocks, the first 100 bars of the bundled data) `uncertainty` differs on "
-    "every bar (0.1063 against 0.1110 at bar 85), and on bars 91 and 93 the straight run's "
-    "uncertainty cut halves the exposure that the restarted run keeps: 0.838 against 0.419 (bar 91), "
-    "0.883 against 0.441 (bar 93): less cautious",
-)
-
-
-@POLICY_XFAIL
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_graceful_restart_with_shipped_policy_not_less_cautious(tmp_path: Path, entry: str) -> None:
     _, bars = _stock_bars(100)
@@ -862,30 +851,18 @@ def test_graceful_restart_with_shipped_policy_not_less_cautious(tmp_path: Path, 
     assert_not_less_cautious(straight, restarted, bars, 85)
 
 
-@POLICY_XFAIL
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_graceful_restart_with_shipped_policy_is_exact(tmp_path: Path, entry: str) -> None:
-    """The shipped policy (20 stocks): every field after a graceful restart but the drift score
-    (docs/drift.md: the drift window is not in the snapshot)."""
+    """The shipped policy (20 stocks): every field after a graceful restart, its MC-dropout draws
+    and drift score included."""
     _, bars = _stock_bars(100)
     script = Script(bars, restarts=(85,), policy=POLICY)
     straight, restarted = both(tmp_path, entry, script, deadline_ms=20_000.0)
     assert straight[85].uncertainty is not None
-    assert_exact(straight, restarted, 85, skip=("drift",))
-
-
-AGENTS_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="the risk agents' observation history (Advisor.observe) is not in the snapshot: after a "
-    "graceful restart at bar 85 the agents give no advice until they have their history again "
-    "(risk_agents None against the straight run's advice; AAPL's size 3.04e6 against 3.46e6), and "
-    "from bar 90 the straight run's agents cut the book to exposure 0.0 while the restarted run "
-    "holds 0.824 (bar 90), 0.838 (bar 91): 9 of 15 bars less cautious",
-)
+    assert_exact(straight, restarted, 85)
 
 
 @pytest.mark.skipif(not Path(AGENTS).exists(), reason="no shipped risk agents")
-@AGENTS_XFAIL
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_graceful_restart_with_shipped_risk_agents_not_less_cautious(tmp_path: Path, entry: str) -> None:
     _, bars = _stock_bars(100)
@@ -895,15 +872,14 @@ def test_graceful_restart_with_shipped_risk_agents_not_less_cautious(tmp_path: P
 
 
 @pytest.mark.skipif(not Path(AGENTS).exists(), reason="no shipped risk agents")
-@AGENTS_XFAIL
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_graceful_restart_with_shipped_risk_agents_is_exact(tmp_path: Path, entry: str) -> None:
-    """The shipped risk agents (and the policy): every field after a graceful restart but drift."""
+    """The shipped risk agents (and the policy): every field after a graceful restart."""
     _, bars = _stock_bars(100)
     script = Script(bars, restarts=(85,), policy=POLICY, agents=AGENTS)
     straight, restarted = both(tmp_path, entry, script, deadline_ms=20_000.0)
     assert straight[85].risk_agents is not None
-    assert_exact(straight, restarted, 85, skip=("drift",))
+    assert_exact(straight, restarted, 85)
 
 
 # == 7. hypothesis: restarts at drawn bars ============================================================

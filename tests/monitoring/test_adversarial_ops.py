@@ -637,12 +637,12 @@ def test_opening_the_manager_feeds_no_bar_to_the_policys_drift_monitor(shipped_p
     assert allocator._drift.count == 0  # the first bar is before the policy's history is full
 
 
-def test_after_a_restart_drift_is_scored_again_once_the_window_refills(
+def test_after_a_crash_drift_is_scored_again_once_the_window_refills(
     shipped_policy: Any, tmp_path: Path
 ) -> None:
-    """The drift window lives in memory, as the tracker's history does (RiskConfig.drift_window's
-    docstring, docs/drift.md): after a restart the model is unscored (NaN, not drifted) until
-    ``drift_min_bars`` bars have passed, then flagged again on the same data."""
+    """Without the snapshot a graceful close saves (a crash; RiskConfig.drift_window's docstring,
+    docs/drift.md) the model is unscored (NaN, not drifted) until ``drift_min_bars`` bars have
+    passed, then flagged again on the same data."""
     names = list(shipped_policy.asset_names)
     config = _config(state_path=str(tmp_path / "s.db"), drift_window=20, drift_min_bars=20)
     bars = list(_bars(names, 140, flat_from=25))
@@ -651,6 +651,9 @@ def test_after_a_restart_drift_is_scored_again_once_the_window_refills(
     risk.close_sync()
     assert before[-1].drift is not None
     assert before[-1].drift["policy"] > 1.0
+    with sqlite3.connect(tmp_path / "s.db") as conn:  # what a crash leaves: no snapshot
+        conn.execute("DELETE FROM snapshot")
+    conn.close()
     restarted = AdvancedRiskManager(config, policy=_allocator(shipped_policy))
     after = [restarted.manage_risk_sync(m, p) for m, p in bars[70:]]
     restarted.close_sync()
@@ -660,3 +663,26 @@ def test_after_a_restart_drift_is_scored_again_once_the_window_refills(
     assert scored[0].drift is not None
     assert scored[0].drift["policy"] > 1.0
     assert any(a.startswith("input drift: policy") for a in scored[0].alerts)
+
+
+def test_after_a_graceful_restart_drift_is_scored_at_once(shipped_policy: Any, tmp_path: Path) -> None:
+    """``close`` saves the drift window: the first bar after the reopening is scored (and flagged)
+    as it would have been without the restart."""
+    names = list(shipped_policy.asset_names)
+    config = _config(state_path=str(tmp_path / "s.db"), drift_window=20, drift_min_bars=20)
+    bars = list(_bars(names, 80, flat_from=25))
+    straight = AdvancedRiskManager(
+        _config(drift_window=20, drift_min_bars=20), policy=_allocator(shipped_policy)
+    )
+    expected = [straight.manage_risk_sync(m, p) for m, p in bars]
+    straight.close_sync()
+    risk = AdvancedRiskManager(config, policy=_allocator(shipped_policy))
+    for m, p in bars[:70]:
+        risk.manage_risk_sync(m, p)
+    risk.close_sync()
+    restarted = AdvancedRiskManager(config, policy=_allocator(shipped_policy))
+    after = [restarted.manage_risk_sync(m, p) for m, p in bars[70:]]
+    restarted.close_sync()
+    assert after[0].drift is not None
+    assert after[0].drift["policy"] > 1.0
+    assert [d.drift for d in after] == [d.drift for d in expected[70:]]

@@ -25,6 +25,7 @@ from advanced_risk.engine.snapshot import EngineSnapshot, decode, encode, settin
 from advanced_risk.engine.state import SCHEMA_VERSION, StateStore
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.measures.rolling_max import RollingMax
+from advanced_risk.monitoring.drift import DriftMonitor, reference_from_samples
 from advanced_risk.risk.garch import GarchParams
 from advanced_risk.risk.strategy_drawdown import StrategyDrawdown
 from advanced_risk.risk.tracker import RiskTracker
@@ -251,3 +252,17 @@ def test_a_version_1_file_is_upgraded_and_keeps_its_state(tmp_path: Path) -> Non
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
     conn.close()
+
+
+def test_a_restored_drift_monitor_scores_every_later_bar_as_the_original() -> None:
+    rng = np.random.default_rng(4)
+    reference = reference_from_samples(rng.normal(size=(2000, 6)), tuple(f"f{i}" for i in range(6)))
+    original = DriftMonitor(reference, window=50, threshold=0.2, min_bars=20)
+    for row in rng.normal(0.3, 1.2, size=(70, 6)):
+        original.update(row)
+    rebuilt = DriftMonitor(reference, window=50, threshold=0.2, min_bars=20)
+    rebuilt.restore(original.state())
+    for row in rng.normal(0.5, 1.5, size=(60, 6)):
+        assert original.update(row) == rebuilt.update(row)
+    with pytest.raises(ValueError, match="another reference or window"):
+        DriftMonitor(reference, window=40, threshold=0.2, min_bars=20).restore(original.state())

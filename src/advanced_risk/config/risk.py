@@ -350,8 +350,9 @@ class RiskConfig(_ConfigMixin):
     only: the lowest detection delay of a volatility x2.5 shift with <= 1 % false alarms on held-out
     in-distribution paths (docs/drift.md). At most ``MAX_DRIFT_WINDOW`` (20,000) bars: the window
     keeps one 2-byte bin index per feature and bar (~6 MB for the shipped policy's 160 features at
-    the maximum). The window lives in memory: after a restart a model is scored again only once
-    ``drift_min_bars`` bars have passed."""
+    the maximum). A graceful restart (``close``, then a new manager) goes on with the window saved
+    at the close; after a crash a model is scored again only once ``drift_min_bars`` bars have
+    passed."""
     drift_threshold: float | None = None
     """Drift score (mean PSI over the model's features) above which the model's advice is replaced by
     the rules for the bar, with an alert naming the features that moved most. None: each model's own

@@ -399,7 +399,35 @@ class DecisionEngine:
             strategy=None if self._strategy is None else self._strategy.state(),
             refit=self._refits.pending(REFIT_SAVE_TIMEOUT_S),
             long_run=None if self._long_run is None else self._long_run.state(),
+            components=self._component_states(),
         )
+
+    def _component_states(self) -> dict[str, Any]:
+        """The ``snapshot_state()`` of the policy and the agents that have one; a component that
+        fails to give it is left out (a ``component_state_not_saved`` warning): it then starts
+        afresh after the restart, as after a crash."""
+        out: dict[str, Any] = {}
+        for name, component in (("policy", self.allocator), ("agents", self.advisor)):
+            get = getattr(component, "snapshot_state", None)
+            if get is None:
+                continue
+            try:
+                out[name] = get()
+            except Exception as exc:
+                log.warning("component_state_not_saved", component=name, error=repr(exc))
+        return out
+
+    def _restore_components(self, states: Mapping[str, Any]) -> None:
+        """Hand each component its saved state (``restore_state``); one that refuses it starts
+        afresh (a ``component_state_not_restored`` warning)."""
+        for name, component in (("policy", self.allocator), ("agents", self.advisor)):
+            restore = getattr(component, "restore_state", None)
+            if restore is None or name not in states:
+                continue
+            try:
+                restore(states[name])
+            except Exception as exc:
+                log.warning("component_state_not_restored", component=name, error=repr(exc))
 
     def _install_snapshot(self, assets: tuple[str, ...]) -> None:
         """Go on from the snapshot of the last close if it is of this universe and these settings
@@ -425,6 +453,7 @@ class DecisionEngine:
         self._last_close, self._stop, self._stop_short = snap.last_close, snap.stop, snap.stop_short
         self._seasoned, self._restored_stops, self._restoring = snap.seasoned, None, False
         self._restart_leverage = None  # the tracker goes on: no warm-up to cap the leverage through
+        self._restore_components(snap.components or {})
         log.info(
             "snapshot_restored", assets=len(assets), bars=0 if tracker is None else tracker.n_observations
         )

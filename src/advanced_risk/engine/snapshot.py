@@ -4,7 +4,8 @@ What the journal cannot give back (it holds decisions, not market data) is what 
 learnt from the bars: the tracker's return history, EWMA covariance and correlation-shock state,
 each asset's ATR, the last closes, the stops as they trail and the drawdown of the book asked for
 (``RiskConfig.drawdown_basis="strategy"``), the long-run volatility of a relative volatility target,
-and a GJR-GARCH refit under way (a close waits for it,
+the learned components' state (the MC-dropout generators, the risk agents' bookkeeping), and a
+GJR-GARCH refit under way (a close waits for it,
 so that it installs at its own bar after the restart). :class:`EngineSnapshot` holds them;
 :func:`encode` writes it as an uncompressed NumPy ``.npz`` archive (no pickle: ``np.load`` with
 ``allow_pickle=False`` reads it back, and a damaged one is refused, never executed), which
@@ -19,9 +20,11 @@ afresh, as without one (the leverage cap of the restart still applies).
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -68,6 +71,9 @@ class EngineSnapshot:
     """A GJR-GARCH refit started and not installed yet: its fit bar and its parameters."""
     long_run: tuple[float, float] | None = None
     """``LongRunVolatility.state()`` of the relative volatility target (None: not configured)."""
+    components: Mapping[str, Any] | None = None
+    """``"policy"`` / ``"agents"`` -> the ``snapshot_state()`` of a learned component that has one
+    (JSON data: the MC-dropout generators, the agents' bookkeeping)."""
 
 
 def settings_key(config: RiskConfig) -> str:
@@ -98,6 +104,8 @@ def encode(snapshot: EngineSnapshot) -> bytes:
         arrays[_TRACKER + name] = value
     for name, value in (snapshot.strategy or {}).items():
         arrays[_STRATEGY + name] = value
+    if snapshot.components:
+        arrays["components"] = np.array(json.dumps(snapshot.components), dtype=np.str_)
     if snapshot.long_run is not None:
         arrays["long_run"] = np.array(snapshot.long_run, dtype=np.float64)
     if snapshot.refit is not None:
@@ -150,6 +158,7 @@ def decode(data: bytes) -> EngineSnapshot:
             strategy=strategy or None,
             refit=_refit(arrays),
             long_run=None if "long_run" not in arrays else _pair(arrays["long_run"]),
+            components=json.loads(str(arrays["components"])) if "components" in arrays else None,
         )
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
         raise InvalidInputError(

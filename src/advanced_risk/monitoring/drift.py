@@ -34,6 +34,7 @@ one bin layout (edges, the missing slot, the smoothing): a change to any of them
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -357,6 +358,33 @@ class DriftMonitor:
         """Empty the window (e.g. after a model change)."""
         self._counts.fill(0)
         self._pos = self._n = 0
+
+    def state(self) -> dict[str, Any]:
+        """The window as JSON data (its bin indices and counts base64-encoded): what :meth:`restore`
+        takes back, so a graceful restart scores the next bar as a run that never stopped."""
+        return {
+            "ring": base64.b64encode(self._ring.tobytes()).decode("ascii"),
+            "counts": base64.b64encode(self._counts.tobytes()).decode("ascii"),
+            "psi": self._psi.tolist(),
+            "pos": self._pos,
+            "n": self._n,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back :meth:`state` of a monitor of the same reference and window (``ValueError``,
+        nothing changed, for another one's)."""
+        ring = np.frombuffer(base64.b64decode(state["ring"]), dtype=np.int16)
+        counts = np.frombuffer(base64.b64decode(state["counts"]), dtype=np.int64)
+        psi = np.asarray(state["psi"], dtype=np.float64)
+        pos, n = int(state["pos"]), int(state["n"])
+        if ring.size != self._ring.size or counts.size != self._counts.size or psi.shape != self._psi.shape:
+            raise ValueError("drift monitor state of another reference or window")
+        if not (0 <= pos < self.window and 0 <= n <= self.window):
+            raise ValueError(f"drift monitor position {pos} or count {n} outside its window {self.window}")
+        self._ring[:] = ring.reshape(self._ring.shape)
+        self._counts[:] = counts.reshape(self._counts.shape)
+        self._psi[:] = psi
+        self._pos, self._n, self._table_n = pos, n, -1
 
     def update(self, x: FloatArray) -> DriftStatus:
         """Add one observation's features ``x`` ``(d,)`` (float64) and return the status after it.

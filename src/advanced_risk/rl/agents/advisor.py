@@ -260,6 +260,44 @@ class RiskAgentsAdvisor:
         observations[DRIFT_KEY] = self.last_drift
         return observations
 
+    def snapshot_state(self) -> dict[str, Any]:
+        """What a graceful restart restores (JSON-able): the bookkeeping :meth:`observe` keeps (the
+        ATR, the last closes, each position's entry, high and age, the last portfolio return) and
+        the MC-dropout generator's state and the drift monitor's window."""
+        atr = self._atr
+        return {
+            "atr": [atr.counts.tolist(), atr.total.tolist(), atr.value.tolist(), atr.prev_close.tolist()],
+            "close": None if self._close is None else self._close.tolist(),
+            "entry": self._entry.tolist(),
+            "high": self._high.tolist(),
+            "in_position": self._in_position.tolist(),
+            "age": self._age.tolist(),
+            "last_return": self._last_return,
+            "rng": self.agents.rng_state,
+            "drift": None if self._drift is None else self._drift.state(),
+        }
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        """Take back :meth:`snapshot_state`; a state of another shape raises ``ValueError`` (or
+        ``KeyError`` / ``TypeError``) before anything changes."""
+        n = self._entry.shape[0]
+        counts, total, value, prev = (np.asarray(a) for a in state["atr"])
+        arrays = [counts, total, value, prev, np.asarray(state["entry"]), np.asarray(state["high"])]
+        arrays += [np.asarray(state["in_position"]), np.asarray(state["age"])]
+        close = None if state["close"] is None else np.asarray(state["close"], np.float64)
+        if any(a.shape != (n,) for a in arrays) or (close is not None and close.shape != (n,)):
+            raise ValueError(f"risk agents' state is not of {n} assets")
+        if self._drift is not None and state.get("drift") is not None:
+            self._drift.restore(state["drift"])  # first: a refused window changes nothing
+        self.agents.rng_state = dict(state["rng"])
+        atr = self._atr
+        atr.counts, atr.total = counts.astype(np.int64), total.astype(np.float64)
+        atr.value, atr.prev_close = value.astype(np.float64), prev.astype(np.float64)
+        self._close = close
+        self._entry, self._high = arrays[4].astype(np.float64), arrays[5].astype(np.float64)
+        self._in_position, self._age = arrays[6].astype(bool), arrays[7].astype(np.int64)
+        self._last_return = float(state["last_return"])
+
     def warm_up(self) -> None:
         """Run a scratch copy through synthetic bars (numba cache loads, first inference) at open."""
         scratch = RiskAgentsAdvisor(self.agents, SizingConfig(), self.n_samples)  # its own drift window

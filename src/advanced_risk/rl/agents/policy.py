@@ -327,6 +327,19 @@ class RiskAgents:
             )
         return x
 
+    @property
+    def rng_state(self) -> dict[str, Any]:
+        """The MC-dropout generator's state (``bit_generator.state``, JSON-able): set it back to
+        draw the masks a run that never stopped would draw next (a graceful restart's snapshot)."""
+        state = dict(self._rng.bit_generator.state)
+        return state
+
+    @rng_state.setter
+    def rng_state(self, state: dict[str, Any]) -> None:
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state  # ValueError / TypeError for another generator's or junk
+        self._rng = rng
+
     def reseed(self, seed: int | None) -> None:
         """Restart the generator of the MC-dropout masks (reproducible evaluations)."""
         self._rng = np.random.default_rng(seed)

@@ -9,6 +9,7 @@ shipped policy runs in a core install; an ``RLPortfolioManager`` (torch) decides
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -131,6 +132,26 @@ class PolicyAllocator:
             cfg = self.policy.env_config
             market = market_features_kernel(returns, returns.shape[0], cfg.window, 0)[0]
         return market
+
+    def snapshot_state(self) -> dict[str, Any]:
+        """What a graceful restart restores (JSON-able): the MC-dropout generator's state, so the
+        next bar draws the masks a run that never stopped would draw (none for a policy without
+        one), and the drift monitor's window."""
+        state: dict[str, Any] = {}
+        rng = getattr(self.policy, "rng_state", None)
+        if rng is not None:
+            state["rng"] = rng
+        if self._drift is not None:
+            state["drift"] = self._drift.state()
+        return state
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        """Take back :meth:`snapshot_state` (``ValueError`` or ``TypeError``, nothing changed, for
+        one of another policy)."""
+        if "rng" in state and hasattr(self.policy, "rng_state"):
+            self.policy.rng_state = dict(state["rng"])
+        if "drift" in state and self._drift is not None:
+            self._drift.restore(state["drift"])
 
     def warm_up(self) -> None:
         """One throwaway inference (loads numba's cached kernels); the manager calls it from ``open``.

@@ -181,6 +181,19 @@ class PortfolioPolicy:
         self.observation_reference: FeatureReference | None = None
         self.last_market: FloatArray | None = None
 
+    @property
+    def rng_state(self) -> dict[str, Any]:
+        """The MC-dropout generator's state (``bit_generator.state``, JSON-able): set it back to
+        draw the masks a run that never stopped would draw next (a graceful restart's snapshot)."""
+        state = dict(self._rng.bit_generator.state)
+        return state
+
+    @rng_state.setter
+    def rng_state(self, state: dict[str, Any]) -> None:
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state  # ValueError / TypeError for another generator's or junk
+        self._rng = rng
+
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> PortfolioPolicy:
         """Read a policy file saved by ``RLPortfolioManager.save`` (NumPy only).
