@@ -51,7 +51,7 @@ from advanced_risk.rl.agents.interface import ACTION_BOUNDS, AGENTS, obs_dim, sh
 from advanced_risk.rl.agents.runner import AgentsRunner, runner_applies
 from advanced_risk.rl.portfolio.asset_names import AssetNames, check_asset_names, stored_asset_names
 from advanced_risk.rl.portfolio.drift import REFERENCE_KEY, stored_reference
-from advanced_risk.rl.ppo.inference import NumpyPolicy
+from advanced_risk.rl.ppo.inference import DropoutGenerator, NumpyPolicy
 from advanced_risk.rl.ppo.io import check_weights
 from advanced_risk.rl.ppo.model_file import Arrays, read_model_file, write_model_file
 from advanced_risk.rl.ppo.normalize import RunningMeanStd
@@ -184,7 +184,7 @@ class AgentActor:
         return cls(net, int(policy.obs_dim), int(policy.n_out), bool(policy.discrete))
 
 
-class RiskAgents:
+class RiskAgents(DropoutGenerator):
     """Trained risk agents for inference (see the module docstring).
 
     Parameters
@@ -326,19 +326,6 @@ class RiskAgents:
                 f"(asset_count={self.asset_count})"
             )
         return x
-
-    @property
-    def rng_state(self) -> dict[str, Any]:
-        """The MC-dropout generator's state (``bit_generator.state``, JSON-able): set it back to
-        draw the masks a run that never stopped would draw next (a graceful restart's snapshot)."""
-        state = dict(self._rng.bit_generator.state)
-        return state
-
-    @rng_state.setter
-    def rng_state(self, state: dict[str, Any]) -> None:
-        rng = np.random.default_rng()
-        rng.bit_generator.state = state  # ValueError / TypeError for another generator's or junk
-        self._rng = rng
 
     def reseed(self, seed: int | None) -> None:
         """Restart the generator of the MC-dropout masks (reproducible evaluations)."""

@@ -42,7 +42,7 @@ from advanced_risk.rl.portfolio.asset_names import AssetNames, stored_asset_name
 from advanced_risk.rl.portfolio.drift import stored_reference
 from advanced_risk.rl.portfolio.observation_kernel import observation_kernel
 from advanced_risk.rl.ppo.dropout_kernels import RunnerCache
-from advanced_risk.rl.ppo.inference import NumpyPolicy, check_obs
+from advanced_risk.rl.ppo.inference import DropoutGenerator, NumpyPolicy, check_obs
 from advanced_risk.rl.ppo.io import PolicyFile, check_dims, read_policy_file
 
 __all__ = ["ManagerSettings", "PortfolioPolicy", "execute", "manager_settings", "policy_observation", "trade"]
@@ -149,7 +149,7 @@ def trade(held: FloatArray, action: NDArray[np.float32], config: EnvConfig) -> F
     return out
 
 
-class PortfolioPolicy:
+class PortfolioPolicy(DropoutGenerator):
     """A trained allocator's policy and settings for trading (see the module docstring).
 
     Parameters
@@ -180,19 +180,6 @@ class PortfolioPolicy:
         self._dropout = RunnerCache()  # the buffered MC dropout of self.policy
         self.observation_reference: FeatureReference | None = None
         self.last_market: FloatArray | None = None
-
-    @property
-    def rng_state(self) -> dict[str, Any]:
-        """The MC-dropout generator's state (``bit_generator.state``, JSON-able): set it back to
-        draw the masks a run that never stopped would draw next (a graceful restart's snapshot)."""
-        state = dict(self._rng.bit_generator.state)
-        return state
-
-    @rng_state.setter
-    def rng_state(self, state: dict[str, Any]) -> None:
-        rng = np.random.default_rng()
-        rng.bit_generator.state = state  # ValueError / TypeError for another generator's or junk
-        self._rng = rng
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> PortfolioPolicy:

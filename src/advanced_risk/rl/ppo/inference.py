@@ -24,9 +24,28 @@ from numpy.typing import NDArray
 
 from advanced_risk.errors import InvalidInputError
 
-__all__ = ["NumpyPolicy", "check_obs"]
+__all__ = ["DropoutGenerator", "NumpyPolicy", "check_obs"]
 
 F32 = NDArray[np.float32]
+
+
+class DropoutGenerator:
+    """The MC-dropout mask generator of an inference object (``self._rng``), with its state readable
+    and settable as JSON data: a graceful restart's snapshot sets it back, so the next bar draws the
+    masks a run that never stopped would draw."""
+
+    _rng: np.random.Generator
+
+    @property
+    def rng_state(self) -> dict[str, Any]:
+        """The generator's ``bit_generator.state`` (a copy)."""
+        return dict(self._rng.bit_generator.state)
+
+    @rng_state.setter
+    def rng_state(self, state: dict[str, Any]) -> None:
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state  # ValueError / TypeError for another generator's or junk
+        self._rng = rng
 
 
 def check_obs(obs: Any, obs_dim: int) -> NDArray[np.float64]:
