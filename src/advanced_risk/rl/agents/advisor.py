@@ -30,6 +30,10 @@ agent, which may also widen the stop (up to 5 ATRs).
 
 Everything here is NumPy (and numba for the features): the agents load and act without torch,
 gymnasium or pettingzoo, so a core install (``pip install advanced_risk``) runs them.
+
+One module because :class:`RiskAgentsAdvisor`'s bookkeeping (``observe``), observations
+(``request``) and gated advice (``advise``) read and write one per-asset state, which
+``snapshot_state`` / ``restore_state`` save and restore whole across a graceful restart.
 """
 
 from __future__ import annotations
