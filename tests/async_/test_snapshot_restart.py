@@ -164,3 +164,36 @@ def test_a_graceful_restart_with_prices_only_bars_is_exact(tmp_path: Path) -> No
     restarted = _replay(_config(tmp_path / "b.db"), bars, 70)
     diffs = [i for i in range(70, len(bars)) if straight[i] != restarted[i]]
     assert not diffs, (diffs[0], straight[diffs[0]], restarted[diffs[0]])
+
+
+class _OddAllocator:
+    """A user's allocator whose saved state is not JSON data: it is left out, the rest is saved."""
+
+    asset_count = 3
+    history_length = 5
+    asset_names = ASSETS
+
+    def allocate(self, returns: np.ndarray, weights: np.ndarray, drawdown: float) -> Any:
+        from advanced_risk.engine.protocols import Allocation
+
+        return Allocation(np.array([0.3, 0.3, 0.3, 0.1]), None)
+
+    def snapshot_state(self) -> dict[str, Any]:
+        return {"handle": object()}
+
+    def restore_state(self, state: Any) -> None:
+        raise AssertionError("never saved, never restored")
+
+
+def test_a_component_state_that_is_not_json_is_left_out_and_the_rest_is_saved(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    risk = AdvancedRiskManager(_config(path), policy=_OddAllocator())
+    for bar in _bars(40):
+        risk.manage_risk_sync(bar, Portfolio(weights=dict.fromkeys(ASSETS, 0.3)))
+    risk.close_sync()
+    again = AdvancedRiskManager(_config(path), policy=_OddAllocator())
+    try:
+        again.manage_risk_sync(_bars(41)[40], Portfolio(weights=dict.fromkeys(ASSETS, 0.3)))
+        assert _tracked_bars(again) == 41
+    finally:
+        again.close_sync()

@@ -30,6 +30,7 @@ beside it (``inputs``, ``protocols``, ``refits``, ``components``).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -412,9 +413,12 @@ class DecisionEngine:
             if get is None:
                 continue
             try:
-                out[name] = get()
+                state = get()
+                json.dumps(state)  # JSON data, or left out here rather than failing the snapshot
             except Exception as exc:
                 log.warning("component_state_not_saved", component=name, error=repr(exc))
+                continue
+            out[name] = state
         return out
 
     def _restore_components(self, states: Mapping[str, Any]) -> None:
