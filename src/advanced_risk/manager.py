@@ -64,7 +64,7 @@ from advanced_risk.engine.protocols import Advisor, Allocator
 from advanced_risk.engine.snapshot import EngineSnapshot
 from advanced_risk.engine.snapshot import decode as decode_snapshot
 from advanced_risk.engine.snapshot import encode as encode_snapshot
-from advanced_risk.engine.state import PersistedState, Restart, StateStore, priced_of
+from advanced_risk.engine.state import PersistedState, Restart, StateStore
 from advanced_risk.errors import InvalidInputError, StateStoreError
 from advanced_risk.logs import get_logger
 from advanced_risk.measures.validation import FloatArray, check_range
@@ -1015,7 +1015,6 @@ def _restart_of(store: StateStore, config: RiskConfig, restored: PersistedState)
         weights=_restored_weights(store) if reducing else {},
         leverage=_from_journal(store, store.last_leverage, None, "leverage_not_restored"),
         streaks=_from_journal(store, store.last_streaks, {}, "streaks_not_restored"),
-        priced=priced_of(last),
         last=last,
         snapshot=_restored_snapshot(store),
     )

@@ -46,7 +46,7 @@ from advanced_risk.engine.inputs import MAX_BAR_RETURN, Bar, parse_inputs
 from advanced_risk.engine.protocols import Advisor, Allocation, Allocator
 from advanced_risk.engine.refits import Background, GarchRefits
 from advanced_risk.engine.snapshot import EngineSnapshot, settings_key
-from advanced_risk.engine.state import PersistedState, Restart
+from advanced_risk.engine.state import PersistedState, Restart, priced_of
 from advanced_risk.errors import InvalidInputError
 from advanced_risk.logs import get_logger
 from advanced_risk.measures.decide_kernels import policy_book_kernel, with_cash_kernel
@@ -120,8 +120,9 @@ class DecisionEngine:
           the journal shows: the cautious reading).
         - ``weights`` cap the positions of a restart while REDUCING (:meth:`_restored_reduce_from`),
           ``leverage`` the leverage until the tracker is warm again (:meth:`_restart_cap`).
-        - ``streaks`` resume the rules' counters; ``priced`` is the book whose return the first
-          bar checks against its VaR (the VaR-breach streak).
+        - ``streaks`` resume the rules' counters; ``last`` is the last healthy decision: what a
+          degraded one falls back on, and the book whose return the first bar checks against its
+          VaR (the VaR-breach streak).
     allocator, advisor : the policy and the learned risk agents (None: the rules alone).
     background : runs a GJR-GARCH fit off this thread (None: in the caller's thread).
     """
@@ -181,7 +182,7 @@ class DecisionEngine:
         # the last healthy decision's levered book (target x leverage, universe order) and its VaR:
         # a VaR breach is that book's return below the VaR priced for it; GJR-GARCH refits fit it
         self._priced: tuple[FloatArray, float] | None = None
-        self._restored_priced = back.priced  # a restart's, by asset: laid out at the first bar
+        self._restored_priced = priced_of(back.last)  # a restart's, by asset: laid out at the first bar
         self._snapshot = back.snapshot  # installed at the first bar if it names the same universe
         self._seasoned = False  # every asset has the tracker's window of its own history
         self._refits = GarchRefits(background, config.garch_install_lag)

@@ -139,10 +139,9 @@ class Restart:
     """The leverage (:meth:`StateStore.last_leverage`)."""
     streaks: Mapping[str, int] = field(default_factory=dict)
     """The rules' counters (:meth:`StateStore.last_streaks`)."""
-    priced: tuple[Mapping[str, float], float] | None = None
-    """The levered book the last healthy decision priced and its VaR (:meth:`StateStore.last_priced`)."""
     last: RiskDecision | None = None
-    """The last healthy decision (:meth:`StateStore.last_healthy`): what a degraded one falls back on."""
+    """The last healthy decision (:meth:`StateStore.last_healthy`): what a degraded one falls back
+    on, and the book (:func:`priced_of`) whose next return is checked against its VaR."""
     snapshot: EngineSnapshot | None = None
     """The engine's learnt state saved at the last graceful close (:meth:`StateStore.load_snapshot`)."""
 
