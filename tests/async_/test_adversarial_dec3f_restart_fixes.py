@@ -257,6 +257,45 @@ def test_from_json_reads_a_row_of_an_older_library() -> None:
     assert back.var == d.var
 
 
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_restart_over_a_journal_of_an_older_library(tmp_path: Path, entry: str) -> None:
+    """Every row stripped of equity, drawdown, drift and streaks (as an older library wrote them),
+    the snapshot gone: the restart opens, its degraded first bar still falls back on the last
+    healthy row (weights, leverage, VaR) and the streaks start at 0."""
+    import orjson
+
+    bars = synth(50)
+    path = tmp_path / "old.db"
+    out = _run_then_degrade(path, entry, bars[:44], 44, **LOW_VOL)
+    with sqlite3.connect(path) as conn:
+        for decision_id, payload in decision_rows(path):
+            data = orjson.loads(payload)
+            for key in ("equity", "drawdown", "drift", "streaks"):
+                data.pop(key, None)
+            conn.execute(
+                "UPDATE journal SET payload = ? WHERE decision_id = ?",
+                (orjson.dumps(data).decode(), decision_id),
+            )
+        conn.execute("DELETE FROM snapshot")
+    conn.close()
+    store = StateStore(str(path))
+    try:
+        last = store.last_healthy()
+        assert last is not None
+        assert last.decision_id == out[-1].decision_id
+        assert store.last_streaks() == {}
+    finally:
+        store.close()
+    drv = Driver(entry, config_at(path, **LOW_VOL), policy=Small(asset_count=4, history_length=1))
+    try:
+        d = drv.decide(bars[44], fail=True)
+    finally:
+        drv.shutdown()
+    assert d.degraded
+    assert d.var == pytest.approx(out[-1].var)
+    assert d.leverage <= 0.5 * min(out[-1].leverage, 1.0) + 1e-12
+
+
 def test_from_json_500_unicode_assets_and_extreme_floats() -> None:
     names = [f"株式-{i}-Ωμ-😀-\u200b{i}" for i in range(500)]
     odd = [5e-324, -0.0, 1.7976931348623157e308, -1e-300, 0.1 + 0.2, 1 / 3, -2.5e-7]
