@@ -1058,8 +1058,8 @@ def test_50_close_open_cycles_stay_bounded(tmp_path: Path, entry: str) -> None:
         "non-finite floats as NaN', but an AgentAdvice scale/stop_multiple/cut, a DriftStatus threshold "
         "or the decision's leverage/latency_ms/hedge ratio that is not finite journals as null and "
         "from_json raises InvalidInputError (float(None), types._advice_of / _DECISION_FIELDS); "
-        "StateStore.last_healthy then passes such a row over (the shipped advisor clips these, so it "
-        "takes a user's advice or an arithmetic NaN)"
+        "StateStore.last_healthy then passes such a row over (the shipped advisor clips scale and "
+        "stop_multiple to their ranges, but its _clip keeps a NaN)"
     ),
 )
 @pytest.mark.parametrize("where", ["scale", "stop_multiple", "threshold", "leverage"])
