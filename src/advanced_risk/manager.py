@@ -1021,14 +1021,15 @@ def _restart_of(store: StateStore, config: RiskConfig, restored: PersistedState)
 
 
 def _restored_snapshot(store: StateStore) -> EngineSnapshot | None:
-    """The engine state the last graceful close saved (:meth:`StateStore.load_snapshot`), or None:
-    none saved, stale, or unreadable (a ``snapshot_not_restored`` warning)."""
-    data = _from_journal(store, store.load_snapshot, None, "snapshot_not_restored")
-    return (
-        None
-        if data is None
-        else _from_journal(store, lambda: decode_snapshot(data), None, "snapshot_not_restored")
-    )
+    """The engine state the last graceful close saved, taken out of the store
+    (:meth:`StateStore.take_snapshot`: it serves this open only), or None: none saved, stale, or
+    unreadable (a ``snapshot_not_restored`` warning)."""
+    taken = _from_journal(store, store.take_snapshot, None, "snapshot_not_restored")
+    if taken is None:
+        return None
+    stamp, data = taken
+    snapshot = _from_journal(store, lambda: decode_snapshot(data), None, "snapshot_not_restored")
+    return None if snapshot is None else replace(snapshot, stamp=stamp)
 
 
 def _save_snapshot(journal: JournalWriter, engine: DecisionEngine) -> None:
@@ -1039,7 +1040,8 @@ def _save_snapshot(journal: JournalWriter, engine: DecisionEngine) -> None:
     if snapshot is None:
         return
     try:
-        data, last = encode_snapshot(snapshot), journal.last_decision
+        # a run that decided nothing hands the snapshot it took on, with its stamp
+        data, last = encode_snapshot(snapshot), journal.last_decision or snapshot.stamp or None
         saved = journal.call(lambda store: store.save_snapshot(data, last)).result(
             timeout=_SNAPSHOT_TIMEOUT_S
         )

@@ -678,11 +678,11 @@ def _advice_of(data: Mapping[str, Any] | None) -> AgentAdvice | None:
         return None
     drift = data.get("drift")
     return AgentAdvice(
-        scale=float(data["scale"]),
-        stop_multiple=float(data["stop_multiple"]),
+        scale=_float_or_nan(data["scale"]),
+        stop_multiple=_float_or_nan(data["stop_multiple"]),
         trailing=bool(data["trailing"]),
         monitor=str(data["monitor"]),
-        cut=float(data["cut"]),
+        cut=_float_or_nan(data["cut"]),
         uncertainty={str(k): _float_or_nan(v) for k, v in data["uncertainty"].items()},
         overridden={str(k): str(v) for k, v in data["overridden"].items()},
         drift=None if drift is None else _drift_of(drift),
@@ -692,7 +692,7 @@ def _advice_of(data: Mapping[str, Any] | None) -> AgentAdvice | None:
 def _drift_of(data: Mapping[str, Any]) -> DriftStatus:
     return DriftStatus(
         score=_float_or_nan(data["score"]),
-        threshold=float(data["threshold"]),
+        threshold=_float_or_nan(data["threshold"]),
         drifted=bool(data["drifted"]),
         features=tuple(str(f) for f in data.get("features", ())),
     )
@@ -867,8 +867,8 @@ def _or_none(read: Any) -> Any:
 #: how :meth:`RiskDecision.from_json` reads each field of :meth:`RiskDecision.to_json`
 _DECISION_FIELDS: dict[str, Any] = {
     "rebalance_weights": _floats_map,
-    "leverage": float,
-    "hedge": lambda v: HedgeInstruction(bool(v["active"]), float(v["ratio"]), str(v["reason"])),
+    "leverage": _float_or_nan,
+    "hedge": lambda v: HedgeInstruction(bool(v["active"]), _float_or_nan(v["ratio"]), str(v["reason"])),
     "position_sizes": _floats_map,
     "stop_levels": _floats_map,
     "var": _float_or_nan,
@@ -876,13 +876,13 @@ _DECISION_FIELDS: dict[str, Any] = {
     "correlation": lambda v: CorrelationState(_float_or_nan(v["average"]), bool(v["shock"])),
     "risk_level": RiskLevel,
     "trading_state": TradingState,
-    "uncertainty": _or_none(float),
+    "uncertainty": _or_none(_float_or_nan),
     "risk_agents": _advice_of,
     "alerts": lambda v: tuple(str(a) for a in v),
     "degraded": bool,
-    "latency_ms": float,
+    "latency_ms": _float_or_nan,
     "decision_id": str,
-    "equity": _or_none(float),
+    "equity": _or_none(_float_or_nan),
     "drawdown": _float_or_nan,
     "drift": _or_none(_floats_map),
     "streaks": _or_none(lambda v: {str(k): int(c) for k, c in v.items()}),

@@ -381,10 +381,11 @@ class DecisionEngine:
             self._install_snapshot(bar.assets)
 
     def snapshot(self) -> EngineSnapshot | None:
-        """The learnt per-asset state after the last bar (None before the first bar): what a
-        graceful close saves so that the next open goes on from it (:mod:`engine.snapshot`)."""
-        if self.assets is None:
-            return None
+        """The learnt per-asset state after the last bar (before the first bar: the snapshot the
+        open took, or None): what a graceful close saves so that the next open goes on from it
+        (:mod:`engine.snapshot`)."""
+        if self.assets is None:  # no bar yet: the snapshot taken at open, if any, goes on as it is
+            return self._snapshot
         atr = self._atr
         return EngineSnapshot(
             assets=self.assets,

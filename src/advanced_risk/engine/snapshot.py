@@ -71,6 +71,8 @@ class EngineSnapshot:
     """A GJR-GARCH refit started and not installed yet: its fit bar and its parameters."""
     long_run: tuple[float, float] | None = None
     """``LongRunVolatility.state()`` of the relative volatility target (None: not configured)."""
+    stamp: str = ""
+    """The journalled decision it was saved with (set when read back from a store; not encoded)."""
     components: Mapping[str, Any] | None = None
     """``"policy"`` / ``"agents"`` -> the ``snapshot_state()`` of a learned component that has one
     (JSON data: the MC-dropout generators, the agents' bookkeeping)."""

@@ -530,34 +530,34 @@ class StateStore:
         counts = self._newest_mapping("last_streaks", _streaks_of, "streaks_not_restored")
         return {name: int(value) for name, value in counts.items()}
 
-    def last_healthy(self, search: int = 10_000) -> RiskDecision | None:
-        """The newest journaled decision that was not degraded (operator rows skipped), among the
-        newest ``search`` rows, or None: the decision a degraded one falls back on (its weights,
-        leverage, VaR), as the running engine's last healthy decision. A row that cannot be read
-        as a decision is passed over, with a ``decision_not_restored`` warning.
+    def last_healthy(self) -> RiskDecision | None:
+        """The newest journaled decision that was not degraded (operator rows skipped), or None:
+        the decision a degraded one falls back on (its weights, leverage, VaR), as the running
+        engine's last healthy decision, however many degraded rows came after it. SQLite finds the
+        rows whose text says ``"degraded":false`` (a key :meth:`RiskDecision.to_json` writes once;
+        in a string a quote is escaped), newest first, and only those are decoded. A row that
+        cannot be read as a decision is passed over, with a ``decision_not_restored`` warning.
 
         Raises
         ------
         StateStoreError
             If the database fails.
         """
-        n = check_positive_int(search, "search")
         with self._op("last_healthy") as conn:
-            rows = conn.execute(
+            cursor = conn.execute(
                 "SELECT decision_id, payload FROM journal WHERE payload NOT LIKE '{\"event\":%' "
-                "ORDER BY id DESC LIMIT ?",
-                (n,),
-            ).fetchall()
-        for decision_id, text in rows:
-            try:
-                decision = RiskDecision.from_json(text)
-            except InvalidInputError as exc:
-                log.warning(
-                    "decision_not_restored", path=self._label, decision_id=decision_id, reason=str(exc)
-                )
-                continue
-            if not decision.degraded:
-                return decision
+                "AND instr(payload, '\"degraded\":false') > 0 ORDER BY id DESC"
+            )
+            while (row := cursor.fetchone()) is not None:
+                try:
+                    decision = RiskDecision.from_json(row[1])
+                except InvalidInputError as exc:
+                    log.warning(
+                        "decision_not_restored", path=self._label, decision_id=row[0], reason=str(exc)
+                    )
+                    continue
+                if not decision.degraded:
+                    return decision
         return None
 
     def last_priced(self) -> tuple[dict[str, float], float] | None:
@@ -599,6 +599,26 @@ class StateStore:
 
         return self._transaction("save_snapshot", body)
 
+    def take_snapshot(self) -> tuple[str, bytes] | None:
+        """``(decision_id, payload)`` of :meth:`load_snapshot` (the decision it is stamped with), and
+        the snapshot deleted in the same transaction: what an open
+        does, so a snapshot serves one restart only. A run that then cannot save its own at close
+        (a failing store) leaves none, rather than the older one: its decisions that never landed
+        would otherwise make that older state pass for the newest.
+
+        Raises
+        ------
+        StateStoreError
+            If the database fails (nothing is deleted; the open then uses no snapshot).
+        """
+
+        def body(conn: sqlite3.Connection) -> tuple[str, bytes] | None:
+            fresh = self._fresh_snapshot(conn)
+            conn.execute("DELETE FROM snapshot")
+            return fresh
+
+        return self._transaction("take_snapshot", body)
+
     def load_snapshot(self) -> bytes | None:
         """The saved snapshot while the decision it was saved with is still the newest journaled
         one, else None: after it, the store has seen decisions its state has not (another run that
@@ -610,14 +630,19 @@ class StateStore:
             If the database fails.
         """
         with self._op("load_snapshot") as conn:
-            row = conn.execute("SELECT decision_id, payload FROM snapshot WHERE id = 1").fetchone()
-            newest = _newest_decision(conn) if row is not None else None
+            fresh = self._fresh_snapshot(conn)
+        return None if fresh is None else fresh[1]
+
+    def _fresh_snapshot(self, conn: sqlite3.Connection) -> tuple[str, bytes] | None:
+        """The snapshot row's stamp and payload if its decision is still the newest journaled one."""
+        row = conn.execute("SELECT decision_id, payload FROM snapshot WHERE id = 1").fetchone()
         if row is None:
             return None
+        newest = _newest_decision(conn)
         if newest is None or newest[0] != row[0]:
             log.info("snapshot_stale", path=self._label, saved_at=row[0], newest=newest and newest[0])
             return None
-        return bytes(row[1])
+        return str(row[0]), bytes(row[1])
 
     def _newest_mapping(
         self, op: str, parse: Callable[[Any], tuple[dict[str, float], str]], warning: str

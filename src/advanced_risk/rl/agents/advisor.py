@@ -78,6 +78,7 @@ from advanced_risk.rl.portfolio.accounting import (
     market_features_kernel,
     observation_layout,
 )
+from advanced_risk.rl.ppo.inference import generator_from_state
 from advanced_risk.types import AgentAdvice
 
 __all__ = ["DRIFT_KEY", "RiskAgentsAdvisor", "load_risk_agents"]
@@ -285,22 +286,25 @@ class RiskAgentsAdvisor:
         """Take back :meth:`snapshot_state`; a state of another shape raises ``ValueError`` (or
         ``KeyError`` / ``TypeError``) before anything changes."""
         n = self._entry.shape[0]
-        counts, total, value, prev = (np.asarray(a) for a in state["atr"])
-        arrays = [counts, total, value, prev, np.asarray(state["entry"]), np.asarray(state["high"])]
+        arrays = [np.asarray(a) for a in state["atr"]]
+        arrays += [np.asarray(state["entry"]), np.asarray(state["high"])]
         arrays += [np.asarray(state["in_position"]), np.asarray(state["age"])]
         close = None if state["close"] is None else np.asarray(state["close"], np.float64)
         if any(a.shape != (n,) for a in arrays) or (close is not None and close.shape != (n,)):
             raise ValueError(f"risk agents' state is not of {n} assets")
+        rng = generator_from_state(state["rng"])  # checked before anything changes
+        last_return = float(state["last_return"])
+        typed = [
+            a.astype(t) for a, t in zip(arrays, (np.int64, *[np.float64] * 5, bool, np.int64), strict=True)
+        ]
         if self._drift is not None and state.get("drift") is not None:
-            self._drift.restore(state["drift"])  # first: a refused window changes nothing
-        self.agents.rng_state = dict(state["rng"])
+            self._drift.restore(state["drift"])  # checks, then changes the window
+        self.agents.rng_state = dict(rng.bit_generator.state)
         atr = self._atr
-        atr.counts, atr.total = counts.astype(np.int64), total.astype(np.float64)
-        atr.value, atr.prev_close = value.astype(np.float64), prev.astype(np.float64)
+        atr.counts, atr.total, atr.value, atr.prev_close = typed[:4]
         self._close = close
-        self._entry, self._high = arrays[4].astype(np.float64), arrays[5].astype(np.float64)
-        self._in_position, self._age = arrays[6].astype(bool), arrays[7].astype(np.int64)
-        self._last_return = float(state["last_return"])
+        self._entry, self._high, self._in_position, self._age = typed[4:]
+        self._last_return = last_return
 
     def warm_up(self) -> None:
         """Run a scratch copy through synthetic bars (numba cache loads, first inference) at open."""

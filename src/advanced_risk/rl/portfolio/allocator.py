@@ -28,6 +28,7 @@ from advanced_risk.rl.portfolio.accounting import (
     market_features_kernel,
 )
 from advanced_risk.rl.portfolio.policy import PortfolioPolicy
+from advanced_risk.rl.ppo.inference import generator_from_state
 
 __all__ = ["PolicyAllocator", "TradingPolicy", "load_allocator"]
 
@@ -148,10 +149,11 @@ class PolicyAllocator:
     def restore_state(self, state: Mapping[str, Any]) -> None:
         """Take back :meth:`snapshot_state` (``ValueError`` or ``TypeError``, nothing changed, for
         one of another policy)."""
-        if "rng" in state and hasattr(self.policy, "rng_state"):
-            self.policy.rng_state = dict(state["rng"])
+        rng = generator_from_state(state["rng"]) if "rng" in state else None  # checked first
         if "drift" in state and self._drift is not None:
-            self._drift.restore(state["drift"])
+            self._drift.restore(state["drift"])  # checks, then changes the window
+        if rng is not None and hasattr(self.policy, "rng_state"):
+            self.policy.rng_state = dict(rng.bit_generator.state)
 
     def warm_up(self) -> None:
         """One throwaway inference (loads numba's cached kernels); the manager calls it from ``open``.

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from advanced_risk.errors import InvalidInputError
 
-__all__ = ["DropoutGenerator", "NumpyPolicy", "check_obs"]
+__all__ = ["DropoutGenerator", "NumpyPolicy", "check_obs", "generator_from_state"]
 
 F32 = NDArray[np.float32]
 
@@ -43,9 +43,15 @@ class DropoutGenerator:
 
     @rng_state.setter
     def rng_state(self, state: dict[str, Any]) -> None:
-        rng = np.random.default_rng()
-        rng.bit_generator.state = state  # ValueError / TypeError for another generator's or junk
-        self._rng = rng
+        self._rng = generator_from_state(state)
+
+
+def generator_from_state(state: Mapping[str, Any]) -> np.random.Generator:
+    """A ``default_rng`` generator set to ``state`` (a ``bit_generator.state``); ``ValueError`` or
+    ``TypeError`` for another generator's state or junk."""
+    rng = np.random.default_rng()
+    rng.bit_generator.state = dict(state)
+    return rng
 
 
 def check_obs(obs: Any, obs_dim: int) -> NDArray[np.float64]:
