@@ -63,66 +63,9 @@ from advanced_risk.types import (
 )
 
 from .conftest import FakeAllocator
+from .restart_harness import AGENTS, ENTRIES, POLICY, Bar, config_at, cut, exposure, synth
 
-ENTRIES = ("sync", "async")
-SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
-MODELS = Path(__file__).resolve().parents[2] / "models"
-POLICY = str(MODELS / "ppo_sp500_2012.armodel")
-AGENTS = str(MODELS / "risk_agents_sp500.armodel")
-
-BASE: dict[str, Any] = {
-    "deadline_ms": 10_000.0,
-    "rate_limit_per_s": None,
-    "deterministic_refits": True,
-    "tracker": {"method": "fhs_ewma", "window": 30, "correlation_warmup": 20},
-}
-
-
-# -- bars (copied from round e) ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Bar:
-    market: dict[str, Any]
-    weights: dict[str, float]
-    equity: float
-    drawdown: float = 0.0
-
-
-def synth(
-    n: int,
-    assets: Sequence[str] = ("aaa", "bbb", "ccc", "ddd"),
-    *,
-    seed: int = 0,
-    book: dict[str, float] | None = None,
-    vol: float = 0.01,
-    shift: Callable[[int], float] = lambda i: 0.0,
-) -> list[Bar]:
-    rng = np.random.default_rng(seed)
-    m = len(assets)
-    if book is None:
-        w = [0.9 / m] * m if m < 3 else [0.5 / (m - 1)] * (m - 1) + [-0.2]
-        book = dict(zip(assets, w, strict=True))
-    px = np.full(m, 100.0)
-    equity = 100_000.0
-    out = []
-    for i in range(n):
-        r = rng.normal(3e-4 + shift(i), vol, m)
-        px = px * (1.0 + r)
-        equity *= 1.0 + sum(book[a] * float(x) for a, x in zip(assets, r, strict=True))
-        market = {
-            "returns": dict(zip(assets, r.tolist(), strict=True)),
-            "prices": dict(zip(assets, px.tolist(), strict=True)),
-            "high": dict(zip(assets, (px * 1.004).tolist(), strict=True)),
-            "low": dict(zip(assets, (px * 0.996).tolist(), strict=True)),
-        }
-        out.append(Bar(market, dict(book), equity))
-    return out
-
-
-def cut(bar: Bar, keep: Sequence[str]) -> Bar:
-    market = {k: {a: v[a] for a in keep} for k, v in bar.market.items()}
-    return Bar(market, {a: w for a, w in bar.weights.items() if a in keep}, bar.equity, bar.drawdown)
+# -- bars (the rest in restart_harness.py) ---------------------------------------------------------
 
 
 def widen(bar: Bar, extra: str, price: float = 50.0, weight: float = 0.1) -> Bar:
@@ -139,17 +82,6 @@ def inputs(bar: Bar) -> tuple[MarketState, Portfolio]:
     return MarketState(**bar.market), Portfolio(
         weights=bar.weights, equity=bar.equity, current_drawdown=bar.drawdown
     )
-
-
-def config_at(path: Path | None, **overrides: Any) -> RiskConfig:
-    values = {**BASE, **overrides}
-    if path is not None:
-        values["state_path"] = str(path)
-    return RiskConfig(**values)
-
-
-def exposure(d: RiskDecision) -> float:
-    return sum(abs(w) for a, w in d.rebalance_weights.items() if a != "cash") * d.leverage
 
 
 class Small(FakeAllocator):
